@@ -1,0 +1,58 @@
+"""Where risk_app keeps its state.
+
+Everything lives under one home folder, `$RISK_APP_HOME` or `<repo>/var`, so a run is easy to
+inspect, back up or delete. MLflow defaults to a sqlite backend there; `MLFLOW_TRACKING_URI`
+in the environment points it at a real server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+DEFAULT_DATASET = PACKAGE_DIR / "datasets" / "germancredit.csv"
+
+
+def home() -> Path:
+    root = Path(os.environ.get("RISK_APP_HOME", REPO_ROOT / "var")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _sub(name: str) -> Path:
+    path = home() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def warehouse_path() -> Path:
+    return home() / "warehouse.duckdb"
+
+
+def models_dir() -> Path:
+    return _sub("models")
+
+
+def runs_dir() -> Path:
+    return _sub("runs")
+
+
+def landing_dir() -> Path:
+    return _sub("landing")
+
+
+def outputs_dir() -> Path:
+    return _sub("outputs")
+
+
+def mlflow_tracking_uri() -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{_sub('mlflow') / 'mlflow.db'}"
+
+
+def mlflow_artifact_root() -> str:
+    return (_sub("mlflow") / "artifacts").as_uri()
