@@ -1,0 +1,7 @@
+"""Fine-tuning methods, one module each; importing this package registers them all.
+
+Add a method: write `methods/<name>.py` with a `@register`-ed `FineTuneMethod` subclass and
+add one import line below.
+"""
+
+from risk_app.finetune.methods import lora  # noqa: F401

@@ -1,0 +1,51 @@
+"""Data contract for scoring output: one row per scored application.
+
+`risk_app.scoring.batch.score_applications` returns a frame that must pass `ScoredApplication`
+before it is written anywhere, so downstream consumers (the warehouse table, analysts'
+exports) can rely on these columns, types and value sets.
+"""
+
+from __future__ import annotations
+
+import pandera.pandas as pa
+from pandera.typing import Series
+
+SCORED_CONTRACT_VERSION = "1.0.0"
+
+# Risk grades from lowest (A) to highest (E) probability of default. The cut-offs live with the
+# scorer; the contract only fixes the set of labels.
+GRADES: tuple[str, ...] = ("A", "B", "C", "D", "E")
+DECISIONS: tuple[str, ...] = ("approve", "decline")
+
+SCORED_COLUMNS: tuple[str, ...] = (
+    "application_id",
+    "probability_of_default",
+    "risk_grade",
+    "decision",
+    "model_version",
+)
+
+
+class ScoredApplication(pa.DataFrameModel):
+    """A model's verdict on one application."""
+
+    application_id: Series[str] = pa.Field(
+        nullable=False, unique=True, str_length={"min_value": 1}, description="Id of the scored application."
+    )
+    probability_of_default: Series[float] = pa.Field(
+        ge=0.0, le=1.0, nullable=False, description="Predicted probability that the applicant defaults."
+    )
+    risk_grade: Series[str] = pa.Field(isin=GRADES, description="Risk grade, A (lowest risk) to E.")
+    decision: Series[str] = pa.Field(isin=DECISIONS, description="approve or decline at the model threshold.")
+    model_version: Series[str] = pa.Field(
+        nullable=False, str_length={"min_value": 1}, description="Version of the model that scored it."
+    )
+
+    class Config:
+        # Output is ours, so it is exact: an unexpected column means a scorer bug.
+        strict = True
+        coerce = True
+        name = "ScoredApplication"
+
+
+__all__ = ["DECISIONS", "GRADES", "SCORED_COLUMNS", "SCORED_CONTRACT_VERSION", "ScoredApplication"]

@@ -1,0 +1,68 @@
+"""Typed launchpad configs. Each mirrors a `risk_app` config, which re-validates it.
+
+Dagster rejects unknown keys in the launchpad; the `risk_app` config classes then check
+ranges and method parameters and turn problems into one clear message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from risk_app import paths
+
+
+class IngestConfig(dg.Config):
+    path: str = Field(
+        default=str(paths.DEFAULT_DATASET),
+        description="CSV or Parquet file of loan applications (default: bundled German credit).",
+    )
+
+
+class PreparationConfig(dg.Config):
+    seed: int = Field(default=42, description="Seed of the stratified 70/15/15 split.")
+    exclude_fields: list[str] = Field(
+        default_factory=list,
+        description="Columns left out of the serialized text, e.g. the protected attributes.",
+    )
+
+
+class AugmentationConfig(dg.Config):
+    enabled: bool = Field(default=False, description="Augment the training split with nlpaug.")
+    augmenters: list[str] = Field(
+        default_factory=lambda: ["financial_synonyms", "number_perturbation", "clause_shuffle"],
+        description="Augmenters by name; `risk-app augmenters` lists them.",
+    )
+    copies_per_row: int = Field(default=1, description="Augmented copies per selected training row.")
+    ratio: float = Field(default=1.0, description="Share of training rows to augment (0-1).")
+    number_scale: float = Field(default=0.1, description="Relative scale of number perturbation.")
+    seed: int = Field(default=42, description="Seed of the augmenters.")
+
+
+class TrainingConfig(dg.Config):
+    method: str = Field(default="lora", description="Fine-tuning method; `risk-app methods` lists them.")
+    method_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of the method, checked by its own config class."
+    )
+    base_model: str = Field(
+        default="tiny-qwen2",
+        description="Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct), local folder, .gguf file, or tiny-qwen2.",
+    )
+    epochs: int = Field(default=4, description="Maximum epochs; early stopping on validation AUC.")
+    learning_rate: float = Field(default=2e-3, description="Peak AdamW learning rate.")
+    batch_size: int = Field(default=16, description="Training batch size.")
+    max_length: int = Field(default=256, description="Maximum tokens per serialized application.")
+    seed: int = Field(default=42, description="Seed for weights init, shuffling and dropout.")
+
+
+class ScoringConfig(dg.Config):
+    input_path: str = Field(
+        default=str(paths.DEFAULT_DATASET), description="CSV or Parquet file of applications to score."
+    )
+    output_path: str = Field(
+        default=str(paths.home() / "outputs" / "scores.parquet"),
+        description="Where to write the scores (.parquet or .csv).",
+    )
+    model: str = Field(default="champion", description="Model alias, version number or local folder.")

@@ -1,0 +1,41 @@
+"""Dagster resources: storage (DuckDB warehouse, pickled model handles) and run-wide settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+
+from risk_app import paths
+
+
+class RiskAppSettings(dg.ConfigurableResource):
+    """Thresholds analysts tune per deployment; shown and editable in the launchpad."""
+
+    max_quarantine_rate: float = Field(
+        default=0.05,
+        description="Blocking check: the share of quarantined rows must stay below this.",
+    )
+    model_name: str = Field(
+        default="credit_risk_model", description="MLflow registered-model name."
+    )
+    promotion_metric: str = Field(
+        default="roc_auc", description="Test metric that decides champion/challenger promotion."
+    )
+    promotion_min_margin: float = Field(
+        default=0.0, description="The challenger must beat the champion by more than this."
+    )
+    brier_max_worsening: float = Field(
+        default=0.01, description="Guard: Brier score may not get worse by more than this."
+    )
+    drift_warn_psi: float = Field(default=0.1, description="PSI above this warns.")
+    drift_fail_psi: float = Field(default=0.25, description="PSI above this fails.")
+
+
+def build_resources() -> dict[str, object]:
+    """DataFrames land in the DuckDB warehouse (queryable with SQL); other values are pickled."""
+    return {
+        "io_manager": DuckDBPandasIOManager(database=str(paths.warehouse_path()), schema="risk"),
+        "fs_io_manager": dg.FilesystemIOManager(base_dir=str(paths.home() / "dagster_storage")),
+        "settings": RiskAppSettings(),
+    }

@@ -1,0 +1,150 @@
+"""Read a file of loan applications into a DataFrame, refusing files that cannot be used at all.
+
+`load_applications` checks only what makes a *file* unusable (unknown format, missing,
+unreadable, no rows, missing contract columns) and raises `DataFileError` with one clear
+message. Bad *values* are not its business: CSVs are read with every column as text so that a
+single "abc" in a numeric column becomes one quarantined row in `validate_applications`
+instead of a failed file.
+
+Two columns are added:
+- `source_row`: the 1-based data row number in the file (header excluded), for error reports;
+- `application_id`, when the file has none: "app-" + 16 hex digits of a SHA-256 over the row's
+  feature values, so re-loading the same file (or the same applicant in another file, with or
+  without a label, in CSV or Parquet) gives the same id. Exact duplicate rows get "-2", "-3" ...
+  in file order so ids stay unique.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from data_contracts.loan_application import CONTRACT_VERSION, FEATURE_COLUMNS, ID_COLUMN
+from risk_app.errors import DataFileError
+
+SOURCE_ROW_COLUMN = "source_row"
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+ALLOWED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+
+# Separators that cannot occur in a CSV field by accident, so "a|b" + "c" and "a" + "b|c" hash
+# differently.
+_FIELD_SEP = "\x1f"
+_KV_SEP = "\x1e"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        # dtype=str: values stay as written; the contract coerces them row by row later.
+        # keep_default_na: empty cells (and "NA") become missing, which the contract reports.
+        return pd.read_csv(path, dtype=str, keep_default_na=True, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise DataFileError(path, "file is empty (no header, no rows)") from None
+    except UnicodeDecodeError as exc:
+        raise DataFileError(
+            path, f"not UTF-8 text, cannot read as CSV ({exc.reason} at byte {exc.start})"
+        ) from None
+    except pd.errors.ParserError as exc:
+        detail = " ".join(str(exc).split())
+        raise DataFileError(path, f"cannot parse as CSV: {detail}") from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataFileError(path, f"cannot read as Parquet: {detail}") from None
+
+
+def _canonical_value(value: Any) -> str:
+    """Text form of one cell that is the same whether it came from CSV text or Parquet types."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    # "6.0" read as text from a CSV must hash like the integer 6 from a Parquet file.
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() and math.isfinite(number) else text
+
+
+def _row_digest(values: Iterable[Any], columns: Iterable[str]) -> str:
+    canonical = _FIELD_SEP.join(
+        f"{c}{_KV_SEP}{_canonical_value(v)}" for c, v in zip(columns, values, strict=True)
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def generate_application_ids(df: pd.DataFrame) -> pd.Series:
+    """Deterministic, unique ids from each row's feature values (see the module docstring).
+
+    Only the contract's feature columns are hashed: the label, extra columns and column order
+    do not change an applicant's id.
+    """
+    columns = [c for c in FEATURE_COLUMNS if c in df.columns]
+    base = [f"app-{_row_digest(row, columns)}" for row in df[columns].itertuples(index=False, name=None)]
+    seen: dict[str, int] = {}
+    ids = []
+    for ident in base:
+        seen[ident] = seen.get(ident, 0) + 1
+        ids.append(ident if seen[ident] == 1 else f"{ident}-{seen[ident]}")
+    return pd.Series(ids, index=df.index, name=ID_COLUMN, dtype=object)
+
+
+def load_applications(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read applications from a CSV or Parquet file.
+
+    Returns the file's columns unchanged (CSV: all text) plus `source_row` and, if absent,
+    `application_id` (first column). Raises `DataFileError` for an unknown format, a missing,
+    unreadable or empty file, or missing contract columns.
+    """
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in ALLOWED_SUFFIXES:
+        raise DataFileError(
+            file,
+            f"unsupported file format '{suffix or '(no suffix)'}'; "
+            f"allowed formats: {', '.join(ALLOWED_SUFFIXES)}",
+        )
+    if not file.exists():
+        raise DataFileError(file, "file not found")
+    if not file.is_file():
+        raise DataFileError(file, "not a regular file")
+    if file.stat().st_size == 0:
+        raise DataFileError(file, "file is empty (0 bytes)")
+
+    df = _read_csv(file) if suffix in CSV_SUFFIXES else _read_parquet(file)
+    # Stray spaces around header names are a common export artefact, never meaningful.
+    df.columns = [str(c).strip() for c in df.columns]
+
+    if len(df.index) == 0:
+        raise DataFileError(file, "file has a header but no data rows")
+    missing = [c for c in FEATURE_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataFileError(
+            file,
+            f"missing required column(s): {', '.join(missing)} "
+            f"(LoanApplication contract v{CONTRACT_VERSION}; found: {', '.join(map(str, df.columns))})",
+        )
+
+    df = df.reset_index(drop=True)
+    # Rows are read in file order, so position + 1 is the data row number (header excluded).
+    df[SOURCE_ROW_COLUMN] = pd.RangeIndex(1, len(df) + 1).to_numpy()
+    if ID_COLUMN not in df.columns:
+        df.insert(0, ID_COLUMN, generate_application_ids(df))
+    return df
+
+
+__all__ = ["ALLOWED_SUFFIXES", "SOURCE_ROW_COLUMN", "generate_application_ids", "load_applications"]

@@ -1,0 +1,228 @@
+"""Fairness of approve/decline decisions across protected groups (four-fifths rule).
+
+Approval means P(default) < threshold. For each grouping (age band, sex, foreign worker, or any
+column of the frame) and each of its values, the report gives n, approval and decline rates,
+the adverse impact ratio (AIR = group approval rate / most-favoured group's approval rate) and
+the decline-rate difference against a reference value. A group with AIR < 0.8 is flagged: that
+is the four-fifths rule regulators use as a first screen for disparate impact.
+
+    from risk_app.evaluate.fairness import fairness_report
+    report = fairness_report(test_df, p_test, threshold=0.4)
+    print(report.table)
+    print(report.flags)
+
+Derived groupings: `age_band` from `age_in_years` (<25, 25-34, 35-49, 50+), `sex` from
+`personal_status_and_sex` ("female : ..." -> female, "male : ..." -> male). The German data
+codes sex and marital status in one field; only the sex part is used here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from risk_app.errors import RiskAppError
+
+FOUR_FIFTHS = 0.8
+AGE_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("<25", -np.inf, 25),
+    ("25-34", 25, 35),
+    ("35-49", 35, 50),
+    ("50+", 50, np.inf),
+)
+DEFAULT_GROUPS = ("age_band", "sex", "foreign_worker")
+
+
+@dataclass(frozen=True)
+class FairnessReport:
+    """Tidy per-group table, a JSON-friendly summary and human-readable flags."""
+
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    flags: list[str]
+    threshold: float
+    air_limit: float = FOUR_FIFTHS
+    references: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, also what `model_card.render_model_card(fairness=...)` reads."""
+        rows = self.table.replace({np.nan: None}).to_dict(orient="records")
+        return {
+            "threshold": self.threshold,
+            "air_limit": self.air_limit,
+            "references": dict(self.references),
+            "rows": rows,
+            "flags": list(self.flags),
+            "summary": self.summary,
+        }
+
+
+def _row_name(df: pd.DataFrame, position: int) -> str:
+    if "application_id" in df.columns:
+        return f"row {position} (application_id={df['application_id'].iloc[position]})"
+    return f"row {position}"
+
+
+def _require(df: pd.DataFrame, column: str, group: str) -> pd.Series:
+    if column not in df.columns:
+        raise RiskAppError(f"fairness group {group!r} needs column {column!r}, which the data lacks")
+    return df[column]
+
+
+def age_band(df: pd.DataFrame) -> pd.Series:
+    """<25, 25-34, 35-49, 50+ from `age_in_years`; a missing or non-numeric age is an error."""
+    ages = pd.to_numeric(_require(df, "age_in_years", "age_band"), errors="coerce")
+    bad = np.flatnonzero(ages.isna().to_numpy() | (ages < 0).to_numpy())
+    if bad.size:
+        i = int(bad[0])
+        value = df["age_in_years"].iloc[i]
+        raise RiskAppError(f"{_row_name(df, i)}: field age_in_years={value!r} is not a valid age")
+    labels = [name for name, _, _ in AGE_BANDS]
+    edges = [lo for _, lo, _ in AGE_BANDS] + [AGE_BANDS[-1][2]]
+    bands = pd.cut(ages, bins=edges, labels=labels, right=False)
+    return pd.Series(bands.astype(str), index=df.index, name="age_band")
+
+
+def sex_from_personal_status(df: pd.DataFrame) -> pd.Series:
+    """ "female : ..." -> female, "male : ..." -> male; anything else names the row."""
+    raw = _require(df, "personal_status_and_sex", "sex").astype("string")
+    prefix = raw.str.split(":", n=1).str[0].str.strip().str.lower()
+    bad = np.flatnonzero(~prefix.isin(["female", "male"]).fillna(False).to_numpy(dtype=bool))
+    if bad.size:
+        i = int(bad[0])
+        value = df["personal_status_and_sex"].iloc[i]
+        raise RiskAppError(
+            f"{_row_name(df, i)}: field personal_status_and_sex={value!r} "
+            "does not start with 'male :' or 'female :'"
+        )
+    return pd.Series(prefix.to_numpy(dtype=object), index=df.index, name="sex")
+
+
+def group_values(df: pd.DataFrame, group: str) -> pd.Series:
+    """The value of grouping `group` for each row: derived (age_band, sex) or a plain column."""
+    if group == "age_band":
+        return age_band(df)
+    if group == "sex":
+        return sex_from_personal_status(df)
+    values = _require(df, group, group)
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if missing.size:
+        raise RiskAppError(f"{_row_name(df, int(missing[0]))}: field {group} is missing")
+    return values.astype(str).rename(group)
+
+
+def fairness_report(
+    df: pd.DataFrame,
+    p_default: Any,
+    threshold: float,
+    groups: Sequence[str] = DEFAULT_GROUPS,
+    *,
+    reference: Mapping[str, str] | None = None,
+    air_limit: float = FOUR_FIFTHS,
+    min_group_size: int = 30,
+) -> FairnessReport:
+    """Approval/decline rates, adverse impact ratio and flags per protected group.
+
+    `reference` picks, per grouping, the value decline-rate differences are measured against;
+    by default it is the most-favoured value (highest approval rate). Groups smaller than
+    `min_group_size` are still reported and flagged, with a note that the rate is noisy.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise RiskAppError(f"fairness_report expects a DataFrame, got {type(df).__name__}")
+    p = np.asarray(p_default, dtype=float).reshape(-1)
+    if p.shape[0] != len(df):
+        raise RiskAppError(
+            f"fairness_report: {p.shape[0]} scores for {len(df)} applications (lengths differ)"
+        )
+    if len(df) == 0:
+        raise RiskAppError("fairness_report: no applications to assess")
+    bad = np.flatnonzero(~np.isfinite(p) | (p < 0) | (p > 1))
+    if bad.size:
+        i = int(bad[0])
+        raise RiskAppError(f"{_row_name(df, i)}: probability_of_default={p[i]!r} is not in [0, 1]")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise RiskAppError(f"threshold={threshold!r} must be a probability in [0, 1]")
+    if not groups:
+        raise RiskAppError("fairness_report: no groups given")
+    reference = dict(reference or {})
+    unknown = set(reference) - set(groups)
+    if unknown:
+        raise RiskAppError(
+            f"fairness_report: reference given for {sorted(unknown)}, not among groups {list(groups)}"
+        )
+
+    approved = p < float(threshold)
+    frames = []
+    references: dict[str, str] = {}
+    favoured: dict[str, tuple[str, float]] = {}
+    for group in groups:
+        values = group_values(df, group).to_numpy()
+        stats = (
+            pd.DataFrame({"value": values, "approved": approved})
+            .groupby("value", sort=True)
+            .agg(n=("approved", "size"), approvals=("approved", "sum"))
+            .reset_index()
+        )
+        stats.insert(0, "group", group)
+        stats["approval_rate"] = stats["approvals"] / stats["n"]
+        stats["decline_rate"] = 1.0 - stats["approval_rate"]
+        best = stats["approval_rate"].max()
+        # All declined: nobody is favoured, and AIR has no meaning.
+        stats["adverse_impact_ratio"] = stats["approval_rate"] / best if best > 0 else np.nan
+        top = stats.loc[stats["approval_rate"].idxmax()]
+        favoured[group] = (str(top["value"]), float(top["approval_rate"]))
+        ref = reference.get(group, favoured[group][0])
+        if ref not in set(stats["value"]):
+            raise RiskAppError(
+                f"fairness_report: reference {group}={ref!r} not found; values are {stats['value'].tolist()}"
+            )
+        references[group] = ref
+        ref_decline = float(stats.loc[stats["value"] == ref, "decline_rate"].iloc[0])
+        stats["decline_rate_diff_vs_reference"] = stats["decline_rate"] - ref_decline
+        stats["is_reference"] = stats["value"] == ref
+        stats["flagged"] = stats["adverse_impact_ratio"] < air_limit
+        frames.append(stats)
+    table = pd.concat(frames, ignore_index=True)
+    table["n"] = table["n"].astype(int)
+    table["approvals"] = table["approvals"].astype(int)
+    table["flagged"] = table["flagged"].astype(bool)
+
+    flags = []
+    for row in table[table["flagged"]].itertuples(index=False):
+        note = f"; small group (n < {min_group_size}), rate is noisy" if row.n < min_group_size else ""
+        best_value, best_rate = favoured[row.group]
+        flags.append(
+            f"{row.group}={row.value}: adverse impact ratio {row.adverse_impact_ratio:.2f} < {air_limit:.2f} "
+            f"(approval {row.approval_rate:.1%} vs {best_rate:.1%} for most favoured {best_value}, "
+            f"n={row.n}{note})"
+        )
+    summary = {
+        "threshold": float(threshold),
+        "n": len(df),
+        "overall_approval_rate": float(approved.mean()),
+        "air_limit": air_limit,
+        "groups": {
+            group: {
+                "reference": references[group],
+                "most_favoured": favoured[group][0],
+                "min_adverse_impact_ratio": _nan_to_none(
+                    table.loc[table["group"] == group, "adverse_impact_ratio"].min()
+                ),
+                "max_decline_rate_diff": float(
+                    table.loc[table["group"] == group, "decline_rate_diff_vs_reference"].max()
+                ),
+                "flagged_values": table.loc[(table["group"] == group) & table["flagged"], "value"].tolist(),
+            }
+            for group in groups
+        },
+        "n_flags": len(flags),
+    }
+    return FairnessReport(table, summary, flags, float(threshold), air_limit, references)
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if pd.isna(value) else float(value)

@@ -1,0 +1,225 @@
+"""Credit-risk metrics: discrimination, calibration and decisions at a threshold.
+
+`credit_metrics` is the one place every model (fine-tuned LLM, logistic, LightGBM) is scored,
+so numbers in the registry, the model card and the benchmark tables are comparable. The
+positive class is always `default == 1` (a bad loan), and "decline" means
+`p_default >= threshold`, the same rule batch scoring applies.
+
+`choose_threshold` must only ever see validation data: picking the cut-off on the test set
+would leak and overstate test F1.
+
+    from risk_app.evaluate.metrics import credit_metrics, choose_threshold
+    thr = choose_threshold(y_val, p_val, objective="f1")
+    m = credit_metrics(y_test, p_test, thr)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from risk_app.errors import RiskAppError
+
+ThresholdObjective = Literal["f1", "youden"]
+
+# Order of columns in `metrics_table`; keys not listed here follow alphabetically.
+TABLE_COLUMNS: tuple[str, ...] = (
+    "roc_auc",
+    "ks",
+    "gini",
+    "brier",
+    "f1",
+    "precision",
+    "recall",
+    "accuracy",
+    "threshold",
+    "default_rate",
+    "n",
+)
+
+
+class MetricInputError(RiskAppError, ValueError):
+    """Labels or probabilities that cannot be scored (also a ValueError for numeric callers)."""
+
+
+def _as_labels(y_true: Sequence[Any] | np.ndarray, name: str = "y_true") -> np.ndarray:
+    y = np.asarray(y_true)
+    if y.ndim != 1:
+        raise MetricInputError(f"{name}: expected a 1-D array of 0/1 labels, got shape {y.shape}")
+    if y.size == 0:
+        raise MetricInputError(f"{name}: no labels to score (empty array)")
+    try:
+        y_float = y.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise MetricInputError(f"{name}: labels must be 0/1 (1 = default), got {y.dtype} values") from exc
+    if np.isnan(y_float).any():
+        raise MetricInputError(f"{name}: {int(np.isnan(y_float).sum())} label(s) are NaN")
+    bad = ~np.isin(y_float, (0.0, 1.0))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise MetricInputError(
+            f"{name}: labels must be 0/1 (1 = default); row {first} is {y[first]!r} "
+            f"({int(bad.sum())} bad value(s))"
+        )
+    return y_float.astype(int)
+
+
+def _as_probabilities(p: Sequence[float] | np.ndarray, name: str = "p_default") -> np.ndarray:
+    arr = np.asarray(p, dtype=float)
+    if arr.ndim != 1:
+        raise MetricInputError(f"{name}: expected a 1-D array of probabilities, got shape {arr.shape}")
+    nan = np.isnan(arr)
+    if nan.any():
+        raise MetricInputError(
+            f"{name}: {int(nan.sum())} probability(ies) are NaN (first at row {int(np.flatnonzero(nan)[0])})"
+        )
+    out = (arr < 0.0) | (arr > 1.0)
+    if out.any():
+        first = int(np.flatnonzero(out)[0])
+        raise MetricInputError(
+            f"{name}: probabilities must lie in [0, 1]; row {first} is {arr[first]!r} "
+            f"({int(out.sum())} value(s) out of range)"
+        )
+    return arr
+
+
+def _checked_pair(
+    y_true: Sequence[Any] | np.ndarray, p_default: Sequence[float] | np.ndarray, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    y = _as_labels(y_true)
+    p = _as_probabilities(p_default)
+    if y.shape[0] != p.shape[0]:
+        raise MetricInputError(f"{what}: {y.shape[0]} labels but {p.shape[0]} probabilities; lengths must match")
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == y.shape[0]:
+        only = "default (1)" if n_pos else "non-default (0)"
+        raise MetricInputError(
+            f"{what}: needs both classes, but all {y.shape[0]} labels are {only}; "
+            "ROC AUC and KS are undefined on one class"
+        )
+    return y, p
+
+
+def _check_threshold(threshold: float) -> float:
+    t = float(threshold)
+    if math.isnan(t) or not 0.0 <= t <= 1.0:
+        raise MetricInputError(f"threshold: must lie in [0, 1], got {threshold!r}")
+    return t
+
+
+def ks_statistic(y_true: np.ndarray, p_default: np.ndarray) -> float:
+    """Kolmogorov-Smirnov separation: the largest gap between the class score CDFs.
+
+    Computed as max |TPR - FPR| over the ROC curve, which equals the two-sample KS statistic
+    between the scores of defaulters and non-defaulters.
+    """
+    fpr, tpr, _ = roc_curve(y_true, p_default, drop_intermediate=False)
+    return float(np.max(np.abs(tpr - fpr)))
+
+
+def credit_metrics(
+    y_true: Sequence[Any] | np.ndarray, p_default: Sequence[float] | np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """Score P(default) predictions against 0/1 labels (1 = default).
+
+    Returns roc_auc, ks, gini, brier (threshold-free) and f1, precision, recall of the default
+    class, accuracy and confusion_matrix ``[[tn, fp], [fn, tp]]`` at ``p >= threshold``, plus
+    n, default_rate and the threshold used. Raises `MetricInputError` on bad input.
+    """
+    y, p = _checked_pair(y_true, p_default, "credit_metrics")
+    t = _check_threshold(threshold)
+    y_pred = (p >= t).astype(int)
+    auc = float(roc_auc_score(y, p))
+    cm = confusion_matrix(y, y_pred, labels=[0, 1])
+    return {
+        "roc_auc": auc,
+        "ks": ks_statistic(y, p),
+        "gini": 2.0 * auc - 1.0,
+        "brier": float(brier_score_loss(y, p)),
+        # zero_division=0: a threshold that declines nobody has precision 0, not a crash.
+        "f1": float(f1_score(y, y_pred, pos_label=1, zero_division=0)),
+        "precision": float(precision_score(y, y_pred, pos_label=1, zero_division=0)),
+        "recall": float(recall_score(y, y_pred, pos_label=1, zero_division=0)),
+        "accuracy": float(accuracy_score(y, y_pred)),
+        "confusion_matrix": [[int(v) for v in row] for row in cm.tolist()],
+        "n": int(y.shape[0]),
+        "default_rate": float(y.mean()),
+        "threshold": t,
+    }
+
+
+def choose_threshold(
+    y_val: Sequence[Any] | np.ndarray,
+    p_val: Sequence[float] | np.ndarray,
+    objective: ThresholdObjective = "f1",
+) -> float:
+    """Pick the decline threshold on validation data only.
+
+    ``f1`` maximises F1 of the default class; ``youden`` maximises TPR - FPR (Youden's J,
+    the KS point). The returned value is one of the validation scores, so ``p >= threshold``
+    reproduces the optimum exactly on validation. Ties go to the higher threshold, which
+    declines fewer applicants.
+    """
+    y, p = _checked_pair(y_val, p_val, "choose_threshold")
+    if objective == "f1":
+        precision, recall, thresholds = precision_recall_curve(y, p, pos_label=1)
+        # The last precision/recall pair has no threshold (recall 0 by convention).
+        precision, recall = precision[:-1], recall[:-1]
+        denom = precision + recall
+        f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
+        best = np.flatnonzero(f1 == f1.max())
+        return float(thresholds[best].max())
+    if objective == "youden":
+        fpr, tpr, thresholds = roc_curve(y, p, drop_intermediate=False)
+        # roc_curve prepends an "infinite" threshold that declines nobody; it is never a useful cut.
+        finite = np.isfinite(thresholds) & (thresholds <= 1.0)
+        j = np.where(finite, tpr - fpr, -np.inf)
+        best = np.flatnonzero(j == j.max())
+        return float(thresholds[best].max())
+    raise MetricInputError(f"choose_threshold: unknown objective {objective!r}; choose 'f1' or 'youden'")
+
+
+def _format_cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return "nan" if math.isnan(float(value)) else f"{float(value):.4f}"
+    return str(value)
+
+
+def metrics_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """Render several models' metrics side by side as a markdown table (one row per model).
+
+    Only scalar metrics are shown (the confusion matrix is left out); a metric a model lacks
+    is an empty cell.
+    """
+    if not rows:
+        raise MetricInputError("metrics_table: no rows to show")
+    present: set[str] = set()
+    for metrics in rows.values():
+        present.update(k for k, v in metrics.items() if not isinstance(v, list | tuple | dict | np.ndarray))
+    columns = [c for c in TABLE_COLUMNS if c in present] + sorted(present - set(TABLE_COLUMNS))
+    lines = [
+        "| model | " + " | ".join(columns) + " |",
+        "|---|" + "|".join("---:" for _ in columns) + "|",
+    ]
+    for name, metrics in rows.items():
+        cells = [_format_cell(metrics.get(c)) for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

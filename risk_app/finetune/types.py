@@ -1,0 +1,109 @@
+"""Plain data passed between the trainer and the fine-tuning methods.
+
+`TrainData` is the input of a training run (texts and 0/1 labels, already split), and
+`TrainResult` is what every method's `fit` returns. They live apart from `trainer.py` and
+`methods/base.py` so both can import them without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from risk_app.errors import RiskAppError
+
+
+class TrainingDataError(RiskAppError):
+    """Training data that cannot train a classifier (mismatched lengths, one class, bad labels)."""
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Serialized applications and their labels (1 = default / bad, 0 = good)."""
+
+    train_texts: list[str]
+    train_labels: np.ndarray
+    val_texts: list[str]
+    val_labels: np.ndarray
+
+    @classmethod
+    def build(
+        cls,
+        train_texts: Sequence[str],
+        train_labels: Sequence[int] | np.ndarray,
+        val_texts: Sequence[str],
+        val_labels: Sequence[int] | np.ndarray,
+    ) -> TrainData:
+        """Check and normalise the four inputs; every problem names the split and row."""
+        parts = {}
+        for split, texts, labels in (
+            ("train", train_texts, train_labels),
+            ("validation", val_texts, val_labels),
+        ):
+            texts = [str(t) if not isinstance(t, str) else t for t in texts]
+            labels_arr = np.asarray(labels)
+            if len(texts) != len(labels_arr):
+                raise TrainingDataError(
+                    f"{split} split: {len(texts)} texts but {len(labels_arr)} labels; they must match"
+                )
+            if len(texts) == 0:
+                raise TrainingDataError(f"{split} split is empty")
+            bad = np.flatnonzero(~np.isin(labels_arr, [0, 1]))
+            if bad.size:
+                raise TrainingDataError(
+                    f"{split} split row {int(bad[0])}: label {labels_arr[bad[0]]!r} is not 0 (good) or 1 (bad)"
+                )
+            empty = [i for i, t in enumerate(texts) if not t.strip()]
+            if empty:
+                raise TrainingDataError(f"{split} split row {empty[0]}: text is empty")
+            if len(np.unique(labels_arr)) < 2:
+                raise TrainingDataError(
+                    f"{split} split has only label {int(labels_arr[0])}; both good (0) and bad (1) are "
+                    "needed to train and to compute AUC"
+                )
+            parts[split] = (texts, labels_arr.astype(np.int64))
+        return cls(parts["train"][0], parts["train"][1], parts["validation"][0], parts["validation"][1])
+
+
+@dataclass
+class TrainResult:
+    """The trained model plus what happened while training it."""
+
+    model: Any
+    tokenizer: Any
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_auc: float
+    trainable_params: int
+    total_params: int
+    trainable_percent: float
+    wall_seconds: float
+    peak_memory_mb: float
+    tokens_per_second: float
+    device: str
+    method_name: str = ""
+    method_config: dict[str, Any] = field(default_factory=dict)
+    # P(default) on the validation texts from the best epoch, for threshold choice without
+    # another forward pass.
+    best_val_proba: np.ndarray | None = None
+    stopped_early: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """The scalar facts, ready for MLflow params/metrics or Dagster metadata."""
+        return {
+            "method": self.method_name,
+            "best_epoch": self.best_epoch,
+            "best_val_auc": self.best_val_auc,
+            "epochs_run": len(self.history),
+            "stopped_early": self.stopped_early,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "trainable_percent": self.trainable_percent,
+            "wall_seconds": self.wall_seconds,
+            "peak_memory_mb": self.peak_memory_mb,
+            "tokens_per_second": self.tokens_per_second,
+            "device": self.device,
+        }

@@ -1,0 +1,138 @@
+"""Load a base LLM as a sequence classifier, whatever form it comes in.
+
+`load_classifier(name_or_path)` accepts:
+
+* `tiny-qwen2` — the embedded model, built locally on first use (see `tiny.py`);
+* a `*.gguf` file — llama.cpp weights, dequantized to float by transformers (slow: tens of
+  seconds for a 0.5B model; `convert_gguf_to_safetensors` does it once and saves a folder
+  that reloads in about a second);
+* a local folder saved with `save_pretrained`, or a Hugging Face hub id (needs the network
+  or the local hub cache).
+
+The classification head (`score`) is new, so transformers initialises it from torch's RNG:
+seed before loading (the trainer does) for reproducible runs. Padding is always defined,
+because sequence classification pools the last non-pad token.
+
+    python -c "from risk_app.models.loader import load_classifier; print(load_classifier('tiny-qwen2')[0])"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from risk_app.atomic import atomic_dir
+from risk_app.errors import ConfigError, ModelNotFoundError
+from risk_app.models.tiny import TINY_NAME, ensure_tiny_qwen2
+
+GGUF_SUFFIX = ".gguf"
+
+
+def _not_found(name: str, exc: BaseException) -> ModelNotFoundError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    return ModelNotFoundError(
+        f"base model {name!r} could not be loaded: {detail[:300]}. Use a local folder saved with "
+        f"save_pretrained, a .gguf file, or '{TINY_NAME}'; a hub id needs network access or the "
+        "local Hugging Face cache (this machine may be offline)."
+    )
+
+
+def _ensure_pad_token(model: Any, tokenizer: Any, name: str) -> None:
+    """Use EOS as padding when the tokenizer has none (most decoder LLMs) and tell the model."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ConfigError(f"base model {name!r}: tokenizer has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def _drop_gguf_quantizer(model: Any) -> None:
+    # transformers dequantizes GGUF weights to float while loading but leaves a GGUF
+    # quantizer on the model, which blocks training and save_pretrained; the weights are
+    # ordinary tensors now, so the quantizer is stale.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+
+
+def _resolve_source(name_or_path: str | Path) -> tuple[str, str | None]:
+    """(folder or hub id, gguf file name or None)."""
+    name = str(name_or_path)
+    if name == TINY_NAME:
+        return str(ensure_tiny_qwen2()), None
+    if name.lower().endswith(GGUF_SUFFIX):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"GGUF file {name!r} does not exist")
+        return str(path.resolve().parent), path.name
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"base model folder {name!r} has no config.json; save it with save_pretrained first"
+            )
+        return str(path.resolve()), None
+    return name, None
+
+
+def load_classifier(
+    name_or_path: str | Path,
+    num_labels: int = 2,
+    *,
+    quantization: Any | None = None,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[Any, Any]:
+    """(model, tokenizer) with a `num_labels`-way classification head and a pad token.
+
+    `quantization` is a transformers quantization config (e.g. `BitsAndBytesConfig`) passed
+    through as `quantization_config`; the model is then placed on `device` (default: CUDA if
+    present) by accelerate rather than moved afterwards.
+    """
+    source, gguf_file = _resolve_source(name_or_path)
+    kwargs: dict[str, Any] = {"num_labels": num_labels}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+        target = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+        kwargs["device_map"] = {"": str(target)}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
+        model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _not_found(str(name_or_path), exc) from exc
+    if gguf_file:
+        _drop_gguf_quantizer(model)
+    _ensure_pad_token(model, tokenizer, str(name_or_path))
+    if device is not None and quantization is None:
+        model.to(device)
+    return model, tokenizer
+
+
+def convert_gguf_to_safetensors(gguf_path: str | Path, out_dir: str | Path) -> Path:
+    """Dequantize a GGUF file once and save it as a transformers folder (safetensors).
+
+    The language-model weights are saved (not a classifier), so each training run still
+    gets a freshly seeded head. Returns `out_dir`, written atomically.
+    """
+    source, gguf_file = _resolve_source(gguf_path)
+    if gguf_file is None:
+        raise ConfigError(f"{str(gguf_path)!r} is not a .gguf file")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _not_found(str(gguf_path), exc) from exc
+    _drop_gguf_quantizer(model)
+    out = Path(out_dir)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return out

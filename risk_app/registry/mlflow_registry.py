@@ -1,0 +1,532 @@
+"""MLflow model registry: versioned risk models, champion/challenger aliases, an audit trail.
+
+Each trained artifact folder (see `risk_app.registry.artifact`) is logged as an MLflow pyfunc
+model and registered as a version of `credit_risk_model`. The alias `champion` marks the model
+batch scoring uses; `challenger` marks the latest one that did not win. Every alias change —
+automatic (`promote_if_better`), manual (`set_champion`) or `rollback_champion` — is written to
+the version's tags and appended to `<home>/registry_audit.jsonl`, so "who put this model in
+production, and why" always has an answer.
+
+By default MLflow runs on a local sqlite database under `paths.home()/mlflow`; set
+`MLFLOW_TRACKING_URI` to use a tracking server instead. Users outside risk_app can load a
+version with plain MLflow (risk_app must be importable there):
+
+    import mlflow
+    model = mlflow.pyfunc.load_model("models:/credit_risk_model@champion")
+    model.predict(applications_df)          # DataFrame with probability_of_default
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from data_contracts.loan_application import CATEGORICAL_COLUMNS, ID_COLUMN, NUMERIC_COLUMNS
+from risk_app import paths
+from risk_app.atomic import atomic_dir
+from risk_app.errors import ConfigError, ModelNotFoundError, RiskAppError
+from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide
+
+EXPERIMENT_NAME = "risk_app"
+DEFAULT_MODEL_NAME = "credit_risk_model"
+CHAMPION, CHALLENGER = "champion", "challenger"
+ARTIFACT_FILE = "risk_model.json"
+PYFUNC_ARTIFACT_KEY = "risk_model"
+METRIC_TAG_PREFIX = "metric."
+# Artifact metadata copied onto the run and the version as tags (searchable in the MLflow UI).
+LINEAGE_TAGS: tuple[str, ...] = ("method", "data_hash", "contract_version", "code_version")
+
+# MLflow's documented limits (param value 6000 chars, key 250; tags 5000 for portability).
+_MAX_KEY, _MAX_PARAM_VALUE, _MAX_TAG_VALUE, _PARAM_BATCH = 250, 6000, 5000, 100
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """A registered model version and where it came from."""
+
+    name: str
+    version: str
+    run_id: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model reference turned into a local artifact folder (the one holding risk_model.json)."""
+
+    version: str
+    local_artifact_dir: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+
+
+class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc face of a risk_app artifact folder: DataFrame in, P(default) out."""
+
+    def load_context(self, context: Any) -> None:
+        # Imported here so logging a model never needs the (torch-heavy) artifact loader.
+        from risk_app.registry import artifact
+
+        self._risk_model = artifact.load_risk_model(context.artifacts[PYFUNC_ARTIFACT_KEY])
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        p_default = self._risk_model.predict_proba(frame)
+        return pd.DataFrame({"probability_of_default": [float(p) for p in p_default]}, index=frame.index)
+
+
+# ---------------------------------------------------------------------------------------- setup
+
+
+def configure_mlflow() -> str:
+    """Point MLflow (tracking + registry) at risk_app's store; create the experiment. Returns its id."""
+    uri = paths.mlflow_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    # Progress bars on every artifact download are noise in logs and Dagster output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is not None:
+        return experiment.experiment_id
+    # A tracking server decides where artifacts go; a local store (sqlite/file) would otherwise
+    # default to ./mlruns in whatever folder the process happens to run from.
+    is_local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    location = paths.mlflow_artifact_root() if is_local else None
+    try:
+        return mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+    except MlflowException:
+        # Another process created it between our lookup and create.
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _client() -> MlflowClient:
+    configure_mlflow()
+    return MlflowClient()
+
+
+# -------------------------------------------------------------------------------------- helpers
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:_MAX_PARAM_VALUE]
+
+
+def _numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in _flatten(metrics).items():
+        # bools are ints in Python but not metrics; lists (confusion matrix) are not scalars.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(float(value)):
+            out[key[:_MAX_KEY]] = float(value)
+    return out
+
+
+def _read_artifact_metadata(artifact_dir: Path) -> dict[str, Any]:
+    meta_path = artifact_dir / ARTIFACT_FILE
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"{artifact_dir}: not a risk model folder (no {ARTIFACT_FILE})") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelNotFoundError(f"{meta_path}: unreadable model description ({exc})") from exc
+
+
+def _lineage(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """method/data_hash/contract_version/code_version from the top level or one nested dict."""
+    found: dict[str, str] = {}
+    for key in LINEAGE_TAGS:
+        if metadata.get(key) is not None:
+            found[key] = str(metadata[key])
+            continue
+        for nested in metadata.values():
+            if isinstance(nested, Mapping) and nested.get(key) is not None:
+                found[key] = str(nested[key])
+                break
+    return found
+
+
+def _input_signature() -> ModelSignature:
+    # Integers for numeric fields, as the contract coerces them; the id is optional so users can
+    # score bare feature rows; extra columns are ignored by MLflow with a warning.
+    columns = [ColSpec("string", ID_COLUMN, required=False)]
+    columns += [ColSpec("string", c) for c in CATEGORICAL_COLUMNS]
+    columns += [ColSpec("long", c) for c in NUMERIC_COLUMNS]
+    return ModelSignature(
+        inputs=Schema(columns), outputs=Schema([ColSpec("double", "probability_of_default")])
+    )
+
+
+def _pip_requirements() -> list[str]:
+    # An explicit short list: MLflow's requirement inference imports and times the model (slow).
+    pins = []
+    for dist in ("mlflow", "pandas", "torch", "transformers", "peft", "safetensors"):
+        try:
+            pins.append(f"{dist}=={importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def _audit(action: str, name: str, *, from_version: str | None, to_version: str | None,
+           reason: str, actor: str | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Append one JSON line to the audit log; fsync so an acknowledged decision survives a crash."""
+    user = getpass.getuser()
+    record = {
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        "user": user,
+        "actor": actor or user,
+        "action": action,
+        "model_name": name,
+        "from_version": from_version,
+        "to_version": to_version,
+        "reason": reason,
+        **dict(extra or {}),
+    }
+    line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
+    fd = os.open(audit_log_path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return record
+
+
+def audit_log_path() -> Path:
+    return paths.home() / "registry_audit.jsonl"
+
+
+def read_audit_log() -> list[dict[str, Any]]:
+    """All audit records, oldest first (empty when nothing was ever promoted)."""
+    path = audit_log_path()
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _existing(client: MlflowClient, name: str) -> tuple[list[ModelVersion], dict[str, str]]:
+    """All versions and the alias->version map of a registered model; clear error if absent."""
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException as exc:
+        raise ModelNotFoundError(
+            f"no registered model named {name!r} at {mlflow.get_tracking_uri()}; register a trained model first"
+        ) from exc
+    versions = client.search_model_versions(f"name='{name}'")
+    aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items()}
+    return sorted(versions, key=lambda v: int(v.version)), aliases
+
+
+def _describe(versions: list[ModelVersion], aliases: Mapping[str, str]) -> str:
+    listed = ", ".join(str(v.version) for v in versions) or "none"
+    named = ", ".join(f"{a}->v{v}" for a, v in sorted(aliases.items())) or "none"
+    return f"versions: {listed}; aliases: {named}"
+
+
+def _get_version(client: MlflowClient, name: str, version: str | int) -> ModelVersion:
+    versions, aliases = _existing(client, name)
+    for mv in versions:
+        if str(mv.version) == str(version):
+            return mv
+    raise ModelNotFoundError(f"model {name!r} has no version {version!r} ({_describe(versions, aliases)})")
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _version_metrics(client: MlflowClient, mv: ModelVersion) -> dict[str, float]:
+    """Metrics stored as `metric.*` version tags, else the run's logged metrics."""
+    tags = mv.tags or {}
+    metrics: dict[str, float] = {}
+    for key, value in tags.items():
+        if key.startswith(METRIC_TAG_PREFIX):
+            try:
+                metrics[key[len(METRIC_TAG_PREFIX) :]] = float(value)
+            except ValueError:
+                continue  # a hand-edited tag that is not a number is not a metric
+    if metrics or not mv.run_id:
+        return metrics
+    try:
+        return dict(client.get_run(mv.run_id).data.metrics)
+    except MlflowException:
+        return {}
+
+
+def _tag(client: MlflowClient, name: str, version: str, key: str, value: Any) -> None:
+    client.set_model_version_tag(name, version, key, str(value)[:_MAX_TAG_VALUE])
+
+
+def _make_champion(client: MlflowClient, name: str, version: str, previous: str | None) -> None:
+    if previous is not None and previous != version:
+        # The rollback chain: each champion remembers whom it replaced.
+        _tag(client, name, version, "previous_champion", previous)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    challenger = _alias_version(client, name, CHALLENGER)
+    if challenger is not None and str(challenger.version) == version:
+        client.delete_registered_model_alias(name, CHALLENGER)
+
+
+# -------------------------------------------------------------------------------------- public
+
+
+def register_model_version(
+    artifact_dir: str | os.PathLike[str],
+    *,
+    metrics: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    run_name: str | None = None,
+) -> ModelVersionInfo:
+    """Log `artifact_dir` as a pyfunc model in a new run and register it as a new version.
+
+    Params are flattened (`a.b`) and truncated to MLflow's limits; only numeric metrics are
+    logged; lineage tags (method, data_hash, contract_version, code_version) come from the
+    artifact's risk_model.json unless `tags` overrides them. Metrics are also stored as
+    `metric.<name>` version tags so promotion can compare versions without reading runs.
+    """
+    folder = Path(artifact_dir).expanduser().resolve()
+    metadata = _read_artifact_metadata(folder)
+    experiment_id = configure_mlflow()
+    client = MlflowClient()
+    all_tags = {**_lineage(metadata), **{str(k): str(v) for k, v in (tags or {}).items()}}
+    all_tags = {k[:_MAX_KEY]: v[:_MAX_TAG_VALUE] for k, v in all_tags.items()}
+    flat_params = {k[:_MAX_KEY]: _param_text(v) for k, v in _flatten(params or {}).items()}
+    numeric = _numeric_metrics(metrics)
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        items = list(flat_params.items())
+        for start in range(0, len(items), _PARAM_BATCH):
+            mlflow.log_params(dict(items[start : start + _PARAM_BATCH]))
+        if numeric:
+            mlflow.log_metrics(numeric)
+        if all_tags:
+            mlflow.set_tags(all_tags)
+        model_info = mlflow.pyfunc.log_model(
+            name="risk_model",
+            python_model=RiskModelPyfunc(),
+            artifacts={PYFUNC_ARTIFACT_KEY: str(folder)},
+            signature=_input_signature(),
+            pip_requirements=_pip_requirements(),
+            infer_code_paths=False,
+        )
+        run_id = run.info.run_id
+
+    version_tags = {**all_tags, **{f"{METRIC_TAG_PREFIX}{k}"[:_MAX_KEY]: repr(v) for k, v in numeric.items()}}
+    try:
+        mv = mlflow.register_model(model_info.model_uri, model_name, tags=version_tags)
+    except MlflowException as exc:
+        raise RiskAppError(f"registering {folder} as {model_name!r} failed: {exc.message}") from exc
+    return ModelVersionInfo(name=model_name, version=str(mv.version), run_id=run_id, source=str(mv.source))
+
+
+def promote_if_better(
+    name: str, version: str | int, rule: PromotionRule | None = None, *, actor: str | None = None
+) -> PromotionDecision:
+    """Compare `version` with the current champion; set `champion` if it wins, else `challenger`.
+
+    The decision and its reason go onto the version's tags (`promotion_decision`,
+    `promotion_reason`) and into the audit log.
+    """
+    rule = rule or PromotionRule()
+    client = _client()
+    candidate = _get_version(client, name, version)
+    version = str(candidate.version)
+    champion = _alias_version(client, name, CHAMPION)
+    champion_version = str(champion.version) if champion is not None else None
+
+    if champion_version == version:
+        decision = PromotionDecision(
+            promote=False, reason=f"version {version} is already the champion", details={}
+        )
+    else:
+        champion_metrics = _version_metrics(client, champion) if champion is not None else None
+        decision = decide(_version_metrics(client, candidate), champion_metrics, rule)
+        if decision.promote:
+            _make_champion(client, name, version, champion_version)
+        else:
+            client.set_registered_model_alias(name, CHALLENGER, version)
+
+    _tag(client, name, version, "promotion_decision", "promoted" if decision.promote else "rejected")
+    _tag(client, name, version, "promotion_reason", decision.reason)
+    _audit(
+        "promote" if decision.promote else "reject",
+        name,
+        from_version=champion_version,
+        to_version=version,
+        reason=decision.reason,
+        actor=actor,
+        extra={"rule": rule.model_dump(), "details": decision.details},
+    )
+    return decision
+
+
+def set_champion(name: str, version: str | int, reason: str, actor: str | None = None) -> str:
+    """Manually make `version` the champion (e.g. after a review). Returns the previous champion or ''."""
+    if not reason or not reason.strip():
+        raise ConfigError("set_champion: a reason is required for the audit log")
+    client = _client()
+    target = str(_get_version(client, name, version).version)
+    current = _alias_version(client, name, CHAMPION)
+    previous = str(current.version) if current is not None else None
+    _make_champion(client, name, target, previous)
+    _tag(client, name, target, "promotion_decision", "manual")
+    _tag(client, name, target, "promotion_reason", reason)
+    _audit("set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor)
+    return previous or ""
+
+
+def rollback_champion(name: str, reason: str, actor: str | None = None) -> str:
+    """Give the champion alias back to the model the current champion replaced. Returns that version."""
+    if not reason or not reason.strip():
+        raise ConfigError("rollback_champion: a reason is required for the audit log")
+    client = _client()
+    versions, aliases = _existing(client, name)
+    current = _alias_version(client, name, CHAMPION)
+    if current is None:
+        raise ModelNotFoundError(f"model {name!r} has no champion to roll back ({_describe(versions, aliases)})")
+    previous = (current.tags or {}).get("previous_champion")
+    if not previous:
+        raise ModelNotFoundError(
+            f"champion v{current.version} of {name!r} replaced no earlier champion; nothing to roll back to"
+        )
+    target = str(_get_version(client, name, previous).version)
+    # The restored version keeps its own `previous_champion`, so repeated rollbacks walk further back.
+    client.set_registered_model_alias(name, CHAMPION, target)
+    _tag(client, name, str(current.version), "promotion_decision", "rolled_back")
+    _tag(client, name, str(current.version), "promotion_reason", reason)
+    _audit("rollback", name, from_version=str(current.version), to_version=target, reason=reason, actor=actor)
+    return target
+
+
+def _cache_dir(name: str, version: str) -> Path:
+    # Versions are immutable, so a download is reusable; keyed by store so two servers never mix.
+    store = hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
+    return paths.home() / "mlflow" / "cache" / store / name / version
+
+
+def _find_artifact_folder(root: Path) -> Path | None:
+    if (root / ARTIFACT_FILE).is_file():
+        return root
+    # A downloaded pyfunc model keeps the artifact under artifacts/<folder name>/.
+    found = sorted(root.glob(f"artifacts/*/{ARTIFACT_FILE}"))
+    return found[0].parent if found else None
+
+
+def _download_version(name: str, version: str) -> Path:
+    target = _cache_dir(name, version)
+    folder = _find_artifact_folder(target) if target.exists() else None
+    if folder is not None:
+        return folder
+    with atomic_dir(target) as tmp:
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
+        if _find_artifact_folder(tmp) is None:
+            raise ModelNotFoundError(f"model {name!r} v{version} holds no {ARTIFACT_FILE}; not a risk_app model")
+    folder = _find_artifact_folder(target)
+    assert folder is not None  # checked inside the atomic block
+    return folder
+
+
+def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_NAME) -> ResolvedModel:
+    """Turn "champion"/"challenger" (any alias), a version number or a local folder into a local folder."""
+    text = str(ref).strip()
+    if not text:
+        raise ModelNotFoundError("empty model reference; use an alias (champion), a version number or a folder")
+    local = Path(text).expanduser()
+    looks_like_path = isinstance(ref, os.PathLike) or os.sep in text or text.startswith(".")
+    if looks_like_path or (local.is_dir() and _find_artifact_folder(local) is not None):
+        folder = _find_artifact_folder(local) if local.is_dir() else None
+        if folder is None:
+            raise ModelNotFoundError(f"{local}: no risk model folder there (expected {ARTIFACT_FILE})")
+        metadata = _read_artifact_metadata(folder)
+        return ResolvedModel(
+            version=str(metadata.get("version", "local")), local_artifact_dir=folder.resolve(), metadata=metadata
+        )
+
+    client = _client()
+    versions, aliases = _existing(client, name)
+    if text.isdigit():
+        version = str(_get_version(client, name, text).version)
+    elif text in aliases:
+        version = aliases[text]
+    else:
+        raise ModelNotFoundError(
+            f"model {name!r} has no alias {text!r} ({_describe(versions, aliases)})"
+        )
+    folder = _download_version(name, version)
+    return ResolvedModel(
+        version=version, local_artifact_dir=folder, metadata=_read_artifact_metadata(folder), name=name
+    )
+
+
+def load_by_alias(alias: str = CHAMPION, name: str = DEFAULT_MODEL_NAME) -> Any:
+    """The `RiskModel` behind an alias (or version / folder), ready to `predict_proba`."""
+    from risk_app.registry.artifact import load_risk_model
+
+    return load_risk_model(resolve_model(alias, name=name).local_artifact_dir)
+
+
+def list_versions(name: str = DEFAULT_MODEL_NAME) -> list[dict[str, Any]]:
+    """One dict per version, oldest first: version, aliases, method, roc_auc, created, decision."""
+    client = _client()
+    try:
+        versions, aliases = _existing(client, name)
+    except ModelNotFoundError:
+        return []
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    rows = []
+    for mv in versions:
+        tags = mv.tags or {}
+        auc = tags.get(f"{METRIC_TAG_PREFIX}roc_auc")
+        rows.append(
+            {
+                "version": str(mv.version),
+                "aliases": sorted(by_version.get(str(mv.version), [])),
+                "method": tags.get("method"),
+                "roc_auc": float(auc) if auc is not None else None,
+                "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).isoformat(),
+                "promotion_decision": tags.get("promotion_decision"),
+                "promotion_reason": tags.get("promotion_reason"),
+                "run_id": mv.run_id,
+            }
+        )
+    return rows

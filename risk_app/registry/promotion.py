@@ -1,0 +1,189 @@
+"""Champion/challenger promotion rules: when does a new model replace the one in production?
+
+The rule is data, not code: a `PromotionRule` names the metric that must improve (and by how
+much) and guard metrics that must not get worse, so the Dagster launchpad and the CLI can
+change it without editing Python. `decide` is pure — it compares two metric dicts and explains
+its verdict with the numbers, so the audit log says *why* a model was or wasn't promoted.
+
+    rule = PromotionRule(metric="roc_auc", min_margin=0.005,
+                         guards=[GuardRule(metric="brier", max_worsening=0.01)])
+    decision = decide(challenger_metrics, champion_metrics, rule)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Direction of the metrics `credit_metrics` produces: True = higher is better.
+METRIC_DIRECTIONS: dict[str, bool] = {
+    "roc_auc": True,
+    "ks": True,
+    "gini": True,
+    "f1": True,
+    "precision": True,
+    "recall": True,
+    "accuracy": True,
+    "brier": False,
+    "log_loss": False,
+}
+
+
+def _resolve_direction(metric: str, higher_is_better: bool | None) -> bool:
+    known = METRIC_DIRECTIONS.get(metric)
+    if higher_is_better is None:
+        if known is None:
+            raise ValueError(
+                f"metric {metric!r} has no known direction; set higher_is_better explicitly "
+                f"(known: {sorted(METRIC_DIRECTIONS)})"
+            )
+        return known
+    if known is not None and known != higher_is_better:
+        # A flipped direction on a known metric would promote worse models; refuse it.
+        word = "higher" if known else "lower"
+        raise ValueError(f"metric {metric!r} is {word}-is-better; higher_is_better={higher_is_better} contradicts it")
+    return higher_is_better
+
+
+class GuardRule(BaseModel):
+    """A metric the challenger may not worsen by more than `max_worsening`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(description="Guard metric name, e.g. 'brier'.")
+    max_worsening: float = Field(
+        default=0.0, ge=0.0, description="Largest allowed worsening (in the metric's units) vs. the champion."
+    )
+    higher_is_better: bool | None = Field(
+        default=None, description="Direction of the metric; inferred for the standard credit metrics."
+    )
+
+    @model_validator(mode="after")
+    def _direction(self) -> GuardRule:
+        self.higher_is_better = _resolve_direction(self.metric, self.higher_is_better)
+        return self
+
+
+def _default_guards() -> list[GuardRule]:
+    # Better ranking must not come with clearly worse calibration: PDs feed pricing and grades.
+    return [GuardRule(metric="brier", max_worsening=0.01)]
+
+
+class PromotionRule(BaseModel):
+    """When a challenger replaces the champion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(default="roc_auc", description="Primary metric the challenger must beat the champion on.")
+    higher_is_better: bool | None = Field(
+        default=None, description="Direction of the primary metric; inferred for the standard credit metrics."
+    )
+    min_margin: float = Field(
+        default=0.0, ge=0.0, description="The challenger must beat the champion by strictly more than this."
+    )
+    guards: list[GuardRule] = Field(
+        default_factory=_default_guards, description="Metrics that must not get worse by more than their allowance."
+    )
+
+    @model_validator(mode="after")
+    def _direction(self) -> PromotionRule:
+        self.higher_is_better = _resolve_direction(self.metric, self.higher_is_better)
+        return self
+
+
+class PromotionDecision(BaseModel):
+    """The verdict of `decide`, with the numbers behind it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    promote: bool = Field(description="True when the challenger should become champion.")
+    reason: str = Field(description="One-line explanation with the compared numbers.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Compared values, margins and guard results.")
+
+
+def _number(metrics: Mapping[str, Any], key: str) -> float | None:
+    value = metrics.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def _improvement(challenger: float, champion: float, higher_is_better: bool) -> float:
+    return challenger - champion if higher_is_better else champion - challenger
+
+
+def decide(
+    challenger_metrics: Mapping[str, Any],
+    champion_metrics: Mapping[str, Any] | None,
+    rule: PromotionRule | None = None,
+) -> PromotionDecision:
+    """Promote the challenger iff it beats the champion by more than the margin and every guard holds."""
+    rule = rule or PromotionRule()
+    higher = bool(rule.higher_is_better)
+    challenger_value = _number(challenger_metrics, rule.metric)
+    details: dict[str, Any] = {"metric": rule.metric, "challenger": challenger_value, "min_margin": rule.min_margin}
+
+    if champion_metrics is None:
+        return PromotionDecision(promote=True, reason="no current champion", details=details)
+    if challenger_value is None:
+        return PromotionDecision(
+            promote=False,
+            reason=f"challenger has no {rule.metric} recorded; cannot compare with the champion",
+            details=details,
+        )
+    champion_value = _number(champion_metrics, rule.metric)
+    details["champion"] = champion_value
+    if champion_value is None:
+        return PromotionDecision(
+            promote=False,
+            reason=f"champion has no {rule.metric} recorded; promote manually if intended",
+            details=details,
+        )
+
+    gain = _improvement(challenger_value, champion_value, higher)
+    details["improvement"] = gain
+    compared = f"{rule.metric} {challenger_value:.4f} vs champion {champion_value:.4f} (change {gain:+.4f})"
+    if gain <= rule.min_margin:
+        verdict = "is not better" if gain <= 0 else f"does not beat it by more than the margin {rule.min_margin:.4f}"
+        return PromotionDecision(
+            promote=False, reason=f"challenger {verdict}: {compared}", details=details
+        )
+
+    guard_results: list[dict[str, Any]] = []
+    violations: list[str] = []
+    for guard in rule.guards:
+        c, h = _number(challenger_metrics, guard.metric), _number(champion_metrics, guard.metric)
+        result: dict[str, Any] = {"metric": guard.metric, "challenger": c, "champion": h,
+                                  "max_worsening": guard.max_worsening}
+        if h is None:
+            # Nothing to compare against (e.g. a manually registered champion): the guard is moot.
+            result.update(holds=True, note="champion has no value")
+        elif c is None:
+            result.update(holds=False, note="challenger has no value")
+            violations.append(f"{guard.metric} missing for challenger")
+        else:
+            worsening = -_improvement(c, h, bool(guard.higher_is_better))
+            holds = worsening <= guard.max_worsening
+            result.update(worsening=worsening, holds=holds)
+            if not holds:
+                violations.append(
+                    f"{guard.metric} worsened by {worsening:.4f} ({h:.4f} -> {c:.4f}), "
+                    f"allowed {guard.max_worsening:.4f}"
+                )
+        guard_results.append(result)
+    details["guards"] = guard_results
+
+    if violations:
+        return PromotionDecision(
+            promote=False,
+            reason=f"guard violated: {'; '.join(violations)} (although {compared})",
+            details=details,
+        )
+    return PromotionDecision(promote=True, reason=f"challenger is better: {compared}", details=details)

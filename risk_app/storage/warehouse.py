@@ -1,0 +1,100 @@
+"""A small DuckDB warehouse for tables that outlive one run (validated data, quarantine, scores).
+
+One file, `paths.warehouse_path()` by default. Each call opens and closes its own connection:
+DuckDB allows one writer per file, so a held connection would block the CLI, Dagster and tests
+from each other. Writes replace a table inside a transaction, so readers see the old table or
+the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from risk_app import paths
+from risk_app.errors import ConfigError, RiskAppError
+
+# Plain SQL identifiers only: names are interpolated into SQL, so this is also the injection guard.
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class TableNotFoundError(RiskAppError):
+    """A warehouse table that does not exist."""
+
+
+def check_table_name(name: str) -> str:
+    if not isinstance(name, str) or not _TABLE_NAME.match(name):
+        raise ConfigError(
+            f"invalid table name {name!r}: use letters, digits and underscores, starting with a letter or _"
+        )
+    return name
+
+
+def _resolve(path: str | os.PathLike[str] | None) -> Path:
+    target = Path(path) if path is not None else paths.warehouse_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def write_table(name: str, df: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> int:
+    """Create or replace table `name` with the rows of `df`; returns the row count written."""
+    check_table_name(name)
+    con = duckdb.connect(str(_resolve(path)))
+    try:
+        con.begin()
+        try:
+            con.register("_incoming", df)
+            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming')
+            con.unregister("_incoming")
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    finally:
+        con.close()
+    return len(df)
+
+
+def list_tables(path: str | os.PathLike[str] | None = None) -> list[str]:
+    target = _resolve(path)
+    if not target.exists():
+        return []
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        return sorted(
+            row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        )
+    finally:
+        con.close()
+
+
+def read_table(name: str, path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The whole table `name` as a DataFrame; TableNotFoundError if it does not exist."""
+    check_table_name(name)
+    target = _resolve(path)
+    if name not in list_tables(target):
+        raise TableNotFoundError(f"{target}: no table '{name}' in the warehouse")
+    return query(f'SELECT * FROM "{name}"', path=target)
+
+
+def query(
+    sql: str, path: str | os.PathLike[str] | None = None, params: list[Any] | None = None
+) -> pd.DataFrame:
+    """Run one SQL statement (with optional `?` parameters) and return its result."""
+    target = _resolve(path)
+    con = duckdb.connect(str(target))
+    try:
+        try:
+            return con.execute(sql, params or []).fetchdf()
+        except duckdb.Error as exc:
+            raise RiskAppError(f"{target}: query failed: {' '.join(str(exc).split())}") from None
+    finally:
+        con.close()
+
+
+__all__ = ["TableNotFoundError", "check_table_name", "list_tables", "query", "read_table", "write_table"]

@@ -1,0 +1,130 @@
+"""Group derivation, approval rates, adverse impact ratio and the four-fifths flag."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from risk_app.errors import RiskAppError
+from risk_app.evaluate.fairness import age_band, fairness_report, sex_from_personal_status
+from risk_app.paths import DEFAULT_DATASET
+
+
+def constructed_case() -> tuple[pd.DataFrame, np.ndarray]:
+    """100 applicants. Approval: foreign workers 50% vs 80% locals (AIR 0.625 -> flagged);
+    women 72% vs men 80% (AIR 0.9 -> not flagged)."""
+    rows, scores = [], []
+
+    def add(n: int, n_approved: int, sex: str, foreign: str, age: int) -> None:
+        for i in range(n):
+            status = "female : divorced/separated/married" if sex == "female" else "male : single"
+            rows.append({"personal_status_and_sex": status, "foreign_worker": foreign, "age_in_years": age})
+            scores.append(0.1 if i < n_approved else 0.9)
+
+    add(25, 18, "female", "yes", 30)  # 72%
+    add(45, 36, "male", "yes", 40)  # 80%
+    add(30, 15, "male", "no", 55)  # 50%
+    df = pd.DataFrame(rows)
+    df.insert(0, "application_id", [f"app-{i}" for i in range(len(df))])
+    return df, np.array(scores)
+
+
+def test_derived_groups() -> None:
+    df = pd.DataFrame(
+        {
+            "age_in_years": [19, 24, 25, 34, 35, 49, 50, 75],
+            "personal_status_and_sex": [
+                "male : single",
+                "female : divorced/separated/married",
+                "male : married/widowed",
+                "male : divorced/separated",
+                "female : single",
+                "  Female : x",
+                "male : single",
+                "female : divorced/separated/married",
+            ],
+        }
+    )
+    assert age_band(df).tolist() == ["<25", "<25", "25-34", "25-34", "35-49", "35-49", "50+", "50+"]
+    assert sex_from_personal_status(df).tolist() == ["male", "female", "male", "male"] + ["female"] * 2 + [
+        "male",
+        "female",
+    ]
+
+
+def test_four_fifths_flags_only_the_group_below_point_eight() -> None:
+    df, p = constructed_case()
+    report = fairness_report(df, p, threshold=0.5)
+    table = report.table.set_index(["group", "value"])
+
+    assert table.loc[("foreign_worker", "yes"), "approval_rate"] == pytest.approx(54 / 70)
+    assert table.loc[("foreign_worker", "no"), "adverse_impact_ratio"] == pytest.approx(0.5 / (54 / 70))
+    assert bool(table.loc[("foreign_worker", "no"), "flagged"])
+    assert table.loc[("sex", "female"), "adverse_impact_ratio"] == pytest.approx(0.72 / (51 / 75))
+    assert table.loc[("sex", "female"), "adverse_impact_ratio"] > 0.8
+    assert not bool(table.loc[("sex", "female"), "flagged"])
+    assert table.loc[("sex", "male"), "adverse_impact_ratio"] == pytest.approx(1.0)
+    assert table.loc[("sex", "male"), "n"] == 75
+
+    assert table.loc[("age_band", "50+"), "decline_rate_diff_vs_reference"] == pytest.approx(0.5 - 0.2)
+    assert table.loc[("age_band", "35-49"), "is_reference"]
+    flagged = {(g, v) for g, v in table.index[table["flagged"]]}
+    # age 30 -> 25-34 (72%, AIR 0.9), 40 -> 35-49 (80%), 55 -> 50+ (50%, AIR 0.625)
+    assert flagged == {("foreign_worker", "no"), ("age_band", "50+")}
+    assert any(flag.startswith("foreign_worker=no: adverse impact ratio 0.65") for flag in report.flags)
+    assert report.summary["groups"]["foreign_worker"]["flagged_values"] == ["no"]
+    assert report.summary["groups"]["sex"]["flagged_values"] == []
+    payload = report.to_dict()
+    assert payload["flags"] == report.flags and len(payload["rows"]) == len(report.table)
+
+
+def test_explicit_reference_changes_decline_difference_not_air() -> None:
+    df, p = constructed_case()
+    report = fairness_report(df, p, 0.5, groups=("foreign_worker",), reference={"foreign_worker": "no"})
+    table = report.table.set_index("value")
+    assert table.loc["no", "decline_rate_diff_vs_reference"] == pytest.approx(0.0)
+    assert table.loc["yes", "decline_rate_diff_vs_reference"] == pytest.approx((16 / 70) - 0.5)
+    assert table.loc["no", "adverse_impact_ratio"] == pytest.approx(0.5 / (54 / 70))
+
+
+def test_any_column_can_be_a_group_and_real_data_runs() -> None:
+    df = pd.read_csv(DEFAULT_DATASET).head(300)
+    p = np.where(df["duration_in_month"] > 24, 0.8, 0.2)
+    report = fairness_report(df, p, 0.5, groups=("age_band", "sex", "foreign_worker", "housing"))
+    assert set(report.table["group"]) == {"age_band", "sex", "foreign_worker", "housing"}
+    for group, frame in report.table.groupby("group"):
+        assert frame["n"].sum() == 300, group
+        assert frame["adverse_impact_ratio"].max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda df, p: (df, p[:-1]), "lengths differ"),
+        (lambda df, p: (df.drop(columns="age_in_years"), p), "needs column 'age_in_years'"),
+        (
+            lambda df, p: (
+                df.assign(personal_status_and_sex=["x : y"] + list(df.personal_status_and_sex[1:])),
+                p,
+            ),
+            r"row 0 \(application_id=app-0\): field personal_status_and_sex='x : y'",
+        ),
+        (lambda df, p: (df.assign(age_in_years=[None] + list(df.age_in_years[1:])), p), "age_in_years"),
+        (lambda df, p: (df, np.r_[np.nan, p[1:]]), "row 0"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(mutate, message) -> None:
+    df, p = mutate(*constructed_case())
+    with pytest.raises(RiskAppError, match=message):
+        fairness_report(df, p, 0.5)
+
+
+def test_bad_reference_and_threshold() -> None:
+    df, p = constructed_case()
+    with pytest.raises(RiskAppError, match="reference foreign_worker='maybe' not found"):
+        fairness_report(df, p, 0.5, reference={"foreign_worker": "maybe"})
+    with pytest.raises(RiskAppError, match="threshold"):
+        fairness_report(df, p, 2.0)
+    with pytest.raises(RiskAppError, match="needs column 'nonexistent'"):
+        fairness_report(df, p, 0.5, groups=("nonexistent",))

@@ -1,0 +1,86 @@
+"""Champion/challenger rules: every branch of `decide`, with the reason it gives."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from risk_app.registry.promotion import GuardRule, PromotionRule, decide
+
+CHAMPION = {"roc_auc": 0.780, "brier": 0.170, "f1": 0.60}
+
+
+def test_no_champion_promotes() -> None:
+    d = decide({"roc_auc": 0.5}, None, PromotionRule())
+    assert d.promote and d.reason == "no current champion"
+
+
+def test_better_challenger_promotes_with_numbers() -> None:
+    d = decide({"roc_auc": 0.800, "brier": 0.165}, CHAMPION, PromotionRule())
+    assert d.promote
+    assert "0.8000" in d.reason and "0.7800" in d.reason and "+0.0200" in d.reason
+    assert d.details["improvement"] == pytest.approx(0.02)
+    assert d.details["guards"][0]["holds"]
+
+
+def test_worse_challenger_rejected() -> None:
+    d = decide({"roc_auc": 0.770, "brier": 0.160}, CHAMPION, PromotionRule())
+    assert not d.promote
+    assert "not better" in d.reason and "0.7700" in d.reason and "-0.0100" in d.reason
+
+
+def test_equal_challenger_rejected() -> None:
+    assert not decide(dict(CHAMPION), CHAMPION, PromotionRule()).promote
+
+
+def test_within_margin_rejected_beyond_margin_promoted() -> None:
+    rule = PromotionRule(min_margin=0.01)
+    d = decide({"roc_auc": 0.785, "brier": 0.17}, CHAMPION, rule)
+    assert not d.promote and "margin 0.0100" in d.reason and "+0.0050" in d.reason
+    assert decide({"roc_auc": 0.795, "brier": 0.17}, CHAMPION, rule).promote
+
+
+def test_guard_violated_rejects_even_if_better() -> None:
+    rule = PromotionRule(guards=[GuardRule(metric="brier", max_worsening=0.0)])
+    d = decide({"roc_auc": 0.90, "brier": 0.171}, CHAMPION, rule)
+    assert not d.promote
+    assert d.reason.startswith("guard violated: brier worsened by 0.0010")
+    assert "0.1700 -> 0.1710" in d.reason and "roc_auc 0.9000" in d.reason
+    assert d.details["guards"][0]["holds"] is False
+    # Within the allowance the same challenger passes.
+    loose = PromotionRule(guards=[GuardRule(metric="brier", max_worsening=0.005)])
+    assert decide({"roc_auc": 0.90, "brier": 0.171}, CHAMPION, loose).promote
+
+
+def test_higher_is_better_guard_and_lower_is_better_primary() -> None:
+    rule = PromotionRule(metric="brier", guards=[GuardRule(metric="f1", max_worsening=0.02)])
+    assert rule.higher_is_better is False
+    assert decide({"brier": 0.15, "f1": 0.59}, CHAMPION, rule).promote
+    d = decide({"brier": 0.15, "f1": 0.50}, CHAMPION, rule)
+    assert not d.promote and "f1 worsened by 0.1000" in d.reason
+    assert not decide({"brier": 0.18, "f1": 0.7}, CHAMPION, rule).promote
+
+
+def test_missing_metrics_explained() -> None:
+    d = decide({"brier": 0.1}, CHAMPION, PromotionRule())
+    assert not d.promote and "challenger has no roc_auc" in d.reason
+    d = decide({"roc_auc": 0.9, "brier": 0.1}, {"brier": 0.2}, PromotionRule())
+    assert not d.promote and "champion has no roc_auc" in d.reason
+    # A guard the champion never recorded cannot be checked, so it does not block.
+    d = decide({"roc_auc": 0.9, "brier": 0.1}, {"roc_auc": 0.8}, PromotionRule())
+    assert d.promote and d.details["guards"][0]["note"] == "champion has no value"
+    d = decide({"roc_auc": 0.9}, CHAMPION, PromotionRule())
+    assert not d.promote and "brier missing for challenger" in d.reason
+
+
+def test_rule_validation() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        PromotionRule(metric="roc_auc", typo=1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="lower-is-better"):
+        PromotionRule(metric="brier", higher_is_better=True)
+    with pytest.raises(ValidationError, match="no known direction"):
+        GuardRule(metric="profit")
+    with pytest.raises(ValidationError):
+        PromotionRule(min_margin=-0.1)
+    assert GuardRule(metric="profit", higher_is_better=True).higher_is_better is True
+    assert PromotionRule.model_validate({"metric": "ks", "min_margin": 0.01}).higher_is_better is True
