@@ -103,6 +103,15 @@ def generate_application_ids(df: pd.DataFrame) -> pd.Series:
     return pd.Series(ids, index=df.index, name=ID_COLUMN, dtype=object)
 
 
+def normalize_ids(ids: pd.Series) -> pd.Series:
+    """Ids as text. A numeric id column with a gap arrives as floats; 7.0 must read "7", not "7.0"."""
+    if not pd.api.types.is_float_dtype(ids):
+        return ids
+    return ids.map(lambda v: v if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v))).astype(
+        object
+    )
+
+
 def load_applications(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read applications from a CSV or Parquet file.
 
@@ -144,7 +153,15 @@ def load_applications(path: str | os.PathLike[str]) -> pd.DataFrame:
     df[SOURCE_ROW_COLUMN] = pd.RangeIndex(1, len(df) + 1).to_numpy()
     if ID_COLUMN not in df.columns:
         df.insert(0, ID_COLUMN, generate_application_ids(df))
+    else:
+        df[ID_COLUMN] = normalize_ids(df[ID_COLUMN])
     return df
 
 
-__all__ = ["ALLOWED_SUFFIXES", "SOURCE_ROW_COLUMN", "generate_application_ids", "load_applications"]
+__all__ = [
+    "ALLOWED_SUFFIXES",
+    "SOURCE_ROW_COLUMN",
+    "generate_application_ids",
+    "load_applications",
+    "normalize_ids",
+]

@@ -33,7 +33,7 @@ from data_contracts.loan_application import (
     TARGET_COLUMN,
     LoanApplication,
 )
-from risk_app.data.load import SOURCE_ROW_COLUMN, generate_application_ids
+from risk_app.data.load import SOURCE_ROW_COLUMN, generate_application_ids, normalize_ids
 from risk_app.errors import DataFileError
 
 QUARANTINE_COLUMNS: tuple[str, ...] = (
@@ -157,7 +157,9 @@ def collect_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> tuple[p
     # pandera reports a failed coercion twice (coerce_dtype and dtype); one line is enough.
     row_level = row_level[~row_level["check"].str.startswith("dtype(")]
     # A missing number also "fails coercion"; its not_nullable failure already says why.
-    row_level = row_level[~(row_level["check"].str.startswith("coerce_dtype") & row_level["failure_case"].isna())]
+    row_level = row_level[
+        ~(row_level["check"].str.startswith("coerce_dtype") & row_level["failure_case"].isna())
+    ]
     # A duplicate id keeps its first occurrence: only the later rows are the duplicates.
     dup = row_level["check"] == "field_uniqueness"
     if dup.any():
@@ -216,6 +218,8 @@ def validate_applications(df: pd.DataFrame, source: str, require_target: bool = 
         work[SOURCE_ROW_COLUMN] = range(1, len(work) + 1)
     if ID_COLUMN not in work.columns:
         work.insert(0, ID_COLUMN, generate_application_ids(work))
+    else:
+        work[ID_COLUMN] = normalize_ids(work[ID_COLUMN])
 
     missing = [c for c in FEATURE_COLUMNS if c not in work.columns]
     if missing:

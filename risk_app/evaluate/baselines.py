@@ -65,7 +65,11 @@ def _preprocessor(scale_numeric: bool) -> ColumnTransformer:
     # Output stays a numpy array: LightGBM rejects one-hot names such as "male : single" (JSON chars).
     return ColumnTransformer(
         [
-            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(CATEGORICAL_COLUMNS)),
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                list(CATEGORICAL_COLUMNS),
+            ),
             ("numeric", StandardScaler() if scale_numeric else "passthrough", list(NUMERIC_COLUMNS)),
         ],
         sparse_threshold=0.0,
@@ -108,7 +112,9 @@ def fit_baseline(name: BaselineName, train_df: pd.DataFrame, seed: int = 42) -> 
     x = classical_feature_frame(train_df)
     y = default_target(train_df)
     if len(np.unique(y)) < 2:
-        raise ConfigError(f"baseline {name}: training data has a single class; need defaults and non-defaults")
+        raise ConfigError(
+            f"baseline {name}: training data has a single class; need defaults and non-defaults"
+        )
     pipeline.fit(x, y)
     return pipeline
 

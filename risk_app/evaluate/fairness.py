@@ -167,6 +167,9 @@ def fairness_report(
             .agg(n=("approved", "size"), approvals=("approved", "sum"))
             .reset_index()
         )
+        if group == "age_band":  # youngest band first, not "<25" sorted after "50+"
+            order = {name: i for i, (name, _, _) in enumerate(AGE_BANDS)}
+            stats = stats.sort_values("value", key=lambda v: v.map(order)).reset_index(drop=True)
         stats.insert(0, "group", group)
         stats["approval_rate"] = stats["approvals"] / stats["n"]
         stats["decline_rate"] = 1.0 - stats["approval_rate"]
@@ -196,7 +199,7 @@ def fairness_report(
         note = f"; small group (n < {min_group_size}), rate is noisy" if row.n < min_group_size else ""
         best_value, best_rate = favoured[row.group]
         flags.append(
-            f"{row.group}={row.value}: adverse impact ratio {row.adverse_impact_ratio:.2f} < {air_limit:.2f} "
+            f"{row.group}={row.value}: adverse impact ratio {row.adverse_impact_ratio:.3f} < {air_limit:.2f} "
             f"(approval {row.approval_rate:.1%} vs {best_rate:.1%} for most favoured {best_value}, "
             f"n={row.n}{note})"
         )

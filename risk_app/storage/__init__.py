@@ -1,0 +1,1 @@
+"""Persistent tables: a DuckDB warehouse (`warehouse.write_table`, `read_table`, `query`)."""

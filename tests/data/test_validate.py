@@ -69,3 +69,13 @@ def test_frame_without_ids_or_source_rows(raw_default: pd.DataFrame) -> None:
     result = validate_applications(frame, "memory")
     assert result.valid["application_id"].tolist() == raw_default["application_id"].head(10).tolist()
     assert result.valid["source_row"].tolist() == list(range(1, 11))
+
+
+def test_numeric_ids_with_a_gap(small_raw: pd.DataFrame) -> None:
+    frame = small_raw.head(5).copy()
+    frame["application_id"] = [1, 2, None, 4, 5]  # pandas stores this as floats
+    result = validate_applications(frame, "ids.parquet")
+    assert result.valid["application_id"].tolist() == ["1", "2", "4", "5"]
+    assert result.quarantine[["row_number", "column", "check"]].values.tolist() == [
+        [3, "application_id", "not_nullable"]
+    ]

@@ -12,8 +12,8 @@ from risk_app.paths import DEFAULT_DATASET
 
 
 def constructed_case() -> tuple[pd.DataFrame, np.ndarray]:
-    """100 applicants. Approval: foreign workers 50% vs 80% locals (AIR 0.625 -> flagged);
-    women 72% vs men 80% (AIR 0.9 -> not flagged)."""
+    """100 applicants. Approval: foreign workers 50% vs 54/70 locals (AIR 0.648 -> flagged);
+    men 51/75 vs women 72% (AIR 0.944 -> not flagged)."""
     rows, scores = [], []
 
     def add(n: int, n_approved: int, sex: str, foreign: str, age: int) -> None:
@@ -61,10 +61,9 @@ def test_four_fifths_flags_only_the_group_below_point_eight() -> None:
     assert table.loc[("foreign_worker", "yes"), "approval_rate"] == pytest.approx(54 / 70)
     assert table.loc[("foreign_worker", "no"), "adverse_impact_ratio"] == pytest.approx(0.5 / (54 / 70))
     assert bool(table.loc[("foreign_worker", "no"), "flagged"])
-    assert table.loc[("sex", "female"), "adverse_impact_ratio"] == pytest.approx(0.72 / (51 / 75))
-    assert table.loc[("sex", "female"), "adverse_impact_ratio"] > 0.8
-    assert not bool(table.loc[("sex", "female"), "flagged"])
-    assert table.loc[("sex", "male"), "adverse_impact_ratio"] == pytest.approx(1.0)
+    assert table.loc[("sex", "male"), "adverse_impact_ratio"] == pytest.approx((51 / 75) / 0.72)
+    assert not bool(table.loc[("sex", "male"), "flagged"])
+    assert table.loc[("sex", "female"), "adverse_impact_ratio"] == pytest.approx(1.0)
     assert table.loc[("sex", "male"), "n"] == 75
 
     assert table.loc[("age_band", "50+"), "decline_rate_diff_vs_reference"] == pytest.approx(0.5 - 0.2)
@@ -72,7 +71,9 @@ def test_four_fifths_flags_only_the_group_below_point_eight() -> None:
     flagged = {(g, v) for g, v in table.index[table["flagged"]]}
     # age 30 -> 25-34 (72%, AIR 0.9), 40 -> 35-49 (80%), 55 -> 50+ (50%, AIR 0.625)
     assert flagged == {("foreign_worker", "no"), ("age_band", "50+")}
-    assert any(flag.startswith("foreign_worker=no: adverse impact ratio 0.65") for flag in report.flags)
+    assert any(
+        flag.startswith("foreign_worker=no: adverse impact ratio 0.648 < 0.80") for flag in report.flags
+    )
     assert report.summary["groups"]["foreign_worker"]["flagged_values"] == ["no"]
     assert report.summary["groups"]["sex"]["flagged_values"] == []
     payload = report.to_dict()

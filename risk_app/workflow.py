@@ -1,0 +1,221 @@
+"""The stages of a training run as plain functions, shared by the CLI and the Dagster assets.
+
+    validation = ingest_and_validate("loans.csv")
+    examples = prepare_examples(validation.valid, seed=42)
+    outcome = train_and_evaluate(validation.valid, examples, TrainConfig(method="lora"))
+    version, decision = register_outcome(outcome)
+
+Each function does one stage end to end and returns plain data, so the Dagster layer only
+reads config, calls it and attaches metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_contracts.loan_application import CONTRACT_VERSION, ID_COLUMN
+from risk_app import paths
+from risk_app.data.examples import build_training_examples, data_hash
+from risk_app.data.load import load_applications
+from risk_app.data.validate import ValidationResult, validate_applications
+from risk_app.errors import ConfigError
+from risk_app.evaluate.baselines import evaluate_baselines, fit_baseline, predict_default
+from risk_app.evaluate.fairness import fairness_report
+from risk_app.evaluate.metrics import choose_threshold, credit_metrics
+from risk_app.evaluate.model_card import render_model_card
+from risk_app.evaluate.report import EvaluationReport, build_evaluation_report
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.registry import get_method
+from risk_app.finetune.trainer import train_classifier
+from risk_app.finetune.types import TrainResult
+from risk_app.registry.artifact import save_risk_model
+
+SPLITS = ("train", "validation", "test")
+
+
+def ingest_and_validate(path: str | Path, require_target: bool = True) -> ValidationResult:
+    """Load a CSV/Parquet file and split it into contract-valid rows and quarantined rows."""
+    frame = load_applications(path)
+    return validate_applications(frame, source=str(path), require_target=require_target)
+
+
+def prepare_examples(valid: pd.DataFrame, seed: int = 42, exclude_fields: Sequence[str] = ()) -> pd.DataFrame:
+    """Serialize each valid application to text and assign its stratified 70/15/15 split."""
+    return build_training_examples(valid, seed=seed, exclude_fields=tuple(exclude_fields))
+
+
+def structured_splits(valid: pd.DataFrame, examples: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The original (non-augmented) structured rows of each split, for classical baselines."""
+    originals = examples.loc[~examples["augmented"].astype(bool), ["application_id", "split"]]
+    merged = valid.merge(originals, left_on=ID_COLUMN, right_on="application_id", how="inner")
+    if ID_COLUMN != "application_id":
+        merged = merged.drop(columns="application_id")
+    return {name: merged.loc[merged["split"] == name].reset_index(drop=True) for name in SPLITS}
+
+
+@dataclass
+class TrainingOutcome:
+    """Everything a finished training run produced, ready for registry and metadata."""
+
+    run_id: str
+    artifact_dir: Path
+    report: EvaluationReport
+    train: TrainResult
+    threshold: float
+    val_metrics: dict[str, Any]
+    test_metrics: dict[str, Any]
+    baseline_metrics: dict[str, dict[str, Any]]
+    fairness: dict[str, Any]
+    data_hash: str
+    train_config: TrainConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Flat scalars for MLflow params/metrics, Dagster metadata and the CLI summary."""
+        return {
+            "run_id": self.run_id,
+            "method": self.train_config.method,
+            "base_model": self.train_config.base_model,
+            "threshold": self.threshold,
+            "artifact_dir": str(self.artifact_dir),
+            **{f"test_{k}": v for k, v in self.test_metrics.items() if isinstance(v, (int, float))},
+            **{f"train_{k}": v for k, v in self.train.summary().items() if isinstance(v, (int, float))},
+        }
+
+
+def new_run_id(method: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{method}-{secrets.token_hex(3)}"
+
+
+def _texts_labels(examples: pd.DataFrame, split: str) -> tuple[list[str], np.ndarray]:
+    part = examples.loc[examples["split"] == split]
+    if split != "train":
+        # Validation and test are judged on real applications only, never on augmented twins.
+        part = part.loc[~part["augmented"].astype(bool)]
+    if part.empty:
+        raise ConfigError(f"the {split} split is empty; the data set is too small to train on")
+    return part["text"].tolist(), part["default"].to_numpy(dtype=np.int64)
+
+
+def train_and_evaluate(
+    valid: pd.DataFrame,
+    examples: pd.DataFrame,
+    train_config: TrainConfig,
+    *,
+    progress: bool = True,
+    run_id: str | None = None,
+    baselines: Sequence[str] = ("logistic", "lightgbm"),
+    exclude_fields: Sequence[str] = (),
+) -> TrainingOutcome:
+    """Fine-tune, pick the threshold on validation, evaluate on test beside the baselines.
+
+    Writes `runs/<run_id>/checkpoints/` (one per epoch), `report/` (plots, lift table) and
+    `artifact/` (the self-describing risk model with its model card), each atomically.
+    """
+    method = get_method(train_config.method)
+    method_cfg = method.parse_config(train_config.method_params)
+    run_id = run_id or new_run_id(train_config.method)
+    run_dir = paths.runs_dir() / run_id
+    hash_of_data = data_hash(examples)
+
+    train_texts, y_train = _texts_labels(examples, "train")
+    val_texts, y_val = _texts_labels(examples, "validation")
+    test_texts, y_test = _texts_labels(examples, "test")
+
+    result = train_classifier(
+        train_texts, y_train, val_texts, y_val, train_config,
+        checkpoint_dir=run_dir / "checkpoints", method=method, progress=progress,
+    )  # fmt: skip
+    p_val = result.best_val_proba
+    if p_val is None:
+        p_val = predict_proba(result.model, result.tokenizer, val_texts, train_config.eval_batch_size,
+                              train_config.max_length)  # fmt: skip
+    threshold = choose_threshold(y_val, p_val)
+    p_test = predict_proba(
+        result.model, result.tokenizer, test_texts, train_config.eval_batch_size, train_config.max_length
+    )
+    val_metrics = credit_metrics(y_val, p_val, threshold)
+    test_metrics = credit_metrics(y_test, p_test, threshold)
+
+    frames = structured_splits(valid, examples)
+    baseline_metrics = evaluate_baselines(
+        frames["train"], frames["validation"], frames["test"], names=tuple(baselines), seed=train_config.seed
+    )
+    baseline_scores = {
+        name: predict_default(fit_baseline(name, frames["train"], seed=train_config.seed), frames["test"])
+        for name in baselines
+    }
+    # The LLM's test rows and the baselines' test rows must be the same applications in the
+    # same order for the side-by-side charts.
+    test_ids = examples.loc[(examples["split"] == "test") & ~examples["augmented"].astype(bool), "application_id"]
+    order = pd.Index(frames["test"][ID_COLUMN]).get_indexer(test_ids)
+    baseline_scores = {name: scores[order] for name, scores in baseline_scores.items()}
+    report = build_evaluation_report(
+        y_test, p_test, threshold, run_dir / "report", baselines=baseline_scores,
+        model_name=train_config.method,
+    )  # fmt: skip
+    fairness = fairness_report(frames["test"].iloc[order].reset_index(drop=True), p_test, threshold).to_dict()
+
+    train_summary = result.summary()
+    metadata = {
+        "name": f"credit_risk_model ({train_config.method})",
+        "method": train_config.method,
+        "method_config": method_cfg.model_dump(),
+        "base_model": train_config.base_model,
+        "threshold": threshold,
+        "threshold_objective": "max F1 of the default class on the validation split",
+        "data_hash": hash_of_data,
+        "contract_version": CONTRACT_VERSION,
+        "rows": {s: int((examples["split"] == s).sum()) for s in SPLITS},
+        "augmented_rows": int(examples["augmented"].astype(bool).sum()),
+        "training": train_summary,
+    }
+    card = render_model_card(metadata, test_metrics, baseline_metrics, fairness)
+    artifact_dir = save_risk_model(
+        run_dir / "artifact",
+        method_name=train_config.method,
+        method_config=method_cfg.model_dump(),
+        train_config=train_config.model_dump(),
+        model=result.model,
+        tokenizer=result.tokenizer,
+        threshold=threshold,
+        metrics={"test": test_metrics, "validation": val_metrics, "baselines": baseline_metrics},
+        data_hash=hash_of_data,
+        contract_version=CONTRACT_VERSION,
+        extra={
+            "run_id": run_id,
+            "training": train_summary,
+            "history": result.history,
+            "rows": metadata["rows"],
+            # Scoring must serialize new applications exactly as training did.
+            "exclude_fields": list(exclude_fields),
+            "ece": report.ece,
+            "top_decile_lift": report.top_decile_lift,
+            "fairness_flags": fairness.get("flags", []),
+        },
+        extra_files={"MODEL_CARD.md": card},
+        method=method,
+    )
+    return TrainingOutcome(
+        run_id=run_id,
+        artifact_dir=Path(artifact_dir),
+        report=report,
+        train=result,
+        threshold=threshold,
+        val_metrics=val_metrics,
+        test_metrics=test_metrics,
+        baseline_metrics=baseline_metrics,
+        fairness=fairness,
+        data_hash=hash_of_data,
+        train_config=train_config,
+    )
