@@ -57,12 +57,18 @@ class TrainingConfig(dg.Config):
     seed: int = Field(default=42, description="Seed for weights init, shuffling and dropout.")
 
 
-class ScoringConfig(dg.Config):
+class ScoringInputConfig(dg.Config):
     input_path: str = Field(
         default=str(paths.DEFAULT_DATASET), description="CSV or Parquet file of applications to score."
     )
+
+
+class ScoringConfig(dg.Config):
     output_path: str = Field(
         default=str(paths.home() / "outputs" / "scores.parquet"),
         description="Where to write the scores (.parquet or .csv).",
     )
     model: str = Field(default="champion", description="Model alias, version number or local folder.")
+    reason_codes: int = Field(
+        default=4, description="Principal reasons listed for each declined application (0 = none)."
+    )

@@ -7,6 +7,8 @@ from pydantic import Field
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from risk_app import paths
+from risk_app.evaluate.drift import DriftThresholds
+from risk_app.registry.promotion import GuardRule, PromotionRule
 
 
 class RiskAppSettings(dg.ConfigurableResource):
@@ -30,6 +32,17 @@ class RiskAppSettings(dg.ConfigurableResource):
     )
     drift_warn_psi: float = Field(default=0.1, description="PSI above this warns.")
     drift_fail_psi: float = Field(default=0.25, description="PSI above this fails.")
+
+
+    def promotion_rule(self) -> PromotionRule:
+        return PromotionRule(
+            metric=self.promotion_metric,
+            min_margin=self.promotion_min_margin,
+            guards=[GuardRule(metric="brier", max_worsening=self.brier_max_worsening)],
+        )
+
+    def drift_thresholds(self) -> DriftThresholds:
+        return DriftThresholds(warn=self.drift_warn_psi, fail=self.drift_fail_psi)
 
 
 def build_resources() -> dict[str, object]:

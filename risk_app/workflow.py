@@ -202,9 +202,10 @@ def train_and_evaluate(
             "ece": report.ece,
             "top_decile_lift": report.top_decile_lift,
             "fairness_flags": fairness.get("flags", []),
+            # Holdout scores are the reference distribution for score drift (PSI) at scoring time.
+            "reference_scores": np.concatenate([p_val, p_test]).round(6).tolist(),
         },
         extra_files={"MODEL_CARD.md": card},
-        method=method,
     )
     return TrainingOutcome(
         run_id=run_id,
@@ -219,3 +220,88 @@ def train_and_evaluate(
         data_hash=hash_of_data,
         train_config=train_config,
     )
+
+
+def outcome_record(outcome: TrainingOutcome) -> dict[str, Any]:
+    """A picklable, JSON-friendly summary of a run (no model objects), for Dagster and the CLI."""
+    card_path = outcome.artifact_dir / "MODEL_CARD.md"
+    return {
+        "run_id": outcome.run_id,
+        "artifact_dir": str(outcome.artifact_dir),
+        "method": outcome.train_config.method,
+        "train_config": outcome.train_config.model_dump(),
+        "threshold": outcome.threshold,
+        "data_hash": outcome.data_hash,
+        "val_metrics": outcome.val_metrics,
+        "test_metrics": outcome.test_metrics,
+        "baseline_metrics": outcome.baseline_metrics,
+        "fairness": outcome.fairness,
+        "report": outcome.report.to_dict(),
+        "training": outcome.train.summary(),
+        "model_card": card_path.read_text(encoding="utf-8") if card_path.exists() else "",
+    }
+
+
+METRIC_COLUMNS = ("roc_auc", "ks", "gini", "brier", "f1", "precision", "recall", "accuracy", "threshold")
+
+
+def metrics_frame(record: dict[str, Any]) -> pd.DataFrame:
+    """One row per model (the fine-tuned LLM first, then each baseline) on the same test split."""
+    rows = [{"model": f"llm:{record['method']}", **{k: record["test_metrics"].get(k) for k in METRIC_COLUMNS}}]
+    for name, metrics in record["baseline_metrics"].items():
+        rows.append({"model": name, **{k: metrics.get(k) for k in METRIC_COLUMNS}})
+    return pd.DataFrame(rows)
+
+
+def register_record(
+    record: dict[str, Any], *, model_name: str = "credit_risk_model", rule: Any = None
+) -> dict[str, Any]:
+    """Register the run's artifact as a new MLflow version and record the promotion verdict.
+
+    The version gets alias `challenger`; whether it becomes `champion` is decided by `rule`
+    here and carried out by `promote_record` (in Dagster, behind a blocking asset check).
+    """
+    from risk_app.registry import mlflow_registry
+
+    metrics = {f"test_{k}": v for k, v in record["test_metrics"].items()}
+    metrics.update({f"val_{k}": v for k, v in record["val_metrics"].items()})
+    metrics.update({f"train_{k}": v for k, v in record["training"].items()})
+    for name, values in record["baseline_metrics"].items():
+        metrics.update({f"{name}_{k}": v for k, v in values.items()})
+    metrics.update({"ece": record["report"]["ece"], "top_decile_lift": record["report"]["top_decile_lift"]})
+    info = mlflow_registry.register_model_version(
+        record["artifact_dir"],
+        metrics=metrics,
+        params={"train": record["train_config"], "threshold": record["threshold"]},
+        tags={"run_id": record["run_id"]},
+        model_name=model_name,
+        run_name=record["run_id"],
+        extra_artifacts=[Path(p) for p in record["report"]["paths"].values()],
+    )
+    decision = mlflow_registry.evaluate_promotion(model_name, info.version, rule)
+    mlflow_registry.record_decision(model_name, info.version, decision, rule)
+    return {
+        "name": model_name,
+        "version": info.version,
+        "run_id": info.run_id,
+        "decision": decision.model_dump(),
+    }
+
+
+def promote_record(registered: dict[str, Any], actor: str = "risk-app") -> None:
+    """Carry out a positive promotion verdict: the version becomes `champion`."""
+    from risk_app.registry import mlflow_registry
+
+    if registered["decision"]["promote"]:
+        mlflow_registry.set_champion(
+            registered["name"], registered["version"], reason=registered["decision"]["reason"], actor=actor
+        )
+
+
+def augment_examples(examples: pd.DataFrame, valid: pd.DataFrame, seed: int = 42, **options: Any) -> pd.DataFrame:
+    """The training split plus nlpaug-augmented copies (validation and test untouched)."""
+    from risk_app.augment.config import AugmentConfig
+    from risk_app.augment.pipeline import augment_training_examples
+
+    config = AugmentConfig(enabled=True, seed=seed, **options)
+    return augment_training_examples(examples, valid, config).frame

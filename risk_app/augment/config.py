@@ -37,7 +37,10 @@ class AugmentConfig(BaseModel):
         default=1, ge=0, le=50, description="Augmented copies made from each selected training row."
     )
     ratio: float = Field(
-        default=1.0, ge=0.0, le=1.0, description="Fraction of training rows selected for augmentation (seeded)."
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of training rows selected for augmentation (seeded).",
     )
     number_scale: float = Field(
         default=0.1,
@@ -52,7 +55,7 @@ class AugmentConfig(BaseModel):
         default=0.5,
         gt=0.0,
         le=1.0,
-        description="financial_synonyms: share of lexicon words in a text swapped for a synonym (at least one).",
+        description="financial_synonyms: share of lexicon words in a text swapped (at least one).",
     )
     char_noise_prob: float = Field(
         default=0.05,
@@ -80,7 +83,9 @@ class AugmentConfig(BaseModel):
     @model_validator(mode="after")
     def _something_to_do(self) -> AugmentConfig:
         if self.enabled and not self.augmenters:
-            raise ValueError(f"augmentation is enabled but no augmenters are listed; allowed: {list_augmenters()}")
+            raise ValueError(
+                f"augmentation is enabled but no augmenters are listed; allowed: {list_augmenters()}"
+            )
         return self
 
     @classmethod

@@ -19,7 +19,7 @@ from typing import Any
 import nlpaug.augmenter.char as nac
 from nlpaug.util import Method
 
-from risk_app.augment.base import AugmentSample, Augmenter, register_augmenter, seeded_global_rngs
+from risk_app.augment.base import Augmenter, AugmentSample, register_augmenter, seeded_global_rngs
 from risk_app.augment.tokens import detokenize_exact, is_letter_word, tokenize_exact
 
 
@@ -34,7 +34,9 @@ class _LetterWordKeyboardAug(nac.KeyboardAug):
         kept = super().pre_skip_aug(tokens, tuple_idx)
         return [i for i in kept if is_letter_word(tokens[i] if tuple_idx is None else tokens[i][tuple_idx])]
 
-    def _get_aug_idxes(self, tokens: list[Any], aug_min: Any, aug_max: Any, aug_p: Any, mode: str) -> list[int]:
+    def _get_aug_idxes(
+        self, tokens: list[Any], aug_min: Any, aug_max: Any, aug_p: Any, mode: str
+    ) -> list[int]:
         if mode != Method.WORD:
             return super()._get_aug_idxes(tokens, aug_min, aug_max, aug_p, mode)
         eligible = self.pre_skip_aug(tokens)
@@ -67,7 +69,9 @@ def build_keyboard_aug(word_share: float) -> nac.KeyboardAug:
 class CharNoise(Augmenter):
     name = "char_noise"
     stage = "text"
-    description = "Keyboard typos in a few letter-only words (nlpaug KeyboardAug); numbers untouched. Off by default."
+    description = (
+        "Keyboard typos in a few letter-only words (nlpaug KeyboardAug); numbers untouched. Off by default."
+    )
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)

@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 from data_contracts.loan_application import LoanApplication
-from risk_app.augment.base import AugmentSample, Augmenter, register_augmenter
+from risk_app.augment.base import Augmenter, AugmentSample, register_augmenter
 from risk_app.errors import ConfigError
 
 PERTURBED_COLUMNS: tuple[str, ...] = ("duration_in_month", "credit_amount")
@@ -68,7 +68,9 @@ def perturb_value(value: Any, scale: float, low: int, high: int, rng: random.Ran
 class NumberPerturbation(Augmenter):
     name = "number_perturbation"
     stage = "row"
-    description = "Move duration and credit amount (optionally age) by up to ±number_scale, within contract ranges."
+    description = (
+        "Move duration and credit amount (optionally age) by up to ±number_scale, within contract ranges."
+    )
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from risk_app.augment.base import AugmentSample, Augmenter, register_augmenter
+from risk_app.augment.base import Augmenter, AugmentSample, register_augmenter
 
 
 @register_augmenter

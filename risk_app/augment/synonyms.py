@@ -31,7 +31,7 @@ from typing import Any
 import nlpaug.augmenter.word as naw
 
 from data_contracts.loan_application import CATEGORIES, NUMERIC_COLUMNS
-from risk_app.augment.base import AugmentSample, Augmenter, register_augmenter, seeded_global_rngs
+from risk_app.augment.base import Augmenter, AugmentSample, register_augmenter, seeded_global_rngs
 from risk_app.augment.tokens import detokenize_exact, tokenize_exact, word_boundary_pattern
 from risk_app.data.serialize import FIELD_LABELS, format_value
 from risk_app.errors import DataFileError
@@ -76,8 +76,12 @@ def _capitalised(term: str) -> str:
 
 def _expand_case(group: tuple[str, ...]) -> list[tuple[str, ...]]:
     # nlpaug is told case_sensitive=True so that "Credit" becomes "Loan", not "loan".
-    upper = tuple(_capitalised(term) for term in group)
-    return [group] if upper == group else [group, upper]
+    # An alternative that capitalisation leaves unchanged ("TV") stays in the first group only,
+    # so it maps back to one canonical word.
+    upper = (_capitalised(group[0]), *(_capitalised(t) for t in group[1:] if _capitalised(t) != t))
+    if upper == group or len(upper) < 2:
+        return [group]
+    return [group, upper]
 
 
 def check_lexicon_rule(groups: tuple[tuple[str, ...], ...], vocabulary: list[str], path: Path) -> None:
@@ -93,7 +97,9 @@ def check_lexicon_rule(groups: tuple[tuple[str, ...], ...], vocabulary: list[str
             pattern = re.compile(word_boundary_pattern(alt), re.IGNORECASE)
             hits = [text for text in vocabulary if pattern.search(text)]
             if hits:
-                problems.append(f"alternative '{alt}' of '{group[0]}' already occurs in the template: {hits[0]!r}")
+                problems.append(
+                    f"alternative '{alt}' of '{group[0]}' already occurs in the template: {hits[0]!r}"
+                )
     if problems:
         raise DataFileError(path, "synonym lexicon breaks the category rule: " + "; ".join(problems))
 
@@ -106,7 +112,9 @@ def load_lexicon(path: Path | str = DEFAULT_LEXICON_PATH) -> Lexicon:
     except OSError as exc:
         raise DataFileError(path, f"cannot read synonym lexicon: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
-        raise DataFileError(path, f"synonym lexicon is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
+        raise DataFileError(
+            path, f"synonym lexicon is not valid JSON (line {exc.lineno}): {exc.msg}"
+        ) from exc
     entries = raw.get("groups") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise DataFileError(path, "synonym lexicon needs a non-empty list 'groups'")
@@ -180,7 +188,9 @@ def build_reserved_aug(lexicon: Lexicon, share: float) -> naw.ReservedAug:
 class FinancialSynonyms(Augmenter):
     name = "financial_synonyms"
     stage = "text"
-    description = "Swap template words for same-meaning synonyms from the shipped lexicon (nlpaug ReservedAug)."
+    description = (
+        "Swap template words for same-meaning synonyms from the shipped lexicon (nlpaug ReservedAug)."
+    )
 
     def __init__(self, config: Any, lexicon: Lexicon | None = None) -> None:
         super().__init__(config)

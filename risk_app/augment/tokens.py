@@ -44,4 +44,11 @@ def word_boundary_pattern(phrase: str) -> str:
     return rf"(?<![A-Za-z0-9])(?<![A-Za-z0-9]['-]){re.escape(phrase)}(?!['-]?[A-Za-z0-9])"
 
 
-__all__ = ["WORD_PATTERN", "detokenize_exact", "is_letter_word", "is_word", "tokenize_exact", "word_boundary_pattern"]
+__all__ = [
+    "WORD_PATTERN",
+    "detokenize_exact",
+    "is_letter_word",
+    "is_word",
+    "tokenize_exact",
+    "word_boundary_pattern",
+]

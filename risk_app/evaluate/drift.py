@@ -69,8 +69,9 @@ def _numeric_shares(
     expected: np.ndarray, actual: np.ndarray, bins: int, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
     try:
-        exp = np.asarray(expected, dtype=float)
-        act = np.asarray(actual, dtype=float)
+        # Via pandas so nullable columns (Int64 with pd.NA) become float with NaN.
+        exp = pd.to_numeric(pd.Series(expected)).to_numpy(dtype=float, na_value=np.nan)
+        act = pd.to_numeric(pd.Series(actual)).to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError) as exc:
         raise RiskAppError(f"{name}: numeric PSI needs numbers; use kind='categorical' for labels") from exc
     exp_nan, act_nan = np.isnan(exp), np.isnan(act)

@@ -84,6 +84,10 @@ def _lookup(metadata: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
+def _data_source(metadata: Mapping[str, Any]) -> Any:
+    return _lookup(metadata, "data_source", "data.source", "source", "extra.data_source")
+
+
 def _text(value: Any) -> str:
     if value is None:
         return NOT_RECORDED
@@ -113,7 +117,10 @@ def _fairness_dict(fairness: Any) -> Mapping[str, Any] | None:
 
 def _details_section(metadata: Mapping[str, Any]) -> list[str]:
     method = _lookup(metadata, "method", "config.method")
-    params = _lookup(metadata, "method_params", "config.method_params")
+    params = _lookup(
+        metadata, "method_params", "method_config", "config.method_params", "train_config.method_params"
+    )
+    base_model = _lookup(metadata, "base_model", "config.base_model", "train_config.base_model")
     lines = [
         "## Model details",
         "",
@@ -121,8 +128,9 @@ def _details_section(metadata: Mapping[str, Any]) -> list[str]:
         f" / {_text(_lookup(metadata, 'version', 'model_version'))}",
         f"- **Fine-tuning method:** {_text(method)}",
         f"- **Method parameters:** {_text(params) if params else 'defaults'}",
-        f"- **Base model:** {_text(_lookup(metadata, 'base_model', 'config.base_model'))}",
+        f"- **Base model:** {_text(base_model)}",
         f"- **Code version:** {_text(_lookup(metadata, 'code_version', 'git_commit'))}",
+        f"- **Library versions:** {_text(_lookup(metadata, 'library_versions'))}",
         f"- **Created:** {_text(_lookup(metadata, 'created_at'))}",
     ]
     trainable = _lookup(metadata, "trainable_params", "training.trainable_params")
@@ -132,7 +140,7 @@ def _details_section(metadata: Mapping[str, Any]) -> list[str]:
             f"- **Trainable parameters:** {int(trainable):,} of {int(total):,} ({trainable / total:.2%})"
         )
     training = {
-        key: _lookup(metadata, f"config.{key}", key)
+        key: _lookup(metadata, f"config.{key}", f"train_config.{key}", key)
         for key in ("epochs", "learning_rate", "batch_size", "max_length", "seed")
     }
     recorded = {k: v for k, v in training.items() if v is not None}
@@ -142,21 +150,29 @@ def _details_section(metadata: Mapping[str, Any]) -> list[str]:
 
 
 def _data_section(metadata: Mapping[str, Any]) -> list[str]:
+    rows = _lookup(metadata, "n_rows", "rows", "data.rows", "data.n_rows")
     splits = _lookup(metadata, "split_sizes", "data.split_sizes")
+    if isinstance(rows, Mapping):  # {"train": 700, ...}: the split sizes, whose sum is the total
+        splits = splits or rows
+        rows = sum(int(v) for v in rows.values())
     split_text = (
         ", ".join(f"{k} {v}" for k, v in splits.items()) if isinstance(splits, Mapping) else _text(splits)
     )
     contract = _lookup(metadata, "contract_version", "data.contract_version")
-    return [
+    augmented = _lookup(metadata, "augmented_rows", "data.augmented_rows")
+    source = _data_source(metadata)
+    lines = [
         "## Data",
         "",
-        f"- **Source:** {_text(_lookup(metadata, 'data_source', 'data.source', 'source'))}",
-        f"- **Rows (valid, used):** {_text(_lookup(metadata, 'n_rows', 'rows', 'data.rows', 'data.n_rows'))}",
+        f"- **Source:** {_text(source)}",
+        f"- **Rows (valid, used):** {_text(rows)}",
         f"- **Data hash:** {_text(_lookup(metadata, 'data_hash', 'data.hash', 'data.data_hash'))}",
         f"- **Data contract version:** {_text(contract)}",
         f"- **Split sizes:** {split_text}",
-        "- **Target:** `creditability` (bad = default = 1, good = 0)",
     ]
+    if augmented:
+        lines.append(f"- **Augmented training rows:** {augmented} (text augmentation)")
+    return [*lines, "- **Target:** `creditability` (bad = default = 1, good = 0)"]
 
 
 def _metrics_section(
@@ -229,7 +245,7 @@ def render_model_card(
     )
     title = _lookup(metadata, "name", "model_name") or "credit-risk model"
     limitations = list(BASE_LIMITATIONS)
-    source = str(_lookup(metadata, "data_source", "data.source", "source") or "")
+    source = str(_data_source(metadata) or "")
     if source.endswith("germancredit.csv"):
         limitations.append(VENDORED_SEX_LIMITATION)
     if _is_quantum(method, metadata):

@@ -78,8 +78,9 @@ def reason_codes(
 
     With `only_declined`, the full texts of all rows are scored in one call to find the
     declines (P(default) >= `risk_model.threshold`), and their occluded variants in a second;
-    otherwise full texts and variants share a single call. `field_order` must be the order the
-    model was trained on when it was not the default template order.
+    otherwise full texts and variants share a single call. The text template follows the
+    model's own `field_order` / `exclude_fields` attributes when it has them (a registry
+    `RiskModel` does); `field_order` here overrides the order.
     """
     if not isinstance(df, pd.DataFrame):
         raise RiskAppError(f"reason_codes expects a DataFrame, got {type(df).__name__}")
@@ -88,7 +89,12 @@ def reason_codes(
     if top_k < 1:
         raise RiskAppError(f"reason_codes: top_k={top_k} must be at least 1")
     threshold = float(risk_model.threshold)
-    fields = list(field_order) if field_order is not None else list(FIELD_LABELS)
+    # Serialize exactly as the model was trained: a registry RiskModel records its field order
+    # and the fields it leaves out (e.g. protected attributes); those are never occluded.
+    if field_order is None:
+        field_order = getattr(risk_model, "field_order", None)
+    excluded = set(getattr(risk_model, "exclude_fields", None) or ())
+    fields = [name for name in (field_order or FIELD_LABELS) if name not in excluded]
     missing = [name for name in fields if name not in df.columns]
     if missing:
         raise RiskAppError(f"reason_codes: columns {missing} are missing from the applications")

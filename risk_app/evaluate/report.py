@@ -251,6 +251,8 @@ def build_evaluation_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # A stale report.json from an earlier run must not vouch for files this run may not finish.
+    (out / "report.json").unlink(missing_ok=True)
     paths = {key: out / name for key, name in _PNG_NAMES.items()}
     plots.roc_curve_png(y_arr, all_scores, path=paths["roc"])
     plots.ks_curve_png(y_arr, p_arr, path=paths["ks"])

@@ -181,7 +181,7 @@ def supervised_fit(
     named = method.trainable_parameters(model)
     if not named:
         raise ConfigError(f"method {method.name!r} left no trainable parameters")
-    optimizer = torch.optim.AdamW(optimizer_groups(named, config.weight_decay), lr=config.learning_rate)
+    optimizer = method.make_optimizer(optimizer_groups(named, config.weight_decay), config)
     per_epoch = steps_per_epoch(len(train_ids), config)
     total_steps = per_epoch * config.epochs
     scheduler = transformers.get_cosine_schedule_with_warmup(

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,24 +78,23 @@ class ResolvedModel:
     name: str | None = None
 
 
-# MLflow nags at class creation that `predict` has no type hints; the signature is explicit.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
+class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc face of a risk_app artifact folder: DataFrame in, P(default) out."""
 
-    class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
-        """MLflow pyfunc face of a risk_app artifact folder: DataFrame in, P(default) out."""
+    def load_context(self, context: Any) -> None:
+        # Imported here so logging a model never needs the (torch-heavy) artifact loader.
+        from risk_app.registry import artifact
 
-        def load_context(self, context: Any) -> None:
-            # Imported here so logging a model never needs the (torch-heavy) artifact loader.
-            from risk_app.registry import artifact
+        self._risk_model = artifact.load_risk_model(context.artifacts[PYFUNC_ARTIFACT_KEY])
 
-            self._risk_model = artifact.load_risk_model(context.artifacts[PYFUNC_ARTIFACT_KEY])
-
-        # No type hints: MLflow would try (and fail) to derive a schema from them.
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-            p_default = self._risk_model.predict_proba(frame)
-            return pd.DataFrame({"probability_of_default": [float(p) for p in p_default]}, index=frame.index)
+    # The DataFrame hint tells MLflow to pass frames through as they are; the column schema
+    # comes from the explicit signature given at logging time.
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        p_default = self._risk_model.predict_proba(frame)
+        return pd.DataFrame({"probability_of_default": [float(p) for p in p_default]}, index=frame.index)
 
 
 # ---------------------------------------------------------------------------------------- setup
@@ -206,8 +205,16 @@ def _pip_requirements() -> list[str]:
     return pins
 
 
-def _audit(action: str, name: str, *, from_version: str | None, to_version: str | None,
-           reason: str, actor: str | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _audit(
+    action: str,
+    name: str,
+    *,
+    from_version: str | None,
+    to_version: str | None,
+    reason: str,
+    actor: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Append one JSON line to the audit log; fsync so an acknowledged decision survives a crash."""
     user = getpass.getuser()
     record = {
@@ -249,7 +256,8 @@ def _existing(client: MlflowClient, name: str) -> tuple[list[ModelVersion], dict
         registered = client.get_registered_model(name)
     except MlflowException as exc:
         raise ModelNotFoundError(
-            f"no registered model named {name!r} at {mlflow.get_tracking_uri()}; register a trained model first"
+            f"no registered model named {name!r} at {mlflow.get_tracking_uri()}; "
+            "register a trained model first"
         ) from exc
     versions = client.search_model_versions(f"name='{name}'")
     aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items()}
@@ -267,7 +275,9 @@ def _get_version(client: MlflowClient, name: str, version: str | int) -> ModelVe
     for mv in versions:
         if str(mv.version) == str(version):
             return mv
-    raise ModelNotFoundError(f"model {name!r} has no version {str(version)!r} ({_describe(versions, aliases)})")
+    raise ModelNotFoundError(
+        f"model {name!r} has no version {str(version)!r} ({_describe(versions, aliases)})"
+    )
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -320,6 +330,7 @@ def register_model_version(
     tags: Mapping[str, Any] | None = None,
     model_name: str = DEFAULT_MODEL_NAME,
     run_name: str | None = None,
+    extra_artifacts: Sequence[str | os.PathLike[str]] = (),
 ) -> ModelVersionInfo:
     """Log `artifact_dir` as a pyfunc model in a new run and register it as a new version.
 
@@ -327,13 +338,17 @@ def register_model_version(
     logged; lineage tags (method, data_hash, contract_version, code_version) come from the
     artifact's risk_model.json unless `tags` overrides them. Metrics are also stored as
     `metric.<name>` version tags so promotion can compare versions without reading runs.
+    `extra_artifacts` (report plots, model card ...) are logged on the run under `report/`.
     """
     folder = Path(artifact_dir).expanduser().resolve()
     metadata = _read_artifact_metadata(folder)
     experiment_id = configure_mlflow()
-    client = MlflowClient()
     all_tags = {**_lineage(metadata), **{str(k): str(v) for k, v in (tags or {}).items()}}
     all_tags = {k[:_MAX_KEY]: v[:_MAX_TAG_VALUE] for k, v in all_tags.items()}
+    extras = [Path(p) for p in extra_artifacts]
+    missing = [str(p) for p in extras if not p.exists()]
+    if missing:
+        raise ConfigError(f"register_model_version: extra artifact(s) not found: {missing}")
     flat_params = {k[:_MAX_KEY]: _param_text(v) for k, v in _flatten(params or {}).items()}
     numeric = _numeric_metrics(metrics)
 
@@ -356,6 +371,11 @@ def register_model_version(
                 pip_requirements=_pip_requirements(),
                 infer_code_paths=False,
             )
+        for extra in extras:
+            if extra.is_dir():
+                mlflow.log_artifacts(str(extra), artifact_path=f"report/{extra.name}")
+            else:
+                mlflow.log_artifact(str(extra), artifact_path="report")
         run_id = run.info.run_id
 
     version_tags = {**all_tags, **{f"{METRIC_TAG_PREFIX}{k}"[:_MAX_KEY]: repr(v) for k, v in numeric.items()}}
@@ -364,6 +384,61 @@ def register_model_version(
     except MlflowException as exc:
         raise RiskAppError(f"registering {folder} as {model_name!r} failed: {exc.message}") from exc
     return ModelVersionInfo(name=model_name, version=str(mv.version), run_id=run_id, source=str(mv.source))
+
+
+def _decide_against_champion(
+    client: MlflowClient, name: str, version: str | int, rule: PromotionRule
+) -> tuple[str, str | None, PromotionDecision]:
+    candidate = _get_version(client, name, version)
+    target = str(candidate.version)
+    champion = _alias_version(client, name, CHAMPION)
+    champion_version = str(champion.version) if champion is not None else None
+    if champion_version == target:
+        return (
+            target,
+            champion_version,
+            PromotionDecision(promote=False, reason=f"version {target} is already the champion", details={}),
+        )
+    champion_metrics = _version_metrics(client, champion) if champion is not None else None
+    return target, champion_version, decide(_version_metrics(client, candidate), champion_metrics, rule)
+
+
+def evaluate_promotion(name: str, version: str | int, rule: PromotionRule | None = None) -> PromotionDecision:
+    """The verdict of `rule` for `version` against the current champion; changes nothing."""
+    client = _client()
+    return _decide_against_champion(client, name, version, rule or PromotionRule())[2]
+
+
+def record_decision(
+    name: str,
+    version: str | int,
+    decision: PromotionDecision,
+    rule: PromotionRule | None = None,
+    *,
+    actor: str | None = None,
+) -> None:
+    """Record a verdict without acting on it: tags, audit line, and alias `challenger`.
+
+    For two-step promotion (a blocking check between verdict and `set_champion`, as in the
+    Dagster training job): the version waits as challenger until someone or something promotes it.
+    """
+    client = _client()
+    target = str(_get_version(client, name, version).version)
+    champion = _alias_version(client, name, CHAMPION)
+    champion_version = str(champion.version) if champion is not None else None
+    if champion_version != target:
+        client.set_registered_model_alias(name, CHALLENGER, target)
+    _tag(client, name, target, "promotion_decision", "recommended" if decision.promote else "rejected")
+    _tag(client, name, target, "promotion_reason", decision.reason)
+    _audit(
+        "recommend" if decision.promote else "reject",
+        name,
+        from_version=champion_version,
+        to_version=target,
+        reason=decision.reason,
+        actor=actor,
+        extra={"rule": rule.model_dump() if rule else None, "details": decision.details},
+    )
 
 
 def promote_if_better(
@@ -376,30 +451,19 @@ def promote_if_better(
     """
     rule = rule or PromotionRule()
     client = _client()
-    candidate = _get_version(client, name, version)
-    version = str(candidate.version)
-    champion = _alias_version(client, name, CHAMPION)
-    champion_version = str(champion.version) if champion is not None else None
+    target, champion_version, decision = _decide_against_champion(client, name, version, rule)
+    if decision.promote:
+        _make_champion(client, name, target, champion_version)
+    elif champion_version != target:
+        client.set_registered_model_alias(name, CHALLENGER, target)
 
-    if champion_version == version:
-        decision = PromotionDecision(
-            promote=False, reason=f"version {version} is already the champion", details={}
-        )
-    else:
-        champion_metrics = _version_metrics(client, champion) if champion is not None else None
-        decision = decide(_version_metrics(client, candidate), champion_metrics, rule)
-        if decision.promote:
-            _make_champion(client, name, version, champion_version)
-        else:
-            client.set_registered_model_alias(name, CHALLENGER, version)
-
-    _tag(client, name, version, "promotion_decision", "promoted" if decision.promote else "rejected")
-    _tag(client, name, version, "promotion_reason", decision.reason)
+    _tag(client, name, target, "promotion_decision", "promoted" if decision.promote else "rejected")
+    _tag(client, name, target, "promotion_reason", decision.reason)
     _audit(
         "promote" if decision.promote else "reject",
         name,
         from_version=champion_version,
-        to_version=version,
+        to_version=target,
         reason=decision.reason,
         actor=actor,
         extra={"rule": rule.model_dump(), "details": decision.details},
@@ -408,7 +472,10 @@ def promote_if_better(
 
 
 def set_champion(name: str, version: str | int, reason: str, actor: str | None = None) -> str:
-    """Manually make `version` the champion (e.g. after a review). Returns the previous champion or ''."""
+    """Make `version` the champion (a review, or carrying out a recorded verdict).
+
+    Returns the previous champion's version, or '' when there was none.
+    """
     if not reason or not reason.strip():
         raise ConfigError("set_champion: a reason is required for the audit log")
     client = _client()
@@ -416,8 +483,9 @@ def set_champion(name: str, version: str | int, reason: str, actor: str | None =
     current = _alias_version(client, name, CHAMPION)
     previous = str(current.version) if current is not None else None
     _make_champion(client, name, target, previous)
-    _tag(client, name, target, "promotion_decision", "manual")
+    _tag(client, name, target, "promotion_decision", "set_champion")
     _tag(client, name, target, "promotion_reason", reason)
+    _tag(client, name, target, "promoted_by", actor or getpass.getuser())
     _audit("set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor)
     return previous or ""
 
@@ -430,7 +498,9 @@ def rollback_champion(name: str, reason: str, actor: str | None = None) -> str:
     versions, aliases = _existing(client, name)
     current = _alias_version(client, name, CHAMPION)
     if current is None:
-        raise ModelNotFoundError(f"model {name!r} has no champion to roll back ({_describe(versions, aliases)})")
+        raise ModelNotFoundError(
+            f"model {name!r} has no champion to roll back ({_describe(versions, aliases)})"
+        )
     previous = (current.tags or {}).get("previous_champion")
     if not previous:
         raise ModelNotFoundError(
@@ -467,7 +537,9 @@ def _download_version(name: str, version: str) -> Path:
     with atomic_dir(target) as tmp:
         mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
         if _find_artifact_folder(tmp) is None:
-            raise ModelNotFoundError(f"model {name!r} v{version} holds no {ARTIFACT_FILE}; not a risk_app model")
+            raise ModelNotFoundError(
+                f"model {name!r} v{version} holds no {ARTIFACT_FILE}; not a risk_app model"
+            )
     folder = _find_artifact_folder(target)
     assert folder is not None  # checked inside the atomic block
     return folder
@@ -477,7 +549,9 @@ def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_N
     """Turn "champion"/"challenger" (any alias), a version number or a local folder into a local folder."""
     text = str(ref).strip()
     if not text:
-        raise ModelNotFoundError("empty model reference; use an alias (champion), a version number or a folder")
+        raise ModelNotFoundError(
+            "empty model reference; use an alias (champion), a version number or a folder"
+        )
     local = Path(text).expanduser()
     looks_like_path = isinstance(ref, os.PathLike) or os.sep in text or text.startswith(".")
     if looks_like_path or (local.is_dir() and _find_artifact_folder(local) is not None):
@@ -486,7 +560,9 @@ def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_N
             raise ModelNotFoundError(f"{local}: no risk model folder there (expected {ARTIFACT_FILE})")
         metadata = _read_artifact_metadata(folder)
         return ResolvedModel(
-            version=str(metadata.get("version", "local")), local_artifact_dir=folder.resolve(), metadata=metadata
+            version=str(metadata.get("version", "local")),
+            local_artifact_dir=folder.resolve(),
+            metadata=metadata,
         )
 
     client = _client()
@@ -496,9 +572,7 @@ def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_N
     elif text in aliases:
         version = aliases[text]
     else:
-        raise ModelNotFoundError(
-            f"model {name!r} has no alias {text!r} ({_describe(versions, aliases)})"
-        )
+        raise ModelNotFoundError(f"model {name!r} has no alias {text!r} ({_describe(versions, aliases)})")
     folder = _download_version(name, version)
     return ResolvedModel(
         version=version, local_artifact_dir=folder, metadata=_read_artifact_metadata(folder), name=name

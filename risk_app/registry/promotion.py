@@ -44,7 +44,9 @@ def _resolve_direction(metric: str, higher_is_better: bool | None) -> bool:
     if known is not None and known != higher_is_better:
         # A flipped direction on a known metric would promote worse models; refuse it.
         word = "higher" if known else "lower"
-        raise ValueError(f"metric {metric!r} is {word}-is-better; higher_is_better={higher_is_better} contradicts it")
+        raise ValueError(
+            f"metric {metric!r} is {word}-is-better; higher_is_better={higher_is_better} contradicts it"
+        )
     return higher_is_better
 
 
@@ -77,7 +79,9 @@ class PromotionRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    metric: str = Field(default="roc_auc", description="Primary metric the challenger must beat the champion on.")
+    metric: str = Field(
+        default="roc_auc", description="Primary metric the challenger must beat the champion on."
+    )
     higher_is_better: bool | None = Field(
         default=None, description="Direction of the primary metric; inferred for the standard credit metrics."
     )
@@ -85,7 +89,8 @@ class PromotionRule(BaseModel):
         default=0.0, ge=0.0, description="The challenger must beat the champion by strictly more than this."
     )
     guards: list[GuardRule] = Field(
-        default_factory=_default_guards, description="Metrics that must not get worse by more than their allowance."
+        default_factory=_default_guards,
+        description="Metrics that must not get worse by more than their allowance.",
     )
 
     @model_validator(mode="after")
@@ -101,7 +106,9 @@ class PromotionDecision(BaseModel):
 
     promote: bool = Field(description="True when the challenger should become champion.")
     reason: str = Field(description="One-line explanation with the compared numbers.")
-    details: dict[str, Any] = Field(default_factory=dict, description="Compared values, margins and guard results.")
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="Compared values, margins and guard results."
+    )
 
 
 def _number(metrics: Mapping[str, Any], key: str) -> float | None:
@@ -128,7 +135,11 @@ def decide(
     rule = rule or PromotionRule()
     higher = bool(rule.higher_is_better)
     challenger_value = _number(challenger_metrics, rule.metric)
-    details: dict[str, Any] = {"metric": rule.metric, "challenger": challenger_value, "min_margin": rule.min_margin}
+    details: dict[str, Any] = {
+        "metric": rule.metric,
+        "challenger": challenger_value,
+        "min_margin": rule.min_margin,
+    }
 
     if champion_metrics is None:
         return PromotionDecision(promote=True, reason="no current champion", details=details)
@@ -151,17 +162,23 @@ def decide(
     details["improvement"] = gain
     compared = f"{rule.metric} {challenger_value:.4f} vs champion {champion_value:.4f} (change {gain:+.4f})"
     if gain <= rule.min_margin:
-        verdict = "is not better" if gain <= 0 else f"does not beat it by more than the margin {rule.min_margin:.4f}"
-        return PromotionDecision(
-            promote=False, reason=f"challenger {verdict}: {compared}", details=details
+        verdict = (
+            "is not better"
+            if gain <= 0
+            else f"does not beat it by more than the margin {rule.min_margin:.4f}"
         )
+        return PromotionDecision(promote=False, reason=f"challenger {verdict}: {compared}", details=details)
 
     guard_results: list[dict[str, Any]] = []
     violations: list[str] = []
     for guard in rule.guards:
         c, h = _number(challenger_metrics, guard.metric), _number(champion_metrics, guard.metric)
-        result: dict[str, Any] = {"metric": guard.metric, "challenger": c, "champion": h,
-                                  "max_worsening": guard.max_worsening}
+        result: dict[str, Any] = {
+            "metric": guard.metric,
+            "challenger": c,
+            "champion": h,
+            "max_worsening": guard.max_worsening,
+        }
         if h is None:
             # Nothing to compare against (e.g. a manually registered champion): the guard is moot.
             result.update(holds=True, note="champion has no value")

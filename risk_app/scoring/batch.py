@@ -129,7 +129,8 @@ def _output_suffix(path: Path, what: str) -> str:
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise ConfigError(
-            f"{path}: unsupported {what} format '{suffix or '(no suffix)'}'; use one of {', '.join(OUTPUT_SUFFIXES)}"
+            f"{path}: unsupported {what} format '{suffix or '(no suffix)'}'; "
+            f"use one of {', '.join(OUTPUT_SUFFIXES)}"
         )
     return suffix
 
@@ -192,7 +193,9 @@ def score_file(
     counts = scored["risk_grade"].value_counts()
     n_scored = len(scored)
     if result.n_in != n_scored + result.n_quarantined:
-        raise RuntimeError(f"{source}: scored {n_scored} + quarantined {result.n_quarantined} != {result.n_in} rows")
+        raise RuntimeError(
+            f"{source}: scored {n_scored} + quarantined {result.n_quarantined} != {result.n_in} rows"
+        )
     return ScoreReport(
         input_path=str(source),
         output_path=str(target),

@@ -50,6 +50,11 @@ def test_numeric_psi_missing_values_count_as_drift() -> None:
     batch = rng.normal(size=3000)
     batch[:600] = np.nan
     assert psi(train, batch) > 0.25
+    # Nullable integer columns (pd.NA) are numbers with missing values, not labels.
+    ints = pd.Series(np.arange(1000) % 7, dtype="Int64")
+    with_na = ints.copy()
+    with_na[:10] = pd.NA
+    assert 0 < psi(ints.to_numpy(), with_na.to_numpy()) < 0.1
 
 
 def test_discrete_numeric_feature_with_tied_quantiles() -> None:

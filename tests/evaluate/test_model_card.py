@@ -102,3 +102,27 @@ def test_bad_metrics_rejected() -> None:
         render_model_card(METADATA, {"loss": 0.3}, {})
     with pytest.raises(RiskAppError, match="fairness must be"):
         render_model_card(METADATA, {"roc_auc": 0.7}, {}, fairness=["not", "a", "report"])
+
+
+def test_registry_artifact_layout_renders(metrics) -> None:
+    """The flat layout risk_model.json / the training workflow use (method_config, train_config,
+    rows as split sizes, training summary)."""
+    metadata = {
+        "name": "credit_risk_model (lora)",
+        "method": "lora",
+        "method_config": {"r": 4},
+        "train_config": {"base_model": "tiny-qwen2", "epochs": 2, "seed": 7},
+        "threshold": 0.42,
+        "rows": {"train": 700, "validation": 150, "test": 150},
+        "augmented_rows": 350,
+        "training": {"trainable_params": 5000, "total_params": 100000},
+        "data_source": "/x/germancredit.csv",
+    }
+    card = render_model_card(metadata, metrics[0], {})
+    assert "**Rows (valid, used):** 1000" in card
+    assert "train 700, validation 150, test 150" in card
+    assert '`{"r": 4}`' in card and "**Base model:** tiny-qwen2" in card
+    assert "epochs=2" in card and "seed=7" in card
+    assert "5,000 of 100,000 (5.00%)" in card
+    assert "350 (text augmentation)" in card
+    assert "sorted by category rather than aligned" in card  # vendored-data defect noted

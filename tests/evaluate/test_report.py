@@ -140,3 +140,19 @@ def test_build_evaluation_report_rejects_bad_input(tmp_path) -> None:
     with pytest.raises(RiskAppError, match="both defaults and non-defaults"):
         build_evaluation_report(np.zeros(100, dtype=int), p, 0.5, tmp_path / "c")
     assert not (tmp_path / "a" / "report.json").exists()
+
+
+def test_rerun_that_fails_leaves_no_stale_report_json(tmp_path, monkeypatch) -> None:
+    y, p = informative_scores(200, seed=7)
+    build_evaluation_report(y, p, 0.5, tmp_path)
+    assert (tmp_path / "report.json").exists()
+
+    from risk_app.evaluate import plots
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(plots, "confusion_matrix_png", broken)
+    with pytest.raises(OSError):
+        build_evaluation_report(y, p, 0.5, tmp_path)
+    assert not (tmp_path / "report.json").exists()

@@ -20,7 +20,12 @@ from mlflow import MlflowClient
 from risk_app.errors import ConfigError, ModelNotFoundError
 from risk_app.registry import mlflow_registry as reg
 from risk_app.registry.promotion import PromotionRule
-from tests.scoring.doubles import german_credit, install_double_loader, load_double_artifact, save_double_artifact
+from tests.scoring.doubles import (
+    german_credit,
+    install_double_loader,
+    load_double_artifact,
+    save_double_artifact,
+)
 
 MODEL = "rt_model"
 METRICS = {
@@ -177,7 +182,8 @@ def test_manual_set_and_rollback(shared_home: Path) -> None:
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     aliases = client.get_registered_model(name).aliases
     assert "challenger" not in aliases  # v2 was challenger; a champion is not also the challenger
-    assert client.get_model_version(name, "2").tags["promotion_decision"] == "manual"
+    v2_tags = client.get_model_version(name, "2").tags
+    assert v2_tags["promotion_decision"] == "set_champion" and v2_tags["promoted_by"] == "alice"
 
     assert reg.rollback_champion(name, reason="complaints about v2", actor="bob") == "1"
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
@@ -202,3 +208,31 @@ def test_store_stays_under_home(registered: dict[str, Any], shared_home: Path) -
     experiment = mlflow.get_experiment_by_name("risk_app")
     assert experiment.artifact_location.startswith((shared_home.resolve() / "mlflow").as_uri())
     assert not Path("mlruns").exists()
+
+
+def test_two_step_promotion_with_extra_artifacts(shared_home: Path, tmp_path: Path) -> None:
+    name = "two_step_model"
+    folder = save_double_artifact(shared_home / "two_step_v1", version="two-1")
+    plot = tmp_path / "roc.png"
+    plot.write_bytes(b"\x89PNG fake bytes")
+    with pytest.raises(ConfigError, match="extra artifact"):
+        reg.register_model_version(
+            folder, metrics={}, model_name=name, extra_artifacts=[tmp_path / "nope.png"]
+        )
+    info = reg.register_model_version(
+        folder, metrics={"roc_auc": 0.7, "brier": 0.2}, model_name=name, extra_artifacts=[plot]
+    )
+    client = MlflowClient()
+    assert [a.path for a in client.list_artifacts(info.run_id, "report")] == ["report/roc.png"]
+
+    decision = reg.evaluate_promotion(name, info.version)
+    assert decision.promote and decision.reason == "no current champion"
+    assert name not in {m.name for m in client.search_registered_models() if m.aliases}  # nothing changed
+    reg.record_decision(name, info.version, decision, PromotionRule(), actor="dagster")
+    assert client.get_registered_model(name).aliases == {"challenger": 1}
+    assert client.get_model_version(name, "1").tags["promotion_decision"] == "recommended"
+    assert _audit_for(name)[-1]["action"] == "recommend" and _audit_for(name)[-1]["actor"] == "dagster"
+
+    reg.set_champion(name, info.version, reason=decision.reason, actor="risk-app")
+    assert client.get_registered_model(name).aliases == {"champion": 1}
+    assert [r["action"] for r in _audit_for(name)] == ["recommend", "set_champion"]

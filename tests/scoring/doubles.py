@@ -47,7 +47,12 @@ class SklearnRiskModel:
 
 
 def save_double_artifact(
-    out_dir: Path, *, version: str, threshold: float = 0.5, n_train: int = 300, seed: int = 0,
+    out_dir: Path,
+    *,
+    version: str,
+    threshold: float = 0.5,
+    n_train: int = 300,
+    seed: int = 0,
     method: str = "logistic-double",
 ) -> Path:
     train = german_credit().sample(n=n_train, random_state=seed)

@@ -5,3 +5,8 @@ add one import line below.
 """
 
 from risk_app.finetune.methods import lora  # noqa: F401
+from risk_app.finetune.methods import qlora  # noqa: F401
+from risk_app.finetune.methods import adapter  # noqa: F401
+from risk_app.finetune.methods import freeze  # noqa: F401
+from risk_app.finetune.methods import full  # noqa: F401
+from risk_app.finetune.methods import prompt  # noqa: F401

@@ -79,6 +79,11 @@ class FineTuneMethod(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     Config: ClassVar[type[BaseModel]] = EmptyConfig
+    # For the registry-driven test suite (tests/finetune/test_method_suite.py): quick method
+    # parameters for a CPU run on `tiny-qwen2` (e.g. fewer virtual tokens), and a reason to
+    # skip the suite where the method cannot run there (e.g. it needs CUDA). Not used at run time.
+    suite_params: ClassVar[dict[str, Any]] = {}
+    suite_skip_reason: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         # Optimizer steps of the coming run. The trainer sets it before `prepare`, for methods
@@ -138,6 +143,12 @@ class FineTuneMethod(ABC):
 
     def on_optimizer_step(self, model: Any, global_step: int) -> None:
         """Called after every optimizer step (AdaLoRA reallocates ranks here)."""
+
+    def make_optimizer(
+        self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig
+    ) -> torch.optim.Optimizer:
+        """The optimizer over `param_groups` (torch AdamW; `qlora` uses paged 8-bit AdamW on CUDA)."""
+        return torch.optim.AdamW(param_groups, lr=train_cfg.learning_rate)
 
     def trainable_parameters(self, model: Any) -> list[tuple[str, torch.nn.Parameter]]:
         """Parameters the optimizer updates."""

@@ -1,0 +1,98 @@
+"""Asset checks: data contract, quarantine rate, fairness, promotion gate and scoring drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from pipelines.metadata import table
+from pipelines.resources import RiskAppSettings
+from risk_app.data.validate import validate_applications
+from data_contracts.loan_application import FEATURE_COLUMNS
+from risk_app import scoring
+from risk_app.evaluate.drift import classify, feature_psi, score_psi
+
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+
+
+@dg.asset_check(asset="valid_applications", blocking=True, description="Valid rows re-pass the contract.")
+def contract_passes(valid_applications: pd.DataFrame) -> dg.AssetCheckResult:
+    again = validate_applications(valid_applications, source="valid_applications")
+    return dg.AssetCheckResult(
+        passed=again.n_quarantined == 0,
+        severity=ERROR,
+        metadata={"rows": again.n_in, "failures": again.n_quarantined},
+    )
+
+
+@dg.asset_check(
+    asset="valid_applications",
+    blocking=True,
+    additional_ins={"quarantined_applications": dg.AssetIn()},
+    description="Share of quarantined rows is below settings.max_quarantine_rate.",
+)
+def quarantine_rate_below_threshold(
+    valid_applications: pd.DataFrame, quarantined_applications: pd.DataFrame, settings: RiskAppSettings
+) -> dg.AssetCheckResult:
+    n_bad = quarantined_applications["row_number"].nunique() if len(quarantined_applications) else 0
+    rate = n_bad / max(len(valid_applications) + n_bad, 1)
+    return dg.AssetCheckResult(
+        passed=rate < settings.max_quarantine_rate,
+        severity=ERROR,
+        metadata={"quarantine_rate": rate, "threshold": settings.max_quarantine_rate, "rows_quarantined": n_bad},
+    )
+
+
+@dg.asset_check(asset="model_evaluation", description="No protected group below the four-fifths rule.")
+def fairness_four_fifths(model_evaluation: pd.DataFrame, fine_tuned_model: dict[str, Any]) -> dg.AssetCheckResult:
+    fairness = fine_tuned_model["fairness"]
+    rows = pd.DataFrame(fairness.get("rows", []))
+    return dg.AssetCheckResult(
+        passed=not fairness.get("flags"),
+        severity=WARN,
+        metadata={"flags": dg.MetadataValue.json(fairness.get("flags", [])), "groups": table(rows, 30)},
+    )
+
+
+@dg.asset_check(asset="registered_model", blocking=True, description="Champion/challenger promotion rule.")
+def promotion_rule(registered_model: dict[str, Any]) -> dg.AssetCheckResult:
+    decision = registered_model["decision"]
+    return dg.AssetCheckResult(
+        passed=bool(decision["promote"]),
+        severity=ERROR,
+        description=decision["reason"],
+        metadata={"version": registered_model["version"], "details": dg.MetadataValue.json(decision["details"])},
+    )
+
+
+@dg.asset_check(
+    asset="scored_applications",
+    additional_ins={"scoring_applications": dg.AssetIn(), "valid_applications": dg.AssetIn()},
+    description="Population stability (PSI) of every feature and of the score vs. the training data.",
+)
+def scoring_drift(
+    scored_applications: pd.DataFrame,
+    scoring_applications: pd.DataFrame,
+    valid_applications: pd.DataFrame,
+    settings: RiskAppSettings,
+) -> dg.AssetCheckResult:
+    thresholds = settings.drift_thresholds()
+    psi = feature_psi(valid_applications, scoring_applications, list(FEATURE_COLUMNS), thresholds=thresholds)
+    reference = scoring.reference_scores(str(scored_applications["model_version"].iloc[0]), settings.model_name)
+    if reference and len(scored_applications):
+        value = score_psi(reference, scored_applications["probability_of_default"].to_numpy())
+        score_row = {"column": "probability_of_default", "kind": "score", "psi": value,
+                     "status": classify(value, thresholds)}  # fmt: skip
+        psi = pd.concat([psi, pd.DataFrame([score_row])], ignore_index=True)
+    worst = float(psi["psi"].max()) if len(psi) else 0.0
+    status = classify(worst, thresholds)
+    return dg.AssetCheckResult(
+        passed=status != "fail",
+        severity=ERROR if status == "fail" else WARN,
+        metadata={"max_feature_psi": worst, "status": status, "psi": table(psi.sort_values("psi", ascending=False), 25)},
+    )
+
+
+ALL_CHECKS = [contract_passes, quarantine_rate_below_threshold, fairness_four_fifths, promotion_rule, scoring_drift]

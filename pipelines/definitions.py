@@ -1,0 +1,19 @@
+"""Dagster entry point: `dagster dev` from the repo root loads these definitions."""
+
+import dagster as dg
+
+from pipelines.assets import ALL_ASSETS
+from pipelines.checks import ALL_CHECKS
+from pipelines.jobs import scoring_job, training_job
+from pipelines.resources import build_resources
+from pipelines.schedules import weekly_retraining
+from pipelines.sensors import landing_folder_sensor
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=ALL_CHECKS,
+    jobs=[training_job, scoring_job],
+    schedules=[weekly_retraining],
+    sensors=[landing_folder_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,251 @@
+"""Augment the training split of the examples table; guard the split against group leakage.
+
+`augment_training_examples(examples_df, valid_df, config)` takes the output of
+`risk_app.data.examples.build_training_examples` and the validated applications it came from,
+and appends augmented copies of (a seeded `ratio` of) the *train* rows:
+
+    row stage (number_perturbation) -> layout stage (clause_shuffle)
+    -> serialize_application(row, field_order) -> text stage (financial_synonyms, char_noise)
+
+Each copy is re-serialized from the structured row with the same fields as its source text
+(so an `exclude_fields` choice made when building the examples carries over), gets the id
+"<source>-aug<k>", keeps the source's `default` label, `split="train"` and
+`source_application_id`, and names in `augmenters` the augmenters that changed it. Every copy
+draws from its own generator, seeded by (config seed, source id, copy number, augmenter), so a
+copy does not depend on row order, on the other rows, or on which other augmenters run.
+
+Validation and test rows are returned untouched. Because copies inherit their source's id and
+the split was assigned by source id, `assert_no_group_leakage` can check the invariant that
+matters: no source application appears in two splits.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_contracts.loan_application import ID_COLUMN
+from risk_app.augment.base import STAGE_ORDER, Augmenter, AugmentSample, derive_seed, get_augmenter
+from risk_app.augment.config import AugmentConfig
+from risk_app.data.examples import EXAMPLE_COLUMNS
+from risk_app.data.serialize import LABEL_TO_FIELD, clause_label, parse_clauses, serialize_application
+from risk_app.errors import RiskAppError
+
+AUGMENTERS_COLUMN = "augmenters"
+RESULT_COLUMNS: tuple[str, ...] = (*EXAMPLE_COLUMNS, AUGMENTERS_COLUMN)
+
+
+class AugmentationError(RiskAppError):
+    """The examples and applications given to augmentation do not fit together."""
+
+
+class GroupLeakageError(RiskAppError):
+    """A source application appears in more than one split."""
+
+
+@dataclass
+class AugmentResult:
+    """Original examples plus augmented train copies, with counts and a few before/after pairs."""
+
+    frame: pd.DataFrame
+    counts: dict[str, int]
+    per_augmenter: dict[str, int]
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        """Flat, JSON-friendly summary for Dagster/MLflow metadata."""
+        flat: dict[str, Any] = dict(self.counts)
+        flat.update({f"augmenter.{name}": n for name, n in self.per_augmenter.items()})
+        flat["examples"] = self.examples
+        return flat
+
+
+def assert_no_group_leakage(frame: pd.DataFrame, group_column: str = "source_application_id") -> None:
+    """Raise GroupLeakageError if any group (source application) appears in more than one split."""
+    missing = [c for c in (group_column, "split") if c not in frame.columns]
+    if missing:
+        raise AugmentationError(f"cannot check split leakage: columns {missing} are missing")
+    splits_per_group = frame.groupby(group_column, sort=True)["split"].nunique()
+    leaking = splits_per_group[splits_per_group > 1]
+    if not leaking.empty:
+        first = leaking.index[0]
+        seen = sorted(frame.loc[frame[group_column] == first, "split"].unique())
+        raise GroupLeakageError(
+            f"{len(leaking)} source application(s) appear in more than one split, "
+            f"e.g. {group_column}={first!r} in {seen}: evaluation would see training data"
+        )
+
+
+def _check_examples(examples_df: pd.DataFrame) -> None:
+    missing = [c for c in EXAMPLE_COLUMNS if c not in examples_df.columns]
+    if missing:
+        raise AugmentationError(
+            f"examples table lacks columns {missing}; build it with build_training_examples"
+        )
+    duplicated = examples_df["application_id"][examples_df["application_id"].duplicated()]
+    if not duplicated.empty:
+        raise AugmentationError(f"examples table repeats application_id {duplicated.iloc[0]!r}")
+
+
+def _rows_by_id(valid_df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    if ID_COLUMN not in valid_df.columns:
+        raise AugmentationError(f"valid applications lack column '{ID_COLUMN}'")
+    ids = valid_df[ID_COLUMN].astype(str)
+    if ids.duplicated().any():
+        raise AugmentationError(f"valid applications repeat {ID_COLUMN} {ids[ids.duplicated()].iloc[0]!r}")
+    records = valid_df.to_dict(orient="records")
+    return dict(zip(ids, records, strict=True))
+
+
+def source_field_order(text: str, source_id: str) -> tuple[str, ...]:
+    """The fields, in order, that a serialized text holds (recovered from its clause labels)."""
+    fields = []
+    for clause in parse_clauses(text):
+        label = clause_label(clause)
+        if label not in LABEL_TO_FIELD:
+            raise AugmentationError(f"example {source_id!r}: clause label {label!r} is not in the template")
+        fields.append(LABEL_TO_FIELD[label])
+    return tuple(fields)
+
+
+def _build_augmenters(config: AugmentConfig) -> list[Augmenter]:
+    instances = [get_augmenter(name)(config) for name in config.augmenters]
+    # Stable sort: the configured order holds within a stage.
+    return sorted(instances, key=lambda aug: STAGE_ORDER.index(aug.stage))
+
+
+def augment_one(
+    row: dict[str, Any],
+    field_order: tuple[str, ...],
+    augmenters: list[Augmenter],
+    seed: int,
+    source_id: str,
+    copy: int,
+) -> tuple[AugmentSample, list[str]]:
+    """Run one copy through every stage; return the final sample and the augmenters that changed it."""
+    sample = AugmentSample(row=dict(row), field_order=field_order)
+    changed: list[str] = []
+    for augmenter in augmenters:
+        if augmenter.stage == "text" and sample.text is None:
+            sample = sample.with_changes(
+                text=serialize_application(sample.row, field_order=sample.field_order)
+            )
+        rng = random.Random(derive_seed(seed, source_id, copy, augmenter.name))
+        before = sample
+        sample = augmenter.apply(sample, rng)
+        if (before.row, before.field_order, before.text) != (sample.row, sample.field_order, sample.text):
+            changed.append(augmenter.name)
+    if sample.text is None:
+        sample = sample.with_changes(text=serialize_application(sample.row, field_order=sample.field_order))
+    return sample, changed
+
+
+def _select_sources(source_ids: list[str], ratio: float, seed: int) -> set[str]:
+    # Sorted ids: the selection depends on the seed and the data, never on row order.
+    ordered = sorted(source_ids)
+    n_selected = int(round(ratio * len(ordered)))
+    chosen = np.random.default_rng(derive_seed(seed, "select")).choice(
+        len(ordered), n_selected, replace=False
+    )
+    return {ordered[i] for i in chosen}
+
+
+def augment_training_examples(
+    examples_df: pd.DataFrame, valid_df: pd.DataFrame, config: AugmentConfig
+) -> AugmentResult:
+    """Append augmented copies of training examples (see module docstring); others untouched."""
+    _check_examples(examples_df)
+    assert_no_group_leakage(examples_df)
+    original = examples_df.copy()
+    if AUGMENTERS_COLUMN not in original.columns:
+        original[AUGMENTERS_COLUMN] = ""
+    is_source = (original["split"] == "train") & ~original["augmented"].astype(bool)
+    train = original[is_source]
+    counts = {"n_original_train": len(train), "n_selected": 0, "n_augmented": 0, "n_unchanged_dropped": 0}
+    per_augmenter = {name: 0 for name in config.augmenters}
+    if not config.enabled or config.copies_per_row == 0 or train.empty:
+        return AugmentResult(frame=original[list(RESULT_COLUMNS)], counts=counts, per_augmenter=per_augmenter)
+
+    rows = _rows_by_id(valid_df)
+    source_ids = train["source_application_id"].astype(str).tolist()
+    absent = [sid for sid in source_ids if sid not in rows]
+    if absent:
+        raise AugmentationError(
+            f"{len(absent)} training example(s) have no row in the valid applications, e.g. {absent[0]!r}"
+        )
+    selected = _select_sources(source_ids, config.ratio, config.seed)
+    augmenters = _build_augmenters(config)
+    tally: Counter[str] = Counter()
+    new_rows: list[dict[str, Any]] = []
+    pairs: list[dict[str, str]] = []
+    for example in train.itertuples(index=False):
+        source_id = str(example.source_application_id)
+        if source_id not in selected:
+            continue
+        counts["n_selected"] += 1
+        fields = source_field_order(example.text, source_id)
+        # The structured row must be the one the text was made from, or copies would carry
+        # another applicant's numbers under this applicant's label.
+        if serialize_application(rows[source_id], field_order=fields) != example.text:
+            raise AugmentationError(
+                f"example {example.application_id!r}: its text does not match application {source_id!r} "
+                "in the valid applications (different data or template version)"
+            )
+        for copy in range(1, config.copies_per_row + 1):
+            sample, changed = augment_one(rows[source_id], fields, augmenters, config.seed, source_id, copy)
+            if sample.text == example.text:
+                counts["n_unchanged_dropped"] += 1
+                continue
+            tally.update(changed)
+            new_rows.append(
+                {
+                    "application_id": f"{source_id}-aug{copy}",
+                    "source_application_id": source_id,
+                    "text": sample.text,
+                    "default": example.default,
+                    "split": "train",
+                    "augmented": True,
+                    AUGMENTERS_COLUMN: "+".join(changed),
+                }
+            )
+            if len(pairs) < config.n_examples:
+                pairs.append(
+                    {
+                        "application_id": new_rows[-1]["application_id"],
+                        "augmenters": new_rows[-1][AUGMENTERS_COLUMN],
+                        "before": example.text,
+                        "after": sample.text,
+                    }
+                )
+
+    augmented = pd.DataFrame(new_rows, columns=list(RESULT_COLUMNS))
+    if not augmented.empty:
+        augmented = augmented.astype({"default": original["default"].dtype, "augmented": bool})
+    frame = pd.concat([original[list(RESULT_COLUMNS)], augmented], ignore_index=True)
+    clash = frame["application_id"][frame["application_id"].duplicated()]
+    if not clash.empty:
+        raise AugmentationError(f"augmented id {clash.iloc[0]!r} collides with an existing application_id")
+    if not (frame.loc[frame["augmented"], "split"] == "train").all():
+        raise GroupLeakageError("an augmented example ended up outside the train split")
+    assert_no_group_leakage(frame)
+    counts["n_augmented"] = len(augmented)
+    per_augmenter.update({name: tally[name] for name in config.augmenters})
+    return AugmentResult(frame=frame, counts=counts, per_augmenter=per_augmenter, examples=pairs)
+
+
+__all__ = [
+    "AUGMENTERS_COLUMN",
+    "RESULT_COLUMNS",
+    "AugmentResult",
+    "AugmentationError",
+    "GroupLeakageError",
+    "assert_no_group_leakage",
+    "augment_one",
+    "augment_training_examples",
+    "source_field_order",
+]

@@ -1,0 +1,232 @@
+"""`risk-app` command line for engineers: train, score, inspect models and methods.
+
+    risk-app methods
+    risk-app train --method lora --param r=8 --epochs 3
+    risk-app score --input apps.csv --output scores.parquet --model champion
+    risk-app models list
+
+This module never imports dagster; `risk-app run` (the whole chain through Dagster) is added
+by `pipelines.cli`, which is what the console script points at.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from risk_app import paths
+from risk_app.errors import RiskAppError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Credit-risk LLM fine-tuning and scoring.")
+models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, promote, roll back.")
+app.add_typer(models_app, name="models")
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clear_errors(fn: F) -> F:
+    """Print a RiskAppError as one red line and exit 2, instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RiskAppError as exc:
+            console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
+    """`--param key=value` pairs (values parsed as JSON when they can be) over `--params-json`."""
+    from risk_app.errors import ConfigError
+
+    params: dict[str, Any] = {}
+    if params_json:
+        try:
+            params.update(json.loads(params_json))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--params-json is not valid JSON: {exc}") from exc
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {pair!r}: expected key=value")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw.split(",") if "," in raw else raw
+        params[key.strip()] = value
+    return params
+
+
+def print_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    columns = columns or (list(rows[0]) if rows else [])
+    out = Table(title=title, title_justify="left")
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.get(c) for c in columns)])
+    console.print(out)
+
+
+@app.command()
+@clear_errors
+def methods() -> None:
+    """List the registered fine-tuning methods and their parameters."""
+    from risk_app.finetune.config import describe_fields
+    from risk_app.finetune.registry import get_method, list_methods
+
+    out = Table(title="Fine-tuning methods", title_justify="left", show_lines=True)
+    out.add_column("method", style="bold")
+    out.add_column("description")
+    out.add_column("parameters (name: type = default)")
+    for name, description in list_methods():
+        out.add_row(name, description, describe_fields(get_method(name).Config).replace(", ", "\n"))
+    console.print(out)
+
+
+@app.command()
+@clear_errors
+def augmenters() -> None:
+    """List the registered augmenters (nlpaug-based, training split only)."""
+    from risk_app.augment.base import get_augmenter, list_augmenters
+
+    for name in list_augmenters():
+        doc = (get_augmenter(name).__doc__ or "").strip().splitlines()[0]
+        console.print(f"[bold]{name}[/bold]: {doc}")
+
+
+@app.command()
+@clear_errors
+def validate(input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet file.")]) -> None:
+    """Check a file against the loan-application contract and show what would be quarantined."""
+    from risk_app.workflow import ingest_and_validate
+
+    result = ingest_and_validate(input, require_target=False)
+    console.print(f"{input}: {result.n_in} rows: {result.n_valid} valid, {result.n_quarantined} quarantined")
+    if result.n_quarantined:
+        print_table("First failures", result.quarantine.head(20).to_dict("records"))
+
+
+@app.command()
+@clear_errors
+def train(
+    data: Annotated[Path, typer.Option(help="CSV/Parquet of labelled applications.")] = paths.DEFAULT_DATASET,
+    method: Annotated[str, typer.Option(help="Fine-tuning method; see `risk-app methods`.")] = "lora",
+    param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter key=value.")] = [],  # noqa: B006
+    params_json: Annotated[str | None, typer.Option(help="Method parameters as a JSON object.")] = None,
+    base_model: Annotated[str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")] = "tiny-qwen2",
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for split, init and shuffling.")] = 42,
+    augment: Annotated[bool, typer.Option(help="Augment the training split with nlpaug.")] = False,
+    exclude_protected: Annotated[bool, typer.Option(help="Leave protected attributes out of the text.")] = False,
+    register: Annotated[bool, typer.Option(help="Register in MLflow and apply the promotion rule.")] = True,
+    max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
+) -> None:
+    """Validate, fine-tune, evaluate beside the baselines and register one model."""
+    from data_contracts.loan_application import PROTECTED_COLUMNS
+    from risk_app import workflow
+    from risk_app.finetune.config import TrainConfig
+
+    overrides = {k: v for k, v in {"epochs": epochs, "learning_rate": learning_rate,
+                                   "max_train_rows": max_train_rows}.items() if v is not None}  # fmt: skip
+    config = TrainConfig.from_dict({"method": method, "method_params": parse_params(param, params_json),
+                                    "base_model": base_model, "seed": seed, **overrides})  # fmt: skip
+    from risk_app.finetune.registry import get_method
+
+    get_method(config.method).parse_config(config.method_params)  # fail fast, before loading data
+    exclude = tuple(PROTECTED_COLUMNS) if exclude_protected else ()
+    with console.status("validating data"):
+        validation = workflow.ingest_and_validate(data)
+        examples = workflow.prepare_examples(validation.valid, seed=seed, exclude_fields=exclude)
+    console.print(f"{data}: {validation.n_valid} valid, {validation.n_quarantined} quarantined of {validation.n_in}")
+    if augment:
+        examples = workflow.augment_examples(examples, validation.valid, seed=seed)
+    outcome = workflow.train_and_evaluate(validation.valid, examples, config, exclude_fields=exclude)
+    record = workflow.outcome_record(outcome)
+    print_table("Test metrics (same split)", workflow.metrics_frame(record).to_dict("records"))
+    console.print(f"artifact: {outcome.artifact_dir}")
+    if register:
+        registered = workflow.register_record(record)
+        workflow.promote_record(registered, actor="cli")
+        verdict = "champion" if registered["decision"]["promote"] else "challenger"
+        console.print(f"registered version {registered['version']} as {verdict}: {registered['decision']['reason']}")
+
+
+@app.command()
+@clear_errors
+def score(
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet of applications.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scores file (.parquet or .csv).")],
+    model: Annotated[str, typer.Option(help="Alias (champion/challenger), version or artifact folder.")] = "champion",
+    reasons: Annotated[int, typer.Option(help="Reason codes per declined application (0 = none).")] = 4,
+) -> None:
+    """Score a file: probability of default, grade, decision, model version, reason codes."""
+    from risk_app import scoring
+    from risk_app.scoring.batch import default_quarantine_path
+    from risk_app.workflow import ingest_and_validate
+
+    scoring.batch.check_output_suffix(output)
+    with console.status(f"loading model {model}"):
+        risk_model = scoring.load_model(model)
+    validation = ingest_and_validate(input, require_target=False)
+    if validation.n_quarantined:
+        q_path = default_quarantine_path(output)
+        scoring.write_frame(validation.quarantine, q_path)
+        console.print(f"[yellow]{validation.n_quarantined} row(s) quarantined, not scored[/yellow]: {q_path}")
+    scored = scoring.score_with_reasons(validation.valid, risk_model, top_k=reasons)
+    scoring.write_frame(scored, output)
+    declines = int((scored["decision"] == "decline").sum())
+    console.print(
+        f"{input}: {validation.n_in} rows: {len(scored)} scored, {validation.n_quarantined} quarantined; "
+        f"{declines} declined; model {risk_model.version} → {output}"
+    )
+
+
+@models_app.command("list")
+@clear_errors
+def models_list(name: Annotated[str, typer.Option(help="Registered model name.")] = "credit_risk_model") -> None:
+    """Registered versions with aliases, method, test AUC and promotion decision."""
+    from risk_app.registry.mlflow_registry import list_versions
+
+    rows = list_versions(name)
+    if not rows:
+        console.print(f"no versions of {name!r} registered yet; run `risk-app train` first")
+        return
+    print_table(f"{name} versions", rows)
+
+
+@models_app.command("promote")
+@clear_errors
+def models_promote(
+    version: Annotated[str, typer.Argument(help="Version number to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
+    name: Annotated[str, typer.Option(help="Registered model name.")] = "credit_risk_model",
+) -> None:
+    """Make a version champion by hand; the reason is recorded."""
+    from risk_app.registry.mlflow_registry import set_champion
+
+    set_champion(name, version, reason=reason)
+    console.print(f"version {version} is now champion of {name}")
+
+
+@models_app.command("rollback")
+@clear_errors
+def models_rollback(
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
+    name: Annotated[str, typer.Option(help="Registered model name.")] = "credit_risk_model",
+) -> None:
+    """Give the champion alias back to the previous champion; recorded."""
+    from risk_app.registry.mlflow_registry import rollback_champion
+
+    version = rollback_champion(name, reason=reason)
+    console.print(f"rolled back: version {version} is champion of {name} again")

@@ -1,0 +1,128 @@
+"""`freeze`: train only the last N decoder layers (optionally some of their sub-modules) + head.
+
+LLaMA-Factory's "freeze tuning": the embeddings and the early layers, which hold general
+language knowledge, stay fixed; the top layers, which shape task-specific features, and the
+classification head train. `modules` narrows the trainable part inside those layers to named
+sub-modules (e.g. only the MLPs). The trainable parameters are upcast to fp32 so optimizer
+updates are not lost to bf16 rounding; the frozen ones keep their dtype (the trainer's
+autocast handles the mixed dtypes in the forward pass).
+
+Which parameters trained is recorded: `method.trainable_names` after `prepare`, and
+`trainable_parameter_names(model)` for any prepared model (artifact metadata can list them).
+
+    TrainConfig(method="freeze", method_params={"n_trainable_layers": 1, "modules": ["mlp"]})
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.methods.base import FineTuneMethod, is_head_parameter
+from risk_app.finetune.registry import register
+
+# Sub-modules of a Qwen2 / Llama / Mistral decoder layer.
+LayerModule = Literal["mlp", "self_attn", "input_layernorm", "post_attention_layernorm"]
+ALLOWED_MODULES: tuple[str, ...] = LayerModule.__args__
+
+
+class FreezeParams(BaseModel):
+    """Parameters of the `freeze` method."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_trainable_layers: int = Field(
+        default=2, ge=1, description="How many of the last decoder layers train (at most the model's layer count)."
+    )
+    modules: list[str] | None = Field(
+        default=None,
+        description=(
+            "Train only these sub-modules of the chosen layers (any of "
+            f"{', '.join(ALLOWED_MODULES)}); None = the whole layers."
+        ),
+    )
+
+    @field_validator("modules")
+    @classmethod
+    def _known_modules(cls, modules: list[str] | None) -> list[str] | None:
+        if modules is None:
+            return None
+        if not modules:
+            raise ValueError(f"modules is empty; choose from {', '.join(ALLOWED_MODULES)} or leave it unset")
+        unknown = [m for m in modules if m not in ALLOWED_MODULES]
+        if unknown:
+            raise ValueError(
+                f"unknown module(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(ALLOWED_MODULES)}"
+            )
+        return list(dict.fromkeys(modules))
+
+
+def decoder_layers(model: Any) -> torch.nn.ModuleList:
+    """The decoder layer list of a *ForSequenceClassification model (`model.model.layers`)."""
+    backbone = getattr(model, getattr(model, "base_model_prefix", "model"), None)
+    layers = getattr(backbone, "layers", None)
+    if not isinstance(layers, torch.nn.ModuleList):
+        raise ConfigError(
+            f"method 'freeze': cannot find the decoder layers of {type(model).__name__} "
+            "(expected model.model.layers, as in Qwen2 / Llama / Mistral)"
+        )
+    return layers
+
+
+def trainable_parameter_names(model: Any) -> list[str]:
+    """Names of the parameters that train (requires_grad), in model order."""
+    return [name for name, param in model.named_parameters() if param.requires_grad]
+
+
+@register
+class FreezeMethod(FineTuneMethod):
+    """The last N decoder layers (or some of their sub-modules) and the head train."""
+
+    name = "freeze"
+    description = "Freeze tuning: only the last N decoder layers (optionally named sub-modules) and the head train."
+    Config = FreezeParams
+    suite_params = {"n_trainable_layers": 1, "modules": ["mlp", "post_attention_layernorm"]}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trainable_names: list[str] = []
+
+    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+        assert isinstance(cfg, FreezeParams)
+        layers = decoder_layers(model)
+        n_layers = len(layers)
+        if cfg.n_trainable_layers > n_layers:
+            raise ConfigError(
+                f"method 'freeze': n_trainable_layers={cfg.n_trainable_layers} but the base model has "
+                f"only {n_layers} decoder layer(s); choose 1..{n_layers}"
+            )
+        for param in model.parameters():
+            param.requires_grad_(False)
+        chosen: list[torch.nn.Module] = []
+        for layer in list(layers)[n_layers - cfg.n_trainable_layers :]:
+            if cfg.modules is None:
+                chosen.append(layer)
+                continue
+            for module_name in cfg.modules:
+                sub = getattr(layer, module_name, None)
+                if not isinstance(sub, torch.nn.Module):
+                    raise ConfigError(
+                        f"method 'freeze': decoder layer {type(layer).__name__} has no sub-module "
+                        f"{module_name!r}; allowed: {', '.join(ALLOWED_MODULES)}"
+                    )
+                chosen.append(sub)
+        for module in chosen:
+            for param in module.parameters():
+                param.requires_grad_(True)
+        for name, param in model.named_parameters():
+            if is_head_parameter(name):
+                param.requires_grad_(True)
+        # LLaMA-Factory upcasts what trains to fp32: master weights for a half-precision base.
+        for param in model.parameters():
+            if param.requires_grad and param.is_floating_point() and param.dtype != torch.float32:
+                param.data = param.data.float()
+        self.trainable_names = trainable_parameter_names(model)
+        return model

@@ -1,0 +1,178 @@
+"""`full`: fine-tune every parameter of the base model, optionally with an EWC penalty.
+
+The baseline the parameter-efficient methods are measured against. Options:
+
+* `gradient_checkpointing` — recompute decoder-layer activations in the backward pass
+  instead of storing them (less memory, ~30 % more compute); the KV cache is switched off,
+  as transformers requires.
+* `ewc_lambda` — elastic weight consolidation (Kirkpatrick et al. 2017): a penalty
+  `lambda / 2 * sum_i F_i (theta_i - theta*_i)^2` that keeps the weights the base model
+  relies on near their starting values `theta*`, to limit forgetting. `F` is the diagonal
+  empirical Fisher, the mean squared gradient of the classification loss over the first
+  `ewc_fisher_batches` training batches, computed at the starting weights before training.
+
+Mixed precision is the trainer's (`TrainConfig.precision` autocast). The weights themselves
+are kept in fp32 (a bf16/fp16 base is upcast in `prepare`) so AdamW updates are not lost to
+rounding. `state_to_save` is the whole model: the only method whose artifact holds every weight.
+
+    TrainConfig(method="full", learning_rate=5e-5, method_params={"ewc_lambda": 100.0})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.registry import register
+from risk_app.finetune.types import TrainData, TrainResult
+
+
+class FullParams(BaseModel):
+    """Parameters of the `full` method."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gradient_checkpointing: bool = Field(
+        default=False, description="Recompute activations in backward to save memory (disables the KV cache)."
+    )
+    ewc_lambda: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Strength of the elastic-weight-consolidation penalty towards the base weights; 0 = off.",
+    )
+    ewc_fisher_batches: int = Field(
+        default=8,
+        ge=1,
+        le=10_000,
+        description="Training batches whose squared gradients estimate the diagonal Fisher (EWC only).",
+    )
+
+
+def estimate_diagonal_fisher(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    texts: list[str],
+    labels: torch.Tensor,
+    *,
+    batch_size: int,
+    max_length: int,
+    n_batches: int,
+) -> dict[str, torch.Tensor]:
+    """Empirical diagonal Fisher: mean over batches of the squared loss gradient, per parameter.
+
+    Uses the true labels (the "empirical" Fisher), the model's current weights and the plain
+    cross-entropy. Batches are the first `n_batches` of the data in order, so the estimate is
+    deterministic for a fixed data order. The model's gradients are cleared afterwards.
+    """
+    from risk_app.finetune.predict import encode_texts, model_device, pad_batch
+
+    device = model_device(model)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    ids = encode_texts(tokenizer, texts, max_length)
+    was_training = model.training
+    # Eval mode: dropout off, so the estimate reflects the deterministic starting model.
+    model.eval()
+    n_done = 0
+    try:
+        for start in range(0, min(len(ids), n_batches * batch_size), batch_size):
+            batch = {k: v.to(device) for k, v in pad_batch(tokenizer, ids[start : start + batch_size]).items()}
+            target = labels[start : start + batch_size].to(device)
+            model.zero_grad(set_to_none=True)
+            logits = model(**batch).logits
+            torch.nn.functional.cross_entropy(logits.float(), target).backward()
+            for name, param in params.items():
+                if param.grad is not None:
+                    fisher[name] += param.grad.detach().float() ** 2
+            n_done += 1
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return {n: f / max(n_done, 1) for n, f in fisher.items()}
+
+
+@register
+class FullMethod(FineTuneMethod):
+    """Every weight trains; optional gradient checkpointing and EWC regularisation."""
+
+    name = "full"
+    description = "Full fine-tuning of every weight; optional gradient checkpointing and EWC penalty."
+    Config = FullParams
+
+    def __init__(self) -> None:
+        super().__init__()
+        # EWC state, filled by `fit` when ewc_lambda > 0: starting weights and Fisher diagonal.
+        self.ewc_lambda = 0.0
+        self.anchor: dict[str, torch.Tensor] = {}
+        self.fisher: dict[str, torch.Tensor] = {}
+
+    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+        assert isinstance(cfg, FullParams)
+        if getattr(model, "is_quantized", False):
+            raise ConfigError(
+                "method 'full' cannot train a quantized base model (its weights are frozen integers); "
+                "use 'qlora', or load the base without quantization"
+            )
+        # fp32 master weights: AdamW steps of ~1e-5 vanish when added to bf16 weights.
+        if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
+            model.float()
+        for param in model.parameters():
+            param.requires_grad_(True)
+        if cfg.gradient_checkpointing:
+            # transformers 5 renamed gradient checkpointing to activation checkpointing. The
+            # non-reentrant variant works with inputs that need no grad and under autocast.
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+        return model
+
+    def fit(
+        self,
+        model: Any,
+        tokenizer: Any,
+        data: TrainData,
+        train_cfg: TrainConfig,
+        cfg: BaseModel,
+        checkpoint_dir: str | Path | None,
+        *,
+        progress: bool = True,
+    ) -> TrainResult:
+        assert isinstance(cfg, FullParams)
+        self.ewc_lambda = cfg.ewc_lambda
+        self.anchor, self.fisher = {}, {}
+        if cfg.ewc_lambda > 0:
+            from risk_app.finetune.trainer import resolve_device
+
+            model.to(resolve_device(train_cfg.device))
+            self.fisher = estimate_diagonal_fisher(
+                model,
+                tokenizer,
+                data.train_texts,
+                torch.as_tensor(data.train_labels, dtype=torch.long),
+                batch_size=train_cfg.batch_size,
+                max_length=train_cfg.max_length,
+                n_batches=cfg.ewc_fisher_batches,
+            )
+            self.anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in self.fisher}
+        return super().fit(model, tokenizer, data, train_cfg, cfg, checkpoint_dir, progress=progress)
+
+    def regularization_loss(self, model: Any) -> torch.Tensor | None:
+        """EWC: lambda/2 * sum F (theta - theta*)^2; None when EWC is off or not yet estimated."""
+        if self.ewc_lambda <= 0 or not self.fisher:
+            return None
+        terms = []
+        for name, param in model.named_parameters():
+            fisher = self.fisher.get(name)
+            if fisher is None:
+                continue
+            terms.append((fisher * (param.float() - self.anchor[name].float()) ** 2).sum())
+        return 0.5 * self.ewc_lambda * torch.stack(terms).sum()
+
+    def state_to_save(self, model: Any) -> dict[str, torch.Tensor]:
+        """Every parameter: the whole fine-tuned model."""
+        return {name: param.detach() for name, param in model.named_parameters()}

@@ -1,0 +1,150 @@
+"""`qlora`: LoRA adapters on a 4-bit quantized base (Dettmers et al. 2023).
+
+QLoRA is not a new way of choosing parameters: it is `lora` on a base whose linear layers
+were quantized to 4 bits (NF4 by default, with double quantization of the scales). So this
+module only adds the quantization:
+
+* `load_base` loads the classifier through `load_classifier(..., quantization=BitsAndBytesConfig)`
+  with the `score` head left in full precision (`llm_int8_skip_modules`), because a freshly
+  initialised head quantized to 4 bits would lose most of its signal;
+* `prepare` runs `peft.prepare_model_for_kbit_training` (norms upcast to fp32, input grads for
+  gradient checkpointing) and then LoRA's own `prepare`;
+* `make_optimizer` uses bitsandbytes' paged 8-bit AdamW on CUDA, whose paged optimizer state
+  survives memory spikes on long sequences; on CPU it falls back to torch AdamW.
+
+bitsandbytes >= 0.48 runs 4-bit layers on CPU too, so the method trains (slowly) on a laptop
+and fast on a GPU. A saved model holds only the adapters and the head; reloading quantizes the
+same base again, which is deterministic, so predictions match.
+
+    TrainConfig(method="qlora", method_params={"r": 16, "quant_type": "nf4"})
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from peft import prepare_model_for_kbit_training
+from pydantic import BaseModel, Field
+from transformers import BitsAndBytesConfig
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.methods.base import HEAD_MODULE
+from risk_app.finetune.methods.lora import LoraMethod, LoraParams
+from risk_app.finetune.registry import register
+
+ComputeDtype = Literal["auto", "float32", "bfloat16", "float16"]
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+class QLoraParams(LoraParams):
+    """LoRA's parameters plus how the frozen base is quantized."""
+
+    quant_type: Literal["nf4", "fp4"] = Field(
+        default="nf4", description="4-bit data type: 'nf4' (normal float, QLoRA's choice) or 'fp4'."
+    )
+    double_quant: bool = Field(
+        default=True, description="Quantize the quantization scales too (saves ~0.4 bit per weight)."
+    )
+    compute_dtype: ComputeDtype = Field(
+        default="auto",
+        description="Dtype of the 4-bit matmuls: 'auto' = bfloat16 on CUDA (float16 without bf16), float32 on CPU.",
+    )
+    optimizer: Literal["auto", "paged_adamw_8bit", "adamw"] = Field(
+        default="auto",
+        description="'auto' = paged 8-bit AdamW on CUDA, torch AdamW on CPU; 'paged_adamw_8bit' needs CUDA.",
+    )
+    gradient_checkpointing: bool = Field(
+        default=True, description="Recompute activations in the backward pass to save memory (slower)."
+    )
+
+
+def resolve_compute_dtype(choice: str, device: torch.device) -> torch.dtype:
+    """The matmul dtype for `choice` on `device`."""
+    if choice != "auto":
+        return _DTYPES[choice]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def build_quantization_config(cfg: QLoraParams, device: torch.device) -> BitsAndBytesConfig:
+    """The bitsandbytes 4-bit config for `cfg`; the classification head stays unquantized."""
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.quant_type,
+        bnb_4bit_use_double_quant=cfg.double_quant,
+        bnb_4bit_compute_dtype=resolve_compute_dtype(cfg.compute_dtype, device),
+        llm_int8_skip_modules=[HEAD_MODULE],
+    )
+
+
+def _target_device(train_cfg: TrainConfig | None) -> torch.device:
+    from risk_app.finetune.trainer import resolve_device
+
+    return resolve_device(train_cfg.device if train_cfg is not None else "auto")
+
+
+@register
+class QLoraMethod(LoraMethod):
+    """LoRA on a 4-bit (NF4/FP4) bitsandbytes base; everything else is LoRA's."""
+
+    name = "qlora"
+    description = "LoRA adapters on a 4-bit NF4-quantized frozen base (bitsandbytes), paged 8-bit AdamW on CUDA."
+    Config = QLoraParams
+    # Checkpointing only slows the tiny CPU suite down; it is exercised by the qlora tests.
+    suite_params: ClassVar[dict[str, Any]] = {"r": 4, "gradient_checkpointing": False}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._optimizer_choice: str = "auto"
+
+    def load_base(
+        self, base_model: str, cfg: BaseModel, train_cfg: TrainConfig | None = None
+    ) -> tuple[Any, Any]:
+        from risk_app.models.loader import load_classifier
+
+        assert isinstance(cfg, QLoraParams)
+        device = _target_device(train_cfg)
+        return load_classifier(
+            base_model,
+            num_labels=2,
+            quantization=build_quantization_config(cfg, device),
+            device=device,
+        )
+
+    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+        assert isinstance(cfg, QLoraParams)
+        if not getattr(model, "is_loaded_in_4bit", False):
+            raise ConfigError(
+                "method 'qlora' needs a 4-bit base from QLoraMethod.load_base; got an unquantized model "
+                "(use method 'lora' for that)"
+            )
+        self._optimizer_choice = cfg.optimizer
+        # peft's default (reentrant) checkpointing: the non-reentrant variant trips an in-place
+        # bias add inside bitsandbytes' CPU 4-bit matmul ("view of a leaf Variable ...").
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        return super().prepare(model, cfg)
+
+    def make_optimizer(
+        self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig
+    ) -> torch.optim.Optimizer:
+        on_cuda = any(p.is_cuda for group in param_groups for p in group["params"])
+        choice = self._optimizer_choice
+        if choice == "auto":
+            choice = "paged_adamw_8bit" if on_cuda else "adamw"
+        if choice == "adamw":
+            return super().make_optimizer(param_groups, train_cfg)
+        if not on_cuda:
+            raise ConfigError(
+                "method 'qlora': optimizer 'paged_adamw_8bit' needs the model on CUDA; "
+                "use optimizer 'auto' or 'adamw' on CPU"
+            )
+        import bitsandbytes as bnb
+
+        return bnb.optim.PagedAdamW8bit(param_groups, lr=train_cfg.learning_rate)

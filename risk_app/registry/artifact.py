@@ -1,0 +1,297 @@
+"""Self-describing model artifacts: a folder that says what it is and how to rebuild it.
+
+    <artifact>/
+      risk_model.json       method + its config, train config, base model, threshold, metrics,
+                            data hash, contract version, code + library versions, weights sha256
+      weights.safetensors   only what the method trained (`method.state_to_save`): for LoRA the
+                            adapters and the head, a few hundred KB, not the base model
+      tokenizer/            the tokenizer as trained (pad token included)
+
+`load_risk_model(folder)` rebuilds the base model with the method's own `load_base` and
+`prepare`, checks the weights' sha256, loads them, and returns a `RiskModel` that scores
+DataFrames of applications or ready-made texts:
+
+    rm = load_risk_model("var/models/artifacts/lora-2024")
+    p_default = rm.predict_proba(applications_df)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ValidationError
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+
+import risk_app
+from risk_app import paths
+from risk_app.atomic import atomic_dir, atomic_write_json
+from risk_app.errors import ModelNotFoundError, RiskAppError
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.predict import predict_proba as predict_texts_proba
+from risk_app.finetune.registry import get_method
+
+SCHEMA_VERSION = 1
+METADATA_FILE = "risk_model.json"
+WEIGHTS_FILE = "weights.safetensors"
+TOKENIZER_DIR = "tokenizer"
+LABELS = {"0": "good", "1": "bad"}
+
+
+class CorruptArtifactError(RiskAppError):
+    """An artifact folder whose files are missing, unreadable or altered."""
+
+
+# ---- provenance --------------------------------------------------------------------------
+def git_commit() -> str | None:
+    """HEAD of the repo risk_app runs from, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=paths.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha or None
+
+
+def code_version() -> str:
+    """Package version plus short commit, e.g. '0.1.0+g62fc9d7a1b2c'."""
+    sha = git_commit()
+    return f"{risk_app.__version__}+g{sha[:12]}" if sha else risk_app.__version__
+
+
+def library_versions() -> dict[str, str]:
+    import peft
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _to_plain(value: Any) -> Any:
+    """Config objects and numpy scalars as JSON-friendly values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+# ---- save --------------------------------------------------------------------------------
+def save_risk_model(
+    out_dir: str | Path,
+    *,
+    method_name: str,
+    method_config: Mapping[str, Any] | BaseModel,
+    train_config: TrainConfig | Mapping[str, Any],
+    model: Any,
+    tokenizer: Any,
+    threshold: float,
+    metrics: Mapping[str, Any],
+    data_hash: str,
+    contract_version: str,
+    extra: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, str | bytes] | None = None,
+) -> Path:
+    """Write the artifact folder atomically and return its path.
+
+    `extra_files` (relative name -> text or bytes) travel inside the folder, e.g. the model
+    card, so the artifact carries its own documentation.
+
+    `extra` is stored as-is under "extra"; its keys `exclude_fields` and `field_order` are
+    how applications were serialized for training and are reused at prediction, and
+    `version` (if given) becomes the model's version string.
+    """
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise RiskAppError(f"threshold {threshold} is not a probability in [0, 1]")
+    method = get_method(method_name)
+    cfg = method.parse_config(method_config)
+    train_cfg = train_config if isinstance(train_config, TrainConfig) else TrainConfig.from_dict(dict(train_config))
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in method.state_to_save(model).items()}
+    extra_plain = _to_plain(dict(extra or {}))
+    out = Path(out_dir)
+    with atomic_dir(out) as tmp:
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method_name})
+        tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
+        for name, content in (extra_files or {}).items():
+            target = (tmp / name).resolve()
+            if tmp.resolve() not in target.parents:
+                raise RiskAppError(f"extra file {name!r} would land outside the artifact folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        weights_sha = sha256_file(tmp / WEIGHTS_FILE)
+        metadata = {
+            "schema_version": SCHEMA_VERSION,
+            "version": str(extra_plain.get("version") or f"{method_name}-{weights_sha[:12]}"),
+            "method": method_name,
+            "method_config": cfg.model_dump(mode="json"),
+            "train_config": train_cfg.model_dump(mode="json"),
+            "base_model": train_cfg.base_model,
+            "threshold": float(threshold),
+            "metrics": _to_plain(dict(metrics)),
+            "data_hash": data_hash,
+            "contract_version": contract_version,
+            "code_version": code_version(),
+            "git_commit": git_commit(),
+            "library_versions": library_versions(),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "labels": LABELS,
+            "weights": {
+                "file": WEIGHTS_FILE,
+                "sha256": weights_sha,
+                "bytes": (tmp / WEIGHTS_FILE).stat().st_size,
+                "tensors": len(state),
+                "parameters": int(sum(t.numel() for t in state.values())),
+            },
+            "extra": extra_plain,
+        }
+        atomic_write_json(tmp / METADATA_FILE, metadata)
+    return out
+
+
+# ---- load --------------------------------------------------------------------------------
+class RiskModel:
+    """A loaded artifact: P(default) for applications, plus the metadata it was saved with."""
+
+    def __init__(
+        self, method: FineTuneMethod, model: Any, tokenizer: Any, metadata: dict[str, Any], path: Path
+    ) -> None:
+        self.method = method
+        self.model = model
+        self.tokenizer = tokenizer
+        self.metadata = metadata
+        self.path = path
+        self.threshold = float(metadata["threshold"])
+        self.version: str = str(metadata.get("version", path.name))
+        self.max_length = int(metadata["train_config"].get("max_length", 256))
+
+    @property
+    def exclude_fields(self) -> list[str]:
+        return list(self.metadata.get("extra", {}).get("exclude_fields") or [])
+
+    @property
+    def field_order(self) -> list[str] | None:
+        order = self.metadata.get("extra", {}).get("field_order")
+        return list(order) if order else None
+
+    def predict_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """P(default) for already-serialized applications."""
+        return predict_texts_proba(self.model, self.tokenizer, list(texts), batch_size, self.max_length)
+
+    def serialize(self, df: pd.DataFrame) -> list[str]:
+        """Applications as text, exactly as at training time."""
+        # Imported lazily: risk_app.data pulls in the data contracts, not needed for texts.
+        from risk_app.data.serialize import serialize_frame
+
+        return serialize_frame(df, field_order=self.field_order, exclude=self.exclude_fields).tolist()
+
+    def predict_proba(self, df_or_texts: pd.DataFrame | Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """P(default) for a DataFrame of applications (or a list of texts), in input order."""
+        if isinstance(df_or_texts, pd.DataFrame):
+            return self.predict_texts(self.serialize(df_or_texts), batch_size)
+        if isinstance(df_or_texts, str):
+            raise RiskAppError("predict_proba takes a DataFrame or a list of texts, not a single string")
+        return self.predict_texts(list(df_or_texts), batch_size)
+
+    def __repr__(self) -> str:
+        return f"RiskModel(version={self.version!r}, method={self.method.name!r}, path={str(self.path)!r})"
+
+
+def read_metadata(folder: str | Path) -> dict[str, Any]:
+    """risk_model.json of an artifact folder, with clear errors for the usual problems."""
+    folder = Path(folder)
+    meta_path = folder / METADATA_FILE
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"{folder}: no such model folder")
+    if not meta_path.is_file():
+        raise ModelNotFoundError(f"{folder}: not a risk model folder (no {METADATA_FILE})")
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CorruptArtifactError(f"{meta_path}: unreadable ({exc})") from exc
+    if not isinstance(metadata, dict):
+        raise CorruptArtifactError(f"{meta_path}: expected a JSON object")
+    if metadata.get("schema_version") != SCHEMA_VERSION:
+        raise CorruptArtifactError(
+            f"{meta_path}: schema_version {metadata.get('schema_version')!r} is not supported "
+            f"(this code reads {SCHEMA_VERSION})"
+        )
+    for key in ("method", "method_config", "train_config", "threshold", "weights"):
+        if key not in metadata:
+            raise CorruptArtifactError(f"{meta_path}: field {key!r} is missing")
+    return metadata
+
+
+def verify_weights(folder: Path, metadata: Mapping[str, Any]) -> Path:
+    """Path of the weights file after checking it against the recorded sha256."""
+    weights = folder / metadata["weights"].get("file", WEIGHTS_FILE)
+    if not weights.is_file():
+        raise CorruptArtifactError(f"{weights}: weights file is missing")
+    expected = metadata["weights"].get("sha256")
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise CorruptArtifactError(
+            f"{weights}: checksum mismatch (sha256 {actual[:16]}..., expected {str(expected)[:16]}...); "
+            "the file is corrupted or was modified after saving"
+        )
+    return weights
+
+
+def load_risk_model(folder: str | Path, device: str | torch.device | None = None) -> RiskModel:
+    """Rebuild the saved model (base + method + trained weights) ready for prediction."""
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    metadata = read_metadata(folder)
+    weights = verify_weights(folder, metadata)
+    method = get_method(metadata["method"])
+    cfg = method.parse_config(metadata["method_config"])
+    try:
+        train_cfg = TrainConfig.model_validate(metadata["train_config"])
+    except ValidationError as exc:
+        raise CorruptArtifactError(f"{folder / METADATA_FILE}: train_config is invalid ({exc})") from exc
+    try:
+        state = load_file(str(weights))
+    except (SafetensorsError, OSError) as exc:
+        raise CorruptArtifactError(f"{weights}: unreadable safetensors file ({exc})") from exc
+
+    model, _base_tokenizer = method.load_base(train_cfg.base_model, cfg, train_cfg)
+    tokenizer = AutoTokenizer.from_pretrained(folder / TOKENIZER_DIR)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model = method.prepare(model, cfg)
+    method.load_state(model, state)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return RiskModel(method, model, tokenizer, metadata, folder)

@@ -1,0 +1,59 @@
+"""Scoring as a service call: resolve a model reference, score a frame, attach reason codes.
+
+The Dagster scoring asset and `risk-app score` both go through here, so a batch is scored
+the same way whichever door it came in by.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from data_contracts.loan_application import ID_COLUMN
+from risk_app.data.serialize import FIELD_LABELS
+from risk_app.scoring.batch import score_applications
+
+
+def load_model(ref: str = "champion", model_name: str = "credit_risk_model") -> Any:
+    """A RiskModel from an alias, a version number or a local artifact folder."""
+    from risk_app.registry.artifact import load_risk_model
+    from risk_app.registry.mlflow_registry import resolve_model
+
+    resolved = resolve_model(ref, name=model_name)
+    model = load_risk_model(resolved.local_artifact_dir)
+    if resolved.version:
+        model.version = f"{model_name}/{resolved.version}"
+    return model
+
+
+def model_fields(risk_model: Any) -> list[str]:
+    """The serialized fields the model was trained on (protected ones may be left out)."""
+    order = risk_model.field_order or list(FIELD_LABELS)
+    excluded = set(risk_model.exclude_fields)
+    return [name for name in order if name not in excluded]
+
+
+def score_with_reasons(df: pd.DataFrame, risk_model: Any, top_k: int = 4, batch_size: int = 64) -> pd.DataFrame:
+    """Scores plus the principal reasons (adverse-action reasons) beside each declined row."""
+    scored = score_applications(df, risk_model, batch_size=batch_size)
+    if top_k < 1 or scored.empty or not (scored["decision"] == "decline").any():
+        return scored
+    from risk_app.evaluate.reasons import reason_codes
+
+    declined = df.loc[(scored["decision"] == "decline").to_numpy()]
+    codes = reason_codes(declined, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model))
+    reason_columns = [c for c in codes.wide.columns if c.startswith("reason_")]
+    wide = codes.wide[["application_id", *reason_columns]].rename(columns={"application_id": ID_COLUMN})
+    wide[ID_COLUMN] = wide[ID_COLUMN].astype(str)
+    return scored.merge(wide, on=ID_COLUMN, how="left")
+
+
+def reference_scores(model_version: str, model_name: str = "credit_risk_model") -> list[float]:
+    """Holdout scores saved with a model: the baseline distribution for score drift."""
+    from risk_app.registry.artifact import read_metadata
+    from risk_app.registry.mlflow_registry import resolve_model
+
+    version = model_version.split("/", 1)[1] if "/" in model_version else model_version
+    resolved = resolve_model(version, name=model_name)
+    return list(read_metadata(resolved.local_artifact_dir).get("extra", {}).get("reference_scores") or [])
