@@ -7,7 +7,7 @@ import random
 import pytest
 
 from risk_app.augment import AUGMENTERS, AugmentConfig, get_augmenter, list_augmenters
-from risk_app.augment.base import AugmentSample, Augmenter, register_augmenter
+from risk_app.augment.base import Augmenter, AugmentSample, register_augmenter
 from risk_app.errors import ConfigError
 
 BUILT_IN = ["char_noise", "clause_shuffle", "financial_synonyms", "number_perturbation"]
@@ -32,7 +32,10 @@ def test_defaults_are_valid_and_leave_char_noise_off() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"augmenters": ["financial_synonyms", "back_translation"]}, "unknown augmenter(s) ['back_translation']"),
+        (
+            {"augmenters": ["financial_synonyms", "back_translation"]},
+            "unknown augmenter(s) ['back_translation']",
+        ),
         ({"copies_per_row": -1}, "'copies_per_row': Input should be greater than or equal to 0"),
         ({"number_scale": 0.6}, "'number_scale': Input should be less than or equal to 0.5"),
         ({"ratio": 1.5}, "'ratio'"),

@@ -69,15 +69,21 @@ def test_leakage_guard_names_the_leaking_application(examples_df: pd.DataFrame) 
     frame = examples_df.copy()
     train_id = frame.loc[frame["split"] == "train", "application_id"].iloc[0]
     leak = frame[frame["application_id"] == train_id].assign(application_id="copy", split="test")
-    with pytest.raises(GroupLeakageError, match=rf"1 source application\(s\).*{train_id}.*\['test', 'train'\]"):
+    with pytest.raises(
+        GroupLeakageError, match=rf"1 source application\(s\).*{train_id}.*\['test', 'train'\]"
+    ):
         assert_no_group_leakage(pd.concat([frame, leak]))
     # The pipeline refuses an examples table that already leaks.
     with pytest.raises(GroupLeakageError):
         augment_training_examples(pd.concat([frame, leak]), pd.DataFrame(), AugmentConfig(enabled=True))
 
 
-def test_same_seed_same_frame_other_seed_other_frame(examples_df: pd.DataFrame, valid_df: pd.DataFrame) -> None:
-    config = AugmentConfig(enabled=True, seed=11, ratio=0.3, augmenters=[*ALL_DEFAULT["augmenters"], "char_noise"])
+def test_same_seed_same_frame_other_seed_other_frame(
+    examples_df: pd.DataFrame, valid_df: pd.DataFrame
+) -> None:
+    config = AugmentConfig(
+        enabled=True, seed=11, ratio=0.3, augmenters=[*ALL_DEFAULT["augmenters"], "char_noise"]
+    )
     random.seed(123)
     np.random.seed(123)
     first = augment_training_examples(examples_df, valid_df, config).frame
@@ -90,7 +96,9 @@ def test_same_seed_same_frame_other_seed_other_frame(examples_df: pd.DataFrame, 
         first.sort_values(key).reset_index(drop=True), again.sort_values(key).reset_index(drop=True)
     )
     other = augment_training_examples(examples_df, valid_df, config.model_copy(update={"seed": 12})).frame
-    assert set(other.loc[other["augmented"], "application_id"]) != set(first.loc[first["augmented"], "application_id"])
+    assert set(other.loc[other["augmented"], "application_id"]) != set(
+        first.loc[first["augmented"], "application_id"]
+    )
     shared = set(other["application_id"]) & set(first.loc[first["augmented"], "application_id"])
     texts_first = first.set_index("application_id")["text"]
     texts_other = other.set_index("application_id")["text"]
@@ -120,11 +128,15 @@ def test_char_noise_keeps_numbers_and_clause_structure(run_augment, examples_df:
         assert len(parse_clauses(text)) == len(parse_clauses(before))
 
 
-def test_examples_must_match_the_valid_applications(examples_df: pd.DataFrame, valid_df: pd.DataFrame) -> None:
+def test_examples_must_match_the_valid_applications(
+    examples_df: pd.DataFrame, valid_df: pd.DataFrame
+) -> None:
     config = AugmentConfig(enabled=True)
     first_train = examples_df.index[examples_df["split"] == "train"][0]
     source_id = examples_df.at[first_train, "source_application_id"]
-    with pytest.raises(AugmentationError, match=rf"have no row in the valid applications, e\.g\. '{source_id}'"):
+    with pytest.raises(
+        AugmentationError, match=rf"have no row in the valid applications, e\.g\. '{source_id}'"
+    ):
         augment_training_examples(examples_df, valid_df[valid_df["application_id"] != source_id], config)
     altered = valid_df.copy()
     altered.loc[altered["application_id"] == source_id, "credit_amount"] += 1
@@ -137,7 +149,9 @@ def test_examples_must_match_the_valid_applications(examples_df: pd.DataFrame, v
 def test_excluded_fields_stay_excluded(valid_df: pd.DataFrame) -> None:
     from risk_app.data.examples import build_training_examples
 
-    examples = build_training_examples(valid_df.head(40), seed=3, exclude_fields=("age_in_years", "foreign_worker"))
+    examples = build_training_examples(
+        valid_df.head(40), seed=3, exclude_fields=("age_in_years", "foreign_worker")
+    )
     result = augment_training_examples(examples, valid_df, AugmentConfig(enabled=True, **ALL_DEFAULT))
     texts = augmented_rows(result)["text"]
     assert len(texts) > 0

@@ -69,7 +69,10 @@ def test_lexicon_rejects_an_alternative_that_is_a_category_value(tmp_path: Path)
     [
         ("{not json", "not valid JSON"),
         (json.dumps({"groups": []}), "non-empty list 'groups'"),
-        (json.dumps({"groups": [{"canonical": "year", "alternatives": ["yr."]}]}), r"groups\[0\].alternatives"),
+        (
+            json.dumps({"groups": [{"canonical": "year", "alternatives": ["yr."]}]}),
+            r"groups\[0\].alternatives",
+        ),
         (json.dumps({"groups": [{"canonical": "real estate", "alternatives": ["realty"]}]}), "one word"),
     ],
 )
@@ -89,14 +92,21 @@ def test_synonyms_change_texts_and_map_back_exactly(run_augment, examples_df: pd
     sources = source_text(examples_df)
     n_train = int((examples_df["split"] == "train").sum())
     assert len(rows) == n_train  # every train text has lexicon words, so every copy changed
-    changed = sum(text != sources[sid] for sid, text in zip(rows["source_application_id"], rows["text"]))
+    changed = sum(
+        text != sources[sid] for sid, text in zip(rows["source_application_id"], rows["text"], strict=True)
+    )
     assert changed == n_train
     assert (rows["augmenters"] == "financial_synonyms").all()
     # The lexicon is the exact inverse: no information but wording changed.
     for sid, text in zip(rows["source_application_id"], rows["text"], strict=True):
         assert canonicalize_synonyms(text) == sources[sid]
     # Several different words were swapped across the set, not one fixed substitution.
-    swapped = {w for text in rows["text"] for w in tokenize_exact(text) if w in default_lexicon().alternative_to_canonical}
+    swapped = {
+        w
+        for text in rows["text"]
+        for w in tokenize_exact(text)
+        if w in default_lexicon().alternative_to_canonical
+    }
     assert len(swapped) >= 15
 
 
@@ -104,7 +114,8 @@ def test_synonyms_never_turn_a_category_into_another(run_augment, examples_df: p
     result = run_augment(augmenters=["financial_synonyms"])
     sources = source_text(examples_df)
     n_touched_values = 0
-    for sid, text in zip(augmented_rows(result)["source_application_id"], augmented_rows(result)["text"]):
+    rows = augmented_rows(result)
+    for sid, text in zip(rows["source_application_id"], rows["text"], strict=True):
         before = clause_values(sources[sid])
         after = clause_values(text)
         assert after.keys() == before.keys()

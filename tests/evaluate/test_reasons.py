@@ -161,3 +161,37 @@ def test_follows_the_models_own_serialization(data) -> None:
     assert seen[0].startswith("Telephone:")  # reversed order, foreign_worker excluded
     assert set(codes.long["field"]) == set(FIELD_LABELS) - set(model.exclude_fields)
     assert (codes.wide["reason_1"] == "Duration").all()
+
+
+def test_with_a_real_language_model_scorer(data) -> None:
+    """The tiny local Qwen2 (untrained head) scoring through finetune.predict, which batches
+    by token length: occlusion strengths must still line up with the right rows and fields."""
+    from risk_app.data.serialize import serialize_frame
+    from risk_app.finetune.predict import predict_proba
+    from risk_app.models.loader import load_classifier
+
+    model, tokenizer = load_classifier("tiny-qwen2")
+
+    class LLMScorer:
+        threshold = 0.0
+        calls = 0
+
+        def predict_texts(self, texts: Sequence[str]) -> np.ndarray:
+            self.calls += 1
+            return predict_proba(model, tokenizer, list(texts), 32, 256)
+
+    scorer = LLMScorer()
+    sample = data.head(6)
+    p = scorer.predict_texts(serialize_frame(sample).tolist())
+    scorer.threshold, scorer.calls = float(np.median(p)), 0
+    codes = reason_codes(sample, scorer, top_k=3)
+    n_declined = int((p >= scorer.threshold).sum())
+    assert scorer.calls == 2
+    assert codes.n_texts_scored == 6 + n_declined * len(FIELD_LABELS)
+
+    row = sample.loc[codes.wide.index[0]]
+    p_full = scorer.predict_texts([serialize_application(row)])[0]
+    got = codes.long[codes.long["application_id"] == row["application_id"]].set_index("field")["strength"]
+    for field in ("duration_in_month", "purpose", "age_in_years"):
+        p_without = scorer.predict_texts([serialize_application(row, exclude=(field,))])[0]
+        assert got[field] == pytest.approx(p_full - p_without, abs=1e-4)

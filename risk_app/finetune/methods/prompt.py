@@ -53,10 +53,13 @@ class PromptParams(BaseModel):
 
     @model_validator(mode="after")
     def _init_fits_variant(self) -> PromptParams:
-        # The default init ('text') quietly means 'random' for prefix tuning, but an explicit
-        # request for text init there is a mistake worth reporting.
-        if self.variant == "prefix" and self.init == "text" and "init" in self.model_fields_set:
-            raise ValueError("init 'text' applies to variant 'prompt' only; prefix tuning starts random")
+        # Prefix tuning always starts random: an explicit init 'text' is a mistake worth
+        # reporting, while the default is normalised to 'random' so the saved config says
+        # what happened (and re-validates when an artifact is loaded).
+        if self.variant == "prefix" and self.init == "text":
+            if "init" in self.model_fields_set:
+                raise ValueError("init 'text' applies to variant 'prompt' only; prefix tuning starts random")
+            self.init = "random"
         return self
 
 

@@ -84,6 +84,24 @@ def build_quantization_config(cfg: QLoraParams, device: torch.device) -> BitsAnd
     )
 
 
+def disable_cpu_inference_repacking(model: torch.nn.Module) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights in place for CPU inference.
+
+    On CPUs with AVX512-BF16, `Linear4bit.forward` in eval mode converts its weight to a CPU
+    inference layout and never converts it back. Training after the first validation pass
+    then takes an inference-only kernel (no gradient to earlier layers; layers with a bias
+    crash with "a view of a leaf Variable ... in-place"), and the frozen weights change bytes.
+    We train and validate in turns, so keep the training layout throughout. Returns the number
+    of layers changed.
+    """
+    from bitsandbytes.nn import Linear4bit
+
+    layers = [m for m in model.modules() if isinstance(m, Linear4bit)]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)
+
+
 def _target_device(train_cfg: TrainConfig | None) -> torch.device:
     from risk_app.finetune.trainer import resolve_device
 
@@ -126,6 +144,7 @@ class QLoraMethod(LoraMethod):
                 "(use method 'lora' for that)"
             )
         self._optimizer_choice = cfg.optimizer
+        disable_cpu_inference_repacking(model)
         # peft's default (reentrant) checkpointing: the non-reentrant variant trips an in-place
         # bias add inside bitsandbytes' CPU 4-bit matmul ("view of a leaf Variable ...").
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
