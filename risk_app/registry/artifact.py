@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ValidationError
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import risk_app
@@ -281,7 +281,7 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
         raise CorruptArtifactError(f"{folder / METADATA_FILE}: train_config is invalid ({exc})") from exc
     try:
         state = load_file(str(weights))
-    except (SafetensorsError, OSError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise CorruptArtifactError(f"{weights}: unreadable safetensors file ({exc})") from exc
 
     model, _base_tokenizer = method.load_base(train_cfg.base_model, cfg, train_cfg)

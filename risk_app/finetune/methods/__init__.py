@@ -10,3 +10,4 @@ from risk_app.finetune.methods import adapter  # noqa: F401
 from risk_app.finetune.methods import freeze  # noqa: F401
 from risk_app.finetune.methods import full  # noqa: F401
 from risk_app.finetune.methods import prompt  # noqa: F401
+from risk_app.finetune.methods import quantum  # noqa: F401

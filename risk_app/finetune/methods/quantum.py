@@ -1,0 +1,291 @@
+"""`quantum`: a variational quantum circuit as the classification head of a frozen LLM.
+
+This is a *classical simulation* of a small quantum circuit (PennyLane's `default.qubit`
+state-vector simulator, differentiated by backpropagation through torch). It exists to compare
+a quantum-style head with a classical head of the same size on the same features; no quantum
+advantage is claimed, and on real hardware the result would only get noisier.
+
+The model is the frozen base plus a new head over its pooled hidden state (the last non-pad
+token, exactly the token `Qwen2ForSequenceClassification` pools):
+
+    hidden (d) --Linear(d, n)--> tanh * pi/2 (angles) --AngleEmbedding--> n qubits
+      --StronglyEntanglingLayers(L)--> <Z_i> for each qubit --Linear(n, 2)--> logits
+
+`head="classical"` swaps the circuit for an MLP `Linear(n, h) -> tanh` whose width `h` is
+chosen so its parameter count is as close as possible to the circuit's (3·L·n rotation angles);
+the projection and the output layer are the same in both. Parameter counts on the tiny model
+(d = 64, defaults n = 4, L = 2): quantum head 260 + 34 = 294; classical 260 + 37 = 297 (h = 5).
+`head_parameter_counts` computes them for any shape.
+
+The whole base, including its original `score` head, stays frozen and runs without gradients,
+so training touches only the head. `compare_quantum_classical` trains both heads on one split
+and reports their metrics side by side.
+
+    TrainConfig(method="quantum", method_params={"n_qubits": 4, "n_layers": 2, "head": "quantum"})
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+import pennylane as qml
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.registry import register
+
+if TYPE_CHECKING:
+    from risk_app.finetune.config import TrainConfig
+
+NUM_CLASSES = 2
+
+
+class QuantumParams(BaseModel):
+    """Parameters of the `quantum` method."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_qubits: int = Field(default=4, ge=2, le=10, description="Qubits = width of the angle-encoded projection.")
+    n_layers: int = Field(default=2, ge=1, le=6, description="StronglyEntanglingLayers in the circuit.")
+    head: Literal["quantum", "classical"] = Field(
+        default="quantum",
+        description="'quantum' (simulated circuit) or 'classical' (MLP with about the same parameter count).",
+    )
+
+
+# ---- parameter budget --------------------------------------------------------------------
+def circuit_parameter_count(n_qubits: int, n_layers: int) -> int:
+    """Rotation angles of StronglyEntanglingLayers: three per qubit per layer."""
+    return 3 * n_layers * n_qubits
+
+
+def classical_hidden_width(n_qubits: int, n_layers: int) -> int:
+    """Width h of the classical stand-in so Linear(n, h) + Linear(h, 2) matches circuit + Linear(n, 2).
+
+    Quantum after the projection: 3·L·n + (2n + 2). Classical: (n·h + h) + (2h + 2) = (n + 3)·h + 2.
+    """
+    target = circuit_parameter_count(n_qubits, n_layers) + 2 * n_qubits
+    return max(1, round(target / (n_qubits + 3)))
+
+
+def head_parameter_counts(hidden_size: int, n_qubits: int, n_layers: int) -> dict[str, int]:
+    """Trainable parameters of each head (projection included) for a base of `hidden_size`."""
+    projection = hidden_size * n_qubits + n_qubits
+    quantum = circuit_parameter_count(n_qubits, n_layers) + n_qubits * NUM_CLASSES + NUM_CLASSES
+    width = classical_hidden_width(n_qubits, n_layers)
+    classical = n_qubits * width + width + width * NUM_CLASSES + NUM_CLASSES
+    return {
+        "projection": projection,
+        "quantum": projection + quantum,
+        "classical": projection + classical,
+        "classical_hidden_width": width,
+    }
+
+
+# ---- heads -------------------------------------------------------------------------------
+def build_circuit_layer(n_qubits: int, n_layers: int) -> nn.Module:
+    """A torch layer: angles (batch, n) -> PauliZ expectations (batch, n), simulated exactly."""
+    device = qml.device("default.qubit", wires=n_qubits)
+
+    @qml.qnode(device, interface="torch", diff_method="backprop")
+    def circuit(inputs: torch.Tensor, weights: torch.Tensor) -> list[Any]:
+        qml.AngleEmbedding(inputs, wires=range(n_qubits), rotation="Y")
+        qml.StronglyEntanglingLayers(weights, wires=range(n_qubits))
+        return [qml.expval(qml.PauliZ(w)) for w in range(n_qubits)]
+
+    shape = qml.StronglyEntanglingLayers.shape(n_layers=n_layers, n_wires=n_qubits)
+    # TorchLayer draws the initial angles uniformly in [0, 2pi) from torch's (seeded) RNG.
+    return qml.qnn.TorchLayer(circuit, {"weights": shape})
+
+
+class AngleProjection(nn.Module):
+    """Linear(d, n) then tanh scaled to (-pi/2, pi/2): bounded angles keep the encoding injective."""
+
+    def __init__(self, hidden_size: int, n_qubits: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden_size, n_qubits)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(pooled)) * (math.pi / 2)
+
+
+class QuantumHead(nn.Module):
+    """projection -> variational circuit -> Linear(n, 2)."""
+
+    def __init__(self, hidden_size: int, n_qubits: int, n_layers: int) -> None:
+        super().__init__()
+        self.projection = AngleProjection(hidden_size, n_qubits)
+        self.circuit = build_circuit_layer(n_qubits, n_layers)
+        self.output = nn.Linear(n_qubits, NUM_CLASSES)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        angles = self.projection(pooled)
+        # The simulator returns float64; go back to the head's dtype.
+        expectations = self.circuit(angles).to(angles.dtype)
+        return self.output(expectations)
+
+
+class ClassicalHead(nn.Module):
+    """projection -> Linear(n, h) -> tanh -> Linear(h, 2), h matched to the circuit's size."""
+
+    def __init__(self, hidden_size: int, n_qubits: int, n_layers: int) -> None:
+        super().__init__()
+        width = classical_hidden_width(n_qubits, n_layers)
+        self.projection = AngleProjection(hidden_size, n_qubits)
+        self.hidden = nn.Linear(n_qubits, width)
+        self.output = nn.Linear(width, NUM_CLASSES)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.output(torch.tanh(self.hidden(self.projection(pooled))))
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position of the last attended token per row (right or left padding alike)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (attention_mask.long() * positions).argmax(dim=1)
+
+
+class PooledHeadClassifier(nn.Module):
+    """A frozen sequence classifier's backbone + a new head over the last-token hidden state.
+
+    Quacks like a transformers classifier for the shared trainer and `predict`: call it with
+    `input_ids`, `attention_mask` (and optionally `labels`) and read `.logits` (and `.loss`).
+    """
+
+    def __init__(self, base: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.base = base
+        self.head = head
+        self.config = base.config  # num_labels, pad_token_id ... for code that reads them
+        for param in self.base.parameters():
+            param.requires_grad_(False)
+        self.base.eval()
+
+    def train(self, mode: bool = True) -> PooledHeadClassifier:
+        super().train(mode)
+        # The frozen backbone always runs as at inference (no dropout), so features are stable.
+        self.base.eval()
+        return self
+
+    def pooled_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if attention_mask is None:
+            pad_id = getattr(self.config, "pad_token_id", None)
+            attention_mask = (input_ids != pad_id).long() if pad_id is not None else torch.ones_like(input_ids)
+        backbone = self.base.base_model  # the decoder without its `score` head
+        with torch.no_grad():
+            hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return hidden[rows, last_token_index(attention_mask)].float()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **_: Any,
+    ) -> SequenceClassifierOutput:
+        logits = self.head(self.pooled_hidden(input_ids, attention_mask))
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def build_head(kind: str, hidden_size: int, n_qubits: int, n_layers: int) -> nn.Module:
+    if kind == "quantum":
+        return QuantumHead(hidden_size, n_qubits, n_layers)
+    if kind == "classical":
+        return ClassicalHead(hidden_size, n_qubits, n_layers)
+    raise ConfigError(f"method 'quantum': unknown head {kind!r}; choose 'quantum' or 'classical'")
+
+
+@register
+class QuantumMethod(FineTuneMethod):
+    """Frozen base + simulated variational-circuit head (or its size-matched classical twin)."""
+
+    name = "quantum"
+    description = (
+        "Frozen base; head = simulated variational quantum circuit (PennyLane) over the pooled "
+        "hidden state, or a classical MLP of equal size. Classical simulation, no quantum advantage claimed."
+    )
+    Config = QuantumParams
+    suite_params: ClassVar[dict[str, Any]] = {"n_qubits": 3, "n_layers": 1}
+
+    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+        assert isinstance(cfg, QuantumParams)
+        hidden_size = int(model.config.hidden_size)
+        head = build_head(cfg.head, hidden_size, cfg.n_qubits, cfg.n_layers)
+        return PooledHeadClassifier(model, head)
+
+    def state_to_save(self, model: Any) -> dict[str, torch.Tensor]:
+        # Only the new head: the base (and its unused `score`) is reloaded from the base model.
+        state = {n: p.detach() for n, p in model.named_parameters() if n.startswith("head.")}
+        if not state:
+            raise ConfigError("method 'quantum': model has no head to save; was it prepared by this method?")
+        return state
+
+
+def compare_quantum_classical(
+    train_texts: Sequence[str],
+    train_labels: Sequence[int] | np.ndarray,
+    val_texts: Sequence[str],
+    val_labels: Sequence[int] | np.ndarray,
+    test_texts: Sequence[str] | None = None,
+    test_labels: Sequence[int] | np.ndarray | None = None,
+    *,
+    train_config: TrainConfig | None = None,
+    n_qubits: int = 4,
+    n_layers: int = 2,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Train the quantum and the size-matched classical head on the same split, same seed.
+
+    Each head's threshold is chosen on validation (F1), then `credit_metrics` are computed on
+    the test texts (validation when no test set is given). Returns
+    `{"quantum": {...}, "classical": {...}}` with the metrics plus `trainable_params`,
+    `best_val_auc`, `wall_seconds` and `evaluated_on`. Remember: a classical simulation.
+    """
+    from risk_app.evaluate.metrics import choose_threshold, credit_metrics
+    from risk_app.finetune.config import TrainConfig
+    from risk_app.finetune.predict import predict_proba
+    from risk_app.finetune.trainer import train_classifier
+
+    if (test_texts is None) != (test_labels is None):
+        raise ConfigError("compare_quantum_classical: give both test_texts and test_labels, or neither")
+    base_cfg = train_config or TrainConfig()
+    eval_texts, eval_labels, split = (
+        (list(test_texts), np.asarray(test_labels), "test")
+        if test_texts is not None and test_labels is not None
+        else (list(val_texts), np.asarray(val_labels), "validation")
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for head in ("quantum", "classical"):
+        params = QuantumParams(n_qubits=n_qubits, n_layers=n_layers, head=head)
+        cfg = base_cfg.model_copy(update={"method": "quantum", "method_params": params.model_dump()})
+        run_dir = Path(checkpoint_dir) / head if checkpoint_dir is not None else None
+        result = train_classifier(
+            train_texts, train_labels, val_texts, val_labels, cfg, run_dir, progress=progress
+        )
+        p_val = (
+            result.best_val_proba
+            if result.best_val_proba is not None
+            else predict_proba(result.model, result.tokenizer, val_texts, cfg.eval_batch_size, cfg.max_length)
+        )
+        threshold = choose_threshold(np.asarray(val_labels), p_val)
+        p_eval = predict_proba(result.model, result.tokenizer, eval_texts, cfg.eval_batch_size, cfg.max_length)
+        metrics = credit_metrics(eval_labels, p_eval, threshold)
+        metrics.update(
+            trainable_params=result.trainable_params,
+            best_val_auc=result.best_val_auc,
+            wall_seconds=result.wall_seconds,
+            evaluated_on=split,
+        )
+        results[head] = metrics
+    return results

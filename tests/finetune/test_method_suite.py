@@ -1,0 +1,210 @@
+"""One suite for every registered fine-tuning method, driven by the registry.
+
+For each name in `list_methods()` (so methods added later are covered without editing this
+file), on the tiny Qwen2 and a small learnable data set:
+
+1. the training loss falls from the first to the last epoch;
+2. only the parameters `prepare` marked trainable change (frozen ones stay bit-identical),
+   and the trainer's trainable count matches them;
+3. a save/load round trip through `risk_app.registry.artifact` predicts the same;
+4. an unknown config key is rejected with the allowed keys listed.
+
+A method class may set `suite_params` (quick parameters for this CPU run) and
+`suite_skip_reason` (why it cannot run here, e.g. it needs CUDA).
+
+    pytest tests/finetune/test_method_suite.py -q
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from pydantic import BaseModel
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.registry import get_method, list_methods
+from risk_app.finetune.trainer import seed_everything, steps_per_epoch
+from risk_app.finetune.types import TrainData, TrainResult
+from risk_app.registry.artifact import load_risk_model, save_risk_model
+
+METHOD_NAMES = [name for name, _ in list_methods()]
+
+# ---- a small, learnable data set -----------------------------------------------------------
+# Ordinary application clauses in random order, then one clause that decides the label. It
+# comes last because the classifier pools the last token: even a method that trains little
+# more than the head can learn it, so "the loss falls" is a fair test of every method.
+_NOISE_CLAUSES = {
+    "Duration": ["6 months", "12 months", "18 months", "24 months", "36 months", "48 months"],
+    "Purpose": ["car (new)", "car (used)", "radio/television", "furniture/equipment", "business", "education"],
+    "Savings account": ["< 100 DM", "100 <= ... < 500 DM", ">= 1000 DM", "unknown/ no savings account"],
+    "Housing": ["own", "rent", "for free"],
+    "Age": ["22 years", "29 years", "35 years", "44 years", "58 years"],
+    "Credit amount": ["1169 DM", "2096 DM", "5951 DM", "7882 DM"],
+}
+_SIGNAL_CLAUSE = {
+    0: "Credit history: existing credits paid back duly till now.",
+    1: "Credit history: delay in paying off in the past.",
+}
+
+
+def learnable_texts(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """`n` serialized applications whose label (0 good / 1 bad) is set by the last clause."""
+    rng = random.Random(seed)
+    labels = np.array([i % 2 for i in range(n)], dtype=np.int64)
+    rng.shuffle(labels)  # type: ignore[arg-type]
+    texts = []
+    for label in labels:
+        keys = rng.sample(list(_NOISE_CLAUSES), k=rng.randint(2, len(_NOISE_CLAUSES)))
+        clauses = [f"{key}: {rng.choice(_NOISE_CLAUSES[key])}." for key in keys]
+        texts.append(" ".join([*clauses, _SIGNAL_CLAUSE[int(label)]]))
+    return texts, labels
+
+
+def suite_data() -> TrainData:
+    train_texts, train_labels = learnable_texts(128, seed=1)
+    val_texts, val_labels = learnable_texts(32, seed=2)
+    return TrainData.build(train_texts, train_labels, val_texts, val_labels)
+
+
+def suite_train_config(method_name: str, base_model: str, **overrides: Any) -> TrainConfig:
+    values: dict[str, Any] = {
+        "method": method_name,
+        "base_model": base_model,
+        "epochs": 3,
+        "batch_size": 16,
+        "max_length": 64,
+        "learning_rate": 2e-3,
+        "patience": 0,
+        "seed": 0,
+        "device": "cpu",
+        "precision": "fp32",
+    }
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def method_params(method: FineTuneMethod) -> dict[str, Any]:
+    return dict(getattr(type(method), "suite_params", {}) or {})
+
+
+# ---- one training run per method, shared by the checks ----------------------------------------
+@dataclass
+class PreparedRun:
+    """A training run with the parameter snapshot taken between `prepare` and `fit`."""
+
+    method: FineTuneMethod
+    cfg: BaseModel
+    config: TrainConfig
+    data: TrainData
+    before: dict[str, torch.Tensor]
+    trainable: set[str]
+    result: TrainResult
+
+
+def prepare_and_fit(method_name: str, params: dict[str, Any], config: TrainConfig, data: TrainData) -> PreparedRun:
+    """`train_classifier`'s steps, with a snapshot of every parameter after `prepare`."""
+    method = get_method(method_name)
+    cfg = method.parse_config(params)
+    seed_everything(config.seed)
+    method.total_steps = steps_per_epoch(len(data.train_texts), config) * config.epochs
+    model, tokenizer = method.load_base(config.base_model, cfg, config)
+    model = method.prepare(model, cfg)
+    before = {name: param.detach().clone() for name, param in model.named_parameters()}
+    trainable = {name for name, param in model.named_parameters() if param.requires_grad}
+    result = method.fit(model, tokenizer, data, config, cfg, None, progress=False)
+    return PreparedRun(method, cfg, config, data, before, trainable, result)
+
+
+@pytest.fixture(scope="module", params=METHOD_NAMES)
+def suite_run(request: pytest.FixtureRequest, _tiny_qwen2_build: Path) -> PreparedRun:
+    name = request.param
+    method = get_method(name)
+    reason = getattr(type(method), "suite_skip_reason", None)
+    if reason:
+        pytest.skip(f"{name}: {reason}")
+    config = suite_train_config(name, str(_tiny_qwen2_build), method_params=method_params(method))
+    return prepare_and_fit(name, method_params(method), config, suite_data())
+
+
+# ---- the checks --------------------------------------------------------------------------
+def test_training_loss_falls(suite_run: PreparedRun) -> None:
+    losses = [record["train_loss"] for record in suite_run.result.history]
+    assert len(losses) == suite_run.config.epochs
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0], f"{suite_run.method.name}: train loss per epoch {losses}"
+
+
+def test_only_intended_parameters_change(suite_run: PreparedRun) -> None:
+    after = dict(suite_run.result.model.named_parameters())
+    assert set(after) == set(suite_run.before), "training changed the parameter names"
+    assert suite_run.trainable, "prepare left nothing trainable"
+    changed_frozen = [
+        name for name, old in suite_run.before.items()
+        if name not in suite_run.trainable and not torch.equal(old, after[name].detach())
+    ]
+    assert not changed_frozen, f"frozen parameters changed: {changed_frozen[:5]}"
+    changed_trainable = [
+        name for name in suite_run.trainable if not torch.equal(suite_run.before[name], after[name].detach())
+    ]
+    assert changed_trainable, "no trainable parameter changed"
+
+
+def test_trainable_count_matches_prepared_parameters(suite_run: PreparedRun) -> None:
+    result = suite_run.result
+    expected = sum(suite_run.before[name].numel() for name in suite_run.trainable)
+    if suite_run.method.name != "qlora":  # 4-bit weights pack two values per element
+        assert result.trainable_params == expected
+    assert 0 < result.trainable_params <= result.total_params
+
+
+def test_artifact_round_trip_predicts_the_same(suite_run: PreparedRun, tmp_path: Path) -> None:
+    result, config = suite_run.result, suite_run.config
+    texts = suite_run.data.val_texts
+    expected = predict_proba(result.model, result.tokenizer, texts, batch_size=8, max_length=config.max_length)
+    folder = save_risk_model(
+        tmp_path / "artifact",
+        method_name=suite_run.method.name,
+        method_config=suite_run.cfg,
+        train_config=config,
+        model=result.model,
+        tokenizer=result.tokenizer,
+        threshold=0.5,
+        metrics={"val_auc": result.best_val_auc},
+        data_hash="suite-data",
+        contract_version="test",
+    )
+    loaded = load_risk_model(folder)
+    got = loaded.predict_proba(texts, batch_size=8)
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    # The round trip must reproduce the *trained* model, not just any model: a freshly
+    # prepared base predicts differently.
+    fresh = get_method(suite_run.method.name)
+    seed_everything(config.seed + 1)
+    base, tokenizer = fresh.load_base(config.base_model, suite_run.cfg, config)
+    untrained = predict_proba(
+        fresh.prepare(base, suite_run.cfg), tokenizer, texts, batch_size=8, max_length=config.max_length
+    )
+    assert not np.allclose(untrained, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("method_name", METHOD_NAMES)
+def test_unknown_config_key_rejected_with_allowed_keys(method_name: str) -> None:
+    method = get_method(method_name)
+    with pytest.raises(ConfigError) as info:
+        method.parse_config({"definitely_not_a_key": 1})
+    message = str(info.value)
+    assert "definitely_not_a_key" in message
+    assert "Allowed keys:" in message
+    for field_name in method.Config.model_fields:
+        assert field_name in message
+    # The suite's own quick parameters must be valid for the method.
+    method.parse_config(method_params(method))
