@@ -84,13 +84,24 @@ def methods() -> None:
     from risk_app.finetune.config import describe_fields
     from risk_app.finetune.registry import get_method, list_methods
 
+    def one_per_line(config_cls: Any) -> str:
+        return "\n".join(describe_fields(_single(config_cls, name)) for name in config_cls.model_fields)
+
     out = Table(title="Fine-tuning methods", title_justify="left", show_lines=True)
     out.add_column("method", style="bold")
     out.add_column("description")
     out.add_column("parameters (name: type = default)")
     for name, description in list_methods():
-        out.add_row(name, description, describe_fields(get_method(name).Config).replace(", ", "\n"))
+        out.add_row(name, description, one_per_line(get_method(name).Config))
     console.print(out)
+
+
+def _single(config_cls: Any, field_name: str) -> Any:
+    """A one-field view of a pydantic model, so describe_fields prints one line per field."""
+    from pydantic import create_model
+
+    field = config_cls.model_fields[field_name]
+    return create_model("One", **{field_name: (field.annotation, field)})
 
 
 @app.command()
@@ -151,7 +162,9 @@ def train(
     console.print(f"{data}: {validation.n_valid} valid, {validation.n_quarantined} quarantined of {validation.n_in}")
     if augment:
         examples = workflow.augment_examples(examples, validation.valid, seed=seed)
-    outcome = workflow.train_and_evaluate(validation.valid, examples, config, exclude_fields=exclude)
+    outcome = workflow.train_and_evaluate(
+        validation.valid, examples, config, exclude_fields=exclude, data_source=str(data)
+    )
     record = workflow.outcome_record(outcome)
     print_table("Test metrics (same split)", workflow.metrics_frame(record).to_dict("records"))
     console.print(f"artifact: {outcome.artifact_dir}")

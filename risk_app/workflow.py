@@ -116,6 +116,7 @@ def train_and_evaluate(
     run_id: str | None = None,
     baselines: Sequence[str] = ("logistic", "lightgbm"),
     exclude_fields: Sequence[str] = (),
+    data_source: str = "",
 ) -> TrainingOutcome:
     """Fine-tune, pick the threshold on validation, evaluate on test beside the baselines.
 
@@ -175,6 +176,7 @@ def train_and_evaluate(
         "threshold": threshold,
         "threshold_objective": "max F1 of the default class on the validation split",
         "data_hash": hash_of_data,
+        "data_source": data_source,
         "contract_version": CONTRACT_VERSION,
         "rows": {s: int((examples["split"] == s).sum()) for s in SPLITS},
         "augmented_rows": int(examples["augmented"].astype(bool).sum()),
@@ -194,6 +196,7 @@ def train_and_evaluate(
         contract_version=CONTRACT_VERSION,
         extra={
             "run_id": run_id,
+            "data_source": data_source,
             "training": train_summary,
             "history": result.history,
             "rows": metadata["rows"],

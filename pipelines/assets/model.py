@@ -14,18 +14,28 @@ from risk_app import workflow
 from risk_app.finetune.config import TrainConfig
 
 
-@dg.asset(group_name="training", kinds={"pytorch", "peft"}, io_manager_key="fs_io_manager")
+@dg.asset(
+    group_name="training",
+    kinds={"pytorch", "peft"},
+    io_manager_key="fs_io_manager",
+    # Only the file name travels, for the model card's data section.
+    ins={"raw_applications": dg.AssetIn(metadata={"columns": ["source_file"]})},
+)
 @user_errors
 def fine_tuned_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
+    raw_applications: pd.DataFrame,
     valid_applications: pd.DataFrame,
     augmented_training_examples: pd.DataFrame,
 ) -> dg.Output[dict[str, Any]]:
     """A fine-tuned LLM risk model, saved as a self-describing artifact folder."""
     train_config = TrainConfig.from_dict(config.model_dump())
     context.log.info(f"fine-tuning {train_config.base_model} with method {train_config.method!r}")
-    outcome = workflow.train_and_evaluate(valid_applications, augmented_training_examples, train_config)
+    source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else ""
+    outcome = workflow.train_and_evaluate(
+        valid_applications, augmented_training_examples, train_config, data_source=source
+    )
     record = workflow.outcome_record(outcome)
     history = pd.DataFrame(outcome.train.history)
     return dg.Output(

@@ -43,6 +43,7 @@ from data_contracts.loan_application import CATEGORICAL_COLUMNS, ID_COLUMN, NUME
 from risk_app import paths
 from risk_app.atomic import atomic_dir
 from risk_app.errors import ConfigError, ModelNotFoundError, RiskAppError
+from risk_app.registry.audit import append_audit_record
 from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide
 
 EXPERIMENT_NAME = "risk_app"
@@ -51,6 +52,8 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 ARTIFACT_FILE = "risk_model.json"
 PYFUNC_ARTIFACT_KEY = "risk_model"
 METRIC_TAG_PREFIX = "metric."
+# Callers may log split-prefixed metrics (test_roc_auc, val_roc_auc ...); promotion reads test_*.
+TEST_METRIC_PREFIX = "test_"
 # Artifact metadata copied onto the run and the version as tags (searchable in the MLflow UI).
 LINEAGE_TAGS: tuple[str, ...] = ("method", "data_hash", "contract_version", "code_version")
 
@@ -205,51 +208,6 @@ def _pip_requirements() -> list[str]:
     return pins
 
 
-def _audit(
-    action: str,
-    name: str,
-    *,
-    from_version: str | None,
-    to_version: str | None,
-    reason: str,
-    actor: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Append one JSON line to the audit log; fsync so an acknowledged decision survives a crash."""
-    user = getpass.getuser()
-    record = {
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-        "user": user,
-        "actor": actor or user,
-        "action": action,
-        "model_name": name,
-        "from_version": from_version,
-        "to_version": to_version,
-        "reason": reason,
-        **dict(extra or {}),
-    }
-    line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
-    fd = os.open(audit_log_path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return record
-
-
-def audit_log_path() -> Path:
-    return paths.home() / "registry_audit.jsonl"
-
-
-def read_audit_log() -> list[dict[str, Any]]:
-    """All audit records, oldest first (empty when nothing was ever promoted)."""
-    path = audit_log_path()
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _existing(client: MlflowClient, name: str) -> tuple[list[ModelVersion], dict[str, str]]:
     """All versions and the alias->version map of a registered model; clear error if absent."""
     try:
@@ -297,12 +255,21 @@ def _version_metrics(client: MlflowClient, mv: ModelVersion) -> dict[str, float]
                 metrics[key[len(METRIC_TAG_PREFIX) :]] = float(value)
             except ValueError:
                 continue  # a hand-edited tag that is not a number is not a metric
-    if metrics or not mv.run_id:
-        return metrics
-    try:
-        return dict(client.get_run(mv.run_id).data.metrics)
-    except MlflowException:
-        return {}
+    if not metrics and mv.run_id:
+        try:
+            metrics = dict(client.get_run(mv.run_id).data.metrics)
+        except MlflowException:
+            metrics = {}
+    return _with_test_fallback(metrics)
+
+
+def _with_test_fallback(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Promotion compares test-set metrics: `roc_auc` also answers to a logged `test_roc_auc`."""
+    out = dict(metrics)
+    for key, value in metrics.items():
+        if key.startswith(TEST_METRIC_PREFIX):
+            out.setdefault(key[len(TEST_METRIC_PREFIX) :], value)
+    return out
 
 
 def _tag(client: MlflowClient, name: str, version: str, key: str, value: Any) -> None:
@@ -430,7 +397,7 @@ def record_decision(
         client.set_registered_model_alias(name, CHALLENGER, target)
     _tag(client, name, target, "promotion_decision", "recommended" if decision.promote else "rejected")
     _tag(client, name, target, "promotion_reason", decision.reason)
-    _audit(
+    append_audit_record(
         "recommend" if decision.promote else "reject",
         name,
         from_version=champion_version,
@@ -459,7 +426,7 @@ def promote_if_better(
 
     _tag(client, name, target, "promotion_decision", "promoted" if decision.promote else "rejected")
     _tag(client, name, target, "promotion_reason", decision.reason)
-    _audit(
+    append_audit_record(
         "promote" if decision.promote else "reject",
         name,
         from_version=champion_version,
@@ -486,7 +453,9 @@ def set_champion(name: str, version: str | int, reason: str, actor: str | None =
     _tag(client, name, target, "promotion_decision", "set_champion")
     _tag(client, name, target, "promotion_reason", reason)
     _tag(client, name, target, "promoted_by", actor or getpass.getuser())
-    _audit("set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor)
+    append_audit_record(
+        "set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor
+    )
     return previous or ""
 
 
@@ -511,7 +480,9 @@ def rollback_champion(name: str, reason: str, actor: str | None = None) -> str:
     client.set_registered_model_alias(name, CHAMPION, target)
     _tag(client, name, str(current.version), "promotion_decision", "rolled_back")
     _tag(client, name, str(current.version), "promotion_reason", reason)
-    _audit("rollback", name, from_version=str(current.version), to_version=target, reason=reason, actor=actor)
+    append_audit_record(
+        "rollback", name, from_version=str(current.version), to_version=target, reason=reason, actor=actor
+    )
     return target
 
 
@@ -599,7 +570,9 @@ def list_versions(name: str = DEFAULT_MODEL_NAME) -> list[dict[str, Any]]:
     rows = []
     for mv in versions:
         tags = mv.tags or {}
-        auc = tags.get(f"{METRIC_TAG_PREFIX}roc_auc")
+        auc = tags.get(
+            f"{METRIC_TAG_PREFIX}roc_auc", tags.get(f"{METRIC_TAG_PREFIX}{TEST_METRIC_PREFIX}roc_auc")
+        )
         rows.append(
             {
                 "version": str(mv.version),

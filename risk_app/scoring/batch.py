@@ -125,7 +125,9 @@ def check_scored_output(scored: pd.DataFrame) -> None:
     ScoredApplication.validate(scored[list(SCORED_COLUMNS)], lazy=True)
 
 
-def _output_suffix(path: Path, what: str) -> str:
+def check_output_suffix(path: str | os.PathLike[str], what: str = "output") -> str:
+    """The lower-case suffix of an output path; `ConfigError` unless it is .parquet or .csv."""
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise ConfigError(
@@ -135,9 +137,9 @@ def _output_suffix(path: Path, what: str) -> str:
     return suffix
 
 
-def write_frame(df: pd.DataFrame, path: Path) -> Path:
+def write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write a frame atomically as Parquet or CSV, chosen by suffix."""
-    if _output_suffix(path, "output") == ".parquet":
+    if check_output_suffix(path, "output") == ".parquet":
         buffer = io.BytesIO()
         df.to_parquet(buffer, index=False)
         return atomic_write_bytes(path, buffer.getvalue())
@@ -164,9 +166,9 @@ def score_file(
     holds the model, e.g. a long-running sensor, saves reloading it per file).
     """
     source, target = Path(input_path), Path(output_path)
-    _output_suffix(target, "output")  # fail before any model loading
+    check_output_suffix(target, "output")  # fail before any model loading
     q_path = Path(quarantine_path) if quarantine_path is not None else default_quarantine_path(target)
-    _output_suffix(q_path, "quarantine")
+    check_output_suffix(q_path, "quarantine")
 
     from risk_app.data.load import load_applications
     from risk_app.data.validate import validate_applications

@@ -19,7 +19,7 @@ def classifier(tiny_qwen2: Path):  # noqa: ANN201
     model, tokenizer = load_classifier("tiny-qwen2")
     # A visible head so probabilities differ clearly between texts.
     with torch.no_grad():
-        model.score.weight.normal_(0, 1.0)
+        model.score.weight.normal_(0, 0.1)
     return model, tokenizer
 
 

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 
 from risk_app.errors import ConfigError, ModelNotFoundError
 from risk_app.registry import mlflow_registry as reg
+from risk_app.registry.audit import audit_log_path, read_audit_log
 from risk_app.registry.promotion import PromotionRule
 from tests.scoring.doubles import (
     german_credit,
@@ -70,7 +71,7 @@ def registered(shared_home: Path) -> Iterator[dict[str, Any]]:
 
 
 def _audit_for(name: str) -> list[dict[str, Any]]:
-    return [r for r in reg.read_audit_log() if r["model_name"] == name]
+    return [r for r in read_audit_log() if r["model_name"] == name]
 
 
 def test_versions_registered_with_params_metrics_tags(registered: dict[str, Any]) -> None:
@@ -114,7 +115,7 @@ def test_audit_log_records_each_decision(registered: dict[str, Any]) -> None:
     assert [(r["from_version"], r["to_version"]) for r in lines] == [(None, "1"), ("1", "2"), ("2", "3")]
     assert all(r["user"] and r["timestamp"] and r["reason"] for r in lines)
     # Each line is standalone JSON (append-only JSON lines).
-    raw = reg.audit_log_path().read_text().splitlines()
+    raw = audit_log_path().read_text().splitlines()
     assert all(json.loads(line) for line in raw)
 
 
@@ -219,9 +220,9 @@ def test_two_step_promotion_with_extra_artifacts(shared_home: Path, tmp_path: Pa
         reg.register_model_version(
             folder, metrics={}, model_name=name, extra_artifacts=[tmp_path / "nope.png"]
         )
-    info = reg.register_model_version(
-        folder, metrics={"roc_auc": 0.7, "brier": 0.2}, model_name=name, extra_artifacts=[plot]
-    )
+    # Split-prefixed metrics, as the training workflow logs them: promotion reads test_*.
+    metrics = {"test_roc_auc": 0.7, "test_brier": 0.2, "val_roc_auc": 0.95}
+    info = reg.register_model_version(folder, metrics=metrics, model_name=name, extra_artifacts=[plot])
     client = MlflowClient()
     assert [a.path for a in client.list_artifacts(info.run_id, "report")] == ["report/roc.png"]
 
@@ -236,3 +237,30 @@ def test_two_step_promotion_with_extra_artifacts(shared_home: Path, tmp_path: Pa
     reg.set_champion(name, info.version, reason=decision.reason, actor="risk-app")
     assert client.get_registered_model(name).aliases == {"champion": 1}
     assert [r["action"] for r in _audit_for(name)] == ["recommend", "set_champion"]
+    assert reg.list_versions(name)[0]["roc_auc"] == 0.7
+
+    worse = save_double_artifact(shared_home / "two_step_v2", version="two-2", seed=5)
+    v2 = reg.register_model_version(
+        worse, metrics={"test_roc_auc": 0.65, "val_roc_auc": 0.99}, model_name=name
+    )
+    verdict = reg.evaluate_promotion(name, v2.version)
+    assert not verdict.promote and "roc_auc 0.6500 vs champion 0.7000" in verdict.reason
+
+
+def test_audit_log_appends_and_reports_corruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from risk_app.errors import DataFileError
+    from risk_app.registry.audit import append_audit_record
+
+    monkeypatch.setenv("RISK_APP_HOME", str(tmp_path))
+    assert read_audit_log() == []
+    append_audit_record("set_champion", "m", from_version=None, to_version="1", reason="first", actor="ann")
+    append_audit_record("rollback", "m", from_version="1", to_version=None, reason="second")
+    records = read_audit_log()
+    assert [(r["action"], r["reason"], r["actor"]) for r in records] == [
+        ("set_champion", "first", "ann"),
+        ("rollback", "second", records[1]["user"]),
+    ]
+    with audit_log_path().open("a") as handle:
+        handle.write("{not json\n")
+    with pytest.raises(DataFileError, match="line 3 is not valid JSON"):
+        read_audit_log()

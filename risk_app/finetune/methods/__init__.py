@@ -11,3 +11,4 @@ from risk_app.finetune.methods import freeze  # noqa: F401
 from risk_app.finetune.methods import full  # noqa: F401
 from risk_app.finetune.methods import prompt  # noqa: F401
 from risk_app.finetune.methods import quantum  # noqa: F401
+from risk_app.finetune.methods import rlhf  # noqa: F401

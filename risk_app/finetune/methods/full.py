@@ -143,23 +143,29 @@ class FullMethod(FineTuneMethod):
         progress: bool = True,
     ) -> TrainResult:
         assert isinstance(cfg, FullParams)
+        self.start_ewc(model, tokenizer, data, train_cfg, cfg)
+        return super().fit(model, tokenizer, data, train_cfg, cfg, checkpoint_dir, progress=progress)
+
+    def start_ewc(self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: FullParams) -> None:
+        """Record the starting weights and their Fisher diagonal (no-op when ewc_lambda is 0)."""
         self.ewc_lambda = cfg.ewc_lambda
         self.anchor, self.fisher = {}, {}
-        if cfg.ewc_lambda > 0:
-            from risk_app.finetune.trainer import resolve_device
+        if cfg.ewc_lambda <= 0:
+            return
+        from risk_app.finetune.trainer import resolve_device
 
-            model.to(resolve_device(train_cfg.device))
-            self.fisher = estimate_diagonal_fisher(
-                model,
-                tokenizer,
-                data.train_texts,
-                torch.as_tensor(data.train_labels, dtype=torch.long),
-                batch_size=train_cfg.batch_size,
-                max_length=train_cfg.max_length,
-                n_batches=cfg.ewc_fisher_batches,
-            )
-            self.anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in self.fisher}
-        return super().fit(model, tokenizer, data, train_cfg, cfg, checkpoint_dir, progress=progress)
+        # On the training device now, so the anchors and Fisher live where the weights will.
+        model.to(resolve_device(train_cfg.device))
+        self.fisher = estimate_diagonal_fisher(
+            model,
+            tokenizer,
+            data.train_texts,
+            torch.as_tensor(data.train_labels, dtype=torch.long),
+            batch_size=train_cfg.batch_size,
+            max_length=train_cfg.max_length,
+            n_batches=cfg.ewc_fisher_batches,
+        )
+        self.anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in self.fisher}
 
     def regularization_loss(self, model: Any) -> torch.Tensor | None:
         """EWC: lambda/2 * sum F (theta - theta*)^2; None when EWC is off or not yet estimated."""

@@ -1,0 +1,280 @@
+"""Reward modeling from analyst feedback: preference pairs -> trl `RewardTrainer` -> scores.
+
+Each feedback row becomes one preference pair over the same application text:
+
+    chosen   = "<serialized application> Decision: <analyst's decision>."
+    rejected = "<serialized application> Decision: <the other decision>."
+
+The reward model is a sequence classifier with one output (`num_labels=1`) loaded from the
+same base as the policy, trained with trl's Bradley-Terry loss `-log sigmoid(r_chosen -
+r_rejected)`. We tokenize the pairs ourselves (trl accepts `chosen_ids` / `rejected_ids`):
+trl drops pairs longer than `max_length` instead of truncating, and a plain right truncation
+would cut off the decision, the only part that differs. So the application text is truncated
+to leave room for the decision suffix, and the PPO stage scores texts with the same encoder.
+
+    pairs = load_preference_pairs("risk_app/datasets/analyst_feedback_sample.csv")
+    rm = train_reward_model(pairs, "tiny-qwen2", RewardSettings(epochs=1))
+    rewards = score_decisions(rm.model, rm.tokenizer, texts, max_length=256)  # (n, 2)
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from data_contracts.analyst_feedback import DECISIONS, load_feedback
+from risk_app.errors import ConfigError, DataFileError
+from risk_app.paths import PACKAGE_DIR
+
+DEFAULT_FEEDBACK_PATH = PACKAGE_DIR / "datasets" / "analyst_feedback_sample.csv"
+DECISION_TEMPLATE = " Decision: {decision}."
+
+
+class RewardSettings(BaseModel):
+    """How the reward model trains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(default=1, ge=1, le=100, description="Passes over the preference pairs.")
+    learning_rate: float = Field(default=5e-4, gt=0, le=1.0, description="AdamW learning rate of the reward model.")
+    batch_size: int = Field(default=8, ge=1, le=1024, description="Preference pairs per step.")
+    max_length: int = Field(
+        default=256, ge=16, le=32768, description="Token limit of application text + decision suffix."
+    )
+    seed: int = Field(default=42, ge=0, description="Seed for the head initialisation and data order.")
+
+
+@dataclass
+class RewardModelResult:
+    """A trained reward model and how well it ranks the training pairs before / after."""
+
+    model: Any
+    tokenizer: Any
+    loss_before: float
+    loss_after: float
+    accuracy_before: float
+    accuracy_after: float
+    log_history: list[dict[str, float]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "reward_loss_before": self.loss_before,
+            "reward_loss_after": self.loss_after,
+            "reward_accuracy_before": self.accuracy_before,
+            "reward_accuracy_after": self.accuracy_after,
+            "reward_seconds": self.wall_seconds,
+        }
+
+
+# ---- pairs -------------------------------------------------------------------------------
+def other_decision(decision: str) -> str:
+    return DECISIONS[1 - DECISIONS.index(decision)]
+
+
+def build_preference_pairs(
+    feedback: pd.DataFrame, applications: pd.DataFrame, source: str | Path = "<feedback>"
+) -> pd.DataFrame:
+    """Join validated feedback with validated applications into chosen/rejected texts.
+
+    Returns `application_id, text, chosen_decision, rejected_decision, chosen, rejected`.
+    A feedback id with no application raises `DataFileError` naming the row.
+    """
+    from risk_app.data.serialize import serialize_frame
+
+    apps = applications.drop_duplicates("application_id").set_index("application_id", drop=False)
+    known = feedback["application_id"].isin(apps.index)
+    if not known.all():
+        first = int(np.flatnonzero(~known.to_numpy())[0])
+        raise DataFileError(
+            source,
+            f"row {first + 1}, column 'application_id': {feedback['application_id'].iloc[first]!r} "
+            f"matches no application ({int((~known).sum())} unmatched id(s) in all)",
+        )
+    texts = serialize_frame(apps.loc[feedback["application_id"]].reset_index(drop=True))
+    chosen_decision = feedback["analyst_decision"].astype(str).reset_index(drop=True)
+    rejected_decision = chosen_decision.map(other_decision)
+    return pd.DataFrame(
+        {
+            "application_id": feedback["application_id"].astype(str).reset_index(drop=True),
+            "text": texts,
+            "chosen_decision": chosen_decision,
+            "rejected_decision": rejected_decision,
+            "chosen": texts + chosen_decision.map(lambda d: DECISION_TEMPLATE.format(decision=d)),
+            "rejected": texts + rejected_decision.map(lambda d: DECISION_TEMPLATE.format(decision=d)),
+        }
+    )
+
+
+def load_preference_pairs(
+    feedback_path: str | Path | None = None,
+    applications_path: str | Path | None = None,
+    max_rows: int | None = None,
+    seed: int = 42,
+) -> pd.DataFrame:
+    """Feedback file (default: the bundled synthetic sample) joined with its applications."""
+    from risk_app.data.load import load_applications
+    from risk_app.data.validate import validate_applications
+    from risk_app.paths import DEFAULT_DATASET
+
+    feedback_path = Path(feedback_path) if feedback_path is not None else DEFAULT_FEEDBACK_PATH
+    feedback = load_feedback(feedback_path)
+    if max_rows is not None and max_rows < len(feedback):
+        feedback = feedback.sample(n=max_rows, random_state=seed).sort_index()
+    apps_path = Path(applications_path) if applications_path is not None else DEFAULT_DATASET
+    valid = validate_applications(load_applications(apps_path), str(apps_path), require_target=False).valid
+    return build_preference_pairs(feedback, valid, feedback_path)
+
+
+# ---- encoding and scoring ----------------------------------------------------------------
+def encode_with_decision(tokenizer: Any, text: str, decision: str, max_length: int) -> list[int]:
+    """Token ids of `text` (truncated) + the decision suffix + EOS, at most `max_length` long."""
+    suffix = tokenizer(DECISION_TEMPLATE.format(decision=decision), add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        suffix = [*suffix, tokenizer.eos_token_id]
+    budget = max_length - len(suffix)
+    if budget < 1:
+        raise ConfigError(f"reward max_length {max_length} leaves no room for the application text")
+    body = tokenizer(text, add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
+    return list(body) + suffix
+
+
+def _model_device(model: Any) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+@torch.no_grad()
+def score_sequences(model: Any, tokenizer: Any, sequences: Sequence[Sequence[int]], batch_size: int = 32) -> np.ndarray:
+    """Scalar reward per token-id sequence, batched by length."""
+    from risk_app.finetune.predict import pad_batch
+
+    if not sequences:
+        return np.zeros(0, dtype=np.float32)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    out = np.empty(len(sequences), dtype=np.float32)
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = {k: v.to(device) for k, v in pad_batch(tokenizer, [sequences[i] for i in idx]).items()}
+            out[idx] = model(**batch).logits.float().squeeze(-1).cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def score_decisions(
+    model: Any, tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int = 32
+) -> np.ndarray:
+    """Rewards of shape (n, 2): column 0 = "approve", column 1 = "decline" after each text."""
+    sequences = [encode_with_decision(tokenizer, t, d, max_length) for d in DECISIONS for t in texts]
+    scores = score_sequences(model, tokenizer, sequences, batch_size)
+    return scores.reshape(len(DECISIONS), len(texts)).T.copy()
+
+
+def pair_metrics(model: Any, tokenizer: Any, pairs: pd.DataFrame, max_length: int) -> tuple[float, float]:
+    """(Bradley-Terry loss, accuracy) of the model on `pairs`: accuracy = share with r_chosen > r_rejected."""
+    chosen = [encode_with_decision(tokenizer, t, d, max_length) for t, d in zip(pairs["text"], pairs["chosen_decision"], strict=True)]
+    rejected = [
+        encode_with_decision(tokenizer, t, d, max_length) for t, d in zip(pairs["text"], pairs["rejected_decision"], strict=True)
+    ]
+    margin = torch.from_numpy(score_sequences(model, tokenizer, chosen) - score_sequences(model, tokenizer, rejected))
+    loss = float(-torch.nn.functional.logsigmoid(margin.double()).mean())
+    return loss, float((margin > 0).double().mean())
+
+
+# ---- training ----------------------------------------------------------------------------
+def train_reward_model(
+    pairs: pd.DataFrame,
+    base_model: str,
+    settings: RewardSettings | None = None,
+    *,
+    peft_config: Any | None = None,
+    device: str | torch.device | None = None,
+) -> RewardModelResult:
+    """Train a `num_labels=1` classifier on `pairs` with trl's `RewardTrainer`.
+
+    `peft_config` (e.g. LoRA's) trains adapters instead of the whole model, as one would for
+    a large base. The loss / accuracy on the training pairs are measured before and after.
+    """
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import RewardConfig, RewardTrainer
+
+    from risk_app.models.loader import load_classifier
+
+    settings = settings or RewardSettings()
+    if len(pairs) == 0:
+        raise ConfigError("reward model: no preference pairs to train on")
+    started = time.perf_counter()
+    set_seed(settings.seed)  # the new one-output head is drawn from torch's RNG
+    model, tokenizer = load_classifier(base_model, num_labels=1)
+    if device is not None:
+        model.to(device)
+    use_cuda = _model_device(model).type == "cuda" if device is not None else torch.cuda.is_available()
+    loss_before, acc_before = pair_metrics(model, tokenizer, pairs, settings.max_length)
+
+    rows = [
+        {
+            "chosen_ids": encode_with_decision(tokenizer, t, c, settings.max_length),
+            "rejected_ids": encode_with_decision(tokenizer, t, r, settings.max_length),
+        }
+        for t, c, r in zip(pairs["text"], pairs["chosen_decision"], pairs["rejected_decision"], strict=True)
+    ]
+    with tempfile.TemporaryDirectory(prefix="risk_app_rm_") as out_dir:
+        args = RewardConfig(
+            output_dir=out_dir,
+            num_train_epochs=settings.epochs,
+            per_device_train_batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            max_length=settings.max_length,
+            seed=settings.seed,
+            data_seed=settings.seed,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=not use_cuda,
+            # trl defaults to bf16; on CPU fp32 is both faster and exact.
+            bf16=use_cuda and torch.cuda.is_bf16_supported(),
+            dataloader_num_workers=0,
+        )
+        trainer = RewardTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+        trainer.train()
+        model = trainer.model
+        history = [
+            {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
+            for record in trainer.state.log_history
+        ]
+    model.eval()
+    loss_after, acc_after = pair_metrics(model, tokenizer, pairs, settings.max_length)
+    return RewardModelResult(
+        model=model,
+        tokenizer=tokenizer,
+        loss_before=loss_before,
+        loss_after=loss_after,
+        accuracy_before=acc_before,
+        accuracy_after=acc_after,
+        log_history=history,
+        wall_seconds=time.perf_counter() - started,
+    )
