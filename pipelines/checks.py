@@ -1,6 +1,5 @@
 """Asset checks: data contract, quarantine rate, fairness, promotion gate and scoring drift."""
 
-from __future__ import annotations
 
 from typing import Any
 
@@ -45,7 +44,11 @@ def quarantine_rate_below_threshold(
     )
 
 
-@dg.asset_check(asset="model_evaluation", description="No protected group below the four-fifths rule.")
+@dg.asset_check(
+    asset="model_evaluation",
+    additional_ins={"fine_tuned_model": dg.AssetIn()},
+    description="No protected group below the four-fifths rule at the decision threshold.",
+)
 def fairness_four_fifths(model_evaluation: pd.DataFrame, fine_tuned_model: dict[str, Any]) -> dg.AssetCheckResult:
     fairness = fine_tuned_model["fairness"]
     rows = pd.DataFrame(fairness.get("rows", []))

@@ -1,6 +1,5 @@
 """Sensors: score every new file that lands in the landing folder."""
 
-from __future__ import annotations
 
 import json
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Data assets: ingest a file, validate it against the contract, serialize, split, augment."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

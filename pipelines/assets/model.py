@@ -1,6 +1,5 @@
 """Model assets: fine-tune, evaluate beside the baselines, register, promote to champion."""
 
-from __future__ import annotations
 
 from typing import Any
 

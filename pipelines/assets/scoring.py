@@ -1,6 +1,5 @@
 """Scoring assets: validate a batch of new applications, then score it with a registered model."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd

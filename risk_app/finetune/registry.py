@@ -44,8 +44,7 @@ def register(method_cls: M) -> M:
     existing = _METHODS.get(name)
     if existing is not None and existing is not method_cls:
         raise ValueError(
-            f"method name {name!r} is already registered by "
-            f"{existing.__module__}.{existing.__qualname__}"
+            f"method name {name!r} is already registered by {existing.__module__}.{existing.__qualname__}"
         )
     _METHODS[name] = method_cls
     return method_cls
@@ -63,7 +62,9 @@ def get_method(name: str) -> FineTuneMethod:
         method_cls = _METHODS[name]
     except KeyError:
         known = ", ".join(sorted(_METHODS)) or "<none>"
-        raise UnknownMethodError(f"unknown fine-tuning method {name!r}; registered methods: {known}") from None
+        raise UnknownMethodError(
+            f"unknown fine-tuning method {name!r}; registered methods: {known}"
+        ) from None
     return method_cls()
 
 

@@ -138,9 +138,7 @@ def _is_dispatched(model: Any) -> bool:
     return bool(getattr(model, "hf_device_map", None)) or bool(getattr(model, "is_quantized", False))
 
 
-def save_checkpoint(
-    method: FineTuneMethod, model: Any, out_dir: Path, metrics: dict[str, Any]
-) -> Path:
+def save_checkpoint(method: FineTuneMethod, model: Any, out_dir: Path, metrics: dict[str, Any]) -> Path:
     """Write `state.safetensors` + `metrics.json` into `out_dir`, atomically."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in method.state_to_save(model).items()}
     with atomic_dir(out_dir) as tmp:
@@ -174,7 +172,9 @@ def supervised_fit(
     train_ids = encode_texts(tokenizer, data.train_texts, config.max_length)
     labels = torch.as_tensor(data.train_labels, dtype=torch.long)
     weight = class_weights(data.train_labels) if config.class_weighting else None
-    train_loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing).to(device)
+    train_loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing).to(
+        device
+    )
     # Validation loss is the plain (weighted, unsmoothed) loss so epochs compare cleanly.
     val_loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
 
@@ -209,9 +209,7 @@ def supervised_fit(
             batch = pad_batch(tokenizer, [train_ids[i] for i in batch_idx])
             batch = {k: v.to(device) for k, v in batch.items()}
             target = labels[batch_idx].to(device)
-            autocast = (
-                torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-            )
+            autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
             with autocast:
                 logits = model(**batch).logits
             cls_loss = train_loss_fn(logits.float(), target)
@@ -247,7 +245,9 @@ def supervised_fit(
         bar.close()
         train_seconds += time.perf_counter() - epoch_start
 
-        val_logits = predict_logits(model, tokenizer, data.val_texts, config.eval_batch_size, config.max_length)
+        val_logits = predict_logits(
+            model, tokenizer, data.val_texts, config.eval_batch_size, config.max_length
+        )
         val_proba = softmax_default(val_logits)
         val_auc = float(roc_auc_score(data.val_labels, val_proba))
         val_loss = float(val_loss_fn(torch.from_numpy(val_logits), torch.from_numpy(data.val_labels)))

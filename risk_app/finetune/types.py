@@ -54,7 +54,8 @@ class TrainData:
             bad = np.flatnonzero(~np.isin(labels_arr, [0, 1]))
             if bad.size:
                 raise TrainingDataError(
-                    f"{split} split row {int(bad[0])}: label {labels_arr[bad[0]].item()!r} is not 0 (good) or 1 (bad)"
+                    f"{split} split row {int(bad[0])}: label {labels_arr[bad[0]].item()!r} "
+                    "is not 0 (good) or 1 (bad)"
                 )
             empty = [i for i, t in enumerate(texts) if not t.strip()]
             if empty:

@@ -135,7 +135,9 @@ def save_risk_model(
         raise RiskAppError(f"threshold {threshold} is not a probability in [0, 1]")
     method = get_method(method_name)
     cfg = method.parse_config(method_config)
-    train_cfg = train_config if isinstance(train_config, TrainConfig) else TrainConfig.from_dict(dict(train_config))
+    train_cfg = (
+        train_config if isinstance(train_config, TrainConfig) else TrainConfig.from_dict(dict(train_config))
+    )
     state = {k: v.detach().cpu().contiguous().clone() for k, v in method.state_to_save(model).items()}
     extra_plain = _to_plain(dict(extra or {}))
     out = Path(out_dir)

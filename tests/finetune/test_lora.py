@@ -48,7 +48,11 @@ def test_only_adapters_and_head_train_with_exact_count(tiny_qwen2: Path) -> None
     c = model.config
     head_dim = c.hidden_size // c.num_attention_heads
     kv = c.num_key_value_heads * head_dim
-    per_layer = 4 * (c.hidden_size + c.hidden_size) + 4 * (c.hidden_size + kv) + 4 * (c.intermediate_size + c.hidden_size)
+    per_layer = (
+        4 * (c.hidden_size + c.hidden_size)
+        + 4 * (c.hidden_size + kv)
+        + 4 * (c.intermediate_size + c.hidden_size)
+    )
     expected = c.num_hidden_layers * per_layer + 2 * c.hidden_size  # + trainable copy of score
     trainable, total = count_parameters(model)
     assert trainable == expected
@@ -81,6 +85,8 @@ def test_variants_train_and_lower_loss(tiny_qwen2: Path, tmp_path: Path, variant
         # AdaLoRA's schedule ran to the end: ranks were allocated and pruned singular values
         # zeroed (budget r=4 -> target_r=2 per module on average).
         assert result.model.peft_config["default"].rank_pattern
-        singular = torch.cat([p.detach().flatten() for n, p in result.model.named_parameters() if "lora_E" in n])
+        singular = torch.cat(
+            [p.detach().flatten() for n, p in result.model.named_parameters() if "lora_E" in n]
+        )
         assert (singular == 0).sum() >= singular.numel() // 4
     assert all(torch.isfinite(torch.as_tensor(h["val_loss"])) for h in result.history)

@@ -26,9 +26,18 @@ def classifier(tiny_qwen2: Path):  # noqa: ANN201
 def test_grouped_batches_match_row_by_row_in_input_order(classifier) -> None:  # noqa: ANN001
     model, tokenizer = classifier
     long_texts, _ = credit_texts(5)
-    texts = ["Duration: 6 months.", long_texts[0], "Age: 67.", long_texts[1][:200], long_texts[2], "Job: skilled."]
+    texts = [
+        "Duration: 6 months.",
+        long_texts[0],
+        "Age: 67.",
+        long_texts[1][:200],
+        long_texts[2],
+        "Job: skilled.",
+    ]
     batched = predict_proba(model, tokenizer, texts, batch_size=4, max_length=128)
-    one_by_one = np.array([predict_proba(model, tokenizer, [t], batch_size=1, max_length=128)[0] for t in texts])
+    one_by_one = np.array(
+        [predict_proba(model, tokenizer, [t], batch_size=1, max_length=128)[0] for t in texts]
+    )
     assert batched.shape == (len(texts),)
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
     assert np.ptp(batched) > 1e-3  # not all equal, so the order check means something

@@ -17,7 +17,9 @@ def test_tiny_loads_as_two_class_classifier_with_padding(tiny_qwen2: Path) -> No
     assert tokenizer.pad_token is not None
     assert model.config.pad_token_id == tokenizer.pad_token_id
     assert tuple(model.score.weight.shape) == (2, model.config.hidden_size)
-    batch = tokenizer(["Duration: 6 months.", "Purpose: car (new). Age: 30."], padding=True, return_tensors="pt")
+    batch = tokenizer(
+        ["Duration: 6 months.", "Purpose: car (new). Age: 30."], padding=True, return_tensors="pt"
+    )
     with torch.inference_mode():
         logits = model(**batch).logits
     assert logits.shape == (2, 2) and torch.isfinite(logits).all()

@@ -133,9 +133,7 @@ class FineTuneMethod(ABC):
         """Train the prepared model. Default: the supervised, class-weighted loop."""
         from risk_app.finetune.trainer import supervised_fit
 
-        return supervised_fit(
-            self, model, tokenizer, data, train_cfg, cfg, checkpoint_dir, progress=progress
-        )
+        return supervised_fit(self, model, tokenizer, data, train_cfg, cfg, checkpoint_dir, progress=progress)
 
     def regularization_loss(self, model: Any) -> torch.Tensor | None:
         """Extra loss added to each training batch (AdaLoRA's orthogonality term); None = none."""
@@ -143,6 +141,7 @@ class FineTuneMethod(ABC):
 
     def on_optimizer_step(self, model: Any, global_step: int) -> None:
         """Called after every optimizer step (AdaLoRA reallocates ranks here)."""
+        return None
 
     def make_optimizer(
         self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig

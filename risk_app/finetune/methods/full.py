@@ -44,7 +44,10 @@ class FullParams(BaseModel):
     ewc_lambda: float = Field(
         default=0.0,
         ge=0.0,
-        description="Strength of the elastic-weight-consolidation penalty towards the base weights; 0 = off.",
+        description=(
+            "Strength of the elastic-weight-consolidation penalty towards the base weights; 0 = off. "
+            "Fisher entries are squared gradients (often 1e-8..1e-4), so useful values are large, ~1e3..1e6."
+        ),
     )
     ewc_fisher_batches: int = Field(
         default=8,

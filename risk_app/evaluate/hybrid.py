@@ -1,0 +1,157 @@
+"""Stack the fine-tuned LLM's score with the gradient-boosted baseline's score.
+
+The LLM reads the application as text, LightGBM reads the typed columns; their errors are
+only partly correlated, so a combination can beat both. The stacker must be fitted on data
+neither base model trained on, and in a 70/15/15 split that is the validation set alone.
+
+Two stackers:
+
+* ``logistic`` (default) — logistic regression on ``[logit(p_llm), logit(p_gbm)]``: learns
+  how much to trust each score *and* recalibrates the result. Three parameters, so ~150
+  validation rows are enough (mild L2, C=1).
+* ``convex`` — ``w * p_llm + (1 - w) * p_gbm`` with ``w`` on a grid of 0, 0.05 ... 1 chosen
+  by validation ROC AUC. One parameter; use it when validation is very small.
+
+The catch: validation is then used twice, to fit the stacker and to choose the decline
+threshold, and the stacker's own validation scores are optimistic (it has seen those labels).
+We handle it by **cross-fitting**: validation is cut into `n_folds` stratified folds, each
+fold is scored by a stacker fitted on the other folds, and those out-of-fold scores are what
+the threshold is chosen on and what `val_auc_oof` reports. The stacker used on the test set
+is refitted on all of validation. The base models' validation scores themselves are honest
+(neither trained on validation); the LLM's calibrator and best-epoch choice did look at
+validation, but temperature scaling is one monotone parameter that the logistic stacker
+absorbs anyway, and epoch choice is shared by every model that uses validation for early
+stopping. The test set is never seen by any of it.
+
+    from risk_app.evaluate.hybrid import fit_hybrid
+    hybrid = fit_hybrid(y_val, p_llm_val, p_gbm_val)
+    threshold = choose_threshold(y_val, hybrid.val_oof)
+    p_test = hybrid.predict(p_llm_test, p_gbm_test)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from risk_app.errors import ConfigError
+from risk_app.evaluate.calibration import check_labels_and_scores, check_probabilities, logit
+from risk_app.evaluate.metrics import MetricInputError
+
+HybridKind = Literal["logistic", "convex"]
+HYBRID_KINDS: tuple[str, ...] = get_args(HybridKind)
+CONVEX_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
+
+
+@dataclass(frozen=True)
+class _Stacker:
+    """One fitted stacker (on all of validation or on some folds of it)."""
+
+    kind: HybridKind
+    coef: tuple[float, float] = (0.0, 0.0)
+    intercept: float = 0.0
+    weight_llm: float = 0.5
+
+    def predict(self, llm: np.ndarray, gbm: np.ndarray) -> np.ndarray:
+        if self.kind == "convex":
+            return self.weight_llm * llm + (1.0 - self.weight_llm) * gbm
+        z = self.intercept + self.coef[0] * logit(llm) + self.coef[1] * logit(gbm)
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+
+
+def _fit_stacker(kind: HybridKind, y: np.ndarray, llm: np.ndarray, gbm: np.ndarray, c: float) -> _Stacker:
+    if kind == "logistic":
+        features = np.column_stack([logit(llm), logit(gbm)])
+        model = LogisticRegression(C=c, max_iter=1000).fit(features, y)
+        return _Stacker(
+            kind="logistic",
+            coef=(float(model.coef_[0, 0]), float(model.coef_[0, 1])),
+            intercept=float(model.intercept_[0]),
+        )
+    # Convex: the weight with the best AUC; ties go to the weight nearest 0.5 (less extreme).
+    aucs = np.array([roc_auc_score(y, w * llm + (1.0 - w) * gbm) for w in CONVEX_GRID])
+    best = np.flatnonzero(aucs >= aucs.max() - 1e-12)
+    weight = float(CONVEX_GRID[best[np.argmin(np.abs(CONVEX_GRID[best] - 0.5))]])
+    return _Stacker(kind="convex", weight_llm=weight)
+
+
+@dataclass(frozen=True)
+class Hybrid:
+    """A stacker fitted on all of validation, plus its cross-fitted validation scores."""
+
+    kind: HybridKind
+    stacker: _Stacker = field(repr=False)
+    # Out-of-fold P(default) for each validation row: use these, not predict() on validation,
+    # to choose the threshold.
+    val_oof: np.ndarray = field(repr=False)
+    val_auc_oof: float
+    n_folds: int
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """JSON-friendly description of the stacker fitted on all of validation."""
+        if self.kind == "convex":
+            return {"kind": "convex", "weight_llm": self.stacker.weight_llm}
+        return {
+            "kind": "logistic",
+            "coef_llm": self.stacker.coef[0],
+            "coef_gbm": self.stacker.coef[1],
+            "intercept": self.stacker.intercept,
+        }
+
+    def predict(self, llm: Sequence[float] | np.ndarray, gbm: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Hybrid P(default) from the two models' P(default) on the same rows."""
+        p_llm = check_probabilities(llm, "hybrid input: llm scores")
+        p_gbm = check_probabilities(gbm, "hybrid input: gbm scores")
+        if p_llm.shape != p_gbm.shape:
+            raise MetricInputError(
+                f"hybrid input: {p_llm.shape[0]} llm scores but {p_gbm.shape[0]} gbm scores; "
+                "both models must score the same rows"
+            )
+        return self.stacker.predict(p_llm, p_gbm)
+
+
+def fit_hybrid(
+    y_val: Sequence[Any] | np.ndarray,
+    llm_val: Sequence[float] | np.ndarray,
+    gbm_val: Sequence[float] | np.ndarray,
+    kind: HybridKind = "logistic",
+    *,
+    n_folds: int = 5,
+    seed: int = 0,
+    c: float = 1.0,
+) -> Hybrid:
+    """Fit the stacker on validation; cross-fit it within validation for honest val scores."""
+    if kind not in HYBRID_KINDS:
+        raise ConfigError(f"unknown hybrid {kind!r}; choose one of {list(HYBRID_KINDS)}")
+    if n_folds < 2:
+        raise ConfigError(f"hybrid n_folds must be >= 2, got {n_folds}")
+    y, llm = check_labels_and_scores(y_val, llm_val, "fit_hybrid llm")
+    _, gbm = check_labels_and_scores(y_val, gbm_val, "fit_hybrid gbm")
+    minority = int(min(y.sum(), len(y) - y.sum()))
+    if minority < n_folds:
+        raise MetricInputError(
+            f"fit_hybrid: only {minority} validation row(s) of the rarer class; cross-fitting needs "
+            f"at least one per fold ({n_folds} folds)"
+        )
+    oof = np.empty_like(llm)
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fit_idx, held_idx in folds.split(llm, y):
+        fold_stacker = _fit_stacker(kind, y[fit_idx], llm[fit_idx], gbm[fit_idx], c)
+        oof[held_idx] = fold_stacker.predict(llm[held_idx], gbm[held_idx])
+    return Hybrid(
+        kind=kind,
+        stacker=_fit_stacker(kind, y, llm, gbm, c),
+        val_oof=oof,
+        val_auc_oof=float(roc_auc_score(y, oof)),
+        n_folds=n_folds,
+    )
+
+
+__all__ = ["HYBRID_KINDS", "Hybrid", "HybridKind", "fit_hybrid"]
