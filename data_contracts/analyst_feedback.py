@@ -71,17 +71,23 @@ def validate_feedback(df: pd.DataFrame, source: str | Path = "<feedback>") -> pd
     """The contract-typed frame, or a `DataFileError` naming every bad row / column of `source`."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise DataFileError(source, f"analyst feedback lacks column(s) {missing}; required: {list(REQUIRED_COLUMNS)}")
+        raise DataFileError(
+            source, f"analyst feedback lacks column(s) {missing}; required: {list(REQUIRED_COLUMNS)}"
+        )
     if df.empty:
         raise DataFileError(source, "analyst feedback has no rows")
     frame = df.reset_index(drop=True).copy()
     for column in ("model_decision", "analyst_decision"):
         # Case and stray spaces are not worth rejecting a row for.
-        frame[column] = frame[column].where(frame[column].isna(), frame[column].astype(str).str.strip().str.lower())
+        frame[column] = frame[column].where(
+            frame[column].isna(), frame[column].astype(str).str.strip().str.lower()
+        )
     try:
         return AnalystFeedback.validate(frame, lazy=True)
     except SchemaErrors as exc:
-        raise DataFileError(source, f"analyst feedback fails its contract: {_describe_failures(exc.failure_cases, frame)}") from None
+        raise DataFileError(
+            source, f"analyst feedback fails its contract: {_describe_failures(exc.failure_cases, frame)}"
+        ) from None
 
 
 def load_feedback(path: str | Path) -> pd.DataFrame:

@@ -4,11 +4,37 @@ from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field
-from dagster_duckdb_pandas import DuckDBPandasIOManager
+import pandas as pd
+from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
 from risk_app import paths
 from risk_app.evaluate.drift import DriftThresholds
 from risk_app.registry.promotion import GuardRule, PromotionRule
+
+
+class KeepEmptyTablesTypeHandler(DuckDBPandasTypeHandler):
+    """Also writes empty frames: an empty quarantine is a result ("no failures"), not nothing.
+
+    The stock handler skips empty DataFrames, so the table would be missing for SQL users and
+    for checks that read it.
+    """
+
+    def handle_output(self, context, table_slice, obj: pd.DataFrame, connection) -> None:  # noqa: ANN001
+        if not obj.empty:
+            super().handle_output(context, table_slice, obj, connection)
+            return
+        # Empty object columns have no type for DuckDB; declare them as text.
+        frame = obj.astype({c: "string" for c in obj.columns if obj[c].dtype == object})  # noqa: F841
+        connection.execute(f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from frame")
+        context.add_output_metadata({"dagster/row_count": 0})
+
+
+class RiskDuckDBIOManager(DuckDBPandasIOManager):
+    """DuckDB warehouse IO manager that keeps empty tables."""
+
+    @staticmethod
+    def type_handlers() -> list:
+        return [KeepEmptyTablesTypeHandler()]
 
 
 class RiskAppSettings(dg.ConfigurableResource):
@@ -48,7 +74,7 @@ class RiskAppSettings(dg.ConfigurableResource):
 def build_resources() -> dict[str, object]:
     """DataFrames land in the DuckDB warehouse (queryable with SQL); other values are pickled."""
     return {
-        "io_manager": DuckDBPandasIOManager(database=str(paths.warehouse_path()), schema="risk"),
+        "io_manager": RiskDuckDBIOManager(database=str(paths.warehouse_path()), schema="risk"),
         "fs_io_manager": dg.FilesystemIOManager(base_dir=str(paths.home() / "dagster_storage")),
         "settings": RiskAppSettings(),
     }

@@ -66,7 +66,7 @@ def check_probabilities(p: Sequence[float] | np.ndarray, name: str) -> np.ndarra
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise MetricInputError(
-            f"{name}: probabilities must be finite and lie in [0, 1]; row {first} is {arr[first]!r} "
+            f"{name}: probabilities must be finite and lie in [0, 1]; row {first} is {float(arr[first])!r} "
             f"({int(bad.sum())} bad value(s))"
         )
     return arr
@@ -84,7 +84,9 @@ def check_labels_and_scores(
         )
     if not np.isin(labels, (0, 1)).all():
         first = int(np.flatnonzero(~np.isin(labels, (0, 1)))[0])
-        raise MetricInputError(f"{what}: labels must be 0/1 (1 = default); row {first} is {labels[first]!r}")
+        raise MetricInputError(
+            f"{what}: labels must be 0/1 (1 = default); row {first} is {labels[first].item()!r}"
+        )
     labels = labels.astype(int)
     if labels.min() == labels.max():
         raise MetricInputError(
@@ -165,7 +167,9 @@ def fit_calibrator(
     if kind == "temperature":
         temperature = fit_temperature(y, p)
         after = binary_nll(y, sigmoid(logit(p) / temperature))
-        return Calibrator(kind="temperature", temperature=temperature, val_nll_before=before, val_nll_after=after)
+        return Calibrator(
+            kind="temperature", temperature=temperature, val_nll_before=before, val_nll_after=after
+        )
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     iso.fit(p, y)
     after = binary_nll(y, np.clip(iso.predict(p), 0.0, 1.0))

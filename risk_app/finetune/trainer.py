@@ -135,7 +135,7 @@ def subsample_train(data: TrainData, max_rows: int | None, seed: int) -> TrainDa
 
 def _is_dispatched(model: Any) -> bool:
     """Models placed by accelerate/bitsandbytes must not be moved with `.to()`."""
-    return bool(getattr(model, "hf_device_map", None)) or bool(getattr(model, "is_quantized", False))
+    return bool(getattr(model, "hf_device_map", None)) or getattr(model, "hf_quantizer", None) is not None
 
 
 def save_checkpoint(method: FineTuneMethod, model: Any, out_dir: Path, metrics: dict[str, Any]) -> Path:

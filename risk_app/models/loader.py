@@ -56,7 +56,6 @@ def _drop_gguf_quantizer(model: Any) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.is_quantized = False
 
 
 def _resolve_source(name_or_path: str | Path) -> tuple[str, str | None]:

@@ -53,7 +53,7 @@ class QLoraParams(LoraParams):
     )
     compute_dtype: ComputeDtype = Field(
         default="auto",
-        description="Dtype of the 4-bit matmuls: 'auto' = bfloat16 on CUDA (float16 without bf16), float32 on CPU.",
+        description="Dtype of the 4-bit matmuls: 'auto' = bfloat16 on CUDA (else float16), float32 on CPU.",
     )
     optimizer: Literal["auto", "paged_adamw_8bit", "adamw"] = Field(
         default="auto",
@@ -113,7 +113,9 @@ class QLoraMethod(LoraMethod):
     """LoRA on a 4-bit (NF4/FP4) bitsandbytes base; everything else is LoRA's."""
 
     name = "qlora"
-    description = "LoRA adapters on a 4-bit NF4-quantized frozen base (bitsandbytes), paged 8-bit AdamW on CUDA."
+    description = (
+        "LoRA adapters on a 4-bit NF4-quantized frozen base (bitsandbytes), paged 8-bit AdamW on CUDA."
+    )
     Config = QLoraParams
     # Checkpointing only slows the tiny CPU suite down; it is exercised by the qlora tests.
     suite_params: ClassVar[dict[str, Any]] = {"r": 4, "gradient_checkpointing": False}
@@ -147,7 +149,11 @@ class QLoraMethod(LoraMethod):
         disable_cpu_inference_repacking(model)
         # peft's default (reentrant) checkpointing: the non-reentrant variant trips an in-place
         # bias add inside bitsandbytes' CPU 4-bit matmul ("view of a leaf Variable ...").
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": True},
+        )
         return super().prepare(model, cfg)
 
     def make_optimizer(

@@ -53,7 +53,9 @@ class QuantumParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_qubits: int = Field(default=4, ge=2, le=10, description="Qubits = width of the angle-encoded projection.")
+    n_qubits: int = Field(
+        default=4, ge=2, le=10, description="Qubits = width of the angle-encoded projection."
+    )
     n_layers: int = Field(default=2, ge=1, le=6, description="StronglyEntanglingLayers in the circuit.")
     head: Literal["quantum", "classical"] = Field(
         default="quantum",
@@ -178,7 +180,9 @@ class PooledHeadClassifier(nn.Module):
     def pooled_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:
             pad_id = getattr(self.config, "pad_token_id", None)
-            attention_mask = (input_ids != pad_id).long() if pad_id is not None else torch.ones_like(input_ids)
+            attention_mask = (
+                (input_ids != pad_id).long() if pad_id is not None else torch.ones_like(input_ids)
+            )
         backbone = self.base.base_model  # the decoder without its `score` head
         with torch.no_grad():
             hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -279,7 +283,9 @@ def compare_quantum_classical(
             else predict_proba(result.model, result.tokenizer, val_texts, cfg.eval_batch_size, cfg.max_length)
         )
         threshold = choose_threshold(np.asarray(val_labels), p_val)
-        p_eval = predict_proba(result.model, result.tokenizer, eval_texts, cfg.eval_batch_size, cfg.max_length)
+        p_eval = predict_proba(
+            result.model, result.tokenizer, eval_texts, cfg.eval_batch_size, cfg.max_length
+        )
         metrics = credit_metrics(eval_labels, p_eval, threshold)
         metrics.update(
             trainable_params=result.trainable_params,

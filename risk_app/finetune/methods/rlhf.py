@@ -15,10 +15,11 @@ and LoRA's `prepare` / save format), and `fit` runs three stages:
    clipped PPO with a KL penalty to the SFT model, rewarded by the reward model.
 
 The saved model is the final LoRA adapters + head, exactly like `lora`'s, so reloading needs
-only `load_base` + `prepare` + `load_state`. `history` holds the SFT epochs (`epoch`,
-`train_loss`, `val_auc` ...), one reward record (`reward_loss_before/after`,
-`reward_accuracy_before/after`) and the PPO epochs (`ppo_loss`, `mean_kl`, `ppo_mean_reward`,
-`val_auc` ...).
+only `load_base` + `prepare` + `load_state`. `history` has one record per epoch, SFT then
+PPO, each with `epoch`, `train_loss` (the policy's class-weighted cross-entropy on the train
+set) and `val_auc`; PPO records add `ppo_epoch`, `ppo_loss`, `mean_kl` (KL to the SFT policy),
+`ppo_mean_reward`, `ppo_clip_fraction`, and the first one also the reward model's
+`reward_loss_before/after` and `reward_accuracy_before/after` on its training pairs.
 
     TrainConfig(method="rlhf", epochs=3,
                 method_params={"lora": {"r": 8}, "ppo_epochs": 2, "kl_coef": 0.1})
@@ -54,15 +55,21 @@ class RlhfParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lora: LoraParams = Field(default_factory=LoraParams, description="LoRA parameters of the policy (see method 'lora').")
+    lora: LoraParams = Field(
+        default_factory=LoraParams, description="LoRA parameters of the policy (see method 'lora')."
+    )
     sft_epochs: int | None = Field(
-        default=None, ge=1, le=1000, description="Supervised LoRA epochs before PPO; None = TrainConfig.epochs."
+        default=None,
+        ge=1,
+        le=1000,
+        description="Supervised LoRA epochs before PPO; None = TrainConfig.epochs.",
     )
     feedback_path: str | None = Field(
         default=None, description="Analyst feedback CSV; None = the bundled synthetic sample."
     )
     applications_path: str | None = Field(
-        default=None, description="Applications the feedback ids refer to; None = the bundled German credit file."
+        default=None,
+        description="Applications the feedback ids refer to; None = the bundled German credit file.",
     )
     max_feedback_rows: int | None = Field(
         default=None, ge=2, description="Use a seeded subset of this many feedback rows (quick runs)."
@@ -73,14 +80,25 @@ class RlhfParams(BaseModel):
     reward_adapter: Literal["full", "lora"] = Field(
         default="full", description="Train the whole reward model ('full') or LoRA adapters on it ('lora')."
     )
-    reward_epochs: int = Field(default=1, ge=1, le=100, description="Reward-model epochs over the feedback pairs.")
-    reward_learning_rate: float = Field(default=5e-4, gt=0, le=1.0, description="Reward-model learning rate.")
-    reward_batch_size: int = Field(default=8, ge=1, le=1024, description="Preference pairs per reward-model step.")
-    reward_max_length: int = Field(
-        default=256, ge=16, le=32768, description="Token limit of application + decision for the reward model."
+    reward_epochs: int = Field(
+        default=1, ge=1, le=100, description="Reward-model epochs over the feedback pairs."
     )
-    ppo_epochs: int = Field(default=2, ge=1, le=1000, description="PPO passes over the training applications.")
-    ppo_updates_per_batch: int = Field(default=4, ge=1, le=100, description="PPO gradient steps per sampled batch.")
+    reward_learning_rate: float = Field(default=5e-4, gt=0, le=1.0, description="Reward-model learning rate.")
+    reward_batch_size: int = Field(
+        default=8, ge=1, le=1024, description="Preference pairs per reward-model step."
+    )
+    reward_max_length: int = Field(
+        default=256,
+        ge=16,
+        le=32768,
+        description="Token limit of application + decision for the reward model.",
+    )
+    ppo_epochs: int = Field(
+        default=2, ge=1, le=1000, description="PPO passes over the training applications."
+    )
+    ppo_updates_per_batch: int = Field(
+        default=4, ge=1, le=100, description="PPO gradient steps per sampled batch."
+    )
     ppo_batch_size: int | None = Field(
         default=None, ge=1, le=4096, description="Applications per PPO batch; None = TrainConfig.batch_size."
     )
@@ -100,6 +118,8 @@ class RlhfMethod(FineTuneMethod):
     )
     Config = RlhfParams
     suite_params: ClassVar[dict[str, Any]] = {
+        # 2 SFT + 1 PPO epoch = one history record per suite epoch (3).
+        "sft_epochs": 2,
         "lora": {"r": 4},
         "max_feedback_rows": 16,
         "reward_max_length": 96,
@@ -144,7 +164,14 @@ class RlhfMethod(FineTuneMethod):
         # 1. supervised LoRA: the starting policy and the PPO reference.
         sft_cfg = train_cfg.model_copy(update={"epochs": cfg.sft_epochs or train_cfg.epochs})
         sft = supervised_fit(
-            self, model, tokenizer, data, sft_cfg, cfg, run_dir / "sft" if run_dir else None, progress=progress
+            self,
+            model,
+            tokenizer,
+            data,
+            sft_cfg,
+            cfg,
+            run_dir / "sft" if run_dir else None,
+            progress=progress,
         )
         model = sft.model
         history: list[dict[str, float]] = list(sft.history)
@@ -167,7 +194,7 @@ class RlhfMethod(FineTuneMethod):
             peft_config=build_peft_config(cfg.lora) if cfg.reward_adapter == "lora" else None,
             device=device,
         )
-        history.append({"reward_pairs": float(len(pairs)), **reward.summary()})
+        reward_stats = {"reward_pairs": float(len(pairs)), **reward.summary()}
         rewards = score_decisions(reward.model, reward.tokenizer, data.train_texts, cfg.reward_max_length)
         del reward  # the policy alone is kept and saved
 
@@ -190,6 +217,19 @@ class RlhfMethod(FineTuneMethod):
             del lr  # carried by ppo_cfg
             return self.make_optimizer([{"params": params, "weight_decay": weight_decay}], ppo_cfg)
 
+        n_sft = len(sft.history)
+        val_state: dict[str, Any] = {}
+
+        def validate(ppo_epoch: int) -> dict[str, float]:
+            proba = predict_proba(
+                model, tokenizer, data.val_texts, train_cfg.eval_batch_size, train_cfg.max_length
+            )
+            val_state["proba"] = proba
+            return {
+                "epoch": float(n_sft + ppo_epoch),
+                "val_auc": float(roc_auc_score(data.val_labels, proba)),
+            }
+
         ppo_history = run_ppo(
             model,
             tokenizer,
@@ -198,11 +238,14 @@ class RlhfMethod(FineTuneMethod):
             settings,
             # No on_step: AdaLoRA's rank schedule belongs to the SFT run and has ended.
             make_optimizer=make_optimizer,
+            labels=data.train_labels,
+            on_epoch_end=validate,
         )
-        val_proba = predict_proba(model, tokenizer, data.val_texts, train_cfg.eval_batch_size, train_cfg.max_length)
-        val_auc = float(roc_auc_score(data.val_labels, val_proba))
-        ppo_history[-1]["val_auc"] = val_auc
+        # The reward model's numbers go with the first PPO epoch, the stage that uses them.
+        ppo_history[0].update(reward_stats)
         history.extend(ppo_history)
+        val_proba = val_state["proba"]
+        val_auc = ppo_history[-1]["val_auc"]
         if run_dir is not None:
             save_checkpoint(self, model, run_dir / "ppo", ppo_history[-1])
 
@@ -212,7 +255,7 @@ class RlhfMethod(FineTuneMethod):
             model=model,
             tokenizer=tokenizer,
             history=history,
-            best_epoch=len(sft.history) + cfg.ppo_epochs,  # the final (post-PPO) state is kept
+            best_epoch=n_sft + cfg.ppo_epochs,  # the final (post-PPO) state is kept
             best_val_auc=val_auc,
             trainable_params=trainable,
             total_params=total,

@@ -36,11 +36,15 @@ class PPOSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(default=2, ge=1, le=1000, description="Passes over the prompts (applications).")
-    updates_per_batch: int = Field(default=4, ge=1, le=100, description="Gradient steps on each sampled batch.")
+    updates_per_batch: int = Field(
+        default=4, ge=1, le=100, description="Gradient steps on each sampled batch."
+    )
     batch_size: int = Field(default=16, ge=1, le=4096, description="Applications per sampled batch.")
     clip_epsilon: float = Field(default=0.2, gt=0.0, lt=1.0, description="PPO ratio clip range 1 +- eps.")
     kl_coef: float = Field(default=0.1, ge=0.0, description="Weight beta of KL(pi || pi_ref).")
-    learning_rate: float = Field(default=1e-4, gt=0.0, le=1.0, description="Learning rate of the PPO updates.")
+    learning_rate: float = Field(
+        default=1e-4, gt=0.0, le=1.0, description="Learning rate of the PPO updates."
+    )
     max_grad_norm: float = Field(default=1.0, gt=0.0, description="Gradient clipping threshold.")
     max_length: int = Field(default=256, ge=8, description="Token limit of the policy's input texts.")
     seed: int = Field(default=42, ge=0, description="Seed for the data order and action sampling.")
@@ -80,7 +84,8 @@ def ppo_loss(
     loss = -objective + kl_coef * kl
     ratio = torch.exp(logp_new.detach() - logp_old)
     clip_fraction = ((ratio - 1.0).abs() > clip_epsilon).float().mean()
-    return loss, {"objective": float(objective), "kl": float(kl), "clip_fraction": float(clip_fraction)}
+    stats = {"objective": objective.item(), "kl": kl.item(), "clip_fraction": clip_fraction.item()}
+    return loss, stats
 
 
 def advantages_for(
@@ -95,9 +100,20 @@ def advantages_for(
     return adv
 
 
+def weighted_cross_entropy(logits: torch.Tensor, labels: np.ndarray) -> float:
+    """Class-weighted cross-entropy, weighted as the supervised trainer weights it."""
+    from risk_app.finetune.trainer import class_weights
+
+    target = torch.as_tensor(labels, dtype=torch.long)
+    weight = class_weights(np.asarray(labels, dtype=np.int64))
+    return float(torch.nn.functional.cross_entropy(logits.float().cpu(), target, weight=weight))
+
+
 # ---- the loop ----------------------------------------------------------------------------
 @torch.no_grad()
-def policy_logits(model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], batch_size: int = 64) -> torch.Tensor:
+def policy_logits(
+    model: Any, tokenizer: Any, ids: Sequence[Sequence[int]], batch_size: int = 64
+) -> torch.Tensor:
     """Logits (n, 2) of `model` for pre-encoded texts, on CPU, in input order."""
     device = model_device(model)
     chunks = []
@@ -114,12 +130,18 @@ def run_ppo(
     rewards: np.ndarray,
     settings: PPOSettings,
     make_optimizer: Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer] | None = None,
+    *,
+    labels: np.ndarray | None = None,
     on_step: Callable[[int], None] | None = None,
+    on_epoch_end: Callable[[int], dict[str, float]] | None = None,
 ) -> list[dict[str, float]]:
     """Optimise `model`'s approve/decline policy on `texts`; one history record per epoch.
 
     `rewards` is (n, 2): the reward-model score of approving / declining each text. The
-    reference policy is `model` as it is when this is called.
+    reference policy is `model` as it is when this is called. With `labels` (0/1 per text),
+    each record also has `train_loss`: the policy's class-weighted cross-entropy on `texts`
+    at the end of the epoch, to show how far PPO moves it from the supervised fit.
+    `on_epoch_end(epoch)` may return more metrics for the record (e.g. validation AUC).
     """
     if len(texts) != len(rewards):
         raise ValueError(f"{len(texts)} texts but {len(rewards)} reward rows")
@@ -150,10 +172,14 @@ def run_ppo(
                 batch = {k: v.to(device) for k, v in pad_batch(tokenizer, [ids[i] for i in idx]).items()}
                 with torch.no_grad():
                     old_logits = model(**batch).logits.float().cpu()
-                actions = torch.multinomial(torch.softmax(old_logits, dim=-1), 1, generator=generator).squeeze(1)
+                actions = torch.multinomial(
+                    torch.softmax(old_logits, dim=-1), 1, generator=generator
+                ).squeeze(1)
                 batch_rewards = reward_table[idx]
                 adv = advantages_for(old_logits, batch_rewards, actions).to(device)
-                logp_old = torch.log_softmax(old_logits, dim=-1).gather(1, actions[:, None]).squeeze(1).to(device)
+                logp_old = (
+                    torch.log_softmax(old_logits, dim=-1).gather(1, actions[:, None]).squeeze(1).to(device)
+                )
                 ref = ref_logits[idx].to(device)
                 acts = actions.to(device)
                 for _ in range(settings.updates_per_batch):
@@ -177,18 +203,21 @@ def run_ppo(
                 sums["reward"] += float(batch_rewards.gather(1, actions[:, None]).sum())
                 n_samples += len(idx)
             # KL of the policy at the end of the epoch over all texts, not just the last batch.
-            final_kl = float(categorical_kl(policy_logits(model, tokenizer, ids), ref_logits).mean())
-            history.append(
-                {
-                    "ppo_epoch": float(epoch),
-                    "ppo_loss": sums["loss"] / n_updates,
-                    "ppo_objective": sums["objective"] / n_updates,
-                    "ppo_clip_fraction": sums["clip_fraction"] / n_updates,
-                    "ppo_mean_reward": sums["reward"] / n_samples,
-                    "ppo_update_kl": sums["kl"] / n_updates,
-                    "mean_kl": final_kl,
-                }
-            )
+            end_logits = policy_logits(model, tokenizer, ids)
+            record = {
+                "ppo_epoch": float(epoch),
+                "ppo_loss": sums["loss"] / n_updates,
+                "ppo_objective": sums["objective"] / n_updates,
+                "ppo_clip_fraction": sums["clip_fraction"] / n_updates,
+                "ppo_mean_reward": sums["reward"] / n_samples,
+                "ppo_update_kl": sums["kl"] / n_updates,
+                "mean_kl": float(categorical_kl(end_logits, ref_logits).mean()),
+            }
+            if labels is not None:
+                record["train_loss"] = weighted_cross_entropy(end_logits, labels)
+            if on_epoch_end is not None:
+                record.update(on_epoch_end(epoch))
+            history.append(record)
     finally:
         model.train(was_training)
     return history

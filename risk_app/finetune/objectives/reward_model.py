@@ -45,7 +45,9 @@ class RewardSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(default=1, ge=1, le=100, description="Passes over the preference pairs.")
-    learning_rate: float = Field(default=5e-4, gt=0, le=1.0, description="AdamW learning rate of the reward model.")
+    learning_rate: float = Field(
+        default=5e-4, gt=0, le=1.0, description="AdamW learning rate of the reward model."
+    )
     batch_size: int = Field(default=8, ge=1, le=1024, description="Preference pairs per step.")
     max_length: int = Field(
         default=256, ge=16, le=32768, description="Token limit of application text + decision suffix."
@@ -156,7 +158,9 @@ def _model_device(model: Any) -> torch.device:
 
 
 @torch.no_grad()
-def score_sequences(model: Any, tokenizer: Any, sequences: Sequence[Sequence[int]], batch_size: int = 32) -> np.ndarray:
+def score_sequences(
+    model: Any, tokenizer: Any, sequences: Sequence[Sequence[int]], batch_size: int = 32
+) -> np.ndarray:
     """Scalar reward per token-id sequence, batched by length."""
     from risk_app.finetune.predict import pad_batch
 
@@ -188,11 +192,17 @@ def score_decisions(
 
 def pair_metrics(model: Any, tokenizer: Any, pairs: pd.DataFrame, max_length: int) -> tuple[float, float]:
     """(Bradley-Terry loss, accuracy) of the model on `pairs`: accuracy = share with r_chosen > r_rejected."""
-    chosen = [encode_with_decision(tokenizer, t, d, max_length) for t, d in zip(pairs["text"], pairs["chosen_decision"], strict=True)]
-    rejected = [
-        encode_with_decision(tokenizer, t, d, max_length) for t, d in zip(pairs["text"], pairs["rejected_decision"], strict=True)
+    chosen = [
+        encode_with_decision(tokenizer, t, d, max_length)
+        for t, d in zip(pairs["text"], pairs["chosen_decision"], strict=True)
     ]
-    margin = torch.from_numpy(score_sequences(model, tokenizer, chosen) - score_sequences(model, tokenizer, rejected))
+    rejected = [
+        encode_with_decision(tokenizer, t, d, max_length)
+        for t, d in zip(pairs["text"], pairs["rejected_decision"], strict=True)
+    ]
+    margin = torch.from_numpy(
+        score_sequences(model, tokenizer, chosen) - score_sequences(model, tokenizer, rejected)
+    )
     loss = float(-torch.nn.functional.logsigmoid(margin.double()).mean())
     return loss, float((margin > 0).double().mean())
 
@@ -212,7 +222,7 @@ def train_reward_model(
     a large base. The loss / accuracy on the training pairs are measured before and after.
     """
     from datasets import Dataset
-    from transformers import set_seed
+    from transformers import PrinterCallback, set_seed
     from trl import RewardConfig, RewardTrainer
 
     from risk_app.models.loader import load_classifier
@@ -241,7 +251,7 @@ def train_reward_model(
             num_train_epochs=settings.epochs,
             per_device_train_batch_size=settings.batch_size,
             learning_rate=settings.learning_rate,
-            max_length=settings.max_length,
+            max_length=None,  # encode_with_decision already bounds every pair
             seed=settings.seed,
             data_seed=settings.seed,
             logging_steps=1,
@@ -260,6 +270,7 @@ def train_reward_model(
             processing_class=tokenizer,
             peft_config=peft_config,
         )
+        trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
         trainer.train()
         model = trainer.model
         history = [

@@ -1,0 +1,142 @@
+"""The `qlora` method: LoRA on a 4-bit bitsandbytes base, on CPU here (bitsandbytes >= 0.48
+runs 4-bit layers on CPU) and on CUDA where present (`-m gpu`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bitsandbytes.nn import Linear4bit
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.methods.lora import LoraMethod, LoraParams
+from risk_app.finetune.methods.qlora import QLoraMethod, QLoraParams, resolve_compute_dtype
+from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.trainer import seed_everything, train_classifier
+from tests.finetune.helpers import credit_texts
+
+QUICK = {"r": 4, "target_modules": ["q_proj", "v_proj"], "gradient_checkpointing": True}
+
+
+def quick_config(**overrides: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "method": "qlora",
+        "method_params": QUICK,
+        "epochs": 3,
+        "batch_size": 8,
+        "max_length": 32,
+        "learning_rate": 1e-2,
+        "patience": 0,
+        "seed": 0,
+        "device": "cpu",
+    }
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def test_config_extends_lora_and_validates() -> None:
+    method = QLoraMethod()
+    cfg = method.parse_config({"r": 4})
+    assert isinstance(cfg, QLoraParams) and isinstance(cfg, LoraParams)
+    assert (cfg.quant_type, cfg.double_quant, cfg.compute_dtype) == ("nf4", True, "auto")
+    assert isinstance(method, LoraMethod)  # reuses LoRA, adds only quantization
+    for bad in ({"quant_type": "int3"}, {"compute_dtype": "float64"}, {"r": 0}, {"bits": 4}):
+        with pytest.raises(ConfigError, match="method 'qlora' parameters"):
+            method.parse_config(bad)
+
+
+def test_compute_dtype_auto_is_float32_on_cpu() -> None:
+    assert resolve_compute_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_compute_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_load_base_quantizes_projections_but_not_the_head(tiny_qwen2: Path) -> None:
+    method = QLoraMethod()
+    cfg = method.parse_config({"quant_type": "fp4", "double_quant": False})
+    model, _ = method.load_base("tiny-qwen2", cfg, quick_config())
+    layers = [m for m in model.modules() if isinstance(m, Linear4bit)]
+    assert len(layers) == 2 * 7  # 4 attention + 3 MLP projections in each of 2 layers
+    state = layers[0].weight.quant_state
+    assert state.quant_type == "fp4" and not state.nested
+    assert not isinstance(model.score, Linear4bit) and model.score.weight.dtype == torch.float32
+
+
+def test_prepare_refuses_an_unquantized_base(tiny_qwen2: Path) -> None:
+    plain, _ = LoraMethod().load_base("tiny-qwen2", LoraParams())
+    with pytest.raises(ConfigError, match="needs a 4-bit base"):
+        QLoraMethod().prepare(plain, QLoraParams())
+
+
+def test_cpu_optimizer_choice() -> None:
+    method = QLoraMethod()
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2, 2))], "weight_decay": 0.0}]
+    assert isinstance(method.make_optimizer(groups, quick_config()), torch.optim.AdamW)
+    method._optimizer_choice = "paged_adamw_8bit"
+    with pytest.raises(ConfigError, match="needs the model on CUDA"):
+        method.make_optimizer(groups, quick_config())
+
+
+def test_trains_on_cpu_keeps_4bit_base_frozen_and_round_trips(tiny_qwen2: Path) -> None:
+    texts, labels = credit_texts(32)
+    val_texts, val_labels = credit_texts(16, offset=32)
+    config = quick_config()
+    result = train_classifier(texts, labels, val_texts, val_labels, config, None, progress=False)
+    model = result.model
+    losses = [r["train_loss"] for r in result.history]
+    assert losses[-1] < losses[0], losses
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or ".score." in n for n in trainable)
+
+    # The 4-bit weights are byte-for-byte those of a fresh quantization of the same base, so
+    # neither training nor the validation passes in eval mode (bitsandbytes' CPU repacking)
+    # touched them; this is also why a reload reproduces the model.
+    method = QLoraMethod()
+    cfg = method.parse_config(config.method_params)
+    seed_everything(99)
+    fresh = method.prepare(method.load_base("tiny-qwen2", cfg, config)[0], cfg)
+    fresh_4bit = {n: p for n, p in fresh.named_parameters() if p.__class__.__name__ == "Params4bit"}
+    trained_4bit = {n: p for n, p in model.named_parameters() if p.__class__.__name__ == "Params4bit"}
+    assert len(trained_4bit) == 14 and set(fresh_4bit) == set(trained_4bit)
+    for name, param in trained_4bit.items():
+        assert torch.equal(param.data, fresh_4bit[name].data), name
+
+    expected = predict_proba(model, result.tokenizer, val_texts, 8, config.max_length)
+    untrained = predict_proba(fresh, result.tokenizer, val_texts, 8, config.max_length)
+    assert not np.allclose(untrained, expected, atol=1e-4)
+    state = {k: v.detach().cpu().clone() for k, v in method.state_to_save(model).items()}
+    assert not any("base_layer.weight" in k for k in state), "the quantized base must not be saved"
+    method.load_state(fresh, state)
+    np.testing.assert_allclose(
+        predict_proba(fresh, result.tokenizer, val_texts, 8, config.max_length), expected, atol=1e-5
+    )
+
+
+@pytest.mark.gpu
+def test_gpu_training_uses_paged_8bit_adamw_and_bf16(tiny_qwen2: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    import bitsandbytes as bnb
+
+    texts, labels = credit_texts(32)
+    val_texts, val_labels = credit_texts(16, offset=32)
+    config = quick_config(device="cuda")
+    method = QLoraMethod()
+    made: list[torch.optim.Optimizer] = []
+    original = method.make_optimizer
+
+    def spy(groups, train_cfg):  # type: ignore[no-untyped-def]
+        made.append(original(groups, train_cfg))
+        return made[-1]
+
+    method.make_optimizer = spy  # type: ignore[method-assign]
+    result = train_classifier(texts, labels, val_texts, val_labels, config, None, method=method, progress=False)
+    assert isinstance(made[0], bnb.optim.PagedAdamW8bit)
+    layer = next(m for m in result.model.modules() if isinstance(m, Linear4bit))
+    assert layer.weight.device.type == "cuda"
+    expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    assert layer.compute_dtype == expected
+    losses = [r["train_loss"] for r in result.history]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
