@@ -470,7 +470,8 @@ def render_section(key: str, results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Mean ± sample std over {len(seeds)} split(s) (seeds {seeds[0]}..{seeds[-1]}). "
-        "Thresholds (max F1 unless noted in settings) chosen on validation; test seen once.",
+        "Thresholds (max F1 unless noted in settings) chosen on validation; test seen once. "
+        "The hybrid's seconds are the stacking alone.",
         "",
     ]
     lines += [

@@ -73,7 +73,7 @@ def run(
         }
     }  # fmt: skip
     console.rule("training job")
-    trained = defs.get_job_def("training_job").execute_in_process(
+    trained = defs.resolve_job_def("training_job").execute_in_process(
         run_config=training_config, instance=instance, raise_on_error=False
     )
     checks = {e.check_name: e for e in trained.get_asset_check_evaluations()}
@@ -89,7 +89,7 @@ def run(
             "scored_applications": {"config": {"output_path": str(output)}},
         }
     }
-    scored_run = defs.get_job_def("scoring_job").execute_in_process(
+    scored_run = defs.resolve_job_def("scoring_job").execute_in_process(
         run_config=scoring_config, instance=instance, raise_on_error=False
     )
     if not scored_run.success:

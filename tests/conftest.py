@@ -9,6 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# The tiny models train fastest on one thread; two threads fight with the test runner and
+# any other process for the machine's two cores (measured: up to 10x slower under load).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

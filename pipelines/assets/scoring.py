@@ -33,7 +33,9 @@ def scoring_batch(config: ScoringInputConfig):  # noqa: ANN201 - dagster multi-o
                     metadata={**counts, "sample": table(result.quarantine)})  # fmt: skip
 
 
-@dg.asset(group_name="scoring", kinds={"pytorch", "duckdb"})
+# Lineage: scores come from the champion (resolved from the registry at run time, so the
+# scoring job does not re-run training).
+@dg.asset(group_name="scoring", kinds={"pytorch", "duckdb"}, deps=["champion_model"])
 @user_errors
 def scored_applications(
     context: dg.AssetExecutionContext,

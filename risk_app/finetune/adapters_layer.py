@@ -30,7 +30,9 @@ ADAPTER_CONTAINER = "adapters"
 class BottleneckAdapter(nn.Module):
     """`up(act(down(x)))`: a low-dimensional bottleneck; returns the update, not `x + update`."""
 
-    def __init__(self, hidden_size: int, bottleneck: int, non_linearity: NonLinearity, init_scale: float) -> None:
+    def __init__(
+        self, hidden_size: int, bottleneck: int, non_linearity: NonLinearity, init_scale: float
+    ) -> None:
         super().__init__()
         self.down_proj = nn.Linear(hidden_size, bottleneck)
         self.act = _ACTIVATIONS[non_linearity]()

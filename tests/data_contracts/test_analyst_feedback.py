@@ -99,10 +99,14 @@ def test_bundled_sample_passes_the_contract() -> None:
 
 
 def test_bundled_sample_is_what_the_generator_script_makes() -> None:
-    spec = importlib.util.spec_from_file_location("make_feedback_sample", REPO_ROOT / "bench" / "make_feedback_sample.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_feedback_sample", REPO_ROOT / "bench" / "make_feedback_sample.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     made = module.make_feedback_sample()
     shipped = load_feedback(SAMPLE)
-    pd.testing.assert_frame_equal(made.reset_index(drop=True), shipped.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        made.reset_index(drop=True), shipped.reset_index(drop=True), check_dtype=False
+    )

@@ -52,7 +52,10 @@ def test_adapted_model_equals_base_at_initialisation(tiny_qwen2: Path, params: d
             adapter.up_proj.weight.zero_()
 
 
-@pytest.mark.parametrize(("params", "sites"), [({}, ["mlp"]), ({"placement": "houlsby"}, ["self_attn", "mlp"]), ({"variant": "parallel"}, ["mlp"])])
+@pytest.mark.parametrize(
+    ("params", "sites"),
+    [({}, ["mlp"]), ({"placement": "houlsby"}, ["self_attn", "mlp"]), ({"variant": "parallel"}, ["mlp"])],
+)
 def test_placement_and_exact_parameter_count(tiny_qwen2: Path, params: dict, sites: list[str]) -> None:
     _, model, _ = _base_and_adapted(params)
     hidden = model.config.hidden_size
@@ -88,7 +91,9 @@ def test_state_round_trip_into_a_fresh_model(tiny_qwen2: Path, params: dict) -> 
             if ".adapters." in name:
                 param.normal_(std=0.2)
     state = method.state_to_save(trained)
-    assert set(state) == {n for n, _ in trained.named_parameters() if ".adapters." in n or n == "score.weight"}
+    assert set(state) == {
+        n for n, _ in trained.named_parameters() if ".adapters." in n or n == "score.weight"
+    }
     torch.manual_seed(123)
     fresh, _ = load_classifier("tiny-qwen2")
     fresh = method.prepare(fresh, method.parse_config(params)).eval()

@@ -33,7 +33,9 @@ def test_default_trains_last_two_layers_and_head(tiny_qwen2: Path) -> None:
 def test_one_layer_mlp_only(tiny_qwen2: Path) -> None:
     method, model = _prepared({"n_trainable_layers": 1, "modules": ["mlp"]})
     names = set(method.trainable_names)
-    expected = {n for n, _ in model.named_parameters() if n.startswith("model.layers.1.mlp.")} | {"score.weight"}
+    expected = {n for n, _ in model.named_parameters() if n.startswith("model.layers.1.mlp.")} | {
+        "score.weight"
+    }
     assert names == expected
     assert len(expected) == 4  # gate, up, down projections + head
 
@@ -64,7 +66,9 @@ def test_invalid_values_rejected(params: dict, fragment: str) -> None:
 
 
 def test_more_layers_than_the_model_has_rejected_at_prepare(tiny_qwen2: Path) -> None:
-    with pytest.raises(ConfigError, match=r"n_trainable_layers=3 but the base model has only 2 decoder layer"):
+    with pytest.raises(
+        ConfigError, match=r"n_trainable_layers=3 but the base model has only 2 decoder layer"
+    ):
         _prepared({"n_trainable_layers": 3})
 
 

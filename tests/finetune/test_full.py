@@ -38,7 +38,10 @@ def test_quantized_base_rejected(tiny_qwen2: Path) -> None:
         get_method("full").prepare(model, FullParams())
 
 
-@pytest.mark.parametrize(("params", "fragment"), [({"ewc_lambda": -1}, "'ewc_lambda'"), ({"ewc_fisher_batches": 0}, "'ewc_fisher_batches'")])
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [({"ewc_lambda": -1}, "'ewc_lambda'"), ({"ewc_fisher_batches": 0}, "'ewc_fisher_batches'")],
+)
 def test_invalid_values_rejected(params: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         get_method("full").parse_config(params)
@@ -61,7 +64,9 @@ def test_fisher_is_mean_squared_gradient(tiny_qwen2: Path) -> None:
         torch.nn.functional.cross_entropy(logits, labels[start : start + 8]).backward()
         for n, p in model.named_parameters():
             expected[n] = expected.get(n, 0) + p.grad**2 / 2
-    estimate_diagonal_fisher(model, tokenizer, data.train_texts, labels, batch_size=8, max_length=64, n_batches=1)
+    estimate_diagonal_fisher(
+        model, tokenizer, data.train_texts, labels, batch_size=8, max_length=64, n_batches=1
+    )
     assert all(p.grad is None for p in model.parameters())  # leaves no stale gradients behind
     for name, value in fisher.items():
         torch.testing.assert_close(value, expected[name], rtol=1e-4, atol=1e-10)

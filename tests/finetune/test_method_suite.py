@@ -44,7 +44,14 @@ METHOD_NAMES = [name for name, _ in list_methods()]
 # more than the head can learn it, so "the loss falls" is a fair test of every method.
 _NOISE_CLAUSES = {
     "Duration": ["6 months", "12 months", "18 months", "24 months", "36 months", "48 months"],
-    "Purpose": ["car (new)", "car (used)", "radio/television", "furniture/equipment", "business", "education"],
+    "Purpose": [
+        "car (new)",
+        "car (used)",
+        "radio/television",
+        "furniture/equipment",
+        "business",
+        "education",
+    ],
     "Savings account": ["< 100 DM", "100 <= ... < 500 DM", ">= 1000 DM", "unknown/ no savings account"],
     "Housing": ["own", "rent", "for free"],
     "Age": ["22 years", "29 years", "35 years", "44 years", "58 years"],
@@ -110,7 +117,9 @@ class PreparedRun:
     result: TrainResult
 
 
-def prepare_and_fit(method_name: str, params: dict[str, Any], config: TrainConfig, data: TrainData) -> PreparedRun:
+def prepare_and_fit(
+    method_name: str, params: dict[str, Any], config: TrainConfig, data: TrainData
+) -> PreparedRun:
     """`train_classifier`'s steps, with a snapshot of every parameter after `prepare`."""
     method = get_method(method_name)
     cfg = method.parse_config(params)
@@ -148,7 +157,8 @@ def test_only_intended_parameters_change(suite_run: PreparedRun) -> None:
     assert set(after) == set(suite_run.before), "training changed the parameter names"
     assert suite_run.trainable, "prepare left nothing trainable"
     changed_frozen = [
-        name for name, old in suite_run.before.items()
+        name
+        for name, old in suite_run.before.items()
         if name not in suite_run.trainable and not torch.equal(old, after[name].detach())
     ]
     assert not changed_frozen, f"frozen parameters changed: {changed_frozen[:5]}"
@@ -161,15 +171,17 @@ def test_only_intended_parameters_change(suite_run: PreparedRun) -> None:
 def test_trainable_count_matches_prepared_parameters(suite_run: PreparedRun) -> None:
     result = suite_run.result
     expected = sum(suite_run.before[name].numel() for name in suite_run.trainable)
-    if suite_run.method.name != "qlora":  # 4-bit weights pack two values per element
-        assert result.trainable_params == expected
+    # Quantized (frozen) weights never count as trainable, so this holds for qlora too.
+    assert result.trainable_params == expected
     assert 0 < result.trainable_params <= result.total_params
 
 
 def test_artifact_round_trip_predicts_the_same(suite_run: PreparedRun, tmp_path: Path) -> None:
     result, config = suite_run.result, suite_run.config
     texts = suite_run.data.val_texts
-    expected = predict_proba(result.model, result.tokenizer, texts, batch_size=8, max_length=config.max_length)
+    expected = predict_proba(
+        result.model, result.tokenizer, texts, batch_size=8, max_length=config.max_length
+    )
     folder = save_risk_model(
         tmp_path / "artifact",
         method_name=suite_run.method.name,

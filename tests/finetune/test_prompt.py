@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from risk_app.errors import ConfigError
-from risk_app.finetune.methods.prompt import DEFAULT_INIT_TEXT
+from risk_app.finetune.methods.prompt import DEFAULT_INIT_TEXT, move_pads_first
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import get_method
 from tests.finetune.test_method_suite import prepare_and_fit, suite_data, suite_train_config
@@ -51,31 +51,41 @@ def test_text_init_copies_the_init_text_embeddings(tiny_qwen2: Path) -> None:
     torch.testing.assert_close(prompt, word_embeddings[ids], rtol=0, atol=0)
 
 
-def test_prompt_variant_pads_on_the_left(tiny_qwen2: Path) -> None:
-    _, _, tokenizer = _prepared({"num_virtual_tokens": 4})
-    assert tokenizer.padding_side == "left"
-    _, _, prefix_tokenizer = _prepared({"variant": "prefix", "num_virtual_tokens": 4})
-    assert prefix_tokenizer.padding_side == "right"
-
-
-@pytest.mark.parametrize("params", [{"num_virtual_tokens": 4}, {"variant": "prefix", "num_virtual_tokens": 4}])
-def test_prediction_does_not_depend_on_batch_padding(tiny_qwen2: Path, params: dict) -> None:
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize(
+    "params", [{"num_virtual_tokens": 4}, {"variant": "prefix", "num_virtual_tokens": 4}]
+)
+def test_prediction_does_not_depend_on_batch_padding(tiny_qwen2: Path, params: dict, side: str) -> None:
     # A short text scored alone (no padding) and next to a long one (padded) must agree:
     # the attention mask covers the virtual tokens and pooling reads the last real token.
     _, model, tokenizer = _prepared(params)
+    tokenizer.padding_side = side
     alone = predict_proba(model, tokenizer, [SHORT], batch_size=1, max_length=64)
     batched = predict_proba(model, tokenizer, [SHORT, LONG], batch_size=2, max_length=64)
     np.testing.assert_allclose(batched[:1], alone, atol=1e-5, rtol=0)
 
 
-def test_right_padding_would_pool_a_pad_token(tiny_qwen2: Path) -> None:
-    # Why `load_base` switches to left padding: with soft prompts the classifier cannot see
-    # pad tokens and pools the last position, which right padding fills with a pad.
-    _, model, tokenizer = _prepared({"num_virtual_tokens": 4})
-    tokenizer.padding_side = "right"
+@pytest.mark.parametrize(("variant", "side"), [("prompt", "right"), ("prompt", "left"), ("prefix", "left")])
+def test_without_the_position_hooks_padding_changes_the_score(
+    tiny_qwen2: Path, variant: str, side: str
+) -> None:
+    # Why `prepare` installs the hooks: plain peft prompt tuning pools a pad (right padding)
+    # or shifts the text away from the prompt (left padding); prefix tuning shifts it too.
+    _, model, tokenizer = _prepared({"variant": variant, "num_virtual_tokens": 4})
+    model.base_model._forward_pre_hooks.clear()
+    tokenizer.padding_side = side
     alone = predict_proba(model, tokenizer, [SHORT], batch_size=1, max_length=64)
     batched = predict_proba(model, tokenizer, [SHORT, LONG], batch_size=2, max_length=64)
     assert not np.allclose(batched[:1], alone, atol=1e-5)
+
+
+def test_move_pads_first_keeps_token_order() -> None:
+    embeds = torch.arange(10, dtype=torch.float32).reshape(2, 5, 1)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 1, 1]])  # prompt+text+pads, prompt+pads+text
+    moved, new_mask, positions = move_pads_first(embeds, mask)
+    assert moved[:, :, 0].tolist() == [[3.0, 4.0, 0.0, 1.0, 2.0], [6.0, 7.0, 5.0, 8.0, 9.0]]
+    assert new_mask.tolist() == [[0, 0, 1, 1, 1], [0, 0, 1, 1, 1]]
+    assert positions.tolist() == [[0, 0, 0, 1, 2], [0, 0, 0, 1, 2]]
 
 
 def test_prefix_variant_trains_key_value_prefixes(tiny_qwen2: Path) -> None:
@@ -85,7 +95,9 @@ def test_prefix_variant_trains_key_value_prefixes(tiny_qwen2: Path) -> None:
     cfg = run.result.model.peft_config["default"]
     assert cfg.peft_type.value == "PREFIX_TUNING"
     layers, hidden = run.result.model.config.num_hidden_layers, run.result.model.config.hidden_size
-    kv_dim = hidden // run.result.model.config.num_attention_heads * run.result.model.config.num_key_value_heads
+    kv_dim = (
+        hidden // run.result.model.config.num_attention_heads * run.result.model.config.num_key_value_heads
+    )
     prefix = run.result.model.prompt_encoder["default"].embedding.weight
     assert tuple(prefix.shape) == (4, layers * 2 * kv_dim)  # a key and a value per layer
     assert not torch.equal(prefix.detach(), run.before["prompt_encoder.default.embedding.weight"])

@@ -132,7 +132,9 @@ def test_gpu_training_uses_paged_8bit_adamw_and_bf16(tiny_qwen2: Path) -> None:
         return made[-1]
 
     method.make_optimizer = spy  # type: ignore[method-assign]
-    result = train_classifier(texts, labels, val_texts, val_labels, config, None, method=method, progress=False)
+    result = train_classifier(
+        texts, labels, val_texts, val_labels, config, None, method=method, progress=False
+    )
     assert isinstance(made[0], bnb.optim.PagedAdamW8bit)
     layer = next(m for m in result.model.modules() if isinstance(m, Linear4bit))
     assert layer.weight.device.type == "cuda"

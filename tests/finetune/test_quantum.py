@@ -123,7 +123,9 @@ def test_training_moves_only_the_head_and_round_trips(tiny_qwen2: Path, tmp_path
     untrained = predict_proba(reloaded, result.tokenizer, val_texts, 8, 48)
     fresh.load_state(reloaded, load_file(str(tmp_path / "head.safetensors")))
     expected = predict_proba(model, result.tokenizer, val_texts, 8, 48)
-    np.testing.assert_allclose(predict_proba(reloaded, result.tokenizer, val_texts, 8, 48), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        predict_proba(reloaded, result.tokenizer, val_texts, 8, 48), expected, atol=1e-6
+    )
     assert not np.allclose(untrained, expected, atol=1e-4)
 
 
@@ -133,7 +135,15 @@ def test_compare_quantum_classical_trains_both_heads(tiny_qwen2: Path) -> None:
     test_texts, test_labels = credit_texts(24, offset=72)
     config = TrainConfig(epochs=1, batch_size=16, max_length=32, learning_rate=2e-2, seed=0, device="cpu")
     results = compare_quantum_classical(
-        texts, labels, val_texts, val_labels, test_texts, test_labels, train_config=config, n_qubits=2, n_layers=1
+        texts,
+        labels,
+        val_texts,
+        val_labels,
+        test_texts,
+        test_labels,
+        train_config=config,
+        n_qubits=2,
+        n_layers=1,
     )
     assert set(results) == {"quantum", "classical"}
     counts = head_parameter_counts(64, 2, 1)

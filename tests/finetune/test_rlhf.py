@@ -211,5 +211,7 @@ def test_rlhf_fit_records_every_stage_stays_near_the_reference_and_round_trips(
     reloaded = method.prepare(method.load_base("tiny-qwen2", cfg, config)[0], cfg)
     method.load_state(reloaded, state)
     expected = predict_proba(result.model, result.tokenizer, val_texts, 8, 48)
-    np.testing.assert_allclose(predict_proba(reloaded, result.tokenizer, val_texts, 8, 48), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        predict_proba(reloaded, result.tokenizer, val_texts, 8, 48), expected, atol=1e-5
+    )
     np.testing.assert_allclose(result.best_val_proba, expected, atol=1e-5)

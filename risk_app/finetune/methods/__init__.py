@@ -4,11 +4,13 @@ Add a method: write `methods/<name>.py` with a `@register`-ed `FineTuneMethod` s
 add one import line below.
 """
 
-from risk_app.finetune.methods import lora  # noqa: F401
-from risk_app.finetune.methods import qlora  # noqa: F401
-from risk_app.finetune.methods import adapter  # noqa: F401
-from risk_app.finetune.methods import freeze  # noqa: F401
-from risk_app.finetune.methods import full  # noqa: F401
-from risk_app.finetune.methods import prompt  # noqa: F401
-from risk_app.finetune.methods import quantum  # noqa: F401
-from risk_app.finetune.methods import rlhf  # noqa: F401
+from risk_app.finetune.methods import (
+    adapter,  # noqa: F401
+    freeze,  # noqa: F401
+    full,  # noqa: F401
+    lora,  # noqa: F401
+    prompt,  # noqa: F401
+    qlora,  # noqa: F401
+    quantum,  # noqa: F401
+    rlhf,  # noqa: F401
+)

@@ -41,22 +41,36 @@ class AdapterParams(BaseModel):
     )
     placement: Literal["pfeiffer", "houlsby"] = Field(
         default="pfeiffer",
-        description="Sequential only: 'pfeiffer' = after the MLP; 'houlsby' = after attention and after the MLP.",
+        description=(
+            "Sequential only: 'pfeiffer' = after the MLP; 'houlsby' = after attention and after the MLP."
+        ),
     )
     reduction_factor: int = Field(
-        default=16, ge=1, description="Bottleneck width is hidden_size // reduction_factor; at most hidden_size."
+        default=16,
+        ge=1,
+        description="Bottleneck width is hidden_size // reduction_factor; at most hidden_size.",
     )
     non_linearity: NonLinearity = Field(default="relu", description="Activation inside the bottleneck.")
     init_scale: float = Field(
-        default=1e-2, gt=0.0, le=1.0, description="Std of the down-projection's normal init (up-projection starts at 0)."
+        default=1e-2,
+        gt=0.0,
+        le=1.0,
+        description="Std of the down-projection's normal init (up-projection starts at 0).",
     )
 
     @model_validator(mode="after")
     def _placement_fits_variant(self) -> AdapterParams:
         # 'placement' only means something for sequential adapters; reject an explicit
         # houlsby request on a parallel adapter instead of silently ignoring it.
-        if self.variant == "parallel" and "placement" in self.model_fields_set and self.placement != "pfeiffer":
-            raise ValueError("placement 'houlsby' applies to variant 'sequential' only; parallel adapters sit beside the MLP")
+        if (
+            self.variant == "parallel"
+            and "placement" in self.model_fields_set
+            and self.placement != "pfeiffer"
+        ):
+            raise ValueError(
+                "placement 'houlsby' applies to variant 'sequential' only; "
+                "parallel adapters sit beside the MLP"
+            )
         return self
 
 

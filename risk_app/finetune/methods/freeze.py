@@ -4,8 +4,8 @@ LLaMA-Factory's "freeze tuning": the embeddings and the early layers, which hold
 language knowledge, stay fixed; the top layers, which shape task-specific features, and the
 classification head train. `modules` narrows the trainable part inside those layers to named
 sub-modules (e.g. only the MLPs). The trainable parameters are upcast to fp32 so optimizer
-updates are not lost to bf16 rounding; the frozen ones keep their dtype (the trainer's
-autocast handles the mixed dtypes in the forward pass).
+updates are not lost to bf16 rounding; the frozen ones keep their dtype (the forward pass
+mixes them by type promotion, with or without the trainer's autocast).
 
 Which parameters trained is recorded: `method.trainable_names` after `prepare`, and
 `trainable_parameter_names(model)` for any prepared model (artifact metadata can list them).
@@ -35,7 +35,9 @@ class FreezeParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_trainable_layers: int = Field(
-        default=2, ge=1, description="How many of the last decoder layers train (at most the model's layer count)."
+        default=2,
+        ge=1,
+        description="How many of the last decoder layers train (at most the model's layer count).",
     )
     modules: list[str] | None = Field(
         default=None,
@@ -82,7 +84,9 @@ class FreezeMethod(FineTuneMethod):
     """The last N decoder layers (or some of their sub-modules) and the head train."""
 
     name = "freeze"
-    description = "Freeze tuning: only the last N decoder layers (optionally named sub-modules) and the head train."
+    description = (
+        "Freeze tuning: only the last N decoder layers (optionally named sub-modules) and the head train."
+    )
     Config = FreezeParams
     suite_params = {"n_trainable_layers": 1, "modules": ["mlp", "post_attention_layernorm"]}
 

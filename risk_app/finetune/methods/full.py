@@ -85,7 +85,9 @@ def estimate_diagonal_fisher(
     n_done = 0
     try:
         for start in range(0, min(len(ids), n_batches * batch_size), batch_size):
-            batch = {k: v.to(device) for k, v in pad_batch(tokenizer, ids[start : start + batch_size]).items()}
+            batch = {
+                k: v.to(device) for k, v in pad_batch(tokenizer, ids[start : start + batch_size]).items()
+            }
             target = labels[start : start + batch_size].to(device)
             model.zero_grad(set_to_none=True)
             logits = model(**batch).logits
@@ -149,7 +151,9 @@ class FullMethod(FineTuneMethod):
         self.start_ewc(model, tokenizer, data, train_cfg, cfg)
         return super().fit(model, tokenizer, data, train_cfg, cfg, checkpoint_dir, progress=progress)
 
-    def start_ewc(self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: FullParams) -> None:
+    def start_ewc(
+        self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: FullParams
+    ) -> None:
         """Record the starting weights and their Fisher diagonal (no-op when ewc_lambda is 0)."""
         self.ewc_lambda = cfg.ewc_lambda
         self.anchor, self.fisher = {}, {}

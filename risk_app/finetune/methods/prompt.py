@@ -10,11 +10,17 @@
 
 The task type is sequence classification, so peft also trains a copy of the `score` head.
 
-Padding: soft prompts are fed to the model as `inputs_embeds`, and transformers' sequence
-classifier then cannot find the pad tokens and pools the *last position* of every row. With
-right padding that would be a pad token for all but the longest text, so `load_base` switches
-the tokenizer to left padding for this variant: the last position is then always the last
-real token. (Prefix tuning passes `input_ids`, so either side works.)
+Padding, so that a text's score never depends on the rest of its batch:
+
+* soft prompts reach the model as `inputs_embeds`, so transformers' sequence classifier
+  cannot see the pad tokens and pools the *last position* of every row: a pad for all but
+  the longest text under right padding. Left padding fixes the pooling but moves the text
+  away from the prompt by the pad count (RoPE positions). `prepare` therefore adds a forward
+  pre-hook on the wrapped classifier that moves each row's pads to the front and numbers the
+  real positions 0, 1, ... after them (`move_pads_first`).
+* prefix tuning passes `input_ids`, so pooling finds the pads, but with left padding the
+  text's RoPE positions shift by the pad count while the (unrotated) prefix keys stay put.
+  Its pre-hook numbers the real tokens from `num_virtual_tokens` on (`prefix_position_ids`).
 
     TrainConfig(method="prompt", learning_rate=3e-2, method_params={"num_virtual_tokens": 20})
 """
@@ -23,11 +29,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from peft import PrefixTuningConfig, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from risk_app.errors import ConfigError
-from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.registry import register
 
@@ -40,15 +46,22 @@ class PromptParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     variant: Literal["prompt", "prefix"] = Field(
-        default="prompt", description="'prompt' (soft input tokens) or 'prefix' (key/value prefixes in every layer)."
+        default="prompt",
+        description="'prompt' (soft input tokens) or 'prefix' (key/value prefixes in every layer).",
     )
-    num_virtual_tokens: int = Field(default=20, ge=1, le=100, description="Number of trainable virtual tokens.")
+    num_virtual_tokens: int = Field(
+        default=20, ge=1, le=100, description="Number of trainable virtual tokens."
+    )
     init: Literal["random", "text"] = Field(
         default="text",
-        description="Prompt variant: start from the embeddings of init_text ('text') or at random ('random').",
+        description=(
+            "Prompt variant: start from the embeddings of init_text ('text') or at random ('random')."
+        ),
     )
     init_text: str = Field(
-        default=DEFAULT_INIT_TEXT, min_length=1, description="Text whose token embeddings initialise the prompt."
+        default=DEFAULT_INIT_TEXT,
+        min_length=1,
+        description="Text whose token embeddings initialise the prompt.",
     )
 
     @model_validator(mode="after")
@@ -92,6 +105,54 @@ def build_prompt_config(model: Any, cfg: PromptParams) -> PromptTuningConfig | P
     )
 
 
+def move_pads_first(
+    inputs_embeds: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reorder each row so its pads come first; position ids count the real tokens from 0.
+
+    A stable sort on the mask keeps the real tokens (soft prompt, then text) in order.
+    """
+    order = torch.argsort(attention_mask.to(torch.int8), dim=1, stable=True)
+    embeds = torch.gather(inputs_embeds, 1, order.unsqueeze(-1).expand_as(inputs_embeds))
+    mask = torch.gather(attention_mask, 1, order)
+    positions = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+    return embeds, mask, positions
+
+
+def pads_first_hook(
+    module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """Forward pre-hook for the classifier under a soft prompt (see the module docstring)."""
+    embeds, mask = kwargs.get("inputs_embeds"), kwargs.get("attention_mask")
+    if embeds is None or mask is None or args or kwargs.get("past_key_values") is not None:
+        return args, kwargs
+    embeds, mask, positions = move_pads_first(embeds, mask)
+    return args, {**kwargs, "inputs_embeds": embeds, "attention_mask": mask, "position_ids": positions}
+
+
+def prefix_position_ids(attention_mask: torch.Tensor, num_virtual_tokens: int) -> torch.Tensor:
+    """Positions of the text tokens after a prefix: real tokens count on from the prefix length.
+
+    `attention_mask` covers prefix + text, as peft passes it to the classifier.
+    """
+    text_mask = attention_mask[:, num_virtual_tokens:].long()
+    return (text_mask.cumsum(dim=1) - 1).clamp(min=0) + num_virtual_tokens
+
+
+def prefix_positions_hook(num_virtual_tokens: int) -> Any:
+    """Forward pre-hook for the classifier under prefix tuning (see the module docstring)."""
+
+    def hook(
+        module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        mask = kwargs.get("attention_mask")
+        if mask is None or args or kwargs.get("input_ids") is None or kwargs.get("position_ids") is not None:
+            return args, kwargs
+        return args, {**kwargs, "position_ids": prefix_position_ids(mask, num_virtual_tokens)}
+
+    return hook
+
+
 @register
 class PromptMethod(FineTuneMethod):
     """Soft prompt or prefix tuning via peft; base frozen, head trains."""
@@ -101,17 +162,12 @@ class PromptMethod(FineTuneMethod):
     Config = PromptParams
     suite_params = {"num_virtual_tokens": 4}
 
-    def load_base(self, base_model: str, cfg: BaseModel, train_cfg: TrainConfig | None = None) -> tuple[Any, Any]:
-        assert isinstance(cfg, PromptParams)
-        model, tokenizer = super().load_base(base_model, cfg, train_cfg)
-        if cfg.variant == "prompt":
-            # See the module docstring: pooling reads the last position when inputs are embeddings.
-            tokenizer.padding_side = "left"
-        return model, tokenizer
-
     def prepare(self, model: Any, cfg: BaseModel) -> Any:
         assert isinstance(cfg, PromptParams)
         try:
-            return get_peft_model(model, build_prompt_config(model, cfg))
+            peft_model = get_peft_model(model, build_prompt_config(model, cfg))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"method 'prompt': could not set up {cfg.variant} tuning: {exc}") from exc
+        hook = pads_first_hook if cfg.variant == "prompt" else prefix_positions_hook(cfg.num_virtual_tokens)
+        peft_model.base_model.register_forward_pre_hook(hook, with_kwargs=True)
+        return peft_model
