@@ -1,16 +1,15 @@
 """Asset checks: data contract, quarantine rate, fairness, promotion gate and scoring drift."""
 
-
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from data_contracts.loan_application import FEATURE_COLUMNS
 from pipelines.metadata import table
 from pipelines.resources import RiskAppSettings
-from risk_app.data.validate import validate_applications
-from data_contracts.loan_application import FEATURE_COLUMNS
 from risk_app import scoring
+from risk_app.data.validate import validate_applications
 from risk_app.evaluate.drift import classify, feature_psi, score_psi
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
@@ -40,7 +39,11 @@ def quarantine_rate_below_threshold(
     return dg.AssetCheckResult(
         passed=rate < settings.max_quarantine_rate,
         severity=ERROR,
-        metadata={"quarantine_rate": rate, "threshold": settings.max_quarantine_rate, "rows_quarantined": n_bad},
+        metadata={
+            "quarantine_rate": rate,
+            "threshold": settings.max_quarantine_rate,
+            "rows_quarantined": n_bad,
+        },
     )
 
 
@@ -49,7 +52,9 @@ def quarantine_rate_below_threshold(
     additional_ins={"fine_tuned_model": dg.AssetIn()},
     description="No protected group below the four-fifths rule at the decision threshold.",
 )
-def fairness_four_fifths(model_evaluation: pd.DataFrame, fine_tuned_model: dict[str, Any]) -> dg.AssetCheckResult:
+def fairness_four_fifths(
+    model_evaluation: pd.DataFrame, fine_tuned_model: dict[str, Any]
+) -> dg.AssetCheckResult:
     fairness = fine_tuned_model["fairness"]
     rows = pd.DataFrame(fairness.get("rows", []))
     return dg.AssetCheckResult(
@@ -66,7 +71,10 @@ def promotion_rule(registered_model: dict[str, Any]) -> dg.AssetCheckResult:
         passed=bool(decision["promote"]),
         severity=ERROR,
         description=decision["reason"],
-        metadata={"version": registered_model["version"], "details": dg.MetadataValue.json(decision["details"])},
+        metadata={
+            "version": registered_model["version"],
+            "details": dg.MetadataValue.json(decision["details"]),
+        },
     )
 
 
@@ -83,19 +91,35 @@ def scoring_drift(
 ) -> dg.AssetCheckResult:
     thresholds = settings.drift_thresholds()
     psi = feature_psi(valid_applications, scoring_applications, list(FEATURE_COLUMNS), thresholds=thresholds)
-    reference = scoring.reference_scores(str(scored_applications["model_version"].iloc[0]), settings.model_name)
+    reference = scoring.reference_scores(
+        str(scored_applications["model_version"].iloc[0]), settings.model_name
+    )
     if reference and len(scored_applications):
         value = score_psi(reference, scored_applications["probability_of_default"].to_numpy())
-        score_row = {"column": "probability_of_default", "kind": "score", "psi": value,
-                     "status": classify(value, thresholds)}  # fmt: skip
+        score_row = {
+            "column": "probability_of_default",
+            "kind": "score",
+            "psi": value,
+            "status": classify(value, thresholds),
+        }
         psi = pd.concat([psi, pd.DataFrame([score_row])], ignore_index=True)
     worst = float(psi["psi"].max()) if len(psi) else 0.0
     status = classify(worst, thresholds)
     return dg.AssetCheckResult(
         passed=status != "fail",
         severity=ERROR if status == "fail" else WARN,
-        metadata={"max_feature_psi": worst, "status": status, "psi": table(psi.sort_values("psi", ascending=False), 25)},
+        metadata={
+            "max_feature_psi": worst,
+            "status": status,
+            "psi": table(psi.sort_values("psi", ascending=False), 25),
+        },
     )
 
 
-ALL_CHECKS = [contract_passes, quarantine_rate_below_threshold, fairness_four_fifths, promotion_rule, scoring_drift]
+ALL_CHECKS = [
+    contract_passes,
+    quarantine_rate_below_threshold,
+    fairness_four_fifths,
+    promotion_rule,
+    scoring_drift,
+]

@@ -50,13 +50,20 @@ def run(
     data: Annotated[Path, typer.Option(help="Labelled applications to train on.")] = paths.DEFAULT_DATASET,
     method: Annotated[str, typer.Option(help="Fine-tuning method; see `risk-app methods`.")] = "lora",
     param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter key=value.")] = [],  # noqa: B006
-    base_model: Annotated[str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")] = "tiny-qwen2",
+    base_model: Annotated[
+        str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")
+    ] = "tiny-qwen2",
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 4,
     augment: Annotated[bool, typer.Option(help="Augment the training split.")] = False,
-    score_input: Annotated[Path | None, typer.Option(help="File to score afterwards (default: --data).")] = None,
-    output: Annotated[Path, typer.Option(help="Scores file.")] = paths.home() / "outputs" / "scores.parquet",
+    score_input: Annotated[
+        Path | None, typer.Option(help="File to score afterwards (default: --data).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Scores file (default: var/outputs/scores.parquet).")
+    ] = None,
 ) -> None:
     """Run the whole pipeline through Dagster: ingest → … → register, then batch-score."""
+    output = output or paths.outputs_dir() / "scores.parquet"
     ensure_dagster_home()
     import dagster as dg
 
@@ -68,10 +75,16 @@ def run(
         "ops": {
             "raw_applications": {"config": {"path": str(data)}},
             "augmented_training_examples": {"config": {"enabled": augment}},
-            "fine_tuned_model": {"config": {"method": method, "method_params": parse_params(param, None),
-                                            "base_model": base_model, "epochs": epochs}},
+            "fine_tuned_model": {
+                "config": {
+                    "method": method,
+                    "method_params": parse_params(param, None),
+                    "base_model": base_model,
+                    "epochs": epochs,
+                }
+            },
         }
-    }  # fmt: skip
+    }
     console.rule("training job")
     trained = defs.resolve_job_def("training_job").execute_in_process(
         run_config=training_config, instance=instance, raise_on_error=False
@@ -79,7 +92,9 @@ def run(
     checks = {e.check_name: e for e in trained.get_asset_check_evaluations()}
     promotion = checks.get("promotion_rule")
     if not trained.success and not (promotion is not None and not promotion.passed):
-        raise RiskAppError("training job failed: " + "; ".join(failure_messages(trained) or ["see the Dagster UI"]))
+        raise RiskAppError(
+            "training job failed: " + "; ".join(failure_messages(trained) or ["see the Dagster UI"])
+        )
     evaluation = trained.output_for_node("model_evaluation")
     registered = trained.output_for_node("registered_model")
     console.rule("scoring job")
@@ -93,12 +108,17 @@ def run(
         run_config=scoring_config, instance=instance, raise_on_error=False
     )
     if not scored_run.success:
-        raise RiskAppError("scoring job failed: " + "; ".join(failure_messages(scored_run) or ["see the Dagster UI"]))
+        raise RiskAppError(
+            "scoring job failed: " + "; ".join(failure_messages(scored_run) or ["see the Dagster UI"])
+        )
     scored = scored_run.output_for_node("scored_applications")
 
     console.rule("summary")
-    print_table("Test metrics, same split", evaluation.to_dict("records"),
-                ["model", "roc_auc", "ks", "gini", "brier", "f1", "precision", "recall", "accuracy"])  # fmt: skip
+    print_table(
+        "Test metrics, same split",
+        evaluation.to_dict("records"),
+        ["model", "roc_auc", "ks", "gini", "brier", "f1", "precision", "recall", "accuracy"],
+    )
     verdict = "champion" if registered["decision"]["promote"] else "challenger (not promoted)"
     console.print(f"model version {registered['version']}: {verdict} — {registered['decision']['reason']}")
     grades = scored["risk_grade"].value_counts().sort_index().to_dict()
@@ -106,7 +126,9 @@ def run(
         f"scored {len(scored)} applications → {output}  grades {grades}, "
         f"declined {int((scored['decision'] == 'decline').sum())}"
     )
-    console.print(f"wall time {time.perf_counter() - started:.1f} s; Dagster runs in {os.environ['DAGSTER_HOME']}")
+    console.print(
+        f"wall time {time.perf_counter() - started:.1f} s; Dagster runs in {os.environ['DAGSTER_HOME']}"
+    )
 
 
 __all__ = ["app"]

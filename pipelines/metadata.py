@@ -32,7 +32,9 @@ def user_errors(fn: F) -> F:
 def png(path: str | Path, title: str = "") -> dg.MetadataValue:
     """An image embedded in markdown, so it shows in the asset's materialization page."""
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return dg.MetadataValue.md(f"{f'**{title}**' if title else ''}\n\n![{title}](data:image/png;base64,{data})")
+    return dg.MetadataValue.md(
+        f"{f'**{title}**' if title else ''}\n\n![{title}](data:image/png;base64,{data})"
+    )
 
 
 def table(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
@@ -43,8 +45,10 @@ def scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Numbers and short strings only: Dagster shows them as typed metadata and plots numbers."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, (bool, str)):
             out[f"{prefix}{key}"] = value
         elif isinstance(value, (int, float)):
-            out[f"{prefix}{key}"] = dg.MetadataValue.float(float(value)) if isinstance(value, float) else value
+            out[f"{prefix}{key}"] = (
+                dg.MetadataValue.float(float(value)) if isinstance(value, float) else value
+            )
     return out

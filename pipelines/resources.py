@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
-from pydantic import Field
 import pandas as pd
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
+from pydantic import Field
 
 from risk_app import paths
 from risk_app.evaluate.drift import DriftThresholds
@@ -25,7 +25,9 @@ class KeepEmptyTablesTypeHandler(DuckDBPandasTypeHandler):
             return
         # Empty object columns have no type for DuckDB; declare them as text.
         frame = obj.astype({c: "string" for c in obj.columns if obj[c].dtype == object})  # noqa: F841
-        connection.execute(f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from frame")
+        connection.execute(
+            f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from frame"
+        )
         context.add_output_metadata({"dagster/row_count": 0})
 
 
@@ -44,9 +46,7 @@ class RiskAppSettings(dg.ConfigurableResource):
         default=0.05,
         description="Blocking check: the share of quarantined rows must stay below this.",
     )
-    model_name: str = Field(
-        default="credit_risk_model", description="MLflow registered-model name."
-    )
+    model_name: str = Field(default="credit_risk_model", description="MLflow registered-model name.")
     promotion_metric: str = Field(
         default="roc_auc", description="Test metric that decides champion/challenger promotion."
     )
@@ -58,7 +58,6 @@ class RiskAppSettings(dg.ConfigurableResource):
     )
     drift_warn_psi: float = Field(default=0.1, description="PSI above this warns.")
     drift_fail_psi: float = Field(default=0.25, description="PSI above this fails.")
-
 
     def promotion_rule(self) -> PromotionRule:
         return PromotionRule(

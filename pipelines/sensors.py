@@ -1,6 +1,5 @@
 """Sensors: score every new file that lands in the landing folder."""
 
-
 import json
 from pathlib import Path
 

@@ -134,12 +134,16 @@ def train(
     method: Annotated[str, typer.Option(help="Fine-tuning method; see `risk-app methods`.")] = "lora",
     param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter key=value.")] = [],  # noqa: B006
     params_json: Annotated[str | None, typer.Option(help="Method parameters as a JSON object.")] = None,
-    base_model: Annotated[str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")] = "tiny-qwen2",
+    base_model: Annotated[
+        str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")
+    ] = "tiny-qwen2",
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for split, init and shuffling.")] = 42,
     augment: Annotated[bool, typer.Option(help="Augment the training split with nlpaug.")] = False,
-    exclude_protected: Annotated[bool, typer.Option(help="Leave protected attributes out of the text.")] = False,
+    exclude_protected: Annotated[
+        bool, typer.Option(help="Leave protected attributes out of the text.")
+    ] = False,
     register: Annotated[bool, typer.Option(help="Register in MLflow and apply the promotion rule.")] = True,
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
 ) -> None:
@@ -148,10 +152,24 @@ def train(
     from risk_app import workflow
     from risk_app.finetune.config import TrainConfig
 
-    overrides = {k: v for k, v in {"epochs": epochs, "learning_rate": learning_rate,
-                                   "max_train_rows": max_train_rows}.items() if v is not None}  # fmt: skip
-    config = TrainConfig.from_dict({"method": method, "method_params": parse_params(param, params_json),
-                                    "base_model": base_model, "seed": seed, **overrides})  # fmt: skip
+    overrides = {
+        k: v
+        for k, v in {
+            "epochs": epochs,
+            "learning_rate": learning_rate,
+            "max_train_rows": max_train_rows,
+        }.items()
+        if v is not None
+    }
+    config = TrainConfig.from_dict(
+        {
+            "method": method,
+            "method_params": parse_params(param, params_json),
+            "base_model": base_model,
+            "seed": seed,
+            **overrides,
+        }
+    )
     from risk_app.finetune.registry import get_method
 
     get_method(config.method).parse_config(config.method_params)  # fail fast, before loading data
@@ -159,7 +177,9 @@ def train(
     with console.status("validating data"):
         validation = workflow.ingest_and_validate(data)
         examples = workflow.prepare_examples(validation.valid, seed=seed, exclude_fields=exclude)
-    console.print(f"{data}: {validation.n_valid} valid, {validation.n_quarantined} quarantined of {validation.n_in}")
+    console.print(
+        f"{data}: {validation.n_valid} valid, {validation.n_quarantined} quarantined of {validation.n_in}"
+    )
     if augment:
         examples = workflow.augment_examples(examples, validation.valid, seed=seed)
     outcome = workflow.train_and_evaluate(
@@ -172,7 +192,9 @@ def train(
         registered = workflow.register_record(record)
         workflow.promote_record(registered, actor="cli")
         verdict = "champion" if registered["decision"]["promote"] else "challenger"
-        console.print(f"registered version {registered['version']} as {verdict}: {registered['decision']['reason']}")
+        console.print(
+            f"registered version {registered['version']} as {verdict}: {registered['decision']['reason']}"
+        )
 
 
 @app.command()
@@ -180,7 +202,9 @@ def train(
 def score(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet of applications.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Scores file (.parquet or .csv).")],
-    model: Annotated[str, typer.Option(help="Alias (champion/challenger), version or artifact folder.")] = "champion",
+    model: Annotated[
+        str, typer.Option(help="Alias (champion/challenger), version or artifact folder.")
+    ] = "champion",
     reasons: Annotated[int, typer.Option(help="Reason codes per declined application (0 = none).")] = 4,
 ) -> None:
     """Score a file: probability of default, grade, decision, model version, reason codes."""
@@ -207,7 +231,9 @@ def score(
 
 @models_app.command("list")
 @clear_errors
-def models_list(name: Annotated[str, typer.Option(help="Registered model name.")] = "credit_risk_model") -> None:
+def models_list(
+    name: Annotated[str, typer.Option(help="Registered model name.")] = "credit_risk_model",
+) -> None:
     """Registered versions with aliases, method, test AUC and promotion decision."""
     from risk_app.registry.mlflow_registry import list_versions
 

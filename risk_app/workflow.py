@@ -134,13 +134,20 @@ def train_and_evaluate(
     test_texts, y_test = _texts_labels(examples, "test")
 
     result = train_classifier(
-        train_texts, y_train, val_texts, y_val, train_config,
-        checkpoint_dir=run_dir / "checkpoints", method=method, progress=progress,
-    )  # fmt: skip
+        train_texts,
+        y_train,
+        val_texts,
+        y_val,
+        train_config,
+        checkpoint_dir=run_dir / "checkpoints",
+        method=method,
+        progress=progress,
+    )
     p_val = result.best_val_proba
     if p_val is None:
-        p_val = predict_proba(result.model, result.tokenizer, val_texts, train_config.eval_batch_size,
-                              train_config.max_length)  # fmt: skip
+        p_val = predict_proba(
+            result.model, result.tokenizer, val_texts, train_config.eval_batch_size, train_config.max_length
+        )
     threshold = choose_threshold(y_val, p_val)
     p_test = predict_proba(
         result.model, result.tokenizer, test_texts, train_config.eval_batch_size, train_config.max_length
@@ -158,13 +165,19 @@ def train_and_evaluate(
     }
     # The LLM's test rows and the baselines' test rows must be the same applications in the
     # same order for the side-by-side charts.
-    test_ids = examples.loc[(examples["split"] == "test") & ~examples["augmented"].astype(bool), "application_id"]
+    test_ids = examples.loc[
+        (examples["split"] == "test") & ~examples["augmented"].astype(bool), "application_id"
+    ]
     order = pd.Index(frames["test"][ID_COLUMN]).get_indexer(test_ids)
     baseline_scores = {name: scores[order] for name, scores in baseline_scores.items()}
     report = build_evaluation_report(
-        y_test, p_test, threshold, run_dir / "report", baselines=baseline_scores,
+        y_test,
+        p_test,
+        threshold,
+        run_dir / "report",
+        baselines=baseline_scores,
         model_name=train_config.method,
-    )  # fmt: skip
+    )
     fairness = fairness_report(frames["test"].iloc[order].reset_index(drop=True), p_test, threshold).to_dict()
 
     train_summary = result.summary()
@@ -250,7 +263,9 @@ METRIC_COLUMNS = ("roc_auc", "ks", "gini", "brier", "f1", "precision", "recall",
 
 def metrics_frame(record: dict[str, Any]) -> pd.DataFrame:
     """One row per model (the fine-tuned LLM first, then each baseline) on the same test split."""
-    rows = [{"model": f"llm:{record['method']}", **{k: record["test_metrics"].get(k) for k in METRIC_COLUMNS}}]
+    rows = [
+        {"model": f"llm:{record['method']}", **{k: record["test_metrics"].get(k) for k in METRIC_COLUMNS}}
+    ]
     for name, metrics in record["baseline_metrics"].items():
         rows.append({"model": name, **{k: metrics.get(k) for k in METRIC_COLUMNS}})
     return pd.DataFrame(rows)
@@ -301,7 +316,9 @@ def promote_record(registered: dict[str, Any], actor: str = "risk-app") -> None:
         )
 
 
-def augment_examples(examples: pd.DataFrame, valid: pd.DataFrame, seed: int = 42, **options: Any) -> pd.DataFrame:
+def augment_examples(
+    examples: pd.DataFrame, valid: pd.DataFrame, seed: int = 42, **options: Any
+) -> pd.DataFrame:
     """The training split plus nlpaug-augmented copies (validation and test untouched)."""
     from risk_app.augment.config import AugmentConfig
     from risk_app.augment.pipeline import augment_training_examples

@@ -1,6 +1,5 @@
 """Data assets: ingest a file, validate it against the contract, serialize, split, augment."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -19,18 +18,25 @@ def raw_applications(context: dg.AssetExecutionContext, config: IngestConfig) ->
     """Loan applications as read from a CSV or Parquet file, one row per application."""
     frame = load_applications(config.path)
     frame["source_file"] = str(config.path)
-    return dg.Output(frame, metadata={"source_file": config.path, "rows": len(frame), "columns": frame.shape[1]})
+    return dg.Output(
+        frame, metadata={"source_file": config.path, "rows": len(frame), "columns": frame.shape[1]}
+    )
 
 
 @dg.multi_asset(
     outs={
-        "valid_applications": dg.AssetOut(group_name="validation", kinds={"pandas", "duckdb"},
-                                          description="Rows that pass the LoanApplication contract."),
-        "quarantined_applications": dg.AssetOut(group_name="validation", kinds={"pandas", "duckdb"},
-                                                description="One row per failed check, with file, row, "
-                                                "column, check and offending value."),
+        "valid_applications": dg.AssetOut(
+            group_name="validation",
+            kinds={"pandas", "duckdb"},
+            description="Rows that pass the LoanApplication contract.",
+        ),
+        "quarantined_applications": dg.AssetOut(
+            group_name="validation",
+            kinds={"pandas", "duckdb"},
+            description="One row per failed check, with file, row, column, check and offending value.",
+        ),
     },
-)  # fmt: skip
+)
 @user_errors
 def validated_applications(raw_applications: pd.DataFrame):  # noqa: ANN201 - dagster multi-output
     """Validate lazily (every failure in one pass) and quarantine failing rows with reasons."""
@@ -47,16 +53,22 @@ def validated_applications(raw_applications: pd.DataFrame):  # noqa: ANN201 - da
     yield dg.Output(
         result.quarantine,
         output_name="quarantined_applications",
-        metadata={**counts, "failures": len(result.quarantine), "summary": dg.MetadataValue.json(summary),
-                  "sample": table(result.quarantine)},
-    )  # fmt: skip
+        metadata={
+            **counts,
+            "failures": len(result.quarantine),
+            "summary": dg.MetadataValue.json(summary),
+            "sample": table(result.quarantine),
+        },
+    )
 
 
 @dg.asset(group_name="preparation", kinds={"pandas", "duckdb"})
 @user_errors
 def training_examples(valid_applications: pd.DataFrame, config: PreparationConfig) -> dg.Output[pd.DataFrame]:
     """Each application as text (one template) with its stratified, seeded 70/15/15 split."""
-    examples = workflow.prepare_examples(valid_applications, seed=config.seed, exclude_fields=config.exclude_fields)
+    examples = workflow.prepare_examples(
+        valid_applications, seed=config.seed, exclude_fields=config.exclude_fields
+    )
     by_split = examples.groupby("split")["default"].agg(["size", "mean"]).reset_index()
     by_split.columns = ["split", "rows", "default_rate"]
     return dg.Output(

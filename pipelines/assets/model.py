@@ -1,6 +1,5 @@
 """Model assets: fine-tune, evaluate beside the baselines, register, promote to champion."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -55,7 +54,11 @@ def model_evaluation(fine_tuned_model: dict[str, Any]) -> dg.Output[pd.DataFrame
     """Test metrics of the fine-tuned model side by side with the classical baselines."""
     frame = workflow.metrics_frame(fine_tuned_model)
     report = fine_tuned_model["report"]
-    plots = {key: png(path, key.replace("_", " ")) for key, path in report["paths"].items() if path.endswith(".png")}
+    plots = {
+        key: png(path, key.replace("_", " "))
+        for key, path in report["paths"].items()
+        if path.endswith(".png")
+    }
     test = fine_tuned_model["test_metrics"]
     return dg.Output(
         frame,
@@ -73,9 +76,13 @@ def model_evaluation(fine_tuned_model: dict[str, Any]) -> dg.Output[pd.DataFrame
 
 @dg.asset(group_name="registry", kinds={"mlflow"}, io_manager_key="fs_io_manager", deps=[model_evaluation])
 @user_errors
-def registered_model(fine_tuned_model: dict[str, Any], settings: RiskAppSettings) -> dg.Output[dict[str, Any]]:
+def registered_model(
+    fine_tuned_model: dict[str, Any], settings: RiskAppSettings
+) -> dg.Output[dict[str, Any]]:
     """A new MLflow model version (alias `challenger`) with the promotion rule's verdict."""
-    record = workflow.register_record(fine_tuned_model, model_name=settings.model_name, rule=settings.promotion_rule())
+    record = workflow.register_record(
+        fine_tuned_model, model_name=settings.model_name, rule=settings.promotion_rule()
+    )
     return dg.Output(
         record,
         metadata={

@@ -1,6 +1,5 @@
 """Scoring assets: validate a batch of new applications, then score it with a registered model."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -14,23 +13,36 @@ from risk_app.data.validate import validate_applications
 
 @dg.multi_asset(
     outs={
-        "scoring_applications": dg.AssetOut(group_name="scoring", kinds={"pandas", "duckdb"},
-                                            description="Contract-valid applications of the batch."),
-        "scoring_quarantine": dg.AssetOut(group_name="scoring", kinds={"pandas", "duckdb"},
-                                          description="Failed checks of the batch; these rows are not scored."),
+        "scoring_applications": dg.AssetOut(
+            group_name="scoring",
+            kinds={"pandas", "duckdb"},
+            description="Contract-valid applications of the batch.",
+        ),
+        "scoring_quarantine": dg.AssetOut(
+            group_name="scoring",
+            kinds={"pandas", "duckdb"},
+            description="Failed checks of the batch; these rows are not scored.",
+        ),
     },
-)  # fmt: skip
+)
 @user_errors
 def scoring_batch(config: ScoringInputConfig):  # noqa: ANN201 - dagster multi-output
     """Load and validate a batch; the target is optional for scoring input."""
     result = validate_applications(
         load_applications(config.input_path), source=config.input_path, require_target=False
     )
-    counts = {"source_file": config.input_path, "rows_in": result.n_in, "rows_valid": result.n_valid,
-              "rows_quarantined": result.n_quarantined}  # fmt: skip
+    counts = {
+        "source_file": config.input_path,
+        "rows_in": result.n_in,
+        "rows_valid": result.n_valid,
+        "rows_quarantined": result.n_quarantined,
+    }
     yield dg.Output(result.valid, output_name="scoring_applications", metadata=counts)
-    yield dg.Output(result.quarantine, output_name="scoring_quarantine",
-                    metadata={**counts, "sample": table(result.quarantine)})  # fmt: skip
+    yield dg.Output(
+        result.quarantine,
+        output_name="scoring_quarantine",
+        metadata={**counts, "sample": table(result.quarantine)},
+    )
 
 
 # Lineage: scores come from the champion (resolved from the registry at run time, so the
@@ -45,7 +57,9 @@ def scored_applications(
 ) -> dg.Output[pd.DataFrame]:
     """Probability of default, grade, decision, model version and reason codes per application."""
     risk_model = scoring.load_model(config.model, model_name=settings.model_name)
-    context.log.info(f"scoring {len(scoring_applications)} applications with model version {risk_model.version}")
+    context.log.info(
+        f"scoring {len(scoring_applications)} applications with model version {risk_model.version}"
+    )
     scored = scoring.score_with_reasons(scoring_applications, risk_model, top_k=config.reason_codes)
     scoring.write_frame(scored, config.output_path)
     grades = scored["risk_grade"].value_counts().sort_index()
@@ -55,9 +69,13 @@ def scored_applications(
             "rows_scored": len(scored),
             "model_version": str(risk_model.version),
             "output_path": dg.MetadataValue.path(config.output_path),
-            "decline_rate": dg.MetadataValue.float(float((scored["decision"] == "decline").mean()) if len(scored) else 0.0),
-            "mean_probability_of_default": dg.MetadataValue.float(float(scored["probability_of_default"].mean()) if len(scored) else 0.0),
+            "decline_rate": dg.MetadataValue.float(
+                float((scored["decision"] == "decline").mean()) if len(scored) else 0.0
+            ),
+            "mean_probability_of_default": dg.MetadataValue.float(
+                float(scored["probability_of_default"].mean()) if len(scored) else 0.0
+            ),
             "grades": table(grades.rename_axis("risk_grade").reset_index(name="applications")),
             "sample": table(scored),
         },
-    )  # fmt: skip
+    )

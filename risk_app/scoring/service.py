@@ -34,7 +34,9 @@ def model_fields(risk_model: Any) -> list[str]:
     return [name for name in order if name not in excluded]
 
 
-def score_with_reasons(df: pd.DataFrame, risk_model: Any, top_k: int = 4, batch_size: int = 64) -> pd.DataFrame:
+def score_with_reasons(
+    df: pd.DataFrame, risk_model: Any, top_k: int = 4, batch_size: int = 64
+) -> pd.DataFrame:
     """Scores plus the principal reasons (adverse-action reasons) beside each declined row."""
     scored = score_applications(df, risk_model, batch_size=batch_size)
     if top_k < 1 or scored.empty or not (scored["decision"] == "decline").any():
@@ -42,7 +44,9 @@ def score_with_reasons(df: pd.DataFrame, risk_model: Any, top_k: int = 4, batch_
     from risk_app.evaluate.reasons import reason_codes
 
     declined = df.loc[(scored["decision"] == "decline").to_numpy()]
-    codes = reason_codes(declined, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model))
+    codes = reason_codes(
+        declined, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model)
+    )
     reason_columns = [c for c in codes.wide.columns if c.startswith("reason_")]
     wide = codes.wide[["application_id", *reason_columns]].rename(columns={"application_id": ID_COLUMN})
     wide[ID_COLUMN] = wide[ID_COLUMN].astype(str)

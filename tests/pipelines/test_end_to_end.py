@@ -26,7 +26,9 @@ def sample_file(risk_app_home: Path) -> Path:
     return path
 
 
-def test_all_assets_materialize_on_a_small_sample(sample_file: Path, tiny_qwen2: Path, risk_app_home: Path) -> None:
+def test_all_assets_materialize_on_a_small_sample(
+    sample_file: Path, tiny_qwen2: Path, risk_app_home: Path
+) -> None:
     output = risk_app_home / "outputs" / "scores.parquet"
     run_config = {
         "ops": {
@@ -64,10 +66,14 @@ def test_all_assets_materialize_on_a_small_sample(sample_file: Path, tiny_qwen2:
 
     scored = pd.read_parquet(output)
     assert len(scored) == 200  # the two broken rows are quarantined, not scored
-    assert {"application_id", "probability_of_default", "risk_grade", "decision", "model_version"} <= set(scored)
+    assert {"application_id", "probability_of_default", "risk_grade", "decision", "model_version"} <= set(
+        scored
+    )
     declined = scored["decision"] == "decline"
     assert scored.loc[declined, "reason_1"].notna().any()
 
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["contract_passes"] and checks["quarantine_rate_below_threshold"] and checks["promotion_rule"]
+    assert (
+        checks["contract_passes"] and checks["quarantine_rate_below_threshold"] and checks["promotion_rule"]
+    )
     assert "scoring_drift" in checks
