@@ -269,3 +269,68 @@ def models_rollback(
 
     version = rollback_champion(name, reason=reason)
     console.print(f"rolled back: version {version} is champion of {name} again")
+
+
+@app.command("compare-methods")
+@clear_errors
+def compare_methods_command(
+    data: Annotated[Path, typer.Option(help="Labelled applications.")] = paths.DEFAULT_DATASET,
+    base_model: Annotated[
+        str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")
+    ] = "tiny-qwen2",
+    methods_: Annotated[
+        list[str], typer.Option("--method", "-m", help="Only these methods (default: all registered).")
+    ] = [],  # noqa: B006
+    epochs: Annotated[int, typer.Option(help="Epochs for every method.")] = 3,
+    learning_rate: Annotated[
+        float | None, typer.Option("--lr", help="Learning rate for every method.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    max_length: Annotated[int, typer.Option(help="Token limit per application.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 16,
+    seed: Annotated[int, typer.Option(help="Split and training seed.")] = 42,
+    out: Annotated[Path, typer.Option(help="Markdown file to update.")] = paths.REPO_ROOT
+    / "docs"
+    / "methods.md",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the table as JSON.")] = None,
+) -> None:
+    """Train every fine-tuning method on the same split; write docs/methods.md."""
+    from risk_app import workflow
+    from risk_app.atomic import atomic_write_text
+    from risk_app.finetune import compare
+    from risk_app.finetune.config import TrainConfig
+
+    values: dict[str, Any] = {"base_model": base_model, "epochs": epochs, "device": device,
+                              "max_length": max_length, "batch_size": batch_size, "seed": seed}  # fmt: skip
+    if learning_rate is not None:
+        values["learning_rate"] = learning_rate
+    base = TrainConfig.from_dict(values)
+    variants = compare.default_variants()
+    if methods_:
+        variants = [v for v in variants if v.method in methods_ or v.label in methods_]
+        known = {v.method for v in compare.default_variants()}
+        unknown = sorted(set(methods_) - known - {v.label for v in variants})
+        if unknown:
+            from risk_app.errors import ConfigError
+
+            raise ConfigError(f"unknown method(s) {unknown}; registered: {sorted(known)}")
+    validation = workflow.ingest_and_validate(data)
+    examples = workflow.prepare_examples(validation.valid, seed=seed)
+    table = compare.compare_methods(
+        examples, base, variants,
+        on_row=lambda row: console.print(f"[bold]{row['method']}[/bold]: "
+                                         + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                     for k, v in row.items() if k != "method")),
+    )  # fmt: skip
+    label = compare.machine_label(device if device != "auto" else compare._auto_device())
+    settings = (
+        f"Base model `{Path(base_model).name}`, {epochs} epochs, lr {base.learning_rate}, "
+        f"batch {batch_size}, max_length {max_length}, seed {seed}, data `{Path(data).name}` "
+        f"({', '.join(f'{n} {s}' for s, n in examples['split'].value_counts().items())} rows)."
+    )
+    compare.write_section(
+        out, f"{label} / {Path(base_model).name}", settings + "\n\n" + compare.render_table(table)
+    )
+    if json_out is not None:
+        atomic_write_text(json_out, table.to_json(orient="records", indent=2))
+    console.print(f"wrote {out}")
