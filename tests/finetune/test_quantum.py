@@ -64,7 +64,7 @@ def test_circuit_is_differentiable() -> None:
     logits = head(torch.randn(5, 8))
     assert logits.shape == (5, 2) and logits.dtype == torch.float32
     logits.sum().backward()
-    grad = head.circuit.weights.grad
+    grad = head.circuit.layer.weights.grad
     assert grad is not None and grad.abs().sum() > 0
 
 

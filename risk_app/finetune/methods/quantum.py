@@ -105,7 +105,26 @@ def build_circuit_layer(n_qubits: int, n_layers: int) -> nn.Module:
 
     shape = qml.StronglyEntanglingLayers.shape(n_layers=n_layers, n_wires=n_qubits)
     # TorchLayer draws the initial angles uniformly in [0, 2pi) from torch's (seeded) RNG.
-    return qml.qnn.TorchLayer(circuit, {"weights": shape})
+    return CpuSimulated(qml.qnn.TorchLayer(circuit, {"weights": shape}))
+
+
+class CpuSimulated(nn.Module):
+    """Keeps a PennyLane layer on the CPU whatever device the model moves to.
+
+    `default.qubit` builds its state vector on the CPU, so on a GPU run the circuit's weights
+    must stay there; the n angles per row go over and n expectations come back, which is
+    cheap next to the base model. Autograd carries gradients across the device boundary.
+    """
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def _apply(self, fn: Any, recurse: bool = True) -> CpuSimulated:  # noqa: ARG002
+        return self  # never moved or cast: the simulator works in float64 on the CPU
+
+    def forward(self, angles: torch.Tensor) -> torch.Tensor:
+        return self.layer(angles.cpu()).to(angles.device)
 
 
 class AngleProjection(nn.Module):
