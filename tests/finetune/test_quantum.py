@@ -154,3 +154,18 @@ def test_compare_quantum_classical_trains_both_heads(tiny_qwen2: Path) -> None:
         assert metrics["trainable_params"] == counts[head]
     with pytest.raises(ConfigError, match="both test_texts and test_labels"):
         compare_quantum_classical(texts, labels, val_texts, val_labels, test_texts, None, train_config=config)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_quantum_head_trains_with_the_base_on_cuda() -> None:
+    """The circuit stays on the CPU while the projection and output layers live on the GPU."""
+    from risk_app.finetune.methods.quantum import QuantumHead
+
+    head = QuantumHead(64, 3, 1).to("cuda")
+    pooled = torch.randn(5, 64, device="cuda")
+    logits = head(pooled)
+    logits.sum().backward()
+    assert logits.device.type == "cuda"
+    assert head.circuit.layer.weights.device.type == "cpu"
+    assert head.circuit.layer.weights.grad is not None and head.projection.linear.weight.grad is not None
