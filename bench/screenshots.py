@@ -3,13 +3,13 @@
 What it does, end to end (nothing is mocked; every picture is a page of the running UI):
 
 1. `--prepare` (first time): in a separate home (`--home`, default /tmp/risk_app_screens, so
-   var/ is not touched) it writes two demo files (a training file with six broken values, and
-   a shifted "April" batch), then runs `risk-app run` three times: LoRA (becomes champion),
-   freeze tuning (rejected: lower AUC), LoRA r=16 on the file with errors (quarantine rows,
-   drift on the April batch; the Brier guard rejects it).
+   var/ is not touched) it runs `risk-app run` twice: LoRA (version 1, champion) and freeze
+   tuning (version 2, rejected: lower AUC).
 2. Starts `dagster dev -p PORT` in its own process group against that home and waits for it.
-3. With `--prepare`, launches one more training run *from the launchpad* (DoRA, protected
-   fields excluded from the text) by clicking "Launch Run", and waits for it to finish.
+3. With `--prepare`: launches a training run *from the launchpad* (DoRA, protected fields left
+   out of the text) by clicking "Launch Run" and waits for it; then writes two demo files (a
+   training file with six broken values, a shifted "April" batch) and runs `risk-app run` on
+   them: quarantined rows, a challenger the Brier guard rejects, drift on the April batch.
 4. Drives headless Chromium over the DevTools protocol (only `websockets`, already in the venv)
    through the pages, opens metadata dialogs (plots, model card, samples), and saves PNGs
    (palette-quantized, mostly well under 400 KB) into `--out` (default docs/images).
@@ -266,32 +266,18 @@ def run_cli(args: list[str], env: dict[str, str], log: Path) -> None:
         raise SystemExit(f"risk-app {' '.join(args)} failed (exit {code}); see {log}")
 
 
-def prepare(home: Path, env: dict[str, str]) -> Path:
-    """Materialize everything through `risk-app run` (the same jobs the UI runs)."""
-    training, april = write_demo_files(home / "demo_data")
-    log = home / "prepare.log"
+def prepare_first_versions(env: dict[str, str], log: Path) -> None:
+    """Versions 1 and 2 through `risk-app run` (the same jobs the UI runs, in process)."""
     run_cli(["run", "--epochs", "2"], env, log)
     run_cli(["run", "--epochs", "1", "--method", "freeze"], env, log)
-    run_cli(
-        [
-            "run",
-            "--data",
-            str(training),
-            "--epochs",
-            "2",
-            "--param",
-            "r=16",
-            "--param",
-            "alpha=32",
-            "--score-input",
-            str(april),
-            "--output",
-            str(home / "outputs" / "april.scores.parquet"),
-        ],
-        env,
-        log,
-    )
-    return training
+
+
+def prepare_file_with_errors(home: Path, env: dict[str, str], log: Path) -> None:
+    """The last version: trained on the file with broken rows, then the April batch is scored."""
+    training, april = write_demo_files(home / "demo_data")
+    run_cli(["run", "--data", str(training), "--epochs", "2", "--param", "r=16", "--param", "alpha=32",
+             "--score-input", str(april), "--output", str(home / "outputs" / "april.scores.parquet")],
+            env, log)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- dagster dev
@@ -368,6 +354,8 @@ class DagsterDev:
 
 # --------------------------------------------------------------------------- page helpers
 
+
+STAGES = ("ingest", "validation", "preparation", "training", "evaluation", "registry", "scoring")
 
 LAUNCHPAD_YAML = """\
 ops:
@@ -483,20 +471,16 @@ class Context:
 
 
 def shot_lineage(c: Context) -> None:
-    c.go("/asset-groups", "Global asset lineage", height=760)
-    c.browser.press("KeyE", "e", modifiers=1)  # Alt+E: expand all groups
-    c.browser.wait_for("location.search.includes('expanded=')", settle=1.0)
-    # Hide the asset tree so the graph gets the full width (the button beside "Jump to...").
-    c.browser.evaluate(
-        """(() => { const input = [...document.querySelectorAll('input')]
-               .find(i => i.placeholder.startsWith('Jump to'));
-             const button = input && input.parentElement.parentElement.querySelector('button');
-             if (button) button.click(); })()"""
-    )
+    # Vertical layout with every group expanded: the nodes are then drawn large enough to show
+    # their status, checks and kinds. The crop is the graph pane, without the asset tree.
+    c.browser.evaluate("localStorage.setItem('asset-graph-direction', '\"vertical\"')")
+    groups = ",".join(f"global@global:{group}" for group in STAGES)
+    c.go(f"/asset-groups?expanded={groups}", "raw_applications", "champion_model", width=1400, height=1900)
     time.sleep(2)
-    c.browser.goto(c.browser.evaluate("location.href"))  # re-fit the graph to the wider pane
-    c.browser.wait_for_text("raw_applications", "champion_model", settle=3.0)
-    c.save("01-asset-lineage")
+    search = rect_of(c.browser, ".CodeMirror")  # the asset search box heads the graph pane
+    left, top = search[0] - 12, search[1] + search[3] + 8
+    c.save("01-asset-lineage", clip=(left, top, 1400 - left, 1900 - top))
+    c.browser.evaluate("localStorage.setItem('asset-graph-direction', '\"horizontal\"')")
 
 
 def shot_launchpad(c: Context) -> None:
@@ -524,6 +508,21 @@ def shot_run(c: Context) -> None:
     run_id = c.launched_run or c.dagster.latest_run_id("training_job")
     c.go(f"/runs/{run_id}", "champion_model", height=900)
     c.save("03-training-run")
+
+
+def shot_rejected_run(c: Context) -> None:
+    """A training run whose challenger lost: the promotion check fails, champion_model is skipped."""
+    data = c.dagster.graphql(
+        '{ runsOrError(filter: {pipelineName: "training_job", statuses: [FAILURE]}, limit: 1) '
+        "{ ... on Runs { results { runId } } } }"
+    )
+    results = data["runsOrError"]["results"]
+    if not results:
+        print("  no rejected training run to show", flush=True)
+        return
+    c.go(f"/runs/{results[0]['runId']}", "champion_model", height=900)
+    time.sleep(2.5)
+    c.save("24-training-run-rejected")
 
 
 def shot_fine_tuned_model(c: Context) -> None:
@@ -564,9 +563,9 @@ def shot_checks(c: Context) -> None:
     c.browser.wait_for_text("Evaluation result", "champion", settle=2.0)
     c.save("13-check-promotion-rule")
     c.go("/assets/model_evaluation?view=checks", "fairness_four_fifths", height=900)
-    c.save("14-check-fairness")
-    open_metadata_entry(c.browser, "groups")
-    c.save("15-check-fairness-groups", clip=rect_of(c.browser, ".bp5-dialog"), max_width=900)
+    c.save("14-check-fairness", clip=(0, 0, 1600, 560))
+    open_metadata_entry(c.browser, "flags")
+    c.save("15-check-fairness-flags", clip=rect_of(c.browser, ".bp5-dialog"), max_width=1000)
     close_dialog(c.browser)
     c.go("/assets/scored_applications?view=checks", "scoring_drift", height=900)
     c.save("16-check-scoring-drift")
@@ -578,7 +577,14 @@ def shot_checks(c: Context) -> None:
 def shot_quarantine(c: Context) -> None:
     c.go("/assets/quarantined_applications?view=events", "Metadata", "rows_quarantined", height=1400)
     c.save("18-quarantined-applications", clip=(0, 0, 1600, content_height(c.browser)))
-    c.browser.set_viewport(1900, 1000)
+    # The sample table is wide: reload the page in a wider window before opening it.
+    c.go(
+        "/assets/quarantined_applications?view=events",
+        "Metadata",
+        "rows_quarantined",
+        width=1900,
+        height=1400,
+    )
     open_metadata_entry(c.browser, "sample")
     c.save("19-quarantine-sample", clip=rect_of(c.browser, ".bp5-dialog"), max_width=1400)
     close_dialog(c.browser)
@@ -587,7 +593,7 @@ def shot_quarantine(c: Context) -> None:
 def shot_scores(c: Context) -> None:
     c.go("/assets/scored_applications?view=events", "Metadata", "rows_scored", height=1000)
     c.save("20-scored-applications", clip=(0, 0, 1600, content_height(c.browser)))
-    c.browser.set_viewport(2400, 1200)
+    c.go("/assets/scored_applications?view=events", "Metadata", "rows_scored", width=2400, height=1200)
     open_metadata_entry(c.browser, "sample")
     c.save("21-scores-sample", clip=rect_of(c.browser, ".bp5-dialog"), max_width=1400)
     close_dialog(c.browser)
@@ -607,6 +613,7 @@ SHOTS: dict[str, Callable[[Context], None]] = {
     "lineage": shot_lineage,
     "launchpad": shot_launchpad,
     "run": shot_run,
+    "rejected_run": shot_rejected_run,
     "fine_tuned_model": shot_fine_tuned_model,
     "evaluation": shot_evaluation,
     "checks": shot_checks,
@@ -638,8 +645,9 @@ def main() -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {**os.environ, "RISK_APP_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    log = home / "prepare.log"
     if args.prepare:
-        prepare(home, env)
+        prepare_first_versions(env, log)
     elif not (dagster_home / "storage").exists():
         raise SystemExit(f"{home} has no Dagster runs yet; run with --prepare first")
 
@@ -664,6 +672,7 @@ def main() -> None:
             context = Context(browser, dagster, args.out)
             if args.prepare:
                 launch_from_launchpad(context)
+                prepare_file_with_errors(home, env, log)
             for name in selected:
                 print(f"{name}:", flush=True)
                 SHOTS[name](context)

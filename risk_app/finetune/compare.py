@@ -184,7 +184,7 @@ def machine_label(device: str) -> str:
 def render_table(table: pd.DataFrame) -> str:
     columns = [
         ("method", "method", "{}"), ("trainable_percent", "trainable %", "{:.3f}"),
-        ("trainable_params", "trainable params", "{:,}"), ("wall_seconds", "wall s", "{:.1f}"),
+        ("trainable_params", "trainable params", "{:,.0f}"), ("wall_seconds", "wall s", "{:.1f}"),
         ("peak_memory_mb", "peak MB", "{:.0f}"),
         ("memory_growth_mb", "growth MB", "{:.0f}"), ("tokens_per_second", "tokens/s", "{:,.0f}"),
         ("val_roc_auc", "val AUC", "{:.3f}"), ("test_roc_auc", "test AUC", "{:.3f}"),
