@@ -53,7 +53,7 @@ def run(
     base_model: Annotated[
         str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")
     ] = "tiny-qwen2",
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 4,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 3,
     augment: Annotated[bool, typer.Option(help="Augment the training split.")] = False,
     score_input: Annotated[
         Path | None, typer.Option(help="File to score afterwards (default: --data).")

@@ -12,6 +12,10 @@ import dagster as dg
 from pydantic import Field
 
 from risk_app import paths
+from risk_app.finetune.config import TrainConfig
+
+# One source of truth for training defaults: the library's TrainConfig.
+_TRAIN_DEFAULTS = {name: field.default for name, field in TrainConfig.model_fields.items()}
 
 
 class IngestConfig(dg.Config):
@@ -42,19 +46,33 @@ class AugmentationConfig(dg.Config):
 
 
 class TrainingConfig(dg.Config):
-    method: str = Field(default="lora", description="Fine-tuning method; `risk-app methods` lists them.")
+    method: str = Field(
+        default=_TRAIN_DEFAULTS["method"], description="Fine-tuning method; `risk-app methods` lists them."
+    )
     method_params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters of the method, checked by its own config class."
     )
     base_model: str = Field(
-        default="tiny-qwen2",
+        default=_TRAIN_DEFAULTS["base_model"],
         description="Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct), local folder, .gguf file, or tiny-qwen2.",
     )
-    epochs: int = Field(default=4, description="Maximum epochs; early stopping on validation AUC.")
-    learning_rate: float = Field(default=2e-3, description="Peak AdamW learning rate.")
-    batch_size: int = Field(default=16, description="Training batch size.")
-    max_length: int = Field(default=256, description="Maximum tokens per serialized application.")
-    seed: int = Field(default=42, description="Seed for weights init, shuffling and dropout.")
+    epochs: int = Field(
+        default=_TRAIN_DEFAULTS["epochs"], description="Maximum epochs; early stopping on validation AUC."
+    )
+    learning_rate: float = Field(
+        default=_TRAIN_DEFAULTS["learning_rate"], description="Peak AdamW learning rate."
+    )
+    batch_size: int = Field(default=_TRAIN_DEFAULTS["batch_size"], description="Training batch size.")
+    max_length: int = Field(
+        default=_TRAIN_DEFAULTS["max_length"], description="Maximum tokens per serialized application."
+    )
+    calibration: str = Field(
+        default=_TRAIN_DEFAULTS["calibration"],
+        description="PD calibration fitted on validation: none, temperature, platt, isotonic.",
+    )
+    seed: int = Field(
+        default=_TRAIN_DEFAULTS["seed"], description="Seed for weights init, shuffling and dropout."
+    )
 
 
 class ScoringInputConfig(dg.Config):

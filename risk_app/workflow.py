@@ -28,6 +28,7 @@ from risk_app.data.load import load_applications
 from risk_app.data.validate import ValidationResult, validate_applications
 from risk_app.errors import ConfigError
 from risk_app.evaluate.baselines import evaluate_baselines, fit_baseline, predict_default
+from risk_app.evaluate.calibration import fit_calibrator
 from risk_app.evaluate.fairness import fairness_report
 from risk_app.evaluate.metrics import choose_threshold, credit_metrics
 from risk_app.evaluate.model_card import render_model_card
@@ -148,10 +149,14 @@ def train_and_evaluate(
         p_val = predict_proba(
             result.model, result.tokenizer, val_texts, train_config.eval_batch_size, train_config.max_length
         )
-    threshold = choose_threshold(y_val, p_val)
     p_test = predict_proba(
         result.model, result.tokenizer, test_texts, train_config.eval_batch_size, train_config.max_length
     )
+    # Calibrate on validation (monotone: ranking and AUC unchanged), then choose the threshold
+    # on the calibrated validation scores, so the saved model's PDs and threshold agree.
+    calibrator = fit_calibrator(train_config.calibration, y_val, p_val)
+    p_val, p_test = calibrator.transform(p_val), calibrator.transform(p_test)
+    threshold = choose_threshold(y_val, p_val)
     val_metrics = credit_metrics(y_val, p_val, threshold)
     test_metrics = credit_metrics(y_test, p_test, threshold)
 
@@ -210,6 +215,7 @@ def train_and_evaluate(
         extra={
             "run_id": run_id,
             "data_source": data_source,
+            "calibration": calibrator.to_dict(),
             "training": train_summary,
             "history": result.history,
             "rows": metadata["rows"],

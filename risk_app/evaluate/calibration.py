@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from sklearn.isotonic import IsotonicRegression
 
 from risk_app.errors import ConfigError
 from risk_app.evaluate.metrics import MetricInputError
 
-CalibrationKind = Literal["none", "temperature", "isotonic"]
+CalibrationKind = Literal["none", "temperature", "platt", "isotonic"]
 CALIBRATION_KINDS: tuple[str, ...] = get_args(CalibrationKind)
 
 # Probabilities are clipped this far from 0 and 1 before taking logits, so a saturated
@@ -102,7 +102,13 @@ class Calibrator:
 
     kind: CalibrationKind
     temperature: float = 1.0
+    # Platt scaling: sigmoid(slope * logit(p) + intercept). Unlike temperature it also moves
+    # the intercept, which is what undoes class weighting's shift of the base rate.
+    slope: float = 1.0
+    intercept: float = 0.0
     isotonic: IsotonicRegression | None = field(default=None, repr=False)
+    # Isotonic step function as plain arrays, for calibrators restored from JSON.
+    steps: tuple[tuple[float, ...], tuple[float, ...]] | None = field(default=None, repr=False)
     # Validation negative log-likelihood before and after, for the benchmark's record.
     val_nll_before: float = float("nan")
     val_nll_after: float = float("nan")
@@ -114,8 +120,46 @@ class Calibrator:
             return scores.copy()
         if self.kind == "temperature":
             return sigmoid(logit(scores) / self.temperature)
+        if self.kind == "platt":
+            return sigmoid(self.slope * logit(scores) + self.intercept)
+        if self.steps is not None:
+            return np.clip(np.interp(scores, np.asarray(self.steps[0]), np.asarray(self.steps[1])), 0.0, 1.0)
         assert self.isotonic is not None, "isotonic calibrator without a fitted model"
         return np.clip(self.isotonic.predict(scores), 0.0, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to apply this calibrator again (stored in model artifacts)."""
+        info = self.describe()
+        info.update({"temperature": self.temperature, "slope": self.slope, "intercept": self.intercept})
+        if self.kind == "isotonic":
+            x, y = (
+                self.steps
+                if self.steps is not None
+                else (
+                    self.isotonic.X_thresholds_,
+                    self.isotonic.y_thresholds_,  # type: ignore[union-attr]
+                )
+            )
+            info["steps"] = [list(map(float, x)), list(map(float, y))]
+        return info
+
+    @classmethod
+    def from_dict(cls, info: dict[str, Any]) -> Calibrator:
+        kind = info.get("kind", "none")
+        if kind not in CALIBRATION_KINDS:
+            raise ConfigError(
+                f"unknown calibration {kind!r} in saved model; expected one of {list(CALIBRATION_KINDS)}"
+            )
+        steps = info.get("steps")
+        return cls(
+            kind=kind,
+            temperature=float(info.get("temperature", 1.0)),
+            slope=float(info.get("slope", 1.0)),
+            intercept=float(info.get("intercept", 0.0)),
+            steps=(tuple(steps[0]), tuple(steps[1])) if steps else None,
+            val_nll_before=float(info.get("val_nll_before", float("nan"))),
+            val_nll_after=float(info.get("val_nll_after", float("nan"))),
+        )
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly parameters."""
@@ -126,6 +170,8 @@ class Calibrator:
         }
         if self.kind == "temperature":
             info["temperature"] = self.temperature
+        if self.kind == "platt":
+            info.update({"slope": self.slope, "intercept": self.intercept})
         if self.kind == "isotonic" and self.isotonic is not None:
             info["isotonic_steps"] = int(len(self.isotonic.X_thresholds_))
         return info
@@ -154,6 +200,22 @@ def fit_temperature(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
+def fit_platt(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) minimising the NLL of sigmoid(slope * logit(p) + intercept).
+
+    The slope is kept positive (searched as log slope) so calibration never reverses the
+    ranking: AUC is unchanged and only the probabilities move.
+    """
+    z = logit(p)
+
+    def nll(params: np.ndarray) -> float:
+        s = np.exp(params[0]) * z + params[1]
+        return float(np.mean(np.logaddexp(0.0, s) - y * s))
+
+    result = minimize(nll, x0=np.zeros(2), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-10})
+    return float(np.exp(result.x[0])), float(result.x[1])
+
+
 def fit_calibrator(
     kind: CalibrationKind, y_val: Sequence[Any] | np.ndarray, p_val: Sequence[float] | np.ndarray
 ) -> Calibrator:
@@ -170,6 +232,12 @@ def fit_calibrator(
         return Calibrator(
             kind="temperature", temperature=temperature, val_nll_before=before, val_nll_after=after
         )
+    if kind == "platt":
+        slope, intercept = fit_platt(y, p)
+        after = binary_nll(y, sigmoid(slope * logit(p) + intercept))
+        return Calibrator(
+            kind="platt", slope=slope, intercept=intercept, val_nll_before=before, val_nll_after=after
+        )
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     iso.fit(p, y)
     after = binary_nll(y, np.clip(iso.predict(p), 0.0, 1.0))
@@ -182,6 +250,7 @@ __all__ = [
     "Calibrator",
     "binary_nll",
     "fit_calibrator",
+    "fit_platt",
     "fit_temperature",
     "logit",
     "sigmoid",

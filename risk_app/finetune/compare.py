@@ -210,8 +210,8 @@ DOC_HEADER = (
     "Written by `risk-app compare-methods` (or `python bench/compare_methods.py`). Every method "
     "trains on the same stratified split (seed 42) with the same epochs and learning rate; the "
     "threshold is chosen on validation and AUC/KS/Brier are measured once on test. Peak memory "
-    "is CUDA's allocator peak on a GPU and sampled process RSS on a CPU (growth = peak minus the RSS before that method's run). Each section names the "
-    "machine that produced it.\n"
+    "is CUDA's allocator peak on a GPU and sampled process RSS on a CPU (growth = peak minus "
+    "the RSS before that method's run). Each section names the machine that produced it.\n"
 )
 
 

@@ -58,6 +58,11 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(
         default=0.0, ge=0.0, lt=0.5, description="Cross-entropy label smoothing (0 = none)."
     )
+    calibration: Literal["none", "temperature", "platt", "isotonic"] = Field(
+        default="platt",
+        description="Map fitted on validation from the model's scores to default rates. Class "
+        "weighting shifts raw scores towards 0.5; PDs feed grades and pricing, so they must be rates.",
+    )
     seed: int = Field(default=42, ge=0, description="Seed for torch, numpy, random and data order.")
     gradient_accumulation_steps: int = Field(
         default=1, ge=1, le=1024, description="Batches whose gradients are summed per optimizer step."

@@ -195,6 +195,12 @@ class RiskModel:
         self.threshold = float(metadata["threshold"])
         self.version: str = str(metadata.get("version", path.name))
         self.max_length = int(metadata["train_config"].get("max_length", 256))
+        # Lazily imported: the evaluate package pulls in scikit-learn and scipy.
+        from risk_app.evaluate.calibration import Calibrator
+
+        self.calibrator = Calibrator.from_dict(
+            metadata.get("extra", {}).get("calibration") or {"kind": "none"}
+        )
 
     @property
     def exclude_fields(self) -> list[str]:
@@ -206,8 +212,9 @@ class RiskModel:
         return list(order) if order else None
 
     def predict_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """P(default) for already-serialized applications."""
-        return predict_texts_proba(self.model, self.tokenizer, list(texts), batch_size, self.max_length)
+        """Calibrated P(default) for already-serialized applications."""
+        raw = predict_texts_proba(self.model, self.tokenizer, list(texts), batch_size, self.max_length)
+        return self.calibrator.transform(raw) if len(raw) else raw
 
     def serialize(self, df: pd.DataFrame) -> list[str]:
         """Applications as text, exactly as at training time."""

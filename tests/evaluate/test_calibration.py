@@ -67,8 +67,8 @@ def test_saturated_scores_stay_finite() -> None:
 
 
 def test_bad_kind_rejected() -> None:
-    with pytest.raises(ConfigError, match="unknown calibration 'platt'.*temperature"):
-        fit_calibrator("platt", [0, 1], [0.2, 0.8])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown calibration 'beta'.*temperature"):
+        fit_calibrator("beta", [0, 1], [0.2, 0.8])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,41 @@ def test_transform_rejects_out_of_range() -> None:
     cal = fit_calibrator("temperature", [0, 1, 0, 1], [0.2, 0.7, 0.4, 0.9])
     with pytest.raises(RiskAppError, match="row 0 is -0.1"):
         cal.transform([-0.1, 0.5])
+
+
+def test_platt_undoes_a_shifted_base_rate_and_keeps_the_ranking() -> None:
+    """Class weighting inflates P(default) towards 0.5; Platt moves it back to the base rate."""
+    from sklearn.metrics import roc_auc_score
+
+    from risk_app.evaluate.calibration import Calibrator, fit_calibrator, logit, sigmoid
+
+    rng = np.random.default_rng(3)
+    true_logit = rng.normal(-1.0, 1.2, 4000)
+    y = (rng.random(4000) < sigmoid(true_logit)).astype(int)
+    inflated = sigmoid(0.8 * true_logit + 1.0)  # too high on average, too flat
+    cal = fit_calibrator("platt", y, inflated)
+    fixed = cal.transform(inflated)
+    assert abs(fixed.mean() - y.mean()) < 0.01 < abs(inflated.mean() - y.mean())
+    assert roc_auc_score(y, fixed) == pytest.approx(roc_auc_score(y, inflated))
+    assert cal.slope == pytest.approx(1 / 0.8, rel=0.1)
+    restored = Calibrator.from_dict(cal.to_dict())
+    np.testing.assert_allclose(restored.transform(inflated), fixed)
+    assert np.all(np.diff(fixed[np.argsort(logit(inflated))]) >= 0)
+
+
+def test_isotonic_round_trips_through_json() -> None:
+    from risk_app.evaluate.calibration import Calibrator, fit_calibrator
+
+    rng = np.random.default_rng(4)
+    p = rng.random(500)
+    y = (rng.random(500) < p**2).astype(int)
+    cal = fit_calibrator("isotonic", y, p)
+    restored = Calibrator.from_dict(cal.to_dict())
+    np.testing.assert_allclose(restored.transform(p), cal.transform(p), atol=1e-12)
+
+
+def test_unknown_saved_calibration_is_rejected() -> None:
+    from risk_app.evaluate.calibration import Calibrator
+
+    with pytest.raises(ConfigError, match="unknown calibration"):
+        Calibrator.from_dict({"kind": "magic"})

@@ -1,0 +1,49 @@
+"""The training workflow: calibrated PDs, threshold and saved model agree with each other."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from risk_app import paths, workflow
+from risk_app.finetune.config import TrainConfig
+from risk_app.registry.artifact import load_risk_model
+
+
+@pytest.fixture
+def small_file(risk_app_home: Path) -> Path:
+    path = risk_app_home / "apps.csv"
+    pd.read_csv(paths.DEFAULT_DATASET).sample(240, random_state=1).to_csv(path, index=False)
+    return path
+
+
+def test_saved_model_reproduces_the_calibrated_test_metrics(small_file: Path, tiny_qwen2: Path) -> None:
+    validation = workflow.ingest_and_validate(small_file)
+    examples = workflow.prepare_examples(validation.valid, seed=7)
+    config = TrainConfig(epochs=1, max_length=96, calibration="platt", seed=7)
+    outcome = workflow.train_and_evaluate(validation.valid, examples, config, baselines=("logistic",))
+
+    model = load_risk_model(outcome.artifact_dir)
+    assert model.calibrator.kind == "platt"
+    assert model.threshold == pytest.approx(outcome.threshold)
+    test = examples[examples["split"] == "test"]
+    p = model.predict_texts(test["text"].tolist())
+    y = test["default"].to_numpy()
+    # The loaded artifact gives the very PDs the run was evaluated on.
+    assert roc_auc_score(y, p) == pytest.approx(outcome.test_metrics["roc_auc"], abs=1e-6)
+    assert brier_score_loss(y, p) == pytest.approx(outcome.test_metrics["brier"], abs=1e-6)
+    # Calibrated on validation: the mean PD sits near the validation default rate, not near 0.5.
+    val_rate = examples.loc[examples["split"] == "validation", "default"].mean()
+    assert abs(float(np.mean(p)) - val_rate) < 0.15
+    assert (outcome.artifact_dir / "MODEL_CARD.md").read_text().startswith("# Model card")
+
+
+def test_unknown_method_fails_before_any_training(small_file: Path) -> None:
+    from risk_app.errors import ConfigError
+
+    validation = workflow.ingest_and_validate(small_file)
+    examples = workflow.prepare_examples(validation.valid)
+    with pytest.raises(ConfigError, match="registered"):
+        workflow.train_and_evaluate(validation.valid, examples, TrainConfig(method="magic"))
