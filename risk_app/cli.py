@@ -213,9 +213,10 @@ def score(
     from risk_app.workflow import ingest_and_validate
 
     scoring.batch.check_output_suffix(output)
+    # The file is checked before the (slower) model load, so a bad file fails at once.
+    validation = ingest_and_validate(input, require_target=False)
     with console.status(f"loading model {model}"):
         risk_model = scoring.load_model(model)
-    validation = ingest_and_validate(input, require_target=False)
     if validation.n_quarantined:
         q_path = default_quarantine_path(output)
         scoring.write_frame(validation.quarantine, q_path)
