@@ -216,6 +216,8 @@ def train_and_evaluate(
             "run_id": run_id,
             "data_source": data_source,
             "calibration": calibrator.to_dict(),
+            # Methods that pick parameters by name (freeze) record exactly which ones trained.
+            "trainable_parameter_names": list(getattr(method, "trainable_names", None) or []),
             "training": train_summary,
             "history": result.history,
             "rows": metadata["rows"],
