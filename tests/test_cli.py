@@ -21,7 +21,9 @@ def artifact(tiny_qwen2: Path, risk_app_home: Path) -> Path:
     validation = workflow.ingest_and_validate(path)
     examples = workflow.prepare_examples(validation.valid)
     config = TrainConfig(epochs=1, max_length=96)
-    return workflow.train_and_evaluate(validation.valid, examples, config, baselines=("logistic",)).artifact_dir
+    return workflow.train_and_evaluate(
+        validation.valid, examples, config, baselines=("logistic",)
+    ).artifact_dir
 
 
 def test_methods_lists_every_registered_method() -> None:
@@ -85,7 +87,9 @@ def test_score_bad_input_is_one_clear_line(args: list[str], message: str, risk_a
     (risk_app_home / "apps.txt").write_text("not a table")
     pd.read_csv(paths.DEFAULT_DATASET).head(3).to_csv(risk_app_home / "apps.csv", index=False)
     args = [str(risk_app_home / a) if a.endswith((".csv", ".txt")) else a for a in args]
-    result = runner.invoke(app, ["score", *args, "--model", str(risk_app_home / "no-model")], terminal_width=300)
+    result = runner.invoke(
+        app, ["score", *args, "--model", str(risk_app_home / "no-model")], terminal_width=300
+    )
     assert result.exit_code == 2
     assert "error:" in result.output and message in result.output
     assert "Traceback" not in result.output

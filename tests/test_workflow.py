@@ -47,3 +47,23 @@ def test_unknown_method_fails_before_any_training(small_file: Path) -> None:
     examples = workflow.prepare_examples(validation.valid)
     with pytest.raises(ConfigError, match="registered"):
         workflow.train_and_evaluate(validation.valid, examples, TrainConfig(method="magic"))
+
+
+def test_protected_attributes_can_be_left_out_of_training_and_scoring(
+    small_file: Path, tiny_qwen2: Path
+) -> None:
+    from data_contracts.loan_application import PROTECTED_COLUMNS
+    from risk_app.data.serialize import FIELD_LABELS
+
+    validation = workflow.ingest_and_validate(small_file)
+    examples = workflow.prepare_examples(validation.valid, exclude_fields=PROTECTED_COLUMNS)
+    labels = [FIELD_LABELS[c] for c in PROTECTED_COLUMNS]
+    assert not any(label + ":" in text for text in examples["text"] for label in labels)
+    outcome = workflow.train_and_evaluate(
+        validation.valid, examples, TrainConfig(epochs=1, max_length=96), baselines=("logistic",),
+        exclude_fields=PROTECTED_COLUMNS,
+    )  # fmt: skip
+    model = load_risk_model(outcome.artifact_dir)
+    assert set(model.exclude_fields) == set(PROTECTED_COLUMNS)
+    scored_texts = model.serialize(validation.valid.head(5))
+    assert not any(label + ":" in text for text in scored_texts for label in labels)
