@@ -10,6 +10,7 @@ from pipelines.metadata import table
 from pipelines.resources import RiskAppSettings
 from risk_app import scoring
 from risk_app.data.validate import validate_applications
+from risk_app.errors import RiskAppError
 from risk_app.evaluate.drift import classify, feature_psi, score_psi
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
@@ -91,9 +92,12 @@ def scoring_drift(
 ) -> dg.AssetCheckResult:
     thresholds = settings.drift_thresholds()
     psi = feature_psi(valid_applications, scoring_applications, list(FEATURE_COLUMNS), thresholds=thresholds)
-    reference = scoring.reference_scores(
-        str(scored_applications["model_version"].iloc[0]), settings.model_name
-    )
+    try:
+        version = str(scored_applications["model_version"].iloc[0])
+        reference = scoring.reference_scores(version, settings.model_name)
+    except (RiskAppError, IndexError):
+        # A model scored from a local folder has no registry entry; features are still checked.
+        reference = []
     if reference and len(scored_applications):
         value = score_psi(reference, scored_applications["probability_of_default"].to_numpy())
         score_row = {

@@ -1,0 +1,70 @@
+"""Asset checks block or warn when they should: quarantine rate, drift, promotion."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from pipelines.assets import raw_applications, training_examples, validated_applications
+from pipelines.checks import contract_passes, promotion_rule, quarantine_rate_below_threshold, scoring_drift
+from pipelines.resources import RiskAppSettings, build_resources
+from risk_app import paths
+
+
+def _file_with_bad_rows(home: Path, n_bad: int) -> Path:
+    frame = pd.read_csv(paths.DEFAULT_DATASET).head(100)
+    frame.loc[: n_bad - 1, "duration_in_month"] = 0  # out of the contract's 1-120 range
+    path = home / "apps.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(("n_bad", "passes"), [(2, True), (10, False)])
+def test_quarantine_rate_check_blocks_downstream(risk_app_home: Path, n_bad: int, passes: bool) -> None:
+    path = _file_with_bad_rows(risk_app_home, n_bad)
+    result = dg.materialize(
+        [
+            raw_applications,
+            validated_applications,
+            training_examples,
+            contract_passes,
+            quarantine_rate_below_threshold,
+        ],
+        run_config={"ops": {"raw_applications": {"config": {"path": str(path)}}}},
+        resources=build_resources(),
+        raise_on_error=False,
+    )
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["quarantine_rate_below_threshold"].passed is passes
+    assert checks["quarantine_rate_below_threshold"].metadata["quarantine_rate"].value == pytest.approx(
+        n_bad / 100
+    )
+    assert checks["contract_passes"].passed
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    # Blocking: a failed quarantine check stops the run before the data reaches training.
+    assert ("training_examples" in materialized) is passes
+
+
+def test_promotion_check_passes_only_a_winning_challenger() -> None:
+    won = {"version": "2", "decision": {"promote": True, "reason": "beats champion", "details": {}}}
+    lost = {"version": "3", "decision": {"promote": False, "reason": "roc_auc 0.70 vs 0.72", "details": {}}}
+    assert promotion_rule(won).passed
+    verdict = promotion_rule(lost)
+    assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
+    assert "0.70" in verdict.description
+
+
+def test_drift_check_fails_on_a_shifted_batch_and_passes_on_the_same_population() -> None:
+    train = pd.read_csv(paths.DEFAULT_DATASET)
+    scored = pd.DataFrame({"model_version": ["local"], "probability_of_default": [0.3]})
+    settings = RiskAppSettings()
+    same = scoring_drift(scored, train.sample(500, random_state=0), train, settings)
+    assert same.passed
+    shifted = train.sample(500, random_state=0).copy()
+    shifted["credit_amount"] = shifted["credit_amount"] * 4
+    verdict = scoring_drift(scored, shifted, train, settings)
+    assert not verdict.passed and verdict.metadata["status"].value == "fail"
+    strict = scoring_drift(scored, train.sample(500, random_state=0), train,
+                           RiskAppSettings(drift_warn_psi=0.001, drift_fail_psi=0.002))  # fmt: skip
+    assert not strict.passed
