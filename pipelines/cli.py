@@ -71,7 +71,9 @@ def run(
 
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
+    quiet = {"console": {"config": {"log_level": "WARNING"}}}
     training_config = {
+        "loggers": quiet,
         "ops": {
             "raw_applications": {"config": {"path": str(data)}},
             "augmented_training_examples": {"config": {"enabled": augment}},
@@ -83,7 +85,7 @@ def run(
                     "epochs": epochs,
                 }
             },
-        }
+        },
     }
     console.rule("training job")
     trained = defs.resolve_job_def("training_job").execute_in_process(
@@ -99,10 +101,11 @@ def run(
     registered = trained.output_for_node("registered_model")
     console.rule("scoring job")
     scoring_config = {
+        "loggers": quiet,
         "ops": {
             "scoring_batch": {"config": {"input_path": str(score_input or data)}},
             "scored_applications": {"config": {"output_path": str(output)}},
-        }
+        },
     }
     scored_run = defs.resolve_job_def("scoring_job").execute_in_process(
         run_config=scoring_config, instance=instance, raise_on_error=False

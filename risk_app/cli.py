@@ -31,6 +31,19 @@ console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@app.callback()
+def quiet_libraries() -> None:
+    """Keep the terminal for our progress bars and messages: the libraries' expected notices
+    (a freshly initialised classification head, optional CPU kernels) are not actionable."""
+    import logging
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for name in ("bitsandbytes", "mlflow", "alembic", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def clear_errors(fn: F) -> F:
     """Print a RiskAppError as one red line and exit 2, instead of a traceback."""
 
