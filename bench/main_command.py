@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from risk_app.finetune.compare import machine_label  # noqa: E402
 from risk_app.finetune.config import TrainConfig  # noqa: E402
+from risk_app.markdown import replace_section  # noqa: E402
 
 RISK_APP = str(Path(sys.executable).with_name("risk-app"))
 COMMANDS = {
@@ -69,18 +70,7 @@ def main() -> None:
         *[f"| {name} | {r['wall_seconds']:.1f} | {r['peak_rss_mib']:.0f} |" for name, r in rows.items()],
     ]
     section = "\n".join(lines) + "\n"
-    doc = ROOT / "docs" / "performance.md"
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Performance\n"
-    start, end = "<!-- BEGIN main-command -->", "<!-- END main-command -->"
-    block = f"{start}\n{section}{end}"
-    text = (
-        text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-        if start in text
-        else (text.rstrip() + "\n\n" + block + "\n")
-    )
-    from risk_app.atomic import atomic_write_text
-
-    atomic_write_text(doc, text)
+    replace_section(ROOT / "docs" / "performance.md", "main-command", section, header="# Performance\n")
     print(section)
 
 

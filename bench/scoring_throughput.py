@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from risk_app import paths  # noqa: E402
-from risk_app.atomic import atomic_write_text  # noqa: E402
 from risk_app.data.load import load_applications  # noqa: E402
 from risk_app.data.serialize import serialize_frame  # noqa: E402
 from risk_app.finetune.compare import machine_label  # noqa: E402
 from risk_app.finetune.predict import predict_proba  # noqa: E402
+from risk_app.markdown import replace_section  # noqa: E402
 from risk_app.models.loader import load_classifier  # noqa: E402
 
 BATCH, MAX_LENGTH, REPEATS = 64, 256, 3
@@ -74,16 +74,7 @@ def main() -> None:
             "",
         ]
     )
-    doc = ROOT / "docs" / "performance.md"
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Performance\n"
-    start, end = "<!-- BEGIN scoring-throughput -->", "<!-- END scoring-throughput -->"
-    block = f"{start}\n{section}{end}"
-    text = (
-        text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-        if start in text
-        else (text.rstrip() + "\n\n" + block + "\n")
-    )
-    atomic_write_text(doc, text)
+    replace_section(ROOT / "docs" / "performance.md", "scoring-throughput", section, header="# Performance\n")
     print(section)
 
 

@@ -28,12 +28,12 @@ import psutil
 import torch
 
 from risk_app import paths
-from risk_app.atomic import atomic_write_text
 from risk_app.evaluate.metrics import choose_threshold, credit_metrics
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import get_method, list_methods
 from risk_app.finetune.trainer import train_classifier
+from risk_app.markdown import replace_section
 
 
 @dataclass(frozen=True)
@@ -217,13 +217,4 @@ DOC_HEADER = (
 
 def write_section(path: Path, key: str, body: str) -> None:
     """Replace this machine/base-model section in the doc (or append it); keep the others."""
-    start, end = f"<!-- BEGIN methods: {key} -->", f"<!-- END methods: {key} -->"
-    section = f"{start}\n## {key}\n\n{body}\n{end}\n"
-    text = path.read_text(encoding="utf-8") if path.exists() else DOC_HEADER
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
-    text = (
-        pattern.sub(lambda _: section, text, count=1)
-        if pattern.search(text)
-        else f"{text.rstrip()}\n\n{section}"
-    )
-    atomic_write_text(path, text)
+    replace_section(path, f"methods: {key}", f"## {key}\n\n{body}", header=DOC_HEADER)
