@@ -58,9 +58,11 @@ def fairness_four_fifths(
 ) -> dg.AssetCheckResult:
     fairness = fine_tuned_model["fairness"]
     rows = pd.DataFrame(fairness.get("rows", []))
+    flags = fairness.get("flags", [])
     return dg.AssetCheckResult(
-        passed=not fairness.get("flags"),
+        passed=not flags,
         severity=WARN,
+        description="; ".join(flags) if flags else "every group's adverse impact ratio is at least 0.8",
         metadata={"flags": dg.MetadataValue.json(fairness.get("flags", [])), "groups": table(rows, 30)},
     )
 

@@ -12,31 +12,30 @@ from risk_app.evaluate.drift import DriftThresholds
 from risk_app.registry.promotion import GuardRule, PromotionRule
 
 
-class KeepEmptyTablesTypeHandler(DuckDBPandasTypeHandler):
-    """Also writes empty frames: an empty quarantine is a result ("no failures"), not nothing.
+class ReplaceTableTypeHandler(DuckDBPandasTypeHandler):
+    """Each materialization replaces its table: same columns as the frame, empty or not.
 
-    The stock handler skips empty DataFrames, so the table would be missing for SQL users and
-    for checks that read it.
+    The stock handler skips empty frames (an empty quarantine is a result: "no failures") and
+    inserts into the existing table, which breaks when a batch's columns differ from the last
+    one's (a scoring file without the optional target after one with it).
     """
 
     def handle_output(self, context, table_slice, obj: pd.DataFrame, connection) -> None:  # noqa: ANN001
-        if not obj.empty:
-            super().handle_output(context, table_slice, obj, connection)
-            return
         # Empty object columns have no type for DuckDB; declare them as text.
-        frame = obj.astype({c: "string" for c in obj.columns if obj[c].dtype == object})  # noqa: F841
+        frame = obj.astype({c: "string" for c in obj.columns if obj[c].dtype == object}) if obj.empty else obj  # noqa: F841 - read by DuckDB by name
+        connection.execute(f"create schema if not exists {table_slice.schema}")
         connection.execute(
-            f"create table if not exists {table_slice.schema}.{table_slice.table} as select * from frame"
+            f"create or replace table {table_slice.schema}.{table_slice.table} as select * from frame"
         )
-        context.add_output_metadata({"dagster/row_count": 0})
+        context.add_output_metadata({"dagster/row_count": len(obj)})
 
 
 class RiskDuckDBIOManager(DuckDBPandasIOManager):
-    """DuckDB warehouse IO manager that keeps empty tables."""
+    """DuckDB warehouse IO manager whose tables always match the latest materialization."""
 
     @staticmethod
     def type_handlers() -> list:
-        return [KeepEmptyTablesTypeHandler()]
+        return [ReplaceTableTypeHandler()]
 
 
 class RiskAppSettings(dg.ConfigurableResource):

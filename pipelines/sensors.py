@@ -38,7 +38,8 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
                 run_key=f"{path.name}:{mtime}",
                 run_config={
                     "ops": {
-                        "scoring_batch": {"config": {"input_path": str(path), "output_path": str(output)}}
+                        "scoring_batch": {"config": {"input_path": str(path)}},
+                        "scored_applications": {"config": {"output_path": str(output)}},
                     }
                 },
                 tags={"landing_file": path.name},

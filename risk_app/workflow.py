@@ -38,7 +38,7 @@ from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import get_method
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
-from risk_app.registry.artifact import save_risk_model
+from risk_app.registry.artifact import code_version, library_versions, save_risk_model
 
 SPLITS = ("train", "validation", "test")
 
@@ -52,6 +52,21 @@ def ingest_and_validate(path: str | Path, require_target: bool = True) -> Valida
 def prepare_examples(valid: pd.DataFrame, seed: int = 42, exclude_fields: Sequence[str] = ()) -> pd.DataFrame:
     """Serialize each valid application to text and assign its stratified 70/15/15 split."""
     return build_training_examples(valid, seed=seed, exclude_fields=tuple(exclude_fields))
+
+
+def excluded_fields(examples: pd.DataFrame) -> list[str]:
+    """Fields left out of the serialized text, read off the texts themselves.
+
+    The texts are the truth of what the model saw; deriving the exclusion from them means no
+    caller (CLI, Dagster asset, notebook) can train with one set of fields and save another.
+    """
+    from risk_app.data.serialize import FIELD_LABELS, LABEL_TO_FIELD, clause_label, parse_clauses
+
+    originals = examples.loc[~examples["augmented"].astype(bool), "text"]
+    if originals.empty:
+        return []
+    present = {LABEL_TO_FIELD.get(clause_label(c)) for c in parse_clauses(str(originals.iloc[0]))}
+    return [name for name in FIELD_LABELS if name not in present]
 
 
 def structured_splits(valid: pd.DataFrame, examples: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -116,7 +131,7 @@ def train_and_evaluate(
     progress: bool = True,
     run_id: str | None = None,
     baselines: Sequence[str] = ("logistic", "lightgbm"),
-    exclude_fields: Sequence[str] = (),
+    exclude_fields: Sequence[str] | None = None,
     data_source: str = "",
 ) -> TrainingOutcome:
     """Fine-tune, pick the threshold on validation, evaluate on test beside the baselines.
@@ -126,6 +141,13 @@ def train_and_evaluate(
     """
     method = get_method(train_config.method)
     method_cfg = method.parse_config(train_config.method_params)
+    seen_excluded = excluded_fields(examples)
+    if exclude_fields is not None and set(exclude_fields) != set(seen_excluded):
+        raise ConfigError(
+            f"exclude_fields {sorted(exclude_fields)} do not match the training texts, "
+            f"which leave out {sorted(seen_excluded)}"
+        )
+    exclude_fields = seen_excluded
     run_id = run_id or new_run_id(train_config.method)
     run_dir = paths.runs_dir() / run_id
     hash_of_data = data_hash(examples)
@@ -200,7 +222,17 @@ def train_and_evaluate(
         "augmented_rows": int(examples["augmented"].astype(bool).sum()),
         "training": train_summary,
     }
-    card = render_model_card(metadata, test_metrics, baseline_metrics, fairness)
+    metadata.update(
+        {
+            "code_version": code_version(),
+            "library_versions": library_versions(),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "calibration": calibrator.describe(),
+            "exclude_fields": list(exclude_fields),
+        }
+    )
+    card_metrics = {**test_metrics, "val_roc_auc": val_metrics["roc_auc"]}
+    card = render_model_card(metadata, card_metrics, baseline_metrics, fairness)
     artifact_dir = save_risk_model(
         run_dir / "artifact",
         method_name=train_config.method,

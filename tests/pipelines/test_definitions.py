@@ -60,5 +60,8 @@ def test_sensor_requests_one_run_per_new_file_and_remembers_it(risk_app_home: Pa
     request = first.run_requests[0]
     assert request.run_config["ops"]["scoring_batch"]["config"]["input_path"].endswith("batch_01.csv")
 
+    # The request's config must be valid for the job it starts.
+    assert dg.validate_run_config(defs.resolve_job_def("scoring_job"), request.run_config)
+
     again = landing_folder_sensor(dg.build_sensor_context(cursor=first.cursor))
     assert again.run_requests == []

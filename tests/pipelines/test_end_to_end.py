@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pipelines.assets import ALL_ASSETS
+from pipelines.assets import ALL_ASSETS, raw_applications, validated_applications
 from pipelines.checks import ALL_CHECKS
 from pipelines.resources import build_resources
 from risk_app import paths
@@ -77,3 +77,50 @@ def test_all_assets_materialize_on_a_small_sample(
         checks["contract_passes"] and checks["quarantine_rate_below_threshold"] and checks["promotion_rule"]
     )
     assert "scoring_drift" in checks
+
+
+def test_scoring_job_runs_twice_on_files_with_different_columns(
+    risk_app_home: Path, tiny_qwen2: Path
+) -> None:
+    """A labelled batch, then an unlabelled one: the warehouse table follows the new columns."""
+    from risk_app import workflow
+    from risk_app.finetune.config import TrainConfig
+
+    frame = pd.read_csv(paths.DEFAULT_DATASET).sample(160, random_state=3)
+    train_path = risk_app_home / "train.csv"
+    frame.to_csv(train_path, index=False)
+    validation = workflow.ingest_and_validate(train_path)
+    examples = workflow.prepare_examples(validation.valid)
+    outcome = workflow.train_and_evaluate(
+        validation.valid, examples, TrainConfig(epochs=1, max_length=64), baselines=("logistic",)
+    )
+    # The drift check compares each batch with the training data in the warehouse.
+    dg.materialize(
+        [raw_applications, validated_applications],
+        run_config={"ops": {"raw_applications": {"config": {"path": str(train_path)}}}},
+        resources=build_resources(),
+    )
+    scoring_group = dg.AssetSelection.groups("scoring")
+    for name, data in (
+        ("labelled.csv", frame.head(20)),
+        ("unlabelled.csv", frame.tail(20).drop(columns="creditability")),
+    ):
+        path = risk_app_home / name
+        data.to_csv(path, index=False)
+        scores = path.with_suffix(".scores.parquet")
+        config = {
+            "ops": {
+                "scoring_batch": {"config": {"input_path": str(path)}},
+                "scored_applications": {
+                    "config": {"output_path": str(scores), "model": str(outcome.artifact_dir)}
+                },
+            }
+        }
+        result = dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=scoring_group,
+            run_config=config,
+            resources=build_resources(),
+        )
+        assert result.success
+        assert len(pd.read_parquet(scores)) == 20
