@@ -15,6 +15,12 @@ REPO_ROOT = PACKAGE_DIR.parent
 DEFAULT_DATASET = PACKAGE_DIR / "datasets" / "germancredit.csv"
 
 
+# mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI back into os.environ, so reading the variable
+# later would return our own last setting (and pin every later home to the first one's store).
+# The user's choice is read once, before risk_app ever calls MLflow.
+_USER_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def home() -> Path:
     root = Path(os.environ.get("RISK_APP_HOME", REPO_ROOT / "var")).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -48,9 +54,8 @@ def outputs_dir() -> Path:
 
 
 def mlflow_tracking_uri() -> str:
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
+    if _USER_TRACKING_URI:
+        return _USER_TRACKING_URI
     return f"sqlite:///{_sub('mlflow') / 'mlflow.db'}"
 
 
