@@ -65,3 +65,18 @@ def test_sensor_requests_one_run_per_new_file_and_remembers_it(risk_app_home: Pa
 
     again = landing_folder_sensor(dg.build_sensor_context(cursor=first.cursor))
     assert again.run_requests == []
+
+
+def test_weekly_schedule_trains_on_the_configured_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    from pipelines.schedules import weekly_retraining
+
+    monkeypatch.setenv("RISK_APP_TRAINING_DATA", str(tmp_path / "extract.parquet"))
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 30, 3, tzinfo=dt.UTC))
+    request = weekly_retraining(context)
+    assert request.run_config["ops"]["raw_applications"]["config"]["path"].endswith("extract.parquet")
+    assert request.run_key == "weekly-2026-W49"
+    assert dg.validate_run_config(defs.resolve_job_def("training_job"), request.run_config)
