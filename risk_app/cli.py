@@ -38,7 +38,12 @@ def quiet_libraries() -> None:
     import logging
     import os
 
+    import warnings
+
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # transformers' deprecation notices about its own internals are for library authors.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     for name in ("bitsandbytes", "mlflow", "alembic", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
