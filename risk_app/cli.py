@@ -37,7 +37,6 @@ def quiet_libraries() -> None:
     (a freshly initialised classification head, optional CPU kernels) are not actionable."""
     import logging
     import os
-
     import warnings
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
