@@ -163,6 +163,9 @@ def train(
     ] = False,
     register: Annotated[bool, typer.Option(help="Register in MLflow and apply the promotion rule.")] = True,
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
+    max_decline_rate: Annotated[
+        float | None, typer.Option(help="Credit-policy cap on the share declined, e.g. 0.3.")
+    ] = None,
 ) -> None:
     """Validate, fine-tune, evaluate beside the baselines and register one model."""
     from data_contracts.loan_application import PROTECTED_COLUMNS
@@ -175,6 +178,7 @@ def train(
             "epochs": epochs,
             "learning_rate": learning_rate,
             "max_train_rows": max_train_rows,
+            "max_decline_rate": max_decline_rate,
         }.items()
         if v is not None
     }

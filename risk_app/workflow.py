@@ -30,7 +30,7 @@ from risk_app.errors import ConfigError
 from risk_app.evaluate.baselines import evaluate_baselines, fit_baseline, predict_default
 from risk_app.evaluate.calibration import fit_calibrator
 from risk_app.evaluate.fairness import fairness_report
-from risk_app.evaluate.metrics import choose_threshold, credit_metrics
+from risk_app.evaluate.metrics import credit_metrics, decision_threshold
 from risk_app.evaluate.model_card import render_model_card
 from risk_app.evaluate.report import EvaluationReport, build_evaluation_report
 from risk_app.finetune.config import TrainConfig
@@ -178,7 +178,9 @@ def train_and_evaluate(
     # on the calibrated validation scores, so the saved model's PDs and threshold agree.
     calibrator = fit_calibrator(train_config.calibration, y_val, p_val)
     p_val, p_test = calibrator.transform(p_val), calibrator.transform(p_test)
-    threshold = choose_threshold(y_val, p_val)
+    threshold = decision_threshold(
+        y_val, p_val, train_config.threshold_objective, train_config.max_decline_rate
+    )
     val_metrics = credit_metrics(y_val, p_val, threshold)
     test_metrics = credit_metrics(y_test, p_test, threshold)
 
@@ -214,7 +216,14 @@ def train_and_evaluate(
         "method_config": method_cfg.model_dump(),
         "base_model": train_config.base_model,
         "threshold": threshold,
-        "threshold_objective": "max F1 of the default class on the validation split",
+        "threshold_objective": (
+            f"{train_config.threshold_objective} on the validation split"
+            + (
+                f", decline rate capped at {train_config.max_decline_rate:.0%}"
+                if train_config.max_decline_rate
+                else ""
+            )
+        ),
         "data_hash": hash_of_data,
         "data_source": data_source,
         "contract_version": CONTRACT_VERSION,

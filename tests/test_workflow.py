@@ -67,3 +67,14 @@ def test_protected_attributes_can_be_left_out_of_training_and_scoring(
     assert set(model.exclude_fields) == set(PROTECTED_COLUMNS)
     scored_texts = model.serialize(validation.valid.head(5))
     assert not any(label + ":" in text for text in scored_texts for label in labels)
+
+
+def test_credit_policy_caps_the_validation_decline_rate(small_file: Path, tiny_qwen2: Path) -> None:
+    validation = workflow.ingest_and_validate(small_file)
+    examples = workflow.prepare_examples(validation.valid, seed=7)
+    config = TrainConfig(epochs=1, max_length=96, seed=7, max_decline_rate=0.2)
+    outcome = workflow.train_and_evaluate(validation.valid, examples, config, baselines=("logistic",))
+    model = load_risk_model(outcome.artifact_dir)
+    val = examples[examples["split"] == "validation"]
+    declined = model.predict_texts(val["text"].tolist()) >= model.threshold
+    assert declined.mean() <= 0.2

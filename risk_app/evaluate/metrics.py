@@ -195,6 +195,30 @@ def choose_threshold(
     raise MetricInputError(f"choose_threshold: unknown objective {objective!r}; choose 'f1' or 'youden'")
 
 
+def decision_threshold(
+    y_val: Sequence[Any] | np.ndarray,
+    p_val: Sequence[float] | np.ndarray,
+    objective: ThresholdObjective = "f1",
+    max_decline_rate: float | None = None,
+) -> float:
+    """The decline threshold a credit policy asks for, chosen on validation only.
+
+    The statistical optimum (`choose_threshold`) can decline far more applicants than the
+    business accepts; `max_decline_rate` caps the validation decline rate by raising the
+    threshold to the matching quantile of the validation scores when needed.
+    """
+    threshold = choose_threshold(y_val, p_val, objective)
+    if max_decline_rate is None:
+        return threshold
+    if not 0.0 < max_decline_rate <= 1.0:
+        raise MetricInputError(f"max_decline_rate={max_decline_rate!r} must be in (0, 1]")
+    p = np.sort(np.asarray(p_val, dtype=float))[::-1]
+    allowed = int(np.floor(max_decline_rate * len(p)))
+    # Declining p >= t: t just above the (allowed+1)-th highest score keeps declines <= allowed.
+    cap = np.nextafter(p[allowed], np.inf) if allowed < len(p) else p[-1]
+    return float(min(max(threshold, cap), 1.0))
+
+
 def _format_cell(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)

@@ -63,6 +63,18 @@ class TrainConfig(BaseModel):
         description="Map fitted on validation from the model's scores to default rates. Class "
         "weighting shifts raw scores towards 0.5; PDs feed grades and pricing, so they must be rates.",
     )
+    threshold_objective: Literal["f1", "youden"] = Field(
+        default="f1",
+        description="How the decline threshold is chosen on validation: max F1 of the default "
+        "class, or Youden's J.",
+    )
+    max_decline_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Credit-policy cap on the share of applications declined (on validation); "
+        "raises the threshold when the statistical optimum declines more.",
+    )
     seed: int = Field(default=42, ge=0, description="Seed for torch, numpy, random and data order.")
     gradient_accumulation_steps: int = Field(
         default=1, ge=1, le=1024, description="Batches whose gradients are summed per optimizer step."

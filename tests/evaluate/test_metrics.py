@@ -134,3 +134,22 @@ def test_metrics_table_side_by_side() -> None:
     assert lines[3].startswith("| lightgbm | ") and "0.3000" in lines[3]
     with pytest.raises(MetricInputError):
         metrics_table({})
+
+
+def test_decision_threshold_caps_the_decline_rate_on_validation() -> None:
+    from risk_app.evaluate.metrics import choose_threshold, decision_threshold
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.35 + 0.2 * y + rng.normal(0, 0.15, 400), 0, 1)
+    free = choose_threshold(y, p)
+    assert decision_threshold(y, p) == free
+    for cap in (0.1, 0.25):
+        t = decision_threshold(y, p, max_decline_rate=cap)
+        assert (p >= t).mean() <= cap
+        assert (p >= t).mean() > cap - 0.01  # as many declines as the cap allows, no fewer
+        assert t >= free
+    loose = decision_threshold(y, p, max_decline_rate=1.0)
+    assert loose == free  # a cap above the optimum's decline rate changes nothing
+    with pytest.raises(MetricInputError):
+        decision_threshold(y, p, max_decline_rate=0.0)
