@@ -27,7 +27,7 @@ from risk_app.data.examples import build_training_examples, data_hash
 from risk_app.data.load import load_applications
 from risk_app.data.validate import ValidationResult, validate_applications
 from risk_app.errors import ConfigError
-from risk_app.evaluate.baselines import evaluate_baselines, fit_baseline, predict_default
+from risk_app.evaluate.baselines import evaluate_baselines, score_baselines
 from risk_app.evaluate.calibration import fit_calibrator
 from risk_app.evaluate.fairness import fairness_report
 from risk_app.evaluate.metrics import credit_metrics, decision_threshold
@@ -185,13 +185,13 @@ def train_and_evaluate(
     test_metrics = credit_metrics(y_test, p_test, threshold)
 
     frames = structured_splits(valid, examples)
-    baseline_metrics = evaluate_baselines(
+    fitted = score_baselines(
         frames["train"], frames["validation"], frames["test"], names=tuple(baselines), seed=train_config.seed
     )
-    baseline_scores = {
-        name: predict_default(fit_baseline(name, frames["train"], seed=train_config.seed), frames["test"])
-        for name in baselines
-    }
+    baseline_metrics = evaluate_baselines(
+        frames["train"], frames["validation"], frames["test"], names=tuple(baselines), scores=fitted
+    )
+    baseline_scores = {name: p_test for name, (_, p_test) in fitted.items()}
     # The LLM's test rows and the baselines' test rows must be the same applications in the
     # same order for the side-by-side charts.
     test_ids = examples.loc[

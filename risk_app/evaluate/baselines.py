@@ -126,6 +126,25 @@ def predict_default(model: Pipeline, df: pd.DataFrame) -> np.ndarray:
     return proba[:, classes.index(1)].astype(float)
 
 
+def score_baselines(
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    names: Sequence[BaselineName] = ("logistic", "lightgbm"),
+    *,
+    seed: int = 42,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Fit each baseline on train once; its (validation, test) probabilities of default."""
+    unknown = [n for n in names if n not in BASELINE_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINE_NAMES)}")
+    scores = {}
+    for name in names:
+        model = fit_baseline(name, train_df, seed=seed)
+        scores[name] = (predict_default(model, val_df), predict_default(model, test_df))
+    return scores
+
+
 def evaluate_baselines(
     train_df: pd.DataFrame,
     val_df: pd.DataFrame,
@@ -134,21 +153,20 @@ def evaluate_baselines(
     *,
     seed: int = 42,
     objective: ThresholdObjective = "f1",
+    scores: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, dict[str, object]]:
     """Fit each baseline on train, choose its threshold on validation, report test metrics.
 
-    Each result is `credit_metrics` on the test set plus `val_roc_auc`.
+    Each result is `credit_metrics` on the test set plus `val_roc_auc`. Pass `scores` from
+    `score_baselines` to reuse fitted baselines' probabilities instead of fitting again.
     """
-    unknown = [n for n in names if n not in BASELINE_NAMES]
-    if unknown:
-        raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINE_NAMES)}")
+    if scores is None:
+        scores = score_baselines(train_df, val_df, test_df, names, seed=seed)
     y_val, y_test = default_target(val_df), default_target(test_df)
     results: dict[str, dict[str, object]] = {}
-    for name in names:
-        model = fit_baseline(name, train_df, seed=seed)
-        p_val = predict_default(model, val_df)
+    for name, (p_val, p_test) in scores.items():
         threshold = choose_threshold(y_val, p_val, objective=objective)
-        metrics = credit_metrics(y_test, predict_default(model, test_df), threshold)
+        metrics = credit_metrics(y_test, p_test, threshold)
         metrics["val_roc_auc"] = credit_metrics(y_val, p_val, threshold)["roc_auc"]
         results[name] = metrics
     return results
