@@ -8,8 +8,8 @@ What it does, end to end (nothing is mocked; every picture is a page of the runn
 2. Starts `dagster dev -p PORT` in its own process group against that home and waits for it.
 3. With `--prepare`: launches a training run *from the launchpad* (DoRA, protected fields left
    out of the text) by clicking "Launch Run" and waits for it; then writes two demo files (a
-   training file with six broken values, a shifted "April" batch) and runs `risk-app run` on
-   them: quarantined rows, a challenger the Brier guard rejects, drift on the April batch.
+   training file with six broken values, a shifted, unlabelled "April" batch) and runs
+   `risk-app run` on them: quarantined rows, a further challenger, drift on the April batch.
 4. Drives headless Chromium over the DevTools protocol (only `websockets`, already in the venv)
    through the pages, opens metadata dialogs (plots, model card, samples), and saves PNGs
    (palette-quantized, mostly well under 400 KB) into `--out` (default docs/images).
@@ -18,7 +18,7 @@ What it does, end to end (nothing is mocked; every picture is a page of the runn
 Run it from the repo root (needs Debian's `chromium`: `apt-get install -y chromium`):
 
     . .venv/bin/activate
-    python bench/screenshots.py --prepare            # about 5 minutes on 2 busy cores
+    python bench/screenshots.py --prepare            # about 10 minutes on 2 busy cores
     python bench/screenshots.py                      # again, reusing the prepared home
     python bench/screenshots.py --only lineage,launchpad
 
@@ -245,8 +245,9 @@ def write_demo_files(folder: Path) -> tuple[Path, Path]:
     batch["duration_in_month"] = (batch["duration_in_month"].astype(int) + 12).clip(upper=72).astype(str)
     batch.loc[3, "duration_in_month"] = "0"
     batch.loc[9, "foreign_worker"] = "maybe"
-    # The batch keeps its `creditability` column: scoring a file without it, after one with it,
-    # fails in the DuckDB IO manager (column count mismatch); see docs/analyst-guide.md.
+    # New applications carry no outcome yet, as in production: scoring it after the labelled
+    # batches of the first runs exercises the IO manager's per-materialization table replace.
+    batch = batch.drop(columns=["creditability"])
     april = folder / "new_applications_april.csv"
     batch.to_csv(april, index=False)
     return training, april
@@ -377,10 +378,11 @@ ops:
         alpha: 32
         variant: dora
       base_model: tiny-qwen2
-      epochs: 2
-      learning_rate: 0.002
+      epochs: 3
+      learning_rate: 0.001
       batch_size: 16
       max_length: 256
+      calibration: platt
       seed: 42
 """
 

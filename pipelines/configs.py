@@ -70,6 +70,13 @@ class TrainingConfig(dg.Config):
         default=_TRAIN_DEFAULTS["calibration"],
         description="PD calibration fitted on validation: none, temperature, platt, isotonic.",
     )
+    threshold_objective: str = Field(
+        default=_TRAIN_DEFAULTS["threshold_objective"],
+        description="Decline threshold chosen on validation by: f1 or youden.",
+    )
+    max_decline_rate: float | None = Field(
+        default=None, description="Optional credit-policy cap on the share of applications declined (0-1]."
+    )
     seed: int = Field(
         default=_TRAIN_DEFAULTS["seed"], description="Seed for weights init, shuffling and dropout."
     )

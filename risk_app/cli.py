@@ -166,6 +166,9 @@ def train(
     max_decline_rate: Annotated[
         float | None, typer.Option(help="Credit-policy cap on the share declined, e.g. 0.3.")
     ] = None,
+    threshold_objective: Annotated[
+        str | None, typer.Option(help="Threshold chosen on validation by: f1 or youden.")
+    ] = None,
 ) -> None:
     """Validate, fine-tune, evaluate beside the baselines and register one model."""
     from data_contracts.loan_application import PROTECTED_COLUMNS
@@ -179,6 +182,7 @@ def train(
             "learning_rate": learning_rate,
             "max_train_rows": max_train_rows,
             "max_decline_rate": max_decline_rate,
+            "threshold_objective": threshold_objective,
         }.items()
         if v is not None
     }

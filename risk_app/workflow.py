@@ -212,6 +212,8 @@ def train_and_evaluate(
     train_summary = result.summary()
     metadata = {
         "name": f"credit_risk_model ({train_config.method})",
+        # The registry version is assigned after the card is written; the run id links the two.
+        "version": f"run {run_id}",
         "method": train_config.method,
         "method_config": method_cfg.model_dump(),
         "base_model": train_config.base_model,
@@ -230,6 +232,7 @@ def train_and_evaluate(
         "rows": {s: int((examples["split"] == s).sum()) for s in SPLITS},
         "augmented_rows": int(examples["augmented"].astype(bool).sum()),
         "training": train_summary,
+        "train_config": train_config.model_dump(),
     }
     metadata.update(
         {

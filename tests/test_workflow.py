@@ -37,7 +37,10 @@ def test_saved_model_reproduces_the_calibrated_test_metrics(small_file: Path, ti
     # Calibrated on validation: the mean PD sits near the validation default rate, not near 0.5.
     val_rate = examples.loc[examples["split"] == "validation", "default"].mean()
     assert abs(float(np.mean(p)) - val_rate) < 0.15
-    assert (outcome.artifact_dir / "MODEL_CARD.md").read_text().startswith("# Model card")
+    card = (outcome.artifact_dir / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card")
+    assert "PD calibration (fitted on validation):** platt" in card
+    assert "Fields left out of the text:** none" in card and "epochs=1" in card
 
 
 def test_unknown_method_fails_before_any_training(small_file: Path) -> None:
@@ -65,6 +68,8 @@ def test_protected_attributes_can_be_left_out_of_training_and_scoring(
     )  # fmt: skip
     model = load_risk_model(outcome.artifact_dir)
     assert set(model.exclude_fields) == set(PROTECTED_COLUMNS)
+    card = (outcome.artifact_dir / "MODEL_CARD.md").read_text()
+    assert all(f"`{name}`" in card for name in PROTECTED_COLUMNS)
     scored_texts = model.serialize(validation.valid.head(5))
     assert not any(label + ":" in text for text in scored_texts for label in labels)
 

@@ -146,6 +146,18 @@ def _details_section(metadata: Mapping[str, Any]) -> list[str]:
     recorded = {k: v for k, v in training.items() if v is not None}
     if recorded:
         lines.append("- **Training settings:** " + ", ".join(f"{k}={v}" for k, v in recorded.items()))
+    calibration = _lookup(metadata, "calibration")
+    if isinstance(calibration, Mapping):
+        params = {k: v for k, v in calibration.items() if k not in ("kind", "steps")}
+        described = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+        )
+        lines.append(f"- **PD calibration (fitted on validation):** {calibration.get('kind')} ({described})")
+    excluded = _lookup(metadata, "exclude_fields")
+    lines.append(
+        "- **Fields left out of the text:** "
+        + (", ".join(f"`{f}`" for f in excluded) if excluded else "none")
+    )
     return lines
 
 

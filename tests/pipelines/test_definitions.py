@@ -44,7 +44,19 @@ def test_training_config_rejects_unknown_keys_in_the_launchpad() -> None:
     bad = {"ops": {"fine_tuned_model": {"config": {"method": "lora", "no_such_knob": 1}}}}
     with pytest.raises(dg.DagsterInvalidConfigError, match="no_such_knob"):
         dg.validate_run_config(job, bad)
-    good = {"ops": {"fine_tuned_model": {"config": {"method": "lora", "method_params": {"r": 4}}}}}
+    good = {
+        "ops": {
+            "fine_tuned_model": {
+                "config": {
+                    "method": "lora",
+                    "method_params": {"r": 4},
+                    "calibration": "isotonic",
+                    "threshold_objective": "youden",
+                    "max_decline_rate": 0.3,
+                }
+            }
+        }
+    }
     assert dg.validate_run_config(job, good)
 
 
