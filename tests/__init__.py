@@ -1,0 +1,1 @@
+"""risk_app test suite; mirrors the packages."""

@@ -1,0 +1,1 @@
+"""Evaluation: credit-risk metrics, baselines, calibration, reports, model cards, fairness, drift, reasons."""

@@ -1,0 +1,1 @@
+"""Model registry: self-describing artifacts, MLflow versions, champion/challenger promotion, audit."""
