@@ -68,3 +68,19 @@ def test_drift_check_fails_on_a_shifted_batch_and_passes_on_the_same_population(
     strict = scoring_drift(scored, train.sample(500, random_state=0), train,
                            RiskAppSettings(drift_warn_psi=0.001, drift_fail_psi=0.002))  # fmt: skip
     assert not strict.passed
+
+
+def test_unusable_file_fails_the_run_with_one_clear_message(risk_app_home: Path) -> None:
+    path = risk_app_home / "loans.xlsx"
+    path.write_text("not a table")
+    result = dg.materialize(
+        [raw_applications],
+        run_config={"ops": {"raw_applications": {"config": {"path": str(path)}}}},
+        resources=build_resources(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert str(path) in message and ".csv" in message
+    assert "Traceback" not in message
