@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_contracts.loan_application import CONTRACT_VERSION, ID_COLUMN
+from data_contracts.loan_application import CATEGORICAL_COLUMNS, CONTRACT_VERSION, ID_COLUMN
 from risk_app import paths
 from risk_app.data.examples import build_training_examples, data_hash
 from risk_app.data.load import load_applications
+from risk_app.data.quality import detached_sorted_columns
 from risk_app.data.validate import ValidationResult, validate_applications
 from risk_app.errors import ConfigError
 from risk_app.evaluate.baselines import evaluate_baselines, score_baselines
@@ -244,7 +245,14 @@ def train_and_evaluate(
         }
     )
     card_metrics = {**test_metrics, "val_roc_auc": val_metrics["roc_auc"]}
-    card = render_model_card(metadata, card_metrics, baseline_metrics, fairness)
+    detached = detached_sorted_columns(valid, CATEGORICAL_COLUMNS)
+    warnings = [
+        f"Data quality: `{column}` is sorted in contiguous blocks in the training file while the rows are "
+        "not, so it has probably been detached from its rows upstream; treat it (and any fairness "
+        "result grouped by it) as unreliable."
+        for column in detached
+    ]
+    card = render_model_card(metadata, card_metrics, baseline_metrics, fairness, extra_limitations=warnings)
     artifact_dir = save_risk_model(
         run_dir / "artifact",
         method_name=train_config.method,
@@ -262,6 +270,7 @@ def train_and_evaluate(
             "calibration": calibrator.to_dict(),
             # Methods that pick parameters by name (freeze) record exactly which ones trained.
             "trainable_parameter_names": list(getattr(method, "trainable_names", None) or []),
+            "data_quality_warnings": warnings,
             "training": train_summary,
             "history": result.history,
             "rows": metadata["rows"],

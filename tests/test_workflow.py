@@ -83,3 +83,15 @@ def test_credit_policy_caps_the_validation_decline_rate(small_file: Path, tiny_q
     val = examples[examples["split"] == "validation"]
     declined = model.predict_texts(val["text"].tolist()) >= model.threshold
     assert declined.mean() <= 0.2
+
+
+def test_model_card_warns_about_a_detached_sorted_column(risk_app_home: Path, tiny_qwen2: Path) -> None:
+    path = risk_app_home / "in_file_order.csv"
+    pd.read_csv(paths.DEFAULT_DATASET).head(240).to_csv(path, index=False)  # keeps the sorted blocks
+    validation = workflow.ingest_and_validate(path)
+    examples = workflow.prepare_examples(validation.valid)
+    outcome = workflow.train_and_evaluate(
+        validation.valid, examples, TrainConfig(epochs=1, max_length=64), baselines=("logistic",)
+    )
+    card = (outcome.artifact_dir / "MODEL_CARD.md").read_text()
+    assert "`personal_status_and_sex` is sorted in contiguous blocks" in card

@@ -1,0 +1,23 @@
+"""Detached, independently sorted columns are found; ordinary columns are not."""
+
+import pandas as pd
+
+from data_contracts.loan_application import CATEGORICAL_COLUMNS
+from risk_app import paths
+from risk_app.data.quality import detached_sorted_columns
+
+
+def test_the_bundled_files_detached_column_is_found_and_nothing_else() -> None:
+    frame = pd.read_csv(paths.DEFAULT_DATASET)
+    assert detached_sorted_columns(frame, CATEGORICAL_COLUMNS) == ["personal_status_and_sex"]
+
+
+def test_shuffled_rows_and_small_files_raise_nothing() -> None:
+    frame = pd.read_csv(paths.DEFAULT_DATASET)
+    shuffled = frame.assign(
+        personal_status_and_sex=frame["personal_status_and_sex"].sample(frac=1, random_state=0).to_numpy()
+    )
+    assert detached_sorted_columns(shuffled, CATEGORICAL_COLUMNS) == []
+    assert detached_sorted_columns(frame.head(20), CATEGORICAL_COLUMNS) == []
+    constant = frame.assign(foreign_worker="yes")
+    assert "foreign_worker" not in detached_sorted_columns(constant, CATEGORICAL_COLUMNS)
