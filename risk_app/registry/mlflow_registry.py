@@ -370,6 +370,32 @@ def _decide_against_champion(
     return target, champion_version, decide(_version_metrics(client, candidate), champion_metrics, rule)
 
 
+def _record_verdict(
+    client: MlflowClient,
+    name: str,
+    target: str,
+    champion_version: str | None,
+    decision: PromotionDecision,
+    rule: PromotionRule | None,
+    actor: str | None,
+    *,
+    promoted_word: str,
+) -> None:
+    """Why a version was promoted (or recommended) or rejected: version tags plus an audit line."""
+    verdict = promoted_word if decision.promote else "rejected"
+    _tag(client, name, target, "promotion_decision", verdict)
+    _tag(client, name, target, "promotion_reason", decision.reason)
+    append_audit_record(
+        {"promoted": "promote", "recommended": "recommend", "rejected": "reject"}[verdict],
+        name,
+        from_version=champion_version,
+        to_version=target,
+        reason=decision.reason,
+        actor=actor,
+        extra={"rule": rule.model_dump() if rule else None, "details": decision.details},
+    )
+
+
 def evaluate_promotion(name: str, version: str | int, rule: PromotionRule | None = None) -> PromotionDecision:
     """The verdict of `rule` for `version` against the current champion; changes nothing."""
     client = _client()
@@ -395,16 +421,8 @@ def record_decision(
     champion_version = str(champion.version) if champion is not None else None
     if champion_version != target:
         client.set_registered_model_alias(name, CHALLENGER, target)
-    _tag(client, name, target, "promotion_decision", "recommended" if decision.promote else "rejected")
-    _tag(client, name, target, "promotion_reason", decision.reason)
-    append_audit_record(
-        "recommend" if decision.promote else "reject",
-        name,
-        from_version=champion_version,
-        to_version=target,
-        reason=decision.reason,
-        actor=actor,
-        extra={"rule": rule.model_dump() if rule else None, "details": decision.details},
+    _record_verdict(
+        client, name, target, champion_version, decision, rule, actor, promoted_word="recommended"
     )
 
 
@@ -424,17 +442,7 @@ def promote_if_better(
     elif champion_version != target:
         client.set_registered_model_alias(name, CHALLENGER, target)
 
-    _tag(client, name, target, "promotion_decision", "promoted" if decision.promote else "rejected")
-    _tag(client, name, target, "promotion_reason", decision.reason)
-    append_audit_record(
-        "promote" if decision.promote else "reject",
-        name,
-        from_version=champion_version,
-        to_version=target,
-        reason=decision.reason,
-        actor=actor,
-        extra={"rule": rule.model_dump(), "details": decision.details},
-    )
+    _record_verdict(client, name, target, champion_version, decision, rule, actor, promoted_word="promoted")
     return decision
 
 
