@@ -53,3 +53,13 @@ def scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
                 dg.MetadataValue.float(float(value)) if isinstance(value, float) else value
             )
     return out
+
+
+def validation_counts(result: Any) -> dict[str, Any]:
+    """Rows in, valid and quarantined (in = valid + quarantined) and the quarantine rate."""
+    return {
+        "rows_in": result.n_in,
+        "rows_valid": result.n_valid,
+        "rows_quarantined": result.n_quarantined,
+        "quarantine_rate": dg.MetadataValue.float(result.n_quarantined / max(result.n_in, 1)),
+    }

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.configs import AugmentationConfig, IngestConfig, PreparationConfig
-from pipelines.metadata import table, user_errors
+from pipelines.metadata import table, user_errors, validation_counts
 from risk_app import workflow
 from risk_app.augment.config import AugmentConfig
 from risk_app.augment.pipeline import augment_training_examples
@@ -43,12 +43,7 @@ def validated_applications(raw_applications: pd.DataFrame):  # noqa: ANN201 - da
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else "<empty>"
     result = validate_applications(raw_applications.drop(columns="source_file"), source=source)
     summary = result.summary()
-    counts = {
-        "rows_in": result.n_in,
-        "rows_valid": result.n_valid,
-        "rows_quarantined": result.n_quarantined,
-        "quarantine_rate": dg.MetadataValue.float(result.n_quarantined / max(result.n_in, 1)),
-    }
+    counts = validation_counts(result)
     yield dg.Output(result.valid, output_name="valid_applications", metadata=counts)
     yield dg.Output(
         result.quarantine,

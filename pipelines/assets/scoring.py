@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.configs import ScoringConfig, ScoringInputConfig
-from pipelines.metadata import table, user_errors
+from pipelines.metadata import table, user_errors, validation_counts
 from pipelines.resources import RiskAppSettings
 from risk_app import scoring
 from risk_app.data.load import load_applications
@@ -31,12 +31,7 @@ def scoring_batch(config: ScoringInputConfig):  # noqa: ANN201 - dagster multi-o
     result = validate_applications(
         load_applications(config.input_path), source=config.input_path, require_target=False
     )
-    counts = {
-        "source_file": config.input_path,
-        "rows_in": result.n_in,
-        "rows_valid": result.n_valid,
-        "rows_quarantined": result.n_quarantined,
-    }
+    counts = {"source_file": config.input_path, **validation_counts(result)}
     yield dg.Output(result.valid, output_name="scoring_applications", metadata=counts)
     yield dg.Output(
         result.quarantine,
