@@ -13,7 +13,6 @@ check the output against `data_contracts/scored_application.py` and write it ato
 from __future__ import annotations
 
 import inspect
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from data_contracts.loan_application import ID_COLUMN
-from risk_app.atomic import atomic_write_bytes, atomic_write_text
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.scoring.grades import GRADE_BANDS, assign_grades, grade_names
 
@@ -137,13 +135,15 @@ def check_output_suffix(path: str | os.PathLike[str], what: str = "output") -> s
     return suffix
 
 
-def write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write a frame atomically as Parquet or CSV, chosen by suffix."""
-    if check_output_suffix(path, "output") == ".parquet":
-        buffer = io.BytesIO()
-        df.to_parquet(buffer, index=False)
-        return atomic_write_bytes(path, buffer.getvalue())
-    return atomic_write_text(path, df.to_csv(index=False))
+def write_frame(df: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+    """Write a frame atomically as Parquet or CSV, chosen by suffix.
+
+    CSV text cells that a spreadsheet would run as formulas are neutralized (see
+    `risk_app.scoring.output`); with `overwrite=False` an existing file is refused.
+    """
+    from risk_app.scoring.output import write_output
+
+    return write_output(df, path, overwrite=overwrite)
 
 
 def default_quarantine_path(output_path: Path) -> Path:

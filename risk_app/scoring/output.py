@@ -1,0 +1,223 @@
+"""Scoring outputs a bank can hand around: named by batch, never clobbered, safe in a spreadsheet.
+
+* `batch_output_path` names an output after its input file *and* the input's content hash
+  (`batch_A.csv.3f2a9c1b7d4e.scores.parquet`), so `batch_A.csv` and `batch_A.parquet` never
+  write the same file and one batch never overwrites another's output.
+* `write_output` writes atomically and, unless asked to overwrite, refuses an existing file;
+  the no-clobber check is the atomic `link()` itself, so two processes cannot both win.
+* `neutralize_csv_cells` defuses spreadsheet formulas in CSV text cells (OWASP "CSV
+  injection"): a text cell starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`.
+  Numeric columns (a negative amount is a number) and Parquet files keep values as they are.
+* `score_and_record` is the whole CLI path for one file: hash, validate, score, write the
+  outputs, and append the batch to the warehouse ledger exactly once
+  (`risk_app.storage.scores`).
+
+    from risk_app.scoring.output import score_and_record
+    outcome = score_and_record("landing/batch_A.csv", model_ref="champion")
+    print(outcome.summary())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from risk_app import paths
+from risk_app.errors import RiskAppError
+from risk_app.scoring.batch import check_output_suffix, default_quarantine_path
+from risk_app.storage.scores import BatchRecord, Origin, ScoredBatch, WriteMode, file_batch_id
+
+# OWASP: cells starting with these are run as formulas by Excel, LibreOffice and Sheets.
+FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+OutputFormat = Literal["parquet", "csv"]
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class OutputExistsError(RiskAppError):
+    """The output file is already there and overwriting was not asked for."""
+
+
+def neutralize_csv_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas; numbers are left alone."""
+    out = df.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+            continue
+        text = series.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_TRIGGERS))
+        if text.any():
+            out[column] = series.astype(object)
+            out.loc[text, column] = "'" + series[text].astype(str)
+    return out
+
+
+def encode_frame(df: pd.DataFrame, suffix: str) -> bytes:
+    """The bytes of `df` as Parquet (values as they are) or CSV (formula cells neutralized)."""
+    if suffix == ".parquet":
+        buffer = io.BytesIO()
+        df.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    return neutralize_csv_cells(df).to_csv(index=False).encode("utf-8")
+
+
+def write_output(df: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write `df` atomically by suffix; `OutputExistsError` if the file exists and not `overwrite`."""
+    target = Path(path)
+    data = encode_frame(df, check_output_suffix(target, "output"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            # link() fails if the name exists: the check and the write are one atomic step.
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise OutputExistsError(
+                    f"{target}: already exists; not overwritten (pass overwrite=True / --overwrite)"
+                ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target
+
+
+def batch_output_path(
+    input_path: str | os.PathLike[str],
+    batch_id: str,
+    *,
+    folder: str | os.PathLike[str] | None = None,
+    fmt: OutputFormat = "parquet",
+) -> Path:
+    """`<folder>/<input name>.<first 12 of batch id>.scores.<fmt>` (folder: `outputs/`)."""
+    name = _UNSAFE_NAME.sub("_", Path(input_path).name).strip("._") or "batch"
+    root = Path(folder) if folder is not None else paths.outputs_dir()
+    return root / f"{name}.{batch_id[:12]}.scores.{fmt}"
+
+
+@dataclass(frozen=True)
+class ScoringOutcome:
+    """One file scored and recorded: where things went and what the ledger did."""
+
+    batch_id: str
+    input_path: str
+    output_path: str
+    quarantine_path: str | None
+    model_version: str
+    n_in: int
+    n_scored: int
+    n_quarantined: int
+    n_declined: int
+    record: BatchRecord
+
+    def summary(self) -> str:
+        return (
+            f"{self.input_path}: {self.n_in} rows: {self.n_scored} scored, {self.n_quarantined} quarantined; "
+            f"{self.n_declined} declined; model {self.model_version} -> {self.output_path}. "
+            f"{self.record.message}"
+        )
+
+
+def score_and_record(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str] | None = None,
+    *,
+    model_ref: str = "champion",
+    model_name: str = "credit_risk_model",
+    reasons: int = 4,
+    dataset: str | None = None,
+    overwrite: bool = False,
+    fmt: OutputFormat = "parquet",
+    mode: WriteMode = "append",
+    origin: Origin = "cli",
+    risk_model: Any | None = None,
+    warehouse: str | os.PathLike[str] | None = None,
+) -> ScoringOutcome:
+    """Score one file, write its outputs and append it to the warehouse ledger exactly once.
+
+    `output_path` defaults to `batch_output_path(input_path, batch id)`. An existing output
+    is refused before any scoring unless `overwrite`; quarantined rows go to
+    `<output stem>.quarantine.parquet` beside it. The ledger row is written before the
+    files, so a run killed in between is finished by running it again (the ledger then says
+    "already recorded", the files are written).
+    """
+    from risk_app import scoring
+    from risk_app.data.load import load_applications
+    from risk_app.data.validate import validate_applications
+    from risk_app.storage.scores import record_scored_batch
+
+    source = Path(input_path)
+    if not source.is_file():
+        raise RiskAppError(f"{source}: no such input file")
+    batch_id = file_batch_id(source)
+    target = Path(output_path) if output_path is not None else batch_output_path(source, batch_id, fmt=fmt)
+    check_output_suffix(target, "output")
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
+
+    validation = validate_applications(load_applications(source), source=str(source), require_target=False)
+    if file_batch_id(source) != batch_id:
+        raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
+    model = risk_model if risk_model is not None else scoring.load_model(model_ref, model_name=model_name)
+    scored = scoring.score_with_reasons(validation.valid, model, top_k=reasons)
+    record = record_scored_batch(
+        ScoredBatch(
+            batch_id=batch_id,
+            model_version=str(model.version),
+            dataset=dataset or source.name,
+            source_file=str(source.resolve()),
+            scores=scored,
+            applications=validation.valid,
+            quarantine=validation.quarantine,
+            output_path=str(target),
+            origin=origin,
+            n_in=validation.n_in,
+        ),
+        mode=mode,
+        path=warehouse,
+    )
+    written_q = None
+    if validation.n_quarantined:
+        # The quarantine file belongs to the output beside it (checked absent above), so a
+        # leftover from a run killed between the two writes is simply replaced.
+        q_path = default_quarantine_path(target)
+        written_q = str(write_output(validation.quarantine, q_path, overwrite=True))
+    write_output(scored, target, overwrite=overwrite)
+    return ScoringOutcome(
+        batch_id=batch_id,
+        input_path=str(source),
+        output_path=str(target),
+        quarantine_path=written_q,
+        model_version=str(model.version),
+        n_in=validation.n_in,
+        n_scored=len(scored),
+        n_quarantined=validation.n_quarantined,
+        n_declined=int((scored["decision"] == "decline").sum()),
+        record=record,
+    )
+
+
+__all__ = [
+    "FORMULA_TRIGGERS",
+    "OutputExistsError",
+    "ScoringOutcome",
+    "batch_output_path",
+    "encode_frame",
+    "neutralize_csv_cells",
+    "score_and_record",
+    "write_output",
+]

@@ -1,0 +1,294 @@
+"""The scoring ledger: every scored batch lands in the warehouse exactly once.
+
+A batch is one input file, identified by the sha256 of its bytes (`file_batch_id`), so the same
+content under another name is the same batch. `record_scored_batch` writes, in one DuckDB
+transaction under an inter-process lock:
+
+    risk.scoring_batches       one row per (batch_id, model_version): data set, source file,
+                               partition, row counts, output file, origin, scored_at
+    risk.scored_applications   the scores, each row tagged with batch_id, dataset, source_file
+    risk.scoring_applications  the contract-valid input rows of the batch (when given)
+    risk.scoring_quarantine    the batch's failed checks (when given)
+
+`mode="append"` (the CLI) adds nothing when the ledger already holds the same batch scored by
+the same model, and says so; `mode="replace"` (re-running a Dagster partition) deletes every
+row of that batch_id from all four tables and inserts the new ones in the same transaction. A
+process killed mid-write leaves the transaction uncommitted, which DuckDB discards on the next
+open: readers see the batch whole or not at all.
+
+    from risk_app.storage.scores import record_scored_batch, ScoredBatch
+    result = record_scored_batch(ScoredBatch(batch_id=..., model_version=..., dataset=..., ...))
+    print(result.message)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pandas as pd
+
+from risk_app import paths
+from risk_app.errors import RiskAppError
+from risk_app.storage.locks import file_lock
+
+SCHEMA = "risk"
+BATCHES, SCORES, APPLICATIONS, QUARANTINE = (
+    "scoring_batches",
+    "scored_applications",
+    "scoring_applications",
+    "scoring_quarantine",
+)
+BATCH_COLUMNS = ("batch_id", "dataset", "source_file")
+Origin = Literal["cli", "dagster", "library"]
+WriteMode = Literal["append", "replace"]
+Status = Literal["appended", "replaced", "already_recorded"]
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """One scored input file and everything about it the warehouse keeps."""
+
+    batch_id: str
+    model_version: str
+    dataset: str
+    source_file: str
+    scores: pd.DataFrame
+    applications: pd.DataFrame | None = None
+    quarantine: pd.DataFrame | None = None
+    partition_key: str | None = None
+    output_path: str | None = None
+    origin: Origin = "library"
+    n_in: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """What `record_scored_batch` did."""
+
+    status: Status
+    batch_id: str
+    model_version: str
+    rows: int
+    replaced_rows: int = 0
+    previous: dict[str, Any] | None = None
+
+    @property
+    def message(self) -> str:
+        short = self.batch_id[:12]
+        if self.status == "already_recorded":
+            when = (self.previous or {}).get("scored_at", "earlier")
+            return (
+                f"batch {short} was already scored by model {self.model_version} at {when}; "
+                "nothing added to the warehouse"
+            )
+        if self.status == "replaced":
+            return f"batch {short}: {self.replaced_rows} earlier row(s) replaced by {self.rows}"
+        return f"batch {short}: {self.rows} row(s) appended to {SCHEMA}.{SCORES}"
+
+
+def file_batch_id(path: str | os.PathLike[str]) -> str:
+    """The batch id of a file: sha256 of its bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _lock_path(db: Path) -> Path:
+    return db.with_name(f"{db.name}.lock")
+
+
+@contextmanager
+def warehouse_connection(
+    path: str | os.PathLike[str] | None = None, *, read_only: bool = False, timeout_s: float = 120.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection under risk_app's warehouse lock, retried while another program holds the file.
+
+    DuckDB lets one process open a file for writing; the lock orders risk_app's own writers and
+    the retry waits out others (a Dagster IO manager, an analyst's notebook).
+    """
+    db = Path(path) if path is not None else paths.warehouse_path()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(_lock_path(db), timeout_s=timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                con = duckdb.connect(str(db), read_only=read_only and db.exists())
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise RiskAppError(
+                        f"{db}: cannot open the warehouse ({' '.join(str(exc).split())})"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [SCHEMA, table],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _retire_legacy(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A table from before the ledger (replaced per run, no batch_id) is kept aside, not mixed in."""
+    columns = _columns(con, table)
+    if columns and "batch_id" not in columns:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+        con.execute(f'alter table {SCHEMA}."{table}" rename to "{table}_before_ledger_{stamp}"')
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Insert rows by column name, adding columns the table does not have yet."""
+    # Empty object columns have no type for DuckDB; declare them as text.
+    incoming = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
+    con.register("_incoming", incoming)
+    try:
+        existing = _columns(con, table)
+        if not existing:
+            con.execute(f'create table {SCHEMA}."{table}" as select * from _incoming')
+            return
+        types = dict(
+            con.execute("select column_name, column_type from (describe select * from _incoming)").fetchall()
+        )
+        for column in incoming.columns:
+            if column not in existing:
+                con.execute(f'alter table {SCHEMA}."{table}" add column "{column}" {types[column]}')
+        if len(incoming):
+            con.execute(f'insert into {SCHEMA}."{table}" by name select * from _incoming')
+    finally:
+        con.unregister("_incoming")
+
+
+def _tagged(frame: pd.DataFrame, batch: ScoredBatch) -> pd.DataFrame:
+    out = frame.copy()
+    for column, value in zip(BATCH_COLUMNS, (batch.batch_id, batch.dataset, batch.source_file), strict=True):
+        out[column] = pd.Series([value] * len(out), index=out.index, dtype="string")
+    return out
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
+def _ledger_row(batch: ScoredBatch) -> pd.DataFrame:
+    quarantine = batch.quarantine
+    n_quarantined = (
+        int(quarantine["row_number"].nunique())
+        if quarantine is not None and "row_number" in quarantine
+        else 0
+    )
+    scores = batch.scores
+    scored_at = scores["scored_at"].iloc[0] if len(scores) and "scored_at" in scores else pd.Timestamp.now()
+    n_in = batch.n_in if batch.n_in is not None else len(scores) + n_quarantined
+    row = {
+        "batch_id": batch.batch_id,
+        "model_version": batch.model_version,
+        "dataset": batch.dataset,
+        "source_file": batch.source_file,
+        "partition_key": batch.partition_key or "",
+        "n_in": int(n_in),
+        "n_scored": len(scores),
+        "n_quarantined": n_quarantined,
+        "output_path": batch.output_path or "",
+        "origin": batch.origin,
+        "scored_at": _utc(scored_at),
+        "recorded_at": _utc(pd.Timestamp.now(tz="UTC")),
+    }
+    return pd.DataFrame([row])
+
+
+def _previous(con: duckdb.DuckDBPyConnection, batch: ScoredBatch) -> dict[str, Any] | None:
+    if not _columns(con, BATCHES):
+        return None
+    found = con.execute(
+        f'select * from {SCHEMA}."{BATCHES}" where batch_id = ? and model_version = ? '
+        "order by recorded_at limit 1",
+        [batch.batch_id, batch.model_version],
+    ).fetchdf()
+    return None if found.empty else {k: str(v) for k, v in found.iloc[0].to_dict().items()}
+
+
+def _delete_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
+    removed = 0
+    for table in (BATCHES, SCORES, APPLICATIONS, QUARANTINE):
+        if "batch_id" in _columns(con, table):
+            count = con.execute(
+                f'select count(*) from {SCHEMA}."{table}" where batch_id = ?', [batch_id]
+            ).fetchone()
+            if table == SCORES and count:
+                removed = int(count[0])
+            con.execute(f'delete from {SCHEMA}."{table}" where batch_id = ?', [batch_id])
+    return removed
+
+
+def record_scored_batch(
+    batch: ScoredBatch,
+    *,
+    mode: WriteMode = "append",
+    path: str | os.PathLike[str] | None = None,
+    timeout_s: float = 120.0,
+) -> BatchRecord:
+    """Write one scored batch into the warehouse, exactly once (see the module docstring)."""
+    if not batch.batch_id or not batch.model_version:
+        raise RiskAppError("record_scored_batch: batch_id and model_version are required")
+    with warehouse_connection(path, timeout_s=timeout_s) as con:
+        con.execute(f"create schema if not exists {SCHEMA}")
+        con.begin()
+        try:
+            for table in (BATCHES, SCORES, APPLICATIONS, QUARANTINE):
+                _retire_legacy(con, table)
+            previous = _previous(con, batch)
+            if previous is not None and mode == "append":
+                con.rollback()
+                return BatchRecord(
+                    "already_recorded", batch.batch_id, batch.model_version, 0, previous=previous
+                )
+            replaced = _delete_batch(con, batch.batch_id) if mode == "replace" else 0
+            _insert(con, BATCHES, _ledger_row(batch))
+            _insert(con, SCORES, _tagged(batch.scores, batch))
+            if batch.applications is not None:
+                _insert(con, APPLICATIONS, _tagged(batch.applications, batch))
+            if batch.quarantine is not None:
+                _insert(con, QUARANTINE, _tagged(batch.quarantine, batch))
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    status: Status = "replaced" if replaced else "appended"
+    return BatchRecord(status, batch.batch_id, batch.model_version, len(batch.scores), replaced, previous)
+
+
+def scoring_ledger(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """All recorded batches, oldest first (empty frame when nothing was scored yet)."""
+    with warehouse_connection(path) as con:
+        if not _columns(con, BATCHES):
+            return pd.DataFrame(columns=["batch_id", "model_version", "dataset", "source_file", "n_scored"])
+        return con.execute(f'select * from {SCHEMA}."{BATCHES}" order by recorded_at').fetchdf()
+
+
+__all__ = [
+    "BatchRecord",
+    "ScoredBatch",
+    "file_batch_id",
+    "record_scored_batch",
+    "scoring_ledger",
+    "warehouse_connection",
+]
