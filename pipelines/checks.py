@@ -1,27 +1,37 @@
 """Asset checks: data contract, quarantine rate, fairness, promotion gate and scoring drift."""
 
-from typing import Any
-
 import dagster as dg
 import pandas as pd
 
-from data_contracts.loan_application import FEATURE_COLUMNS
+from data_contracts.spec import DatasetSpec
 from pipelines.metadata import table
 from pipelines.resources import RiskAppSettings
 from risk_app import scoring
 from risk_app.data.validate import validate_applications
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.drift import classify, feature_psi, score_psi
+from risk_app.run.record import RunRecord
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 
 
-@dg.asset_check(asset="valid_applications", blocking=True, description="Valid rows re-pass the contract.")
-def contract_passes(valid_applications: pd.DataFrame) -> dg.AssetCheckResult:
-    again = validate_applications(valid_applications, source="valid_applications")
+@dg.asset_check(
+    asset="valid_applications",
+    blocking=True,
+    additional_ins={"dataset_spec": dg.AssetIn()},
+    description="Valid rows re-pass the data set's contract.",
+)
+def contract_passes(valid_applications: pd.DataFrame, dataset_spec: DatasetSpec) -> dg.AssetCheckResult:
+    again = validate_applications(valid_applications, source="valid_applications", spec=dataset_spec)
+    passed = again.n_quarantined == 0
     return dg.AssetCheckResult(
-        passed=again.n_quarantined == 0,
+        passed=passed,
         severity=ERROR,
+        description=(
+            f"all {again.n_in} valid rows pass the {dataset_spec.name} contract again"
+            if passed
+            else f"{again.n_quarantined} of {again.n_in} 'valid' rows fail the contract on a second pass"
+        ),
         metadata={"rows": again.n_in, "failures": again.n_quarantined},
     )
 
@@ -50,13 +60,10 @@ def quarantine_rate_below_threshold(
 
 @dg.asset_check(
     asset="model_evaluation",
-    additional_ins={"fine_tuned_model": dg.AssetIn()},
     description="No protected group below the four-fifths rule at the decision threshold.",
 )
-def fairness_four_fifths(
-    model_evaluation: pd.DataFrame, fine_tuned_model: dict[str, Any]
-) -> dg.AssetCheckResult:
-    fairness = fine_tuned_model["fairness"]
+def fairness_four_fifths(model_evaluation: RunRecord) -> dg.AssetCheckResult:
+    fairness = model_evaluation.need("evaluation").fairness
     rows = pd.DataFrame(fairness.get("rows", []))
     flags = fairness.get("flags", [])
     return dg.AssetCheckResult(
@@ -68,35 +75,41 @@ def fairness_four_fifths(
 
 
 @dg.asset_check(asset="registered_model", blocking=True, description="Champion/challenger promotion rule.")
-def promotion_rule(registered_model: dict[str, Any]) -> dg.AssetCheckResult:
-    decision = registered_model["decision"]
+def promotion_rule(registered_model: RunRecord) -> dg.AssetCheckResult:
+    registration = registered_model.need("registration")
     return dg.AssetCheckResult(
-        passed=bool(decision["promote"]),
+        passed=registration.decision.promote,
         severity=ERROR,
-        description=decision["reason"],
+        description=registration.decision.reason,
         metadata={
-            "version": registered_model["version"],
-            "details": dg.MetadataValue.json(decision["details"]),
+            "version": registration.version,
+            "details": dg.MetadataValue.json(registration.decision.details),
         },
     )
 
 
 @dg.asset_check(
     asset="scored_applications",
-    additional_ins={"scoring_applications": dg.AssetIn(), "valid_applications": dg.AssetIn()},
+    additional_ins={
+        "scoring_applications": dg.AssetIn(),
+        "valid_applications": dg.AssetIn(),
+        "dataset_spec": dg.AssetIn(),
+    },
     description="Population stability (PSI) of every feature and of the score vs. the training data.",
 )
 def scoring_drift(
     scored_applications: pd.DataFrame,
     scoring_applications: pd.DataFrame,
     valid_applications: pd.DataFrame,
+    dataset_spec: DatasetSpec,
     settings: RiskAppSettings,
 ) -> dg.AssetCheckResult:
     thresholds = settings.drift_thresholds()
-    psi = feature_psi(valid_applications, scoring_applications, list(FEATURE_COLUMNS), thresholds=thresholds)
+    features = list(dataset_spec.numeric_columns + dataset_spec.categorical_columns)
+    psi = feature_psi(valid_applications, scoring_applications, features, thresholds=thresholds)
     try:
         version = str(scored_applications["model_version"].iloc[0])
-        reference = scoring.reference_scores(version, settings.model_name)
+        reference = scoring.reference_scores(version, settings.registered_name(dataset_spec.name))
     except (RiskAppError, IndexError):
         # A model scored from a local folder has no registry entry; features are still checked.
         reference = []

@@ -1,4 +1,4 @@
-"""Typed launchpad configs. Each mirrors a `risk_app` config, which re-validates it.
+"""Typed launchpad configs, generated from the `risk_app` config classes where one exists.
 
 Dagster rejects unknown keys in the launchpad; the `risk_app` config classes then check
 ranges and method parameters and turn problems into one clear message.
@@ -6,22 +6,22 @@ ranges and method parameters and turn problems into one clear message.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
-from pydantic import Field
+from pydantic import BaseModel, Field, create_model
 
+from data_contracts.spec import DEFAULT_DATASET
 from risk_app import paths
+from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
-
-# One source of truth for training defaults: the library's TrainConfig.
-_TRAIN_DEFAULTS = {name: field.default for name, field in TrainConfig.model_fields.items()}
+from risk_app.finetune.registry import list_methods
 
 
 class IngestConfig(dg.Config):
     path: str = Field(
-        default=str(paths.DEFAULT_DATASET),
-        description="CSV or Parquet file of loan applications (default: bundled German credit).",
+        default="",
+        description="CSV or Parquet file of loan applications (empty: the data set's own bundled file).",
     )
 
 
@@ -45,40 +45,31 @@ class AugmentationConfig(dg.Config):
     seed: int = Field(default=42, description="Seed of the augmenters.")
 
 
-class TrainingConfig(dg.Config):
-    method: str = Field(
-        default=_TRAIN_DEFAULTS["method"], description="Fine-tuning method; `risk-app methods` lists them."
-    )
-    method_params: dict[str, Any] = Field(
-        default_factory=dict, description="Parameters of the method, checked by its own config class."
-    )
-    base_model: str = Field(
-        default=_TRAIN_DEFAULTS["base_model"],
-        description="Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct), local folder, .gguf file, or tiny-qwen2.",
-    )
-    epochs: int = Field(
-        default=_TRAIN_DEFAULTS["epochs"], description="Maximum epochs; early stopping on validation AUC."
-    )
-    learning_rate: float = Field(
-        default=_TRAIN_DEFAULTS["learning_rate"], description="Peak AdamW learning rate."
-    )
-    batch_size: int = Field(default=_TRAIN_DEFAULTS["batch_size"], description="Training batch size.")
-    max_length: int = Field(
-        default=_TRAIN_DEFAULTS["max_length"], description="Maximum tokens per serialized application."
-    )
-    calibration: str = Field(
-        default=_TRAIN_DEFAULTS["calibration"],
-        description="PD calibration fitted on validation: none, temperature, platt, isotonic.",
-    )
-    threshold_objective: str = Field(
-        default=_TRAIN_DEFAULTS["threshold_objective"],
-        description="Decline threshold chosen on validation by: f1 or youden.",
-    )
-    max_decline_rate: float | None = Field(
-        default=None, description="Optional credit-policy cap on the share of applications declined (0-1]."
-    )
-    seed: int = Field(
-        default=_TRAIN_DEFAULTS["seed"], description="Seed for weights init, shuffling and dropout."
+def launchpad_config(
+    name: str, library_cls: type[BaseModel], overrides: dict[str, Any] | None = None
+) -> type[dg.Config]:
+    """A Dagster launchpad config with the same fields, types, defaults and help as a library
+    config class, so the two cannot drift apart. `overrides` replaces a field's annotation
+    (e.g. the method name as a Literal of the registered methods, so a typo is refused with the
+    allowed values). The library class re-validates (ranges, cross-field rules, method params).
+    """
+    fields: dict[str, Any] = {}
+    for field_name, info in library_cls.model_fields.items():
+        annotation = (overrides or {}).get(field_name, info.annotation)
+        fields[field_name] = (annotation, info)
+    return create_model(name, __base__=dg.Config, __module__=__name__, __doc__=library_cls.__doc__, **fields)
+
+
+MethodName = Literal[tuple(name for name, _ in list_methods())]  # type: ignore[valid-type]
+
+TrainingConfig = launchpad_config("TrainingConfig", TrainConfig, {"method": MethodName})
+CreditPolicyConfig = launchpad_config("CreditPolicyConfig", PolicyConfig)
+
+
+class DatasetConfig(dg.Config):
+    dataset: str = Field(
+        default=DEFAULT_DATASET,
+        description="The data set's spec: a built-in name (`risk-app datasets list`) or a spec file path.",
     )
 
 

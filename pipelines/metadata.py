@@ -63,3 +63,77 @@ def validation_counts(result: Any) -> dict[str, Any]:
         "rows_quarantined": result.n_quarantined,
         "quarantine_rate": dg.MetadataValue.float(result.n_quarantined / max(result.n_in, 1)),
     }
+
+
+def _metric_values(values: Mapping[str, float], prefix: str = "") -> dict[str, Any]:
+    """Metrics rounded as reports show them (the metric table's decimals)."""
+    from risk_app.evaluate.metric_table import metric_spec
+
+    return {
+        f"{prefix}{name}": dg.MetadataValue.float(round(float(value), metric_spec(name).decimals))
+        for name, value in values.items()
+    }
+
+
+def record_metadata(record: Any, stage: str) -> dict[str, Any]:
+    """The Dagster metadata of one stage of a run, rendered from the run record only."""
+    from risk_app.run.render import model_rows, policy_sentence
+
+    common: dict[str, Any] = {"run_id": record.run_id, "dataset": record.dataset.name}
+    if stage == "training":
+        training = record.need("training")
+        return {
+            **common,
+            "method": training.config.method,
+            "base_model": training.config.base_model,
+            "method_params": dg.MetadataValue.json(training.method_params),
+            "best_val_auc": dg.MetadataValue.float(round(training.best_val_auc, 4)),
+            "trainable_percent": dg.MetadataValue.float(round(training.trainable_percent, 4)),
+            "wall_seconds": dg.MetadataValue.float(round(training.wall_seconds, 1)),
+            "tokens_per_second": dg.MetadataValue.float(round(training.tokens_per_second, 1)),
+            "history": table(pd.DataFrame([e.model_dump() for e in training.history]).round(4)),
+            "run_dir": dg.MetadataValue.path(record.run_dir),
+        }
+    if stage == "policy":
+        policy = record.need("policy")
+        return {
+            **common,
+            "threshold": dg.MetadataValue.float(round(policy.threshold, 4)),
+            "policy": dg.MetadataValue.text(policy_sentence(record)),
+            "calibration": dg.MetadataValue.json(policy.calibration),
+            **_metric_values(policy.validation.values(), prefix="val_"),
+        }
+    if stage == "evaluation":
+        evaluation = record.need("evaluation")
+        rows = pd.DataFrame([{"model": name, **values} for name, values in model_rows(record)])
+        return {
+            **common,
+            **_metric_values(evaluation.test.values(), prefix="test_"),
+            "comparison": table(rows.round(4)),
+            "ece": dg.MetadataValue.float(round(evaluation.ece, 4)),
+            "top_decile_lift": dg.MetadataValue.float(round(evaluation.top_decile_lift, 4)),
+            "lift_table": table(pd.read_csv(evaluation.lift_table).round(4)) if evaluation.lift_table else "",
+            "fairness_flags": dg.MetadataValue.json(evaluation.fairness_flags),
+            **{name: png(path, name.replace("_", " ")) for name, path in evaluation.plots.items()},
+        }
+    if stage == "artifact":
+        artifact = record.need("artifact")
+        card = Path(artifact.path) / "MODEL_CARD.md"
+        return {
+            **common,
+            "artifact_dir": dg.MetadataValue.path(artifact.path),
+            "version": artifact.version,
+            "weights_sha256": artifact.weights_sha256,
+            "code_version": artifact.code_version,
+            "model_card": dg.MetadataValue.md(card.read_text(encoding="utf-8")),
+        }
+    if stage == "registration":
+        registration = record.need("registration")
+        return {
+            **common,
+            "model_name": registration.model_name,
+            "version": registration.version,
+            "promote": registration.decision.promote,
+            "reason": dg.MetadataValue.text(registration.decision.reason),
+        }
+    raise ValueError(f"unknown stage {stage!r}")

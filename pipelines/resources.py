@@ -45,7 +45,10 @@ class RiskAppSettings(dg.ConfigurableResource):
         default=0.05,
         description="Blocking check: the share of quarantined rows must stay below this.",
     )
-    model_name: str = Field(default="credit_risk_model", description="MLflow registered-model name.")
+    model_name: str = Field(
+        default="",
+        description="MLflow registered-model name; empty = one per data set, named after it.",
+    )
     promotion_metric: str = Field(
         default="roc_auc", description="Test metric that decides champion/challenger promotion."
     )
@@ -57,6 +60,10 @@ class RiskAppSettings(dg.ConfigurableResource):
     )
     drift_warn_psi: float = Field(default=0.1, description="PSI above this warns.")
     drift_fail_psi: float = Field(default=0.25, description="PSI above this fails.")
+
+    def registered_name(self, dataset: str) -> str:
+        """The registered model a run of `dataset` joins: champions compete within one data set."""
+        return self.model_name or dataset
 
     def promotion_rule(self) -> PromotionRule:
         return PromotionRule(

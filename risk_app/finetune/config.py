@@ -2,7 +2,9 @@
 
 `TrainConfig` holds what the supervised loop needs (epochs, learning rate, batch size ...) plus
 the method's name and its raw parameters. The method's own `Config` class validates
-`method_params`; this class validates everything else. Defaults are tuned so that LoRA on the
+`method_params`; this class validates everything else. How scores become decisions
+(calibration, cut-off, decline cap) is the credit policy's business, not training's:
+see `risk_app.evaluate.policy.PolicyConfig`. Defaults are tuned so that LoRA on the
 embedded `tiny-qwen2` model learns something in a few CPU seconds; a real base model usually
 wants a smaller learning rate (2e-4 is the usual LoRA choice).
 """
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from risk_app.errors import ConfigError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+_LEGACY_POLICY_KEYS = ("calibration", "threshold_objective", "max_decline_rate")
 
 
 class TrainConfig(BaseModel):
@@ -58,23 +61,6 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(
         default=0.0, ge=0.0, lt=0.5, description="Cross-entropy label smoothing (0 = none)."
     )
-    calibration: Literal["none", "temperature", "platt", "isotonic"] = Field(
-        default="platt",
-        description="Map fitted on validation from the model's scores to default rates. Class "
-        "weighting shifts raw scores towards 0.5; PDs feed grades and pricing, so they must be rates.",
-    )
-    threshold_objective: Literal["f1", "youden"] = Field(
-        default="f1",
-        description="How the decline threshold is chosen on validation: max F1 of the default "
-        "class, or Youden's J.",
-    )
-    max_decline_rate: float | None = Field(
-        default=None,
-        gt=0.0,
-        le=1.0,
-        description="Credit-policy cap on the share of applications declined (on validation); "
-        "raises the threshold when the statistical optimum declines more.",
-    )
     seed: int = Field(default=42, ge=0, description="Seed for torch, numpy, random and data order.")
     gradient_accumulation_steps: int = Field(
         default=1, ge=1, le=1024, description="Batches whose gradients are summed per optimizer step."
@@ -89,6 +75,12 @@ class TrainConfig(BaseModel):
     max_train_rows: int | None = Field(
         default=None, ge=2, description="Train on a seeded random subset of this many rows (quick runs)."
     )
+
+    @classmethod
+    def from_artifact(cls, values: dict[str, Any]) -> TrainConfig:
+        """Read an artifact's train_config, including those saved before the credit policy
+        (calibration, cut-off objective, decline cap) moved out of TrainConfig."""
+        return cls.model_validate({k: v for k, v in values.items() if k not in _LEGACY_POLICY_KEYS})
 
     @model_validator(mode="after")
     def _check_device(self) -> TrainConfig:

@@ -298,6 +298,7 @@ def supervised_fit(
         method_config=cfg.model_dump(mode="json"),
         best_val_proba=best_proba,
         stopped_early=stopped_early,
+        trainable_parameter_names=[name for name, _ in named],
     )
 
 

@@ -91,6 +91,9 @@ class TrainResult:
     # another forward pass.
     best_val_proba: np.ndarray | None = None
     stopped_early: bool = False
+    # Names of the parameters the optimizer updated, so the artifact records exactly what
+    # trained (freeze picks them by layer and sub-module).
+    trainable_parameter_names: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The scalar facts, ready for MLflow params/metrics or Dagster metadata."""

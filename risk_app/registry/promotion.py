@@ -18,17 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Direction of the metrics `credit_metrics` produces: True = higher is better.
+from risk_app.evaluate.metric_table import METRICS
+
+# Direction of every comparable metric, from the one metric table: True = higher is better.
 METRIC_DIRECTIONS: dict[str, bool] = {
-    "roc_auc": True,
-    "ks": True,
-    "gini": True,
-    "f1": True,
-    "precision": True,
-    "recall": True,
-    "accuracy": True,
-    "brier": False,
-    "log_loss": False,
+    spec.name: spec.higher_is_better for spec in METRICS if spec.higher_is_better is not None
 }
 
 

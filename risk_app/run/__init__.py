@@ -1,0 +1,1 @@
+"""A training run as stages over one typed record: fine-tune → policy → evaluate → package → register."""

@@ -1,0 +1,171 @@
+"""The typed record of one training run, filled in stage by stage.
+
+A run flows one way: `fine_tune` → `choose_policy` → `evaluate` → `package` → `register`
+(`risk_app.run.stages`). Each stage reads what the earlier ones wrote into the `RunRecord` and
+adds its own section; no stage re-derives a fact an earlier one knew. Every report is one
+function of the record: the model card (`evaluate.model_card.render_model_card`), the artifact
+manifest (`run.package`), MLflow params/metrics/tags (`run.render.mlflow_payload`), the
+Dagster metadata (`pipelines.metadata.record_metadata`) and the CLI summary
+(`run.render.summary_rows`).
+
+The record is JSON on disk (`<run_dir>/run_record.json`, written atomically after each
+stage), so a Dagster asset can re-run one stage (a new policy, a new evaluation) without
+retraining, and a run can be inspected after the fact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from risk_app.atomic import atomic_write_json
+from risk_app.errors import RiskAppError
+from risk_app.evaluate.metric_table import Metrics
+from risk_app.evaluate.policy import PolicyConfig
+from risk_app.finetune.config import TrainConfig
+from risk_app.registry.promotion import PromotionDecision
+
+RECORD_FILE = "run_record.json"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetFacts(_Section):
+    """What the run was trained on."""
+
+    name: str = Field(description="Data set name (from its spec).")
+    spec_version: str = Field(description="Version of the data set's spec / data contract.")
+    spec_hash: str = Field(default="", description="sha256 of the data set's spec file.")
+    description: str = Field(default="", description="What the data set is (from its spec).")
+    origin: str = Field(default="", description="Where the data set comes from (from its spec).")
+    licence: str = Field(default="", description="Its licence (from its spec).")
+    limitations: list[str] = Field(default_factory=list, description="Known limits stated in the spec.")
+    target: str = Field(default="", description="Target column and which value means default.")
+    protected: list[str] = Field(default_factory=list, description="Protected attributes (from the spec).")
+    source: str = Field(default="", description="The file the applications came from.")
+    data_hash: str = Field(description="sha256 of the training examples (texts, labels, splits).")
+    split_strategy: str = Field(default="stratified", description="How rows were split.")
+    split_seed: int = Field(default=42)
+    rows: dict[str, int] = Field(description="Examples per split (train includes augmented copies).")
+    augmented_rows: int = Field(default=0)
+    excluded_fields: list[str] = Field(default_factory=list, description="Fields left out of the text.")
+    quality_warnings: list[str] = Field(default_factory=list, description="Data-quality findings.")
+
+
+class EpochRecord(_Section):
+    epoch: int
+    train_loss: float
+    val_loss: float | None = None
+    val_auc: float
+    learning_rate: float | None = None
+    seconds: float | None = None
+    model_config = ConfigDict(extra="allow")  # objectives add their own per-epoch numbers
+
+
+class TrainingFacts(_Section):
+    """What fine-tuning did and where it left the trained weights and raw scores."""
+
+    config: TrainConfig
+    method_params: dict[str, Any] = Field(description="The method's parameters after validation (all keys).")
+    best_epoch: int
+    best_val_auc: float
+    epochs_run: int
+    stopped_early: bool
+    trainable_params: int
+    total_params: int
+    trainable_percent: float
+    wall_seconds: float
+    peak_memory_mb: float
+    tokens_per_second: float
+    device: str
+    trainable_parameter_names: list[str] = Field(default_factory=list)
+    history: list[EpochRecord] = Field(default_factory=list)
+    trained_dir: str = Field(description="Folder with the trained weights and tokenizer.")
+    predictions_path: str = Field(description="Parquet of raw validation/test scores per application.")
+
+
+class PolicyFacts(_Section):
+    """The credit policy chosen on validation."""
+
+    config: PolicyConfig
+    calibration: dict[str, Any] = Field(description="The fitted calibrator (Calibrator.to_dict).")
+    threshold: float = Field(ge=0.0, le=1.0, description="Decline when PD >= threshold.")
+    validation: Metrics = Field(description="Validation metrics at the cut-off, calibrated PDs.")
+
+
+class EvaluationFacts(_Section):
+    """Test-split results of the model beside each baseline, fairness and the report files."""
+
+    test: Metrics
+    baselines: dict[str, Metrics] = Field(default_factory=dict)
+    ece: float
+    top_decile_lift: float
+    report_dir: str
+    plots: dict[str, str] = Field(default_factory=dict, description="Chart name -> PNG path.")
+    lift_table: str = Field(default="", description="CSV path of the decile lift table.")
+    fairness: dict[str, Any] = Field(default_factory=dict, description="FairnessReport.to_dict().")
+    fairness_flags: list[str] = Field(default_factory=list)
+
+
+class ArtifactFacts(_Section):
+    """The packaged, self-describing model folder."""
+
+    path: str
+    version: str
+    weights_sha256: str
+    code_version: str
+    library_versions: dict[str, str]
+    created_at: str
+
+
+class RegistrationFacts(_Section):
+    """The MLflow model version and the promotion verdict made when it was registered."""
+
+    model_name: str
+    version: int
+    mlflow_run_id: str
+    decision: PromotionDecision
+    promoted: bool = False
+
+
+class RunRecord(_Section):
+    """One training run: each stage fills its section, in order."""
+
+    run_id: str
+    run_dir: str
+    created_at: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    dataset: DatasetFacts
+    training: TrainingFacts | None = None
+    policy: PolicyFacts | None = None
+    evaluation: EvaluationFacts | None = None
+    artifact: ArtifactFacts | None = None
+    registration: RegistrationFacts | None = None
+
+    @property
+    def method(self) -> str:
+        return self.need("training").config.method
+
+    def need(self, stage: str) -> Any:
+        """A stage's section, or a clear error naming the stage that has not run yet."""
+        section = getattr(self, stage)
+        if section is None:
+            raise RiskAppError(f"run {self.run_id}: the {stage} stage has not run yet")
+        return section
+
+    def save(self) -> Path:
+        """Write the record next to the run's files, atomically."""
+        path = Path(self.run_dir) / RECORD_FILE
+        atomic_write_json(path, self.model_dump(mode="json"))
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> RunRecord:
+        path = Path(run_dir) / RECORD_FILE
+        if not path.is_file():
+            raise RiskAppError(f"{path}: no run record (has the run started?)")
+        return cls.model_validate_json(path.read_text(encoding="utf-8"))

@@ -1,0 +1,60 @@
+"""The registration stage: the packaged artifact becomes an MLflow model version, with a verdict.
+
+`register_run` logs the artifact with the params, metrics and tags rendered from the run record
+(`render.mlflow_payload`) and records the promotion rule's verdict against the current champion
+of the same registered model; `promote_run` carries out a positive verdict. In Dagster a
+blocking asset check stands between the two.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from risk_app.registry import mlflow_registry
+from risk_app.registry.promotion import PromotionRule
+from risk_app.run.record import RegistrationFacts, RunRecord
+from risk_app.run.render import mlflow_payload
+
+
+def register_run(
+    record: RunRecord,
+    *,
+    model_name: str = mlflow_registry.DEFAULT_MODEL_NAME,
+    rule: PromotionRule | None = None,
+) -> RunRecord:
+    """Register the run's artifact as a new version (alias `challenger`) and decide promotion."""
+    artifact, evaluation = record.need("artifact"), record.need("evaluation")
+    payload = mlflow_payload(record)
+    reports = [Path(p) for p in evaluation.plots.values()]
+    if evaluation.lift_table:
+        reports.append(Path(evaluation.lift_table))
+    info = mlflow_registry.register_model_version(
+        artifact.path,
+        metrics=payload.metrics,
+        params=payload.params,
+        tags=payload.tags,
+        model_name=model_name,
+        run_name=record.run_id,
+        extra_artifacts=[p for p in reports if p.exists()] + [Path(artifact.path) / "MODEL_CARD.md"],
+    )
+    decision = mlflow_registry.evaluate_promotion(model_name, info.version, rule)
+    mlflow_registry.record_decision(model_name, info.version, decision, rule)
+    facts = RegistrationFacts(
+        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=decision
+    )
+    updated = record.model_copy(update={"registration": facts})
+    updated.save()
+    return updated
+
+
+def promote_run(record: RunRecord, actor: str = "risk-app") -> RunRecord:
+    """Carry out a positive verdict: the version becomes `champion`."""
+    registration = record.need("registration")
+    if not registration.decision.promote:
+        return record
+    mlflow_registry.set_champion(
+        registration.model_name, registration.version, reason=registration.decision.reason, actor=actor
+    )
+    updated = record.model_copy(update={"registration": registration.model_copy(update={"promoted": True})})
+    updated.save()
+    return updated

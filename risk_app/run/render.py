@@ -1,0 +1,92 @@
+"""Renderings of the run record: MLflow params/metrics/tags and the CLI's summary table.
+
+Each is one function of the `RunRecord`; the model card (`evaluate.model_card`) and the
+Dagster metadata (`pipelines.metadata.record_metadata`) are the other two. Metric names come
+from the metric table, so a new metric reaches every rendering without an edit here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from risk_app.evaluate.metric_table import METRIC_NAMES, format_metric
+from risk_app.run.record import RunRecord
+
+TRAINING_METRICS = (
+    "best_val_auc",
+    "best_epoch",
+    "epochs_run",
+    "trainable_params",
+    "total_params",
+    "trainable_percent",
+    "wall_seconds",
+    "peak_memory_mb",
+    "tokens_per_second",
+)
+
+
+@dataclass(frozen=True)
+class MlflowPayload:
+    """What a run logs to MLflow: flat params, numeric metrics and string tags."""
+
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def model_rows(record: RunRecord) -> list[tuple[str, dict[str, float]]]:
+    """(model name, test metrics) for the fine-tuned model first, then each baseline."""
+    evaluation = record.need("evaluation")
+    rows = [(f"llm:{record.method}", evaluation.test.values())]
+    return rows + [(name, m.values()) for name, m in evaluation.baselines.items()]
+
+
+def mlflow_payload(record: RunRecord) -> MlflowPayload:
+    """Params (training, method, policy), metrics (test, validation, baselines, training), tags."""
+    training, policy = record.need("training"), record.need("policy")
+    evaluation = record.need("evaluation")
+    metrics: dict[str, float] = {f"test_{k}": v for k, v in evaluation.test.values().items()}
+    metrics.update({f"val_{k}": v for k, v in policy.validation.values().items()})
+    for name, values in evaluation.baselines.items():
+        metrics.update({f"{name}_{k}": v for k, v in values.values().items()})
+    summary = training.model_dump()
+    metrics.update({f"train_{k}": float(summary[k]) for k in TRAINING_METRICS})
+    metrics.update(
+        {"threshold": policy.threshold, "ece": evaluation.ece, "top_decile_lift": evaluation.top_decile_lift}
+    )
+    params = {
+        "train": training.config.model_dump(mode="json"),
+        "method_params": training.method_params,
+        "policy": policy.config.model_dump(mode="json"),
+        "dataset": record.dataset.name,
+        "split": f"{record.dataset.split_strategy} seed {record.dataset.split_seed}",
+    }
+    tags = {
+        "run_id": record.run_id,
+        "dataset": record.dataset.name,
+        "spec_hash": record.dataset.spec_hash,
+        "data_hash": record.dataset.data_hash,
+    }
+    if record.artifact:
+        tags.update(code_version=record.artifact.code_version, artifact_version=record.artifact.version)
+    return MlflowPayload(params=params, metrics=metrics, tags=tags)
+
+
+def summary_rows(record: RunRecord) -> list[dict[str, str]]:
+    """The CLI's 'test metrics, same split' table: one row per model, formatted by the table."""
+    return [
+        {"model": name, **{k: format_metric(k, values[k]) for k in METRIC_NAMES}}
+        for name, values in model_rows(record)
+    ]
+
+
+def policy_sentence(record: RunRecord) -> str:
+    """The chosen cut-off and what it does on validation, in plain words."""
+    policy = record.need("policy")
+    val = policy.validation
+    return (
+        f"cut-off PD >= {policy.threshold:.4f} ({policy.config.describe()}): "
+        f"approves {val.approval_rate:.1%} of validation applicants, bad rate among approved {val.bad_rate_approved:.1%}, "
+        f"catches {val.recall:.1%} of defaults"
+    )

@@ -1,0 +1,188 @@
+"""The stages of a training run, each a function from the run record to the next record.
+
+    record = start_run(valid, examples, source="loans.csv", spec=spec)
+    record, trained = fine_tune(record, examples, TrainConfig(method="lora"))
+    record = choose_credit_policy(record, PolicyConfig(max_decline_rate=0.3))
+    record = evaluate_run(record, valid, examples, spec=spec)
+    record = package_run(record)                 # risk_app.run.package
+    record = register_run(record, model_name)    # risk_app.run.register
+
+Each stage writes its files under the run folder, adds its section to the record and saves the
+record, so the next stage (or a re-run of this one from the Dagster UI) needs nothing held in
+memory: policy and evaluation read the raw scores fine-tuning saved, packaging reads the
+trained weights. The CLI and the Dagster assets call these same functions in the same order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from safetensors.torch import save_file
+
+from risk_app import paths
+from risk_app.atomic import atomic_dir
+from risk_app.data.examples import data_hash
+from risk_app.errors import ConfigError
+from risk_app.evaluate.calibration import Calibrator
+from risk_app.evaluate.metrics import decision_threshold, score_predictions
+from risk_app.evaluate.policy import PolicyConfig, choose_policy
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.registry import get_method
+from risk_app.finetune.trainer import train_classifier
+from risk_app.finetune.types import TrainResult
+from risk_app.run.dataset import dataset_facts
+from risk_app.run.record import EpochRecord, PolicyFacts, RunRecord, TrainingFacts
+
+SPLITS = ("train", "validation", "test")
+TRAINED_DIR = "trained"
+WEIGHTS_FILE = "weights.safetensors"
+TOKENIZER_DIR = "tokenizer"
+PREDICTIONS_FILE = "predictions.parquet"
+
+
+def new_run_id(method: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{method}-{secrets.token_hex(3)}"
+
+
+def start_run(
+    valid: pd.DataFrame,
+    examples: pd.DataFrame,
+    *,
+    source: str = "",
+    spec: Any = None,
+    method: str = "run",
+    run_id: str | None = None,
+    split_strategy: str = "stratified",
+    split_seed: int = 42,
+) -> RunRecord:
+    """A new run folder and its record, holding the facts about the data it trains on."""
+    run_id = run_id or new_run_id(method)
+    run_dir = paths.runs_dir() / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    facts = dataset_facts(
+        valid,
+        examples,
+        source=source,
+        spec=spec,
+        data_hash=data_hash(examples),
+        split_strategy=split_strategy,
+        split_seed=split_seed,
+    )
+    record = RunRecord(run_id=run_id, run_dir=str(run_dir), dataset=facts)
+    record.save()
+    return record
+
+
+def texts_and_labels(examples: pd.DataFrame, split: str) -> tuple[list[str], np.ndarray, list[str]]:
+    """Texts, 0/1 labels and ids of one split; validation and test hold real applications only."""
+    part = examples.loc[examples["split"] == split]
+    if split != "train":
+        part = part.loc[~part["augmented"].astype(bool)]
+    if part.empty:
+        raise ConfigError(f"the {split} split is empty; the data set is too small to train on")
+    return part["text"].tolist(), part["default"].to_numpy(dtype=np.int64), part["application_id"].tolist()
+
+
+def _save_trained(result: TrainResult, method_name: str, out_dir: Path) -> Path:
+    """The trained part of the model (the method's saved state) and the tokenizer, atomically."""
+    method = get_method(method_name)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in method.state_to_save(result.model).items()}
+    with atomic_dir(out_dir) as tmp:
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method_name})
+        result.tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
+    return out_dir
+
+
+def _save_predictions(result: TrainResult, examples: pd.DataFrame, config: TrainConfig, path: Path) -> None:
+    """Raw P(default) on validation (best epoch) and test, so later stages need no model."""
+    frames = []
+    for split in ("validation", "test"):
+        texts, labels, ids = texts_and_labels(examples, split)
+        if split == "validation" and result.best_val_proba is not None:
+            raw = result.best_val_proba
+        else:
+            raw = predict_proba(
+                result.model, result.tokenizer, texts, config.eval_batch_size, config.max_length
+            )
+        frames.append(pd.DataFrame({"application_id": ids, "split": split, "default": labels, "p_raw": raw}))
+    pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
+
+
+def fine_tune(
+    record: RunRecord, examples: pd.DataFrame, config: TrainConfig, *, progress: bool = True
+) -> tuple[RunRecord, TrainResult]:
+    """Train the model; save its weights and raw validation/test scores; record what happened."""
+    method = get_method(config.method)
+    method_cfg = method.parse_config(config.method_params)
+    train_texts, y_train, _ = texts_and_labels(examples, "train")
+    val_texts, y_val, _ = texts_and_labels(examples, "validation")
+    run_dir = Path(record.run_dir)
+    result = train_classifier(
+        train_texts,
+        y_train,
+        val_texts,
+        y_val,
+        config,
+        checkpoint_dir=run_dir / "checkpoints",
+        method=method,
+        progress=progress,
+    )
+    trained_dir = _save_trained(result, config.method, run_dir / TRAINED_DIR)
+    _save_predictions(result, examples, config, run_dir / PREDICTIONS_FILE)
+    summary = result.summary()
+    facts = TrainingFacts(
+        config=config,
+        method_params=method_cfg.model_dump(mode="json"),
+        **{k: summary[k] for k in TrainingFacts.model_fields if k in summary},
+        trainable_parameter_names=list(result.trainable_parameter_names),
+        history=[EpochRecord(**epoch) for epoch in result.history],
+        trained_dir=str(trained_dir),
+        predictions_path=str(run_dir / PREDICTIONS_FILE),
+    )
+    updated = record.model_copy(
+        update={"training": facts, "policy": None, "evaluation": None, "artifact": None}
+    )
+    updated.save()
+    return updated, result
+
+
+def read_predictions(record: RunRecord, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(labels, raw scores, ids) of one split from the fine-tuning stage."""
+    frame = pd.read_parquet(record.need("training").predictions_path)
+    part = frame.loc[frame["split"] == split]
+    return part["default"].to_numpy(np.int64), part["p_raw"].to_numpy(float), part["application_id"].tolist()
+
+
+def choose_credit_policy(record: RunRecord, config: PolicyConfig | None = None) -> RunRecord:
+    """Fit calibration and choose the cut-off on validation; record the policy and its effect."""
+    config = config or PolicyConfig()
+    y_val, raw_val, _ = read_predictions(record, "validation")
+    chosen = choose_policy(y_val, raw_val, config)
+    facts = PolicyFacts(
+        config=config,
+        calibration=chosen.calibrator.to_dict(),
+        threshold=chosen.threshold,
+        validation=score_predictions(y_val, chosen.calibrator.transform(raw_val), chosen.threshold),
+    )
+    updated = record.model_copy(update={"policy": facts, "evaluation": None, "artifact": None})
+    updated.save()
+    return updated
+
+
+def calibrated_scores(record: RunRecord, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(labels, calibrated PDs, ids) of one split under the run's chosen policy."""
+    y, raw, ids = read_predictions(record, split)
+    return y, Calibrator.from_dict(record.need("policy").calibration).transform(raw), ids
+
+
+def baseline_policy_threshold(record: RunRecord, y_val: np.ndarray, p_val: np.ndarray) -> float:
+    """A baseline's cut-off, chosen on validation by the same policy objective and cap."""
+    config = record.need("policy").config
+    return decision_threshold(y_val, p_val, config.threshold_objective, config.max_decline_rate)
