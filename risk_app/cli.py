@@ -22,11 +22,13 @@ from rich.console import Console
 from rich.table import Table
 
 from risk_app import paths
+from risk_app.cli_bases import bases_app
 from risk_app.errors import RiskAppError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Credit-risk LLM fine-tuning and scoring.")
 models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, promote, roll back.")
 app.add_typer(models_app, name="models")
+app.add_typer(bases_app, name="bases")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
