@@ -1,48 +1,104 @@
-"""Sensors: score every new file that lands in the landing folder."""
+"""Sensors: score every complete file that lands in the landing folder, once per content.
+
+A file is taken only when it is complete: a `<name>.done` marker sits beside it, or its size
+and modification time have not changed for `$RISK_APP_LANDING_STABLE_SECONDS` (default 30)
+across two sensor ticks. Then the sensor hashes it, adds a dynamic partition
+`<name>-<12 hex of sha256>` and requests one run for it, passing the hash it saw so the run
+fails rather than score different bytes. The cursor remembers, per file name, the size,
+mtime and hash it scored; a file rewritten with new content is a new batch.
+"""
+
+from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
+from pipelines.assets.scoring import landing_files, landing_partition_key
 from pipelines.jobs import scoring_job
 from risk_app import paths
+from risk_app.storage.scores import file_batch_id
 
 SCORABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+DONE_SUFFIX = ".done"
+DEFAULT_STABLE_SECONDS = 30.0
 
 
-def new_landing_files(folder: Path, seen: dict[str, float]) -> list[Path]:
-    """Files not seen before, or changed since; hidden and partial files are skipped."""
-    found = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in SCORABLE_SUFFIXES:
+def stable_seconds() -> float:
+    """How long size and mtime must stay unchanged before a file counts as complete."""
+    return float(os.environ.get("RISK_APP_LANDING_STABLE_SECONDS", DEFAULT_STABLE_SECONDS))
+
+
+def _signature(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def landing_candidates(folder: Path) -> list[Path]:
+    """Data files in the folder; hidden files (uploads in progress) and markers are skipped."""
+    return [
+        p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SCORABLE_SUFFIXES
+    ]
+
+
+def complete_files(
+    folder: Path, state: dict[str, Any], now: float, stable_s: float
+) -> list[tuple[Path, list[int]]]:
+    """Files ready to score; updates `state["pending"]` with what is still settling."""
+    pending: dict[str, list[float]] = state.setdefault("pending", {})
+    scored: dict[str, list[Any]] = state.setdefault("scored", {})
+    ready = []
+    for path in landing_candidates(folder):
+        sig = _signature(path)
+        if scored.get(path.name, [None, None])[:2] == sig:
             continue
-        mtime = path.stat().st_mtime
-        if seen.get(path.name) != mtime:
-            found.append(path)
-    return found
+        if path.with_name(path.name + DONE_SUFFIX).exists():
+            ready.append((path, sig))
+            continue
+        seen = pending.get(path.name)
+        settled = seen is not None and seen[:2] == sig and now - seen[2] >= stable_s
+        if settled and sig[0] > 0 and now - sig[1] / 1e9 >= stable_s:
+            ready.append((path, sig))
+        elif seen is None or seen[:2] != sig:
+            pending[path.name] = [sig[0], sig[1], now]
+    return ready
 
 
 @dg.sensor(job=scoring_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
 def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Starts one scoring run per new file in `var/landing/` (or `$RISK_APP_HOME/landing`)."""
-    folder = paths.landing_dir()
-    seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
-    requests = []
-    for path in new_landing_files(folder, seen):
-        mtime = path.stat().st_mtime
-        seen[path.name] = mtime
-        output = paths.outputs_dir() / f"{path.stem}.scores.parquet"
+    """One partition and one scoring run per complete file in `var/landing/`."""
+    state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
+    requests, keys = [], []
+    for path, sig in complete_files(paths.landing_dir(), state, time.time(), stable_seconds()):
+        batch_id = file_batch_id(path)
+        if _signature(path) != sig:
+            continue  # changed while hashing: not complete after all; looked at again next tick
+        key = landing_partition_key(path.name, batch_id)
+        keys.append(key)
+        state["pending"].pop(path.name, None)
+        state["scored"][path.name] = [*sig, batch_id]
         requests.append(
             dg.RunRequest(
-                run_key=f"{path.name}:{mtime}",
+                run_key=key,
+                partition_key=key,
                 run_config={
                     "ops": {
-                        "scoring_batch": {"config": {"input_path": str(path)}},
-                        "scored_applications": {"config": {"output_path": str(output)}},
+                        "scoring_batch": {
+                            "config": {"input_path": str(path), "expected_batch_id": batch_id}
+                        }
                     }
                 },
-                tags={"landing_file": path.name},
+                tags={"landing_file": path.name, "risk_app/batch_id": batch_id},
             )
         )
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[landing_files.build_add_request(keys)] if keys else [],
+        cursor=json.dumps(state, sort_keys=True),
+    )

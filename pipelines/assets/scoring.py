@@ -1,69 +1,185 @@
-"""Scoring assets: validate a batch of new applications, then score it with a registered model."""
+"""Scoring assets, one dynamic partition per landing file: validate the batch, score it, record it.
+
+Each partition is one input file pinned by its content hash (`<file name>-<12 hex>`, added by
+`landing_folder_sensor`), so the UI lists which files were scored. Materializing a partition
+replaces exactly that batch in the warehouse ledger in one transaction
+(`risk_app.storage.scores`); other batches are never touched. Frames travel between the steps
+through the pickling IO manager, per partition, so two runs at once cannot mix batches.
+"""
+
+import re
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
-from pipelines.configs import ScoringConfig, ScoringInputConfig
 from pipelines.metadata import table, user_errors, validation_counts
 from pipelines.resources import RiskAppSettings
-from risk_app import scoring
+from risk_app import paths, scoring
 from risk_app.data.load import load_applications
 from risk_app.data.validate import validate_applications
+from risk_app.errors import ConfigError, RiskAppError
+from risk_app.scoring.output import batch_output_path, write_output
+from risk_app.storage.scores import BATCH_COLUMNS, ScoredBatch, file_batch_id, record_scored_batch
+
+landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
+
+_KEY = re.compile(r"^(?P<name>.+)-(?P<hash>[0-9a-f]{12})$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def landing_partition_key(file_name: str, batch_id: str) -> str:
+    """`<file name>-<first 12 hex of its sha256>`: one partition per file content."""
+    return f"{_UNSAFE.sub('_', file_name).replace('...', '_')}-{batch_id[:12]}"
+
+
+class ScoringInputConfig(dg.Config):
+    input_path: str = Field(
+        default="",
+        description="File to score; empty: the landing file named by the partition key.",
+    )
+    expected_batch_id: str = Field(
+        default="",
+        description="sha256 the sensor saw; the run fails if the file no longer has it.",
+    )
+    dataset: str = Field(
+        default="", description="Data set name recorded with the batch (default: the file name)."
+    )
+
+
+class ScoringConfig(dg.Config):
+    output_path: str = Field(
+        default="",
+        description="Scores file (.parquet or .csv); empty: outputs/<file>.<hash>.scores.parquet.",
+    )
+    overwrite: bool = Field(
+        default=False, description="Replace an existing output_path (the default batch-named file always is)."
+    )
+    model: str = Field(default="champion", description="Model alias, version number or local folder.")
+    reason_codes: int = Field(
+        default=4, description="Principal reasons listed for each declined application (0 = none)."
+    )
+
+
+def _source(context: dg.AssetExecutionContext, config: ScoringInputConfig) -> Path:
+    if config.input_path:
+        return Path(config.input_path)
+    match = _KEY.match(context.partition_key)
+    if match is None:
+        raise ConfigError(f"partition {context.partition_key!r}: set scoring_batch.config.input_path")
+    return paths.landing_dir() / match["name"]
+
+
+def _tag(frame: pd.DataFrame, values: tuple[str, str, str]) -> pd.DataFrame:
+    out = frame.copy()
+    for column, value in zip(BATCH_COLUMNS, values, strict=True):
+        out[column] = pd.Series([value] * len(out), index=out.index, dtype="string")
+    return out
 
 
 @dg.multi_asset(
     outs={
         "scoring_applications": dg.AssetOut(
             group_name="scoring",
-            kinds={"pandas", "duckdb"},
-            description="Contract-valid applications of the batch.",
+            kinds={"pandas"},
+            io_manager_key="fs_io_manager",
+            description="Contract-valid applications of the batch (tagged with its batch_id).",
         ),
         "scoring_quarantine": dg.AssetOut(
             group_name="scoring",
-            kinds={"pandas", "duckdb"},
+            kinds={"pandas"},
+            io_manager_key="fs_io_manager",
             description="Failed checks of the batch; these rows are not scored.",
         ),
     },
+    partitions_def=landing_files,
 )
 @user_errors
-def scoring_batch(config: ScoringInputConfig):  # noqa: ANN201 - dagster multi-output
-    """Load and validate a batch; the target is optional for scoring input."""
-    result = validate_applications(
-        load_applications(config.input_path), source=config.input_path, require_target=False
-    )
-    counts = {"source_file": config.input_path, **validation_counts(result)}
-    yield dg.Output(result.valid, output_name="scoring_applications", metadata=counts)
+def scoring_batch(context: dg.AssetExecutionContext, config: ScoringInputConfig):  # noqa: ANN201
+    """Load and validate one landing file (its content hash checked); the target is optional."""
+    source = _source(context, config)
+    if not source.is_file():
+        raise RiskAppError(f"{source}: no such file to score")
+    batch_id = file_batch_id(source)
+    if config.expected_batch_id and batch_id != config.expected_batch_id:
+        raise RiskAppError(
+            f"{source}: content changed since the sensor saw it (sha256 {batch_id[:12]}, "
+            f"expected {config.expected_batch_id[:12]}); the new content gets its own partition"
+        )
+    result = validate_applications(load_applications(source), source=str(source), require_target=False)
+    if file_batch_id(source) != batch_id:
+        raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
+    tags = (batch_id, config.dataset or source.name, str(source.resolve()))
+    counts = {"source_file": str(source), "batch_id": batch_id, **validation_counts(result)}
+    yield dg.Output(_tag(result.valid, tags), output_name="scoring_applications", metadata=counts)
     yield dg.Output(
-        result.quarantine,
+        _tag(result.quarantine, tags),
         output_name="scoring_quarantine",
         metadata={**counts, "sample": table(result.quarantine)},
     )
 
 
+def _batch_of(applications: pd.DataFrame, quarantine: pd.DataFrame) -> tuple[str, str, str]:
+    for frame in (applications, quarantine):
+        if len(frame):
+            return tuple(str(frame[c].iloc[0]) for c in BATCH_COLUMNS)  # type: ignore[return-value]
+    raise RiskAppError("the batch has no rows to score or quarantine")
+
+
 # Lineage: scores come from the champion (resolved from the registry at run time, so the
 # scoring job does not re-run training).
-@dg.asset(group_name="scoring", kinds={"pytorch", "duckdb"}, deps=["champion_model"])
+@dg.asset(
+    group_name="scoring",
+    kinds={"pytorch", "duckdb"},
+    deps=["champion_model"],
+    partitions_def=landing_files,
+    io_manager_key="fs_io_manager",
+)
 @user_errors
 def scored_applications(
     context: dg.AssetExecutionContext,
     config: ScoringConfig,
     scoring_applications: pd.DataFrame,
+    scoring_quarantine: pd.DataFrame,
     settings: RiskAppSettings,
 ) -> dg.Output[pd.DataFrame]:
-    """Probability of default, grade, decision, model version and reason codes per application."""
+    """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
+    batch_id, dataset, source = _batch_of(scoring_applications, scoring_quarantine)
     risk_model = scoring.load_model(config.model, model_name=settings.model_name)
-    context.log.info(
-        f"scoring {len(scoring_applications)} applications with model version {risk_model.version}"
+    applications = scoring_applications.drop(columns=list(BATCH_COLUMNS))
+    context.log.info(f"scoring batch {batch_id[:12]} ({len(applications)} rows) with {risk_model.version}")
+    scored = scoring.score_with_reasons(applications, risk_model, top_k=config.reason_codes)
+    output = Path(config.output_path) if config.output_path else batch_output_path(source, batch_id)
+    n_quarantined = int(scoring_quarantine["row_number"].nunique()) if len(scoring_quarantine) else 0
+    record = record_scored_batch(
+        ScoredBatch(
+            batch_id=batch_id,
+            model_version=str(risk_model.version),
+            dataset=dataset,
+            source_file=source,
+            scores=scored,
+            applications=applications,
+            quarantine=scoring_quarantine.drop(columns=list(BATCH_COLUMNS)),
+            partition_key=context.partition_key,
+            output_path=str(output),
+            origin="dagster",
+            n_in=len(applications) + n_quarantined,
+        ),
+        mode="replace",
     )
-    scored = scoring.score_with_reasons(scoring_applications, risk_model, top_k=config.reason_codes)
-    scoring.write_frame(scored, config.output_path)
+    context.log.info(record.message)
+    # The batch-named default belongs to this batch alone, so a re-run replaces it.
+    write_output(scored, output, overwrite=config.overwrite or not config.output_path)
     grades = scored["risk_grade"].value_counts().sort_index()
     return dg.Output(
         scored,
         metadata={
+            "batch_id": batch_id,
+            "warehouse": record.message,
             "rows_scored": len(scored),
             "model_version": str(risk_model.version),
-            "output_path": dg.MetadataValue.path(config.output_path),
+            "output_path": dg.MetadataValue.path(str(output)),
             "decline_rate": dg.MetadataValue.float(
                 float((scored["decision"] == "decline").mean()) if len(scored) else 0.0
             ),
