@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from risk_app import paths, workflow
+from data_contracts.spec import load_spec
+from risk_app import workflow
 from risk_app.finetune.config import TrainConfig
 
 runner = CliRunner()
@@ -15,15 +16,14 @@ runner = CliRunner()
 
 @pytest.fixture
 def artifact(tiny_qwen2: Path, risk_app_home: Path) -> Path:
-    frame = pd.read_csv(paths.DEFAULT_DATASET).sample(200, random_state=2)
+    frame = pd.read_csv(load_spec("german_credit").data_path).sample(200, random_state=2)
     path = risk_app_home / "train.csv"
     frame.to_csv(path, index=False)
     validation = workflow.ingest_and_validate(path)
     examples = workflow.prepare_examples(validation.valid)
     config = TrainConfig(epochs=1, max_length=96)
-    return workflow.train_and_evaluate(
-        validation.valid, examples, config, baselines=("logistic",)
-    ).artifact_dir
+    record = workflow.train_run(validation.valid, examples, config, baselines=("logistic",), progress=False)
+    return Path(record.need("artifact").path)
 
 
 def test_methods_lists_every_registered_method() -> None:
@@ -48,7 +48,7 @@ def test_bad_method_parameter_lists_allowed_keys() -> None:
 
 def test_score_good_file(artifact: Path, risk_app_home: Path) -> None:
     source = risk_app_home / "new.csv"
-    pd.read_csv(paths.DEFAULT_DATASET).drop(columns="creditability").head(40).to_csv(source, index=False)
+    pd.read_csv(load_spec("german_credit").data_path).drop(columns="creditability").head(40).to_csv(source, index=False)
     out = risk_app_home / "scores.parquet"
     result = runner.invoke(app, ["score", "-i", str(source), "-o", str(out), "--model", str(artifact)])
     assert result.exit_code == 0, result.output
@@ -60,7 +60,7 @@ def test_score_good_file(artifact: Path, risk_app_home: Path) -> None:
 
 
 def test_score_file_with_bad_rows_quarantines_them(artifact: Path, risk_app_home: Path) -> None:
-    frame = pd.read_csv(paths.DEFAULT_DATASET).head(30)
+    frame = pd.read_csv(load_spec("german_credit").data_path).head(30)
     frame.loc[3, "age_in_years"] = 7
     frame.loc[8, "purpose"] = "yacht"
     source = risk_app_home / "batch.csv"
@@ -85,7 +85,7 @@ def test_score_file_with_bad_rows_quarantines_them(artifact: Path, risk_app_home
 )
 def test_score_bad_input_is_one_clear_line(args: list[str], message: str, risk_app_home: Path) -> None:
     (risk_app_home / "apps.txt").write_text("not a table")
-    pd.read_csv(paths.DEFAULT_DATASET).head(3).to_csv(risk_app_home / "apps.csv", index=False)
+    pd.read_csv(load_spec("german_credit").data_path).head(3).to_csv(risk_app_home / "apps.csv", index=False)
     args = [str(risk_app_home / a) if a.endswith((".csv", ".txt")) else a for a in args]
     result = runner.invoke(
         app, ["score", *args, "--model", str(risk_app_home / "no-model")], terminal_width=300

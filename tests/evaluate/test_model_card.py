@@ -1,128 +1,101 @@
-"""The model card states the recorded facts, metrics beside baselines, use and limitations."""
+"""The model card is one function of the run record: every section comes from it."""
 
-from __future__ import annotations
+from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from risk_app.errors import RiskAppError
-from risk_app.evaluate.fairness import fairness_report
-from risk_app.evaluate.metrics import credit_metrics
-from risk_app.evaluate.model_card import render_model_card, write_model_card
-from risk_app.paths import DEFAULT_DATASET
+from risk_app.evaluate.metrics import score_predictions
+from risk_app.evaluate.model_card import QUANTUM_LIMITATION, render_model_card
+from risk_app.evaluate.policy import PolicyConfig
+from risk_app.finetune.config import TrainConfig
+from risk_app.run.record import (
+    ArtifactFacts,
+    DatasetFacts,
+    EvaluationFacts,
+    PolicyFacts,
+    RunRecord,
+    TrainingFacts,
+)
 
-METADATA = {
-    "name": "credit-risk-llm",
-    "version": "7",
-    "config": {
-        "method": "lora",
-        "method_params": {"r": 8, "alpha": 16},
-        "base_model": "tiny-qwen2",
-        "epochs": 3,
-        "learning_rate": 0.0002,
-    },
-    "code_version": "abc1234",
-    "data": {
-        "source": "risk_app/datasets/germancredit.csv",
-        "rows": 1000,
-        "data_hash": "sha256:deadbeef",
-        "contract_version": "1.0.0",
-        "split_sizes": {"train": 700, "validation": 150, "test": 150},
-    },
-    "threshold": 0.37,
-    "threshold_objective": "f1 on validation",
-}
+Y = [0, 0, 1, 1, 0, 1, 0, 0]
+P = [0.1, 0.4, 0.8, 0.35, 0.2, 0.9, 0.6, 0.15]
 
 
-@pytest.fixture(scope="module")
-def metrics() -> tuple[dict, dict]:
-    rng = np.random.default_rng(0)
-    p = 1.0 / (1.0 + np.exp(-rng.normal(-1, 1.5, 300)))
-    y = (rng.random(300) < p).astype(int)
-    noisy = np.clip(p + rng.normal(0, 0.25, 300), 0, 1)
-    return credit_metrics(y, p, 0.37), {"logistic": credit_metrics(y, noisy, 0.37)}
+def make_record(method: str = "lora", fairness: dict[str, Any] | None = None) -> RunRecord:
+    metrics = score_predictions(Y, P, 0.5)
+    dataset = DatasetFacts(
+        name="acme_book", spec_version="2.1", spec_hash="ab" * 32, description="ACME's consumer loans.",
+        origin="ACME data warehouse", licence="internal", limitations=["Only 2019-2021 vintages."],
+        target="`default` (1 = default = 1)", protected=["age"], source="acme.csv", data_hash="cd" * 32,
+        rows={"train": 6, "validation": 1, "test": 1}, excluded_fields=["age"],
+        quality_warnings=["Data quality: `region` is sorted in contiguous blocks."],
+    )  # fmt: skip
+    training = TrainingFacts(
+        config=TrainConfig(method=method, epochs=2), method_params={"r": 8, "alpha": 16}, best_epoch=2,
+        best_val_auc=0.7, epochs_run=2, stopped_early=False, trainable_params=10, total_params=1000,
+        trainable_percent=1.0, wall_seconds=1.0, peak_memory_mb=1.0, tokens_per_second=1.0, device="cpu",
+        trained_dir="/x", predictions_path="/x.parquet",
+    )  # fmt: skip
+    policy = PolicyFacts(
+        config=PolicyConfig(max_decline_rate=0.3), calibration={"kind": "platt", "a": 1.5, "b": -0.2},
+        threshold=0.5, validation=metrics,
+    )  # fmt: skip
+    evaluation = EvaluationFacts(
+        test=metrics, baselines={"logistic": score_predictions(Y, [0.2] * 4 + [0.7] * 4, 0.5)}, ece=0.05,
+        top_decile_lift=2.0, report_dir="/r", fairness=fairness or {},
+    )  # fmt: skip
+    artifact = ArtifactFacts(
+        path="/a", version=f"{method}-0123456789ab", weights_sha256="ef" * 32, code_version="0.1.0+gabc",
+        library_versions={"torch": "2.13.0"}, created_at="2026-12-01T00:00:00+00:00",
+    )  # fmt: skip
+    return RunRecord(
+        run_id="run-1", run_dir="/tmp/run-1", dataset=dataset, training=training, policy=policy,
+        evaluation=evaluation, artifact=artifact,
+    )  # fmt: skip
 
 
-def test_card_has_details_data_metrics_use_and_limitations(metrics) -> None:
-    model_metrics, baselines = metrics
-    card = render_model_card(METADATA, model_metrics, baselines, None, ["Scored only on CPU."])
-    for heading in (
-        "## Model details",
-        "## Data",
-        "## Performance",
-        "## Decision threshold",
-        "## Intended use",
-        "## Limitations",
-        "## Fairness",
+def test_card_renders_every_section_from_the_record() -> None:
+    card = render_model_card(make_record())
+    for text in (
+        "# Model card: credit-risk model (lora) on acme_book",
+        "acme_book (spec v2.1",
+        "ACME's consumer loans.",
+        "ACME data warehouse (licence: internal)",
+        "Only 2019-2021 vintages.",
+        "`region` is sorted",
+        "r=8, alpha=16",
+        "lora-0123456789ab",
+        "platt (a=1.5, b=-0.2)",
+        "| baseline: logistic |",
+        "decline rate capped at 30%",
+        "Fields left out of the text:** `age`",
+        "Protected attributes are present in the data (`age`)",
+        "No fairness assessment was made",
     ):
-        assert heading in card
-    assert "lora" in card and '"r": 8' in card and "tiny-qwen2" in card and "abc1234" in card
-    assert "sha256:deadbeef" in card and "1.0.0" in card and "train 700, validation 150, test 150" in card
-    assert f"{model_metrics['roc_auc']:.4f}" in card
-    assert f"{baselines['logistic']['roc_auc']:.4f}" in card
-    assert "| baseline: logistic |" in card
-    assert "0.37" in card and "f1 on validation" in card
-    assert "not to be the sole basis for an adverse action" in card
-    assert "1970s" in card and "Protected attributes" in card and "serialization" in card
-    assert "Scored only on CPU." in card
-    assert "quantum" not in card.lower()
-    assert "No fairness assessment" in card
-    tn, fp = model_metrics["confusion_matrix"][0]
-    assert f"| good | {tn} | {fp} |" in card
+        assert text in card, text
+    assert QUANTUM_LIMITATION not in card
 
 
-def test_missing_metadata_is_marked_not_invented(metrics) -> None:
-    card = render_model_card({}, metrics[0], {})
-    assert "**Base model:** not recorded" in card
-    assert "**Data hash:** not recorded" in card
+def test_quantum_method_adds_the_simulation_limitation() -> None:
+    assert QUANTUM_LIMITATION in render_model_card(make_record(method="quantum"))
 
 
-def test_quantum_method_adds_simulation_limitation(metrics) -> None:
-    card = render_model_card({"method": "quantum_head"}, metrics[0], {})
-    assert "simulator" in card and "not on quantum hardware" in card
+def test_fairness_rows_and_flags_are_shown() -> None:
+    fairness = {
+        "air_limit": 0.8,
+        "rows": [
+            {"group": "age_band", "value": "<25", "n": 40, "approval_rate": 0.5, "adverse_impact_ratio": 0.62,
+             "decline_rate_diff_vs_reference": 0.3, "flagged": True},
+        ],
+        "flags": ["age_band <25: AIR 0.62 below 0.80"],
+    }  # fmt: skip
+    card = render_model_card(make_record(fairness=fairness))
+    assert "| age_band | <25 | 40 | 50.0% | 0.620 | +30.0% | **yes** |" in card
+    assert "- age_band <25: AIR 0.62 below 0.80" in card
 
 
-def test_fairness_section_and_atomic_write(metrics, tmp_path) -> None:
-    df = pd.read_csv(DEFAULT_DATASET).head(200)
-    p = np.where(df["foreign_worker"] == "no", 0.9, np.where(df["duration_in_month"] > 30, 0.8, 0.2))
-    fairness = fairness_report(df, p, 0.5)
-    path = write_model_card(tmp_path / "model", METADATA, metrics[0], metrics[1], fairness.to_dict())
-    assert path.name == "MODEL_CARD.md"
-    card = path.read_text()
-    assert "| foreign_worker | no |" in card
-    assert "foreign_worker=no: adverse impact ratio" in card
-    assert [f.name for f in path.parent.iterdir()] == ["MODEL_CARD.md"]
-    # A FairnessReport object renders the same as its dict.
-    assert render_model_card(METADATA, metrics[0], metrics[1], fairness) == card
-
-
-def test_bad_metrics_rejected() -> None:
-    with pytest.raises(RiskAppError, match="metrics hold none"):
-        render_model_card(METADATA, {"loss": 0.3}, {})
-    with pytest.raises(RiskAppError, match="fairness must be"):
-        render_model_card(METADATA, {"roc_auc": 0.7}, {}, fairness=["not", "a", "report"])
-
-
-def test_registry_artifact_layout_renders(metrics) -> None:
-    """The flat layout risk_model.json / the training workflow use (method_config, train_config,
-    rows as split sizes, training summary)."""
-    metadata = {
-        "name": "credit_risk_model (lora)",
-        "method": "lora",
-        "method_config": {"r": 4},
-        "train_config": {"base_model": "tiny-qwen2", "epochs": 2, "seed": 7},
-        "threshold": 0.42,
-        "rows": {"train": 700, "validation": 150, "test": 150},
-        "augmented_rows": 350,
-        "training": {"trainable_params": 5000, "total_params": 100000},
-        "data_source": "/x/germancredit.csv",
-    }
-    card = render_model_card(metadata, metrics[0], {})
-    assert "**Rows (valid, used):** 1000" in card
-    assert "train 700, validation 150, test 150" in card
-    assert '`{"r": 4}`' in card and "**Base model:** tiny-qwen2" in card
-    assert "epochs=2" in card and "seed=7" in card
-    assert "5,000 of 100,000 (5.00%)" in card
-    assert "350 (text augmentation)" in card
-    assert "sorted by category rather than aligned" in card  # vendored-data defect noted
+def test_a_record_without_evaluation_cannot_make_a_card() -> None:
+    record = make_record().model_copy(update={"evaluation": None})
+    with pytest.raises(RiskAppError, match="evaluation stage has not run"):
+        render_model_card(record)

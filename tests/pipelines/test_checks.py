@@ -6,14 +6,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pipelines.assets import raw_applications, training_examples, validated_applications
+from data_contracts.spec import load_spec
+from pipelines.assets import dataset_spec, raw_applications, training_examples, validated_applications
 from pipelines.checks import contract_passes, promotion_rule, quarantine_rate_below_threshold, scoring_drift
 from pipelines.resources import RiskAppSettings, build_resources
-from risk_app import paths
 
 
 def _file_with_bad_rows(home: Path, n_bad: int) -> Path:
-    frame = pd.read_csv(paths.DEFAULT_DATASET).head(100)
+    frame = pd.read_csv(load_spec("german_credit").data_path).head(100)
     frame.loc[: n_bad - 1, "duration_in_month"] = 0  # out of the contract's 1-120 range
     path = home / "apps.csv"
     frame.to_csv(path, index=False)
@@ -25,6 +25,7 @@ def test_quarantine_rate_check_blocks_downstream(risk_app_home: Path, n_bad: int
     path = _file_with_bad_rows(risk_app_home, n_bad)
     result = dg.materialize(
         [
+            dataset_spec,
             raw_applications,
             validated_applications,
             training_examples,
@@ -46,9 +47,19 @@ def test_quarantine_rate_check_blocks_downstream(risk_app_home: Path, n_bad: int
     assert ("training_examples" in materialized) is passes
 
 
+def _registered(version: int, promote: bool, reason: str):  # noqa: ANN202
+    from risk_app.registry.promotion import PromotionDecision
+    from risk_app.run.record import DatasetFacts, RegistrationFacts, RunRecord
+
+    dataset = DatasetFacts(name="german_credit", spec_version="1", data_hash="x", rows={"train": 1})
+    decision = PromotionDecision(promote=promote, reason=reason)
+    registration = RegistrationFacts(model_name="m", version=version, mlflow_run_id="r", decision=decision)
+    return RunRecord(run_id="r", run_dir="/tmp/r", dataset=dataset, registration=registration)
+
+
 def test_promotion_check_passes_only_a_winning_challenger() -> None:
-    won = {"version": "2", "decision": {"promote": True, "reason": "beats champion", "details": {}}}
-    lost = {"version": "3", "decision": {"promote": False, "reason": "roc_auc 0.70 vs 0.72", "details": {}}}
+    won = _registered(2, True, "beats champion")
+    lost = _registered(3, False, "roc_auc 0.70 vs 0.72")
     assert promotion_rule(won).passed
     verdict = promotion_rule(lost)
     assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
@@ -56,16 +67,16 @@ def test_promotion_check_passes_only_a_winning_challenger() -> None:
 
 
 def test_drift_check_fails_on_a_shifted_batch_and_passes_on_the_same_population() -> None:
-    train = pd.read_csv(paths.DEFAULT_DATASET)
+    train = pd.read_csv(load_spec("german_credit").data_path)
     scored = pd.DataFrame({"model_version": ["local"], "probability_of_default": [0.3]})
-    settings = RiskAppSettings()
-    same = scoring_drift(scored, train.sample(500, random_state=0), train, settings)
+    settings, spec = RiskAppSettings(), load_spec("german_credit")
+    same = scoring_drift(scored, train.sample(500, random_state=0), train, spec, settings)
     assert same.passed
     shifted = train.sample(500, random_state=0).copy()
     shifted["credit_amount"] = shifted["credit_amount"] * 4
-    verdict = scoring_drift(scored, shifted, train, settings)
+    verdict = scoring_drift(scored, shifted, train, spec, settings)
     assert not verdict.passed and verdict.metadata["status"].value == "fail"
-    strict = scoring_drift(scored, train.sample(500, random_state=0), train,
+    strict = scoring_drift(scored, train.sample(500, random_state=0), train, spec,
                            RiskAppSettings(drift_warn_psi=0.001, drift_fail_psi=0.002))  # fmt: skip
     assert not strict.passed
 
@@ -74,7 +85,7 @@ def test_unusable_file_fails_the_run_with_one_clear_message(risk_app_home: Path)
     path = risk_app_home / "loans.xlsx"
     path.write_text("not a table")
     result = dg.materialize(
-        [raw_applications],
+        [dataset_spec, raw_applications],
         run_config={"ops": {"raw_applications": {"config": {"path": str(path)}}}},
         resources=build_resources(),
         raise_on_error=False,

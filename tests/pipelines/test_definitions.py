@@ -10,7 +10,8 @@ from pipelines.definitions import defs
 from pipelines.sensors import landing_folder_sensor
 
 EXPECTED_ASSETS = {
-    "raw_applications", "valid_applications", "quarantined_applications", "training_examples",
+    "dataset_spec", "credit_policy", "packaged_model", "model_comparison",
+    "valid_applications", "quarantined_applications", "training_examples",
     "augmented_training_examples", "fine_tuned_model", "model_evaluation", "registered_model",
     "champion_model", "scoring_applications", "scoring_quarantine", "scored_applications",
 }  # fmt: skip
@@ -47,17 +48,39 @@ def test_training_config_rejects_unknown_keys_in_the_launchpad() -> None:
     good = {
         "ops": {
             "fine_tuned_model": {
-                "config": {
-                    "method": "lora",
-                    "method_params": {"r": 4},
-                    "calibration": "isotonic",
-                    "threshold_objective": "youden",
-                    "max_decline_rate": 0.3,
-                }
-            }
+                "config": {"method": "lora", "method_params": {"r": 4}, "precision": "fp32"}
+            },
+            "credit_policy": {
+                "config": {"calibration": "isotonic", "threshold_objective": "youden", "max_decline_rate": 0.3}
+            },
         }
     }
     assert dg.validate_run_config(job, good)
+
+
+@pytest.mark.parametrize(
+    ("op", "config", "allowed"),
+    [
+        ("fine_tuned_model", {"method": "lorra"}, "lora"),
+        ("credit_policy", {"calibration": "plat"}, "platt"),
+        ("fine_tuned_model", {"precision": "fp64"}, "bf16"),
+    ],
+)
+def test_launchpad_typos_are_refused_with_the_allowed_values(op: str, config: dict, allowed: str) -> None:
+    job = defs.resolve_job_def("training_job")
+    with pytest.raises(dg.DagsterInvalidConfigError, match=allowed):
+        dg.validate_run_config(job, {"ops": {op: {"config": config}}})
+
+
+def test_launchpad_configs_are_generated_from_the_library_configs() -> None:
+    from pipelines.configs import CreditPolicyConfig, TrainingConfig
+    from risk_app.evaluate.policy import PolicyConfig
+    from risk_app.finetune.config import TrainConfig
+
+    assert set(TrainingConfig.model_fields) == set(TrainConfig.model_fields)
+    assert set(CreditPolicyConfig.model_fields) == set(PolicyConfig.model_fields)
+    for name, field in TrainConfig.model_fields.items():
+        assert TrainingConfig.model_fields[name].description == field.description, name
 
 
 def test_sensor_requests_one_run_per_new_file_and_remembers_it(risk_app_home: Path) -> None:

@@ -6,10 +6,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pipelines.assets import ALL_ASSETS, raw_applications, validated_applications
+from pipelines.assets import ALL_ASSETS, dataset_spec, raw_applications, validated_applications
 from pipelines.checks import ALL_CHECKS
 from pipelines.resources import build_resources
-from risk_app import paths
+from data_contracts.spec import load_spec
 from risk_app.storage.warehouse import query
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def sample_file(risk_app_home: Path) -> Path:
     """200 real applications plus two broken rows, to exercise quarantine."""
-    frame = pd.read_csv(paths.DEFAULT_DATASET).sample(200, random_state=0)
+    frame = pd.read_csv(load_spec("german_credit").data_path).sample(200, random_state=0)
     broken = frame.head(2).copy()
     broken["age_in_years"] = [12, 130]
     path = risk_app_home / "sample.csv"
@@ -57,12 +57,17 @@ def test_all_assets_materialize_on_a_small_sample(
     examples = query("select * from risk.augmented_training_examples")
     assert examples.loc[examples["augmented"], "split"].eq("train").all()
 
-    evaluation = result.output_for_node("model_evaluation")
-    assert list(evaluation["model"]) == ["llm:lora", "logistic", "lightgbm"]
-    assert evaluation["roc_auc"].between(0, 1).all()
+    comparison = result.output_for_node("model_comparison")
+    assert list(comparison["model"]) == ["llm:lora", "logistic", "lightgbm"]
+    assert comparison["roc_auc"].between(0, 1).all()
 
-    registered = result.output_for_node("registered_model")
-    assert registered["version"] == "1" and registered["decision"]["promote"]
+    # One record flowed through the stages; the card names the packaged version.
+    record = result.output_for_node("champion_model")
+    assert record.registration.version == 1 and record.registration.promoted
+    assert record.registration.model_name == "german_credit"
+    assert record.dataset.rows["test"] > 0 and record.training.config.method == "lora"
+    card = result.asset_materializations_for_node("packaged_model")[0].metadata["model_card"].value
+    assert record.artifact.version in card
 
     scored = pd.read_parquet(output)
     assert len(scored) == 200  # the two broken rows are quarantined, not scored
@@ -86,17 +91,17 @@ def test_scoring_job_runs_twice_on_files_with_different_columns(
     from risk_app import workflow
     from risk_app.finetune.config import TrainConfig
 
-    frame = pd.read_csv(paths.DEFAULT_DATASET).sample(160, random_state=3)
+    frame = pd.read_csv(load_spec("german_credit").data_path).sample(160, random_state=3)
     train_path = risk_app_home / "train.csv"
     frame.to_csv(train_path, index=False)
     validation = workflow.ingest_and_validate(train_path)
     examples = workflow.prepare_examples(validation.valid)
-    outcome = workflow.train_and_evaluate(
-        validation.valid, examples, TrainConfig(epochs=1, max_length=64), baselines=("logistic",)
+    record = workflow.train_run(
+        validation.valid, examples, TrainConfig(epochs=1, max_length=64), baselines=("logistic",), progress=False
     )
     # The drift check compares each batch with the training data in the warehouse.
     dg.materialize(
-        [raw_applications, validated_applications],
+        [dataset_spec, raw_applications, validated_applications],
         run_config={"ops": {"raw_applications": {"config": {"path": str(train_path)}}}},
         resources=build_resources(),
     )
@@ -112,7 +117,7 @@ def test_scoring_job_runs_twice_on_files_with_different_columns(
             "ops": {
                 "scoring_batch": {"config": {"input_path": str(path)}},
                 "scored_applications": {
-                    "config": {"output_path": str(scores), "model": str(outcome.artifact_dir)}
+                    "config": {"output_path": str(scores), "model": record.artifact.path}
                 },
             }
         }
