@@ -10,7 +10,7 @@ from pipelines.definitions import defs
 from pipelines.sensors import landing_folder_sensor
 
 EXPECTED_ASSETS = {
-    "dataset_spec", "credit_policy", "packaged_model", "model_comparison",
+    "dataset_spec", "credit_policy", "packaged_model", "model_comparison", "raw_applications",
     "valid_applications", "quarantined_applications", "training_examples",
     "augmented_training_examples", "fine_tuned_model", "model_evaluation", "registered_model",
     "champion_model", "scoring_applications", "scoring_quarantine", "scored_applications",
@@ -51,7 +51,11 @@ def test_training_config_rejects_unknown_keys_in_the_launchpad() -> None:
                 "config": {"method": "lora", "method_params": {"r": 4}, "precision": "fp32"}
             },
             "credit_policy": {
-                "config": {"calibration": "isotonic", "threshold_objective": "youden", "max_decline_rate": 0.3}
+                "config": {
+                    "calibration": "isotonic",
+                    "threshold_objective": "youden",
+                    "max_decline_rate": 0.3,
+                },
             },
         }
     }
