@@ -6,10 +6,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from data_contracts.spec import load_spec
 from pipelines.assets import ALL_ASSETS, dataset_spec, raw_applications, validated_applications
 from pipelines.checks import ALL_CHECKS
 from pipelines.resources import build_resources
-from data_contracts.spec import load_spec
 from risk_app.storage.warehouse import query
 
 pytestmark = pytest.mark.slow
@@ -97,7 +97,11 @@ def test_scoring_job_runs_twice_on_files_with_different_columns(
     validation = workflow.ingest_and_validate(train_path)
     examples = workflow.prepare_examples(validation.valid)
     record = workflow.train_run(
-        validation.valid, examples, TrainConfig(epochs=1, max_length=64), baselines=("logistic",), progress=False
+        validation.valid,
+        examples,
+        TrainConfig(epochs=1, max_length=64),
+        baselines=("logistic",),
+        progress=False,
     )
     # The drift check compares each batch with the training data in the warehouse.
     dg.materialize(
