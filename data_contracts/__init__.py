@@ -1,6 +1,8 @@
 """Data contracts: pandera schemas for every table that crosses a package boundary.
 
-- `loan_application`: incoming applications (training and scoring input).
+- `spec`: dataset specs (one YAML file per data set) and the pandera schema built from each;
+  incoming applications (training and scoring input) are validated against their data set's spec.
+- `loan_application`: compatibility names for the default data set, derived from its spec.
 - `scored_application`: scoring output.
 - `analyst_feedback`: analysts' feedback on scored applications (RLHF).
 
@@ -26,12 +28,15 @@ from data_contracts.scored_application import (
     SCORED_CONTRACT_VERSION,
     ScoredApplication,
 )
+from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, SpecError, list_datasets, load_spec
 
 __all__ = [
     "CATEGORICAL_COLUMNS",
     "CATEGORIES",
     "CONTRACT_VERSION",
+    "DEFAULT_DATASET",
     "DECISIONS",
+    "DatasetSpec",
     "FEATURE_COLUMNS",
     "GRADES",
     "ID_COLUMN",
@@ -40,7 +45,10 @@ __all__ = [
     "PROTECTED_COLUMNS",
     "SCORED_COLUMNS",
     "SCORED_CONTRACT_VERSION",
+    "SpecError",
     "ScoredApplication",
     "TARGET_COLUMN",
     "TARGET_VALUES",
+    "list_datasets",
+    "load_spec",
 ]

@@ -1,15 +1,16 @@
 """Read a file of loan applications into a DataFrame, refusing files that cannot be used at all.
 
 `load_applications` checks only what makes a *file* unusable (unknown format, missing,
-unreadable, no rows, missing contract columns) and raises `DataFileError` with one clear
-message. Bad *values* are not its business: CSVs are read with every column as text so that a
+unreadable, no rows, missing feature columns of the data set's spec) and raises
+`DataFileError` with one clear message. Bad *values* are not its business: CSVs are read with every column as text so that a
 single "abc" in a numeric column becomes one quarantined row in `validate_applications`
 instead of a failed file.
 
 Two columns are added:
 - `source_row`: the 1-based data row number in the file (header excluded), for error reports;
-- `application_id`, when the file has none: "app-" + 16 hex digits of a SHA-256 over the row's
-  feature values, so re-loading the same file (or the same applicant in another file, with or
+- the spec's id column (`application_id` for the built-in data sets), when the file has none:
+  "app-" + 16 hex digits of a SHA-256 over the row's feature values (the spec's feature
+  columns), so re-loading the same file (or the same applicant in another file, with or
   without a label, in CSV or Parquet) gives the same id. Exact duplicate rows get "-2", "-3" ...
   in file order so ids stay unique.
 """
@@ -25,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from data_contracts.loan_application import CONTRACT_VERSION, FEATURE_COLUMNS, ID_COLUMN
+from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import DataFileError
 
 SOURCE_ROW_COLUMN = "source_row"
@@ -87,20 +88,21 @@ def _row_digest(values: Iterable[Any], columns: Iterable[str]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def generate_application_ids(df: pd.DataFrame) -> pd.Series:
+def generate_application_ids(df: pd.DataFrame, spec: DatasetSpec | None = None) -> pd.Series:
     """Deterministic, unique ids from each row's feature values (see the module docstring).
 
-    Only the contract's feature columns are hashed: the label, extra columns and column order
+    Only the spec's feature columns are hashed: the label, extra columns and column order
     do not change an applicant's id.
     """
-    columns = [c for c in FEATURE_COLUMNS if c in df.columns]
+    spec = load_spec(spec)
+    columns = [c for c in spec.feature_columns if c in df.columns]
     base = [f"app-{_row_digest(row, columns)}" for row in df[columns].itertuples(index=False, name=None)]
     seen: dict[str, int] = {}
     ids = []
     for ident in base:
         seen[ident] = seen.get(ident, 0) + 1
         ids.append(ident if seen[ident] == 1 else f"{ident}-{seen[ident]}")
-    return pd.Series(ids, index=df.index, name=ID_COLUMN, dtype=object)
+    return pd.Series(ids, index=df.index, name=spec.id_column, dtype=object)
 
 
 def normalize_ids(ids: pd.Series) -> pd.Series:
@@ -112,13 +114,14 @@ def normalize_ids(ids: pd.Series) -> pd.Series:
     )
 
 
-def load_applications(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read applications from a CSV or Parquet file.
+def load_applications(path: str | os.PathLike[str], spec: DatasetSpec | str | None = None) -> pd.DataFrame:
+    """Read applications from a CSV or Parquet file of the data set `spec` (default: german_credit).
 
     Returns the file's columns unchanged (CSV: all text) plus `source_row` and, if absent,
-    `application_id` (first column). Raises `DataFileError` for an unknown format, a missing,
-    unreadable or empty file, or missing contract columns.
+    the spec's id column (first column). Raises `DataFileError` for an unknown format, a missing,
+    unreadable or empty file, or missing feature columns.
     """
+    spec = load_spec(spec)
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in ALLOWED_SUFFIXES:
@@ -140,21 +143,21 @@ def load_applications(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     if len(df.index) == 0:
         raise DataFileError(file, "file has a header but no data rows")
-    missing = [c for c in FEATURE_COLUMNS if c not in df.columns]
+    missing = [c for c in spec.feature_columns if c not in df.columns]
     if missing:
         raise DataFileError(
             file,
             f"missing required column(s): {', '.join(missing)} "
-            f"(LoanApplication contract v{CONTRACT_VERSION}; found: {', '.join(map(str, df.columns))})",
+            f"(data set {spec.name} v{spec.version}; found: {', '.join(map(str, df.columns))})",
         )
 
     df = df.reset_index(drop=True)
     # Rows are read in file order, so position + 1 is the data row number (header excluded).
     df[SOURCE_ROW_COLUMN] = pd.RangeIndex(1, len(df) + 1).to_numpy()
-    if ID_COLUMN not in df.columns:
-        df.insert(0, ID_COLUMN, generate_application_ids(df))
+    if spec.id_column not in df.columns:
+        df.insert(0, spec.id_column, generate_application_ids(df, spec))
     else:
-        df[ID_COLUMN] = normalize_ids(df[ID_COLUMN])
+        df[spec.id_column] = normalize_ids(df[spec.id_column])
     return df
 
 

@@ -1,19 +1,27 @@
-"""Turn a loan application into the text a language model reads.
+"""Turn a loan application into the text a language model reads, as its data set's spec says.
 
-There is ONE template, here: `FIELD_LABELS` maps each contract column to a human label, and
-`format_value` renders its value. Training, augmentation, scoring and reason codes all go
-through `serialize_application` / `serialize_frame`, so the text a model was trained on is
-exactly the text it scores. Each field becomes one clause, "Label: value.", and clauses are
-joined by single spaces:
+There is ONE template, derived from the spec (`data_contracts.spec.DatasetSpec`): each feature
+column, in spec order, becomes one clause "Label: value." and clauses are joined by single
+spaces:
 
     Checking account: < 0 DM. Duration: 6 months. Credit history: critical account/other ...
 
-Augmenters may shuffle clauses (`field_order`) or drop fields (`exclude`, e.g. the protected
-attributes); `parse_clauses` splits a text back into clauses. The target is never serialized.
+How a value reads comes from the spec too: a number with the column's unit (singular for 1,
+plural otherwise), a category as the text the spec gives for it ("... < 0 DM" reads "< 0 DM"),
+a boolean as yes/no, a date as YYYY-MM-DD, free text verbatim (whitespace collapsed) cut to the
+column's `max_chars`. A missing value of a nullable column reads "unknown". Generic safety rules
+keep a value from faking a clause: ": " inside a value reads ", " and a trailing "." is dropped.
+
+Training, augmentation, scoring and reason codes all go through `serialize_application` /
+`serialize_frame`, so the text a model was trained on is exactly the text it scores. The id,
+the target, the date column and the spec's excluded columns are never serialized. Augmenters
+may shuffle clauses (`field_order`) or drop fields (`exclude`); `parse_clauses` splits a text
+back into clauses.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,127 +29,122 @@ from typing import Any
 
 import pandas as pd
 
-from data_contracts.loan_application import ID_COLUMN, NUMERIC_COLUMNS, TARGET_COLUMN
+from data_contracts.spec import DatasetSpec, load_spec
+from data_contracts.spec_model import BOOLEAN_VALUES
 from risk_app.errors import ConfigError, RiskAppError
 
-# Ordered: the default clause order is the column order of the contract / the source file.
-FIELD_LABELS: dict[str, str] = {
-    "status_of_existing_checking_account": "Checking account",
-    "duration_in_month": "Duration",
-    "credit_history": "Credit history",
-    "purpose": "Purpose",
-    "credit_amount": "Credit amount",
-    "savings_account_and_bonds": "Savings",
-    "present_employment_since": "Employed for",
-    # These two are 1-4 codes in the UCI data (not percentages or years), so say so.
-    "installment_rate_in_percentage_of_disposable_income": "Installment rate code (1-4)",
-    "personal_status_and_sex": "Personal status and sex",
-    "other_debtors_or_guarantors": "Other debtors or guarantors",
-    "present_residence_since": "Residence duration code (1-4)",
-    "property": "Property",
-    "age_in_years": "Age",
-    "other_installment_plans": "Other installment plans",
-    "housing": "Housing",
-    "number_of_existing_credits_at_this_bank": "Existing credits at this bank",
-    "job": "Job",
-    "number_of_people_being_liable_to_provide_maintenance_for": "Dependants",
-    "telephone": "Telephone",
-    "foreign_worker": "Foreign worker",
-}
-
-# Units for numeric fields: (singular, plural). A code without a unit is printed bare.
-_UNITS: dict[str, tuple[str, str]] = {
-    "duration_in_month": ("month", "months"),
-    "credit_amount": ("DM", "DM"),
-    "age_in_years": ("year", "years"),
-}
-
-_NUMERIC_FIELDS = frozenset(NUMERIC_COLUMNS)
-
-# Never text: the label would leak into the input, the id is noise.
-_NEVER_SERIALIZED = frozenset({TARGET_COLUMN, "default", ID_COLUMN})
+MISSING_TEXT = "unknown"
 
 # Splits "A: x. B: y." before each "Label: " that follows a period. A label holds no '.' or
 # ':', so a period inside a value ("approx. 3") does not start a new clause.
 _CLAUSE_BOUNDARY = re.compile(r"(?<=\.)\s+(?=[^\s.:][^.:]*:\s)")
 
 
-def clean_category(value: str) -> str:
-    """Make a raw UCI category string readable; the meaning is unchanged.
+def field_labels(spec: DatasetSpec | str | None = None) -> dict[str, str]:
+    """Feature column -> label, in template order."""
+    spec = load_spec(spec)
+    return {name: spec.columns[name].label for name in spec.feature_columns}
 
-    "... < 0 DM" -> "< 0 DM", "0 <= ... < 200 DM" -> "0 to < 200 DM",
-    "male : single" -> "male, single", "account/ other" -> "account/other".
-    """
-    text = value.strip()
-    if text.startswith("... "):
-        text = text[4:]
-    text = text.replace(" <= ... < ", " to < ")
-    text = text.replace(" : ", ", ")
-    text = re.sub(r"(\w)/ ", r"\1/", text)
-    text = text.replace("customers name", "customer's name")
+
+def label_to_field(spec: DatasetSpec | str | None = None) -> dict[str, str]:
+    """Label -> feature column (labels are unique: the spec checks it)."""
+    return {label: name for name, label in field_labels(spec).items()}
+
+
+def _clause_safe(text: str) -> str:
     # A value must not end a clause early or look like a new label (see _CLAUSE_BOUNDARY).
     return text.replace(": ", ", ").rstrip(".")
 
 
-def format_value(column: str, value: Any) -> str:
+def _format_number(number: float) -> str:
+    if number.is_integer():
+        return str(int(number))
+    # Positional, at most 4 decimals: 0.1 stays "0.1", 1234567.5 does not become 1.23457e+06.
+    return f"{number:.4f}".rstrip("0").rstrip(".")
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def format_value(column: str, value: Any, spec: DatasetSpec | str | None = None) -> str:
     """Render one field's value as it appears after "Label: "."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-        text = str(int(number)) if number.is_integer() else f"{number:g}"
-        unit = _UNITS.get(column)
-        if unit is None:
-            return text
-        word = unit[0] if number == 1 else unit[1]
-        return f"{text} {word}"
-    if hasattr(value, "item"):  # numpy scalar -> python scalar, then format as above
-        return format_value(column, value.item())
-    text = str(value)
-    if column in _NUMERIC_FIELDS:
-        # A numeric field given as text (e.g. straight from a CSV read as str).
+    spec = load_spec(spec)
+    col = spec.columns.get(column)
+    if col is None:
+        raise ConfigError(f"data set {spec.name}: no column {column!r}")
+    if _is_missing(value):
+        return MISSING_TEXT
+    if hasattr(value, "item") and not isinstance(value, (str, pd.Timestamp)):  # numpy scalar
+        value = value.item()
+    if col.is_numeric:
         try:
-            return format_value(column, float(text))
-        except ValueError:
-            pass
-    return clean_category(text)
+            number = float(value)
+        except (TypeError, ValueError):
+            return _clause_safe(str(value))
+        text = _format_number(number)
+        if col.unit is None:
+            return text
+        return f"{text} {col.unit.singular if number == 1 else col.unit.plural}"
+    if col.type == "category":
+        raw = str(value)
+        return (col.categories or {}).get(raw, _clause_safe(raw.strip()))
+    if col.type == "boolean":
+        flag = value if isinstance(value, bool) else BOOLEAN_VALUES.get(str(value).strip().lower())
+        return _clause_safe(str(value)) if flag is None else ("yes" if flag else "no")
+    if col.type == "date":
+        if isinstance(value, (dt.date, pd.Timestamp)):
+            return value.strftime("%Y-%m-%d")
+        return _clause_safe(str(value))
+    # Free text: verbatim apart from whitespace, cut to the length the spec allows.
+    text = " ".join(str(value).split())
+    return _clause_safe(text[: col.max_chars]) or MISSING_TEXT
 
 
-def _resolve_fields(field_order: Sequence[str] | None, exclude: Iterable[str]) -> list[str]:
+def _resolve_fields(
+    spec: DatasetSpec, field_order: Sequence[str] | None, exclude: Iterable[str]
+) -> list[str]:
+    features = list(spec.feature_columns)
+    never = set(spec.columns) - set(features) | {"default"}
     excluded = set(exclude)
-    unknown = sorted((excluded | set(field_order or ())) - set(FIELD_LABELS) - _NEVER_SERIALIZED)
+    unknown = sorted((excluded | set(field_order or ())) - set(features) - never)
     if unknown:
-        raise ConfigError(f"unknown field(s) {unknown}; serializable fields are {list(FIELD_LABELS)}")
-    order = list(field_order) if field_order is not None else list(FIELD_LABELS)
-    forbidden = sorted(set(order) & _NEVER_SERIALIZED)
+        raise ConfigError(f"unknown field(s) {unknown}; serializable fields are {features}")
+    order = list(field_order) if field_order is not None else features
+    forbidden = sorted(set(order) & never)
     if forbidden:
-        raise ConfigError(f"field(s) {forbidden} are never serialized (label or id)")
+        raise ConfigError(f"field(s) {forbidden} are never serialized (label, id, date or excluded)")
     if len(set(order)) != len(order):
         raise ConfigError(f"field_order lists a field twice: {order}")
     return [name for name in order if name not in excluded]
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+def _missing_error(spec: DatasetSpec, ident: Any, name: str) -> RiskAppError:
+    return RiskAppError(f"application {ident}: field '{name}' is missing; validate the data first")
 
 
 def serialize_application(
     row: Mapping[str, Any] | pd.Series,
     field_order: Sequence[str] | None = None,
     exclude: Iterable[str] = (),
+    spec: DatasetSpec | str | None = None,
 ) -> str:
     """One application as text: "Label: value." clauses joined by single spaces.
 
-    `field_order` chooses which fields appear and in what order (default: all, contract order);
-    `exclude` drops fields from that. The row must hold every chosen field: a missing value is
-    an error, not a silently shorter text, because validated rows never have one.
+    `field_order` chooses which fields appear and in what order (default: all features, spec
+    order); `exclude` drops fields from that. A missing value of a non-nullable field is an
+    error, not a silently shorter text, because validated rows never have one.
     """
-    fields = _resolve_fields(field_order, exclude)
+    spec = load_spec(spec)
     clauses = []
-    for name in fields:
+    for name in _resolve_fields(spec, field_order, exclude):
         value = row.get(name) if hasattr(row, "get") else None
-        if _is_missing(value):
-            ident = row.get(ID_COLUMN, "?") if hasattr(row, "get") else "?"
-            raise RiskAppError(f"application {ident}: field '{name}' is missing; validate the data first")
-        clauses.append(f"{FIELD_LABELS[name]}: {format_value(name, value)}.")
+        if _is_missing(value) and not spec.columns[name].nullable:
+            ident = row.get(spec.id_column, row.get("application_id", "?")) if hasattr(row, "get") else "?"
+            raise _missing_error(spec, ident, name)
+        clauses.append(f"{spec.columns[name].label}: {format_value(name, value, spec)}.")
     return " ".join(clauses)
 
 
@@ -149,25 +152,28 @@ def serialize_frame(
     df: pd.DataFrame,
     field_order: Sequence[str] | None = None,
     exclude: Iterable[str] = (),
+    spec: DatasetSpec | str | None = None,
 ) -> pd.Series:
     """Serialize every row of `df`; the result shares `df`'s index and is named "text"."""
-    fields = _resolve_fields(field_order, exclude)
+    spec = load_spec(spec)
+    fields = _resolve_fields(spec, field_order, exclude)
     missing = [name for name in fields if name not in df.columns]
     if missing:
         raise RiskAppError(f"cannot serialize: columns {missing} are missing from the frame")
-    if df.empty:
-        return pd.Series([], index=df.index, dtype=object, name="text")
+    if df.empty or not fields:
+        return pd.Series([""] * len(df), index=df.index, dtype=object, name="text")
     # Column-wise: format each distinct value once, then concatenate; same text as the per-row
     # function (a test asserts it), much faster on large frames.
     parts = []
     for name in fields:
         column = df[name]
-        if column.isna().any():
+        if column.isna().any() and not spec.columns[name].nullable:
             first = column[column.isna()].index[0]
-            ident = df.at[first, ID_COLUMN] if ID_COLUMN in df.columns else first
-            raise RiskAppError(f"application {ident}: field '{name}' is missing; validate the data first")
-        rendered = {value: format_value(name, value) for value in column.unique()}
-        parts.append(FIELD_LABELS[name] + ": " + column.map(rendered) + ".")
+            id_col = spec.id_column if spec.id_column in df.columns else "application_id"
+            raise _missing_error(spec, df.at[first, id_col] if id_col in df.columns else first, name)
+        rendered = {value: format_value(name, value, spec) for value in column.dropna().unique()}
+        text = column.map(rendered).astype(object).where(column.notna(), MISSING_TEXT)
+        parts.append(spec.columns[name].label + ": " + text + ".")
     text = parts[0]
     for part in parts[1:]:
         text = text + " " + part
@@ -187,14 +193,19 @@ def clause_label(clause: str) -> str:
     return clause.split(":", 1)[0].strip()
 
 
-LABEL_TO_FIELD: dict[str, str] = {label: name for name, label in FIELD_LABELS.items()}
+# The default data set's labels, for callers that do not pass a spec yet. Derived from the
+# german_credit spec, not a second copy; new code calls field_labels(spec) / label_to_field(spec).
+FIELD_LABELS: dict[str, str] = field_labels()
+LABEL_TO_FIELD: dict[str, str] = label_to_field()
 
 __all__ = [
     "FIELD_LABELS",
     "LABEL_TO_FIELD",
+    "MISSING_TEXT",
     "clause_label",
-    "clean_category",
+    "field_labels",
     "format_value",
+    "label_to_field",
     "parse_clauses",
     "serialize_application",
     "serialize_frame",

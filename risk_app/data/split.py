@@ -1,16 +1,21 @@
-"""Assign each application to train / validation / test.
+"""Assign each application to train / validation / test: at random, or out of time.
 
 The split is over *groups* (by default `application_id`; augmented copies carry their source
 id), so every copy of an application lands in the same split and augmentation cannot leak a
 test applicant into training. Groups are split with scikit-learn's `train_test_split` twice,
 stratified by their `default` label, so each split has about the file's bad rate. The groups
 are sorted first: the result depends on the seed and the data, never on row order.
+
+`out_of_time_split` is what a lender validates a scorecard with: sort by application date,
+the oldest `fractions[0]` train, the next `fractions[1]` validate, the newest test. Rows of one
+date never straddle two splits, so the test period starts strictly after training ends.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from risk_app.errors import ConfigError
 
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
+SplitKind = Literal["random", "out_of_time"]
 LABEL_COLUMN = "default"
 
 
@@ -82,4 +88,31 @@ def assign_split(
     return df[group_column].map(lookup).rename("split")
 
 
-__all__ = ["SPLITS", "assign_split", "check_fractions"]
+def out_of_time_split(dates: pd.Series, fractions: Sequence[float] = (0.7, 0.15, 0.15)) -> pd.Series:
+    """ "train" for the oldest rows, "validation" next, "test" for the newest (index of `dates`).
+
+    Cut points are the dates at the cumulative fractions; every row of one date goes to the same
+    (earlier) split, so the periods do not overlap. Missing or unreadable dates are an error.
+    """
+    train_frac, val_frac, _ = check_fractions(fractions)
+    parsed = pd.to_datetime(dates, errors="coerce")
+    if parsed.isna().any():
+        row = parsed.index[parsed.isna()][0]
+        raise ConfigError(f"out-of-time split: row {row} has no readable date ({dates.loc[row]!r})")
+    ordered = np.sort(parsed.to_numpy())
+    n = len(ordered)
+    if pd.Series(ordered).nunique() < 3:
+        raise ConfigError(
+            f"out-of-time split needs at least 3 distinct dates, got {pd.Series(ordered).nunique()}"
+        )
+    train_end = ordered[max(0, math.ceil(n * train_frac) - 1)]
+    val_end = ordered[max(0, math.ceil(n * (train_frac + val_frac)) - 1)]
+    split = np.where(parsed <= train_end, "train", np.where(parsed <= val_end, "validation", "test"))
+    result = pd.Series(split, index=dates.index, name="split", dtype=object)
+    if set(result) != set(SPLITS):
+        counts = result.value_counts().to_dict()
+        raise ConfigError(f"out-of-time split left a split empty (dates too concentrated): {counts}")
+    return result
+
+
+__all__ = ["SPLITS", "SplitKind", "assign_split", "check_fractions", "out_of_time_split"]

@@ -1,14 +1,17 @@
-"""Validate applications against the contract and quarantine the rows that fail.
+"""Validate applications against their data set's spec and quarantine the rows that fail.
 
-`validate_applications` runs the `LoanApplication` pandera schema lazily, so every failure in a
-file is found in one call, and splits the rows into
-- `valid`: contract-typed rows (plus `default` = 1 for bad, 0 for good, when labelled), and
+`validate_applications` runs the pandera schema built from the spec
+(`DatasetSpec.pandera_schema`) lazily, so every failure in a file is found in one call, and
+splits the rows into
+- `valid`: spec-typed rows (plus `default` = 1 where the target holds the spec's positive
+  value, else 0, when labelled; and `application_id`, the spec's id column), and
 - `quarantine`: one row per *failure* (a row with three bad fields appears three times), naming
   source file, row number, application id, column, check, failing value and a readable reason.
 
 Row accounting is exact and enforced: n_in == n_valid + n_quarantined, where n_quarantined
 counts rows, not failures. Problems that concern the whole file (a missing column) are not row
-failures: they raise `DataFileError`.
+failures: they raise `DataFileError`, and so does a labelled file in which the spec's positive
+label never occurs (almost always a spec mistake: `positive: 1` for a file of "yes"/"no").
 
 Why two pandera passes: when a numeric column holds text ("abc"), pandera cannot coerce it, and
 the range checks on that column then fail as a whole (a TypeError with no row index), hiding
@@ -26,13 +29,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from data_contracts.loan_application import (
-    CONTRACT_VERSION,
-    FEATURE_COLUMNS,
-    ID_COLUMN,
-    TARGET_COLUMN,
-    LoanApplication,
-)
+from data_contracts.spec import DatasetSpec, load_spec
+from data_contracts.spec_model import BOOLEAN_VALUES
+from data_contracts.spec_schema import CONTROL_CHECK_NAME
 from risk_app.data.load import SOURCE_ROW_COLUMN, generate_application_ids, normalize_ids
 from risk_app.errors import DataFileError
 
@@ -46,6 +45,8 @@ QUARANTINE_COLUMNS: tuple[str, ...] = (
     "reason",
 )
 DEFAULT_COLUMN = "default"
+# The id column's name inside the library, whatever the data set calls it.
+ID_COLUMN = "application_id"
 _KEY = ["index", "column", "check"]
 
 
@@ -59,8 +60,9 @@ class ValidationResult:
     n_in: int
     n_valid: int
     n_quarantined: int
-    contract_version: str = CONTRACT_VERSION
+    contract_version: str = ""
     require_target: bool = True
+    dataset: str = ""
     extra_columns_ignored: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -68,6 +70,7 @@ class ValidationResult:
         q = self.quarantine
         return {
             "source": self.source,
+            "dataset": self.dataset,
             "contract_version": self.contract_version,
             "n_in": self.n_in,
             "n_valid": self.n_valid,
@@ -101,22 +104,16 @@ def _describe_check(check: str) -> str:
             return text.replace("int64", "a whole number").replace("float64", "a number")
     return {
         "not_nullable": "missing value",
-        "field_uniqueness": "duplicate application_id (an earlier row has the same id)",
+        "field_uniqueness": "duplicate id (an earlier row has the same id)",
+        CONTROL_CHECK_NAME: "contains control or bidirectional-override characters (e.g. U+202E), "
+        "which can make a report show something other than the data",
     }.get(check, f"fails check {check}")
 
 
-def _reason(column: str, check: str) -> str:
-    if column == TARGET_COLUMN and check == "not_nullable":
-        return "missing label (creditability is required for training data)"
+def _reason(column: str, check: str, spec: DatasetSpec) -> str:
+    if column == spec.target.column and check == "not_nullable":
+        return f"missing label ({column} is required for training data)"
     return _describe_check(check)
-
-
-def _build_schema(require_target: bool) -> pa.DataFrameSchema:
-    schema = LoanApplication.to_schema()
-    if require_target:
-        # Training data: every row needs a label; scoring data may omit it.
-        schema = schema.update_column(TARGET_COLUMN, required=True, nullable=False)
-    return schema
 
 
 def _lazy_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +126,9 @@ def _lazy_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFr
     )
 
 
-def collect_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect_failures(
+    schema: pa.DataFrameSchema, frame: pd.DataFrame, id_column: str = ID_COLUMN
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All failures of `frame` against `schema`: (row-level failures, file-level failures).
 
     Row-level failures have an `index` into `frame`; file-level ones (index None) concern a whole
@@ -145,7 +144,15 @@ def collect_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> tuple[p
         for column, rows in coerce.groupby("column")["index"]:
             blanked[column] = blanked[column].astype(object)
             blanked.loc[list(rows), column] = None
-        relaxed = schema.update_columns({c: {"nullable": True, "dtype": "float64"} for c in broken_columns})
+        # Integers cannot hold the blanks: validate those as floats. Other types keep their dtype.
+        relaxed = schema.update_columns(
+            {
+                c: {"nullable": True, "dtype": "float64"}
+                if str(schema.columns[c].dtype).lower().startswith("int")
+                else {"nullable": True}
+                for c in broken_columns
+            }
+        )
         second = _lazy_failures(relaxed, blanked)
         # Keep range/category failures from the second pass; real nulls were already reported.
         passes.append(second[second["check"] != "not_nullable"])
@@ -163,7 +170,7 @@ def collect_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> tuple[p
     # A duplicate id keeps its first occurrence: only the later rows are the duplicates.
     dup = row_level["check"] == "field_uniqueness"
     if dup.any():
-        first_seen = ~frame[ID_COLUMN].duplicated(keep="first")
+        first_seen = ~frame[id_column].duplicated(keep="first")
         keep_first = row_level.loc[dup, "index"].map(first_seen)
         row_level = row_level.drop(index=keep_first[keep_first].index)
     row_level = row_level.drop_duplicates(subset=_KEY).sort_values(["index", "column", "check"])
@@ -178,60 +185,107 @@ def collect_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> tuple[p
     return row_level, file_level[~consequence]
 
 
+def _visible(text: str) -> str:
+    """The value with invisible characters (controls, bidi overrides) written as \\uXXXX escapes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+
+
 def _quarantine_table(
-    source: str, work: pd.DataFrame, raw: pd.DataFrame, row_level: pd.DataFrame
+    source: str, work: pd.DataFrame, raw: pd.DataFrame, row_level: pd.DataFrame, spec: DatasetSpec
 ) -> pd.DataFrame:
+    id_column = spec.id_column
     records = []
     for failure in row_level.itertuples(index=False):
         idx = int(failure.index)
         column = str(failure.column)
         value = raw.at[idx, column] if column in raw.columns else failure.failure_case
-        value_text = "" if pd.isna(value) else str(value)
+        value_text = "" if pd.isna(value) else _visible(str(value))
         row_number = int(work.at[idx, SOURCE_ROW_COLUMN])
         records.append(
             {
                 "source_file": source,
                 "row_number": row_number,
-                "application_id": None if pd.isna(work.at[idx, ID_COLUMN]) else str(work.at[idx, ID_COLUMN]),
+                "application_id": None if pd.isna(work.at[idx, id_column]) else str(work.at[idx, id_column]),
                 "column": column,
                 "check": str(failure.check),
                 "failure_value": value_text,
                 "reason": f"row {row_number}, field {column}={value_text!r}: "
-                f"{_reason(column, str(failure.check))}",
+                f"{_reason(column, str(failure.check), spec)}",
             }
         )
     table = pd.DataFrame.from_records(records, columns=list(QUARANTINE_COLUMNS))
     return table.astype({"row_number": "int64"})
 
 
-def validate_applications(df: pd.DataFrame, source: str, require_target: bool = True) -> ValidationResult:
-    """Split `df` into contract-valid rows and a per-failure quarantine table.
-
-    `source` names the file in messages and in the quarantine table. With `require_target`
-    (training data) a missing target column is a file error and a missing or unknown label
-    quarantines the row; without it (scoring data) the label is optional.
-    """
-    source = str(source)
-    raw = df.reset_index(drop=True)
-    work = raw.copy()
+def _prepare(df: pd.DataFrame, source: str, require_target: bool, spec: DatasetSpec) -> pd.DataFrame:
+    """The frame with `source_row` and ids in place; file-level problems raise `DataFileError`."""
+    work = df.reset_index(drop=True).copy()
     if SOURCE_ROW_COLUMN not in work.columns:
         work[SOURCE_ROW_COLUMN] = range(1, len(work) + 1)
-    if ID_COLUMN not in work.columns:
-        work.insert(0, ID_COLUMN, generate_application_ids(work))
+    if spec.id_column not in work.columns:
+        work.insert(0, spec.id_column, generate_application_ids(work, spec))
     else:
-        work[ID_COLUMN] = normalize_ids(work[ID_COLUMN])
-
-    missing = [c for c in FEATURE_COLUMNS if c not in work.columns]
+        work[spec.id_column] = normalize_ids(work[spec.id_column])
+    missing = [c for c in spec.feature_columns if c not in work.columns]
     if missing:
-        raise DataFileError(source, f"missing required column(s): {', '.join(missing)}")
-    if require_target and TARGET_COLUMN not in work.columns:
         raise DataFileError(
-            source, f"missing target column '{TARGET_COLUMN}' (required for training data; values good/bad)"
+            source, f"missing required column(s): {', '.join(missing)} (data set {spec.name} v{spec.version})"
         )
+    target = spec.target.column
+    if require_target and target not in work.columns:
+        raise DataFileError(
+            source,
+            f"missing target column '{target}' (required for training data; "
+            f"'{spec.target.positive}' means default in data set {spec.name})",
+        )
+    return work
 
-    schema = _build_schema(require_target)
+
+def _typed_valid(valid: pd.DataFrame, spec: DatasetSpec, source: str, require_target: bool) -> pd.DataFrame:
+    """Add `default` (and `application_id` under its library name); booleans become bool."""
+    for name in spec.columns:
+        if spec.columns[name].type == "boolean" and name in valid.columns and name != spec.target.column:
+            valid[name] = valid[name].map(
+                lambda v: v if pd.isna(v) else BOOLEAN_VALUES[str(v).strip().lower()]
+            )
+    if spec.id_column != ID_COLUMN:
+        valid.insert(0, ID_COLUMN, valid[spec.id_column].astype(str))
+    target = spec.target.column
+    if target in valid.columns:
+        # Unlabelled scoring rows have no default; a nullable int keeps 0/1 without floats.
+        valid[DEFAULT_COLUMN] = spec.default_flag(valid[target])
+        labelled = valid[DEFAULT_COLUMN].dropna()
+        if require_target and len(labelled) and not (labelled == 1).any():
+            found = sorted(map(str, valid[target].dropna().unique()))[:10]
+            where = spec.spec_path or spec.name
+            raise DataFileError(
+                source,
+                f"the positive label {spec.target.positive!r} of target '{target}' never occurs in "
+                f"{len(labelled)} valid row(s) (values found: {found}); check target.positive in {where}",
+            )
+    return valid
+
+
+def validate_applications(
+    df: pd.DataFrame, source: str, require_target: bool = True, spec: DatasetSpec | str | None = None
+) -> ValidationResult:
+    """Split `df` into spec-valid rows and a per-failure quarantine table.
+
+    `spec` is the data set (a `DatasetSpec`, a built-in name or a spec path; default
+    german_credit). `source` names the file in messages and in the quarantine table. With
+    `require_target` (training data) a missing target column is a file error and a missing or
+    unknown label quarantines the row; without it (scoring data) the label is optional.
+    """
+    spec = load_spec(spec)
+    source = str(source)
+    raw = df.reset_index(drop=True)
+    work = _prepare(raw, source, require_target, spec)
+
+    schema = spec.pandera_schema(require_target=require_target)
     contract_columns = [c for c in schema.columns if c in work.columns]
-    row_level, file_level = collect_failures(schema, work[contract_columns])
+    row_level, file_level = collect_failures(schema, work[contract_columns], spec.id_column)
     if not file_level.empty:
         problems = "; ".join(
             f"{c}: {_describe_check(str(k))} ({v})"
@@ -239,18 +293,15 @@ def validate_applications(df: pd.DataFrame, source: str, require_target: bool = 
         )
         raise DataFileError(source, f"file-level contract failure: {problems}")
 
-    quarantine = _quarantine_table(source, work, raw, row_level)
+    quarantine = _quarantine_table(source, work, raw, row_level, spec)
     bad_rows = sorted(set(row_level["index"].tolist()))
     good = work.drop(index=bad_rows)
     keep = [*contract_columns, SOURCE_ROW_COLUMN]
-    # Re-validate the survivors to get contract dtypes (coercion of the full frame stopped at
-    # the bad cells). A failure here would be a bug in the split above, not bad data.
+    # Re-validate the survivors to get spec dtypes (coercion of the full frame stopped at the
+    # bad cells). A failure here would be a bug in the split above, not bad data.
     valid = schema.validate(good[keep].copy(), lazy=False).reset_index(drop=True)
     valid[SOURCE_ROW_COLUMN] = valid[SOURCE_ROW_COLUMN].astype("int64")
-    if TARGET_COLUMN in valid.columns:
-        is_bad = valid[TARGET_COLUMN].map({"bad": 1, "good": 0})
-        # Unlabelled scoring rows have no default; a nullable int keeps 0/1 without floats.
-        valid[DEFAULT_COLUMN] = is_bad.astype("int64") if is_bad.notna().all() else is_bad.astype("Int64")
+    valid = _typed_valid(valid, spec, source, require_target)
 
     n_in, n_valid, n_quarantined = len(work), len(valid), len(bad_rows)
     if n_in != n_valid + n_quarantined or (n_quarantined > 0) != (len(quarantine) > 0):
@@ -266,9 +317,11 @@ def validate_applications(df: pd.DataFrame, source: str, require_target: bool = 
         n_in=n_in,
         n_valid=n_valid,
         n_quarantined=n_quarantined,
+        contract_version=spec.contract_version,
         require_target=require_target,
+        dataset=spec.name,
         extra_columns_ignored=ignored,
     )
 
 
-__all__ = ["QUARANTINE_COLUMNS", "ValidationResult", "collect_failures", "validate_applications"]
+__all__ = ["ID_COLUMN", "QUARANTINE_COLUMNS", "ValidationResult", "collect_failures", "validate_applications"]

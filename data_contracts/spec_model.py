@@ -1,0 +1,406 @@
+"""The dataset spec as typed pydantic models, with every cross-field rule checked on load.
+
+`DatasetSpec` is what a spec.yaml file holds (see `data_contracts.spec` for loading and
+docs/datasets.md for the format). Each model rejects unknown keys. The cross-field rules (a
+target that is not a column, categories on a numeric column, min > max, duplicate labels ...)
+are collected in `_spec_problems` so that one load reports every mistake at once, each as
+"field.path: problem"; `SpecError` prefixes the spec file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from risk_app.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
+
+DEFAULT_DATASET = "german_credit"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "risk_app" / "datasets"
+
+ColumnType = Literal["integer", "float", "category", "boolean", "date", "text"]
+NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "float"})
+# Columns the library adds to frames; a data set may not use these names for its own columns.
+RESERVED_COLUMNS: frozenset[str] = frozenset(
+    {"source_row", "text", "split", "augmented", "source_application_id", "default", "application_id"}
+)
+# Spellings accepted for a boolean column (case-insensitive), and what each means.
+BOOLEAN_VALUES: dict[str, bool] = {
+    "true": True,
+    "false": False,
+    "yes": True,
+    "no": False,
+    "1": True,
+    "0": False,
+    "1.0": True,
+    "0.0": False,
+}
+
+
+class SpecError(ConfigError):
+    """A spec file with mistakes: one message naming the file and, per mistake, the field."""
+
+    def __init__(self, source: object, problems: list[str]) -> None:
+        self.source = str(source)
+        self.problems = list(problems)
+        body = problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + "; ".join(problems)
+        super().__init__(f"{self.source}: {body}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Unit(_Strict):
+    """Unit printed after a number: "1 month", "6 months"; amounts often use one word for both."""
+
+    singular: str = Field(min_length=1, description="Unit after the number 1, e.g. 'month'.")
+    plural: str = Field(min_length=1, description="Unit after any other number, e.g. 'months'.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_short_form(cls, value: Any) -> Any:
+        if isinstance(value, str):  # `unit: DM`
+            return {"singular": value, "plural": value}
+        if isinstance(value, list) and len(value) == 2:  # `unit: [month, months]`
+            return {"singular": value[0], "plural": value[1]}
+        return value
+
+
+class ColumnSpec(_Strict):
+    """One column: its type, how the model reads it, and what values are allowed."""
+
+    type: ColumnType = Field(description="integer, float, category, boolean, date or text (free text).")
+    label: str = Field(min_length=1, description="Human label in the model's text, e.g. 'Credit amount'.")
+    unit: Unit | None = Field(default=None, description="Unit after a number (numeric columns only).")
+    nullable: bool = Field(default=False, description="May the value be missing? Missing reads 'unknown'.")
+    categories: dict[str, str] | None = Field(
+        default=None,
+        description="Allowed values of a category column: a list, or value -> text the model reads.",
+    )
+    min: float | None = Field(default=None, description="Smallest allowed value (numeric columns).")
+    max: float | None = Field(default=None, description="Largest allowed value (numeric columns).")
+    max_chars: int | None = Field(default=None, gt=0, description="Free text is cut to this many characters.")
+    perturb: bool = Field(
+        default=False, description="number_perturbation augmentation may nudge this value within [min, max]."
+    )
+    description: str = Field(default="", description="What the column means, for reviewers.")
+    inferred: list[str] = Field(
+        default_factory=list, description="Fields `risk-app datasets init` guessed; review, then remove."
+    )
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _categories_as_mapping(cls, value: Any) -> Any:
+        # YAML reads `1: graduate school` with an int key; values are matched as text.
+        if isinstance(value, list):
+            return {str(v): str(v) for v in value}
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in NUMERIC_TYPES
+
+
+class TargetSpec(_Strict):
+    """The label column and which of its values means default."""
+
+    column: str = Field(description="Name of the target column.")
+    positive: str | int | bool = Field(description="The value that means default, e.g. bad or 1.")
+
+
+class ProtectedSpec(_Strict):
+    """A protected attribute and how fairness reports group it."""
+
+    column: str = Field(description="The protected column.")
+    name: str | None = Field(default=None, description="Group name in fairness tables (default: the column).")
+    edges: list[float] | None = Field(
+        default=None, description="Band edges for a numeric column: [25, 35, 50] -> <25, 25-34, 35-49, 50+."
+    )
+    groups: dict[str, list[str]] | None = Field(
+        default=None, description="Group -> category values, e.g. sex from personal_status_and_sex."
+    )
+
+    @property
+    def group_name(self) -> str:
+        return self.name or self.column
+
+
+class SynonymGroup(_Strict):
+    """A data-set-specific synonym group for the financial_synonyms augmenter."""
+
+    canonical: str = Field(description="One word that occurs in this data set's text.")
+    alternatives: list[str] = Field(min_length=1, description="Words that mean the same wherever it occurs.")
+
+
+class CreditCosts(_Strict):
+    """Credit-policy costs of the two errors (German credit documentation: 5 to 1)."""
+
+    cost_missed_default: float = Field(gt=0, description="Cost of approving an applicant who defaults.")
+    cost_declined_good: float = Field(gt=0, description="Cost of declining an applicant who would repay.")
+
+
+def _column_problems(name: str, col: ColumnSpec) -> list[str]:
+    where = f"columns.{name}"
+    problems = []
+    if col.categories is not None and col.type != "category":
+        problems.append(f"{where}.categories: categories are only for category columns, not {col.type}")
+    if col.type == "category" and not col.categories:
+        problems.append(f"{where}.categories: a category column needs its allowed values (or use type text)")
+    for bound in ("min", "max"):
+        if getattr(col, bound) is not None and not col.is_numeric:
+            problems.append(f"{where}.{bound}: a range is only for integer or float columns, not {col.type}")
+    if col.min is not None and col.max is not None and col.min > col.max:
+        problems.append(f"{where}: min {col.min:g} is greater than max {col.max:g}")
+    if col.unit is not None and not col.is_numeric:
+        problems.append(f"{where}.unit: a unit is only for integer or float columns")
+    if col.perturb and not (col.is_numeric and col.min is not None and col.max is not None):
+        problems.append(f"{where}.perturb: only a numeric column with min and max can be perturbed")
+    if col.max_chars is not None and col.type != "text":
+        problems.append(f"{where}.max_chars: only free-text columns are truncated")
+    # The text is "Label: value." clauses; a ':' or '.' in a label would break clause parsing.
+    if any(ch in col.label for ch in ".:") or col.label != col.label.strip():
+        problems.append(f"{where}.label: {col.label!r} may not contain '.' or ':' or surrounding spaces")
+    for value, text in (col.categories or {}).items():
+        if ": " in text or text.rstrip() != text or text.endswith(".") or not text:
+            problems.append(
+                f"{where}.categories.{value}: text {text!r} may not be empty, contain ': ' or end with '.'"
+            )
+    return problems
+
+
+def _role_problems(spec: DatasetSpec) -> list[str]:
+    cols = spec.columns
+    problems = []
+    if spec.id_column not in cols:
+        problems.append(f"id_column: {spec.id_column!r} is not a column; declare it (type text)")
+    elif cols[spec.id_column].type not in ("text", "integer"):
+        problems.append(f"id_column: {spec.id_column!r} must be of type text or integer")
+    target = cols.get(spec.target.column)
+    if target is None:
+        problems.append(f"target.column: {spec.target.column!r} is not a column")
+    elif target.type not in ("category", "integer", "boolean"):
+        problems.append(f"target.column: {spec.target.column!r} must be category, integer or boolean")
+    elif target.type == "category" and _canonical(spec.target.positive) not in (target.categories or {}):
+        problems.append(
+            f"target.positive: {spec.target.positive!r} is not one of the target's categories "
+            f"{list(target.categories or {})}"
+        )
+    elif target.type == "boolean" and _canonical(spec.target.positive) not in BOOLEAN_VALUES:
+        problems.append(f"target.positive: {spec.target.positive!r} is not a boolean value")
+    for i, item in enumerate(spec.protected):
+        problems += _protected_problems(f"protected[{i}]", item, cols)
+    for i, name in enumerate(spec.exclude):
+        if name not in cols:
+            problems.append(f"exclude[{i}]: {name!r} is not a column")
+        elif name in (spec.id_column, spec.target.column):
+            problems.append(f"exclude[{i}]: {name!r} is the id or target, which the model never sees anyway")
+    if spec.date_column is not None:
+        if spec.date_column not in cols:
+            problems.append(f"date_column: {spec.date_column!r} is not a column")
+        elif cols[spec.date_column].type != "date":
+            problems.append(f"date_column: {spec.date_column!r} must be of type date")
+    allowed = {spec.target.column: "default", spec.id_column: "application_id"}
+    for name in cols:
+        if name in RESERVED_COLUMNS and allowed.get(name) != name:
+            problems.append(
+                f"columns.{name}: the name {name!r} is reserved by the library; rename the column"
+            )
+    for name in spec.text_columns:
+        if cols[name].max_chars is None:
+            problems.append(
+                f"columns.{name}.max_chars: a free-text column needs max_chars (how much the model reads)"
+            )
+    labels: dict[str, str] = {}
+    for name, col in cols.items():
+        if col.label in labels:
+            problems.append(f"columns.{name}.label: {col.label!r} is also the label of {labels[col.label]!r}")
+        labels[col.label] = name
+    return problems
+
+
+def _protected_problems(where: str, item: ProtectedSpec, cols: dict[str, ColumnSpec]) -> list[str]:
+    col = cols.get(item.column)
+    if col is None:
+        return [f"{where}.column: {item.column!r} is not a column"]
+    problems = []
+    if item.edges is not None and item.groups is not None:
+        problems.append(f"{where}: give edges (numeric bands) or groups (category mapping), not both")
+    if item.edges is not None:
+        if not col.is_numeric:
+            problems.append(f"{where}.edges: bands need a numeric column; {item.column!r} is {col.type}")
+        if not item.edges or any(b <= a for a, b in zip(item.edges, item.edges[1:], strict=False)):
+            problems.append(f"{where}.edges: must be a non-empty, strictly increasing list")
+    if item.groups is not None:
+        if col.type != "category":
+            problems.append(
+                f"{where}.groups: a mapping needs a category column; {item.column!r} is {col.type}"
+            )
+        else:
+            listed = [v for values in item.groups.values() for v in values]
+            unknown = sorted(set(listed) - set(col.categories or {}))
+            if unknown:
+                problems.append(f"{where}.groups: {unknown} are not categories of {item.column!r}")
+            missing = sorted(set(col.categories or {}) - set(listed))
+            if missing:
+                problems.append(f"{where}.groups: categories {missing} of {item.column!r} are in no group")
+    return problems
+
+
+def _canonical(value: Any) -> str:
+    """Text form used to compare labels: 1, 1.0 and "1" are equal; True is "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
+
+
+class DatasetSpec(_Strict):
+    """A data set: identity, ordered columns and roles. Load with `data_contracts.spec.load_spec`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case name, e.g. german_credit.")
+    version: str = Field(min_length=1, description="Spec version; bump when a column or rule changes.")
+    description: str = Field(description="What the data set is, printed on the model card.")
+    source: str = Field(description="Where the data come from.")
+    licence: str = Field(description="Licence of the data.")
+    citation: str | None = Field(default=None, description="How to cite the data.")
+    data: str | None = Field(default=None, description="Bundled data file, relative to the spec file.")
+    columns: dict[str, ColumnSpec] = Field(min_length=1, description="Columns in text order.")
+    id_column: str = Field(
+        default="application_id", description="Unique id; generated when absent from a file."
+    )
+    target: TargetSpec = Field(description="Label column and its default value.")
+    protected: list[ProtectedSpec] = Field(default_factory=list, description="Protected attributes.")
+    exclude: list[str] = Field(default_factory=list, description="Columns never given to the model.")
+    date_column: str | None = Field(default=None, description="Application date (out-of-time split).")
+    synonyms: list[SynonymGroup] = Field(default_factory=list, description="Extra augmentation synonyms.")
+    costs: CreditCosts | None = Field(default=None, description="Credit-policy error costs.")
+
+    _spec_path: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> DatasetSpec:
+        problems = [p for name, col in self.columns.items() for p in _column_problems(name, col)]
+        problems += _role_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    # --- derived views -------------------------------------------------------------------
+    @property
+    def spec_path(self) -> Path | None:
+        return self._spec_path
+
+    @property
+    def data_path(self) -> Path | None:
+        if self.data is None:
+            return None
+        base = self._spec_path.parent if self._spec_path is not None else BUILTIN_DIR / self.name
+        return (base / self.data).resolve()
+
+    @property
+    def contract_version(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        never = {self.id_column, self.target.column, self.date_column, *self.exclude}
+        return tuple(name for name in self.columns if name not in never)
+
+    def _features_of(self, *types: str) -> tuple[str, ...]:
+        return tuple(c for c in self.feature_columns if self.columns[c].type in types)
+
+    @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        return self._features_of("integer", "float")
+
+    @property
+    def categorical_columns(self) -> tuple[str, ...]:
+        return self._features_of("category", "boolean")
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        return self._features_of("text")
+
+    @property
+    def protected_columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.column for p in self.protected))
+
+    def label(self, column: str) -> str:
+        if column not in self.columns:
+            raise ConfigError(f"data set {self.name}: no column {column!r}")
+        return self.columns[column].label
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        for col in data["columns"].values():
+            cats = col.get("categories")
+            if cats and all(k == v for k, v in cats.items()):
+                col["categories"] = list(cats)  # a plain list reads better when text == value
+            unit = col.get("unit")
+            if unit and unit["singular"] == unit["plural"]:
+                col["unit"] = unit["singular"]
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+    def default_flag(self, series: pd.Series) -> pd.Series:
+        """1 where the target means default, 0 otherwise; missing stays <NA> (Int64)."""
+        positive = _canonical(self.target.positive)
+        is_bool = self.columns[self.target.column].type == "boolean"
+        if is_bool:
+            positive = str(BOOLEAN_VALUES[positive.lower()]).lower()
+
+        def flag(value: Any) -> Any:
+            if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+                return pd.NA
+            text = _canonical(value)
+            if is_bool:
+                text = str(BOOLEAN_VALUES.get(text.lower(), text)).lower()
+            return int(text == positive)
+
+        flags = series.map(flag)
+        return flags.astype("int64") if flags.notna().all() else flags.astype("Int64")
+
+    def pandera_schema(self, require_target: bool = True) -> pa.DataFrameSchema:
+        """The pandera schema of this data set (see data_contracts.spec_schema)."""
+        from data_contracts.spec_schema import build_schema
+
+        return build_schema(self, require_target=require_target)
+
+
+__all__ = [
+    "BOOLEAN_VALUES",
+    "BUILTIN_DIR",
+    "DEFAULT_DATASET",
+    "RESERVED_COLUMNS",
+    "ColumnSpec",
+    "ColumnType",
+    "CreditCosts",
+    "DatasetSpec",
+    "ProtectedSpec",
+    "SpecError",
+    "SynonymGroup",
+    "TargetSpec",
+    "Unit",
+]
