@@ -6,7 +6,6 @@ or the packaging without retraining. The record (a small pydantic object) travel
 assets through the filesystem IO manager; weights and scores stay in the run folder.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
