@@ -8,8 +8,17 @@ the version's tags and appended to `<home>/registry_audit.jsonl`, so "who put th
 production, and why" always has an answer.
 
 By default MLflow runs on a local sqlite database under `paths.home()/mlflow`; set
-`MLFLOW_TRACKING_URI` to use a tracking server instead. Users outside risk_app can load a
-version with plain MLflow (risk_app must be importable there):
+`MLFLOW_TRACKING_URI` to use a tracking server instead. MLflow's usage telemetry is off unless
+the user turns it on (`MLFLOW_DISABLE_TELEMETRY=false`; see `risk_app.registry.__init__`).
+
+Consistency under concurrency: every read-decide-move of an alias (`promote_if_better`,
+`record_decision`, `set_champion`, `rollback_champion`) runs under `registry_lock(name)`, a file
+lock next to the registry, so the audit line names the champion the decision was really made
+against. A cached download whose weights fail their checksum is evicted and fetched again.
+
+Users outside risk_app can load a version with plain MLflow (risk_app must be importable there).
+The version is a models-from-code pyfunc (`risk_app/registry/pyfunc_entry.py`): loading runs
+that file and rebuilds the model from the safetensors artifact; nothing is unpickled.
 
     import mlflow
     model = mlflow.pyfunc.load_model("models:/credit_risk_model@champion")
@@ -26,7 +35,8 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,21 +51,28 @@ from mlflow.types import ColSpec, Schema
 
 from data_contracts.loan_application import CATEGORICAL_COLUMNS, ID_COLUMN, NUMERIC_COLUMNS
 from risk_app import paths
-from risk_app.atomic import atomic_dir
 from risk_app.errors import ConfigError, ModelNotFoundError, RiskAppError
 from risk_app.registry.audit import append_audit_record
+from risk_app.registry.cache import (
+    ARTIFACT_FILE,
+    download_version,
+    find_artifact_folder,
+)
+from risk_app.registry.processes import process_tags
 from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide
+from risk_app.storage.locks import file_lock
 
 EXPERIMENT_NAME = "risk_app"
 DEFAULT_MODEL_NAME = "credit_risk_model"
 CHAMPION, CHALLENGER = "champion", "challenger"
-ARTIFACT_FILE = "risk_model.json"
 PYFUNC_ARTIFACT_KEY = "risk_model"
 METRIC_TAG_PREFIX = "metric."
 # Callers may log split-prefixed metrics (test_roc_auc, val_roc_auc ...); promotion reads test_*.
 TEST_METRIC_PREFIX = "test_"
 # Artifact metadata copied onto the run and the version as tags (searchable in the MLflow UI).
 LINEAGE_TAGS: tuple[str, ...] = ("method", "data_hash", "contract_version", "code_version")
+
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 # MLflow's documented limits (param value 6000 chars, key 250; tags 5000 for portability).
 _MAX_KEY, _MAX_PARAM_VALUE, _MAX_TAG_VALUE, _PARAM_BATCH = 250, 6000, 5000, 100
@@ -106,6 +123,7 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
 def configure_mlflow() -> str:
     """Point MLflow (tracking + registry) at risk_app's store; create the experiment. Returns its id."""
     uri = paths.mlflow_tracking_uri()
+    _telemetry_off_unless_asked()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     # Progress bars on every artifact download are noise in logs and Dagster output.
@@ -125,6 +143,28 @@ def configure_mlflow() -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def _telemetry_off_unless_asked() -> None:
+    # risk_app.registry sets MLFLOW_DISABLE_TELEMETRY before mlflow is imported; if something
+    # imported mlflow earlier, its telemetry client was created then: drop it now.
+    from mlflow.telemetry import get_telemetry_client, set_telemetry_client
+
+    if os.environ.get("MLFLOW_DISABLE_TELEMETRY", "").lower() == "true" and get_telemetry_client():
+        set_telemetry_client()
+
+
+def registry_lock_path(name: str) -> Path:
+    store = hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
+    return paths.home() / "mlflow" / f"registry-{store}-{name}.lock"
+
+
+@contextmanager
+def registry_lock(name: str, timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold the alias lock of registered model `name` (per tracking store, per host)."""
+    configure_mlflow()
+    with file_lock(registry_lock_path(name), timeout_s=timeout_s):
+        yield
 
 
 def _client() -> MlflowClient:
@@ -286,6 +326,44 @@ def _make_champion(client: MlflowClient, name: str, version: str, previous: str 
         client.delete_registered_model_alias(name, CHALLENGER)
 
 
+def _log_run_contents(
+    folder: Path,
+    flat_params: Mapping[str, str],
+    numeric: Mapping[str, float],
+    all_tags: Mapping[str, str],
+    extras: Sequence[Path],
+) -> str:
+    """Params, metrics, tags, the models-from-code pyfunc and report files, into the active run.
+
+    Returns the logged model's URI."""
+    items = list(flat_params.items())
+    for start in range(0, len(items), _PARAM_BATCH):
+        mlflow.log_params(dict(items[start : start + _PARAM_BATCH]))
+    if numeric:
+        mlflow.log_metrics(dict(numeric))
+    if all_tags:
+        mlflow.set_tags(dict(all_tags))
+    with warnings.catch_warnings():
+        # An input example would make MLflow load and run the model at logging time.
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+        # Models from code: MLflow stores the entry file, not a pickle of the model object, and
+        # rebuilds the model by running it (loading never unpickles).
+        model_info = mlflow.pyfunc.log_model(
+            name="risk_model",
+            python_model=str(PYFUNC_ENTRY),
+            artifacts={PYFUNC_ARTIFACT_KEY: str(folder)},
+            signature=_input_signature(),
+            pip_requirements=_pip_requirements(),
+            infer_code_paths=False,
+        )
+    for extra in extras:
+        if extra.is_dir():
+            mlflow.log_artifacts(str(extra), artifact_path=f"report/{extra.name}")
+        else:
+            mlflow.log_artifact(str(extra), artifact_path="report")
+    return model_info.model_uri
+
+
 # -------------------------------------------------------------------------------------- public
 
 
@@ -319,35 +397,21 @@ def register_model_version(
     flat_params = {k[:_MAX_KEY]: _param_text(v) for k, v in _flatten(params or {}).items()}
     numeric = _numeric_metrics(metrics)
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        items = list(flat_params.items())
-        for start in range(0, len(items), _PARAM_BATCH):
-            mlflow.log_params(dict(items[start : start + _PARAM_BATCH]))
-        if numeric:
-            mlflow.log_metrics(numeric)
-        if all_tags:
-            mlflow.set_tags(all_tags)
-        with warnings.catch_warnings():
-            # An input example would make MLflow load and run the model at logging time.
-            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-            model_info = mlflow.pyfunc.log_model(
-                name="risk_model",
-                python_model=RiskModelPyfunc(),
-                artifacts={PYFUNC_ARTIFACT_KEY: str(folder)},
-                signature=_input_signature(),
-                pip_requirements=_pip_requirements(),
-                infer_code_paths=False,
-            )
-        for extra in extras:
-            if extra.is_dir():
-                mlflow.log_artifacts(str(extra), artifact_path=f"report/{extra.name}")
-            else:
-                mlflow.log_artifact(str(extra), artifact_path="report")
-        run_id = run.info.run_id
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=process_tags())
+    try:
+        model_uri = _log_run_contents(folder, flat_params, numeric, all_tags, extras)
+    except BaseException as exc:
+        # Ctrl-C / SystemExit end the run KILLED, errors FAILED; a kill -9 leaves it RUNNING
+        # until `reconcile.reconcile_registry` sees the pid is gone and ends it KILLED.
+        interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+        mlflow.end_run("KILLED" if interrupted else "FAILED")
+        raise
+    mlflow.end_run()
+    run_id = run.info.run_id
 
     version_tags = {**all_tags, **{f"{METRIC_TAG_PREFIX}{k}"[:_MAX_KEY]: repr(v) for k, v in numeric.items()}}
     try:
-        mv = mlflow.register_model(model_info.model_uri, model_name, tags=version_tags)
+        mv = mlflow.register_model(model_uri, model_name, tags=version_tags)
     except MlflowException as exc:
         raise RiskAppError(f"registering {folder} as {model_name!r} failed: {exc.message}") from exc
     return ModelVersionInfo(name=model_name, version=str(mv.version), run_id=run_id, source=str(mv.source))
@@ -356,18 +420,20 @@ def register_model_version(
 def _decide_against_champion(
     client: MlflowClient, name: str, version: str | int, rule: PromotionRule
 ) -> tuple[str, str | None, PromotionDecision]:
+    """(version, champion version, verdict); the verdict's details name the champion it compared."""
     candidate = _get_version(client, name, version)
     target = str(candidate.version)
     champion = _alias_version(client, name, CHAMPION)
     champion_version = str(champion.version) if champion is not None else None
     if champion_version == target:
-        return (
-            target,
-            champion_version,
-            PromotionDecision(promote=False, reason=f"version {target} is already the champion", details={}),
+        decision = PromotionDecision(
+            promote=False, reason=f"version {target} is already the champion", details={}
         )
-    champion_metrics = _version_metrics(client, champion) if champion is not None else None
-    return target, champion_version, decide(_version_metrics(client, candidate), champion_metrics, rule)
+    else:
+        champion_metrics = _version_metrics(client, champion) if champion is not None else None
+        decision = decide(_version_metrics(client, candidate), champion_metrics, rule)
+    details = {**decision.details, "champion_version": champion_version}
+    return target, champion_version, decision.model_copy(update={"details": details})
 
 
 def _record_verdict(
@@ -380,8 +446,12 @@ def _record_verdict(
     actor: str | None,
     *,
     promoted_word: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Why a version was promoted (or recommended) or rejected: version tags plus an audit line."""
+    """Why a version was promoted (or recommended) or rejected: version tags plus an audit line.
+
+    Called under `registry_lock`, with `champion_version` read under the same lock.
+    """
     verdict = promoted_word if decision.promote else "rejected"
     _tag(client, name, target, "promotion_decision", verdict)
     _tag(client, name, target, "promotion_reason", decision.reason)
@@ -392,14 +462,40 @@ def _record_verdict(
         to_version=target,
         reason=decision.reason,
         actor=actor,
-        extra={"rule": rule.model_dump() if rule else None, "details": decision.details},
+        extra={"rule": rule.model_dump() if rule else None, "details": decision.details, **(extra or {})},
     )
 
 
 def evaluate_promotion(name: str, version: str | int, rule: PromotionRule | None = None) -> PromotionDecision:
-    """The verdict of `rule` for `version` against the current champion; changes nothing."""
+    """The verdict of `rule` for `version` against the current champion; changes nothing.
+
+    `details["champion_version"]` names the champion it was made against, so `record_decision`
+    can tell when the champion moved in between.
+    """
     client = _client()
     return _decide_against_champion(client, name, version, rule or PromotionRule())[2]
+
+
+def decide_and_record(
+    client: MlflowClient,
+    name: str,
+    version: str | int,
+    rule: PromotionRule | None,
+    actor: str | None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> PromotionDecision:
+    """Decide against the champion and record it as a recommendation; caller holds the lock."""
+    target, champion_version, decision = _decide_against_champion(
+        client, name, version, rule or PromotionRule()
+    )
+    if champion_version != target:
+        client.set_registered_model_alias(name, CHALLENGER, target)
+    _record_verdict(
+        client, name, target, champion_version, decision, rule, actor,
+        promoted_word="recommended", extra=extra,
+    )
+    return decision
 
 
 def record_decision(
@@ -409,21 +505,31 @@ def record_decision(
     rule: PromotionRule | None = None,
     *,
     actor: str | None = None,
-) -> None:
+) -> PromotionDecision:
     """Record a verdict without acting on it: tags, audit line, and alias `challenger`.
 
     For two-step promotion (a blocking check between verdict and `set_champion`, as in the
     Dagster training job): the version waits as challenger until someone or something promotes it.
+    Under the registry lock: when the champion moved since `decision` was made (its
+    `details["champion_version"]`), the verdict is made again against the champion of now, and
+    that is the one recorded and returned.
     """
     client = _client()
-    target = str(_get_version(client, name, version).version)
-    champion = _alias_version(client, name, CHAMPION)
-    champion_version = str(champion.version) if champion is not None else None
-    if champion_version != target:
-        client.set_registered_model_alias(name, CHALLENGER, target)
-    _record_verdict(
-        client, name, target, champion_version, decision, rule, actor, promoted_word="recommended"
-    )
+    with registry_lock(name):
+        target = str(_get_version(client, name, version).version)
+        champion = _alias_version(client, name, CHAMPION)
+        champion_version = str(champion.version) if champion is not None else None
+        made_against = decision.details.get("champion_version", champion_version)
+        if made_against != champion_version:
+            return decide_and_record(
+                client, name, target, rule, actor, extra={"stale_decision_against": made_against}
+            )
+        if champion_version != target:
+            client.set_registered_model_alias(name, CHALLENGER, target)
+        _record_verdict(
+            client, name, target, champion_version, decision, rule, actor, promoted_word="recommended"
+        )
+        return decision
 
 
 def promote_if_better(
@@ -431,39 +537,45 @@ def promote_if_better(
 ) -> PromotionDecision:
     """Compare `version` with the current champion; set `champion` if it wins, else `challenger`.
 
-    The decision and its reason go onto the version's tags (`promotion_decision`,
-    `promotion_reason`) and into the audit log.
+    Read, decision and alias move happen under one registry lock, so the champion compared is
+    the champion replaced. The decision and its reason go onto the version's tags
+    (`promotion_decision`, `promotion_reason`) and into the audit log.
     """
     rule = rule or PromotionRule()
     client = _client()
-    target, champion_version, decision = _decide_against_champion(client, name, version, rule)
-    if decision.promote:
-        _make_champion(client, name, target, champion_version)
-    elif champion_version != target:
-        client.set_registered_model_alias(name, CHALLENGER, target)
-
-    _record_verdict(client, name, target, champion_version, decision, rule, actor, promoted_word="promoted")
+    with registry_lock(name):
+        target, champion_version, decision = _decide_against_champion(client, name, version, rule)
+        if decision.promote:
+            _make_champion(client, name, target, champion_version)
+        elif champion_version != target:
+            client.set_registered_model_alias(name, CHALLENGER, target)
+        _record_verdict(
+            client, name, target, champion_version, decision, rule, actor, promoted_word="promoted"
+        )
     return decision
 
 
 def set_champion(name: str, version: str | int, reason: str, actor: str | None = None) -> str:
     """Make `version` the champion (a review, or carrying out a recorded verdict).
 
-    Returns the previous champion's version, or '' when there was none.
+    Returns the previous champion's version, or '' when there was none. To carry out a verdict
+    that may have gone stale (another model promoted meanwhile), prefer `promote_if_better`,
+    which decides again under the lock.
     """
     if not reason or not reason.strip():
         raise ConfigError("set_champion: a reason is required for the audit log")
     client = _client()
-    target = str(_get_version(client, name, version).version)
-    current = _alias_version(client, name, CHAMPION)
-    previous = str(current.version) if current is not None else None
-    _make_champion(client, name, target, previous)
-    _tag(client, name, target, "promotion_decision", "set_champion")
-    _tag(client, name, target, "promotion_reason", reason)
-    _tag(client, name, target, "promoted_by", actor or getpass.getuser())
-    append_audit_record(
-        "set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor
-    )
+    with registry_lock(name):
+        target = str(_get_version(client, name, version).version)
+        current = _alias_version(client, name, CHAMPION)
+        previous = str(current.version) if current is not None else None
+        _make_champion(client, name, target, previous)
+        _tag(client, name, target, "promotion_decision", "set_champion")
+        _tag(client, name, target, "promotion_reason", reason)
+        _tag(client, name, target, "promoted_by", actor or getpass.getuser())
+        append_audit_record(
+            "set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor
+        )
     return previous or ""
 
 
@@ -472,56 +584,28 @@ def rollback_champion(name: str, reason: str, actor: str | None = None) -> str:
     if not reason or not reason.strip():
         raise ConfigError("rollback_champion: a reason is required for the audit log")
     client = _client()
-    versions, aliases = _existing(client, name)
-    current = _alias_version(client, name, CHAMPION)
-    if current is None:
-        raise ModelNotFoundError(
-            f"model {name!r} has no champion to roll back ({_describe(versions, aliases)})"
-        )
-    previous = (current.tags or {}).get("previous_champion")
-    if not previous:
-        raise ModelNotFoundError(
-            f"champion v{current.version} of {name!r} replaced no earlier champion; nothing to roll back to"
-        )
-    target = str(_get_version(client, name, previous).version)
-    # The restored version keeps its own `previous_champion`, so repeated rollbacks walk further back.
-    client.set_registered_model_alias(name, CHAMPION, target)
-    _tag(client, name, str(current.version), "promotion_decision", "rolled_back")
-    _tag(client, name, str(current.version), "promotion_reason", reason)
-    append_audit_record(
-        "rollback", name, from_version=str(current.version), to_version=target, reason=reason, actor=actor
-    )
-    return target
-
-
-def _cache_dir(name: str, version: str) -> Path:
-    # Versions are immutable, so a download is reusable; keyed by store so two servers never mix.
-    store = hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
-    return paths.home() / "mlflow" / "cache" / store / name / version
-
-
-def _find_artifact_folder(root: Path) -> Path | None:
-    if (root / ARTIFACT_FILE).is_file():
-        return root
-    # A downloaded pyfunc model keeps the artifact under artifacts/<folder name>/.
-    found = sorted(root.glob(f"artifacts/*/{ARTIFACT_FILE}"))
-    return found[0].parent if found else None
-
-
-def _download_version(name: str, version: str) -> Path:
-    target = _cache_dir(name, version)
-    folder = _find_artifact_folder(target) if target.exists() else None
-    if folder is not None:
-        return folder
-    with atomic_dir(target) as tmp:
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
-        if _find_artifact_folder(tmp) is None:
+    with registry_lock(name):
+        versions, aliases = _existing(client, name)
+        current = _alias_version(client, name, CHAMPION)
+        if current is None:
             raise ModelNotFoundError(
-                f"model {name!r} v{version} holds no {ARTIFACT_FILE}; not a risk_app model"
+                f"model {name!r} has no champion to roll back ({_describe(versions, aliases)})"
             )
-    folder = _find_artifact_folder(target)
-    assert folder is not None  # checked inside the atomic block
-    return folder
+        previous = (current.tags or {}).get("previous_champion")
+        if not previous:
+            raise ModelNotFoundError(
+                f"champion v{current.version} of {name!r} replaced no earlier champion; "
+                "nothing to roll back to"
+            )
+        target = str(_get_version(client, name, previous).version)
+        # The restored version keeps its own `previous_champion`, so repeated rollbacks walk further back.
+        client.set_registered_model_alias(name, CHAMPION, target)
+        _tag(client, name, str(current.version), "promotion_decision", "rolled_back")
+        _tag(client, name, str(current.version), "promotion_reason", reason)
+        append_audit_record(
+            "rollback", name, from_version=str(current.version), to_version=target, reason=reason, actor=actor
+        )
+        return target
 
 
 def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_NAME) -> ResolvedModel:
@@ -533,8 +617,8 @@ def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_N
         )
     local = Path(text).expanduser()
     looks_like_path = isinstance(ref, os.PathLike) or os.sep in text or text.startswith(".")
-    if looks_like_path or (local.is_dir() and _find_artifact_folder(local) is not None):
-        folder = _find_artifact_folder(local) if local.is_dir() else None
+    if looks_like_path or (local.is_dir() and find_artifact_folder(local) is not None):
+        folder = find_artifact_folder(local) if local.is_dir() else None
         if folder is None:
             raise ModelNotFoundError(f"{local}: no risk model folder there (expected {ARTIFACT_FILE})")
         metadata = _read_artifact_metadata(folder)
@@ -552,7 +636,7 @@ def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_N
         version = aliases[text]
     else:
         raise ModelNotFoundError(f"model {name!r} has no alias {text!r} ({_describe(versions, aliases)})")
-    folder = _download_version(name, version)
+    folder = download_version(name, version)
     return ResolvedModel(
         version=version, local_artifact_dir=folder, metadata=_read_artifact_metadata(folder), name=name
     )

@@ -1,0 +1,178 @@
+"""Registration and its promotion verdict as one idempotent step, and recovery after a kill.
+
+`register_and_decide(artifact_dir, run_key=...)` registers a training run's artifact and records
+the verdict against the champion of that moment, under the registry lock. It is keyed by
+`run_key` (the training run id): called again for the same run, e.g. a Dagster retry or a CLI
+re-run after a crash, it registers nothing new and returns the version and verdict it has.
+
+`reconcile_registry(name)` finishes what a killed process left behind (it runs at the start of
+`register_and_decide` and can be called by any entry point on start-up):
+
+* an MLflow run still `RUNNING` whose registering process is dead ends `KILLED`;
+* a version with no promotion verdict (killed between registration and decision) gets one,
+  decided against the current champion and marked `reconciled` in the audit line.
+
+    from risk_app.registry.reconcile import register_and_decide
+    outcome = register_and_decide(artifact, run_key=run_id, metrics=metrics, rule=rule)
+    print(outcome.version, outcome.decision.reason, outcome.reused)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from risk_app.registry import mlflow_registry as reg
+from risk_app.registry.audit import append_audit_record
+from risk_app.registry.processes import process_is_gone
+from risk_app.registry.promotion import PromotionDecision, PromotionRule
+
+RUN_KEY_TAG = "risk_app.run_key"
+# Verdict tags that count as "decided" (see mlflow_registry._record_verdict and set_champion).
+DECIDED = {"promoted", "recommended", "rejected", "set_champion", "rolled_back"}
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered version and its verdict; `reused` when an earlier attempt had registered it."""
+
+    name: str
+    version: str
+    run_id: str
+    decision: PromotionDecision
+    reused: bool
+
+
+@dataclass
+class ReconcileReport:
+    """What `reconcile_registry` repaired."""
+
+    killed_runs: list[str] = field(default_factory=list)
+    decided_versions: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.killed_runs or self.decided_versions)
+
+
+def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    try:
+        return reg._existing(client, name)[0]
+    except reg.ModelNotFoundError:
+        return []
+
+
+def _run_tags(client: MlflowClient, run_id: str | None) -> dict[str, str]:
+    if not run_id:
+        return {}
+    try:
+        return dict(client.get_run(run_id).data.tags)
+    except MlflowException:
+        return {}
+
+
+def _end_dead_runs(client: MlflowClient, name: str, report: ReconcileReport) -> None:
+    experiment_id = reg.configure_mlflow()
+    runs = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+    for run in runs:
+        if process_is_gone(run.data.tags):
+            client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+            report.killed_runs.append(run.info.run_id)
+            append_audit_record(
+                "reconcile",
+                name,
+                from_version=None,
+                to_version=None,
+                reason=f"MLflow run {run.info.run_id} was left RUNNING by a dead process; ended KILLED",
+                extra={"run_id": run.info.run_id},
+            )
+
+
+def _reconcile_locked(
+    client: MlflowClient, name: str, rule: PromotionRule | None, report: ReconcileReport
+) -> None:
+    _end_dead_runs(client, name, report)
+    for mv in _versions(client, name):
+        if (mv.tags or {}).get("promotion_decision") in DECIDED:
+            continue
+        # A version whose registering process still runs is being decided right now: leave it.
+        if not process_is_gone(_run_tags(client, mv.run_id)):
+            continue
+        reg.decide_and_record(
+            client, name, str(mv.version), rule, "reconcile", extra={"reconciled": True}
+        )
+        report.decided_versions.append(str(mv.version))
+
+
+def reconcile_registry(
+    name: str = reg.DEFAULT_MODEL_NAME, rule: PromotionRule | None = None
+) -> ReconcileReport:
+    """End runs and decide versions that a killed registration left behind (see module doc)."""
+    report = ReconcileReport()
+    client = reg._client()
+    with reg.registry_lock(name):
+        _reconcile_locked(client, name, rule, report)
+    return report
+
+
+def _recorded_decision(mv: ModelVersion) -> PromotionDecision:
+    tags = mv.tags or {}
+    return PromotionDecision(
+        promote=tags.get("promotion_decision") in {"promoted", "recommended", "set_champion"},
+        reason=tags.get("promotion_reason", ""),
+        details={"recorded": True},
+    )
+
+
+def register_and_decide(
+    artifact_dir: str | os.PathLike[str],
+    *,
+    run_key: str,
+    metrics: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    model_name: str = reg.DEFAULT_MODEL_NAME,
+    run_name: str | None = None,
+    extra_artifacts: Sequence[str | os.PathLike[str]] = (),
+    rule: PromotionRule | None = None,
+    actor: str | None = None,
+) -> Registration:
+    """Register `artifact_dir` once per `run_key` and record its verdict; idempotent.
+
+    The verdict is a recommendation (alias `challenger`); `mlflow_registry.promote_if_better`
+    carries it out, deciding again under the lock against the champion of that moment.
+    """
+    if not run_key.strip():
+        raise reg.ConfigError("register_and_decide: run_key (the training run id) is required")
+    client = reg._client()
+    with reg.registry_lock(model_name):
+        _reconcile_locked(client, model_name, rule, ReconcileReport())
+        existing = [mv for mv in _versions(client, model_name) if (mv.tags or {}).get(RUN_KEY_TAG) == run_key]
+        if existing:
+            mv = existing[0]
+            if (mv.tags or {}).get("promotion_decision") in DECIDED:
+                decision = _recorded_decision(mv)
+            else:
+                decision = reg.decide_and_record(client, model_name, str(mv.version), rule, actor)
+            return Registration(model_name, str(mv.version), mv.run_id or "", decision, reused=True)
+        info = reg.register_model_version(
+            artifact_dir,
+            metrics=metrics,
+            params=params,
+            tags={**dict(tags or {}), RUN_KEY_TAG: run_key},
+            model_name=model_name,
+            run_name=run_name or run_key,
+            extra_artifacts=extra_artifacts,
+        )
+        decision = reg.decide_and_record(client, model_name, info.version, rule, actor)
+    return Registration(model_name, info.version, info.run_id, decision, reused=False)
+
+
+__all__ = ["RUN_KEY_TAG", "ReconcileReport", "Registration", "reconcile_registry", "register_and_decide"]
