@@ -28,7 +28,7 @@ from scipy.optimize import minimize, minimize_scalar
 from sklearn.isotonic import IsotonicRegression
 
 from risk_app.errors import ConfigError
-from risk_app.evaluate.metrics import MetricInputError
+from risk_app.evaluate.inputs import check_pair, check_probabilities
 
 CalibrationKind = Literal["none", "temperature", "platt", "isotonic"]
 CALIBRATION_KINDS: tuple[str, ...] = get_args(CalibrationKind)
@@ -57,43 +57,11 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_probabilities(p: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
-    """A 1-D float array of probabilities in [0, 1]; MetricInputError naming the row otherwise."""
-    arr = np.asarray(p, dtype=float)
-    if arr.ndim != 1:
-        raise MetricInputError(f"{name}: expected a 1-D array of probabilities, got shape {arr.shape}")
-    bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise MetricInputError(
-            f"{name}: probabilities must be finite and lie in [0, 1]; row {first} is {float(arr[first])!r} "
-            f"({int(bad.sum())} bad value(s))"
-        )
-    return arr
-
-
 def check_labels_and_scores(
     y: Sequence[Any] | np.ndarray, p: Sequence[float] | np.ndarray, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """0/1 labels with both classes present and probabilities of the same length."""
-    labels = np.asarray(y)
-    scores = check_probabilities(p, f"{what}: scores")
-    if labels.ndim != 1 or labels.shape[0] != scores.shape[0]:
-        raise MetricInputError(
-            f"{what}: {labels.shape} labels but {scores.shape[0]} scores; need one 0/1 label per score"
-        )
-    if not np.isin(labels, (0, 1)).all():
-        first = int(np.flatnonzero(~np.isin(labels, (0, 1)))[0])
-        raise MetricInputError(
-            f"{what}: labels must be 0/1 (1 = default); row {first} is {labels[first].item()!r}"
-        )
-    labels = labels.astype(int)
-    if labels.min() == labels.max():
-        raise MetricInputError(
-            f"{what}: all {labels.shape[0]} validation labels are {int(labels[0])}; "
-            "calibration needs defaults and non-defaults"
-        )
-    return labels, scores
+    return check_pair(y, p, what)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from risk_app.errors import ConfigError
-from risk_app.evaluate.calibration import check_labels_and_scores, check_probabilities, logit
-from risk_app.evaluate.metrics import MetricInputError
+from risk_app.evaluate.calibration import check_labels_and_scores, logit
+from risk_app.evaluate.inputs import MetricInputError, check_probabilities
 
 HybridKind = Literal["logistic", "convex"]
 HYBRID_KINDS: tuple[str, ...] = get_args(HybridKind)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from risk_app.errors import RiskAppError
+from risk_app.evaluate.inputs import MetricInputError, check_pair
 from risk_app.evaluate.metric_table import METRIC_NAMES, METRICS, Metrics, format_metric, ks_statistic
 
 ThresholdObjective = Literal["f1", "youden"]
@@ -31,68 +31,11 @@ ThresholdObjective = Literal["f1", "youden"]
 TABLE_COLUMNS: tuple[str, ...] = (*METRIC_NAMES, "threshold")
 
 
-class MetricInputError(RiskAppError, ValueError):
-    """Labels or probabilities that cannot be scored (also a ValueError for numeric callers)."""
-
-
-def _as_labels(y_true: Sequence[Any] | np.ndarray, name: str = "y_true") -> np.ndarray:
-    y = np.asarray(y_true)
-    if y.ndim != 1:
-        raise MetricInputError(f"{name}: expected a 1-D array of 0/1 labels, got shape {y.shape}")
-    if y.size == 0:
-        raise MetricInputError(f"{name}: no labels to score (empty array)")
-    try:
-        y_float = y.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise MetricInputError(f"{name}: labels must be 0/1 (1 = default), got {y.dtype} values") from exc
-    if np.isnan(y_float).any():
-        raise MetricInputError(f"{name}: {int(np.isnan(y_float).sum())} label(s) are NaN")
-    bad = ~np.isin(y_float, (0.0, 1.0))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise MetricInputError(
-            f"{name}: labels must be 0/1 (1 = default); row {first} is {y[first]!r} "
-            f"({int(bad.sum())} bad value(s))"
-        )
-    return y_float.astype(int)
-
-
-def _as_probabilities(p: Sequence[float] | np.ndarray, name: str = "p_default") -> np.ndarray:
-    arr = np.asarray(p, dtype=float)
-    if arr.ndim != 1:
-        raise MetricInputError(f"{name}: expected a 1-D array of probabilities, got shape {arr.shape}")
-    nan = np.isnan(arr)
-    if nan.any():
-        raise MetricInputError(
-            f"{name}: {int(nan.sum())} probability(ies) are NaN (first at row {int(np.flatnonzero(nan)[0])})"
-        )
-    out = (arr < 0.0) | (arr > 1.0)
-    if out.any():
-        first = int(np.flatnonzero(out)[0])
-        raise MetricInputError(
-            f"{name}: probabilities must lie in [0, 1]; row {first} is {arr[first]!r} "
-            f"({int(out.sum())} value(s) out of range)"
-        )
-    return arr
-
-
 def _checked_pair(
     y_true: Sequence[Any] | np.ndarray, p_default: Sequence[float] | np.ndarray, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    y = _as_labels(y_true)
-    p = _as_probabilities(p_default)
-    if y.shape[0] != p.shape[0]:
-        raise MetricInputError(
-            f"{what}: {y.shape[0]} labels but {p.shape[0]} probabilities; lengths must match"
-        )
-    n_pos = int(y.sum())
-    if n_pos == 0 or n_pos == y.shape[0]:
-        only = "default (1)" if n_pos else "non-default (0)"
-        raise MetricInputError(
-            f"{what}: needs both classes, but all {y.shape[0]} labels are {only}; "
-            "ROC AUC and KS are undefined on one class"
-        )
-    return y, p
+    # ROC AUC and KS are undefined on one class, so every metric needs both.
+    return check_pair(y_true, p_default, what)
 
 
 def _check_threshold(threshold: float) -> float:

@@ -8,7 +8,7 @@ caller can attach bytes to a Dagster/MLflow record or keep a file, from one call
 
 Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly, never pyplot:
 pyplot keeps global state and picks a GUI backend, neither of which is safe in a Dagster worker
-or a thread. The numbers drawn (ECE, KS) come from `risk_app.evaluate.report`.
+or a thread. The numbers drawn (ECE, KS) come from `risk_app.evaluate.curves`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from risk_app.atomic import atomic_write_bytes
 from risk_app.errors import RiskAppError
-from risk_app.evaluate.report import calibration_table, check_scores, expected_calibration_error, ks_curve
+from risk_app.evaluate.curves import calibration_table, check_scores, expected_calibration_error, ks_curve
 
 PathLike = str | os.PathLike[str]
 Scores = np.ndarray | Mapping[str, Any]

@@ -77,7 +77,7 @@ def test_bad_kind_rejected() -> None:
         ([0, 1, 1], [0.1, 0.9], "3.*labels but 2 scores"),
         ([0, 1], [0.1, 1.2], "row 1 is 1.2"),
         ([0, 1], [0.1, float("nan")], "row 1"),
-        ([1, 1, 1], [0.1, 0.5, 0.9], "all 3 validation labels are 1"),
+        ([1, 1, 1], [0.1, 0.5, 0.9], "all 3 labels are 1"),
         ([0, 2], [0.1, 0.9], "row 1 is 2"),
     ],
 )

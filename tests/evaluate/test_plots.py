@@ -72,7 +72,7 @@ def test_bad_inputs_raise_clear_errors(scores) -> None:
     y, p = scores
     with pytest.raises(RiskAppError, match="both defaults and non-defaults"):
         plots.roc_curve_png(np.zeros(10, dtype=int), p[:10])
-    with pytest.raises(RiskAppError, match="lengths differ"):
+    with pytest.raises(RiskAppError, match="lengths must match"):
         plots.reliability_png(y, {"llm": p, "short": p[:5]})
     with pytest.raises(RiskAppError, match="threshold"):
         plots.confusion_matrix_png(y, p, -0.1)

@@ -11,13 +11,8 @@ from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
 from risk_app.errors import RiskAppError
-from risk_app.evaluate.report import (
-    build_evaluation_report,
-    calibration_table,
-    expected_calibration_error,
-    ks_curve,
-    lift_table,
-)
+from risk_app.evaluate.curves import calibration_table, expected_calibration_error, ks_curve, lift_table
+from risk_app.evaluate.report import build_evaluation_report
 
 
 def informative_scores(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -74,9 +69,9 @@ def test_lift_table_sums_and_top_decile_lift() -> None:
 @pytest.mark.parametrize(
     ("y", "p", "message"),
     [
-        ([0, 1, 1], [0.1, 0.2], "lengths differ"),
+        ([0, 1, 1], [0.1, 0.2], "lengths must match"),
         ([0, 1], [0.1, 1.2], "row 1"),
-        ([0, 2], [0.1, 0.2], "expected 0 or 1"),
+        ([0, 2], [0.1, 0.2], "labels must be 0/1"),
         ([0, 1], [0.1, float("nan")], "row 1"),
         ([0, 0, 0], [0.1, 0.2, 0.3], "no defaults"),
     ],
@@ -133,7 +128,7 @@ def test_build_evaluation_report_writes_consistent_files(tmp_path) -> None:
 
 def test_build_evaluation_report_rejects_bad_input(tmp_path) -> None:
     y, p = informative_scores(100, seed=6)
-    with pytest.raises(RiskAppError, match="baseline 'lr'.*lengths differ"):
+    with pytest.raises(RiskAppError, match="baseline 'lr'.*lengths must match"):
         build_evaluation_report(y, p, 0.5, tmp_path / "a", baselines={"lr": p[:50]})
     with pytest.raises(RiskAppError, match="threshold"):
         build_evaluation_report(y, p, 1.5, tmp_path / "b")
