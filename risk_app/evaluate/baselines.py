@@ -2,10 +2,13 @@
 
 A fine-tuned LLM is only worth its cost if it beats these, so every benchmark and model card
 reports them on the same split, with the threshold chosen on validation exactly as for the
-LLM. Both read the data contract's feature columns, never the serialized text.
+LLM. Both read the data set's feature columns as its spec types them (numeric columns scaled
+or passed through, category and boolean columns one-hot encoded), never the serialized text.
+Free-text columns are the language model's advantage and are left out here; so are the id,
+target, date and excluded columns.
 
     from risk_app.evaluate.baselines import evaluate_baselines
-    results = evaluate_baselines(train_df, val_df, test_df)   # {"logistic": metrics, ...}
+    results = evaluate_baselines(train_df, val_df, test_df, spec=spec)   # {"logistic": metrics, ...}
 """
 
 from __future__ import annotations
@@ -17,72 +20,80 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from data_contracts.loan_application import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS, TARGET_COLUMN
+from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import ConfigError
 from risk_app.evaluate.metrics import ThresholdObjective, choose_threshold, credit_metrics
 
 BaselineName = Literal["logistic", "lightgbm"]
 BASELINE_NAMES: tuple[str, ...] = get_args(BaselineName)
 
-# Target encodings accepted when a frame has no `default` column yet.
-_BAD_LABELS = {"bad": 1, "good": 0}
 
+def classical_feature_frame(df: pd.DataFrame, spec: DatasetSpec | str | None = None) -> pd.DataFrame:
+    """The spec's feature columns, typed for sklearn: categoricals as str, numerics as float.
 
-def classical_feature_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The contract's feature columns, typed for sklearn: categoricals as str, numerics as float."""
-    features = list(CATEGORICAL_COLUMNS) + list(NUMERIC_COLUMNS)
+    A missing value of a nullable column becomes its own category ("<missing>") or NaN (numeric,
+    imputed by the pipeline with the training median).
+    """
+    spec = load_spec(spec)
+    features = list(spec.categorical_columns) + list(spec.numeric_columns)
     missing = [c for c in features if c not in df.columns]
     if missing:
-        raise ConfigError(f"baseline features: frame lacks contract column(s) {missing}")
+        raise ConfigError(f"baseline features: frame lacks column(s) {missing} of data set {spec.name}")
     out = pd.DataFrame(index=df.index)
-    for col in CATEGORICAL_COLUMNS:
-        out[col] = df[col].astype(str)
-    for col in NUMERIC_COLUMNS:
+    for col in spec.categorical_columns:
+        out[col] = df[col].astype(object).where(df[col].notna(), "<missing>").astype(str)
+    for col in spec.numeric_columns:
         out[col] = pd.to_numeric(df[col], errors="raise").astype(float)
     return out
 
 
-def default_target(df: pd.DataFrame) -> np.ndarray:
-    """0/1 default labels: the `default` column if present, else `creditability` bad -> 1."""
+def default_target(df: pd.DataFrame, spec: DatasetSpec | str | None = None) -> np.ndarray:
+    """0/1 default labels: the `default` column if present, else the spec's target column."""
+    spec = load_spec(spec)
+    target = spec.target.column
     if "default" in df.columns:
         y = pd.to_numeric(df["default"], errors="coerce")
-    elif TARGET_COLUMN in df.columns:
-        y = df[TARGET_COLUMN].astype(str).str.strip().str.lower().map(_BAD_LABELS)
+    elif target in df.columns:
+        y = spec.default_flag(df[target])
     else:
-        raise ConfigError(f"baseline target: frame has neither `default` nor `{TARGET_COLUMN}`")
+        raise ConfigError(f"baseline target: frame has neither `default` nor `{target}`")
     if y.isna().any():
         row = y.index[y.isna()][0]
         raise ConfigError(f"baseline target: row {row} has no usable default label")
     return y.to_numpy(dtype=int)
 
 
-def _preprocessor(scale_numeric: bool) -> ColumnTransformer:
+def _preprocessor(scale_numeric: bool, spec: DatasetSpec) -> ColumnTransformer:
     # Unknown categories at scoring time become an all-zero one-hot row instead of an error.
     # Output stays a numpy array: LightGBM rejects one-hot names such as "male : single" (JSON chars).
+    imputer = SimpleImputer(strategy="median", keep_empty_features=True)
+    numeric = Pipeline([("impute", imputer), ("scale", StandardScaler())]) if scale_numeric else imputer
     return ColumnTransformer(
         [
             (
                 "categorical",
                 OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                list(CATEGORICAL_COLUMNS),
+                list(spec.categorical_columns),
             ),
-            ("numeric", StandardScaler() if scale_numeric else "passthrough", list(NUMERIC_COLUMNS)),
+            ("numeric", numeric, list(spec.numeric_columns)),
         ],
         sparse_threshold=0.0,
         verbose_feature_names_out=False,
     )
 
 
-def build_baseline(name: BaselineName, seed: int = 42) -> Pipeline:
-    """An unfitted baseline pipeline (preprocessing + classifier)."""
+def build_baseline(name: BaselineName, seed: int = 42, spec: DatasetSpec | str | None = None) -> Pipeline:
+    """An unfitted baseline pipeline (preprocessing + classifier) for the data set `spec`."""
+    spec = load_spec(spec)
     if name == "logistic":
         # class_weight="balanced": German credit is 30% bad; unweighted LR under-predicts defaults.
         clf = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
-        return Pipeline([("features", _preprocessor(scale_numeric=True)), ("model", clf)])
+        return Pipeline([("features", _preprocessor(True, spec)), ("model", clf)])
     if name == "lightgbm":
         # Small and regularized for ~700 training rows; deterministic + 1 thread for reproducibility.
         clf = LGBMClassifier(
@@ -102,26 +113,31 @@ def build_baseline(name: BaselineName, seed: int = 42) -> Pipeline:
             n_jobs=1,
             verbose=-1,
         )
-        return Pipeline([("features", _preprocessor(scale_numeric=False)), ("model", clf)])
+        return Pipeline([("features", _preprocessor(False, spec)), ("model", clf)])
     raise ConfigError(f"unknown baseline {name!r}; choose one of {list(BASELINE_NAMES)}")
 
 
-def fit_baseline(name: BaselineName, train_df: pd.DataFrame, seed: int = 42) -> Pipeline:
-    """Fit a baseline on the contract features of `train_df` (labels from `default`/`creditability`)."""
-    pipeline = build_baseline(name, seed=seed)
-    x = classical_feature_frame(train_df)
-    y = default_target(train_df)
+def fit_baseline(
+    name: BaselineName, train_df: pd.DataFrame, seed: int = 42, spec: DatasetSpec | str | None = None
+) -> Pipeline:
+    """Fit a baseline on the spec's features of `train_df` (labels from `default` or the target)."""
+    spec = load_spec(spec)
+    pipeline = build_baseline(name, seed=seed, spec=spec)
+    x = classical_feature_frame(train_df, spec)
+    y = default_target(train_df, spec)
     if len(np.unique(y)) < 2:
         raise ConfigError(
             f"baseline {name}: training data has a single class; need defaults and non-defaults"
         )
     pipeline.fit(x, y)
+    pipeline.dataset_spec = spec  # type: ignore[attr-defined]  # predict_default reads the same features
     return pipeline
 
 
-def predict_default(model: Pipeline, df: pd.DataFrame) -> np.ndarray:
-    """P(default) for each row of `df`, as a float array."""
-    proba = model.predict_proba(classical_feature_frame(df))
+def predict_default(model: Pipeline, df: pd.DataFrame, spec: DatasetSpec | str | None = None) -> np.ndarray:
+    """P(default) for each row of `df`, as a float array (features of the spec it was fitted on)."""
+    spec = load_spec(spec if spec is not None else getattr(model, "dataset_spec", None))
+    proba = model.predict_proba(classical_feature_frame(df, spec))
     classes = list(model.classes_)
     return proba[:, classes.index(1)].astype(float)
 
@@ -133,15 +149,17 @@ def score_baselines(
     names: Sequence[BaselineName] = ("logistic", "lightgbm"),
     *,
     seed: int = 42,
+    spec: DatasetSpec | str | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Fit each baseline on train once; its (validation, test) probabilities of default."""
+    spec = load_spec(spec)
     unknown = [n for n in names if n not in BASELINE_NAMES]
     if unknown:
         raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINE_NAMES)}")
     scores = {}
     for name in names:
-        model = fit_baseline(name, train_df, seed=seed)
-        scores[name] = (predict_default(model, val_df), predict_default(model, test_df))
+        model = fit_baseline(name, train_df, seed=seed, spec=spec)
+        scores[name] = (predict_default(model, val_df, spec), predict_default(model, test_df, spec))
     return scores
 
 
@@ -154,15 +172,17 @@ def evaluate_baselines(
     seed: int = 42,
     objective: ThresholdObjective = "f1",
     scores: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    spec: DatasetSpec | str | None = None,
 ) -> dict[str, dict[str, object]]:
     """Fit each baseline on train, choose its threshold on validation, report test metrics.
 
     Each result is `credit_metrics` on the test set plus `val_roc_auc`. Pass `scores` from
     `score_baselines` to reuse fitted baselines' probabilities instead of fitting again.
     """
+    spec = load_spec(spec)
     if scores is None:
-        scores = score_baselines(train_df, val_df, test_df, names, seed=seed)
-    y_val, y_test = default_target(val_df), default_target(test_df)
+        scores = score_baselines(train_df, val_df, test_df, names, seed=seed, spec=spec)
+    y_val, y_test = default_target(val_df, spec), default_target(test_df, spec)
     results: dict[str, dict[str, object]] = {}
     for name, (p_val, p_test) in scores.items():
         threshold = choose_threshold(y_val, p_val, objective=objective)

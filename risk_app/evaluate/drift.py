@@ -6,8 +6,9 @@ categorical bins are the categories, and a category never seen in training gets 
 Empty bins take a small epsilon share so the log stays finite. Missing values are a bin of
 their own: a jump in missingness is drift too.
 
-    from risk_app.evaluate.drift import feature_psi, score_psi, DriftThresholds
-    table = feature_psi(train_df, batch_df, ["duration_in_month", "purpose"])
+    from risk_app.evaluate.drift import drift_features, feature_psi, score_psi
+    columns, categorical = drift_features(spec)      # the data set's model inputs
+    table = feature_psi(train_df, batch_df, columns, categorical_columns=categorical)
     status = classify(score_psi(p_train, p_batch))
 
 Rule of thumb (the defaults of `DriftThresholds`): < 0.1 stable, 0.1-0.25 watch, >= 0.25 act.
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import RiskAppError
 
 DriftStatus = Literal["ok", "warn", "fail"]
@@ -88,8 +90,10 @@ def _numeric_shares(
 
 
 def _categorical_shares(expected: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    exp = pd.Series(expected, dtype=object).fillna(_MISSING).astype(str)
-    act = pd.Series(actual, dtype=object).fillna(_MISSING).astype(str)
+    exp_raw, act_raw = pd.Series(expected, dtype=object), pd.Series(actual, dtype=object)
+    # where() instead of fillna(): no silent downcast of object arrays of numbers.
+    exp = exp_raw.where(exp_raw.notna(), _MISSING).astype(str)
+    act = act_raw.where(act_raw.notna(), _MISSING).astype(str)
     # Union of categories: one unseen in training gets expected share epsilon, so it counts.
     categories = sorted(set(exp) | set(act))
     exp_share = exp.value_counts(normalize=True).reindex(categories, fill_value=0.0).to_numpy()
@@ -159,6 +163,14 @@ def feature_psi(
         rows.append({"column": column, "kind": kind, "psi": value, "status": classify(value, thresholds)})
     table = pd.DataFrame(rows, columns=["column", "kind", "psi", "status"])
     return table.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def drift_features(spec: DatasetSpec | str | None = None) -> tuple[list[str], list[str]]:
+    """(columns, categorical columns) to watch for drift: the spec's numeric and categorical
+    features. Free text has no PSI (its distribution is not binnable); watch the score instead."""
+    spec = load_spec(spec)
+    columns = [c for c in spec.feature_columns if c not in spec.text_columns]
+    return columns, list(spec.categorical_columns)
 
 
 def score_psi(train_scores: Any, batch_scores: Any, bins: int = 10) -> float:

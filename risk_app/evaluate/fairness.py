@@ -11,9 +11,10 @@ is the four-fifths rule regulators use as a first screen for disparate impact.
     print(report.table)
     print(report.flags)
 
-Derived groupings: `age_band` from `age_in_years` (<25, 25-34, 35-49, 50+), `sex` from
-`personal_status_and_sex` ("female : ..." -> female, "male : ..." -> male). The German data
-codes sex and marital status in one field; only the sex part is used here.
+Groupings come from the data set's spec (`protected`): a numeric attribute is banded by its
+`edges` (age [25, 35, 50] -> <25, 25-34, 35-49, 50+), a category attribute is mapped to groups
+(sex from German credit's combined `personal_status_and_sex`), or its values are the groups.
+Any other column of the frame can be named as a grouping too.
 """
 
 from __future__ import annotations
@@ -25,16 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_contracts.spec import DatasetSpec, ProtectedSpec, load_spec
 from risk_app.errors import RiskAppError
 
 FOUR_FIFTHS = 0.8
-AGE_BANDS: tuple[tuple[str, float, float], ...] = (
-    ("<25", -np.inf, 25),
-    ("25-34", 25, 35),
-    ("35-49", 35, 50),
-    ("50+", 50, np.inf),
-)
-DEFAULT_GROUPS = ("age_band", "sex", "foreign_worker")
 
 
 @dataclass(frozen=True)
@@ -73,54 +68,79 @@ def _require(df: pd.DataFrame, column: str, group: str) -> pd.Series:
     return df[column]
 
 
-def age_band(df: pd.DataFrame) -> pd.Series:
-    """<25, 25-34, 35-49, 50+ from `age_in_years`; a missing or non-numeric age is an error."""
-    ages = pd.to_numeric(_require(df, "age_in_years", "age_band"), errors="coerce")
-    bad = np.flatnonzero(ages.isna().to_numpy() | (ages < 0).to_numpy())
-    if bad.size:
-        i = int(bad[0])
-        value = df["age_in_years"].iloc[i]
-        raise RiskAppError(f"{_row_name(df, i)}: field age_in_years={value!r} is not a valid age")
-    labels = [name for name, _, _ in AGE_BANDS]
-    edges = [lo for _, lo, _ in AGE_BANDS] + [AGE_BANDS[-1][2]]
-    bands = pd.cut(ages, bins=edges, labels=labels, right=False)
-    return pd.Series(bands.astype(str), index=df.index, name="age_band")
+def band_labels(edges: Sequence[float], integer: bool) -> list[str]:
+    """Labels of the bands cut at `edges`: integer ages read "25-34", other numbers "25 to <35"."""
+    cuts = [float(e) for e in edges]
+
+    def num(x: float) -> str:
+        return str(int(x)) if x.is_integer() else f"{x:g}"
+
+    labels = [f"<{num(cuts[0])}"]
+    for lo, hi in zip(cuts, cuts[1:], strict=False):
+        upper = num(hi - 1) if integer and lo.is_integer() and hi.is_integer() else None
+        labels.append(f"{num(lo)}-{upper}" if upper is not None else f"{num(lo)} to <{num(hi)}")
+    labels.append(f"{num(cuts[-1])}+")
+    return labels
 
 
-def sex_from_personal_status(df: pd.DataFrame) -> pd.Series:
-    """ "female : ..." -> female, "male : ..." -> male; anything else names the row."""
-    raw = _require(df, "personal_status_and_sex", "sex").astype("string")
-    prefix = raw.str.split(":", n=1).str[0].str.strip().str.lower()
-    bad = np.flatnonzero(~prefix.isin(["female", "male"]).fillna(False).to_numpy(dtype=bool))
+def _banded(df: pd.DataFrame, item: ProtectedSpec, integer: bool) -> pd.Series:
+    column, edges = item.column, list(item.edges or [])
+    values = pd.to_numeric(_require(df, column, item.group_name), errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy())
     if bad.size:
         i = int(bad[0])
-        value = df["personal_status_and_sex"].iloc[i]
+        raise RiskAppError(f"{_row_name(df, i)}: field {column}={df[column].iloc[i]!r} is not a number")
+    bins = [-np.inf, *edges, np.inf]
+    bands = pd.cut(values, bins=bins, labels=band_labels(edges, integer), right=False)
+    return pd.Series(bands.astype(str), index=df.index, name=item.group_name)
+
+
+def _mapped(df: pd.DataFrame, item: ProtectedSpec) -> pd.Series:
+    lookup = {value: group for group, values in (item.groups or {}).items() for value in values}
+    raw = _require(df, item.column, item.group_name)
+    mapped = raw.astype(object).map(lambda v: lookup.get(str(v)))
+    bad = np.flatnonzero(mapped.isna().to_numpy())
+    if bad.size:
+        i = int(bad[0])
         raise RiskAppError(
-            f"{_row_name(df, i)}: field personal_status_and_sex={value!r} "
-            "does not start with 'male :' or 'female :'"
+            f"{_row_name(df, i)}: field {item.column}={raw.iloc[i]!r} is in no group of "
+            f"{item.group_name!r} (groups: {sorted(item.groups or {})})"
         )
-    return pd.Series(prefix.to_numpy(dtype=object), index=df.index, name="sex")
+    return pd.Series(mapped.to_numpy(dtype=object), index=df.index, name=item.group_name)
 
 
-def group_values(df: pd.DataFrame, group: str) -> pd.Series:
-    """The value of grouping `group` for each row: derived (age_band, sex) or a plain column."""
-    if group == "age_band":
-        return age_band(df)
-    if group == "sex":
-        return sex_from_personal_status(df)
-    values = _require(df, group, group)
+def group_values(df: pd.DataFrame, group: str, spec: DatasetSpec | str | None = None) -> pd.Series:
+    """The value of grouping `group` for each row: a spec grouping (banded, mapped) or a column."""
+    spec = load_spec(spec)
+    item = next((p for p in spec.protected if p.group_name == group), None)
+    if item is not None and item.edges is not None:
+        return _banded(df, item, integer=spec.columns[item.column].type == "integer")
+    if item is not None and item.groups is not None:
+        return _mapped(df, item)
+    column = item.column if item is not None else group
+    values = _require(df, column, group)
     missing = np.flatnonzero(values.isna().to_numpy())
     if missing.size:
-        raise RiskAppError(f"{_row_name(df, int(missing[0]))}: field {group} is missing")
+        raise RiskAppError(f"{_row_name(df, int(missing[0]))}: field {column} is missing")
     return values.astype(str).rename(group)
+
+
+def _group_order(group: str, spec: DatasetSpec) -> dict[str, int] | None:
+    """Band order for a banded grouping (youngest first, not "<25" sorted after "50+")."""
+    item = next((p for p in spec.protected if p.group_name == group), None)
+    if item is None or item.edges is None:
+        return None
+    labels = band_labels(item.edges, spec.columns[item.column].type == "integer")
+    return {name: i for i, name in enumerate(labels)}
 
 
 def fairness_report(
     df: pd.DataFrame,
     p_default: Any,
     threshold: float,
-    groups: Sequence[str] = DEFAULT_GROUPS,
+    groups: Sequence[str] | None = None,
     *,
+    spec: DatasetSpec | str | None = None,
     reference: Mapping[str, str] | None = None,
     air_limit: float = FOUR_FIFTHS,
     min_group_size: int = 30,
@@ -130,7 +150,11 @@ def fairness_report(
     `reference` picks, per grouping, the value decline-rate differences are measured against;
     by default it is the most-favoured value (highest approval rate). Groups smaller than
     `min_group_size` are still reported and flagged, with a note that the rate is noisy.
+    `groups` defaults to the spec's protected groupings (`protected[].name`, else the column).
     """
+    spec = load_spec(spec)
+    if groups is None:
+        groups = [p.group_name for p in spec.protected]
     if not isinstance(df, pd.DataFrame):
         raise RiskAppError(f"fairness_report expects a DataFrame, got {type(df).__name__}")
     p = np.asarray(p_default, dtype=float).reshape(-1)
@@ -147,7 +171,7 @@ def fairness_report(
     if not 0.0 <= float(threshold) <= 1.0:
         raise RiskAppError(f"threshold={threshold!r} must be a probability in [0, 1]")
     if not groups:
-        raise RiskAppError("fairness_report: no groups given")
+        raise RiskAppError(f"fairness_report: no groups given and data set {spec.name} declares no protected")
     reference = dict(reference or {})
     unknown = set(reference) - set(groups)
     if unknown:
@@ -160,15 +184,15 @@ def fairness_report(
     references: dict[str, str] = {}
     favoured: dict[str, tuple[str, float]] = {}
     for group in groups:
-        values = group_values(df, group).to_numpy()
+        values = group_values(df, group, spec).to_numpy()
         stats = (
             pd.DataFrame({"value": values, "approved": approved})
             .groupby("value", sort=True)
             .agg(n=("approved", "size"), approvals=("approved", "sum"))
             .reset_index()
         )
-        if group == "age_band":  # youngest band first, not "<25" sorted after "50+"
-            order = {name: i for i, (name, _, _) in enumerate(AGE_BANDS)}
+        order = _group_order(group, spec)
+        if order is not None:
             stats = stats.sort_values("value", key=lambda v: v.map(order)).reset_index(drop=True)
         stats.insert(0, "group", group)
         stats["approval_rate"] = stats["approvals"] / stats["n"]

@@ -19,6 +19,8 @@ token length), never one application at a time: with 20 fields that is 20 texts 
 
 Only fields with positive strength become reason codes; an application with fewer than
 `top_k` such fields gets empty trailing reasons rather than "reasons" that lowered its risk.
+A protected attribute of the data set's spec (age, sex, marital status ...) is never a reason
+for a decline: it stays in the text the model reads, but it is not occluded or reported.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from risk_app.data.serialize import FIELD_LABELS, format_value, serialize_frame
+from data_contracts.spec import DatasetSpec, load_spec
+from risk_app.data.serialize import format_value, serialize_frame
 from risk_app.errors import RiskAppError
 
 
@@ -73,6 +76,7 @@ def reason_codes(
     *,
     field_order: Sequence[str] | None = None,
     id_column: str = "application_id",
+    spec: DatasetSpec | str | None = None,
 ) -> ReasonCodes:
     """Occlusion reason codes for the applications in `df` (declined ones only by default).
 
@@ -80,8 +84,10 @@ def reason_codes(
     declines (P(default) >= `risk_model.threshold`), and their occluded variants in a second;
     otherwise full texts and variants share a single call. The text template follows the
     model's own `field_order` / `exclude_fields` attributes when it has them (a registry
-    `RiskModel` does); `field_order` here overrides the order.
+    `RiskModel` does); `field_order` here overrides the order. `spec` is the data set (default:
+    the model's `dataset_spec` attribute when it has one, else german_credit).
     """
+    spec = load_spec(spec if spec is not None else getattr(risk_model, "dataset_spec", None))
     if not isinstance(df, pd.DataFrame):
         raise RiskAppError(f"reason_codes expects a DataFrame, got {type(df).__name__}")
     if df.empty:
@@ -94,12 +100,15 @@ def reason_codes(
     if field_order is None:
         field_order = getattr(risk_model, "field_order", None)
     excluded = set(getattr(risk_model, "exclude_fields", None) or ())
-    fields = [name for name in (field_order or FIELD_LABELS) if name not in excluded]
-    missing = [name for name in fields if name not in df.columns]
+    text_fields = [name for name in (field_order or spec.feature_columns) if name not in excluded]
+    missing = [name for name in text_fields if name not in df.columns]
     if missing:
         raise RiskAppError(f"reason_codes: columns {missing} are missing from the applications")
+    fields = [name for name in text_fields if name not in spec.protected_columns]
+    if not fields:
+        raise RiskAppError("reason_codes: every field the model reads is protected; nothing can be a reason")
 
-    full_texts = serialize_frame(df, field_order=fields).tolist()
+    full_texts = serialize_frame(df, field_order=text_fields, spec=spec).tolist()
     calls = 0
     if only_declined:
         p_all = _score(risk_model, full_texts)
@@ -114,7 +123,9 @@ def reason_codes(
     variants: list[str] = []
     if len(subset):
         for name in fields:
-            variants.extend(serialize_frame(subset, field_order=fields, exclude=(name,)).tolist())
+            variants.extend(
+                serialize_frame(subset, field_order=text_fields, exclude=(name,), spec=spec).tolist()
+            )
     if p_all is None:
         scores = _score(risk_model, full_texts + variants)
         calls += 1
@@ -130,8 +141,8 @@ def reason_codes(
     strength = p_selected[:, None] - p_without
 
     ids = subset[id_column].to_numpy() if id_column in subset.columns else subset.index.to_numpy()
-    long = _long_table(subset, ids, fields, p_selected, strength, top_k)
-    wide = _wide_table(subset, ids, fields, p_selected, strength, threshold, top_k)
+    long = _long_table(subset, ids, fields, p_selected, strength, top_k, spec)
+    wide = _wide_table(subset, ids, fields, p_selected, strength, threshold, top_k, spec)
     return ReasonCodes(
         wide=wide, long=long, n_texts_scored=len(full_texts) + len(variants), n_model_calls=calls
     )
@@ -144,6 +155,7 @@ def _long_table(
     p_full: np.ndarray,
     strength: np.ndarray,
     top_k: int,
+    spec: DatasetSpec,
 ) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for i in range(len(subset)):
@@ -156,8 +168,8 @@ def _long_table(
                     "application_id": ids[i],
                     "rank": rank,
                     "field": name,
-                    "label": FIELD_LABELS[name],
-                    "value": format_value(name, subset[name].iloc[i]),
+                    "label": spec.label(name),
+                    "value": format_value(name, subset[name].iloc[i], spec),
                     "probability_of_default": float(p_full[i]),
                     "strength": float(strength[i, j]),
                     "is_reason": bool(rank <= top_k and strength[i, j] > 0),
@@ -175,6 +187,7 @@ def _wide_table(
     strength: np.ndarray,
     threshold: float,
     top_k: int,
+    spec: DatasetSpec,
 ) -> pd.DataFrame:
     n = len(subset)
     labels = np.full((n, top_k), None, dtype=object)
@@ -187,8 +200,8 @@ def _wide_table(
             if strength[i, j] <= 0:
                 break
             name = fields[j]
-            labels[i, k], names[i, k] = FIELD_LABELS[name], name
-            values[i, k] = format_value(name, subset[name].iloc[i])
+            labels[i, k], names[i, k] = spec.label(name), name
+            values[i, k] = format_value(name, subset[name].iloc[i], spec)
             strengths[i, k] = strength[i, j]
     wide = pd.DataFrame(
         {"application_id": ids, "probability_of_default": p_full, "declined": p_full >= threshold},

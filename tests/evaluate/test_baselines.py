@@ -67,7 +67,7 @@ def test_unknown_category_at_scoring_is_tolerated(splits: dict[str, pd.DataFrame
 def test_bad_inputs_rejected(splits: dict[str, pd.DataFrame]) -> None:
     with pytest.raises(ConfigError, match="unknown baseline"):
         fit_baseline("xgboost", splits["train"])  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="lacks contract column"):
+    with pytest.raises(ConfigError, match=r"lacks column\(s\) \[.purpose.\] of data set german_credit"):
         classical_feature_frame(splits["train"].drop(columns=["purpose"]))
     with pytest.raises(ConfigError, match="neither `default`"):
         default_target(splits["train"].drop(columns=["default", "creditability"]))

@@ -131,3 +131,20 @@ def test_feature_psi_bad_columns_and_score_psi() -> None:
     train_scores = rng.beta(2, 5, 2000)
     assert score_psi(train_scores, rng.beta(2, 5, 2000)) < 0.05
     assert score_psi(train_scores, rng.beta(5, 2, 2000)) > 0.25
+
+
+def test_drift_features_come_from_the_spec() -> None:
+    from data_contracts.spec import load_spec
+    from risk_app.evaluate.drift import drift_features
+
+    columns, categorical = drift_features("german_credit")
+    assert columns == list(load_spec("german_credit").feature_columns)
+    assert "purpose" in categorical and "credit_amount" not in categorical
+    # Category codes that look like numbers (EDUCATION 1-6) are still categories.
+    columns, categorical = drift_features("uci_credit_card")
+    assert columns == ["EDUCATION", "MARRIAGE", "LIMIT_BAL", "BILL_AMT1"]
+    assert categorical == ["EDUCATION", "MARRIAGE"]
+    df = pd.read_csv(load_spec("uci_credit_card").data_path)
+    table = feature_psi(df.iloc[:3000], df.iloc[3000:], columns, categorical_columns=categorical)
+    assert dict(zip(table["column"], table["kind"], strict=True))["EDUCATION"] == "categorical"
+    assert set(table["status"]) == {"ok"}

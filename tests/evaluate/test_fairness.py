@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from data_contracts.spec import load_spec
 from risk_app.errors import RiskAppError
-from risk_app.evaluate.fairness import age_band, fairness_report, sex_from_personal_status
+from risk_app.evaluate.fairness import band_labels, fairness_report, group_values
 from risk_app.paths import DEFAULT_DATASET
 
 
@@ -30,7 +31,7 @@ def constructed_case() -> tuple[pd.DataFrame, np.ndarray]:
     return df, np.array(scores)
 
 
-def test_derived_groups() -> None:
+def test_groupings_come_from_the_spec() -> None:
     df = pd.DataFrame(
         {
             "age_in_years": [19, 24, 25, 34, 35, 49, 50, 75],
@@ -39,18 +40,43 @@ def test_derived_groups() -> None:
                 "female : divorced/separated/married",
                 "male : married/widowed",
                 "male : divorced/separated",
-                "female : single",
-                "  Female : x",
-                "male : single",
-                "female : divorced/separated/married",
-            ],
+            ]
+            * 2,
         }
     )
-    assert age_band(df).tolist() == ["<25", "<25", "25-34", "25-34", "35-49", "35-49", "50+", "50+"]
-    assert sex_from_personal_status(df).tolist() == ["male", "female", "male", "male"] + ["female"] * 2 + [
-        "male",
-        "female",
+    assert group_values(df, "age_band").tolist() == [
+        "<25",
+        "<25",
+        "25-34",
+        "25-34",
+        "35-49",
+        "35-49",
+        "50+",
+        "50+",
     ]
+    assert group_values(df, "sex").tolist() == ["male", "female", "male", "male"] * 2
+    # A category the spec does not map is an error naming the row, not a silent group.
+    odd = df.assign(personal_status_and_sex="female : single")
+    with pytest.raises(
+        RiskAppError, match=r"row 0: field personal_status_and_sex='female : single' is in no group of 'sex'"
+    ):
+        group_values(odd, "sex")
+    # Bands of a float attribute read as half-open ranges.
+    assert band_labels([25, 35, 50], integer=True) == ["<25", "25-34", "35-49", "50+"]
+    assert band_labels([0.5, 1.5], integer=False) == ["<0.5", "0.5 to <1.5", "1.5+"]
+
+
+def test_default_groups_are_the_specs_protected_groupings() -> None:
+    df, p = constructed_case()
+    report = fairness_report(df, p, threshold=0.5)
+    assert list(dict.fromkeys(report.table["group"])) == [
+        g.group_name for g in load_spec("german_credit").protected
+    ]
+    # Another data set: its own grouping (marital status), from its own spec.
+    cards = pd.DataFrame({"MARRIAGE": ["1", "2", "2", "3"] * 10})
+    other = fairness_report(cards, np.linspace(0, 1, 40), 0.5, spec="uci_credit_card")
+    assert set(other.table["group"]) == {"marital_status"}
+    assert set(other.table["value"]) == {"1", "2", "3"}
 
 
 def test_four_fifths_flags_only_the_group_below_point_eight() -> None:

@@ -16,12 +16,16 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from data_contracts.spec import load_spec
 from risk_app.data.serialize import FIELD_LABELS, clause_label, parse_clauses, serialize_application
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.reasons import reason_codes
 from risk_app.paths import DEFAULT_DATASET
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+PROTECTED = load_spec("german_credit").protected_columns
+# Protected attributes are never decline reasons: they are not occluded.
+REASON_FIELDS = [f for f in FIELD_LABELS if f not in PROTECTED]
 
 
 class TextLogisticModel:
@@ -67,7 +71,7 @@ def test_single_field_model_gives_that_field_as_reason_1(data) -> None:
 
     declined = sample[sample["duration_in_month"] >= 30]
     assert len(declined) > 3
-    assert model.calls == [40, len(declined) * len(FIELD_LABELS)]  # two calls, never row by row
+    assert model.calls == [40, len(declined) * len(REASON_FIELDS)]  # two calls, never row by row
     assert codes.n_model_calls == 2
     assert set(codes.wide["application_id"]) == set(declined["application_id"])
     assert codes.wide["declined"].all()
@@ -79,7 +83,7 @@ def test_single_field_model_gives_that_field_as_reason_1(data) -> None:
     # No other field moves this model, so there is no second reason.
     assert codes.wide["reason_2"].isna().all() and codes.wide["reason_4_strength"].isna().all()
 
-    assert len(codes.long) == len(declined) * len(FIELD_LABELS)
+    assert len(codes.long) == len(declined) * len(REASON_FIELDS)
     others = codes.long[codes.long["field"] != "duration_in_month"]
     assert np.allclose(others["strength"], 0.0)
     assert codes.long["is_reason"].sum() == len(declined)
@@ -95,7 +99,7 @@ def test_strengths_equal_row_by_row_occlusion(data) -> None:
     model = TextLogisticModel(data, fields, {})
     sample = data.sample(12, random_state=1)
     codes = reason_codes(sample, model, top_k=3, only_declined=False)
-    assert model.calls == [12 * (1 + len(FIELD_LABELS))]  # full texts and variants in one call
+    assert model.calls == [12 * (1 + len(REASON_FIELDS))]  # full texts and variants in one call
     assert len(codes.wide) == 12
 
     fresh = TextLogisticModel(data, fields, {})
@@ -104,7 +108,7 @@ def test_strengths_equal_row_by_row_occlusion(data) -> None:
         assert reasons["probability_of_default"] == pytest.approx(p_full)
         manual = {
             f: p_full - fresh.predict_texts([serialize_application(row, exclude=(f,))])[0]
-            for f in FIELD_LABELS
+            for f in REASON_FIELDS
         }
         got = codes.long[codes.long["application_id"] == row["application_id"]].set_index("field")["strength"]
         for field, strength in manual.items():
@@ -156,11 +160,21 @@ def test_follows_the_models_own_serialization(data) -> None:
     sample = data.sample(30, random_state=2)
     codes = reason_codes(sample, model, top_k=2)
     n_declined = int((sample["duration_in_month"] >= 30).sum())
-    assert model.calls == [30, n_declined * (len(FIELD_LABELS) - 3)]
+    assert model.calls == [30, n_declined * (len(FIELD_LABELS) - 3)]  # the 3 protected are excluded
     assert not any("Age:" in t or "Foreign worker:" in t for t in seen)
     assert seen[0].startswith("Telephone:")  # reversed order, foreign_worker excluded
     assert set(codes.long["field"]) == set(FIELD_LABELS) - set(model.exclude_fields)
     assert (codes.wide["reason_1"] == "Duration").all()
+
+
+def test_a_protected_attribute_is_never_a_reason(data) -> None:
+    """A model driven by age alone still reads age, but age is never given as a decline reason."""
+    model = TextLogisticModel(data, ["age_in_years"], {"age_in_years": 25})
+    sample = data.sample(40, random_state=3)
+    codes = reason_codes(sample, model, top_k=4)
+    assert len(codes.wide) > 0  # some applications are declined (on age)
+    assert not set(codes.long["field"]) & set(PROTECTED)
+    assert codes.wide["reason_1"].isna().all()  # nothing else moves this model
 
 
 def test_with_a_real_language_model_scorer(data) -> None:
@@ -187,11 +201,11 @@ def test_with_a_real_language_model_scorer(data) -> None:
     codes = reason_codes(sample, scorer, top_k=3)
     n_declined = int((p >= scorer.threshold).sum())
     assert scorer.calls == 2
-    assert codes.n_texts_scored == 6 + n_declined * len(FIELD_LABELS)
+    assert codes.n_texts_scored == 6 + n_declined * len(REASON_FIELDS)
 
     row = sample.loc[codes.wide.index[0]]
     p_full = scorer.predict_texts([serialize_application(row)])[0]
     got = codes.long[codes.long["application_id"] == row["application_id"]].set_index("field")["strength"]
-    for field in ("duration_in_month", "purpose", "age_in_years"):
+    for field in ("duration_in_month", "purpose", "credit_amount"):
         p_without = scorer.predict_texts([serialize_application(row, exclude=(field,))])[0]
         assert got[field] == pytest.approx(p_full - p_without, abs=1e-4)
