@@ -2,14 +2,16 @@
 
     <artifact>/
       risk_model.json       method + its config, train config, base model, threshold, metrics,
-                            data hash, contract version, code + library versions, weights sha256
+                            data hash, contract version, code + library versions, weights sha256,
+                            sha256 of every base-model file (+ hub revision): `base_model_pins`
       weights.safetensors   only what the method trained (`method.state_to_save`): for LoRA the
                             adapters and the head, a few hundred KB, not the base model
       tokenizer/            the tokenizer as trained (pad token included)
 
-`load_risk_model(folder)` rebuilds the base model with the method's own `load_base` and
-`prepare`, checks the weights' sha256, loads them, and returns a `RiskModel` that scores
-DataFrames of applications or ready-made texts:
+`load_risk_model(folder)` verifies the base model's files against their pins (a changed base
+is refused, naming the file; see `base_model.py`), rebuilds the base model with the method's
+own `load_base` and `prepare`, checks the weights' sha256, loads them, and returns a
+`RiskModel` that scores DataFrames of applications or ready-made texts:
 
     rm = load_risk_model("var/models/artifacts/lora-2024")
     p_default = rm.predict_proba(applications_df)
@@ -40,6 +42,7 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import predict_proba as predict_texts_proba
 from risk_app.finetune.registry import get_method
+from risk_app.registry.base_model import PINS_KEY, BaseModelError, pin_base_model, verify_base_model
 
 SCHEMA_VERSION = 1
 METADATA_FILE = "risk_model.json"
@@ -113,7 +116,7 @@ def save_risk_model(
     method_name: str,
     method_config: Mapping[str, Any] | BaseModel,
     train_config: TrainConfig | Mapping[str, Any],
-    model: Any,
+    model: Any = None,
     tokenizer: Any,
     threshold: float,
     metrics: Mapping[str, Any],
@@ -121,6 +124,7 @@ def save_risk_model(
     contract_version: str,
     extra: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, str | bytes] | None = None,
+    state: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write the artifact folder atomically and return its path.
 
@@ -138,8 +142,11 @@ def save_risk_model(
     train_cfg = (
         train_config if isinstance(train_config, TrainConfig) else TrainConfig.from_dict(dict(train_config))
     )
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in method.state_to_save(model).items()}
+    # A packaging step that reads already-saved weights passes `state`; a live model passes `model`.
+    source = state if state is not None else method.state_to_save(model)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in source.items()}
     extra_plain = _to_plain(dict(extra or {}))
+    base_pins = pin_base_model(train_cfg.base_model, model)
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method_name})
@@ -158,6 +165,7 @@ def save_risk_model(
             "method_config": cfg.model_dump(mode="json"),
             "train_config": train_cfg.model_dump(mode="json"),
             "base_model": train_cfg.base_model,
+            PINS_KEY: base_pins,
             "threshold": float(threshold),
             "metrics": _to_plain(dict(metrics)),
             "data_hash": data_hash,
@@ -285,7 +293,7 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
     method = get_method(metadata["method"])
     cfg = method.parse_config(metadata["method_config"])
     try:
-        train_cfg = TrainConfig.model_validate(metadata["train_config"])
+        train_cfg = TrainConfig.from_artifact(metadata["train_config"])
     except ValidationError as exc:
         raise CorruptArtifactError(f"{folder / METADATA_FILE}: train_config is invalid ({exc})") from exc
     try:
@@ -293,7 +301,15 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
     except (SafetensorError, OSError) as exc:
         raise CorruptArtifactError(f"{weights}: unreadable safetensors file ({exc})") from exc
 
-    model, _base_tokenizer = method.load_base(train_cfg.base_model, cfg, train_cfg)
+    verify_base_model(train_cfg.base_model, metadata.get(PINS_KEY))
+    try:
+        model, _base_tokenizer = method.load_base(train_cfg.base_model, cfg, train_cfg)
+    except BaseModelError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        base = train_cfg.base_model
+        raise CorruptArtifactError(f"base model {base!r} could not be loaded: {first}") from None
     tokenizer = AutoTokenizer.from_pretrained(folder / TOKENIZER_DIR)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
