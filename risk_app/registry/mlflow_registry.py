@@ -14,7 +14,10 @@ the user turns it on (`MLFLOW_DISABLE_TELEMETRY=false`; see `risk_app.registry._
 Consistency under concurrency: every read-decide-move of an alias (`promote_if_better`,
 `record_decision`, `set_champion`, `rollback_champion`) runs under `registry_lock(name)`, a file
 lock next to the registry, so the audit line names the champion the decision was really made
-against. A cached download whose weights fail their checksum is evicted and fetched again.
+against. The audit line is written before the alias moves (a write-ahead intent) and the
+version is tagged `champion_move=<audit timestamp>` after it: `reconcile.reconcile_registry`
+completes a move that a kill interrupted. A cached download whose weights fail their checksum
+is evicted and fetched again.
 
 Users outside risk_app can load a version with plain MLflow (risk_app must be importable there).
 The version is a models-from-code pyfunc (`risk_app/registry/pyfunc_entry.py`): loading runs
@@ -316,11 +319,19 @@ def _tag(client: MlflowClient, name: str, version: str, key: str, value: Any) ->
     client.set_model_version_tag(name, version, key, str(value)[:_MAX_TAG_VALUE])
 
 
-def _make_champion(client: MlflowClient, name: str, version: str, previous: str | None) -> None:
+MOVE_TAG = "champion_move"
+
+
+def _make_champion(
+    client: MlflowClient, name: str, version: str, previous: str | None, intent: Mapping[str, Any]
+) -> None:
+    """Move `champion` to `version`; `intent` is the audit record announcing the move."""
     if previous is not None and previous != version:
         # The rollback chain: each champion remembers whom it replaced.
         _tag(client, name, version, "previous_champion", previous)
     client.set_registered_model_alias(name, CHAMPION, version)
+    # Marks the announced move as done, so reconciliation never repeats it.
+    _tag(client, name, version, MOVE_TAG, intent["timestamp"])
     challenger = _alias_version(client, name, CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
@@ -447,15 +458,14 @@ def _record_verdict(
     *,
     promoted_word: str,
     extra: Mapping[str, Any] | None = None,
-) -> None:
+) -> dict[str, Any]:
     """Why a version was promoted (or recommended) or rejected: version tags plus an audit line.
 
     Called under `registry_lock`, with `champion_version` read under the same lock.
     """
     verdict = promoted_word if decision.promote else "rejected"
-    _tag(client, name, target, "promotion_decision", verdict)
-    _tag(client, name, target, "promotion_reason", decision.reason)
-    append_audit_record(
+    # The audit line goes first: it is the intent log `reconcile` rolls forward after a kill.
+    record = append_audit_record(
         {"promoted": "promote", "recommended": "recommend", "rejected": "reject"}[verdict],
         name,
         from_version=champion_version,
@@ -464,6 +474,9 @@ def _record_verdict(
         actor=actor,
         extra={"rule": rule.model_dump() if rule else None, "details": decision.details, **(extra or {})},
     )
+    _tag(client, name, target, "promotion_decision", verdict)
+    _tag(client, name, target, "promotion_reason", decision.reason)
+    return record
 
 
 def evaluate_promotion(name: str, version: str | int, rule: PromotionRule | None = None) -> PromotionDecision:
@@ -545,13 +558,13 @@ def promote_if_better(
     client = _client()
     with registry_lock(name):
         target, champion_version, decision = _decide_against_champion(client, name, version, rule)
-        if decision.promote:
-            _make_champion(client, name, target, champion_version)
-        elif champion_version != target:
-            client.set_registered_model_alias(name, CHALLENGER, target)
-        _record_verdict(
+        intent = _record_verdict(
             client, name, target, champion_version, decision, rule, actor, promoted_word="promoted"
         )
+        if decision.promote:
+            _make_champion(client, name, target, champion_version, intent)
+        elif champion_version != target:
+            client.set_registered_model_alias(name, CHALLENGER, target)
     return decision
 
 
@@ -569,13 +582,13 @@ def set_champion(name: str, version: str | int, reason: str, actor: str | None =
         target = str(_get_version(client, name, version).version)
         current = _alias_version(client, name, CHAMPION)
         previous = str(current.version) if current is not None else None
-        _make_champion(client, name, target, previous)
+        intent = append_audit_record(
+            "set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor
+        )
         _tag(client, name, target, "promotion_decision", "set_champion")
         _tag(client, name, target, "promotion_reason", reason)
         _tag(client, name, target, "promoted_by", actor or getpass.getuser())
-        append_audit_record(
-            "set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor
-        )
+        _make_champion(client, name, target, previous, intent)
     return previous or ""
 
 
@@ -598,13 +611,14 @@ def rollback_champion(name: str, reason: str, actor: str | None = None) -> str:
                 "nothing to roll back to"
             )
         target = str(_get_version(client, name, previous).version)
-        # The restored version keeps its own `previous_champion`, so repeated rollbacks walk further back.
-        client.set_registered_model_alias(name, CHAMPION, target)
-        _tag(client, name, str(current.version), "promotion_decision", "rolled_back")
-        _tag(client, name, str(current.version), "promotion_reason", reason)
-        append_audit_record(
+        intent = append_audit_record(
             "rollback", name, from_version=str(current.version), to_version=target, reason=reason, actor=actor
         )
+        _tag(client, name, str(current.version), "promotion_decision", "rolled_back")
+        _tag(client, name, str(current.version), "promotion_reason", reason)
+        # The restored version keeps its own `previous_champion`, so repeated rollbacks walk further back.
+        client.set_registered_model_alias(name, CHAMPION, target)
+        _tag(client, name, target, MOVE_TAG, intent["timestamp"])
         return target
 
 

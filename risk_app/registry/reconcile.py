@@ -10,7 +10,9 @@ re-run after a crash, it registers nothing new and returns the version and verdi
 
 * an MLflow run still `RUNNING` whose registering process is dead ends `KILLED`;
 * a version with no promotion verdict (killed between registration and decision) gets one,
-  decided against the current champion and marked `reconciled` in the audit line.
+  decided against the current champion and marked `reconciled` in the audit line;
+* an alias move whose audit line was written but which a kill stopped before the alias moved
+  (the audit line is the write-ahead intent) is completed, with a `reconcile` audit line.
 
     from risk_app.registry.reconcile import register_and_decide
     outcome = register_and_decide(artifact, run_key=run_id, metrics=metrics, rule=rule)
@@ -30,7 +32,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from risk_app.registry import mlflow_registry as reg
-from risk_app.registry.audit import append_audit_record
+from risk_app.registry.audit import append_audit_record, read_audit_log
 from risk_app.registry.processes import process_is_gone
 from risk_app.registry.promotion import PromotionDecision, PromotionRule
 
@@ -56,10 +58,11 @@ class ReconcileReport:
 
     killed_runs: list[str] = field(default_factory=list)
     decided_versions: list[str] = field(default_factory=list)
+    completed_moves: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.killed_runs or self.decided_versions)
+        return bool(self.killed_runs or self.decided_versions or self.completed_moves)
 
 
 def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
@@ -95,10 +98,49 @@ def _end_dead_runs(client: MlflowClient, name: str, report: ReconcileReport) -> 
             )
 
 
+ALIAS_MOVES = {"promote", "set_champion", "rollback"}
+
+
+def _finish_alias_move(client: MlflowClient, name: str, report: ReconcileReport) -> None:
+    """Roll forward the last champion move the audit log announced but the registry lacks."""
+    moves = [r for r in read_audit_log() if r.get("model_name") == name and r.get("action") in ALIAS_MOVES]
+    if not moves:
+        return
+    last = moves[-1]
+    target = last.get("to_version")
+    if target is None:
+        return
+    done = (reg._get_version(client, name, target).tags or {}).get(reg.MOVE_TAG)
+    champion = reg._alias_version(client, name, reg.CHAMPION)
+    current = str(champion.version) if champion is not None else None
+    # Only a move that never completed (no done-mark, champion still the one it replaced) is
+    # rolled forward; an alias moved by hand in the MLflow UI since then is left as it is.
+    if done == last.get("timestamp") or current == target or current != last.get("from_version"):
+        return
+    if last["action"] == "rollback":
+        client.set_registered_model_alias(name, reg.CHAMPION, target)
+        reg._tag(client, name, target, reg.MOVE_TAG, last["timestamp"])
+    else:
+        word = "promoted" if last["action"] == "promote" else "set_champion"
+        reg._tag(client, name, target, "promotion_decision", word)
+        reg._tag(client, name, target, "promotion_reason", last.get("reason", ""))
+        reg._make_champion(client, name, target, current, last)
+    append_audit_record(
+        "reconcile",
+        name,
+        from_version=current,
+        to_version=target,
+        reason=f"completed the interrupted {last['action']} recorded at {last.get('timestamp')}",
+        extra={"reconciled": True},
+    )
+    report.completed_moves.append(target)
+
+
 def _reconcile_locked(
     client: MlflowClient, name: str, rule: PromotionRule | None, report: ReconcileReport
 ) -> None:
     _end_dead_runs(client, name, report)
+    _finish_alias_move(client, name, report)
     for mv in _versions(client, name):
         if (mv.tags or {}).get("promotion_decision") in DECIDED:
             continue
