@@ -3,7 +3,7 @@
 An augmented copy of a training application is built in three stages, and each augmenter
 works at exactly one of them:
 
-1. ``row``: the structured application (a dict of contract columns), before any text exists;
+1. ``row``: the structured application (a dict of the data set's columns), before any text exists;
    e.g. `number_perturbation` nudges amounts there, so the text stays a faithful rendering.
 2. ``layout``: how the row will be serialized (the clause order); e.g. `clause_shuffle`.
 3. ``text``: the serialized string; e.g. `financial_synonyms`, `char_noise` (nlpaug).
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,14 +60,16 @@ class AugmentSample:
 
 
 class Augmenter(ABC):
-    """Base class: a named transformation at one stage, configured from an `AugmentConfig`."""
+    """Base class: a named transformation at one stage, configured from an `AugmentConfig` for
+    one data set (`spec`; default german_credit)."""
 
     name: ClassVar[str]
     stage: ClassVar[Stage]
     description: ClassVar[str]
 
-    def __init__(self, config: AugmentConfig) -> None:
+    def __init__(self, config: AugmentConfig, spec: DatasetSpec | None = None) -> None:
         self.config = config
+        self.spec = load_spec(spec)
 
     @abstractmethod
     def apply(self, sample: AugmentSample, rng: random.Random) -> AugmentSample:

@@ -46,10 +46,11 @@ class AugmentConfig(BaseModel):
         default=0.1,
         ge=0.0,
         le=0.5,
-        description="number_perturbation: relative move, uniform in ±scale, of duration and credit amount.",
+        description="number_perturbation: relative move, uniform in ±scale, of the spec's perturb columns.",
     )
-    perturb_age: bool = Field(
-        default=False, description="number_perturbation: also move the (protected) age field."
+    perturb_protected: bool = Field(
+        default=False,
+        description="number_perturbation: also move protected numeric columns marked perturb (e.g. age).",
     )
     synonym_prob: float = Field(
         default=0.5,

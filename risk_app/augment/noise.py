@@ -19,6 +19,7 @@ from typing import Any
 import nlpaug.augmenter.char as nac
 from nlpaug.util import Method
 
+from data_contracts.spec import DatasetSpec
 from risk_app.augment.base import Augmenter, AugmentSample, register_augmenter, seeded_global_rngs
 from risk_app.augment.tokens import detokenize_exact, is_letter_word, tokenize_exact
 
@@ -73,8 +74,8 @@ class CharNoise(Augmenter):
         "Keyboard typos in a few letter-only words (nlpaug KeyboardAug); numbers untouched. Off by default."
     )
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
+    def __init__(self, config: Any, spec: DatasetSpec | None = None) -> None:
+        super().__init__(config, spec)
         self._aug = build_keyboard_aug(config.char_noise_prob)
 
     def apply(self, sample: AugmentSample, rng: random.Random) -> AugmentSample:

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_contracts.loan_application import ID_COLUMN
+from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.augment.base import STAGE_ORDER, Augmenter, AugmentSample, derive_seed, get_augmenter
 from risk_app.augment.config import AugmentConfig
 from risk_app.data.examples import EXAMPLE_COLUMNS
-from risk_app.data.serialize import LABEL_TO_FIELD, clause_label, parse_clauses, serialize_application
+from risk_app.data.serialize import clause_label, label_to_field, parse_clauses, serialize_application
+from risk_app.data.validate import ID_COLUMN
 from risk_app.errors import RiskAppError
 
 AUGMENTERS_COLUMN = "augmenters"
@@ -102,19 +103,20 @@ def _rows_by_id(valid_df: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return dict(zip(ids, records, strict=True))
 
 
-def source_field_order(text: str, source_id: str) -> tuple[str, ...]:
+def source_field_order(text: str, source_id: str, spec: DatasetSpec | str | None = None) -> tuple[str, ...]:
     """The fields, in order, that a serialized text holds (recovered from its clause labels)."""
+    labels = label_to_field(spec)
     fields = []
     for clause in parse_clauses(text):
         label = clause_label(clause)
-        if label not in LABEL_TO_FIELD:
+        if label not in labels:
             raise AugmentationError(f"example {source_id!r}: clause label {label!r} is not in the template")
-        fields.append(LABEL_TO_FIELD[label])
+        fields.append(labels[label])
     return tuple(fields)
 
 
-def _build_augmenters(config: AugmentConfig) -> list[Augmenter]:
-    instances = [get_augmenter(name)(config) for name in config.augmenters]
+def _build_augmenters(config: AugmentConfig, spec: DatasetSpec) -> list[Augmenter]:
+    instances = [get_augmenter(name)(config, spec) for name in config.augmenters]
     # Stable sort: the configured order holds within a stage.
     return sorted(instances, key=lambda aug: STAGE_ORDER.index(aug.stage))
 
@@ -126,14 +128,16 @@ def augment_one(
     seed: int,
     source_id: str,
     copy: int,
+    spec: DatasetSpec | None = None,
 ) -> tuple[AugmentSample, list[str]]:
     """Run one copy through every stage; return the final sample and the augmenters that changed it."""
+    spec = load_spec(spec)
     sample = AugmentSample(row=dict(row), field_order=field_order)
     changed: list[str] = []
     for augmenter in augmenters:
         if augmenter.stage == "text" and sample.text is None:
             sample = sample.with_changes(
-                text=serialize_application(sample.row, field_order=sample.field_order)
+                text=serialize_application(sample.row, field_order=sample.field_order, spec=spec)
             )
         rng = random.Random(derive_seed(seed, source_id, copy, augmenter.name))
         before = sample
@@ -141,7 +145,9 @@ def augment_one(
         if (before.row, before.field_order, before.text) != (sample.row, sample.field_order, sample.text):
             changed.append(augmenter.name)
     if sample.text is None:
-        sample = sample.with_changes(text=serialize_application(sample.row, field_order=sample.field_order))
+        sample = sample.with_changes(
+            text=serialize_application(sample.row, field_order=sample.field_order, spec=spec)
+        )
     return sample, changed
 
 
@@ -156,9 +162,15 @@ def _select_sources(source_ids: list[str], ratio: float, seed: int) -> set[str]:
 
 
 def augment_training_examples(
-    examples_df: pd.DataFrame, valid_df: pd.DataFrame, config: AugmentConfig
+    examples_df: pd.DataFrame,
+    valid_df: pd.DataFrame,
+    config: AugmentConfig,
+    spec: DatasetSpec | str | None = None,
 ) -> AugmentResult:
-    """Append augmented copies of training examples (see module docstring); others untouched."""
+    """Append augmented copies of training examples (see module docstring); others untouched.
+
+    `spec` is the data set the examples were serialized with (default german_credit)."""
+    spec = load_spec(spec)
     _check_examples(examples_df)
     assert_no_group_leakage(examples_df)
     original = examples_df.copy()
@@ -179,7 +191,7 @@ def augment_training_examples(
             f"{len(absent)} training example(s) have no row in the valid applications, e.g. {absent[0]!r}"
         )
     selected = _select_sources(source_ids, config.ratio, config.seed)
-    augmenters = _build_augmenters(config)
+    augmenters = _build_augmenters(config, spec)
     tally: Counter[str] = Counter()
     new_rows: list[dict[str, Any]] = []
     pairs: list[dict[str, str]] = []
@@ -188,16 +200,18 @@ def augment_training_examples(
         if source_id not in selected:
             continue
         counts["n_selected"] += 1
-        fields = source_field_order(example.text, source_id)
+        fields = source_field_order(example.text, source_id, spec)
         # The structured row must be the one the text was made from, or copies would carry
         # another applicant's numbers under this applicant's label.
-        if serialize_application(rows[source_id], field_order=fields) != example.text:
+        if serialize_application(rows[source_id], field_order=fields, spec=spec) != example.text:
             raise AugmentationError(
                 f"example {example.application_id!r}: its text does not match application {source_id!r} "
                 "in the valid applications (different data or template version)"
             )
         for copy in range(1, config.copies_per_row + 1):
-            sample, changed = augment_one(rows[source_id], fields, augmenters, config.seed, source_id, copy)
+            sample, changed = augment_one(
+                rows[source_id], fields, augmenters, config.seed, source_id, copy, spec
+            )
             if sample.text == example.text:
                 counts["n_unchanged_dropped"] += 1
                 continue

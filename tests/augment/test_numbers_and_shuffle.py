@@ -8,10 +8,11 @@ import re
 import pandas as pd
 import pytest
 
-from data_contracts.loan_application import LoanApplication
+from risk_app.errors import ConfigError
+from data_contracts.spec import load_spec
 from risk_app.augment import AugmentConfig
 from risk_app.augment.base import AugmentSample
-from risk_app.augment.numbers import NumberPerturbation, contract_bounds
+from risk_app.augment.numbers import NumberPerturbation, contract_bounds, perturbed_columns
 from risk_app.augment.shuffle import ClauseShuffle
 from risk_app.data.serialize import FIELD_LABELS, parse_clauses
 
@@ -28,12 +29,33 @@ def numbers_in(text: str) -> dict[str, int]:
     return {field: int(pattern.search(text).group(1)) for field, pattern in NUMBER_IN_CLAUSE.items()}
 
 
-def test_bounds_come_from_the_contract_schema() -> None:
+def test_bounds_and_columns_come_from_the_spec() -> None:
     assert contract_bounds("duration_in_month") == (1, 120)
-    assert contract_bounds("credit_amount") == (1, 10_000_000)  # gt=0 on an integer column
+    assert contract_bounds("credit_amount") == (1, 10_000_000)
     assert contract_bounds("age_in_years") == (18, 100)
-    schema = LoanApplication.to_schema()
-    assert any(c.statistics.get("max_value") == 120 for c in schema.columns["duration_in_month"].checks)
+    german = load_spec("german_credit")
+    assert perturbed_columns(german) == ("duration_in_month", "credit_amount")
+    assert perturbed_columns(german, include_protected=True) == (
+        "duration_in_month",
+        "credit_amount",
+        "age_in_years",
+    )
+    # Another data set: its own perturb columns and float ranges.
+    cards = load_spec("uci_credit_card")
+    assert perturbed_columns(cards) == ("LIMIT_BAL", "BILL_AMT1")
+    assert contract_bounds("BILL_AMT1", cards) == (-1_000_000.0, 10_000_000.0)
+    with pytest.raises(ConfigError, match="not a numeric column of data set uci_credit_card"):
+        contract_bounds("EDUCATION", cards)
+
+
+def test_float_columns_move_by_cents_within_range() -> None:
+    cards = load_spec("uci_credit_card")
+    augmenter = NumberPerturbation(AugmentConfig(number_scale=0.2), cards)
+    row = {"EDUCATION": "2", "MARRIAGE": "1", "LIMIT_BAL": 50000.0, "BILL_AMT1": -120.5}
+    out = augmenter.apply(AugmentSample(row=row, field_order=tuple(row)), random.Random(5))
+    assert out.row["EDUCATION"] == "2" and out.row["MARRIAGE"] == "1"  # categories untouched
+    assert 40000 <= out.row["LIMIT_BAL"] <= 60000 and out.row["LIMIT_BAL"] != 50000.0
+    assert round(out.row["BILL_AMT1"], 2) == out.row["BILL_AMT1"]
 
 
 def test_perturbed_numbers_stay_in_range_and_mostly_move(run_augment, examples_df: pd.DataFrame) -> None:
@@ -43,7 +65,7 @@ def test_perturbed_numbers_stay_in_range_and_mostly_move(run_augment, examples_d
     moved = {"duration_in_month": 0, "credit_amount": 0}
     for sid, text in zip(rows["source_application_id"], rows["text"], strict=True):
         before, after = numbers_in(sources[sid]), numbers_in(text)
-        assert after["age_in_years"] == before["age_in_years"]  # age only with perturb_age
+        assert after["age_in_years"] == before["age_in_years"]  # protected: only with perturb_protected
         for field in moved:
             low, high = contract_bounds(field)
             assert low <= after[field] <= high
@@ -57,7 +79,7 @@ def test_perturbed_numbers_stay_in_range_and_mostly_move(run_augment, examples_d
 
 
 def test_perturbation_is_clipped_to_the_contract_range() -> None:
-    config = AugmentConfig(number_scale=0.5, perturb_age=True)
+    config = AugmentConfig(number_scale=0.5, perturb_protected=True)
     augmenter = NumberPerturbation(config)
     edge = {"duration_in_month": 120, "credit_amount": 1, "age_in_years": 99}
     seen: dict[str, set[int]] = {field: set() for field in edge}

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_contracts.loan_application import CATEGORIES
+from data_contracts.spec import load_spec, parse_spec
 from risk_app.augment.synonyms import (
     DEFAULT_LEXICON_PATH,
     canonicalize_synonyms,
     default_lexicon,
+    lexicon_for,
     load_lexicon,
     template_vocabulary,
 )
@@ -24,7 +25,11 @@ from risk_app.errors import DataFileError
 from .conftest import augmented_rows, source_text
 
 # Rendered category strings per field, as they appear in the text.
-RENDERED = {field: {format_value(field, v) for v in values} for field, values in CATEGORIES.items()}
+GERMAN = load_spec("german_credit")
+RENDERED = {
+    field: {format_value(field, v) for v in GERMAN.columns[field].categories or {}}
+    for field in GERMAN.categorical_columns
+}
 
 
 def clause_values(text: str) -> dict[str, str]:
@@ -129,3 +134,20 @@ def test_synonyms_never_turn_a_category_into_another(run_augment, examples_df: p
             assert canonicalize_synonyms(value) == original
             n_touched_values += value != original
     assert n_touched_values > 50  # category values themselves were reworded, not only labels
+
+
+def test_a_data_sets_lexicon_is_the_shipped_one_plus_its_own_groups() -> None:
+    german = lexicon_for("german_credit")
+    assert german.alternative_to_canonical["Deutsche Mark"] == "DM"  # from the German spec
+    cards = lexicon_for("uci_credit_card")
+    assert "Deutsche Mark" not in cards.alternative_to_canonical  # no DM outside German credit
+    assert cards.alternative_to_canonical["loan"] == "credit"  # the financial lexicon still applies
+    assert canonicalize_synonyms("Loan limit: 5000 NT dollars.", cards) == "Credit limit: 5000 NT dollars."
+
+
+def test_a_spec_synonym_that_breaks_the_rule_names_the_spec() -> None:
+    text = (GERMAN.spec_path or Path()).read_text(encoding="utf-8")
+    bad = text.replace("alternatives: [Deutsche Mark, Deutschmark]", "alternatives: [Deutsche Mark, own]")
+    spec = parse_spec(bad, "my_spec.yaml")
+    with pytest.raises(DataFileError, match=r"my_spec\.yaml: .*alternative 'own' of 'DM' already occurs"):
+        load_lexicon(DEFAULT_LEXICON_PATH, spec, drop_conflicts=True)
