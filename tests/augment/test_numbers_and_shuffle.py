@@ -8,13 +8,13 @@ import re
 import pandas as pd
 import pytest
 
-from risk_app.errors import ConfigError
 from data_contracts.spec import load_spec
 from risk_app.augment import AugmentConfig
 from risk_app.augment.base import AugmentSample
 from risk_app.augment.numbers import NumberPerturbation, contract_bounds, perturbed_columns
 from risk_app.augment.shuffle import ClauseShuffle
 from risk_app.data.serialize import FIELD_LABELS, parse_clauses
+from risk_app.errors import ConfigError
 
 from .conftest import augmented_rows, source_text
 
