@@ -182,7 +182,11 @@ def score_file(
         registry_version = resolved.version if resolved.name else None
         risk_model = load_risk_model(resolved.local_artifact_dir)
 
-    result = validate_applications(load_applications(source), source=str(source), require_target=False)
+    # The model's own data set (artifacts record their spec); older artifacts: the default one.
+    spec = getattr(risk_model, "dataset_spec", None)
+    result = validate_applications(
+        load_applications(source, spec=spec), source=str(source), require_target=False, spec=spec
+    )
     written_quarantine: str | None = None
     if result.n_quarantined:
         write_frame(result.quarantine, q_path)
