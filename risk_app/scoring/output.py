@@ -196,7 +196,12 @@ def score_and_record(
         # leftover from a run killed between the two writes is simply replaced.
         q_path = default_quarantine_path(target)
         written_q = str(write_output(validation.quarantine, q_path, overwrite=True))
-    write_output(scored, target, overwrite=overwrite)
+    try:
+        write_output(scored, target, overwrite=overwrite)
+    except OutputExistsError:
+        # Two runs of the same batch at once: the other one wrote this batch's own file first.
+        if output_path is not None or record.status != "already_recorded":
+            raise
     return ScoringOutcome(
         batch_id=batch_id,
         input_path=str(source),
