@@ -359,6 +359,9 @@ class DatasetSpec(_Strict):
             cats = col.get("categories")
             if cats and all(k == v for k, v in cats.items()):
                 col["categories"] = list(cats)  # a plain list reads better when text == value
+            for bound in ("min", "max"):
+                if isinstance(col.get(bound), float) and col[bound].is_integer():
+                    col[bound] = int(col[bound])  # "max: 120", not "max: 120.0"
             unit = col.get("unit")
             if unit and unit["singular"] == unit["plural"]:
                 col["unit"] = unit["singular"]

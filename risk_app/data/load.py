@@ -2,7 +2,8 @@
 
 `load_applications` checks only what makes a *file* unusable (unknown format, missing,
 unreadable, no rows, missing feature columns of the data set's spec) and raises
-`DataFileError` with one clear message. Bad *values* are not its business: CSVs are read with every column as text so that a
+`DataFileError` with one clear message. Bad *values* are not its business: CSVs are read with
+every column as text so that a
 single "abc" in a numeric column becomes one quarantined row in `validate_applications`
 instead of a failed file.
 

@@ -1,0 +1,270 @@
+"""Draft a dataset spec from a data file, for an analyst to review (`risk-app datasets init`).
+
+`draft_spec` reads every column as text and guesses, per column:
+- type: numbers that are all whole -> integer (or category when there are at most
+  `max_code_values` distinct codes, e.g. 1-4), other numbers -> float, true/false or yes/no ->
+  boolean, ISO dates -> date, few distinct strings -> category, the rest -> free text;
+- a range with a margin (10 % of the observed span on each side; not below 0 when no value
+  is), categories as observed, nullable when a value is missing, a label from the name;
+- roles: a unique column named like an id -> the id column (else ids are generated), the first
+  date column -> date_column, and protected attributes by name (age, sex, gender, marital ...).
+
+Everything guessed is listed in the column's `inferred` field and in `review_notes`, which the
+CLI prints: units, labels, ranges and the protected attributes need a human decision.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from data_contracts.spec import _pydantic_problems
+from data_contracts.spec_model import BOOLEAN_VALUES, RESERVED_COLUMNS, DatasetSpec, SpecError, _canonical
+from risk_app.errors import ConfigError
+
+ID_NAME = re.compile(
+    r"(^|_)(id|identifier|key)$|^id_|(^|_)(loan|application|customer)_?(id|no|number)$", re.I
+)
+# Words (of a column name split at "_", spaces and camelCase) that suggest a protected attribute.
+PROTECTED_WORDS: tuple[str, ...] = (
+    "age",
+    "sex",
+    "gender",
+    "marital",
+    "marriage",
+    "race",
+    "ethnic",
+    "religion",
+    "nationality",
+    "foreign",
+    "disability",
+    "disabled",
+    "pregnancy",
+    "pregnant",
+)
+
+
+def name_words(name: str) -> list[str]:
+    """'personal_status_and_sex' -> [personal, status, and, sex]; 'maritalStatus' -> [marital, status]."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+@dataclass
+class Draft:
+    """A drafted spec and what the analyst should review before using it."""
+
+    spec: DatasetSpec
+    review_notes: list[str] = field(default_factory=list)
+
+
+def label_from_name(name: str) -> str:
+    """'duration_in_month' -> 'Duration in month', 'LIMIT_BAL' -> 'Limit bal', 'loanAmt' -> 'Loan amt'."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    words = re.sub(r"[_\-.:\s]+", " ", spaced).strip().lower()
+    return (words[:1].upper() + words[1:]) or "Field"
+
+
+def _clause_safe(text: str) -> str:
+    return text.replace(": ", ", ").strip().rstrip(".").strip() or "(blank)"
+
+
+def _numbers(values: pd.Series) -> pd.Series | None:
+    parsed = pd.to_numeric(values, errors="coerce")
+    return parsed if parsed.notna().all() else None
+
+
+def _whole(values: pd.Series) -> bool:
+    # Written as whole numbers: "400000.0" is a float in the file, and int64 would refuse it.
+    return bool(values.astype(str).str.fullmatch(r"-?\d+").all())
+
+
+def _dates(values: pd.Series) -> pd.Series | None:
+    if not values.str.fullmatch(r"\d{4}-\d{2}-\d{2}([ T][\d:.]+)?").all():
+        return None
+    parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
+    return parsed if parsed.notna().all() else None
+
+
+def _margin_range(numbers: pd.Series, integer: bool) -> tuple[float, float]:
+    low, high = float(numbers.min()), float(numbers.max())
+    margin = max((high - low) * 0.1, 1.0 if integer else 0.0)
+    lo, hi = low - margin, high + margin
+    if low >= 0:
+        lo = max(lo, 0.0)
+    if integer:
+        lo, hi = math.floor(lo), math.ceil(hi)
+    return lo, hi
+
+
+def _column_draft(name: str, values: pd.Series, n_rows: int, max_code_values: int) -> dict[str, Any]:
+    present = values.dropna().astype(str).str.strip()
+    present = present[present != ""]
+    column: dict[str, Any] = {"label": label_from_name(name), "description": ""}
+    inferred = ["type", "label"]
+    if len(present) < n_rows:
+        column["nullable"] = True
+        inferred.append("nullable")
+    numbers = _numbers(present) if len(present) else None
+    distinct = present.unique()
+    if len(present) and set(present.str.lower()) <= set(BOOLEAN_VALUES) - {"1", "0", "1.0", "0.0"}:
+        column["type"] = "boolean"
+    elif numbers is not None and _whole(present) and len(distinct) <= max_code_values:
+        column["type"] = "category"
+        ordered = sorted(distinct, key=lambda v: float(v))
+        column["categories"] = {v: v for v in ordered}
+        inferred.append("categories")
+    elif numbers is not None:
+        integer = _whole(present)
+        column["type"] = "integer" if integer else "float"
+        column["min"], column["max"] = _margin_range(numbers, integer)
+        inferred += ["min", "max"]
+    elif len(present) and _dates(present) is not None:
+        column["type"] = "date"
+    elif len(distinct) <= 50 and len(distinct) <= 0.5 * max(len(present), 1):
+        column["type"] = "category"
+        column["categories"] = {v: _clause_safe(v) for v in sorted(distinct)}
+        inferred.append("categories")
+    else:
+        column["type"] = "text"
+        longest = int(present.str.len().max()) if len(present) else 50
+        column["max_chars"] = min(500, max(50, math.ceil(longest / 50) * 50))
+        inferred.append("max_chars")
+    column["inferred"] = inferred
+    return column
+
+
+def _unique_labels(columns: dict[str, dict[str, Any]]) -> None:
+    seen: dict[str, int] = {}
+    for col in columns.values():
+        label = col["label"]
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            col["label"] = f"{label} {seen[label]}"
+
+
+def _target(columns: dict[str, dict[str, Any]], target: str, positive: str, frame: pd.DataFrame) -> Any:
+    if target not in columns:
+        raise ConfigError(f"--target {target!r} is not a column of the file; columns: {list(frame.columns)}")
+    observed = {_canonical(v) for v in frame[target].dropna()}
+    if _canonical(positive) not in observed:
+        raise ConfigError(
+            f"--positive {positive!r} never occurs in column {target!r}; values: {sorted(observed)[:10]}"
+        )
+    col = columns[target]
+    labels = frame[target].dropna().astype(str).str.strip()
+    numbers = _numbers(labels)
+    if numbers is not None and _whole(labels):
+        col.update(type="integer", min=float(numbers.min()), max=float(numbers.max()), inferred=["type"])
+        col.pop("categories", None)
+        return int(float(positive))
+    if col["type"] == "boolean":
+        return positive
+    col["type"] = "category"
+    col["categories"] = {v: _clause_safe(v) for v in sorted(observed)}
+    col.pop("max_chars", None)
+    return _canonical(positive)
+
+
+def draft_spec(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    target: str,
+    positive: str,
+    source_file: str | Path,
+    data_ref: str | None = None,
+    max_code_values: int = 10,
+) -> Draft:
+    """A reviewed-to-be spec for `frame` (read as text) with `target` == `positive` meaning default."""
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    n = len(frame)
+    if n == 0:
+        raise ConfigError(f"{source_file}: the file has no rows to infer a spec from")
+    clash = sorted(set(frame.columns) & (RESERVED_COLUMNS - {"application_id", "default"}))
+    if clash:
+        raise ConfigError(f"{source_file}: column(s) {clash} use names the library reserves; rename them")
+    columns = {c: _column_draft(c, frame[c], n, max_code_values) for c in frame.columns}
+    notes: list[str] = []
+    positive_value = _target(columns, target, positive, frame)
+    id_candidates = [
+        c
+        for c in frame.columns
+        if c != target and ID_NAME.search(c) and frame[c].notna().all() and frame[c].is_unique
+    ]
+    if id_candidates:
+        id_column = id_candidates[0]
+        columns[id_column] = {"type": "text", "label": "Application id", "inferred": ["type"]}
+        notes.append(f"id_column: '{id_column}' looks like a unique id (check it identifies an application)")
+    else:
+        id_column = "application_id"
+        columns = {
+            id_column: {"type": "text", "label": "Application id", "description": "generated"},
+            **columns,
+        }
+        notes.append("id_column: the file has no id column; ids will be generated from each row's values")
+    _unique_labels(columns)
+    dates = [c for c, col in columns.items() if col["type"] == "date"]
+    protected = []
+    for c, col in columns.items():
+        words = name_words(c)
+        if c in (target, id_column) or not set(words) & set(PROTECTED_WORDS):
+            continue
+        item: dict[str, Any] = {"column": c}
+        if "age" in words and col["type"] in ("integer", "float"):
+            item.update(name="age_band", edges=[25, 35, 50])
+        protected.append(item)
+        notes.append(
+            f"protected: '{c}' was guessed from its name; confirm, and add any the name did not reveal"
+        )
+    if not protected:
+        notes.append("protected: none guessed from column names; add the protected attributes of your data")
+    notes += [
+        f"columns.{c}: check type, label and range; add a unit"
+        for c, col in columns.items()
+        if col.get("inferred") and col["type"] in ("integer", "float") and c != target
+    ]
+    notes += [
+        f"columns.{c}: {col['type']} with {len(col.get('categories', {}))} values; is it a code list "
+        "or a number?"
+        for c, col in columns.items()
+        if col["type"] == "category"
+        and c != target
+        and all(re.fullmatch(r"-?\d+(\.\d+)?", v) for v in col.get("categories", {}))
+    ]
+    notes += [
+        f"columns.{c}: free text, the model reads its first {col['max_chars']} characters"
+        for c, col in columns.items()
+        if col["type"] == "text" and c != id_column
+    ]
+    if dates:
+        notes.append(f"date_column: '{dates[0]}' (used for out-of-time splits; never a model input)")
+    notes.append("source, licence, description: fill in before sharing the spec")
+    raw = {
+        "name": name,
+        "version": "0.1.0",
+        "description": f"Draft inferred from {Path(source_file).name} ({n} rows); review what is inferred.",
+        "source": str(source_file),
+        "licence": "unknown (fill in)",
+        "data": data_ref,
+        "columns": columns,
+        "id_column": id_column,
+        "target": {"column": target, "positive": positive_value},
+        "protected": protected,
+        "date_column": dates[0] if dates else None,
+    }
+    try:
+        spec = DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"draft of {source_file}", _pydantic_problems(exc)) from None
+    return Draft(spec=spec, review_notes=notes)
+
+
+__all__ = ["Draft", "draft_spec", "label_from_name"]
