@@ -24,6 +24,15 @@ kept) and, with --json, go to a JSON file with per-seed numbers and all settings
         --seeds 5 --method lora --lr 2e-4 --epochs 4 --json accuracy-gpu.json
     python bench/accuracy.py --base-model /path/SmolLM2-135M-Instruct.Q4_1.gguf --device cuda \
         --seeds 5 --method full --lr 3e-5 --epochs 3 --batch-size 16
+    # CPU, heads on frozen features of real bases (features computed once, cached; ~5 min
+    # per base and layer for the 0.5B in bf16 on 2 cores, then seconds per split):
+    python bench/accuracy.py --skip-llm --seeds 10 --threads 2 \
+        --frozen-bases smollm2-135m,qwen2.5-coder-0.5b
+
+`--frozen-bases` adds, per base, `frozen:<base>` (a head on pooled frozen features, chosen on
+validation; see bench/frozen_heads.py) and `hybrid:<base>` (that head stacked with LightGBM).
+Every row is compared with LightGBM on the same splits: the mean paired difference of test
+AUC with its plain and its Nadeau-Bengio corrected 95 % interval.
 
 Only risk_app.data / finetune / evaluate / augment / models are imported (no MLflow, no
 Dagster, no artifacts). Needs pandera, scikit-learn, lightgbm; with the LLM also torch,
@@ -62,7 +71,7 @@ from risk_app import paths  # noqa: E402
 from risk_app.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from risk_app.errors import ConfigError, RiskAppError  # noqa: E402
 
-MODEL_ROWS = ("logistic", "lightgbm", "llm", "llm+aug", "hybrid")
+MODEL_ROWS = ("logistic", "lightgbm", "llm", "llm+aug", "hybrid")  # then frozen:/hybrid:<base> rows
 SUMMARY_METRICS = (("roc_auc", "test ROC AUC"), ("ks", "KS"), ("brier", "Brier"), ("f1", "F1"))
 DEFAULT_OUT = ROOT / "docs" / "accuracy.md"
 DOC_HEADER = (
@@ -109,7 +118,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--augment-copies", type=int, default=1, help="augmented copies per train row (0 = no llm+aug)"
     )
-    p.add_argument("--skip-llm", action="store_true", help="baselines only (fast)")
+    p.add_argument(
+        "--skip-llm", action="store_true", help="no fine-tuning (baselines, and frozen heads if asked)"
+    )
+    p.add_argument("--frozen-bases", default="", help="comma-separated bases for frozen-feature heads")
+    p.add_argument("--frozen-layers", default="last,middle", help="feature layers: last, middle or an index")
+    p.add_argument("--frozen-heads", default="logistic,linear", help="head kinds tried on validation")
+    p.add_argument(
+        "--frozen-precision", choices=["fp32", "bf16"], default="bf16", help="feature forward pass"
+    )
+    p.add_argument("--frozen-max-length", type=int, default=256, help="token limit for features")
+    p.add_argument("--frozen-batch-size", type=int, default=8, help="texts per feature forward pass")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--data", default=str(paths.DEFAULT_DATASET), help="labelled applications (CSV/Parquet)")
     p.add_argument("--model-cache", help="folder for the safetensors copy of a .gguf base model")
@@ -121,6 +140,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--seeds must be >= 1")
     if args.augment_copies < 0:
         p.error("--augment-copies must be >= 0")
+    args.frozen_bases = [b.strip() for b in args.frozen_bases.split(",") if b.strip()]
+    args.frozen_layers = [x.strip() for x in args.frozen_layers.split(",") if x.strip()]
+    args.frozen_heads = tuple(h.strip() for h in args.frozen_heads.split(",") if h.strip())
+    if not set(args.frozen_heads) <= {"logistic", "linear"} or not args.frozen_heads:
+        p.error("--frozen-heads: choose from logistic, linear")
     try:
         args.method_params = json.loads(args.method_params)
     except json.JSONDecodeError as exc:
@@ -133,7 +157,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def check_requirements(args: argparse.Namespace) -> None:
     """Fail at once, naming every missing package, rather than after the first seed."""
     needed = {"pandera": "data validation", "sklearn": "baselines/metrics", "lightgbm": "LightGBM baseline"}
-    if not args.skip_llm:
+    if not args.skip_llm or args.frozen_bases:
         needed.update({"torch": "fine-tuning", "transformers": "base models", "peft": "fine-tuning methods"})
         if args.augment_copies:
             needed["nlpaug"] = "augmentation (or pass --augment-copies 0)"
@@ -243,6 +267,8 @@ def machine_info(device: str) -> dict[str, Any]:
 
 def section_key(machine: dict[str, Any], args: argparse.Namespace) -> str:
     hardware = f"GPU {machine['gpu']}" if machine["gpu"] else f"CPU {machine['cpu']}"
+    if args.skip_llm and args.frozen_bases:
+        return f"{hardware} / frozen heads on {', '.join(Path(b).name for b in args.frozen_bases)}"
     if args.skip_llm:
         return f"{hardware} / baselines only"
     return f"{hardware} / {Path(args.base_model).name} / {args.method}"
@@ -347,8 +373,19 @@ def fine_tune(
     return p_val_raw, calibrator.transform(p_val_raw), calibrator.transform(p_test_raw), info, seconds
 
 
-def run_seed(seed: int, valid: pd.DataFrame, args: argparse.Namespace, base_model: str) -> dict[str, Any]:
-    """Every model on the split of `seed`; returns {model name: metrics row} plus split sizes."""
+def run_seed(
+    seed: int,
+    valid: pd.DataFrame,
+    args: argparse.Namespace,
+    base_model: str,
+    frozen: dict[str, dict[str, np.ndarray]] | None = None,
+    row_of: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Every model on the split of `seed`; returns {model name: metrics row} plus split sizes.
+
+    `frozen` holds each frozen base's precomputed features ({base: {"L<i>/<pooling>": matrix}}),
+    whose rows `row_of` maps from text.
+    """
     from risk_app.data.examples import build_training_examples
     from risk_app.evaluate.baselines import fit_baseline, predict_default
     from risk_app.evaluate.hybrid import fit_hybrid
@@ -372,6 +409,11 @@ def run_seed(seed: int, valid: pd.DataFrame, args: argparse.Namespace, base_mode
         models[name] = score_model(
             name, y_val, p_val, y_test, p_test, time.perf_counter() - started, args.threshold_objective
         )
+    if frozen and row_of is not None:
+        split_texts = {**texts, "train": originals.loc[originals["split"] == "train", "text"].tolist()}
+        labels = {s: f["default"].to_numpy(dtype=int) for s, f in frames.items()}
+        for base, features in frozen.items():
+            run_frozen(base, features, row_of, split_texts, labels, seed, args, models, scores)
 
     if not args.skip_llm:
         config_values = train_config_values(args, base_model) | {"seed": seed}
@@ -421,11 +463,50 @@ def run_seed(seed: int, valid: pd.DataFrame, args: argparse.Namespace, base_mode
     return {"seed": seed, "sizes": sizes, "models": models}
 
 
+def run_frozen(
+    base: str,
+    features: dict[str, np.ndarray],
+    row_of: dict[str, int],
+    texts: dict[str, list[str]],
+    y: dict[str, np.ndarray],
+    seed: int,
+    args: argparse.Namespace,
+    models: dict[str, dict[str, Any]],
+    scores: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> None:
+    """Add `frozen:<base>` (head on frozen features) and `hybrid:<base>` (stacked with LightGBM)."""
+    from bench.frozen_heads import frozen_rows
+    from risk_app.evaluate.hybrid import fit_hybrid
+
+    name = f"frozen:{Path(base).name}"
+    _raw, p_val, p_test, info, seconds = frozen_rows(
+        base, features, row_of, texts, y, seed=seed, calibration=args.calibration, heads=args.frozen_heads
+    )
+    scores[name] = (p_val, p_test)
+    models[name] = score_model(
+        name, y["validation"], p_val, y["test"], p_test, seconds, args.threshold_objective, frozen=info
+    )
+    started = time.perf_counter()
+    hybrid = fit_hybrid(y["validation"], p_val, scores["lightgbm"][0], kind=args.hybrid, seed=seed)
+    models[f"hybrid:{Path(base).name}"] = score_model(
+        f"hybrid:{Path(base).name}",
+        y["validation"],
+        hybrid.val_oof,
+        y["test"],
+        hybrid.predict(p_test, scores["lightgbm"][1]),
+        time.perf_counter() - started,
+        args.threshold_objective,
+        llm_source=name,
+        stacker=hybrid.params,
+    )
+
+
 # ---- summary and report ------------------------------------------------------------------
 def summarize(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """mean and std (ddof=1; None for one seed) of each scalar metric, per model."""
     summary: dict[str, dict[str, Any]] = {}
-    for name in MODEL_ROWS:
+    names = list(MODEL_ROWS) + [n for s in per_seed for n in s["models"] if n not in MODEL_ROWS]
+    for name in dict.fromkeys(names):
         rows = [seed["models"][name] for seed in per_seed if name in seed["models"]]
         if not rows:
             continue
@@ -438,6 +519,13 @@ def summarize(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "values": values.round(6).tolist(),
             }
         summary[name] = stats
+    if "lightgbm" in summary:
+        from bench.frozen_heads import paired_difference
+
+        reference = summary["lightgbm"]["roc_auc"]["values"]
+        for name, stats in summary.items():
+            if name != "lightgbm" and stats["n_seeds"] == len(reference):
+                stats["vs_lightgbm"] = paired_difference(stats["roc_auc"]["values"], reference)
     return summary
 
 
@@ -482,6 +570,8 @@ def render_section(key: str, results: dict[str, Any]) -> str:
     ]
     for name, stats in summary.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in stats["roc_auc"]["values"]) + " |")
+    lines += render_paired(summary)
+    lines += render_frozen(results["per_seed"])
     if any("llm" in s["models"] for s in results["per_seed"]):
         lines += ["", "LLM runs per seed (best epoch / epochs run, calibration, hybrid):", ""]
         for seed in results["per_seed"]:
@@ -518,6 +608,47 @@ def render_section(key: str, results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_paired(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """Test AUC minus LightGBM's on the same split: mean, 95 % intervals, splits won."""
+    rows = [(name, s["vs_lightgbm"]) for name, s in summary.items() if "ci_low" in s.get("vs_lightgbm", {})]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Paired difference in test ROC AUC against LightGBM on the same splits (model − LightGBM): "
+        "the plain 95 % t interval, and the Nadeau–Bengio corrected one, which allows for the "
+        "overlap between repeated random splits (use that one to call a difference real):",
+        "",
+        "| model | mean difference | 95 % CI (plain t) | 95 % CI (corrected) | splits above LightGBM |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, d in rows:
+        lines.append(
+            f"| {name} | {d['mean']:+.4f} | [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
+            f"[{d['nb_low']:+.4f}, {d['nb_high']:+.4f}] | {d['wins']}/{d['n']} |"
+        )
+    return lines
+
+
+def render_frozen(per_seed: list[dict[str, Any]]) -> list[str]:
+    """Which head, features and hyper-parameters validation chose for each frozen base and split."""
+    lines: list[str] = []
+    for seed in per_seed:
+        parts = []
+        for name, row in seed["models"].items():
+            if "frozen" in row:
+                f = row["frozen"]
+                params = ", ".join(f"{k}={v}" for k, v in f["params"].items())
+                parts.append(
+                    f"{name}: {f['head']} on {f['features']} ({params}), val AUC {f['val_auc_raw']:.3f}"
+                )
+        if parts:
+            lines.append(f"- seed {seed['seed']}: " + "; ".join(parts))
+    if lines:
+        lines = ["", "Frozen-feature heads chosen on validation per split:", "", *lines]
+    return lines
+
+
 def update_markdown(path: Path, key: str, section: str) -> None:
     """Replace the section with this key (or append it); other sections stay as they are."""
     text = path.read_text(encoding="utf-8") if path.exists() else DOC_HEADER
@@ -532,12 +663,37 @@ def update_markdown(path: Path, key: str, section: str) -> None:
 
 
 # ---- entry point -------------------------------------------------------------------------
+def prepare_frozen(
+    valid: pd.DataFrame, args: argparse.Namespace
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, int]]:
+    """Features of every application's text for each frozen base, computed once (cached on disk)."""
+    if not args.frozen_bases:
+        return {}, {}
+    from bench.frozen_heads import precompute
+    from risk_app.data.examples import build_training_examples
+
+    texts = list(dict.fromkeys(build_training_examples(valid, seed=0)["text"].tolist()))
+    frozen = {
+        base: precompute(
+            base,
+            texts,
+            args.frozen_layers,
+            precision=args.frozen_precision,
+            max_length=args.frozen_max_length,
+            batch_size=args.frozen_batch_size,
+            log=log,
+        )
+        for base in args.frozen_bases
+    }
+    return frozen, {text: i for i, text in enumerate(texts)}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; returns everything written to the JSON file."""
     args = parse_args(argv)
     check_requirements(args)
     started = time.perf_counter()
-    if not args.skip_llm:
+    if not args.skip_llm or args.frozen_bases:
         import torch
         import transformers
 
@@ -568,7 +724,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     key = section_key(machine, args)
     log(f"accuracy benchmark: {key}; {validation.n_valid} applications, {args.seeds} seed(s)")
 
-    per_seed = [run_seed(seed, validation.valid, args, base_model) for seed in range(args.seeds)]
+    frozen, row_of = prepare_frozen(validation.valid, args)
+    per_seed = [
+        run_seed(seed, validation.valid, args, base_model, frozen, row_of) for seed in range(args.seeds)
+    ]
     summary = summarize(per_seed)
     results = {
         "command": "python bench/accuracy.py " + shlex.join(argv if argv is not None else sys.argv[1:]),

@@ -82,7 +82,7 @@ def fit_logistic_head(
 
 def _train_linear(
     z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tensor, y_val: np.ndarray,
-    lr: float, weight_decay: float, seed: int,
+    lr: float, weight_decay: float, max_epochs: int, seed: int,
 ) -> tuple[float, int, np.ndarray, float]:  # fmt: skip
     """(best val AUC, its epoch, weight, bias) of a 2-logit linear head trained full-batch."""
     torch.manual_seed(seed)
@@ -91,7 +91,7 @@ def _train_linear(
     loss_fn = torch.nn.CrossEntropyLoss(weight=counts.sum() / (2 * counts))
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     best = (-1.0, 0, np.zeros(z_train.shape[1]), 0.0)
-    for epoch in range(1, LINEAR_MAX_EPOCHS + 1):
+    for epoch in range(1, max_epochs + 1):
         # Mini-batches of 16 in a seeded order, as the trainer would feed the score head.
         for idx in torch.randperm(len(z_train)).split(16):
             optimizer.zero_grad()
@@ -102,7 +102,7 @@ def _train_linear(
         auc = _auc(y_val, margin.numpy())
         if auc > best[0]:
             w = (head.weight[1] - head.weight[0]).detach().numpy().astype(np.float64)
-            b = float(head.bias[1] - head.bias[0])
+            b = float((head.bias[1] - head.bias[0]).detach())
             best = (auc, epoch, w, b)
     return best
 
@@ -114,6 +114,10 @@ def fit_linear_head(
     y_val: np.ndarray,
     pooling: str = "last",
     seed: int = 0,
+    *,
+    lrs: tuple[float, ...] = LINEAR_LR_GRID,
+    weight_decays: tuple[float, ...] = LINEAR_WD_GRID,
+    max_epochs: int = LINEAR_MAX_EPOCHS,
 ) -> FrozenHead:
     """The `score` head trained alone; lr, weight decay and epochs chosen on validation."""
     scaler = StandardScaler().fit(x_train)
@@ -122,9 +126,9 @@ def fit_linear_head(
     y_t = torch.tensor(y_train, dtype=torch.long)
     best: FrozenHead | None = None
     tried = []
-    for lr in LINEAR_LR_GRID:
-        for wd in LINEAR_WD_GRID:
-            auc, epoch, weight, bias = _train_linear(z_train, y_t, z_val, y_val, lr, wd, seed)
+    for lr in lrs:
+        for wd in weight_decays:
+            auc, epoch, weight, bias = _train_linear(z_train, y_t, z_val, y_val, lr, wd, max_epochs, seed)
             tried.append({"lr": lr, "weight_decay": wd, "epoch": epoch, "val_auc": round(auc, 4)})
             if best is None or auc > best.val_auc:
                 params = {"lr": lr, "weight_decay": wd, "epochs": epoch}

@@ -1,0 +1,134 @@
+"""Frozen-feature LLM rows for the accuracy benchmark (used by bench/accuracy.py).
+
+For each base named with `--frozen-bases` (catalogue names such as `qwen2.5-coder-0.5b`, a
+folder or a .gguf file), the pooled features of every application are computed once
+(`risk_app.finetune.features`, cached on disk across runs) at each requested layer. On each
+split a head is then chosen on validation only — logistic regression (C) and the linear
+`score` head (learning rate, weight decay, epochs), over the poolings and layers — calibrated
+on validation like the fine-tuned LLM, and stacked with LightGBM into a hybrid.
+
+Also here: the paired difference of two models' per-split test AUCs with its 95 % interval,
+both the plain t interval and the Nadeau–Bengio corrected one (repeated random splits share
+training rows, so the plain interval is too narrow).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FrozenFeatures = dict[str, dict[str, np.ndarray]]  # {"<layer>/<pooling>": {text: vector}} per base
+
+
+def layer_index(base_folder: str, layer: str) -> int:
+    """'last' → -1, 'middle' → half the decoder layers (hidden_states index), or an integer."""
+    if layer == "last":
+        return -1
+    if layer == "middle":
+        config = json.loads((Path(base_folder) / "config.json").read_text(encoding="utf-8"))
+        return int(config["num_hidden_layers"]) // 2
+    return int(layer)
+
+
+def precompute(
+    base: str,
+    texts: list[str],
+    layers: list[str],
+    *,
+    precision: str,
+    max_length: int,
+    batch_size: int,
+    log: Callable[[str], None],
+) -> dict[str, dict[str, np.ndarray]]:
+    """{"L<index>/<pooling>": (n_texts, hidden)} for every text, computed once and cached."""
+    from risk_app.finetune.features import POOLINGS, FeatureSettings, cached_features
+    from risk_app.models.loader import _resolve_source
+
+    folder, _ = _resolve_source(base)  # fetches a catalogue base if it is not cached yet
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for layer in layers:
+        index = layer_index(folder, layer)
+        settings = FeatureSettings(max_length=max_length, precision=precision, layer=index)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        pooled = cached_features(
+            base, texts, settings=settings, batch_size=batch_size, progress=False, log=log
+        )
+        log(
+            f"  features of {base} at layer {index}: {len(texts)} texts ready "
+            f"in {time.perf_counter() - started:.0f}s"
+        )
+        for pooling in POOLINGS:
+            out[f"L{index}/{pooling}"] = pooled[pooling]
+    return out
+
+
+def frozen_rows(
+    base: str,
+    features: dict[str, np.ndarray],
+    row_of: dict[str, int],
+    texts: dict[str, list[str]],
+    y: dict[str, np.ndarray],
+    *,
+    seed: int,
+    calibration: str,
+    heads: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any], float]:
+    """Raw val P, calibrated val P, calibrated test P, the chosen head's description, seconds."""
+    from risk_app.evaluate.calibration import fit_calibrator
+    from risk_app.finetune.frozen_head import select_head
+
+    started = time.perf_counter()
+    index = {
+        split: np.asarray([row_of[t] for t in texts[split]]) for split in ("train", "validation", "test")
+    }
+    candidates = {key: (x[index["train"]], x[index["validation"]]) for key, x in features.items()}
+    head = select_head(candidates, y["train"], y["validation"], kinds=heads, seed=seed)  # type: ignore[arg-type]
+    p_val_raw = head.predict(features[head.pooling][index["validation"]])
+    p_test_raw = head.predict(features[head.pooling][index["test"]])
+    calibrator = fit_calibrator(calibration, y["validation"], p_val_raw)  # type: ignore[arg-type]
+    info = {
+        "base": base,
+        "head": head.kind,
+        "features": head.pooling,
+        "params": head.params,
+        "val_auc_raw": round(head.val_auc, 4),
+        "calibration": calibrator.describe(),
+    }
+    seconds = time.perf_counter() - started
+    return p_val_raw, calibrator.transform(p_val_raw), calibrator.transform(p_test_raw), info, seconds
+
+
+def paired_difference(
+    model: list[float], reference: list[float], *, test_fraction: float = 0.15, train_fraction: float = 0.7
+) -> dict[str, float]:
+    """Mean of (model − reference) over splits, its plain 95 % t interval and the corrected one.
+
+    Nadeau & Bengio (2003): with repeated random splits the per-split differences are
+    correlated, so the variance of their mean is inflated by (1/n + n_test/n_train) instead of 1/n.
+    """
+    from scipy import stats
+
+    d = np.asarray(model, dtype=float) - np.asarray(reference, dtype=float)
+    n = len(d)
+    mean = float(d.mean())
+    if n < 2:
+        return {"mean": mean, "n": n}
+    sd = float(d.std(ddof=1))
+    t = float(stats.t.ppf(0.975, n - 1))
+    plain = t * sd / np.sqrt(n)
+    corrected = t * sd * np.sqrt(1 / n + test_fraction / train_fraction)
+    return {
+        "mean": mean,
+        "n": n,
+        "sd": sd,
+        "ci_low": mean - plain,
+        "ci_high": mean + plain,
+        "nb_low": mean - corrected,
+        "nb_high": mean + corrected,
+        "wins": int((d > 0).sum()),
+    }

@@ -1,0 +1,90 @@
+"""Frozen-feature cache and heads: one forward pass per text, reused; heads tuned on validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from risk_app.finetune.features import FeatureSettings, _load_frozen, cached_features, pooled_features
+from risk_app.finetune.frozen_head import fit_linear_head, fit_logistic_head, select_head
+from risk_app.finetune.predict import pad_batch
+from risk_app.models.loader import load_classifier
+
+TEXTS = [
+    "Checking account: < 0 DM. Duration: 6 months. Credit amount: 1169 DM.",
+    "Checking account: no checking account. Duration: 48 months.",
+    "Purpose: car (new). Age: 22 years.",
+]
+
+
+class CountingLoader:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, base: str, settings: FeatureSettings) -> tuple[Any, Any]:
+        self.calls += 1
+        return _load_frozen(base, settings)
+
+
+def test_features_computed_once_then_read_from_cache(tiny_qwen2: Path) -> None:
+    loader = CountingLoader()
+    first = pooled_features("tiny-qwen2", TEXTS, loader=loader)
+    assert first.shape == (3, 64) and first.dtype == np.float32 and loader.calls == 1
+    again = pooled_features("tiny-qwen2", list(reversed(TEXTS)), loader=loader)
+    assert loader.calls == 1  # every text was cached
+    np.testing.assert_array_equal(again, first[::-1])
+    # One new text: only it is computed, and the old rows are unchanged.
+    more = pooled_features("tiny-qwen2", [*TEXTS, "Age: 67 years."], loader=loader)
+    assert loader.calls == 2 and more.shape == (4, 64)
+    np.testing.assert_array_equal(more[:3], first)
+    # Other settings are another cache entry.
+    pooled_features("tiny-qwen2", TEXTS[:1], settings=FeatureSettings(max_length=8), loader=loader)
+    assert loader.calls == 3
+
+
+def test_last_pooling_is_what_the_classification_head_sees(tiny_qwen2: Path) -> None:
+    torch.manual_seed(0)
+    model, tokenizer = load_classifier("tiny-qwen2")
+    model.eval()
+    features = cached_features("tiny-qwen2", TEXTS, settings=FeatureSettings())
+    batch = pad_batch(tokenizer, [tokenizer(t)["input_ids"] for t in TEXTS])
+    with torch.no_grad():
+        expected = model(**batch).logits
+        from_features = model.score(torch.tensor(features["last"]))
+    torch.testing.assert_close(from_features, expected, atol=1e-4, rtol=1e-4)
+    assert not np.allclose(features["mean"], features["last"])
+
+
+def _separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 20))
+    x[:, 0] += 1.5 * y
+    return x, y
+
+
+def test_heads_learn_a_signal_and_choose_on_validation() -> None:
+    x_train, y_train = _separable(300, 0)
+    x_val, y_val = _separable(100, 1)
+    logistic = fit_logistic_head(x_train, y_train, x_val, y_val)
+    linear = fit_linear_head(
+        x_train, y_train, x_val, y_val, seed=0, lrs=(1e-3, 1e-2), weight_decays=(0.0,), max_epochs=8
+    )
+    assert len(linear.tried) == 2 and 1 <= linear.params["epochs"] <= 8
+    for head in (logistic, linear):
+        assert head.val_auc > 0.8
+        assert head.val_auc == pytest.approx(max(t["val_auc"] for t in head.tried), abs=1e-4)
+        p = head.predict(x_val)
+        assert p.shape == (100,) and np.all((p > 0) & (p < 1))
+    features = {"a": (x_train, x_val), "noise": (x_train[:, 1:], x_val[:, 1:])}
+    best = select_head(features, y_train, y_val, kinds=("logistic",))
+    assert best.pooling == "a"
+
+
+def test_select_head_needs_candidates() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        select_head({}, np.array([0, 1]), np.array([0, 1]))
