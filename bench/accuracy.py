@@ -157,7 +157,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def check_requirements(args: argparse.Namespace) -> None:
     """Fail at once, naming every missing package, rather than after the first seed."""
     needed = {"pandera": "data validation", "sklearn": "baselines/metrics", "lightgbm": "LightGBM baseline"}
-    if not args.skip_llm or args.frozen_bases:
+    if args.frozen_bases:
+        needed.update({"torch": "frozen features", "transformers": "base models"})
+    if not args.skip_llm:
         needed.update({"torch": "fine-tuning", "transformers": "base models", "peft": "fine-tuning methods"})
         if args.augment_copies:
             needed["nlpaug"] = "augmentation (or pass --augment-copies 0)"
@@ -704,6 +706,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             warnings.filterwarnings("ignore", category=FutureWarning)
             transformers.logging.set_verbosity_error()
             transformers.logging.disable_progress_bar()
+    if not args.skip_llm:
         import risk_app.finetune.methods  # noqa: F401  (registers the methods)
         from risk_app.finetune.registry import get_method
 
