@@ -75,65 +75,86 @@ def _metric_values(values: Mapping[str, float], prefix: str = "") -> dict[str, A
     }
 
 
+def _training_metadata(record: Any) -> dict[str, Any]:
+    training = record.need("training")
+    return {
+        "method": training.config.method,
+        "base_model": training.config.base_model,
+        "method_params": dg.MetadataValue.json(training.method_params),
+        "best_val_auc": dg.MetadataValue.float(round(training.best_val_auc, 4)),
+        "trainable_percent": dg.MetadataValue.float(round(training.trainable_percent, 4)),
+        "wall_seconds": dg.MetadataValue.float(round(training.wall_seconds, 1)),
+        "tokens_per_second": dg.MetadataValue.float(round(training.tokens_per_second, 1)),
+        "history": table(pd.DataFrame([e.model_dump() for e in training.history]).round(4)),
+        "run_dir": dg.MetadataValue.path(record.run_dir),
+    }
+
+
+def _policy_metadata(record: Any) -> dict[str, Any]:
+    from risk_app.run.render import policy_sentence
+
+    policy = record.need("policy")
+    return {
+        "threshold": dg.MetadataValue.float(round(policy.threshold, 4)),
+        "policy": dg.MetadataValue.text(policy_sentence(record)),
+        "calibration": dg.MetadataValue.json(policy.calibration),
+        "objective": policy.config.objective,
+        "costs": f"missed default {policy.costs[0]:g} : declined good {policy.costs[1]:g}",
+        "expected_cost": dg.MetadataValue.float(round(policy.expected_cost, 4)),
+        "strategy": table(pd.DataFrame([r.model_dump() for r in policy.strategy]).round(4), max_rows=30),
+        "grade_bands": dg.MetadataValue.json(policy.config.grade_bands),
+        **_metric_values(policy.validation.values(), prefix="val_"),
+    }
+
+
+def _evaluation_metadata(record: Any) -> dict[str, Any]:
+    from risk_app.run.render import model_rows
+
+    evaluation = record.need("evaluation")
+    rows = pd.DataFrame([{"model": name, **values} for name, values in model_rows(record)])
+    lift = table(pd.read_csv(evaluation.lift_table).round(4)) if evaluation.lift_table else ""
+    return {
+        **_metric_values(evaluation.test.values(), prefix="test_"),
+        "comparison": table(rows.round(4)),
+        "ece": dg.MetadataValue.float(round(evaluation.ece, 4)),
+        "top_decile_lift": dg.MetadataValue.float(round(evaluation.top_decile_lift, 4)),
+        "lift_table": lift,
+        "fairness_flags": dg.MetadataValue.json(evaluation.fairness_flags),
+        **{name: png(path, name.replace("_", " ")) for name, path in evaluation.plots.items()},
+    }
+
+
+def _artifact_metadata(record: Any) -> dict[str, Any]:
+    artifact = record.need("artifact")
+    card = Path(artifact.path) / "MODEL_CARD.md"
+    return {
+        "artifact_dir": dg.MetadataValue.path(artifact.path),
+        "version": artifact.version,
+        "weights_sha256": artifact.weights_sha256,
+        "code_version": artifact.code_version,
+        "model_card": dg.MetadataValue.md(card.read_text(encoding="utf-8")),
+    }
+
+
+def _registration_metadata(record: Any) -> dict[str, Any]:
+    registration = record.need("registration")
+    return {
+        "model_name": registration.model_name,
+        "version": registration.version,
+        "promote": registration.decision.promote,
+        "reason": dg.MetadataValue.text(registration.decision.reason),
+    }
+
+
+_STAGE_METADATA: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "training": _training_metadata,
+    "policy": _policy_metadata,
+    "evaluation": _evaluation_metadata,
+    "artifact": _artifact_metadata,
+    "registration": _registration_metadata,
+}
+
+
 def record_metadata(record: Any, stage: str) -> dict[str, Any]:
     """The Dagster metadata of one stage of a run, rendered from the run record only."""
-    from risk_app.run.render import model_rows, policy_sentence
-
-    common: dict[str, Any] = {"run_id": record.run_id, "dataset": record.dataset.name}
-    if stage == "training":
-        training = record.need("training")
-        return {
-            **common,
-            "method": training.config.method,
-            "base_model": training.config.base_model,
-            "method_params": dg.MetadataValue.json(training.method_params),
-            "best_val_auc": dg.MetadataValue.float(round(training.best_val_auc, 4)),
-            "trainable_percent": dg.MetadataValue.float(round(training.trainable_percent, 4)),
-            "wall_seconds": dg.MetadataValue.float(round(training.wall_seconds, 1)),
-            "tokens_per_second": dg.MetadataValue.float(round(training.tokens_per_second, 1)),
-            "history": table(pd.DataFrame([e.model_dump() for e in training.history]).round(4)),
-            "run_dir": dg.MetadataValue.path(record.run_dir),
-        }
-    if stage == "policy":
-        policy = record.need("policy")
-        return {
-            **common,
-            "threshold": dg.MetadataValue.float(round(policy.threshold, 4)),
-            "policy": dg.MetadataValue.text(policy_sentence(record)),
-            "calibration": dg.MetadataValue.json(policy.calibration),
-            **_metric_values(policy.validation.values(), prefix="val_"),
-        }
-    if stage == "evaluation":
-        evaluation = record.need("evaluation")
-        rows = pd.DataFrame([{"model": name, **values} for name, values in model_rows(record)])
-        return {
-            **common,
-            **_metric_values(evaluation.test.values(), prefix="test_"),
-            "comparison": table(rows.round(4)),
-            "ece": dg.MetadataValue.float(round(evaluation.ece, 4)),
-            "top_decile_lift": dg.MetadataValue.float(round(evaluation.top_decile_lift, 4)),
-            "lift_table": table(pd.read_csv(evaluation.lift_table).round(4)) if evaluation.lift_table else "",
-            "fairness_flags": dg.MetadataValue.json(evaluation.fairness_flags),
-            **{name: png(path, name.replace("_", " ")) for name, path in evaluation.plots.items()},
-        }
-    if stage == "artifact":
-        artifact = record.need("artifact")
-        card = Path(artifact.path) / "MODEL_CARD.md"
-        return {
-            **common,
-            "artifact_dir": dg.MetadataValue.path(artifact.path),
-            "version": artifact.version,
-            "weights_sha256": artifact.weights_sha256,
-            "code_version": artifact.code_version,
-            "model_card": dg.MetadataValue.md(card.read_text(encoding="utf-8")),
-        }
-    if stage == "registration":
-        registration = record.need("registration")
-        return {
-            **common,
-            "model_name": registration.model_name,
-            "version": registration.version,
-            "promote": registration.decision.promote,
-            "reason": dg.MetadataValue.text(registration.decision.reason),
-        }
-    raise ValueError(f"unknown stage {stage!r}")
+    return {"run_id": record.run_id, "dataset": record.dataset.name, **_STAGE_METADATA[stage](record)}

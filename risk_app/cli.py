@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data_contracts.spec import DEFAULT_DATASET
 from risk_app import paths
 from risk_app.cli_bases import bases_app
 from risk_app.errors import RiskAppError
@@ -149,12 +150,15 @@ def validate(input: Annotated[Path, typer.Option("--input", "-i", help="CSV or P
 @app.command()
 @clear_errors
 def train(
-    data: Annotated[Path, typer.Option(help="CSV/Parquet of labelled applications.")] = paths.DEFAULT_DATASET,
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled applications (default: the data set's own file).")
+    ] = None,
+    dataset: Annotated[str, typer.Option(help="Data set: a built-in name or a spec file.")] = DEFAULT_DATASET,
     method: Annotated[str, typer.Option(help="Fine-tuning method; see `risk-app methods`.")] = "lora",
     param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter key=value.")] = [],  # noqa: B006
     params_json: Annotated[str | None, typer.Option(help="Method parameters as a JSON object.")] = None,
     base_model: Annotated[
-        str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")
+        str, typer.Option(help="Hub id, local folder, .gguf file, catalogue name or tiny-qwen2.")
     ] = "tiny-qwen2",
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
@@ -165,63 +169,98 @@ def train(
     ] = False,
     register: Annotated[bool, typer.Option(help="Register in MLflow and apply the promotion rule.")] = True,
     max_train_rows: Annotated[int | None, typer.Option(help="Train on a subset (quick runs).")] = None,
+    setting: Annotated[
+        list[str], typer.Option("--set", help="Any training setting key=value (see TrainConfig).")
+    ] = [],  # noqa: B006
+    policy: Annotated[
+        list[str],
+        typer.Option("--policy", help="Credit-policy setting key=value, e.g. objective=target_approval."),
+    ] = [],  # noqa: B006
     max_decline_rate: Annotated[
         float | None, typer.Option(help="Credit-policy cap on the share declined, e.g. 0.3.")
     ] = None,
-    threshold_objective: Annotated[
-        str | None, typer.Option(help="Threshold chosen on validation by: f1 or youden.")
-    ] = None,
 ) -> None:
-    """Validate, fine-tune, evaluate beside the baselines and register one model."""
-    from data_contracts.loan_application import PROTECTED_COLUMNS
-    from risk_app import workflow
+    """Validate, fine-tune, choose the credit policy, evaluate beside the baselines, register.
+
+    `--set` takes any TrainConfig field and `--policy` any PolicyConfig field (a mistake lists
+    the allowed keys), so the CLI never lags behind the library's configs.
+    """
+    from data_contracts.spec import load_spec
+    from risk_app.evaluate.policy import PolicyConfig
     from risk_app.finetune.config import TrainConfig
 
-    overrides = {
-        k: v
-        for k, v in {
-            "epochs": epochs,
-            "learning_rate": learning_rate,
-            "max_train_rows": max_train_rows,
-            "max_decline_rate": max_decline_rate,
-            "threshold_objective": threshold_objective,
-        }.items()
-        if v is not None
-    }
-    config = TrainConfig.from_dict(
+    spec = load_spec(dataset)
+    training = {"epochs": epochs, "learning_rate": learning_rate, "max_train_rows": max_train_rows}
+    config = parse_config(
+        TrainConfig,
         {
             "method": method,
             "method_params": parse_params(param, params_json),
             "base_model": base_model,
             "seed": seed,
-            **overrides,
-        }
+            **{k: v for k, v in training.items() if v is not None},
+            **parse_params(setting, None),
+        },
     )
+    cap = {} if max_decline_rate is None else {"max_decline_rate": max_decline_rate}
+    policy_config = parse_config(PolicyConfig, {**cap, **parse_params(policy, None)})
+    exclude = tuple(spec.protected_columns) if exclude_protected else ()
+    record = _train_from_file(data or spec.data_path, spec, config, policy_config, exclude, augment)
+    if register:
+        _register_and_report(record)
+
+
+def _train_from_file(
+    data: Path, spec: Any, config: Any, policy_config: Any, exclude: tuple[str, ...], augment: bool
+) -> Any:
+    """Validate, prepare and train one run on a file; print its summary; return its record."""
+    from risk_app import workflow
     from risk_app.finetune.registry import get_method
+    from risk_app.run.render import policy_sentence, summary_rows
 
     get_method(config.method).parse_config(config.method_params)  # fail fast, before loading data
-    exclude = tuple(PROTECTED_COLUMNS) if exclude_protected else ()
     with console.status("validating data"):
-        validation = workflow.ingest_and_validate(data)
-        examples = workflow.prepare_examples(validation.valid, seed=seed, exclude_fields=exclude)
+        validation = workflow.ingest_and_validate(data, spec=spec)
+        examples = workflow.prepare_examples(
+            validation.valid, seed=config.seed, exclude_fields=exclude, spec=spec
+        )
     console.print(
         f"{data}: {validation.n_valid} valid, {validation.n_quarantined} quarantined of {validation.n_in}"
     )
     if augment:
-        examples = workflow.augment_examples(examples, validation.valid, seed=seed)
-    outcome = workflow.train_and_evaluate(
-        validation.valid, examples, config, exclude_fields=exclude, data_source=str(data)
+        examples = workflow.augment_examples(examples, validation.valid, seed=config.seed, spec=spec)
+    record = workflow.train_run(
+        validation.valid, examples, config, policy_config, spec=spec, source=str(data), split_seed=config.seed
     )
-    record = workflow.outcome_record(outcome)
-    print_table("Test metrics (same split)", workflow.metrics_frame(record).to_dict("records"))
-    console.print(f"artifact: {outcome.artifact_dir}")
-    if register:
-        registered = workflow.register_record(record)
-        workflow.promote_record(registered, actor="cli")
-        verdict = "champion" if registered["decision"]["promote"] else "challenger"
-        console.print(
-            f"registered version {registered['version']} as {verdict}: {registered['decision']['reason']}"
-        )
+    print_table("Test metrics (same split)", summary_rows(record))
+    console.print(policy_sentence(record))
+    console.print(f"artifact: {record.need('artifact').path}")
+    return record
+
+
+def _register_and_report(record: Any) -> None:
+    from risk_app.run.register import promote_run, register_run
+
+    record = promote_run(register_run(record, model_name=record.dataset.name), actor="cli")
+    registration = record.need("registration")
+    verdict = "champion" if registration.promoted else "challenger"
+    console.print(
+        f"registered {registration.model_name} version {registration.version} as {verdict}: "
+        f"{registration.decision.reason}"
+    )
+
+
+def parse_config(config_cls: Any, values: dict[str, Any]) -> Any:
+    """Validate CLI values with a library config class; one clear line on a mistake."""
+    from pydantic import ValidationError
+
+    from risk_app.errors import ConfigError
+    from risk_app.finetune.config import format_validation_error
+
+    try:
+        return config_cls.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(f"{config_cls.__name__}: {format_validation_error(exc, config_cls)}") from exc
 
 
 @app.command()

@@ -117,13 +117,18 @@ def decision_threshold(
     threshold = choose_threshold(y_val, p_val, objective)
     if max_decline_rate is None:
         return threshold
+    return max(threshold, decline_cap_threshold(p_val, max_decline_rate))
+
+
+def decline_cap_threshold(p_val: Sequence[float] | np.ndarray, max_decline_rate: float) -> float:
+    """The lowest cut-off that declines at most `max_decline_rate` of these PDs (p >= cut-off)."""
     if not 0.0 < max_decline_rate <= 1.0:
         raise MetricInputError(f"max_decline_rate={max_decline_rate!r} must be in (0, 1]")
     p = np.sort(np.asarray(p_val, dtype=float))[::-1]
     allowed = int(np.floor(max_decline_rate * len(p)))
     # Declining p >= t: t just above the (allowed+1)-th highest score keeps declines <= allowed.
     cap = np.nextafter(p[allowed], np.inf) if allowed < len(p) else p[-1]
-    return float(min(max(threshold, cap), 1.0))
+    return float(min(cap, 1.0))
 
 
 def _format_cell(name: str, value: Any) -> str:
@@ -165,6 +170,7 @@ __all__ = [
     "choose_threshold",
     "credit_metrics",
     "decision_threshold",
+    "decline_cap_threshold",
     "ks_statistic",
     "metrics_table",
     "score_predictions",

@@ -134,14 +134,32 @@ def _metrics_section(record: RunRecord) -> list[str]:
 def _policy_section(record: RunRecord) -> list[str]:
     policy = record.need("policy")
     val = policy.validation
-    return [
+    missed, declined = policy.costs
+    lines = [
         "## Credit policy",
         "",
-        f"Decline (refer to an analyst) when P(default) >= **{policy.threshold:.4f}**. Chosen by "
-        f"{policy.config.describe()} (never on the test split). On validation this approves "
+        f"Decline (refer to an analyst) when P(default) >= **{policy.threshold:.4f}**, chosen by "
+        f"{policy.config.describe()} (never on the test split), with a missed default costing "
+        f"{missed:g} and a wrongly declined good applicant {declined:g}. On validation this approves "
         f"{val.approval_rate:.1%} of applicants with a default rate of {val.bad_rate_approved:.1%} "
-        f"among those approved, and catches {val.recall:.1%} of the defaults.",
+        f"among those approved, catches {val.recall:.1%} of the defaults, at an expected cost of "
+        f"{policy.expected_cost:.3f} per application.",
+        "",
+        "Grades (upper PD bound): "
+        + ", ".join(f"{name} < {bound:.0%}" for name, bound in list(policy.config.grade_bands.items())[:-1])
+        + f", {list(policy.config.grade_bands)[-1]} above.",
+        "",
+        "The trade-off on validation (declining PD >= cut-off):",
+        "",
+        "| cut-off | approval rate | bad rate (approved) | defaults caught | expected cost |",
+        "|---:|---:|---:|---:|---:|",
     ]
+    for row in policy.strategy:
+        lines.append(
+            f"| {row.cutoff:.4f} | {row.approval_rate:.1%} | {row.bad_rate_approved:.1%} | "
+            f"{row.defaults_caught:.1%} | {row.expected_cost:.3f} |"
+        )
+    return lines
 
 
 def _fairness_section(fairness: dict[str, Any]) -> list[str]:

@@ -67,6 +67,7 @@ def dataset_facts(
         limitations=list(getattr(spec, "limitations", []) or []),
         target=f"`{spec.target.column}` ({spec.target.positive!r} = default = 1)",
         protected=list(spec.protected_columns),
+        costs=(spec.costs.cost_missed_default, spec.costs.cost_declined_good) if spec.costs else None,
         source=source,
         data_hash=data_hash,
         split_strategy=split_strategy,

@@ -47,6 +47,9 @@ class DatasetFacts(_Section):
     limitations: list[str] = Field(default_factory=list, description="Known limits stated in the spec.")
     target: str = Field(default="", description="Target column and which value means default.")
     protected: list[str] = Field(default_factory=list, description="Protected attributes (from the spec).")
+    costs: tuple[float, float] | None = Field(
+        default=None, description="(missed default, declined good) costs stated in the spec."
+    )
     source: str = Field(default="", description="The file the applications came from.")
     data_hash: str = Field(description="sha256 of the training examples (texts, labels, splits).")
     split_strategy: str = Field(default="stratified", description="How rows were split.")
@@ -89,13 +92,26 @@ class TrainingFacts(_Section):
     predictions_path: str = Field(description="Parquet of raw validation/test scores per application.")
 
 
+class StrategyRow(_Section):
+    """One candidate cut-off and what it does on validation."""
+
+    cutoff: float
+    approval_rate: float
+    bad_rate_approved: float
+    defaults_caught: float
+    expected_cost: float
+
+
 class PolicyFacts(_Section):
-    """The credit policy chosen on validation."""
+    """The credit policy chosen on validation, with the trade-off it was chosen from."""
 
     config: PolicyConfig
     calibration: dict[str, Any] = Field(description="The fitted calibrator (Calibrator.to_dict).")
     threshold: float = Field(ge=0.0, le=1.0, description="Decline when PD >= threshold.")
+    costs: tuple[float, float] = Field(description="(missed default, declined good) costs used.")
     validation: Metrics = Field(description="Validation metrics at the cut-off, calibrated PDs.")
+    expected_cost: float = Field(description="Expected cost per application on validation at the cut-off.")
+    strategy: list[StrategyRow] = Field(default_factory=list, description="Cut-offs and their effect.")
 
 
 class EvaluationFacts(_Section):

@@ -87,6 +87,7 @@ def policy_sentence(record: RunRecord) -> str:
     val = policy.validation
     return (
         f"cut-off PD >= {policy.threshold:.4f} ({policy.config.describe()}): "
-        f"approves {val.approval_rate:.1%} of validation applicants, bad rate among approved {val.bad_rate_approved:.1%}, "
-        f"catches {val.recall:.1%} of defaults"
+        f"approves {val.approval_rate:.1%} of validation applicants, "
+        f"bad rate among approved {val.bad_rate_approved:.1%}, "
+        f"catches {val.recall:.1%} of defaults, expected cost {policy.expected_cost:.3f} per application"
     )

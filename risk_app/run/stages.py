@@ -29,15 +29,15 @@ from risk_app.atomic import atomic_dir
 from risk_app.data.examples import data_hash
 from risk_app.errors import ConfigError
 from risk_app.evaluate.calibration import Calibrator
-from risk_app.evaluate.metrics import decision_threshold, score_predictions
-from risk_app.evaluate.policy import PolicyConfig, choose_policy
+from risk_app.evaluate.metrics import score_predictions
+from risk_app.evaluate.policy import PolicyConfig, choose_cutoff, choose_policy, strategy_table
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import get_method
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
 from risk_app.run.dataset import dataset_facts
-from risk_app.run.record import EpochRecord, PolicyFacts, RunRecord, TrainingFacts
+from risk_app.run.record import EpochRecord, PolicyFacts, RunRecord, StrategyRow, TrainingFacts
 
 SPLITS = ("train", "validation", "test")
 TRAINED_DIR = "trained"
@@ -161,15 +161,21 @@ def read_predictions(record: RunRecord, split: str) -> tuple[np.ndarray, np.ndar
 
 
 def choose_credit_policy(record: RunRecord, config: PolicyConfig | None = None) -> RunRecord:
-    """Fit calibration and choose the cut-off on validation; record the policy and its effect."""
+    """Fit calibration and choose the cut-off on validation; record the policy and its trade-off."""
     config = config or PolicyConfig()
     y_val, raw_val, _ = read_predictions(record, "validation")
-    chosen = choose_policy(y_val, raw_val, config)
+    chosen = choose_policy(y_val, raw_val, config, record.dataset.costs)
+    p_val = chosen.calibrator.transform(raw_val)
+    table = strategy_table(y_val, p_val, chosen.costs)
+    at_cutoff = strategy_table(y_val, p_val, chosen.costs, cutoffs=[chosen.threshold]).iloc[0]
     facts = PolicyFacts(
         config=config,
         calibration=chosen.calibrator.to_dict(),
         threshold=chosen.threshold,
-        validation=score_predictions(y_val, chosen.calibrator.transform(raw_val), chosen.threshold),
+        costs=chosen.costs,
+        validation=score_predictions(y_val, p_val, chosen.threshold),
+        expected_cost=float(at_cutoff["expected_cost"]),
+        strategy=[StrategyRow(**row) for row in table.to_dict("records")],
     )
     updated = record.model_copy(update={"policy": facts, "evaluation": None, "artifact": None})
     updated.save()
@@ -183,6 +189,6 @@ def calibrated_scores(record: RunRecord, split: str) -> tuple[np.ndarray, np.nda
 
 
 def baseline_policy_threshold(record: RunRecord, y_val: np.ndarray, p_val: np.ndarray) -> float:
-    """A baseline's cut-off, chosen on validation by the same policy objective and cap."""
-    config = record.need("policy").config
-    return decision_threshold(y_val, p_val, config.threshold_objective, config.max_decline_rate)
+    """A baseline's cut-off, chosen on validation by the run's own policy (objective, costs, cap)."""
+    policy = record.need("policy")
+    return choose_cutoff(y_val, np.asarray(p_val, dtype=float), policy.config, policy.costs)

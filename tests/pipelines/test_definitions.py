@@ -53,7 +53,7 @@ def test_training_config_rejects_unknown_keys_in_the_launchpad() -> None:
             "credit_policy": {
                 "config": {
                     "calibration": "isotonic",
-                    "threshold_objective": "youden",
+                    "objective": "youden",
                     "max_decline_rate": 0.3,
                 },
             },
