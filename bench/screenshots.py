@@ -53,7 +53,7 @@ from PIL import Image
 from websockets.sync.client import ClientConnection, connect
 
 REPO = Path(__file__).resolve().parents[1]
-DATASET = REPO / "risk_app" / "datasets" / "germancredit.csv"
+DATASET = REPO / "risk_app" / "datasets" / "german_credit" / "german_credit.csv"
 
 CHROMIUM_FLAGS = [
     "--headless",

@@ -217,7 +217,8 @@ def _role_problems(spec: DatasetSpec) -> list[str]:
             problems.append(
                 f"columns.{name}: the name {name!r} is reserved by the library; rename the column"
             )
-    for name in spec.text_columns:
+    # With a mistyped id_column the real id column looks like free text; one message is enough.
+    for name in spec.text_columns if spec.id_column in cols else ():
         if cols[name].max_chars is None:
             problems.append(
                 f"columns.{name}.max_chars: a free-text column needs max_chars (how much the model reads)"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
-DEFAULT_DATASET = PACKAGE_DIR / "datasets" / "germancredit.csv"
+DEFAULT_DATASET = PACKAGE_DIR / "datasets" / "german_credit" / "german_credit.csv"
 
 
 # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI back into os.environ, so reading the variable

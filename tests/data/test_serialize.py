@@ -33,7 +33,7 @@ def test_first_application_text(valid: pd.DataFrame) -> None:
         "Purpose: radio/television. Credit amount: 1169 DM."
     )
     assert "Age: 67 years." in text
-    assert "Personal status and sex: male, divorced/separated." in text
+    assert "Personal status and sex: male, single." in text  # UCI row 1 is A93
     assert text.endswith("Foreign worker: yes.")
     assert "good" not in text and "creditability" not in text and "app-" not in text
     assert "..." not in text and "  " not in text
