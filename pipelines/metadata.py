@@ -39,7 +39,8 @@ def png(path: str | Path, title: str = "") -> dg.MetadataValue:
 
 def table(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
     # Empty cells (no reason codes for an approval) read better blank than "nan".
-    return dg.MetadataValue.md(df.head(max_rows).astype(object).fillna("").to_markdown(index=False))
+    head = df.head(max_rows).astype(object)
+    return dg.MetadataValue.md(head.where(head.notna(), "").to_markdown(index=False))
 
 
 def scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

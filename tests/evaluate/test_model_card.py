@@ -15,6 +15,7 @@ from risk_app.run.record import (
     EvaluationFacts,
     PolicyFacts,
     RunRecord,
+    StrategyRow,
     TrainingFacts,
 )
 
@@ -39,7 +40,9 @@ def make_record(method: str = "lora", fairness: dict[str, Any] | None = None) ->
     )  # fmt: skip
     policy = PolicyFacts(
         config=PolicyConfig(max_decline_rate=0.3), calibration={"kind": "platt", "a": 1.5, "b": -0.2},
-        threshold=0.5, validation=metrics,
+        threshold=0.5, validation=metrics, costs=(5.0, 1.0), expected_cost=0.625,
+        strategy=[StrategyRow(cutoff=0.5, approval_rate=0.5, bad_rate_approved=0.25, defaults_caught=0.67,
+                              expected_cost=0.625)],
     )  # fmt: skip
     evaluation = EvaluationFacts(
         test=metrics, baselines={"logistic": score_predictions(Y, [0.2] * 4 + [0.7] * 4, 0.5)}, ece=0.05,
@@ -69,6 +72,10 @@ def test_card_renders_every_section_from_the_record() -> None:
         "platt (a=1.5, b=-0.2)",
         "| baseline: logistic |",
         "decline rate capped at 30%",
+        "least expected cost on the validation split",
+        "a missed default costing 5 and a wrongly declined good applicant 1",
+        "| 0.5000 | 50.0% | 25.0% | 67.0% | 0.625 |",
+        "A < 5%, B < 10%, C < 20%, D < 35%, E above",
         "Fields left out of the text:** `age`",
         "Protected attributes are present in the data (`age`)",
         "No fairness assessment was made",
