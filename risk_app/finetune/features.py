@@ -50,7 +50,7 @@ class FeatureSettings:
 
     max_length: int = 256
     precision: Precision = "fp32"
-    layer: int = -1  # hidden-state index: -1 = final layer (after the final norm), 0 = embeddings
+    layer: int = -1  # decoder layer whose output (after the final norm) is read: -1 = the last
     template: str = "default"  # id of the serialization template that produced the texts
 
     def key(self) -> str:
@@ -116,6 +116,21 @@ def _pool(hidden: torch.Tensor, mask: torch.Tensor) -> dict[Pooling, torch.Tenso
     return {"last": last, "mean": mean}
 
 
+def _layer_output(backbone: Any, out: Any, layer: int) -> torch.Tensor:
+    """The output of decoder layer `layer` (-1 = the last) after the final norm.
+
+    The last entry of `hidden_states` is already normed; earlier ones are the raw residual
+    stream, so the final norm is applied to them: a layer's features then do not depend on
+    whether the layers above it were dropped (`_load_frozen` drops them).
+    """
+    n_layers = len(out.hidden_states) - 1 if out.hidden_states is not None else None
+    if layer == -1 or layer == n_layers:
+        return out.last_hidden_state
+    norm = getattr(backbone, "norm", None)
+    hidden = out.hidden_states[layer]
+    return norm(hidden) if norm is not None else hidden
+
+
 def extract_features(
     model: Any,
     tokenizer: Any,
@@ -147,7 +162,7 @@ def extract_features(
             batch = {k: v.to(device) for k, v in padded.items()}
             out = backbone(**batch, output_hidden_states=any(layer != -1 for layer in layers))
             for layer in layers:
-                hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+                hidden = _layer_output(backbone, out, layer)
                 for pooling, pooled in _pool(hidden, batch["attention_mask"]).items():
                     chunks[(layer, pooling)].append(pooled.cpu().numpy())
             bar.update(len(batch_idx))
@@ -263,6 +278,13 @@ def _load_frozen(base_model: str, settings: FeatureSettings) -> tuple[Any, Any]:
     dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
     model, tokenizer = load_classifier(base_model, num_labels=2, dtype=dtype)
     model.requires_grad_(False)
+    if settings.layer > 0:
+        # Layers above the one we read cannot change it: drop them (half the cost for "middle").
+        from risk_app.finetune.methods.freeze import decoder_layers
+
+        layers = decoder_layers(model)
+        del layers[settings.layer :]
+        model.config.num_hidden_layers = len(layers)
     return model, tokenizer
 
 

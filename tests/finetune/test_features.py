@@ -88,3 +88,17 @@ def test_heads_learn_a_signal_and_choose_on_validation() -> None:
 def test_select_head_needs_candidates() -> None:
     with pytest.raises(ValueError, match="at least one"):
         select_head({}, np.array([0, 1]), np.array([0, 1]))
+
+
+def test_middle_layer_features_skip_the_layers_above(tiny_qwen2: Path) -> None:
+    settings = FeatureSettings(layer=1)
+    truncated, tokenizer = _load_frozen("tiny-qwen2", settings)
+    assert truncated.config.num_hidden_layers == 1
+    full, _ = _load_frozen("tiny-qwen2", FeatureSettings())
+    assert full.config.num_hidden_layers == 2
+    from risk_app.finetune.features import extract_features
+
+    fast = extract_features(truncated, tokenizer, TEXTS, [1])
+    reference = extract_features(full, tokenizer, TEXTS, [1])
+    for key in fast:
+        np.testing.assert_allclose(fast[key], reference[key], atol=1e-5)
