@@ -47,7 +47,7 @@ def list_command() -> None:
 
     table = Table(title="Built-in data sets (use the name with --dataset)")
     for column in ("name", "version", "features", "target (default =)", "data", "licence"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "name")
     for name in list_datasets():
         spec = load_spec(name)
         data = spec.data_path.name if spec.data_path is not None else "-"
@@ -101,7 +101,7 @@ def show(
         _console.print(f"data: {spec.data_path}", highlight=False)
     table = Table()
     for column in ("column", "type", "label", "values", "role", "inferred"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "column")
     roles = _roles(list(spec.columns), spec)
     for name, col in spec.columns.items():
         if col.categories:
