@@ -4,7 +4,7 @@ import dagster as dg
 
 from pipelines.assets import ALL_ASSETS
 from pipelines.checks import ALL_CHECKS
-from pipelines.jobs import scoring_job, training_job
+from pipelines.jobs import promote_version_job, rollback_champion_job, scoring_job, training_job
 from pipelines.resources import build_resources
 from pipelines.schedules import weekly_retraining
 from pipelines.sensors import landing_folder_sensor
@@ -12,7 +12,7 @@ from pipelines.sensors import landing_folder_sensor
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[training_job, scoring_job],
+    jobs=[training_job, scoring_job, promote_version_job, rollback_champion_job],
     schedules=[weekly_retraining],
     sensors=[landing_folder_sensor],
     resources=build_resources(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.ops import promote_version, rollback_to_previous_champion
+
 TRAINING_GROUPS = ("ingest", "validation", "preparation", "training", "evaluation", "registry")
 
 training_job = dg.define_asset_job(
@@ -20,3 +22,13 @@ scoring_job = dg.define_asset_job(
     description="Validate and batch-score a file of applications with the champion model.",
     executor_def=dg.in_process_executor,
 )
+
+
+@dg.job(description="Make a registered version champion from the launchpad; the reason is audited.")
+def promote_version_job() -> None:
+    promote_version()
+
+
+@dg.job(description="Roll the champion back to the previous one from the launchpad; the reason is audited.")
+def rollback_champion_job() -> None:
+    rollback_to_previous_champion()

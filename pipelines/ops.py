@@ -1,0 +1,50 @@
+"""Registry actions an analyst takes from the launchpad: promote a version, roll back the champion.
+
+Both go through the same library calls as `risk-app models promote/rollback` (a reason is
+required and written to the audit log with the actor), so moving the champion from the UI is
+as accountable as from the terminal. MLflow's own "Promote model" button and alias pencil skip
+this; `champion_alias_watch` (sensors) flags such a move.
+"""
+
+import dagster as dg
+from pydantic import Field
+
+from pipelines.metadata import user_errors
+from risk_app.registry.mlflow_registry import rollback_champion, set_champion
+
+
+class PromoteVersionConfig(dg.Config):
+    model_name: str = Field(description="Registered model (one per data set, e.g. german_credit).")
+    version: int = Field(ge=1, description="Version to make champion.")
+    reason: str = Field(min_length=10, description="Why (model-risk ticket, review outcome); audited.")
+
+
+class RollbackConfig(dg.Config):
+    model_name: str = Field(description="Registered model (one per data set, e.g. german_credit).")
+    reason: str = Field(min_length=10, description="Why the current champion is withdrawn; audited.")
+
+
+@dg.op(
+    description="Make a registered version champion, with a reason recorded in the audit log.",
+    out=dg.Out(io_manager_key="fs_io_manager"),
+)
+@user_errors
+def promote_version(context: dg.OpExecutionContext, config: PromoteVersionConfig) -> dg.Output[str]:
+    actor = f"dagster:{context.run.tags.get('dagster/user', 'ui')}"
+    previous = set_champion(config.model_name, config.version, reason=config.reason, actor=actor)
+    sentence = f"version {config.version} of {config.model_name} is champion (was {previous or 'none'})"
+    context.log.info(sentence)
+    return dg.Output(sentence, metadata={"champion": config.version, "previous": previous or "none"})
+
+
+@dg.op(
+    description="Give the champion alias back to the version the current champion replaced.",
+    out=dg.Out(io_manager_key="fs_io_manager"),
+)
+@user_errors
+def rollback_to_previous_champion(context: dg.OpExecutionContext, config: RollbackConfig) -> dg.Output[str]:
+    actor = f"dagster:{context.run.tags.get('dagster/user', 'ui')}"
+    version = rollback_champion(config.model_name, reason=config.reason, actor=actor)
+    sentence = f"rolled back: version {version} of {config.model_name} is champion again"
+    context.log.info(sentence)
+    return dg.Output(sentence, metadata={"champion": version})
