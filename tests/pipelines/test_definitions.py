@@ -114,8 +114,10 @@ def test_weekly_schedule_trains_on_the_configured_file(
     from pipelines.schedules import weekly_retraining
 
     monkeypatch.setenv("RISK_APP_TRAINING_DATA", str(tmp_path / "extract.parquet"))
+    monkeypatch.setenv("RISK_APP_DATASET", "uci_credit_card")
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 30, 3, tzinfo=dt.UTC))
     request = weekly_retraining(context)
     assert request.run_config["ops"]["raw_applications"]["config"]["path"].endswith("extract.parquet")
-    assert request.run_key == "weekly-2026-W49"
+    assert request.run_config["ops"]["dataset_spec"]["config"]["dataset"] == "uci_credit_card"
+    assert request.run_key == "weekly-uci_credit_card-2026-W49"
     assert dg.validate_run_config(defs.resolve_job_def("training_job"), request.run_config)
