@@ -38,7 +38,10 @@ KILLED = -signal.SIGKILL
 
 
 def child_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "RISK_APP_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
+    # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ: an earlier test's store
+    # must not leak into this test's child.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**env, "RISK_APP_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
 
 
 def run_child(code: str, home: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -77,3 +80,27 @@ def double_model(risk_app_home: Path) -> Path:
     from tests.scoring.doubles import save_double_artifact
 
     return save_double_artifact(risk_app_home / "double_model", version="double-v1")
+
+
+@pytest.fixture(scope="session")
+def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Creating MLflow's sqlite schema runs every migration (about 9 s on a 2-core machine); the
+    # suite builds one empty database and copies it into each test's home instead.
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("mlflow_template")
+    db = folder / "mlflow.db"
+    store = SqlAlchemyStore(f"sqlite:///{db}", (folder / "artifacts").as_uri())
+    store.engine.dispose()
+    return db
+
+
+@pytest.fixture
+def mlflow_store(risk_app_home: Path, _empty_mlflow_db: Path) -> Path:
+    """An empty MLflow database at the path risk_app uses for this test's home."""
+    import shutil
+
+    target = risk_app_home / "mlflow" / "mlflow.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_empty_mlflow_db, target)
+    return target
