@@ -96,7 +96,9 @@ def _tag(frame: pd.DataFrame, values: tuple[str, str, str]) -> pd.DataFrame:
     partitions_def=landing_files,
 )
 @user_errors
-def scoring_batch(context: dg.AssetExecutionContext, config: ScoringInputConfig):  # noqa: ANN201
+def scoring_batch(
+    context: dg.AssetExecutionContext, config: ScoringInputConfig
+) -> tuple[dg.Output[pd.DataFrame], dg.Output[pd.DataFrame]]:
     """Load and validate one landing file (its content hash checked); the target is optional."""
     source = _source(context, config)
     if not source.is_file():
@@ -112,11 +114,15 @@ def scoring_batch(context: dg.AssetExecutionContext, config: ScoringInputConfig)
         raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
     tags = (batch_id, config.dataset or source.name, str(source.resolve()))
     counts = {"source_file": str(source), "batch_id": batch_id, **validation_counts(result)}
-    yield dg.Output(_tag(result.valid, tags), output_name="scoring_applications", metadata=counts)
-    yield dg.Output(
-        _tag(result.quarantine, tags),
-        output_name="scoring_quarantine",
-        metadata={**counts, "sample": table(result.quarantine)},
+    # Returned, not yielded: `user_errors` can only turn errors into one-line failures when the
+    # body runs inside it (a generator would run after the wrapper has returned).
+    return (
+        dg.Output(_tag(result.valid, tags), output_name="scoring_applications", metadata=counts),
+        dg.Output(
+            _tag(result.quarantine, tags),
+            output_name="scoring_quarantine",
+            metadata={**counts, "sample": table(result.quarantine)},
+        ),
     )
 
 

@@ -65,7 +65,8 @@ def encode_frame(df: pd.DataFrame, suffix: str) -> bytes:
         buffer = io.BytesIO()
         df.to_parquet(buffer, index=False)
         return buffer.getvalue()
-    return neutralize_csv_cells(df).to_csv(index=False).encode("utf-8")
+    # RFC 4180 line ends: a cell holding a bare CR is then quoted instead of splitting the row.
+    return neutralize_csv_cells(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8")
 
 
 def write_output(df: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
