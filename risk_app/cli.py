@@ -47,6 +47,11 @@ def quiet_libraries() -> None:
     # transformers' deprecation notices about its own internals are for library authors.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # transformers' own bars (shard writing, weight loading) would interleave with ours.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     for name in ("bitsandbytes", "mlflow", "alembic", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -43,6 +43,7 @@ class MetricSpec:
     compute: MetricFn
     decimals: int = 4
     description: str = ""
+    headline: bool = False  # shown in narrow summaries (the CLI table); every report shows all
 
 
 def ks_statistic(y: np.ndarray, p: np.ndarray) -> float:
@@ -56,8 +57,12 @@ def _auc(y: np.ndarray, p: np.ndarray, _d: np.ndarray) -> float:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("roc_auc", "AUC", True, _auc, description="Ranking of defaulters above good loans."),
-    MetricSpec("ks", "KS", True, lambda y, p, d: ks_statistic(y, p), description="Kolmogorov-Smirnov."),
+    MetricSpec(
+        "roc_auc", "AUC", True, _auc, description="Ranking of defaulters above good loans.", headline=True
+    ),
+    MetricSpec(
+        "ks", "KS", True, lambda y, p, d: ks_statistic(y, p), description="Kolmogorov-Smirnov.", headline=True
+    ),
     MetricSpec("gini", "Gini", True, lambda y, p, d: 2.0 * _auc(y, p, d) - 1.0, description="2·AUC − 1."),
     MetricSpec(
         "brier",
@@ -65,6 +70,7 @@ METRICS: tuple[MetricSpec, ...] = (
         False,
         lambda y, p, d: float(brier_score_loss(y, p)),
         description="Mean squared PD error.",
+        headline=True,
     ),
     MetricSpec(
         "log_loss",
@@ -80,6 +86,7 @@ METRICS: tuple[MetricSpec, ...] = (
         True,
         lambda y, p, d: float(f1_score(y, d, pos_label=1, zero_division=0)),
         description="F1 of the default class at the cut-off.",
+        headline=True,
     ),
     MetricSpec(
         "precision",
@@ -102,6 +109,7 @@ METRICS: tuple[MetricSpec, ...] = (
         None,
         lambda y, p, d: float(1.0 - d.mean()),
         description="Share of applications approved at the cut-off.",
+        headline=True,
     ),
     MetricSpec(
         "bad_rate_approved",
@@ -109,6 +117,7 @@ METRICS: tuple[MetricSpec, ...] = (
         False,
         lambda y, p, d: float(y[d == 0].mean()) if (d == 0).any() else 0.0,
         description="Default rate among approved applications.",
+        headline=True,
     ),
     MetricSpec("default_rate", "Default rate", None, lambda y, p, d: float(y.mean())),
     MetricSpec("n", "Rows", None, lambda y, p, d: float(len(y)), decimals=0),
@@ -117,6 +126,7 @@ METRICS: tuple[MetricSpec, ...] = (
 _BY_NAME = {spec.name: spec for spec in METRICS}
 METRIC_NAMES: tuple[str, ...] = tuple(_BY_NAME)
 COMPARABLE_METRICS: tuple[str, ...] = tuple(s.name for s in METRICS if s.higher_is_better is not None)
+HEADLINE_METRICS: tuple[str, ...] = tuple(s.name for s in METRICS if s.headline)
 
 
 def metric_spec(name: str) -> MetricSpec:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from risk_app.evaluate.metric_table import METRIC_NAMES, format_metric
+from risk_app.evaluate.metric_table import HEADLINE_METRICS, format_metric
 from risk_app.run.record import RunRecord
 
 TRAINING_METRICS = (
@@ -73,10 +73,11 @@ def mlflow_payload(record: RunRecord) -> MlflowPayload:
     return MlflowPayload(params=params, metrics=metrics, tags=tags)
 
 
-def summary_rows(record: RunRecord) -> list[dict[str, str]]:
-    """The CLI's 'test metrics, same split' table: one row per model, formatted by the table."""
+def summary_rows(record: RunRecord, metrics: tuple[str, ...] = HEADLINE_METRICS) -> list[dict[str, str]]:
+    """The CLI's 'test metrics, same split' table: one row per model, formatted by the table;
+    the headline metrics by default, so it fits a terminal (the card and MLflow carry all)."""
     return [
-        {"model": name, **{k: format_metric(k, values[k]) for k in METRIC_NAMES}}
+        {"model": name, **{k: format_metric(k, values[k]) for k in metrics}}
         for name, values in model_rows(record)
     ]
 

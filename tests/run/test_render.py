@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from risk_app import workflow
-from risk_app.evaluate.metric_table import METRIC_NAMES, METRICS, MetricSpec, metric_spec
+from risk_app.evaluate.metric_table import HEADLINE_METRICS, METRIC_NAMES, METRICS, MetricSpec, metric_spec
 from risk_app.evaluate.metrics import credit_metrics
 from risk_app.finetune.config import TrainConfig
 from risk_app.registry.promotion import METRIC_DIRECTIONS
@@ -33,7 +33,7 @@ def test_every_metric_reaches_card_mlflow_dagster_and_summary(record) -> None:  
     card = (Path(record.need("artifact").path) / "MODEL_CARD.md").read_text()
     payload = mlflow_payload(record)
     dagster = record_metadata(record, "evaluation")
-    rows = summary_rows(record)
+    rows = summary_rows(record, METRIC_NAMES)
     for name in METRIC_NAMES:
         assert f" {name} " in card.split("## Performance")[1].splitlines()[2], name
         assert f"test_{name}" in payload.metrics and f"logistic_{name}" in payload.metrics, name
@@ -47,7 +47,9 @@ def test_metadata_is_rounded_for_reading(record) -> None:  # noqa: ANN001
 
     value = record_metadata(record, "evaluation")["test_roc_auc"].value
     assert value == round(value, 4)
-    assert all(len(cell.split(".")[-1]) <= 4 for row in summary_rows(record) for cell in row.values() if "." in cell)
+    rows = summary_rows(record)
+    assert all(len(cell.split(".")[-1]) <= 4 for row in rows for cell in row.values() if "." in cell)
+    assert set(rows[0]) == {"model", *HEADLINE_METRICS}
 
 
 def test_metric_table_drives_credit_metrics_and_promotion_directions() -> None:
