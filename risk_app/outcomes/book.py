@@ -1,0 +1,267 @@
+"""The labeled book: every scored application of a data set, joined with its outcome once known.
+
+One row per application, as it was decided: the first time the scoring ledger
+(`risk_app.storage.scores`) scored it gives the score, grade, decision, model version and time,
+and `risk.scoring_applications` of that batch gives the features the model saw. The outcome
+comes from `risk.outcomes` (`risk_app.outcomes.ingest`). Each row has a status:
+
+    declined      the model declined it: no loan was booked, so no outcome will ever come
+    pending       approved, outcome not known yet
+    with_outcome  approved and its outcome is known
+
+and the accounting holds by construction and is checked: scored = with_outcome + pending +
+declined. The vintage of an application is the month of its application date (the spec's date
+column when the data set has one, otherwise the day it was scored).
+
+Training on the book uses only `with_outcome` rows: declined applicants are excluded, counted
+and shown. Reject inference (inferring the outcomes the declined would have had) is a named
+option for later; `reject_inference` accepts only "none" today and says so.
+
+    book = labeled_book("german_credit")
+    counts = book_counts(book)          # scored / with_outcome / pending / declined
+    extract = book_training_frame(spec, window_months=12)
+    validation = validate_applications(extract.frame, source=extract.source, spec=spec)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from data_contracts.spec import DatasetSpec, load_spec
+from risk_app.errors import ConfigError, RiskAppError
+from risk_app.outcomes import store
+from risk_app.storage.scores import warehouse_connection
+
+BookStatus = Literal["with_outcome", "pending", "declined"]
+STATUSES: tuple[BookStatus, ...] = ("with_outcome", "pending", "declined")
+RejectInference = Literal["none"]
+SCORE_COLUMNS = ("probability_of_default", "risk_grade", "decision", "model_version", "scored_at", "batch_id")
+# Library columns of the ledger that are not the applicant's data.
+_LEDGER_ONLY = {"batch_id", "dataset", "source_file", "source_row", "default"}
+
+
+@dataclass(frozen=True)
+class BookExtract:
+    """Training rows taken from the book, in the data set's own columns, and what was left out."""
+
+    frame: pd.DataFrame
+    vintages: list[str]
+    counts: dict[str, int]
+    source: str
+    declined_excluded: int
+    pending_excluded: int
+    outside_window: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _ledger_frames(dataset: str, path: str | os.PathLike[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores, applications) of a data set from the scoring ledger; empty when none were scored."""
+    with warehouse_connection(path) as con:
+        frames = []
+        for table in ("scored_applications", "scoring_applications"):
+            if store.has_table(con, table) and _has_column(con, table, "dataset"):
+                frames.append(
+                    con.execute(
+                        f"select * from {store.SCHEMA}.{table} where dataset = ?", [dataset]
+                    ).fetchdf()
+                )
+            else:
+                frames.append(pd.DataFrame(columns=["application_id", "batch_id"]))
+    return frames[0], frames[1]
+
+
+def _has_column(con: Any, table: str, column: str) -> bool:
+    found = con.execute(
+        "select count(*) from information_schema.columns where table_schema = ? and table_name = ? "
+        "and column_name = ?",
+        [store.SCHEMA, table, column],
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def _decision_time_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """The first scoring of each application: the one its decision was made on."""
+    if scores.empty:
+        return pd.DataFrame(columns=["application_id", *SCORE_COLUMNS])
+    ordered = scores.assign(application_id=scores["application_id"].astype(str)).sort_values(
+        ["scored_at", "batch_id"], kind="stable"
+    )
+    return ordered.drop_duplicates("application_id", keep="first")[["application_id", *SCORE_COLUMNS]]
+
+
+def _application_dates(book: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+    """The spec's application date when the data set has one, else the day it was scored."""
+    scored = pd.to_datetime(book["scored_at"], utc=True).dt.tz_localize(None).dt.normalize()
+    if spec.date_column and spec.date_column in book.columns:
+        own = pd.to_datetime(book[spec.date_column], errors="coerce")
+        return own.fillna(scored)
+    return scored
+
+
+def labeled_book(
+    spec: DatasetSpec | str | None = None, *, path: str | os.PathLike[str] | None = None
+) -> pd.DataFrame:
+    """The book of data set `spec`: one row per scored application (see the module docstring)."""
+    spec = load_spec(spec)
+    scores, applications = _ledger_frames(spec.name, path)
+    decided = _decision_time_scores(scores)
+    features = applications.assign(application_id=applications["application_id"].astype(str))
+    keep = [c for c in features.columns if c not in _LEDGER_ONLY and c != spec.target.column]
+    book = decided.merge(
+        features[[*keep, "batch_id"]].drop_duplicates(["application_id", "batch_id"]),
+        on=["application_id", "batch_id"],
+        how="left",
+    )
+    outcomes = store.read_rows(store.OUTCOMES, "dataset = ?", [spec.name], path=path)
+    outcomes = outcomes.sort_values("recorded_at").drop_duplicates("application_id", keep="first")
+    book = book.merge(
+        outcomes[["application_id", "outcome_label", "outcome_default", "observation_date"]],
+        on="application_id",
+        how="left",
+    )
+    book["application_date"] = _application_dates(book, spec)
+    book["vintage"] = book["application_date"].dt.strftime("%Y-%m")
+    declined = book["decision"].astype(str).eq("decline")
+    known = book["outcome_default"].notna()
+    book["status"] = np.where(declined, "declined", np.where(known, "with_outcome", "pending"))
+    book["outcome_default"] = book["outcome_default"].astype("Int64")
+    check_book_accounting(book, len(decided))
+    return book.sort_values(["application_date", "application_id"], kind="stable").reset_index(drop=True)
+
+
+def book_counts(book: pd.DataFrame) -> dict[str, int]:
+    """scored, with_outcome, pending, declined (scored = the other three)."""
+    counts = {status: int((book["status"] == status).sum()) for status in STATUSES}
+    return {"scored": len(book), **counts}
+
+
+def check_book_accounting(book: pd.DataFrame, scored: int) -> None:
+    """Raise unless every scored application is exactly one of with_outcome / pending / declined."""
+    counts = book_counts(book)
+    if counts["scored"] != scored or scored != sum(counts[s] for s in STATUSES):
+        raise RiskAppError(f"labeled book: row accounting broken: {counts} for {scored} scored applications")
+    if book.loc[book["status"] == "declined", "outcome_default"].notna().any():
+        raise RiskAppError("labeled book: a declined application has an outcome")
+
+
+def vintage_counts(book: pd.DataFrame) -> pd.DataFrame:
+    """Per vintage: scored, with_outcome, pending, declined, defaults and default rate."""
+    if book.empty:
+        return pd.DataFrame(columns=["vintage", "scored", *STATUSES, "defaults", "default_rate"])
+    table = pd.crosstab(book["vintage"], book["status"]).reindex(columns=list(STATUSES), fill_value=0)
+    table.insert(0, "scored", table.sum(axis=1))
+    labelled = book.loc[book["status"] == "with_outcome"]
+    table["defaults"] = labelled.groupby("vintage")["outcome_default"].sum().reindex(table.index).fillna(0)
+    table["defaults"] = table["defaults"].astype(int)
+    table["default_rate"] = (
+        table["defaults"] / table["with_outcome"].where(table["with_outcome"] > 0)
+    ).round(4)
+    return table.reset_index().rename_axis(None, axis=1)
+
+
+def check_reject_inference(reject_inference: str) -> None:
+    if reject_inference != "none":
+        raise ConfigError(
+            f"reject_inference={reject_inference!r} is not available yet: declined applicants have no "
+            "outcome and are excluded from training (counted in the book); the only option today is 'none'"
+        )
+
+
+def _label_values(spec: DatasetSpec, labels: pd.Series) -> pd.Series:
+    """Outcome labels (stored as text) back in the type of the spec's target column."""
+    kind = spec.columns[spec.target.column].type
+    if kind == "integer":
+        return pd.to_numeric(labels).astype("int64")
+    if kind == "float":
+        return pd.to_numeric(labels).astype(float)
+    return labels.astype(str)
+
+
+def book_training_frame(
+    spec: DatasetSpec | str | None = None,
+    *,
+    window_months: int = 0,
+    reject_inference: RejectInference = "none",
+    path: str | os.PathLike[str] | None = None,
+) -> BookExtract:
+    """Rows with a known outcome from the last `window_months` vintages (0: all), in the data
+    set's own columns (id, features, label, date), ready for `validate_applications`."""
+    check_reject_inference(reject_inference)
+    if window_months < 0:
+        raise ConfigError(f"window_months must be >= 0 (0 = every vintage), got {window_months}")
+    spec = load_spec(spec)
+    book = labeled_book(spec, path=path)
+    counts = book_counts(book)
+    labelled = book.loc[book["status"] == "with_outcome"]
+    if labelled.empty:
+        raise RiskAppError(
+            f"the labeled book of {spec.name} has no application with a known outcome yet "
+            f"({counts['scored']} scored, {counts['pending']} pending, {counts['declined']} declined)"
+        )
+    vintages = sorted(labelled["vintage"].unique())
+    if window_months:
+        vintages = vintages[-window_months:]
+    inside = labelled.loc[labelled["vintage"].isin(vintages)]
+    columns = [c for c in spec.columns if c in inside.columns or c == spec.target.column]
+    frame = inside.assign(**{spec.target.column: _label_values(spec, inside["outcome_label"])})
+    if spec.id_column not in frame.columns:
+        frame[spec.id_column] = frame["application_id"]
+    frame = frame[[c for c in columns if c in frame.columns]].reset_index(drop=True)
+    source = f"labeled book of {spec.name} (vintages {vintages[0]}..{vintages[-1]})"
+    return BookExtract(
+        frame=frame,
+        vintages=list(vintages),
+        counts=counts,
+        source=source,
+        declined_excluded=counts["declined"],
+        pending_excluded=counts["pending"],
+        outside_window=len(labelled) - len(inside),
+        notes=[
+            f"{counts['declined']} declined application(s) excluded: no loan, no outcome "
+            "(reject inference: none)",
+            f"{counts['pending']} approved application(s) still pending their outcome",
+        ],
+    )
+
+
+def latest_vintage_fractions(dates: pd.Series) -> tuple[float, float, float]:
+    """Split fractions that make `out_of_time_split` test on the newest month and validate on the
+    month before: (train, validation, test) from the row counts per month.
+
+    Half a row is moved between the fractions so the cumulative cut points fall strictly inside
+    a month boundary (the split rounds cut points up).
+    """
+    months = pd.to_datetime(dates).dt.strftime("%Y-%m")
+    per_month = months.value_counts().sort_index()
+    if len(per_month) < 3:
+        raise ConfigError(
+            "an out-of-time split on the latest vintage needs at least 3 months of data, "
+            f"got {len(per_month)}"
+        )
+    n = float(len(months))
+    test, validation = float(per_month.iloc[-1]), float(per_month.iloc[-2])
+    train = n - test - validation
+    fractions = ((train - 0.5) / n, validation / n, (test + 0.5) / n)
+    assert math.isclose(sum(fractions), 1.0)
+    return fractions
+
+
+__all__ = [
+    "STATUSES",
+    "BookExtract",
+    "BookStatus",
+    "RejectInference",
+    "book_counts",
+    "book_training_frame",
+    "check_book_accounting",
+    "check_reject_inference",
+    "labeled_book",
+    "latest_vintage_fractions",
+    "vintage_counts",
+]

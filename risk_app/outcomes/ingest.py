@@ -1,0 +1,315 @@
+"""Take in an outcome file exactly once: validate it, quarantine what fails, record the rest.
+
+An outcome file (`data_contracts.outcome`) goes through two sets of checks:
+1. the contract, per row (pandera, lazily, with `risk_app.data.validate.collect_failures`): a
+   readable id without control characters, unique within the file, a label of the data set,
+   a readable observation date;
+2. the book, per row: the id must be a scored application of the data set (`known_application`),
+   approved (`booked_application`: a declined applicant got no loan), observed on or after its
+   application date (`observed_after_application`), and not contradict (`consistent_outcome`)
+   or repeat (`not_already_recorded`) an outcome already accepted.
+
+Rows in = accepted + quarantined, enforced. The file is identified by the sha256 of its bytes:
+the same content a second time (another name, a re-run, the CLI after the sensor) adds nothing
+and says so. Everything is written in one warehouse transaction under the warehouse lock.
+
+    report = add_outcome_file("outcomes_2025-04.csv", spec="german_credit", origin="cli")
+    print(report.message)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from data_contracts.outcome import OBSERVATION_DATE, outcome_columns, outcome_schema
+from data_contracts.spec import DatasetSpec, load_spec
+from risk_app import paths
+from risk_app.data.load import ALLOWED_SUFFIXES, SOURCE_ROW_COLUMN, normalize_ids
+from risk_app.data.validate import QUARANTINE_COLUMNS, collect_failures
+from risk_app.errors import DataFileError, RiskAppError
+from risk_app.outcomes import store
+from risk_app.outcomes.book import labeled_book
+from risk_app.storage.scores import file_batch_id, warehouse_connection
+
+OutcomeOrigin = Literal["cli", "dagster", "library", "simulation"]
+IngestStatus = Literal["recorded", "already_recorded"]
+
+_REASONS = {
+    "not_nullable": "missing value",
+    "field_uniqueness": "duplicate id in this file (an earlier row has the same id)",
+    "known_application": "no scored application of this data set has this id",
+    "booked_application": "the application was declined: no loan was booked, so it cannot have an outcome",
+    "observed_after_application": "observed before the application was made",
+    "consistent_outcome": "contradicts the outcome already recorded for this application",
+    "not_already_recorded": "this outcome was already recorded from an earlier file",
+}
+
+
+def outcomes_landing_dir() -> Path:
+    """The folder the outcome sensor watches: `<home>/landing_outcomes/`."""
+    folder = paths.home() / "landing_outcomes"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass(frozen=True)
+class OutcomeFileReport:
+    """What taking in one outcome file did (or found already done)."""
+
+    status: IngestStatus
+    file_id: str
+    dataset: str
+    source_file: str
+    n_in: int
+    n_accepted: int
+    n_quarantined: int
+    quarantine: pd.DataFrame
+
+    @property
+    def message(self) -> str:
+        if self.status == "already_recorded":
+            return (
+                f"{self.source_file}: outcome file {self.file_id[:12]} was already taken in "
+                f"({self.n_accepted} accepted, {self.n_quarantined} quarantined); nothing added"
+            )
+        return (
+            f"{self.source_file}: {self.n_in} outcome row(s): {self.n_accepted} accepted, "
+            f"{self.n_quarantined} quarantined"
+        )
+
+
+def read_outcome_file(path: str | os.PathLike[str], spec: DatasetSpec) -> pd.DataFrame:
+    """The file's rows as written (text for CSV), with `source_row`; file-level problems raise."""
+    source = Path(path)
+    if source.suffix.lower() not in ALLOWED_SUFFIXES:
+        raise DataFileError(source, f"unsupported format {source.suffix!r}; use .csv or .parquet")
+    try:
+        if source.suffix.lower() == ".csv":
+            frame = pd.read_csv(source, dtype=str, keep_default_na=True, skip_blank_lines=True)
+        else:
+            frame = pd.read_parquet(source)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise DataFileError(source, f"cannot read the outcome file ({' '.join(str(exc).split())})") from None
+    missing = [c for c in outcome_columns(spec) if c not in frame.columns]
+    if missing:
+        raise DataFileError(
+            source,
+            f"missing column(s) {', '.join(missing)}; an outcome file of {spec.name} has "
+            f"{', '.join(outcome_columns(spec))} ({spec.target.column} in the data set's labels, "
+            f"{spec.target.positive!r} = default)",
+        )
+    frame = frame.reset_index(drop=True)
+    frame[SOURCE_ROW_COLUMN] = range(1, len(frame) + 1)
+    frame[spec.id_column] = normalize_ids(frame[spec.id_column])
+    return frame
+
+
+def _quarantine_rows(
+    frame: pd.DataFrame, failures: list[tuple[int, str, str]], source: str, spec: DatasetSpec
+) -> pd.DataFrame:
+    records = []
+    for index, column, check in failures:
+        value = frame.at[index, column] if column in frame.columns else None
+        text = "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+        row = int(frame.at[index, SOURCE_ROW_COLUMN])
+        ident = frame.at[index, spec.id_column]
+        records.append(
+            {
+                "source_file": source,
+                "row_number": row,
+                "application_id": None if pd.isna(ident) else str(ident),
+                "column": column,
+                "check": check,
+                "failure_value": text.encode("unicode_escape").decode("ascii")
+                if not text.isprintable()
+                else text,
+                "reason": f"row {row}, field {column}={text!r}: "
+                f"{_REASONS.get(check, f'fails check {check}')}",
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=list(QUARANTINE_COLUMNS))
+
+
+def _book_failures(
+    valid: pd.DataFrame, spec: DatasetSpec, book: pd.DataFrame, earlier: pd.DataFrame
+) -> list[tuple[int, str, str]]:
+    """Failures of contract-valid rows against the book and the outcomes already recorded."""
+    id_column, _, _ = outcome_columns(spec)
+    by_id = book.set_index("application_id")
+    known_before = earlier.drop_duplicates("application_id").set_index("application_id")["outcome_default"]
+    failures = []
+    for index, row in valid.iterrows():
+        ident = str(row[id_column])
+        if ident not in by_id.index:
+            failures.append((index, id_column, "known_application"))
+        elif by_id.at[ident, "status"] == "declined":
+            failures.append((index, id_column, "booked_application"))
+        elif pd.Timestamp(row[OBSERVATION_DATE]) < pd.Timestamp(by_id.at[ident, "application_date"]):
+            failures.append((index, OBSERVATION_DATE, "observed_after_application"))
+        elif ident in known_before.index:
+            same = int(known_before.at[ident]) == int(row["outcome_default"])
+            failures.append(
+                (index, spec.target.column, "not_already_recorded" if same else "consistent_outcome")
+            )
+    return failures
+
+
+def validate_outcomes(
+    frame: pd.DataFrame, source: str, spec: DatasetSpec, book: pd.DataFrame, earlier: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted rows, quarantine table) of an outcome file; rows in = accepted + quarantined."""
+    schema = outcome_schema(spec)
+    columns = list(outcome_columns(spec))
+    row_level, file_level = collect_failures(schema, frame[columns], spec.id_column)
+    if not file_level.empty:
+        raise DataFileError(source, f"file-level outcome contract failure: {file_level.to_dict('records')}")
+    contract = [
+        (int(i), str(c), str(k))
+        for i, c, k in row_level[["index", "column", "check"]].itertuples(index=False)
+    ]
+    bad = {i for i, _, _ in contract}
+    survivors = frame.drop(index=sorted(bad))
+    typed = schema.validate(survivors[columns].copy(), lazy=False)
+    typed["outcome_default"] = spec.default_flag(typed[spec.target.column])
+    typed[SOURCE_ROW_COLUMN] = survivors[SOURCE_ROW_COLUMN]
+    ledger = _book_failures(typed, spec, book, earlier)
+    failures = sorted(contract + ledger)
+    quarantine = _quarantine_rows(frame, failures, source, spec)
+    accepted = typed.drop(index=sorted({i for i, _, _ in ledger}))
+    n_quarantined = len(bad) + len({i for i, _, _ in ledger})
+    if len(frame) != len(accepted) + n_quarantined:
+        raise RuntimeError(
+            f"{source}: outcome accounting broken: {len(frame)} != {len(accepted)} + {n_quarantined}"
+        )
+    return accepted, quarantine
+
+
+def _outcome_rows(
+    accepted: pd.DataFrame, spec: DatasetSpec, file_id: str, source: str, now: pd.Timestamp
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "application_id": accepted[spec.id_column].astype(str),
+            "outcome_label": accepted[spec.target.column].astype(str),
+            "outcome_default": accepted["outcome_default"].astype("int64"),
+            "observation_date": pd.to_datetime(accepted[OBSERVATION_DATE]),
+            "file_id": file_id,
+            "dataset": spec.name,
+            "source_file": source,
+            "source_row": accepted[SOURCE_ROW_COLUMN].astype("int64"),
+            "recorded_at": now,
+        }
+    )
+
+
+def _previous_file(file_id: str, dataset: str, path: str | os.PathLike[str] | None) -> pd.DataFrame:
+    return store.read_rows(store.FILES, "file_id = ? and dataset = ?", [file_id, dataset], path=path)
+
+
+def _write_once(
+    file_row: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    path: str | os.PathLike[str] | None,
+) -> bool:
+    """Write one file's rows in one transaction; False (nothing written) if it is already there."""
+    file_id, dataset = str(file_row["file_id"].iloc[0]), str(file_row["dataset"].iloc[0])
+    with warehouse_connection(path) as con:
+        store.ensure_tables(con)
+        con.begin()
+        try:
+            # Checked again under the lock: two callers with the same file record it once.
+            seen = con.execute(
+                f"select count(*) from {store.SCHEMA}.{store.FILES} where file_id = ? and dataset = ?",
+                [file_id, dataset],
+            ).fetchone()
+            if seen and seen[0]:
+                con.rollback()
+                return False
+            store.insert_rows(con, store.FILES, file_row)
+            store.insert_rows(con, store.OUTCOMES, outcomes)
+            store.insert_rows(con, store.QUARANTINE, quarantine.assign(file_id=file_id, dataset=dataset))
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    return True
+
+
+def add_outcome_file(
+    input_path: str | os.PathLike[str],
+    spec: DatasetSpec | str | None = None,
+    *,
+    origin: OutcomeOrigin = "library",
+    partition_key: str = "",
+    expected_file_id: str = "",
+    path: str | os.PathLike[str] | None = None,
+) -> OutcomeFileReport:
+    """Validate one outcome file against its contract and the book, and record it exactly once."""
+    spec = load_spec(spec)
+    source = Path(input_path)
+    if not source.is_file():
+        raise RiskAppError(f"{source}: no such outcome file")
+    file_id = file_batch_id(source)
+    if expected_file_id and file_id != expected_file_id:
+        raise RiskAppError(
+            f"{source}: content changed since it was seen "
+            f"(sha256 {file_id[:12]}, expected {expected_file_id[:12]})"
+        )
+    previous = _previous_file(file_id, spec.name, path)
+    if len(previous):
+        first = previous.iloc[0]
+        quarantine = store.read_rows(
+            store.QUARANTINE, "file_id = ? and dataset = ?", [file_id, spec.name], path=path
+        )
+        return OutcomeFileReport(
+            "already_recorded", file_id, spec.name, str(first["source_file"]), int(first["n_in"]),
+            int(first["n_accepted"]), int(first["n_quarantined"]), quarantine,
+        )  # fmt: skip
+    frame = read_outcome_file(source, spec)
+    book = labeled_book(spec, path=path)
+    earlier = store.read_rows(store.OUTCOMES, "dataset = ?", [spec.name], path=path)
+    accepted, quarantine = validate_outcomes(frame, str(source), spec, book, earlier)
+    now = pd.Timestamp.now(tz="UTC")
+    n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
+    file_row = pd.DataFrame(
+        [
+            {
+                "file_id": file_id, "dataset": spec.name, "source_file": str(source),
+                "partition_key": partition_key, "n_in": len(frame), "n_accepted": len(accepted),
+                "n_quarantined": n_quarantined, "origin": origin, "recorded_at": now,
+            }
+        ]
+    )  # fmt: skip
+    if not _write_once(file_row, _outcome_rows(accepted, spec, file_id, str(source), now), quarantine, path):
+        # Another caller recorded the same file meanwhile: report what it recorded.
+        return add_outcome_file(source, spec, origin=origin, path=path)
+    return OutcomeFileReport(
+        "recorded", file_id, spec.name, str(source), len(frame), len(accepted), n_quarantined, quarantine
+    )
+
+
+def outcome_files(dataset: str | None = None, path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The outcome files taken in (all data sets, or one), oldest first."""
+    where, params = ("dataset = ?", [dataset]) if dataset else ("", [])
+    return (
+        store.read_rows(store.FILES, where, params, path=path)
+        .sort_values("recorded_at")
+        .reset_index(drop=True)
+    )
+
+
+__all__ = [
+    "OutcomeFileReport",
+    "OutcomeOrigin",
+    "add_outcome_file",
+    "outcome_files",
+    "outcomes_landing_dir",
+    "read_outcome_file",
+    "validate_outcomes",
+]

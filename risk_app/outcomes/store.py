@@ -1,0 +1,124 @@
+"""The outcome tables of the warehouse, beside the scoring ledger of `risk_app.storage.scores`.
+
+    risk.outcome_files       one row per outcome file taken in: file id (sha256 of its bytes),
+                             data set, source, rows in / accepted / quarantined, origin, time
+    risk.outcomes            one row per accepted outcome: application id, label in the data
+                             set's own words, default 0/1, observation date, file id
+    risk.outcome_quarantine  one row per failed check of an outcome file (the same columns as
+                             the applications' quarantine, plus file id and data set)
+    risk.backtests           one row per (data set, vintage, model version, grade): see
+                             `risk_app.outcomes.backtest`
+
+The tables have fixed columns (created here, once), are written through
+`storage.scores.warehouse_connection` (the same lock as the scoring ledger) and always in one
+transaction, so a reader sees a file's outcomes whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from risk_app.storage.scores import warehouse_connection
+
+SCHEMA = "risk"
+FILES, OUTCOMES, QUARANTINE, BACKTESTS = ("outcome_files", "outcomes", "outcome_quarantine", "backtests")
+
+_DDL: dict[str, str] = {
+    FILES: """file_id varchar, dataset varchar, source_file varchar, partition_key varchar,
+        n_in bigint, n_accepted bigint, n_quarantined bigint, origin varchar,
+        recorded_at timestamptz""",
+    OUTCOMES: """application_id varchar, outcome_label varchar, outcome_default bigint,
+        observation_date timestamp, file_id varchar, dataset varchar, source_file varchar,
+        source_row bigint, recorded_at timestamptz""",
+    QUARANTINE: """source_file varchar, row_number bigint, application_id varchar, "column" varchar,
+        "check" varchar, failure_value varchar, reason varchar, file_id varchar, dataset varchar""",
+    BACKTESTS: """dataset varchar, vintage varchar, model_version varchar, grade varchar,
+        n bigint, defaults bigint, mean_pd double, realized_rate double, jeffreys_low double,
+        jeffreys_high double, p_value double, light varchar, verdict varchar, auc double,
+        brier double, ece double, n_vintage bigint, light_overall varchar, summary varchar,
+        computed_at timestamptz""",
+}
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the schema and the outcome tables when they are not there yet."""
+    con.execute(f"create schema if not exists {SCHEMA}")
+    for table, columns in _DDL.items():
+        con.execute(f"create table if not exists {SCHEMA}.{table} ({columns})")
+
+
+def table_columns(table: str) -> list[str]:
+    """The fixed columns of one outcome table, in order."""
+    names = []
+    for part in _DDL[table].split(","):
+        names.append(part.split()[0].strip('"'))
+    return names
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Append `frame` (exactly the table's columns, by name) inside the caller's transaction."""
+    if frame.empty:
+        return
+    ordered = frame[table_columns(table)]
+    con.register("_outcome_rows", ordered)
+    try:
+        con.execute(f"insert into {SCHEMA}.{table} by name select * from _outcome_rows")
+    finally:
+        con.unregister("_outcome_rows")
+
+
+def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [SCHEMA, table],
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def read_rows(
+    table: str, where: str = "", params: list[Any] | None = None, path: str | os.PathLike[str] | None = None
+) -> pd.DataFrame:
+    """Rows of an outcome table (all its columns; empty with those columns when it is absent)."""
+    with warehouse_connection(path) as con:
+        if not has_table(con, table):
+            return pd.DataFrame(columns=table_columns(table))
+        sql = f"select * from {SCHEMA}.{table}" + (f" where {where}" if where else "")
+        return con.execute(sql, params or []).fetchdf()
+
+
+def replace_backtest(
+    rows: pd.DataFrame, dataset: str, vintage: str, path: str | os.PathLike[str] | None = None
+) -> int:
+    """Replace one vintage's backtest rows of one data set in one transaction; returns rows written."""
+    with warehouse_connection(path) as con:
+        ensure_tables(con)
+        con.begin()
+        try:
+            con.execute(
+                f"delete from {SCHEMA}.{BACKTESTS} where dataset = ? and vintage = ?", [dataset, vintage]
+            )
+            insert_rows(con, BACKTESTS, rows)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    return len(rows)
+
+
+__all__ = [
+    "BACKTESTS",
+    "FILES",
+    "OUTCOMES",
+    "QUARANTINE",
+    "SCHEMA",
+    "ensure_tables",
+    "has_table",
+    "insert_rows",
+    "read_rows",
+    "replace_backtest",
+    "table_columns",
+]
