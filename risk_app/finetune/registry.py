@@ -1,21 +1,28 @@
 """Registry of fine-tuning methods, by name.
 
-Each method module decorates its class with `@register`; `methods/__init__.py` imports every
-module so they all register on first lookup. Dispatch is one dict lookup, so adding a method
-never touches an if/elif chain.
+Each method module decorates its class with `@register`. The built-in modules are listed in
+`BUILTIN_METHOD_MODULES` and imported on the first lookup, so they all register before any
+name is resolved. Dispatch is one dict lookup, so adding a method never touches an if/elif
+chain: write `methods/<name>.py` and add its module name to the tuple below.
+
+Import direction: this module imports no method at load time. The method modules import it
+(to call `register`), and `methods/rlhf.py` sits above the trainer (it runs the RLHF
+objective, which runs the supervised loop), while the trainer resolves methods through
+`get_method`. Importing the method modules lazily, on first lookup, is what keeps that a
+one-way graph; it is the only deferred import in `risk_app.finetune`'s own code.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from risk_app.errors import ConfigError
+from risk_app.finetune.methods.base import FineTuneMethod
 
-if TYPE_CHECKING:
-    # Not imported at run time: importing the methods package runs the method modules,
-    # which import this module to register themselves.
-    from risk_app.finetune.methods.base import FineTuneMethod
+# Modules of `risk_app.finetune.methods` that register the built-in methods.
+BUILTIN_METHOD_MODULES = ("adapter", "freeze", "full", "lora", "prompt", "qlora", "quantum", "rlhf")
 
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _METHODS: dict[str, type[FineTuneMethod]] = {}
@@ -29,8 +36,6 @@ class UnknownMethodError(ConfigError):
 
 def register(method_cls: M) -> M:
     """Class decorator: add a FineTuneMethod subclass under its `name`."""
-    from risk_app.finetune.methods.base import FineTuneMethod
-
     if not (isinstance(method_cls, type) and issubclass(method_cls, FineTuneMethod)):
         raise TypeError(f"{method_cls!r} is not a FineTuneMethod subclass")
     name = getattr(method_cls, "name", None)
@@ -51,8 +56,9 @@ def register(method_cls: M) -> M:
 
 
 def _load_builtin_methods() -> None:
-    # Imported here, not at module top, because the method modules import this one.
-    import risk_app.finetune.methods  # noqa: F401
+    # Deferred to the first lookup: the method modules import this one (see the docstring).
+    for module in BUILTIN_METHOD_MODULES:
+        importlib.import_module(f"risk_app.finetune.methods.{module}")
 
 
 def get_method(name: str) -> FineTuneMethod:

@@ -1,19 +1,28 @@
-"""Plain data passed between the trainer and the fine-tuning methods.
+"""Plain data passed between the trainer, the objectives and the fine-tuning methods.
 
-`TrainData` is the input of a training run (texts and 0/1 labels, already split), and
-`TrainResult` is what every method's `fit` returns. They live apart from `trainer.py` and
-`methods/base.py` so both can import them without importing each other.
+`TrainData` is the input of a training run (texts and 0/1 labels, already split), `RunPlan`
+what the trainer tells a method about the coming run, `Regularizer` the per-run loss term a
+method may hand back, and `TrainResult` what every objective returns. They live at the bottom
+of `risk_app.finetune` so every layer can import them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from risk_app.errors import RiskAppError
+
+# The objectives the trainer can run over a method's parameters (`objectives/<name>.py`).
+ObjectiveName = Literal["supervised", "rlhf"]
+
+# A per-run extra loss term: called on the model after every training forward pass and added
+# to the classification loss (EWC's penalty, AdaLoRA's orthogonality term). None = no term.
+Regularizer = Callable[[Any], torch.Tensor | None]
 
 
 class TrainingDataError(RiskAppError):
@@ -67,6 +76,22 @@ class TrainData:
                 )
             parts[split] = (texts, labels_arr.astype(np.int64))
         return cls(parts["train"][0], parts["train"][1], parts["validation"][0], parts["validation"][1])
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What the trainer knows about the coming run before it prepares the model.
+
+    Passed to `FineTuneMethod.prepare(model, cfg, plan)` during training and None when a
+    saved model is rebuilt for inference. AdaLoRA sizes its rank schedule from `total_steps`.
+    """
+
+    steps_per_epoch: int
+    epochs: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
 
 
 @dataclass

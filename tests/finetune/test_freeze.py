@@ -1,4 +1,5 @@
-"""The `freeze` method: which layers / sub-modules train, recorded names, bad configs, fp32 upcast."""
+"""The `freeze` method: which layers / sub-modules train, the names the result records, bad configs,
+fp32 upcast."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 
 from risk_app.errors import ConfigError
 from risk_app.finetune.methods.freeze import FreezeMethod, trainable_parameter_names
+from risk_app.finetune.objectives.supervised import supervised_fit
 from risk_app.finetune.registry import get_method
 from risk_app.models.loader import load_classifier
 from tests.finetune.test_method_suite import prepare_and_fit, suite_data, suite_train_config
@@ -22,17 +24,16 @@ def _prepared(params: dict, dtype: torch.dtype | None = None) -> tuple[FreezeMet
 
 
 def test_default_trains_last_two_layers_and_head(tiny_qwen2: Path) -> None:
-    method, model = _prepared({})
+    _, model = _prepared({})
     names = trainable_parameter_names(model)
-    assert method.trainable_names == names
     assert "score.weight" in names
     assert any(n.startswith("model.layers.0.") for n in names)  # tiny-qwen2 has exactly 2 layers
     assert not any(n.startswith("model.embed_tokens") or n == "model.norm.weight" for n in names)
 
 
 def test_one_layer_mlp_only(tiny_qwen2: Path) -> None:
-    method, model = _prepared({"n_trainable_layers": 1, "modules": ["mlp"]})
-    names = set(method.trainable_names)
+    _, model = _prepared({"n_trainable_layers": 1, "modules": ["mlp"]})
+    names = set(trainable_parameter_names(model))
     expected = {n for n, _ in model.named_parameters() if n.startswith("model.layers.1.mlp.")} | {
         "score.weight"
     }
@@ -41,8 +42,8 @@ def test_one_layer_mlp_only(tiny_qwen2: Path) -> None:
 
 
 def test_modules_restrict_to_named_submodules(tiny_qwen2: Path) -> None:
-    method, _ = _prepared({"n_trainable_layers": 2, "modules": ["self_attn", "input_layernorm"]})
-    layer_names = [n for n in method.trainable_names if n != "score.weight"]
+    _, model = _prepared({"n_trainable_layers": 2, "modules": ["self_attn", "input_layernorm"]})
+    layer_names = [n for n in trainable_parameter_names(model) if n != "score.weight"]
     assert layer_names
     assert all(".self_attn." in n or ".input_layernorm." in n for n in layer_names)
     assert {n.split(".")[2] for n in layer_names} == {"0", "1"}
@@ -81,10 +82,12 @@ def test_trainable_upcast_to_fp32_frozen_keep_dtype(tiny_qwen2: Path) -> None:
 def test_training_moves_only_the_chosen_layer(tiny_qwen2: Path) -> None:
     config = suite_train_config("freeze", "tiny-qwen2", epochs=1)
     run = prepare_and_fit("freeze", {"n_trainable_layers": 1, "modules": ["mlp"]}, config, suite_data())
+    trained = run.result.trainable_parameter_names  # what the optimizer updated
+    assert set(trained) == {n for n in run.before if n.startswith("model.layers.1.mlp.")} | {"score.weight"}
     after = dict(run.result.model.named_parameters())
     for name, old in run.before.items():
         same = torch.equal(old, after[name].detach())
-        assert same is (name not in run.method.trainable_names), name
+        assert same is (name not in trained), name
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -92,6 +95,7 @@ def test_half_precision_base_trains(tiny_qwen2: Path, precision: str) -> None:
     method, model = _prepared({"n_trainable_layers": 1}, dtype=torch.bfloat16)
     _, tokenizer = load_classifier("tiny-qwen2")
     config = suite_train_config("freeze", "tiny-qwen2", epochs=1, precision=precision)
-    result = method.fit(model, tokenizer, suite_data(), config, method.parse_config({}), None, progress=False)
+    cfg = method.parse_config({"n_trainable_layers": 1})
+    result = supervised_fit(method, model, tokenizer, suite_data(), config, cfg, None, progress=False)
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
     assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16  # frozen: untouched

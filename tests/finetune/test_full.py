@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from risk_app.errors import ConfigError
-from risk_app.finetune.methods.full import FullMethod, FullParams, estimate_diagonal_fisher
+from risk_app.finetune.methods.full import EwcPenalty, FullMethod, FullParams, estimate_diagonal_fisher
 from risk_app.finetune.predict import encode_texts, pad_batch
 from risk_app.finetune.registry import get_method
 from risk_app.models.loader import load_classifier
@@ -75,18 +75,21 @@ def test_fisher_is_mean_squared_gradient(tiny_qwen2: Path) -> None:
 
 def test_ewc_penalty_zero_at_start_positive_after_a_step(tiny_qwen2: Path) -> None:
     method = FullMethod()
-    cfg = method.parse_config({"ewc_lambda": 50.0, "ewc_fisher_batches": 2})
+    train_cfg = suite_train_config("full", "tiny-qwen2")
     model, tokenizer = load_classifier("tiny-qwen2")
-    model = method.prepare(model, cfg)
-    assert method.regularization_loss(model) is None  # nothing estimated yet
-    method.start_ewc(model, tokenizer, suite_data(), suite_train_config("full", "tiny-qwen2"), cfg)
-    penalty = method.regularization_loss(model)
-    assert penalty is not None and penalty.item() == 0.0
+    model = method.prepare(model, method.parse_config({}))
+    off = method.regularizer(model, tokenizer, suite_data(), train_cfg, method.parse_config({}))
+    assert off is None  # ewc_lambda 0: no term
+    cfg = method.parse_config({"ewc_lambda": 50.0, "ewc_fisher_batches": 2})
+    regularizer = method.regularizer(model, tokenizer, suite_data(), train_cfg, cfg)
+    assert isinstance(regularizer, EwcPenalty) and vars(method) == {}  # the run's EWC state is in the closure
+    penalty = regularizer(model)
+    assert penalty.item() == 0.0
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     batch, labels = _batch(tokenizer)
     torch.nn.functional.cross_entropy(model(**batch).logits, labels).backward()
     optimizer.step()
-    penalty = method.regularization_loss(model)
+    penalty = regularizer(model)
     assert penalty.item() > 0
     # It is a differentiable loss term: its gradient pulls weights back towards the start.
     penalty.backward()
@@ -99,8 +102,15 @@ def test_ewc_keeps_important_weights_closer_to_the_base(tiny_qwen2: Path) -> Non
     data = suite_data()
     config = suite_train_config("full", "tiny-qwen2", epochs=1, learning_rate=5e-3)
     plain = prepare_and_fit("full", {}, config, data)
-    ewc = prepare_and_fit("full", {"ewc_lambda": 1e4, "ewc_fisher_batches": 8}, config, data)
-    fisher = ewc.method.fisher
+    ewc_cfg = {"ewc_lambda": 1e4, "ewc_fisher_batches": 8}
+    ewc = prepare_and_fit("full", ewc_cfg, config, data)
+    # The Fisher the run used, measured again at the same starting weights.
+    model, tokenizer = load_classifier(config.base_model)
+    model.load_state_dict(ewc.before)
+    fisher = estimate_diagonal_fisher(
+        model, tokenizer, data.train_texts, torch.as_tensor(data.train_labels),
+        batch_size=config.batch_size, max_length=config.max_length, n_batches=8,
+    )  # fmt: skip
     assert all(torch.equal(plain.before[n], ewc.before[n]) for n in fisher)  # same start
 
     def weighted_drift(run: PreparedRun) -> float:

@@ -32,7 +32,8 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import get_method, list_methods
-from risk_app.finetune.trainer import seed_everything, steps_per_epoch
+from risk_app.finetune.run_setup import seed_everything
+from risk_app.finetune.trainer import plan_run, run_objective
 from risk_app.finetune.types import TrainData, TrainResult
 from risk_app.registry.artifact import load_risk_model, save_risk_model
 
@@ -124,12 +125,11 @@ def prepare_and_fit(
     method = get_method(method_name)
     cfg = method.parse_config(params)
     seed_everything(config.seed)
-    method.total_steps = steps_per_epoch(len(data.train_texts), config) * config.epochs
     model, tokenizer = method.load_base(config.base_model, cfg, config)
-    model = method.prepare(model, cfg)
+    model = method.prepare(model, cfg, plan_run(len(data.train_texts), config))
     before = {name: param.detach().clone() for name, param in model.named_parameters()}
     trainable = {name for name, param in model.named_parameters() if param.requires_grad}
-    result = method.fit(model, tokenizer, data, config, cfg, None, progress=False)
+    result = run_objective(method, model, tokenizer, data, config, cfg, None, progress=False)
     return PreparedRun(method, cfg, config, data, before, trainable, result)
 
 
@@ -174,6 +174,14 @@ def test_trainable_count_matches_prepared_parameters(suite_run: PreparedRun) -> 
     # Quantized (frozen) weights never count as trainable, so this holds for qlora too.
     assert result.trainable_params == expected
     assert 0 < result.trainable_params <= result.total_params
+    # The result names what the optimizer updated: exactly what `prepare` left trainable.
+    assert set(result.trainable_parameter_names) == suite_run.trainable
+
+
+def test_method_object_keeps_no_state_of_the_run(suite_run: PreparedRun) -> None:
+    # Everything of one run (step counts, optimizer choice, EWC's Fisher, trained names, the
+    # policy method) is passed in or returned; the method object stays as the registry made it.
+    assert vars(suite_run.method) == {}
 
 
 def test_artifact_round_trip_predicts_the_same(suite_run: PreparedRun, tmp_path: Path) -> None:

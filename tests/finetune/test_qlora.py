@@ -15,7 +15,8 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.lora import LoraMethod, LoraParams
 from risk_app.finetune.methods.qlora import QLoraMethod, QLoraParams, resolve_compute_dtype
 from risk_app.finetune.predict import predict_proba
-from risk_app.finetune.trainer import seed_everything, train_classifier
+from risk_app.finetune.run_setup import seed_everything
+from risk_app.finetune.trainer import train_classifier
 from tests.finetune.helpers import credit_texts
 
 QUICK = {"r": 4, "target_modules": ["q_proj", "v_proj"], "gradient_checkpointing": True}
@@ -70,13 +71,15 @@ def test_prepare_refuses_an_unquantized_base(tiny_qwen2: Path) -> None:
         QLoraMethod().prepare(plain, QLoraParams())
 
 
-def test_cpu_optimizer_choice() -> None:
+def test_cpu_optimizer_choice_comes_from_the_config() -> None:
     method = QLoraMethod()
     groups = [{"params": [torch.nn.Parameter(torch.zeros(2, 2))], "weight_decay": 0.0}]
-    assert isinstance(method.make_optimizer(groups, quick_config()), torch.optim.AdamW)
-    method._optimizer_choice = "paged_adamw_8bit"
+    auto = method.parse_config({})
+    assert isinstance(method.make_optimizer(groups, quick_config(), auto), torch.optim.AdamW)
+    paged = method.parse_config({"optimizer": "paged_adamw_8bit"})
     with pytest.raises(ConfigError, match="needs the model on CUDA"):
-        method.make_optimizer(groups, quick_config())
+        method.make_optimizer(groups, quick_config(), paged)
+    assert vars(method) == {}  # the choice is read from the config, never kept on the method
 
 
 def test_trains_on_cpu_keeps_4bit_base_frozen_and_round_trips(tiny_qwen2: Path) -> None:
@@ -127,8 +130,8 @@ def test_gpu_training_uses_paged_8bit_adamw_and_bf16(tiny_qwen2: Path) -> None:
     made: list[torch.optim.Optimizer] = []
     original = method.make_optimizer
 
-    def spy(groups, train_cfg):  # type: ignore[no-untyped-def]
-        made.append(original(groups, train_cfg))
+    def spy(groups, train_cfg, cfg):  # type: ignore[no-untyped-def]
+        made.append(original(groups, train_cfg, cfg))
         return made[-1]
 
     method.make_optimizer = spy  # type: ignore[method-assign]

@@ -18,8 +18,9 @@ import torch
 from risk_app.errors import ConfigError, DataFileError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.lora import LoraParams, apply_lora
-from risk_app.finetune.methods.rlhf import RlhfMethod, RlhfParams
+from risk_app.finetune.methods.rlhf import RlhfMethod
 from risk_app.finetune.objectives.ppo import (
+    PPOParams,
     PPOSettings,
     advantages_for,
     categorical_kl,
@@ -28,15 +29,18 @@ from risk_app.finetune.objectives.ppo import (
     run_ppo,
 )
 from risk_app.finetune.objectives.reward_model import (
-    RewardSettings,
+    RewardParams,
     build_preference_pairs,
     encode_with_decision,
     load_preference_pairs,
     train_reward_model,
 )
+from risk_app.finetune.objectives.rlhf import RlhfParams
 from risk_app.finetune.predict import predict_proba
-from risk_app.finetune.trainer import seed_everything, train_classifier
+from risk_app.finetune.run_setup import seed_everything
+from risk_app.finetune.trainer import train_classifier
 from risk_app.models.loader import load_classifier
+from risk_app.registry.artifact import load_risk_model, save_risk_model
 from tests.finetune.helpers import credit_texts
 
 
@@ -114,6 +118,14 @@ def test_run_ppo_follows_the_reward_and_keeps_kl_bounded(tiny_qwen2: Path) -> No
     assert history[-1]["ppo_mean_reward"] >= history[0]["ppo_mean_reward"]
 
 
+def test_ppo_settings_take_the_runs_batch_size_seed_and_token_limit() -> None:
+    run = TrainConfig(batch_size=12, seed=5, max_length=64, max_grad_norm=0.5)
+    settings = PPOSettings.resolve(PPOParams(epochs=3, kl_coef=0.3), run)
+    assert (settings.epochs, settings.kl_coef, settings.batch_size) == (3, 0.3, 12)
+    assert (settings.seed, settings.max_length, settings.max_grad_norm) == (5, 64, 0.5)
+    assert PPOSettings.resolve(PPOParams(batch_size=4), run).batch_size == 4
+
+
 # ---- reward model --------------------------------------------------------------------------
 def test_pairs_put_the_analysts_decision_in_chosen() -> None:
     pairs = load_preference_pairs(max_rows=20)
@@ -146,7 +158,7 @@ def test_encoding_keeps_the_decision_when_the_text_is_truncated(tiny_qwen2: Path
 def test_reward_model_learns_to_prefer_the_analysts_decision(tiny_qwen2: Path) -> None:
     pairs = load_preference_pairs(max_rows=48, seed=1)
     result = train_reward_model(
-        pairs, "tiny-qwen2", RewardSettings(epochs=1, batch_size=8, learning_rate=1e-3, max_length=96)
+        pairs, "tiny-qwen2", RewardParams(epochs=1, batch_size=8, learning_rate=1e-3, max_length=96)
     )
     assert result.loss_after < result.loss_before
     assert result.accuracy_after > 0.5
@@ -154,35 +166,53 @@ def test_reward_model_learns_to_prefer_the_analysts_decision(tiny_qwen2: Path) -
 
 
 # ---- the method ----------------------------------------------------------------------------
-def test_config_nests_loras_validation() -> None:
+def test_config_nests_the_policy_reward_and_ppo_sections() -> None:
     method = RlhfMethod()
-    cfg = method.parse_config({"lora": {"r": 4, "target_modules": ["q_proj"]}, "kl_coef": 0.05})
-    assert isinstance(cfg, RlhfParams) and cfg.lora.r == 4
-    with pytest.raises(ConfigError, match=r"'lora\.r'"):
-        method.parse_config({"lora": {"r": 0}})
-    with pytest.raises(ConfigError, match=r"unknown key 'lora\.rank'"):
-        method.parse_config({"lora": {"rank": 4}})
-    for bad in ({"clip_epsilon": 1.5}, {"kl_coef": -1}, {"ppo_lr": 0}, {"reward_adapter": "qlora"}):
+    cfg = method.parse_config(
+        {"policy_params": {"r": 4, "target_modules": ["q_proj"]}, "ppo": {"kl_coef": 0.05}}
+    )
+    assert isinstance(cfg, RlhfParams) and cfg.policy_method == "lora" and cfg.ppo.kl_coef == 0.05
+    # The policy's parameters are checked by the policy method's own Config and stored in full.
+    assert cfg.policy_params["r"] == 4 and cfg.policy_params["alpha"] == 16
+    with pytest.raises(ConfigError, match=r"policy_method 'lora': method 'lora' parameters: 'r'"):
+        method.parse_config({"policy_params": {"r": 0}})
+    with pytest.raises(ConfigError, match=r"unknown key 'rank'\. Allowed keys: r: int"):
+        method.parse_config({"policy_params": {"rank": 4}})
+    freeze = method.parse_config({"policy_method": "freeze", "policy_params": {"n_trainable_layers": 1}})
+    assert freeze.policy_params == {"n_trainable_layers": 1, "modules": None}
+    bad_sections = (
+        {"ppo": {"clip_epsilon": 1.5}}, {"ppo": {"kl_coef": -1}}, {"ppo": {"learning_rate": 0}},
+        {"reward": {"adapter": "qlora"}}, {"reward": {"lr": 1e-3}}, {"kl_coef": 0.1},
+    )  # fmt: skip
+    for bad in bad_sections:
         with pytest.raises(ConfigError, match="method 'rlhf' parameters"):
             method.parse_config(bad)
 
 
-def test_rlhf_fit_records_every_stage_stays_near_the_reference_and_round_trips(
-    tiny_qwen2: Path, tmp_path: Path
-) -> None:
-    texts, labels = credit_texts(48)
-    val_texts, val_labels = credit_texts(16, offset=48)
-    config = TrainConfig(
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        ("rlhf", "policy_method 'rlhf' is itself an objective"),
+        ("lorra", "unknown policy_method 'lorra'"),
+    ],
+)
+def test_policy_method_must_be_a_parameter_method(policy: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as info:
+        RlhfMethod().parse_config({"policy_method": policy})
+    allowed = str(info.value).split("choose one of: ")[1].split(", ")
+    assert "lora" in allowed and "freeze" in allowed and "rlhf" not in allowed
+
+
+def _rlhf_config(policy_method: str, policy_params: dict) -> TrainConfig:
+    return TrainConfig(
         method="rlhf",
         method_params={
-            "lora": {"r": 4},
+            "policy_method": policy_method,
+            "policy_params": policy_params,
             "sft_epochs": 2,
             "max_feedback_rows": 24,
-            "reward_max_length": 96,
-            "ppo_epochs": 2,
-            "ppo_updates_per_batch": 2,
-            "kl_coef": 0.2,
-            "ppo_lr": 1e-3,
+            "reward": {"max_length": 96},
+            "ppo": {"epochs": 2, "updates_per_batch": 2, "kl_coef": 0.2, "learning_rate": 1e-3},
         },
         batch_size=16,
         max_length=48,
@@ -191,6 +221,14 @@ def test_rlhf_fit_records_every_stage_stays_near_the_reference_and_round_trips(
         seed=0,
         device="cpu",
     )
+
+
+def test_rlhf_over_lora_records_every_stage_stays_near_the_reference_and_round_trips(
+    tiny_qwen2: Path, tmp_path: Path
+) -> None:
+    texts, labels = credit_texts(48)
+    val_texts, val_labels = credit_texts(16, offset=48)
+    config = _rlhf_config("lora", {"r": 4})
     result = train_classifier(texts, labels, val_texts, val_labels, config, tmp_path / "run", progress=False)
     history = result.history
     assert [r["epoch"] for r in history] == [1, 2, 3.0, 4.0]
@@ -201,17 +239,48 @@ def test_rlhf_fit_records_every_stage_stays_near_the_reference_and_round_trips(
     assert all(0 <= r["mean_kl"] < 1.0 for r in ppo), [r["mean_kl"] for r in ppo]
     assert result.method_name == "rlhf" and result.best_val_auc == ppo[-1]["val_auc"]
     assert (tmp_path / "run" / "sft" / "epoch-1").is_dir() and (tmp_path / "run" / "ppo").is_dir()
+    assert result.trainable_parameter_names and all(
+        "lora_" in n or "modules_to_save" in n for n in result.trainable_parameter_names
+    )
 
     # Save/load like `lora`: load_base + prepare + load_state reproduces the predictions.
     method = RlhfMethod()
     cfg = method.parse_config(config.method_params)
-    state = {k: v.detach().cpu().clone() for k, v in method.state_to_save(result.model).items()}
+    state = {k: v.detach().cpu().clone() for k, v in method.state_to_save(result.model, cfg).items()}
     assert all("lora_" in k or ".score." in k for k in state)
     seed_everything(7)
     reloaded = method.prepare(method.load_base("tiny-qwen2", cfg, config)[0], cfg)
-    method.load_state(reloaded, state)
+    method.load_state(reloaded, state, cfg)
     expected = predict_proba(result.model, result.tokenizer, val_texts, 8, 48)
     np.testing.assert_allclose(
         predict_proba(reloaded, result.tokenizer, val_texts, 8, 48), expected, atol=1e-5
     )
     np.testing.assert_allclose(result.best_val_proba, expected, atol=1e-5)
+
+
+def test_rlhf_over_freeze_trains_only_the_chosen_layer_and_reloads_as_an_artifact(
+    tiny_qwen2: Path, tmp_path: Path
+) -> None:
+    texts, labels = credit_texts(48)
+    val_texts, val_labels = credit_texts(16, offset=48)
+    config = _rlhf_config("freeze", {"n_trainable_layers": 1, "modules": ["mlp"]})
+    seed_everything(config.seed)
+    base, _ = load_classifier("tiny-qwen2")
+    start = {n: p.detach().clone() for n, p in base.named_parameters()}
+    result = train_classifier(texts, labels, val_texts, val_labels, config, None, progress=False)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3.0, 4.0]
+    assert all(np.isfinite(r["train_loss"]) for r in result.history)
+    trained = set(result.trainable_parameter_names)
+    assert trained == {n for n in start if n.startswith("model.layers.1.mlp.")} | {"score.weight"}
+    after = dict(result.model.named_parameters())
+    for name, old in start.items():
+        assert torch.equal(old, after[name].detach()) is (name not in trained), name
+
+    folder = save_risk_model(
+        tmp_path / "artifact", method_name="rlhf", method_config=config.method_params,
+        train_config=config, model=result.model, tokenizer=result.tokenizer, threshold=0.5,
+        metrics={"val_auc": result.best_val_auc}, data_hash="test", contract_version="test",
+    )  # fmt: skip
+    expected = predict_proba(result.model, result.tokenizer, val_texts, 8, 48)
+    got = load_risk_model(folder).predict_proba(val_texts, batch_size=8)
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -14,7 +14,8 @@ from sklearn.metrics import roc_auc_score
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import UnknownMethodError, get_method
-from risk_app.finetune.trainer import class_weights, seed_everything, train_classifier
+from risk_app.finetune.run_setup import class_weights, seed_everything
+from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainingDataError
 from risk_app.models.loader import load_classifier
 from tests.finetune.helpers import credit_texts

@@ -1,16 +1,8 @@
-"""Fine-tuning methods, one module each; importing this package registers them all.
+"""Fine-tuning methods: *which parameters train*, one module each.
 
-Add a method: write `methods/<name>.py` with a `@register`-ed `FineTuneMethod` subclass and
-add one import line below.
+Each module holds a typed `Config` and a `@register`-ed `FineTuneMethod` subclass (see
+`base.py` for the hooks). The registry imports the modules named in
+`risk_app.finetune.registry.BUILTIN_METHOD_MODULES` on its first lookup; this package itself
+imports nothing, so importing `methods.base` (as the trainer does) never pulls in every method.
+Add a method: write `methods/<name>.py` and add `"<name>"` to that tuple.
 """
-
-from risk_app.finetune.methods import (
-    adapter,  # noqa: F401
-    freeze,  # noqa: F401
-    full,  # noqa: F401
-    lora,  # noqa: F401
-    prompt,  # noqa: F401
-    qlora,  # noqa: F401
-    quantum,  # noqa: F401
-    rlhf,  # noqa: F401
-)

@@ -28,6 +28,7 @@ from risk_app.finetune.adapters_layer import BottleneckAdapter, NonLinearity, at
 from risk_app.finetune.methods.base import FineTuneMethod, is_head_parameter
 from risk_app.finetune.methods.freeze import decoder_layers
 from risk_app.finetune.registry import register
+from risk_app.finetune.types import RunPlan
 
 
 class AdapterParams(BaseModel):
@@ -104,7 +105,7 @@ class AdapterMethod(FineTuneMethod):
     # tiny-qwen2 is 64 wide: the default factor 16 leaves a 4-unit bottleneck.
     suite_params = {"reduction_factor": 4, "init_scale": 0.1}
 
-    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+    def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, AdapterParams)
         if cfg.reduction_factor > int(model.config.hidden_size):
             raise ConfigError(

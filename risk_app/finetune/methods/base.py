@@ -1,7 +1,10 @@
-"""The base class every fine-tuning method subclasses.
+"""The base class every fine-tuning method subclasses: the hooks the trainer calls.
 
-A method decides *which parameters train* (`prepare`) and, optionally, *how they train*
-(`fit`, by default the supervised trainer). Adding a method means one module in this folder:
+A method decides *which parameters train*; the objective that trains them (the supervised loop,
+or RLHF) and the run itself belong to the trainer (`risk_app.finetune.trainer`). A method
+object holds no state of one run: what the run needs is passed in (`RunPlan`, the configs) and
+what it produces comes back (the prepared model, a regularizer closure, `TrainResult`). Adding a
+method means one module in this folder plus its name in `registry.BUILTIN_METHOD_MODULES`:
 
     @register
     class FreezeMethod(FineTuneMethod):
@@ -12,31 +15,34 @@ A method decides *which parameters train* (`prepare`) and, optionally, *how they
             model_config = ConfigDict(extra="forbid")
             n_layers: int = Field(default=1, ge=1, description="Decoder layers to unfreeze.")
 
-        def prepare(self, model, cfg):
+        def prepare(self, model, cfg, plan=None):
             ...freeze / unfreeze...
             return model
 
-plus one import line in `methods/__init__.py`. The hooks below have working defaults so a
-method overrides only what it changes: `qlora` overrides `load_base` and reuses LoRA's
-`prepare`; an objective such as `rlhf` overrides `fit` and delegates parameter choice to a
-parameter method.
+The hooks below have working defaults, so a method overrides only what it changes: `qlora`
+overrides `load_base` and `make_optimizer` and reuses LoRA's `prepare`; `full` returns an EWC
+`regularizer`; `rlhf` sets `objective = "rlhf"` and hands every parameter hook to its policy
+method. Called by the trainer, in order: `parse_config`, `load_base`, `prepare(model, cfg,
+plan)`, then per run `regularizer(...)` once, `trainable_parameters`, `make_optimizer`,
+`on_optimizer_step` after each step, and `state_to_save` / `load_state` for checkpoints.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig, format_validation_error
+from risk_app.finetune.run_setup import count_parameters
+from risk_app.finetune.types import ObjectiveName, Regularizer, RunPlan, TrainData
+from risk_app.models.loader import load_classifier
 
-if TYPE_CHECKING:
-    from risk_app.finetune.types import TrainData, TrainResult
+__all__ = ["HEAD_MODULE", "EmptyConfig", "FineTuneMethod", "count_parameters", "is_head_parameter"]
 
 # Sub-module name of the classification head in every *ForSequenceClassification model
 # transformers builds for decoder LLMs (Qwen2, Llama, Mistral ...).
@@ -47,24 +53,6 @@ class EmptyConfig(BaseModel):
     """Config for a method without parameters: still rejects unknown keys."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts.
-
-    bitsandbytes 4-bit weights pack two values per byte, so their `numel` is half the real
-    count; we undo that so QLoRA's totals compare with the other methods'.
-    """
-    trainable = total = 0
-    for param in model.parameters():
-        n = param.numel()
-        if param.__class__.__name__ == "Params4bit":
-            itemsize = getattr(getattr(param, "quant_storage", None), "itemsize", 1) or 1
-            n = n * 2 * itemsize
-        total += n
-        if param.requires_grad:
-            trainable += n
-    return trainable, total
 
 
 def is_head_parameter(name: str) -> bool:
@@ -84,12 +72,8 @@ class FineTuneMethod(ABC):
     # skip the suite where the method cannot run there (e.g. it needs CUDA). Not used at run time.
     suite_params: ClassVar[dict[str, Any]] = {}
     suite_skip_reason: ClassVar[str | None] = None
-
-    def __init__(self) -> None:
-        # Optimizer steps of the coming run. The trainer sets it before `prepare`, for methods
-        # whose structure or schedule depends on it (AdaLoRA's rank budget). None when loading
-        # a saved model for inference.
-        self.total_steps: int | None = None
+    # The objective that trains the prepared parameters; only `rlhf` differs.
+    objective: ClassVar[ObjectiveName] = "supervised"
 
     # ---- configuration -------------------------------------------------------------------
     def parse_config(self, params: Mapping[str, Any] | BaseModel | None) -> BaseModel:
@@ -110,43 +94,33 @@ class FineTuneMethod(ABC):
         self, base_model: str, cfg: BaseModel, train_cfg: TrainConfig | None = None
     ) -> tuple[Any, Any]:
         """Load the base classifier and tokenizer (quantized methods override this)."""
-        from risk_app.models.loader import load_classifier
-
         return load_classifier(base_model, num_labels=2)
 
     @abstractmethod
-    def prepare(self, model: Any, cfg: BaseModel) -> Any:
-        """Choose which parameters train (set requires_grad, wrap with adapters) and return the model."""
+    def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
+        """Choose which parameters train (set requires_grad, wrap with adapters) and return the model.
 
-    # ---- training ------------------------------------------------------------------------
-    def fit(
-        self,
-        model: Any,
-        tokenizer: Any,
-        data: TrainData,
-        train_cfg: TrainConfig,
-        cfg: BaseModel,
-        checkpoint_dir: str | Path | None,
-        *,
-        progress: bool = True,
-    ) -> TrainResult:
-        """Train the prepared model. Default: the supervised, class-weighted loop."""
-        from risk_app.finetune.trainer import supervised_fit
+        `plan` describes the coming training run; None when a saved model is rebuilt for
+        inference, so `prepare` must build the same structure either way.
+        """
 
-        return supervised_fit(self, model, tokenizer, data, train_cfg, cfg, checkpoint_dir, progress=progress)
-
-    def regularization_loss(self, model: Any) -> torch.Tensor | None:
-        """Extra loss added to each training batch (AdaLoRA's orthogonality term); None = none."""
+    # ---- training hooks (the trainer calls them; they keep nothing on `self`) -------------
+    def regularizer(
+        self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: BaseModel
+    ) -> Regularizer | None:
+        """An extra loss term for this run, or None. Called once, with the model already on
+        the training device and before the first step; whatever it measures (EWC's Fisher and
+        starting weights) lives in the returned closure."""
         return None
 
     def on_optimizer_step(self, model: Any, global_step: int) -> None:
-        """Called after every optimizer step (AdaLoRA reallocates ranks here)."""
+        """Called after every optimizer step, before gradients are cleared (AdaLoRA reallocates ranks)."""
         return None
 
     def make_optimizer(
-        self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig
+        self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig, cfg: BaseModel
     ) -> torch.optim.Optimizer:
-        """The optimizer over `param_groups` (torch AdamW; `qlora` uses paged 8-bit AdamW on CUDA)."""
+        """The optimizer over `param_groups` (torch AdamW; `qlora` may use paged 8-bit AdamW)."""
         return torch.optim.AdamW(param_groups, lr=train_cfg.learning_rate)
 
     def trainable_parameters(self, model: Any) -> list[tuple[str, torch.nn.Parameter]]:
@@ -154,11 +128,12 @@ class FineTuneMethod(ABC):
         return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
     # ---- persistence ---------------------------------------------------------------------
-    def state_to_save(self, model: Any) -> dict[str, torch.Tensor]:
+    def state_to_save(self, model: Any, cfg: BaseModel | None = None) -> dict[str, torch.Tensor]:
         """Tensors that, loaded into `prepare(load_base(...))`, reproduce the trained model.
 
         Default: every trainable parameter plus the classification head. Buffers are skipped
-        because `prepare` rebuilds them.
+        because `prepare` rebuilds them. `cfg` is the method's config, for methods whose saved
+        state depends on it (`rlhf` asks its policy method).
         """
         state: dict[str, torch.Tensor] = {}
         for name, param in model.named_parameters():
@@ -168,7 +143,9 @@ class FineTuneMethod(ABC):
             raise ConfigError(f"method {self.name!r}: model has no trainable parameters to save")
         return state
 
-    def load_state(self, model: Any, state: Mapping[str, torch.Tensor]) -> None:
+    def load_state(
+        self, model: Any, state: Mapping[str, torch.Tensor], cfg: BaseModel | None = None
+    ) -> None:
         """Copy saved tensors into a prepared model; every saved name must exist with its shape."""
         params = dict(model.named_parameters())
         unknown = [k for k in state if k not in params]

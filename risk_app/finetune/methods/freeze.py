@@ -7,8 +7,9 @@ sub-modules (e.g. only the MLPs). The trainable parameters are upcast to fp32 so
 updates are not lost to bf16 rounding; the frozen ones keep their dtype (the forward pass
 mixes them by type promotion, with or without the trainer's autocast).
 
-Which parameters trained is recorded: `method.trainable_names` after `prepare`, and
-`trainable_parameter_names(model)` for any prepared model (artifact metadata can list them).
+Which parameters trained is recorded by the trainer, from the optimizer's own parameters, in
+`TrainResult.trainable_parameter_names`; `trainable_parameter_names(model)` lists them for any
+prepared model.
 
     TrainConfig(method="freeze", method_params={"n_trainable_layers": 1, "modules": ["mlp"]})
 """
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from risk_app.errors import ConfigError
 from risk_app.finetune.methods.base import FineTuneMethod, is_head_parameter
 from risk_app.finetune.registry import register
+from risk_app.finetune.types import RunPlan
 
 # Sub-modules of a Qwen2 / Llama / Mistral decoder layer.
 LayerModule = Literal["mlp", "self_attn", "input_layernorm", "post_attention_layernorm"]
@@ -90,11 +92,7 @@ class FreezeMethod(FineTuneMethod):
     Config = FreezeParams
     suite_params = {"n_trainable_layers": 1, "modules": ["mlp", "post_attention_layernorm"]}
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.trainable_names: list[str] = []
-
-    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+    def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, FreezeParams)
         layers = decoder_layers(model)
         n_layers = len(layers)
@@ -128,5 +126,4 @@ class FreezeMethod(FineTuneMethod):
         for param in model.parameters():
             if param.requires_grad and param.is_floating_point() and param.dtype != torch.float32:
                 param.data = param.data.float()
-        self.trainable_names = trainable_parameter_names(model)
         return model

@@ -10,6 +10,8 @@ The baseline the parameter-efficient methods are measured against. Options:
   relies on near their starting values `theta*`, to limit forgetting. `F` is the diagonal
   empirical Fisher, the mean squared gradient of the classification loss over the first
   `ewc_fisher_batches` training batches, computed at the starting weights before training.
+  The trainer calls `regularizer` once per run; the Fisher and the anchor live in the closure
+  it returns (`EwcPenalty`), never on the method object.
 
 Mixed precision is the trainer's (`TrainConfig.precision` autocast). The weights themselves
 are kept in fp32 (a bf16/fp16 base is upcast in `prepare`) so AdamW updates are not lost to
@@ -20,7 +22,7 @@ rounding. `state_to_save` is the whole model: the only method whose artifact hol
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,8 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.predict import encode_texts, model_device, pad_batch
 from risk_app.finetune.registry import register
-from risk_app.finetune.types import TrainData, TrainResult
+from risk_app.finetune.types import RunPlan, TrainData
 
 
 class FullParams(BaseModel):
@@ -73,8 +76,6 @@ def estimate_diagonal_fisher(
     cross-entropy. Batches are the first `n_batches` of the data in order, so the estimate is
     deterministic for a fixed data order. The model's gradients are cleared afterwards.
     """
-    from risk_app.finetune.predict import encode_texts, model_device, pad_batch
-
     device = model_device(model)
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
@@ -102,6 +103,41 @@ def estimate_diagonal_fisher(
     return {n: f / max(n_done, 1) for n, f in fisher.items()}
 
 
+@dataclass(frozen=True)
+class EwcPenalty:
+    """One run's EWC term, `lambda/2 * sum F (theta - theta*)^2`, as a regularizer closure."""
+
+    strength: float
+    fisher: dict[str, torch.Tensor]
+    anchor: dict[str, torch.Tensor]
+
+    def __call__(self, model: Any) -> torch.Tensor:
+        terms = []
+        for name, param in model.named_parameters():
+            fisher = self.fisher.get(name)
+            if fisher is None:
+                continue
+            terms.append((fisher * (param.float() - self.anchor[name].float()) ** 2).sum())
+        return 0.5 * self.strength * torch.stack(terms).sum()
+
+
+def start_ewc(
+    model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: FullParams
+) -> EwcPenalty:
+    """Measure the Fisher diagonal at the current weights and anchor the penalty there."""
+    fisher = estimate_diagonal_fisher(
+        model,
+        tokenizer,
+        data.train_texts,
+        torch.as_tensor(data.train_labels, dtype=torch.long),
+        batch_size=train_cfg.batch_size,
+        max_length=train_cfg.max_length,
+        n_batches=cfg.ewc_fisher_batches,
+    )
+    anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in fisher}
+    return EwcPenalty(cfg.ewc_lambda, fisher, anchor)
+
+
 @register
 class FullMethod(FineTuneMethod):
     """Every weight trains; optional gradient checkpointing and EWC regularisation."""
@@ -110,14 +146,7 @@ class FullMethod(FineTuneMethod):
     description = "Full fine-tuning of every weight; optional gradient checkpointing and EWC penalty."
     Config = FullParams
 
-    def __init__(self) -> None:
-        super().__init__()
-        # EWC state, filled by `fit` when ewc_lambda > 0: starting weights and Fisher diagonal.
-        self.ewc_lambda = 0.0
-        self.anchor: dict[str, torch.Tensor] = {}
-        self.fisher: dict[str, torch.Tensor] = {}
-
-    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+    def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, FullParams)
         if getattr(model, "is_quantized", False):
             raise ConfigError(
@@ -136,56 +165,15 @@ class FullMethod(FineTuneMethod):
             model.config.use_cache = False
         return model
 
-    def fit(
-        self,
-        model: Any,
-        tokenizer: Any,
-        data: TrainData,
-        train_cfg: TrainConfig,
-        cfg: BaseModel,
-        checkpoint_dir: str | Path | None,
-        *,
-        progress: bool = True,
-    ) -> TrainResult:
+    def regularizer(
+        self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: BaseModel
+    ) -> EwcPenalty | None:
+        """EWC's penalty for this run (Fisher measured now, at the starting weights); None when off."""
         assert isinstance(cfg, FullParams)
-        self.start_ewc(model, tokenizer, data, train_cfg, cfg)
-        return super().fit(model, tokenizer, data, train_cfg, cfg, checkpoint_dir, progress=progress)
-
-    def start_ewc(
-        self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: FullParams
-    ) -> None:
-        """Record the starting weights and their Fisher diagonal (no-op when ewc_lambda is 0)."""
-        self.ewc_lambda = cfg.ewc_lambda
-        self.anchor, self.fisher = {}, {}
         if cfg.ewc_lambda <= 0:
-            return
-        from risk_app.finetune.trainer import resolve_device
-
-        # On the training device now, so the anchors and Fisher live where the weights will.
-        model.to(resolve_device(train_cfg.device))
-        self.fisher = estimate_diagonal_fisher(
-            model,
-            tokenizer,
-            data.train_texts,
-            torch.as_tensor(data.train_labels, dtype=torch.long),
-            batch_size=train_cfg.batch_size,
-            max_length=train_cfg.max_length,
-            n_batches=cfg.ewc_fisher_batches,
-        )
-        self.anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in self.fisher}
-
-    def regularization_loss(self, model: Any) -> torch.Tensor | None:
-        """EWC: lambda/2 * sum F (theta - theta*)^2; None when EWC is off or not yet estimated."""
-        if self.ewc_lambda <= 0 or not self.fisher:
             return None
-        terms = []
-        for name, param in model.named_parameters():
-            fisher = self.fisher.get(name)
-            if fisher is None:
-                continue
-            terms.append((fisher * (param.float() - self.anchor[name].float()) ** 2).sum())
-        return 0.5 * self.ewc_lambda * torch.stack(terms).sum()
+        return start_ewc(model, tokenizer, data, train_cfg, cfg)
 
-    def state_to_save(self, model: Any) -> dict[str, torch.Tensor]:
+    def state_to_save(self, model: Any, cfg: BaseModel | None = None) -> dict[str, torch.Tensor]:
         """Every parameter: the whole fine-tuned model."""
         return {name: param.detach() for name, param in model.named_parameters()}

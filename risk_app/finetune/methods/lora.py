@@ -7,7 +7,8 @@ because the task type is sequence classification, also trains a copy of the `sco
 * `lora`   — plain LoRA (Hu et al. 2021);
 * `dora`   — weight-decomposed LoRA (`use_dora=True`): a learned magnitude per output row;
 * `adalora` — ranks start at `r` and are pruned towards `target_r` during training, guided by
-  gradient-based importance; it needs the run's step count, which the trainer provides.
+  gradient-based importance; it needs the run's step count, which the trainer passes to
+  `prepare` in its `RunPlan`, and adds an orthogonality term through `regularizer`.
 
 `apply_lora(model, cfg)` is the reusable part: `qlora` loads a 4-bit base, calls
 `prepare_model_for_kbit_training`, then `apply_lora`.
@@ -24,8 +25,10 @@ from peft import AdaLoraConfig, LoraConfig, TaskType, get_peft_model
 from peft.tuners.adalora import AdaLoraModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.registry import register
+from risk_app.finetune.types import Regularizer, RunPlan, TrainData
 
 # Projection names shared by the Qwen2 / Llama / Mistral decoder families.
 ALLOWED_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -137,16 +140,21 @@ class LoraMethod(FineTuneMethod):
     description = "Low-rank adapters (LoRA, DoRA or AdaLoRA) on attention/MLP projections; base frozen."
     Config = LoraParams
 
-    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+    def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, LoraParams)
-        return apply_lora(model, cfg, self.total_steps)
+        return apply_lora(model, cfg, plan.total_steps if plan is not None else None)
 
-    def regularization_loss(self, model: Any) -> torch.Tensor | None:
+    def regularizer(
+        self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: BaseModel
+    ) -> Regularizer | None:
+        """AdaLoRA's orthogonality penalty on P and Q; None for plain LoRA / DoRA."""
         adalora = _adalora_model(model)
         if adalora is None:
             return None
         weight = adalora.peft_config[adalora.trainable_adapter_name].orth_reg_weight
-        return adalora_orthogonality_loss(model, weight)
+        if weight == 0:
+            return None
+        return lambda trained: adalora_orthogonality_loss(trained, weight)
 
     def on_optimizer_step(self, model: Any, global_step: int) -> None:
         adalora = _adalora_model(model)

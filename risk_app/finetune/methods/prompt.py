@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from risk_app.errors import ConfigError
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.registry import register
+from risk_app.finetune.types import RunPlan
 
 DEFAULT_INIT_TEXT = "Assess the credit risk of this loan application:"
 
@@ -162,7 +163,7 @@ class PromptMethod(FineTuneMethod):
     Config = PromptParams
     suite_params = {"num_virtual_tokens": 4}
 
-    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+    def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, PromptParams)
         try:
             peft_model = get_peft_model(model, build_prompt_config(model, cfg))

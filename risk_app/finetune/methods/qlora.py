@@ -10,7 +10,8 @@ module only adds the quantization:
 * `prepare` runs `peft.prepare_model_for_kbit_training` (norms upcast to fp32, input grads for
   gradient checkpointing) and then LoRA's own `prepare`;
 * `make_optimizer` uses bitsandbytes' paged 8-bit AdamW on CUDA, whose paged optimizer state
-  survives memory spikes on long sequences; on CPU it falls back to torch AdamW.
+  survives memory spikes on long sequences; on CPU it falls back to torch AdamW. The choice is
+  read from the run's config each time, never kept on the method object.
 
 bitsandbytes >= 0.48 runs 4-bit layers on CPU too, so the method trains (slowly) on a laptop
 and fast on a GPU. A saved model holds only the adapters and the head; reloading quantizes the
@@ -24,6 +25,8 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
+from bitsandbytes.nn import Linear4bit
+from bitsandbytes.optim import PagedAdamW8bit
 from peft import prepare_model_for_kbit_training
 from pydantic import BaseModel, Field
 from transformers import BitsAndBytesConfig
@@ -33,6 +36,9 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import HEAD_MODULE
 from risk_app.finetune.methods.lora import LoraMethod, LoraParams
 from risk_app.finetune.registry import register
+from risk_app.finetune.run_setup import resolve_device
+from risk_app.finetune.types import RunPlan
+from risk_app.models.loader import load_classifier
 
 ComputeDtype = Literal["auto", "float32", "bfloat16", "float16"]
 _DTYPES: dict[str, torch.dtype] = {
@@ -94,8 +100,6 @@ def disable_cpu_inference_repacking(model: torch.nn.Module) -> int:
     We train and validate in turns, so keep the training layout throughout. Returns the number
     of layers changed.
     """
-    from bitsandbytes.nn import Linear4bit
-
     layers = [m for m in model.modules() if isinstance(m, Linear4bit)]
     for layer in layers:
         layer.support_avx512bf16_for_cpu = False
@@ -103,8 +107,6 @@ def disable_cpu_inference_repacking(model: torch.nn.Module) -> int:
 
 
 def _target_device(train_cfg: TrainConfig | None) -> torch.device:
-    from risk_app.finetune.trainer import resolve_device
-
     return resolve_device(train_cfg.device if train_cfg is not None else "auto")
 
 
@@ -120,15 +122,9 @@ class QLoraMethod(LoraMethod):
     # Checkpointing only slows the tiny CPU suite down; it is exercised by the qlora tests.
     suite_params: ClassVar[dict[str, Any]] = {"r": 4, "gradient_checkpointing": False}
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._optimizer_choice: str = "auto"
-
     def load_base(
         self, base_model: str, cfg: BaseModel, train_cfg: TrainConfig | None = None
     ) -> tuple[Any, Any]:
-        from risk_app.models.loader import load_classifier
-
         assert isinstance(cfg, QLoraParams)
         device = _target_device(train_cfg)
         return load_classifier(
@@ -138,14 +134,13 @@ class QLoraMethod(LoraMethod):
             device=device,
         )
 
-    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+    def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, QLoraParams)
         if not getattr(model, "is_loaded_in_4bit", False):
             raise ConfigError(
                 "method 'qlora' needs a 4-bit base from QLoraMethod.load_base; got an unquantized model "
                 "(use method 'lora' for that)"
             )
-        self._optimizer_choice = cfg.optimizer
         disable_cpu_inference_repacking(model)
         # peft's default (reentrant) checkpointing: the non-reentrant variant trips an in-place
         # bias add inside bitsandbytes' CPU 4-bit matmul ("view of a leaf Variable ...").
@@ -154,22 +149,21 @@ class QLoraMethod(LoraMethod):
             use_gradient_checkpointing=cfg.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": True},
         )
-        return super().prepare(model, cfg)
+        return super().prepare(model, cfg, plan)
 
     def make_optimizer(
-        self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig
+        self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig, cfg: BaseModel
     ) -> torch.optim.Optimizer:
+        assert isinstance(cfg, QLoraParams)
         on_cuda = any(p.is_cuda for group in param_groups for p in group["params"])
-        choice = self._optimizer_choice
+        choice = cfg.optimizer
         if choice == "auto":
             choice = "paged_adamw_8bit" if on_cuda else "adamw"
         if choice == "adamw":
-            return super().make_optimizer(param_groups, train_cfg)
+            return super().make_optimizer(param_groups, train_cfg, cfg)
         if not on_cuda:
             raise ConfigError(
                 "method 'qlora': optimizer 'paged_adamw_8bit' needs the model on CUDA; "
                 "use optimizer 'auto' or 'adamw' on CPU"
             )
-        import bitsandbytes as bnb
-
-        return bnb.optim.PagedAdamW8bit(param_groups, lr=train_cfg.learning_rate)
+        return PagedAdamW8bit(param_groups, lr=train_cfg.learning_rate)

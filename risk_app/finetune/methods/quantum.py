@@ -18,8 +18,8 @@ the projection and the output layer are the same in both. Parameter counts on th
 `head_parameter_counts` computes them for any shape.
 
 The whole base, including its original `score` head, stays frozen and runs without gradients,
-so training touches only the head. `compare_quantum_classical` trains both heads on one split
-and reports their metrics side by side.
+so training touches only the head. `risk-app compare-methods` trains both heads on one split
+(the "quantum (classical head)" row) and reports their metrics side by side.
 
     TrainConfig(method="quantum", method_params={"n_qubits": 4, "n_layers": 2, "head": "quantum"})
 """
@@ -27,11 +27,8 @@ and reports their metrics side by side.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-import numpy as np
 import pennylane as qml
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,9 +38,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from risk_app.errors import ConfigError
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.registry import register
-
-if TYPE_CHECKING:
-    from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.types import RunPlan
 
 NUM_CLASSES = 2
 
@@ -240,77 +235,16 @@ class QuantumMethod(FineTuneMethod):
     Config = QuantumParams
     suite_params: ClassVar[dict[str, Any]] = {"n_qubits": 3, "n_layers": 1}
 
-    def prepare(self, model: Any, cfg: BaseModel) -> Any:
+    def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, QuantumParams)
         hidden_size = int(model.config.hidden_size)
         head = build_head(cfg.head, hidden_size, cfg.n_qubits, cfg.n_layers)
         return PooledHeadClassifier(model, head)
 
-    def state_to_save(self, model: Any) -> dict[str, torch.Tensor]:
+    def state_to_save(self, model: Any, cfg: BaseModel | None = None) -> dict[str, torch.Tensor]:
         # Only the new head: the base (and its unused `score`) is reloaded from the base model.
         state = {n: p.detach() for n, p in model.named_parameters() if n.startswith("head.")}
         if not state:
             raise ConfigError("method 'quantum': model has no head to save; was it prepared by this method?")
         return state
 
-
-def compare_quantum_classical(
-    train_texts: Sequence[str],
-    train_labels: Sequence[int] | np.ndarray,
-    val_texts: Sequence[str],
-    val_labels: Sequence[int] | np.ndarray,
-    test_texts: Sequence[str] | None = None,
-    test_labels: Sequence[int] | np.ndarray | None = None,
-    *,
-    train_config: TrainConfig | None = None,
-    n_qubits: int = 4,
-    n_layers: int = 2,
-    checkpoint_dir: str | Path | None = None,
-    progress: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """Train the quantum and the size-matched classical head on the same split, same seed.
-
-    Each head's threshold is chosen on validation (F1), then `credit_metrics` are computed on
-    the test texts (validation when no test set is given). Returns
-    `{"quantum": {...}, "classical": {...}}` with the metrics plus `trainable_params`,
-    `best_val_auc`, `wall_seconds` and `evaluated_on`. Remember: a classical simulation.
-    """
-    from risk_app.evaluate.metrics import choose_threshold, credit_metrics
-    from risk_app.finetune.config import TrainConfig
-    from risk_app.finetune.predict import predict_proba
-    from risk_app.finetune.trainer import train_classifier
-
-    if (test_texts is None) != (test_labels is None):
-        raise ConfigError("compare_quantum_classical: give both test_texts and test_labels, or neither")
-    base_cfg = train_config or TrainConfig()
-    eval_texts, eval_labels, split = (
-        (list(test_texts), np.asarray(test_labels), "test")
-        if test_texts is not None and test_labels is not None
-        else (list(val_texts), np.asarray(val_labels), "validation")
-    )
-    results: dict[str, dict[str, Any]] = {}
-    for head in ("quantum", "classical"):
-        params = QuantumParams(n_qubits=n_qubits, n_layers=n_layers, head=head)
-        cfg = base_cfg.model_copy(update={"method": "quantum", "method_params": params.model_dump()})
-        run_dir = Path(checkpoint_dir) / head if checkpoint_dir is not None else None
-        result = train_classifier(
-            train_texts, train_labels, val_texts, val_labels, cfg, run_dir, progress=progress
-        )
-        p_val = (
-            result.best_val_proba
-            if result.best_val_proba is not None
-            else predict_proba(result.model, result.tokenizer, val_texts, cfg.eval_batch_size, cfg.max_length)
-        )
-        threshold = choose_threshold(np.asarray(val_labels), p_val)
-        p_eval = predict_proba(
-            result.model, result.tokenizer, eval_texts, cfg.eval_batch_size, cfg.max_length
-        )
-        metrics = credit_metrics(eval_labels, p_eval, threshold)
-        metrics.update(
-            trainable_params=result.trainable_params,
-            best_val_auc=result.best_val_auc,
-            wall_seconds=result.wall_seconds,
-            evaluated_on=split,
-        )
-        results[head] = metrics
-    return results

@@ -21,33 +21,63 @@ before the first step.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import encode_texts, model_device, pad_batch
+from risk_app.finetune.run_setup import weighted_cross_entropy
+
+# Builds the PPO optimizer from the trainable parameters and the learning rate.
+OptimizerFactory = Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer]
+# Called with the running PPO step count after every update.
+StepHook = Callable[[int], None]
 
 
-class PPOSettings(BaseModel):
-    """PPO hyper-parameters."""
+class PPOParams(BaseModel):
+    """PPO hyper-parameters a user sets (the `ppo` section of the `rlhf` method's config)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = Field(default=2, ge=1, le=1000, description="Passes over the prompts (applications).")
+    epochs: int = Field(default=2, ge=1, le=1000, description="PPO passes over the training applications.")
     updates_per_batch: int = Field(
         default=4, ge=1, le=100, description="Gradient steps on each sampled batch."
     )
-    batch_size: int = Field(default=16, ge=1, le=4096, description="Applications per sampled batch.")
-    clip_epsilon: float = Field(default=0.2, gt=0.0, lt=1.0, description="PPO ratio clip range 1 +- eps.")
-    kl_coef: float = Field(default=0.1, ge=0.0, description="Weight beta of KL(pi || pi_ref).")
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="Applications per sampled batch; None = TrainConfig.batch_size.",
+    )
+    clip_epsilon: float = Field(default=0.2, gt=0.0, lt=1.0, description="PPO ratio clip range 1 +- epsilon.")
+    kl_coef: float = Field(default=0.1, ge=0.0, description="Weight beta of KL(policy || SFT reference).")
     learning_rate: float = Field(
         default=1e-4, gt=0.0, le=1.0, description="Learning rate of the PPO updates."
     )
+
+
+class PPOSettings(PPOParams):
+    """Everything `run_ppo` needs: the user's `PPOParams` resolved against the run's TrainConfig."""
+
+    batch_size: int = Field(default=16, ge=1, le=4096, description="Applications per sampled batch.")
     max_grad_norm: float = Field(default=1.0, gt=0.0, description="Gradient clipping threshold.")
     max_length: int = Field(default=256, ge=8, description="Token limit of the policy's input texts.")
     seed: int = Field(default=42, ge=0, description="Seed for the data order and action sampling.")
+
+    @classmethod
+    def resolve(cls, params: PPOParams, train_cfg: TrainConfig) -> PPOSettings:
+        """`params` with the batch size, clipping, token limit and seed of the run filled in."""
+        return cls(
+            **params.model_dump(exclude={"batch_size"}),
+            batch_size=params.batch_size or train_cfg.batch_size,
+            max_grad_norm=train_cfg.max_grad_norm,
+            max_length=train_cfg.max_length,
+            seed=train_cfg.seed,
+        )
 
 
 # ---- the loss pieces (pure functions, unit-tested) ---------------------------------------
@@ -100,15 +130,6 @@ def advantages_for(
     return adv
 
 
-def weighted_cross_entropy(logits: torch.Tensor, labels: np.ndarray) -> float:
-    """Class-weighted cross-entropy, weighted as the supervised trainer weights it."""
-    from risk_app.finetune.trainer import class_weights
-
-    target = torch.as_tensor(labels, dtype=torch.long)
-    weight = class_weights(np.asarray(labels, dtype=np.int64))
-    return float(torch.nn.functional.cross_entropy(logits.float().cpu(), target, weight=weight))
-
-
 # ---- the loop ----------------------------------------------------------------------------
 @torch.no_grad()
 def policy_logits(
@@ -123,26 +144,44 @@ def policy_logits(
     return torch.cat(chunks)
 
 
-def run_ppo(
+@dataclass
+class PPOState:
+    """One PPO run: the encoded prompts, reward table, frozen reference and the optimizer."""
+
+    model: Any
+    tokenizer: Any
+    settings: PPOSettings
+    ids: list[list[int]]
+    reward_table: torch.Tensor
+    ref_logits: torch.Tensor
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    generator: torch.Generator
+    step: int = 0
+
+
+@dataclass
+class SampledBatch:
+    """A batch of prompts with actions sampled from pi_old, their advantages and log-probs."""
+
+    idx: list[int]
+    inputs: dict[str, torch.Tensor]
+    actions: torch.Tensor  # on CPU, for the reward lookup
+    advantages: torch.Tensor
+    logp_old: torch.Tensor
+    ref: torch.Tensor
+
+
+def setup_ppo(
     model: Any,
     tokenizer: Any,
     texts: Sequence[str],
     rewards: np.ndarray,
     settings: PPOSettings,
-    make_optimizer: Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer] | None = None,
-    *,
-    labels: np.ndarray | None = None,
-    on_step: Callable[[int], None] | None = None,
-    on_epoch_end: Callable[[int], dict[str, float]] | None = None,
-) -> list[dict[str, float]]:
-    """Optimise `model`'s approve/decline policy on `texts`; one history record per epoch.
-
-    `rewards` is (n, 2): the reward-model score of approving / declining each text. The
-    reference policy is `model` as it is when this is called. With `labels` (0/1 per text),
-    each record also has `train_loss`: the policy's class-weighted cross-entropy on `texts`
-    at the end of the epoch, to show how far PPO moves it from the supervised fit.
-    `on_epoch_end(epoch)` may return more metrics for the record (e.g. validation AUC).
-    """
+    make_optimizer: OptimizerFactory | None,
+) -> PPOState:
+    """Encode the prompts, freeze the reference logits, build the optimizer; model in eval mode."""
     if len(texts) != len(rewards):
         raise ValueError(f"{len(texts)} texts but {len(rewards)} reward rows")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -154,67 +193,108 @@ def run_ppo(
         else torch.optim.AdamW(params, lr=settings.learning_rate)
     )
     ids = encode_texts(tokenizer, texts, settings.max_length)
-    reward_table = torch.as_tensor(rewards, dtype=torch.float32)
-    was_training = model.training
     model.eval()  # no dropout: rho == 1 before the first update
-    ref_logits = policy_logits(model, tokenizer, ids)
-    device = model_device(model)
-    generator = torch.Generator().manual_seed(settings.seed)
+    return PPOState(
+        model=model, tokenizer=tokenizer, settings=settings, ids=ids,
+        reward_table=torch.as_tensor(rewards, dtype=torch.float32),
+        ref_logits=policy_logits(model, tokenizer, ids), params=params, optimizer=optimizer,
+        device=model_device(model), generator=torch.Generator().manual_seed(settings.seed),
+    )  # fmt: skip
+
+
+def sample_batch(state: PPOState, idx: list[int]) -> SampledBatch:
+    """Sample a ~ pi_old(.|x) for the prompts `idx`; advantages against the exact baseline."""
+    device = state.device
+    inputs = {k: v.to(device) for k, v in pad_batch(state.tokenizer, [state.ids[i] for i in idx]).items()}
+    with torch.no_grad():
+        old_logits = state.model(**inputs).logits.float().cpu()
+    actions = torch.multinomial(torch.softmax(old_logits, dim=-1), 1, generator=state.generator).squeeze(1)
+    adv = advantages_for(old_logits, state.reward_table[idx], actions).to(device)
+    logp_old = torch.log_softmax(old_logits, dim=-1).gather(1, actions[:, None]).squeeze(1).to(device)
+    return SampledBatch(idx, inputs, actions, adv, logp_old, state.ref_logits[idx].to(device))
+
+
+def update_on_batch(
+    state: PPOState, batch: SampledBatch, epoch: int, sums: dict[str, float], on_step: StepHook | None
+) -> int:
+    """`updates_per_batch` clipped-PPO gradient steps on one sampled batch; adds to `sums`."""
+    settings = state.settings
+    actions = batch.actions.to(state.device)
+    for _ in range(settings.updates_per_batch):
+        logits = state.model(**batch.inputs).logits
+        loss, parts = ppo_loss(
+            logits, actions, batch.logp_old, batch.advantages, batch.ref,
+            settings.clip_epsilon, settings.kl_coef,
+        )  # fmt: skip
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"PPO loss is {loss.item()} at epoch {epoch}")
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(state.params, settings.max_grad_norm)
+        state.optimizer.step()
+        state.step += 1
+        if on_step is not None:
+            on_step(state.step)
+        sums["loss"] += loss.item()
+        for key in ("objective", "kl", "clip_fraction"):
+            sums[key] += parts[key]
+    return settings.updates_per_batch
+
+
+def ppo_epoch(
+    state: PPOState, epoch: int, labels: np.ndarray | None, on_step: StepHook | None
+) -> dict[str, float]:
+    """One seeded pass over the prompts: sample, update; the epoch's history record."""
+    order = torch.randperm(len(state.ids), generator=state.generator).tolist()
+    sums = {"loss": 0.0, "objective": 0.0, "kl": 0.0, "clip_fraction": 0.0, "reward": 0.0}
+    n_updates = n_samples = 0
+    for start in range(0, len(order), state.settings.batch_size):
+        batch = sample_batch(state, order[start : start + state.settings.batch_size])
+        n_updates += update_on_batch(state, batch, epoch, sums, on_step)
+        sums["reward"] += float(state.reward_table[batch.idx].gather(1, batch.actions[:, None]).sum())
+        n_samples += len(batch.idx)
+    # KL of the policy at the end of the epoch over all texts, not just the last batch.
+    end_logits = policy_logits(state.model, state.tokenizer, state.ids)
+    record = {
+        "ppo_epoch": float(epoch),
+        "ppo_loss": sums["loss"] / n_updates,
+        "ppo_objective": sums["objective"] / n_updates,
+        "ppo_clip_fraction": sums["clip_fraction"] / n_updates,
+        "ppo_mean_reward": sums["reward"] / n_samples,
+        "ppo_update_kl": sums["kl"] / n_updates,
+        "mean_kl": float(categorical_kl(end_logits, state.ref_logits).mean()),
+    }
+    if labels is not None:
+        record["train_loss"] = weighted_cross_entropy(end_logits, labels)
+    return record
+
+
+def run_ppo(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    rewards: np.ndarray,
+    settings: PPOSettings,
+    make_optimizer: OptimizerFactory | None = None,
+    *,
+    labels: np.ndarray | None = None,
+    on_step: StepHook | None = None,
+    on_epoch_end: Callable[[int], dict[str, float]] | None = None,
+) -> list[dict[str, float]]:
+    """Optimise `model`'s approve/decline policy on `texts`; one history record per epoch.
+
+    `rewards` is (n, 2): the reward-model score of approving / declining each text. The
+    reference policy is `model` as it is when this is called. With `labels` (0/1 per text),
+    each record also has `train_loss`: the policy's class-weighted cross-entropy on `texts`
+    at the end of the epoch, to show how far PPO moves it from the supervised fit.
+    `on_epoch_end(epoch)` may return more metrics for the record (e.g. validation AUC).
+    """
+    was_training = model.training
     history: list[dict[str, float]] = []
-    step = 0
     try:
+        state = setup_ppo(model, tokenizer, texts, rewards, settings, make_optimizer)
         for epoch in range(1, settings.epochs + 1):
-            order = torch.randperm(len(ids), generator=generator).tolist()
-            sums = {"loss": 0.0, "objective": 0.0, "kl": 0.0, "clip_fraction": 0.0, "reward": 0.0}
-            n_updates = n_samples = 0
-            for start in range(0, len(order), settings.batch_size):
-                idx = order[start : start + settings.batch_size]
-                batch = {k: v.to(device) for k, v in pad_batch(tokenizer, [ids[i] for i in idx]).items()}
-                with torch.no_grad():
-                    old_logits = model(**batch).logits.float().cpu()
-                actions = torch.multinomial(
-                    torch.softmax(old_logits, dim=-1), 1, generator=generator
-                ).squeeze(1)
-                batch_rewards = reward_table[idx]
-                adv = advantages_for(old_logits, batch_rewards, actions).to(device)
-                logp_old = (
-                    torch.log_softmax(old_logits, dim=-1).gather(1, actions[:, None]).squeeze(1).to(device)
-                )
-                ref = ref_logits[idx].to(device)
-                acts = actions.to(device)
-                for _ in range(settings.updates_per_batch):
-                    logits = model(**batch).logits
-                    loss, parts = ppo_loss(
-                        logits, acts, logp_old, adv, ref, settings.clip_epsilon, settings.kl_coef
-                    )
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"PPO loss is {loss.item()} at epoch {epoch}")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-                    optimizer.step()
-                    step += 1
-                    if on_step is not None:
-                        on_step(step)
-                    sums["loss"] += float(loss)
-                    for key in ("objective", "kl", "clip_fraction"):
-                        sums[key] += parts[key]
-                    n_updates += 1
-                sums["reward"] += float(batch_rewards.gather(1, actions[:, None]).sum())
-                n_samples += len(idx)
-            # KL of the policy at the end of the epoch over all texts, not just the last batch.
-            end_logits = policy_logits(model, tokenizer, ids)
-            record = {
-                "ppo_epoch": float(epoch),
-                "ppo_loss": sums["loss"] / n_updates,
-                "ppo_objective": sums["objective"] / n_updates,
-                "ppo_clip_fraction": sums["clip_fraction"] / n_updates,
-                "ppo_mean_reward": sums["reward"] / n_samples,
-                "ppo_update_kl": sums["kl"] / n_updates,
-                "mean_kl": float(categorical_kl(end_logits, ref_logits).mean()),
-            }
-            if labels is not None:
-                record["train_loss"] = weighted_cross_entropy(end_logits, labels)
+            record = ppo_epoch(state, epoch, labels, on_step)
             if on_epoch_end is not None:
                 record.update(on_epoch_end(epoch))
             history.append(record)

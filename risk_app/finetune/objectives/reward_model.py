@@ -13,7 +13,7 @@ would cut off the decision, the only part that differs. So the application text 
 to leave room for the decision suffix, and the PPO stage scores texts with the same encoder.
 
     pairs = load_preference_pairs("risk_app/datasets/analyst_feedback_sample.csv")
-    rm = train_reward_model(pairs, "tiny-qwen2", RewardSettings(epochs=1))
+    rm = train_reward_model(pairs, "tiny-qwen2", RewardParams(epochs=1), seed=42)
     rewards = score_decisions(rm.model, rm.tokenizer, texts, max_length=256)  # (n, 2)
 """
 
@@ -24,26 +24,42 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from transformers import PrinterCallback, set_seed
 
 from data_contracts.analyst_feedback import DECISIONS, load_feedback
+from risk_app.data.load import load_applications
+from risk_app.data.serialize import serialize_frame
+from risk_app.data.validate import validate_applications
 from risk_app.errors import ConfigError, DataFileError
-from risk_app.paths import PACKAGE_DIR
+from risk_app.finetune.methods.lora import LoraParams, build_peft_config
+from risk_app.finetune.predict import model_device, pad_batch
+from risk_app.models.loader import load_classifier
+from risk_app.paths import DEFAULT_DATASET, PACKAGE_DIR
 
 DEFAULT_FEEDBACK_PATH = PACKAGE_DIR / "datasets" / "analyst_feedback_sample.csv"
 DECISION_TEMPLATE = " Decision: {decision}."
 
 
-class RewardSettings(BaseModel):
-    """How the reward model trains."""
+class RewardParams(BaseModel):
+    """How the reward model is built and trained (the `reward` section of the `rlhf` config)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    base_model: str | None = Field(
+        default=None, description="Base of the reward model; None = the policy's TrainConfig.base_model."
+    )
+    adapter: Literal["full", "lora"] = Field(
+        default="full", description="Train the whole reward model ('full') or LoRA adapters on it ('lora')."
+    )
+    lora: LoraParams = Field(
+        default_factory=LoraParams, description="LoRA parameters of the reward model when adapter='lora'."
+    )
     epochs: int = Field(default=1, ge=1, le=100, description="Passes over the preference pairs.")
     learning_rate: float = Field(
         default=5e-4, gt=0, le=1.0, description="AdamW learning rate of the reward model."
@@ -52,7 +68,6 @@ class RewardSettings(BaseModel):
     max_length: int = Field(
         default=256, ge=16, le=32768, description="Token limit of application text + decision suffix."
     )
-    seed: int = Field(default=42, ge=0, description="Seed for the head initialisation and data order.")
 
 
 @dataclass
@@ -91,8 +106,6 @@ def build_preference_pairs(
     Returns `application_id, text, chosen_decision, rejected_decision, chosen, rejected`.
     A feedback id with no application raises `DataFileError` naming the row.
     """
-    from risk_app.data.serialize import serialize_frame
-
     apps = applications.drop_duplicates("application_id").set_index("application_id", drop=False)
     known = feedback["application_id"].isin(apps.index)
     if not known.all():
@@ -124,10 +137,6 @@ def load_preference_pairs(
     seed: int = 42,
 ) -> pd.DataFrame:
     """Feedback file (default: the bundled synthetic sample) joined with its applications."""
-    from risk_app.data.load import load_applications
-    from risk_app.data.validate import validate_applications
-    from risk_app.paths import DEFAULT_DATASET
-
     feedback_path = Path(feedback_path) if feedback_path is not None else DEFAULT_FEEDBACK_PATH
     feedback = load_feedback(feedback_path)
     if max_rows is not None and max_rows < len(feedback):
@@ -150,24 +159,15 @@ def encode_with_decision(tokenizer: Any, text: str, decision: str, max_length: i
     return list(body) + suffix
 
 
-def _model_device(model: Any) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
 @torch.no_grad()
 def score_sequences(
     model: Any, tokenizer: Any, sequences: Sequence[Sequence[int]], batch_size: int = 32
 ) -> np.ndarray:
     """Scalar reward per token-id sequence, batched by length."""
-    from risk_app.finetune.predict import pad_batch
-
     if not sequences:
         return np.zeros(0, dtype=np.float32)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    device = _model_device(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     out = np.empty(len(sequences), dtype=np.float32)
@@ -208,52 +208,39 @@ def pair_metrics(model: Any, tokenizer: Any, pairs: pd.DataFrame, max_length: in
 
 
 # ---- training ----------------------------------------------------------------------------
-def train_reward_model(
-    pairs: pd.DataFrame,
-    base_model: str,
-    settings: RewardSettings | None = None,
-    *,
-    peft_config: Any | None = None,
-    device: str | torch.device | None = None,
-) -> RewardModelResult:
-    """Train a `num_labels=1` classifier on `pairs` with trl's `RewardTrainer`.
-
-    `peft_config` (e.g. LoRA's) trains adapters instead of the whole model, as one would for
-    a large base. The loss / accuracy on the training pairs are measured before and after.
-    """
-    from datasets import Dataset
-    from transformers import PrinterCallback, set_seed
-    from trl import RewardConfig, RewardTrainer
-
-    from risk_app.models.loader import load_classifier
-
-    settings = settings or RewardSettings()
-    if len(pairs) == 0:
-        raise ConfigError("reward model: no preference pairs to train on")
-    started = time.perf_counter()
-    set_seed(settings.seed)  # the new one-output head is drawn from torch's RNG
-    model, tokenizer = load_classifier(base_model, num_labels=1)
-    if device is not None:
-        model.to(device)
-    use_cuda = _model_device(model).type == "cuda" if device is not None else torch.cuda.is_available()
-    loss_before, acc_before = pair_metrics(model, tokenizer, pairs, settings.max_length)
-
-    rows = [
+def encode_pairs(tokenizer: Any, pairs: pd.DataFrame, max_length: int) -> list[dict[str, list[int]]]:
+    """trl's pre-tokenized rows: `chosen_ids` / `rejected_ids`, each ending in its decision."""
+    return [
         {
-            "chosen_ids": encode_with_decision(tokenizer, t, c, settings.max_length),
-            "rejected_ids": encode_with_decision(tokenizer, t, r, settings.max_length),
+            "chosen_ids": encode_with_decision(tokenizer, t, c, max_length),
+            "rejected_ids": encode_with_decision(tokenizer, t, r, max_length),
         }
         for t, c, r in zip(pairs["text"], pairs["chosen_decision"], pairs["rejected_decision"], strict=True)
     ]
+
+
+def fit_with_trl(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, list[int]]],
+    params: RewardParams,
+    seed: int,
+    use_cuda: bool,
+) -> tuple[Any, list[dict[str, float]]]:
+    """Train with trl's `RewardTrainer` (Bradley-Terry loss); (trained model, trl's log history)."""
+    # trl and datasets take over a second to import and only this stage needs them.
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
     with tempfile.TemporaryDirectory(prefix="risk_app_rm_") as out_dir:
         args = RewardConfig(
             output_dir=out_dir,
-            num_train_epochs=settings.epochs,
-            per_device_train_batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
+            num_train_epochs=params.epochs,
+            per_device_train_batch_size=params.batch_size,
+            learning_rate=params.learning_rate,
             max_length=None,  # encode_with_decision already bounds every pair
-            seed=settings.seed,
-            data_seed=settings.seed,
+            seed=seed,
+            data_seed=seed,
             logging_steps=1,
             save_strategy="no",
             report_to="none",
@@ -268,17 +255,44 @@ def train_reward_model(
             args=args,
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
-            peft_config=peft_config,
+            peft_config=build_peft_config(params.lora) if params.adapter == "lora" else None,
         )
         trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
         trainer.train()
-        model = trainer.model
         history = [
             {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
             for record in trainer.state.log_history
         ]
+        return trainer.model, history
+
+
+def train_reward_model(
+    pairs: pd.DataFrame,
+    base_model: str,
+    params: RewardParams | None = None,
+    *,
+    seed: int = 42,
+    device: str | torch.device | None = None,
+) -> RewardModelResult:
+    """Train a `num_labels=1` classifier on `pairs` (`params.adapter='lora'`: adapters only).
+
+    `seed` fixes the new head's initialisation and the data order. The loss / accuracy on the
+    training pairs are measured before and after.
+    """
+    params = params or RewardParams()
+    if len(pairs) == 0:
+        raise ConfigError("reward model: no preference pairs to train on")
+    started = time.perf_counter()
+    set_seed(seed)  # the new one-output head is drawn from torch's RNG
+    model, tokenizer = load_classifier(base_model, num_labels=1)
+    if device is not None:
+        model.to(device)
+    use_cuda = model_device(model).type == "cuda" if device is not None else torch.cuda.is_available()
+    loss_before, acc_before = pair_metrics(model, tokenizer, pairs, params.max_length)
+    rows = encode_pairs(tokenizer, pairs, params.max_length)
+    model, history = fit_with_trl(model, tokenizer, rows, params, seed, use_cuda)
     model.eval()
-    loss_after, acc_after = pair_metrics(model, tokenizer, pairs, settings.max_length)
+    loss_after, acc_after = pair_metrics(model, tokenizer, pairs, params.max_length)
     return RewardModelResult(
         model=model,
         tokenizer=tokenizer,

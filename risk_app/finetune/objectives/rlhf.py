@@ -1,0 +1,239 @@
+"""The RLHF objective: supervised fit -> reward model on analyst feedback -> PPO, over any method.
+
+RLHF is an objective, not a way of choosing parameters. *Which* weights train is the policy
+method's business: `policy_method` names any registered method that trains parameters
+(`lora` by default; `freeze`, `full`, `adapter` ... work the same) and `policy_params` are
+checked by that method's own `Config`. `rlhf_fit` runs three stages on the model the policy
+method prepared:
+
+1. **SFT** — the supervised class-weighted loop (`supervised_fit`) with the policy method's
+   hooks, as that method alone would train. This model is the PPO reference.
+2. **Reward model** — analyst feedback (`data_contracts.analyst_feedback`; default the bundled
+   `risk_app/datasets/analyst_feedback_sample.csv`, which is SYNTHETIC: logistic-regression
+   model decisions and analyst decisions simulated from the true label with 10 % noise, made
+   by `bench/make_feedback_sample.py`) becomes preference pairs "application + analyst's
+   decision" > "application + other decision", trained with trl's `RewardTrainer`
+   (`objectives.reward_model`, settings in the nested `reward` config).
+3. **PPO** — the classifier's approve/decline softmax is the policy; `objectives.ppo` runs
+   clipped PPO with a KL penalty to the SFT model, rewarded by the reward model (nested `ppo`).
+
+The saved model is whatever the policy method saves (LoRA: adapters + head), so reloading
+needs only the policy's `load_base` + `prepare` + `load_state`. `history` has one record per
+epoch, SFT then PPO, each with `epoch`, `train_loss` (the policy's class-weighted
+cross-entropy on the train set) and `val_auc`; PPO records add `ppo_epoch`, `ppo_loss`,
+`mean_kl` (KL to the SFT policy), `ppo_mean_reward`, `ppo_clip_fraction`, and the first one
+also the reward model's `reward_loss_before/after` and `reward_accuracy_before/after`.
+
+    TrainConfig(method="rlhf", epochs=3, method_params={
+        "policy_method": "freeze", "policy_params": {"n_trainable_layers": 1},
+        "ppo": {"epochs": 2, "kl_coef": 0.1}, "reward": {"epochs": 1}})
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.metrics import roc_auc_score
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.objectives.ppo import PPOParams, PPOSettings, run_ppo
+from risk_app.finetune.objectives.reward_model import (
+    RewardParams,
+    load_preference_pairs,
+    score_decisions,
+    train_reward_model,
+)
+from risk_app.finetune.objectives.supervised import supervised_fit
+from risk_app.finetune.predict import model_device, predict_proba
+from risk_app.finetune.registry import UnknownMethodError, get_method, list_methods
+from risk_app.finetune.run_setup import count_parameters, save_checkpoint
+from risk_app.finetune.types import RunPlan, TrainData, TrainResult
+
+
+class RlhfParams(BaseModel):
+    """Parameters of the `rlhf` method: the policy's parameter method, feedback, reward model, PPO."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy_method: str = Field(
+        default="lora",
+        description="Registered method that chooses which policy weights train (any but 'rlhf').",
+    )
+    policy_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of policy_method, checked by its own Config."
+    )
+    sft_epochs: int | None = Field(
+        default=None, ge=1, le=1000, description="Supervised epochs before PPO; None = TrainConfig.epochs."
+    )
+    feedback_path: str | None = Field(
+        default=None, description="Analyst feedback CSV; None = the bundled synthetic sample."
+    )
+    applications_path: str | None = Field(
+        default=None,
+        description="Applications the feedback ids refer to; None = the bundled German credit file.",
+    )
+    max_feedback_rows: int | None = Field(
+        default=None, ge=2, description="Use a seeded subset of this many feedback rows (quick runs)."
+    )
+    reward: RewardParams = Field(
+        default_factory=RewardParams, description="How the reward model is built and trained."
+    )
+    ppo: PPOParams = Field(default_factory=PPOParams, description="PPO settings of the policy stage.")
+
+
+def policy_method_names() -> list[str]:
+    """Registered methods an objective can train: those whose own objective is supervised."""
+    return [name for name, _ in list_methods() if get_method(name).objective == "supervised"]
+
+
+def resolve_policy(cfg: RlhfParams) -> tuple[FineTuneMethod, BaseModel]:
+    """A fresh instance of the policy method and its validated config; clear errors otherwise."""
+    allowed = ", ".join(policy_method_names())
+    try:
+        policy = get_method(cfg.policy_method)
+    except UnknownMethodError:
+        raise ConfigError(
+            f"method 'rlhf': unknown policy_method {cfg.policy_method!r}; choose one of: {allowed}"
+        ) from None
+    if policy.objective != "supervised":
+        raise ConfigError(
+            f"method 'rlhf': policy_method {cfg.policy_method!r} is itself an objective, not a way of "
+            f"choosing parameters; choose one of: {allowed}"
+        )
+    try:
+        return policy, policy.parse_config(cfg.policy_params)
+    except ConfigError as exc:
+        raise ConfigError(f"method 'rlhf': policy_params for policy_method {policy.name!r}: {exc}") from exc
+
+
+def sft_plan(plan: RunPlan | None, cfg: RlhfParams) -> RunPlan | None:
+    """The plan the policy is prepared for: the SFT stage's epochs (AdaLoRA's schedule ends there)."""
+    if plan is None or cfg.sft_epochs is None:
+        return plan
+    return replace(plan, epochs=cfg.sft_epochs)
+
+
+# ---- the stages ----------------------------------------------------------------------------
+def reward_stage(
+    cfg: RlhfParams, train_cfg: TrainConfig, data: TrainData, device: torch.device
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Train the reward model on feedback pairs; (rewards (n, 2) of the train texts, its stats)."""
+    pairs = load_preference_pairs(
+        cfg.feedback_path, cfg.applications_path, cfg.max_feedback_rows, seed=train_cfg.seed
+    )
+    reward = train_reward_model(
+        pairs, cfg.reward.base_model or train_cfg.base_model, cfg.reward, seed=train_cfg.seed, device=device
+    )
+    stats = {"reward_pairs": float(len(pairs)), **reward.summary()}
+    rewards = score_decisions(reward.model, reward.tokenizer, data.train_texts, cfg.reward.max_length)
+    return rewards, stats  # the reward model itself is dropped: only the policy is kept
+
+
+def ppo_stage(
+    policy: FineTuneMethod,
+    policy_cfg: BaseModel,
+    model: Any,
+    tokenizer: Any,
+    data: TrainData,
+    train_cfg: TrainConfig,
+    cfg: RlhfParams,
+    rewards: np.ndarray,
+    n_sft: int,
+) -> tuple[list[dict[str, float]], np.ndarray]:
+    """PPO against the rewards, KL-anchored to the SFT policy; (history, last validation P(default))."""
+    ppo_cfg = train_cfg.model_copy(update={"learning_rate": cfg.ppo.learning_rate})
+
+    def make_optimizer(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        del lr  # carried by ppo_cfg
+        groups = [{"params": params, "weight_decay": train_cfg.weight_decay}]
+        return policy.make_optimizer(groups, ppo_cfg, policy_cfg)
+
+    last_proba: list[np.ndarray] = []
+
+    def validate(ppo_epoch: int) -> dict[str, float]:
+        proba = predict_proba(
+            model, tokenizer, data.val_texts, train_cfg.eval_batch_size, train_cfg.max_length
+        )
+        last_proba[:] = [proba]
+        return {"epoch": float(n_sft + ppo_epoch), "val_auc": float(roc_auc_score(data.val_labels, proba))}
+
+    history = run_ppo(
+        model, tokenizer, data.train_texts, rewards, PPOSettings.resolve(cfg.ppo, train_cfg),
+        # No on_step: AdaLoRA's rank schedule belongs to the SFT run and has ended.
+        make_optimizer=make_optimizer, labels=data.train_labels, on_epoch_end=validate,
+    )  # fmt: skip
+    return history, last_proba[0]
+
+
+# ---- the objective -------------------------------------------------------------------------
+def rlhf_fit(
+    method: FineTuneMethod,
+    model: Any,
+    tokenizer: Any,
+    data: TrainData,
+    train_cfg: TrainConfig,
+    cfg: BaseModel,
+    checkpoint_dir: str | Path | None,
+    *,
+    progress: bool = True,
+) -> TrainResult:
+    """SFT -> reward model -> PPO on a model the policy method prepared; the final state is kept."""
+    assert isinstance(cfg, RlhfParams)
+    started = time.perf_counter()
+    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    policy, policy_cfg = resolve_policy(cfg)
+    sft_cfg = train_cfg.model_copy(update={"epochs": cfg.sft_epochs or train_cfg.epochs})
+    sft = supervised_fit(
+        policy, model, tokenizer, data, sft_cfg, policy_cfg, run_dir / "sft" if run_dir else None,
+        progress=progress,
+    )  # fmt: skip
+    rewards, reward_stats = reward_stage(cfg, train_cfg, data, model_device(sft.model))
+    ppo_history, val_proba = ppo_stage(
+        policy, policy_cfg, sft.model, tokenizer, data, train_cfg, cfg, rewards, len(sft.history)
+    )
+    # The reward model's numbers go with the first PPO epoch, the stage that uses them.
+    ppo_history[0].update(reward_stats)
+    if run_dir is not None:
+        save_checkpoint(policy.state_to_save(sft.model, policy_cfg), run_dir / "ppo", ppo_history[-1])
+    return rlhf_result(method, cfg, sft, ppo_history, val_proba, time.perf_counter() - started)
+
+
+def rlhf_result(
+    method: FineTuneMethod,
+    cfg: RlhfParams,
+    sft: TrainResult,
+    ppo_history: list[dict[str, float]],
+    val_proba: np.ndarray,
+    wall_seconds: float,
+) -> TrainResult:
+    """The run's result: SFT's run facts, the post-PPO model and its validation numbers."""
+    model = sft.model
+    model.eval()
+    trainable, total = count_parameters(model)
+    return TrainResult(
+        model=model,
+        tokenizer=sft.tokenizer,
+        history=[*sft.history, *ppo_history],
+        best_epoch=len(sft.history) + cfg.ppo.epochs,  # the final (post-PPO) state is kept
+        best_val_auc=ppo_history[-1]["val_auc"],
+        trainable_params=trainable,
+        total_params=total,
+        trainable_percent=100.0 * trainable / max(total, 1),
+        wall_seconds=wall_seconds,
+        peak_memory_mb=sft.peak_memory_mb,
+        tokens_per_second=sft.tokens_per_second,
+        device=sft.device,
+        method_name=method.name,
+        method_config=cfg.model_dump(mode="json"),
+        best_val_proba=np.asarray(val_proba),
+        stopped_early=sft.stopped_early,
+        trainable_parameter_names=list(sft.trainable_parameter_names),
+    )
