@@ -19,14 +19,37 @@ from risk_app.finetune.registry import list_methods
 
 
 class IngestConfig(dg.Config):
+    source: Literal["file", "book"] = Field(
+        default="file",
+        description="file: `path` (or the bundled file); book: the labeled book (scored applications "
+        "with a known outcome; declined ones excluded and counted).",
+    )
     path: str = Field(
         default="",
         description="CSV or Parquet file of loan applications (empty: the data set's own bundled file).",
+    )
+    window_months: int = Field(
+        default=0, ge=0, description="source=book: train on the last N vintages with outcomes (0: all)."
+    )
+    reject_inference: Literal["none"] = Field(
+        default="none",
+        description="source=book: how declined applicants (no outcome) are treated; only 'none' "
+        "(excluded, counted) exists today.",
     )
 
 
 class PreparationConfig(dg.Config):
     seed: int = Field(default=42, description="Seed of the stratified 70/15/15 split.")
+    split: Literal["random", "out_of_time"] = Field(
+        default="random",
+        description="random: stratified by label; out_of_time: oldest train, newest test, on the "
+        "spec's date column.",
+    )
+    test_on: Literal["latest_vintage", "fractions"] = Field(
+        default="latest_vintage",
+        description="split=out_of_time: test on the newest month and validate on the month before, "
+        "or cut at the 70/15/15 fractions.",
+    )
     exclude_fields: list[str] = Field(
         default_factory=list,
         description="Columns left out of the serialized text, e.g. the protected attributes.",

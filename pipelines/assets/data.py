@@ -9,8 +9,10 @@ from pipelines.metadata import table, user_errors, validation_counts
 from risk_app import workflow
 from risk_app.augment.config import AugmentConfig
 from risk_app.augment.pipeline import augment_training_examples
+from risk_app.data.examples import build_training_examples
 from risk_app.data.load import load_applications
 from risk_app.data.validate import validate_applications
+from risk_app.outcomes.book import book_training_frame, latest_vintage_fractions
 
 
 def _role(spec: DatasetSpec, column: str) -> str:
@@ -54,11 +56,33 @@ def dataset_spec(config: DatasetConfig) -> dg.Output[DatasetSpec]:
 @dg.asset(group_name="ingest", kinds={"pandas", "duckdb"})
 @user_errors
 def raw_applications(config: IngestConfig, dataset_spec: DatasetSpec) -> dg.Output[pd.DataFrame]:
-    """Loan applications as read from a CSV or Parquet file, one row per application."""
+    """Loan applications as read from a CSV or Parquet file, or from the labeled book."""
+    if config.source == "book":
+        return _from_book(config, dataset_spec)
     path = config.path or str(dataset_spec.data_path)
     frame = load_applications(path, spec=dataset_spec)
     frame["source_file"] = path
     return dg.Output(frame, metadata={"source_file": path, "rows": len(frame), "columns": frame.shape[1]})
+
+
+def _from_book(config: IngestConfig, spec: DatasetSpec) -> dg.Output[pd.DataFrame]:
+    """Rows with a known outcome from the labeled book, with what was left out and why."""
+    extract = book_training_frame(
+        spec, window_months=config.window_months, reject_inference=config.reject_inference
+    )
+    frame = extract.frame.copy()
+    frame["source_file"] = extract.source
+    return dg.Output(
+        frame,
+        metadata={
+            "source_file": extract.source,
+            "rows": len(frame),
+            "vintages": dg.MetadataValue.json(extract.vintages),
+            **{f"book_{k}": v for k, v in extract.counts.items()},
+            "outside_window": extract.outside_window,
+            "excluded": dg.MetadataValue.md("\n".join(f"- {n}" for n in extract.notes)),
+        },
+    )
 
 
 @dg.multi_asset(
@@ -102,10 +126,24 @@ def validated_applications(raw_applications: pd.DataFrame, dataset_spec: Dataset
 def training_examples(
     valid_applications: pd.DataFrame, dataset_spec: DatasetSpec, config: PreparationConfig
 ) -> dg.Output[pd.DataFrame]:
-    """Each application as text (the spec's template) with its seeded 70/15/15 split."""
-    examples = workflow.prepare_examples(
-        valid_applications, seed=config.seed, exclude_fields=config.exclude_fields, spec=dataset_spec
-    )
+    """Each application as text (the spec's template) with its split: seeded 70/15/15 at random,
+    or out of time (by default the newest vintage is the test set, the one before validates)."""
+    if config.split == "random":
+        examples = workflow.prepare_examples(
+            valid_applications, seed=config.seed, exclude_fields=config.exclude_fields, spec=dataset_spec
+        )
+    else:
+        fractions = (0.7, 0.15, 0.15)
+        if config.test_on == "latest_vintage" and dataset_spec.date_column in valid_applications:
+            fractions = latest_vintage_fractions(valid_applications[dataset_spec.date_column])
+        examples = build_training_examples(
+            valid_applications,
+            seed=config.seed,
+            exclude_fields=tuple(config.exclude_fields),
+            fractions=fractions,
+            spec=dataset_spec,
+            split="out_of_time",
+        )
     by_split = examples.groupby("split")["default"].agg(["size", "mean"]).reset_index()
     by_split.columns = ["split", "rows", "default_rate"]
     return dg.Output(
@@ -115,6 +153,7 @@ def training_examples(
             "splits": table(by_split),
             "example_text": dg.MetadataValue.text(examples["text"].iloc[0]),
             "exclude_fields": dg.MetadataValue.json(list(config.exclude_fields)),
+            "split": config.split,
         },
     )
 

@@ -45,6 +45,22 @@ def quality_warnings(valid: pd.DataFrame, spec: Any) -> list[str]:
     ]
 
 
+def split_vintages(valid: pd.DataFrame, examples: pd.DataFrame, spec: Any) -> dict[str, list[str]]:
+    """Months of application dates per split ({} when the data set has no date column)."""
+    column = spec.date_column
+    if not column or column not in valid.columns:
+        return {}
+    months = pd.Series(
+        pd.to_datetime(valid[column]).dt.strftime("%Y-%m").to_numpy(),
+        index=valid["application_id"].astype(str),
+    )
+    originals = examples.loc[~examples["augmented"].astype(bool)]
+    found = originals.assign(month=originals["application_id"].astype(str).map(months)).dropna(
+        subset=["month"]
+    )
+    return {split: sorted(found.loc[found["split"] == split, "month"].unique()) for split in SPLITS}
+
+
 def dataset_facts(
     valid: pd.DataFrame,
     examples: pd.DataFrame,
@@ -75,6 +91,7 @@ def dataset_facts(
         rows={s: int((examples["split"] == s).sum()) for s in SPLITS},
         augmented_rows=int(examples["augmented"].astype(bool).sum()),
         excluded_fields=excluded_fields(examples, spec),
+        vintages=split_vintages(valid, examples, spec),
         quality_warnings=quality_warnings(valid, spec),
     )
 

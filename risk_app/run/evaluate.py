@@ -3,7 +3,9 @@
 Reads the raw test scores fine-tuning saved and the policy's calibration and cut-off, so an
 analyst can re-run it (other baselines, a new policy) without retraining. The baselines are
 fitted on the same train split, with their cut-offs chosen on validation by the same policy
-objective and decline cap, and scored on the same test applications in the same order.
+objective and decline cap, and scored on the same test applications in the same order. When the data set's registered
+model has a champion, it is re-scored on the same test rows at its own cut-off and shown as the
+row `champion`, so a challenger trained on the newest loans is compared like for like.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from data_contracts.spec import load_spec
+from risk_app.errors import RiskAppError
 from risk_app.evaluate.baselines import score_baselines
 from risk_app.evaluate.fairness import fairness_report
 from risk_app.evaluate.metrics import score_predictions
@@ -25,6 +28,8 @@ from risk_app.run.record import EvaluationFacts, RunRecord
 from risk_app.run.stages import baseline_policy_threshold, calibrated_scores
 
 DEFAULT_BASELINES = ("logistic", "lightgbm")
+# The row of `EvaluationFacts.baselines` holding the champion re-scored on the same test rows.
+CHAMPION_ROW = "champion"
 
 
 def _baseline_metrics(
@@ -46,6 +51,29 @@ def _baseline_metrics(
     return metrics, scores
 
 
+def _champion_on_test(
+    frames: dict[str, pd.DataFrame], test_ids: list[str], model_name: str
+) -> tuple[Any, np.ndarray] | None:
+    """The current champion re-scored on this run's test rows at its own cut-off, or None when
+    there is no registry or no champion yet (a first run), so challenger and champion are
+    compared like for like on the newest loans."""
+    from risk_app import paths
+    from risk_app.registry.artifact import load_risk_model
+    from risk_app.registry.mlflow_registry import resolve_model
+
+    uri = paths.mlflow_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None  # no registry yet: nothing to compare with (and no store to create)
+    try:
+        champion = load_risk_model(resolve_model("champion", name=model_name).local_artifact_dir)
+        order = pd.Index(frames["test"]["application_id"].astype(str)).get_indexer(test_ids)
+        test = frames["test"].iloc[order].reset_index(drop=True)
+        p = np.asarray(champion.predict_proba(test), dtype=float)
+    except RiskAppError:
+        return None
+    return score_predictions(test["default"].to_numpy(np.int64), p, champion.threshold), p
+
+
 def evaluate_run(
     record: RunRecord,
     valid: pd.DataFrame,
@@ -53,14 +81,19 @@ def evaluate_run(
     *,
     spec: Any = None,
     baselines: Sequence[str] = DEFAULT_BASELINES,
+    champion_model: str | None = None,
 ) -> RunRecord:
-    """Score the test split under the run's policy, beside the baselines; fairness; charts."""
+    """Score the test split under the run's policy, beside the baselines and the current champion
+    of registered model `champion_model` (default: the data set's name); fairness; charts."""
     spec = load_spec(spec)
     policy = record.need("policy")
     y_test, p_test, test_ids = calibrated_scores(record, "test")
     test_ids = [str(i) for i in test_ids]
     frames = structured_splits(valid, examples, spec)
     baseline_metrics, baseline_scores = _baseline_metrics(record, frames, test_ids, baselines, spec)
+    champion = _champion_on_test(frames, test_ids, champion_model or spec.name)
+    if champion is not None:
+        baseline_metrics[CHAMPION_ROW], baseline_scores[CHAMPION_ROW] = champion
     report = build_evaluation_report(
         y_test,
         p_test,

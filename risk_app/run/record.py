@@ -54,6 +54,11 @@ class DatasetFacts(_Section):
     data_hash: str = Field(description="sha256 of the training examples (texts, labels, splits).")
     split_strategy: str = Field(default="stratified", description="How rows were split.")
     split_seed: int = Field(default=42)
+    vintages: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Months (YYYY-MM) of the application dates in each split, when the data set has a "
+        "date column (e.g. a run on the labeled book with an out-of-time test on the newest vintage).",
+    )
     rows: dict[str, int] = Field(description="Examples per split (train includes augmented copies).")
     augmented_rows: int = Field(default=0)
     excluded_fields: list[str] = Field(default_factory=list, description="Fields left out of the text.")
