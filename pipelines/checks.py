@@ -142,3 +142,78 @@ ALL_CHECKS = [
     promotion_rule,
     scoring_drift,
 ]
+
+
+def _latest_metadata(context: dg.AssetCheckExecutionContext, asset: str) -> dict[str, object]:
+    """The metadata values of an asset's latest materialization (the run that just made it)."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
+    materialization = event.asset_materialization if event is not None else None
+    if materialization is None:
+        return {}
+    return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
+
+
+@dg.asset_check(
+    asset="labeled_book",
+    blocking=True,
+    description="Every count adds up: scored = with outcome + pending + declined; for every outcome "
+    "file, rows in = accepted + quarantined.",
+)
+def outcome_accounting(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    from risk_app.outcomes.book import book_counts, labeled_book
+    from risk_app.outcomes.ingest import outcome_files
+
+    dataset = str(_latest_metadata(context, "labeled_book").get("dataset", ""))
+    counts = book_counts(labeled_book(dataset))
+    files = outcome_files(dataset)
+    broken = files.loc[files["n_in"] != files["n_accepted"] + files["n_quarantined"], "source_file"].tolist()
+    book_ok = counts["scored"] == counts["with_outcome"] + counts["pending"] + counts["declined"]
+    return dg.AssetCheckResult(
+        passed=book_ok and not broken,
+        severity=ERROR,
+        description=(
+            f"scored {counts['scored']} = {counts['with_outcome']} with outcome + {counts['pending']} "
+            f"pending + {counts['declined']} declined; {len(files)} outcome file(s) add up"
+            if book_ok and not broken
+            else f"accounting broken: book {counts}; outcome files not adding up: {broken}"
+        ),
+        metadata={
+            **counts,
+            "outcome_files": len(files),
+            "files_not_adding_up": dg.MetadataValue.json(broken),
+        },
+    )
+
+
+@dg.asset_check(
+    asset="backtest",
+    description="Warns when a grade's mean predicted PD lies outside the Jeffreys 95% interval of its "
+    "realized default rate (the vintage just backtested).",
+)
+def backtest_within_intervals(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    from risk_app.outcomes.backtest import recorded_backtests
+
+    latest = _latest_metadata(context, "backtest")
+    dataset, vintage = str(latest.get("dataset", "")), str(latest.get("vintage", ""))
+    rows = recorded_backtests(dataset)
+    rows = rows.loc[rows["vintage"] == vintage]
+    outside = rows.loc[(rows["mean_pd"] < rows["jeffreys_low"]) | (rows["mean_pd"] > rows["jeffreys_high"])]
+    return dg.AssetCheckResult(
+        passed=outside.empty,
+        severity=WARN,
+        description=(
+            f"vintage {vintage}: every grade's predicted PD is inside its interval"
+            if outside.empty
+            else " ".join(outside["verdict"].astype(str))
+        ),
+        metadata={
+            "vintage": vintage,
+            "grades_outside": len(outside),
+            "grades": table(
+                rows[["model_version", "grade", "n", "defaults", "mean_pd", "realized_rate", "light"]]
+            ),
+        },
+    )
+
+
+ALL_CHECKS += [outcome_accounting, backtest_within_intervals]

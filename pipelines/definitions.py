@@ -4,16 +4,32 @@ import dagster as dg
 
 from pipelines.assets import ALL_ASSETS
 from pipelines.checks import ALL_CHECKS
-from pipelines.jobs import promote_version_job, rollback_champion_job, scoring_job, training_job
+from pipelines.jobs import (
+    backtest_job,
+    labeled_book_job,
+    outcomes_job,
+    promote_version_job,
+    rollback_champion_job,
+    scoring_job,
+    training_job,
+)
 from pipelines.resources import build_resources
 from pipelines.schedules import weekly_retraining
-from pipelines.sensors import landing_folder_sensor
+from pipelines.sensors import landing_folder_sensor, outcome_landing_sensor
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    jobs=[training_job, scoring_job, promote_version_job, rollback_champion_job],
+    jobs=[
+        training_job,
+        scoring_job,
+        outcomes_job,
+        labeled_book_job,
+        backtest_job,
+        promote_version_job,
+        rollback_champion_job,
+    ],
     schedules=[weekly_retraining],
-    sensors=[landing_folder_sensor],
+    sensors=[landing_folder_sensor, outcome_landing_sensor],
     resources=build_resources(),
 )

@@ -24,6 +24,28 @@ scoring_job = dg.define_asset_job(
 )
 
 
+outcomes_job = dg.define_asset_job(
+    name="outcomes_job",
+    selection=dg.AssetSelection.assets("outcomes"),
+    description="Take in one outcome file (a partition per file): validate, quarantine, record once.",
+    executor_def=dg.in_process_executor,
+)
+
+labeled_book_job = dg.define_asset_job(
+    name="labeled_book_job",
+    selection=dg.AssetSelection.assets("labeled_book"),
+    description="Rebuild the labeled book: scored applications joined with their outcomes.",
+    executor_def=dg.in_process_executor,
+)
+
+backtest_job = dg.define_asset_job(
+    name="backtest_job",
+    selection=dg.AssetSelection.assets("backtest"),
+    description="Backtest one vintage: predicted PD vs realized default rate per grade.",
+    executor_def=dg.in_process_executor,
+)
+
+
 @dg.job(description="Make a registered version champion from the launchpad; the reason is audited.")
 def promote_version_job() -> None:
     promote_version()

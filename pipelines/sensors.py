@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from pipelines.assets.scoring import landing_files, landing_partition_key
-from pipelines.jobs import scoring_job
+from pipelines.jobs import backtest_job, labeled_book_job, outcomes_job, scoring_job
 from risk_app import paths
 from risk_app.storage.scores import file_batch_id
 
@@ -100,5 +100,84 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[landing_files.build_add_request(keys)] if keys else [],
+        cursor=json.dumps(state, sort_keys=True),
+    )
+
+
+def _outcome_file_requests(state: dict[str, Any], dataset: str) -> tuple[list[dg.RunRequest], list[str]]:
+    """One `outcomes_job` run (and partition) per complete, new outcome file."""
+    from pipelines.assets.outcomes import outcome_partition_key
+    from risk_app.outcomes.ingest import outcomes_landing_dir
+
+    requests, keys = [], []
+    for path, sig in complete_files(outcomes_landing_dir(), state, time.time(), stable_seconds()):
+        file_id = file_batch_id(path)
+        if _signature(path) != sig:
+            continue  # changed while hashing; looked at again next tick
+        key = outcome_partition_key(path.name, file_id)
+        keys.append(key)
+        state["pending"].pop(path.name, None)
+        state["scored"][path.name] = [*sig, file_id]
+        config = {"dataset": dataset, "input_path": str(path), "expected_file_id": file_id}
+        requests.append(
+            dg.RunRequest(
+                run_key=key,
+                job_name="outcomes_job",
+                partition_key=key,
+                run_config={"ops": {"outcomes": {"config": config}}},
+                tags={"outcome_file": path.name, "risk_app/file_id": file_id},
+            )
+        )
+    return requests, keys
+
+
+def _book_requests(state: dict[str, Any], dataset: str) -> tuple[list[dg.RunRequest], list[str]]:
+    """When outcomes changed since the last tick: rebuild the book, backtest each changed vintage."""
+    from risk_app.outcomes.book import vintage_outcome_counts
+
+    counts = vintage_outcome_counts(dataset)
+    seen: dict[str, int] = state.setdefault("vintages", {})
+    changed = sorted(v for v, n in counts.items() if seen.get(v) != n)
+    if not changed:
+        return [], []
+    stamp = "-".join(f"{v}:{counts[v]}" for v in changed)
+    config = {"ops": {"labeled_book": {"config": {"dataset": dataset}}}}
+    requests = [dg.RunRequest(run_key=f"book-{stamp}", job_name="labeled_book_job", run_config=config)]
+    for vintage in changed:
+        requests.append(
+            dg.RunRequest(
+                run_key=f"backtest-{vintage}-{counts[vintage]}",
+                job_name="backtest_job",
+                partition_key=vintage,
+                run_config={"ops": {"backtest": {"config": {"dataset": dataset}}}},
+                tags={"vintage": vintage, "loans_with_outcome": str(counts[vintage])},
+            )
+        )
+    new_keys = [v for v in changed if v not in seen]
+    seen.update({v: counts[v] for v in changed})
+    return requests, new_keys
+
+
+@dg.sensor(
+    jobs=[outcomes_job, labeled_book_job, backtest_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def outcome_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Outcome files in `landing_outcomes/` are taken in once each; then the book and the backtest
+    of every vintage whose outcomes changed are brought up to date (data set: $RISK_APP_DATASET)."""
+    from data_contracts.spec import DEFAULT_DATASET
+    from pipelines.assets.outcomes import outcome_files, vintages
+
+    dataset = os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET
+    state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
+    file_requests, file_keys = _outcome_file_requests(state, dataset)
+    book_requests, vintage_keys = _book_requests(state, dataset)
+    partitions = [outcome_files.build_add_request(file_keys)] if file_keys else []
+    if vintage_keys:
+        partitions.append(vintages.build_add_request(vintage_keys))
+    return dg.SensorResult(
+        run_requests=[*file_requests, *book_requests],
+        dynamic_partitions_requests=partitions,
         cursor=json.dumps(state, sort_keys=True),
     )

@@ -24,12 +24,14 @@ from rich.table import Table
 from data_contracts.spec import DEFAULT_DATASET
 from risk_app import paths
 from risk_app.cli_bases import bases_app
+from risk_app.cli_outcomes import outcomes_app
 from risk_app.errors import RiskAppError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Credit-risk LLM fine-tuning and scoring.")
 models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, promote, roll back.")
 app.add_typer(models_app, name="models")
 app.add_typer(bases_app, name="bases")
+app.add_typer(outcomes_app, name="outcomes")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,4 +1,4 @@
-"""All assets, by stage: data (ingest → prepare), model (train → register), scoring."""
+"""All assets, by stage: data (ingest → prepare), model (train → register), scoring, outcomes."""
 
 from pipelines.assets.data import (
     augmented_training_examples,
@@ -16,6 +16,7 @@ from pipelines.assets.model import (
     packaged_model,
     registered_model,
 )
+from pipelines.assets.outcomes import OUTCOME_ASSETS
 from pipelines.assets.scoring import scored_applications, scoring_batch
 
 ALL_ASSETS = [
@@ -33,4 +34,5 @@ ALL_ASSETS = [
     champion_model,
     scoring_batch,
     scored_applications,
+    *OUTCOME_ASSETS,
 ]

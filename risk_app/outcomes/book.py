@@ -81,7 +81,7 @@ def _has_column(con: Any, table: str, column: str) -> bool:
         "select count(*) from information_schema.columns where table_schema = ? and table_name = ? "
         "and column_name = ?",
         [store.SCHEMA, table, column],
-    ).fetchone()
+    ).fetchall()[0]
     return bool(found and found[0])
 
 
@@ -163,6 +163,19 @@ def vintage_counts(book: pd.DataFrame) -> pd.DataFrame:
         table["defaults"] / table["with_outcome"].where(table["with_outcome"] > 0)
     ).round(4)
     return table.reset_index().rename_axis(None, axis=1)
+
+
+def vintage_outcome_counts(spec: DatasetSpec | str | None = None) -> dict[str, int]:
+    """Vintage -> applications with a known outcome (vintages without any are left out)."""
+    book = labeled_book(spec)
+    labelled = book.loc[book["status"] == "with_outcome"]
+    return {str(k): int(v) for k, v in labelled.groupby("vintage").size().items()}
+
+
+def book_ready_for_training(spec: DatasetSpec | str | None = None, min_vintages: int = 3) -> bool:
+    """Whether at least `min_vintages` vintages have known outcomes (enough for an out-of-time
+    split: train, validate on the month before the newest, test on the newest)."""
+    return len(vintage_outcome_counts(spec)) >= min_vintages
 
 
 def check_reject_inference(reject_inference: str) -> None:
@@ -258,10 +271,12 @@ __all__ = [
     "BookStatus",
     "RejectInference",
     "book_counts",
+    "book_ready_for_training",
     "book_training_frame",
     "check_book_accounting",
     "check_reject_inference",
     "labeled_book",
     "latest_vintage_fractions",
     "vintage_counts",
+    "vintage_outcome_counts",
 ]

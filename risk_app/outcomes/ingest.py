@@ -227,7 +227,7 @@ def _write_once(
             seen = con.execute(
                 f"select count(*) from {store.SCHEMA}.{store.FILES} where file_id = ? and dataset = ?",
                 [file_id, dataset],
-            ).fetchone()
+            ).fetchall()[0]
             if seen and seen[0]:
                 con.rollback()
                 return False

@@ -69,6 +69,11 @@ def _random_days(rng: np.random.Generator, month: pd.Timestamp, n: int) -> pd.Se
     return pd.Series(month + pd.to_timedelta(np.sort(days), unit="D"))
 
 
+def _shares(total: int, parts: int) -> list[int]:
+    """`total` rows spread over `parts` months as evenly as possible."""
+    return [len(chunk) for chunk in np.array_split(np.arange(total), parts)]
+
+
 def simulation_spec(base: DatasetSpec, data_path: Path, folder: Path) -> Path:
     """The simulated lender's spec file: the base spec, renamed, labeled SIMULATION, with dates."""
     columns = dict(base.columns)
@@ -124,7 +129,7 @@ def build_simulation(
         pd.concat(
             [
                 _random_days(rng, m, n)
-                for m, n in zip(before, np.array_split(np.arange(history_rows), 6), strict=True)
+                for m, n in zip(before, _shares(history_rows, 6), strict=True)
             ],
             ignore_index=True,
         )

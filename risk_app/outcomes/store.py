@@ -8,6 +8,7 @@
                              the applications' quarantine, plus file id and data set)
     risk.backtests           one row per (data set, vintage, model version, grade): see
                              `risk_app.outcomes.backtest`
+    risk.labeled_book        the latest labeled book of one data set, for SQL (rebuilt whole)
 
 The tables have fixed columns (created here, once), are written through
 `storage.scores.warehouse_connection` (the same lock as the scoring ledger) and always in one
@@ -26,6 +27,7 @@ from risk_app.storage.scores import warehouse_connection
 
 SCHEMA = "risk"
 FILES, OUTCOMES, QUARANTINE, BACKTESTS = ("outcome_files", "outcomes", "outcome_quarantine", "backtests")
+BOOK = "labeled_book"
 
 _DDL: dict[str, str] = {
     FILES: """file_id varchar, dataset varchar, source_file varchar, partition_key varchar,
@@ -75,7 +77,7 @@ def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [SCHEMA, table],
-    ).fetchone()
+    ).fetchall()[0]
     return bool(found and found[0])
 
 
@@ -109,8 +111,28 @@ def replace_backtest(
     return len(rows)
 
 
+def write_book_table(book: pd.DataFrame, dataset: str, path: str | os.PathLike[str] | None = None) -> int:
+    """Replace `risk.labeled_book` with one data set's book (a table analysts can query)."""
+    frame = book.assign(dataset=dataset)
+    # Empty object columns have no type for DuckDB; declare them as text.
+    frame = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
+    with warehouse_connection(path) as con:
+        con.execute(f"create schema if not exists {SCHEMA}")
+        con.begin()
+        try:
+            con.register("_book", frame)
+            con.execute(f"create or replace table {SCHEMA}.{BOOK} as select * from _book")
+            con.unregister("_book")
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    return len(frame)
+
+
 __all__ = [
     "BACKTESTS",
+    "BOOK",
     "FILES",
     "OUTCOMES",
     "QUARANTINE",
@@ -121,4 +143,5 @@ __all__ = [
     "read_rows",
     "replace_backtest",
     "table_columns",
+    "write_book_table",
 ]

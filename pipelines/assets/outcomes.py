@@ -1,0 +1,150 @@
+"""Outcome assets: outcome files in (one dynamic partition per file), the labeled book, and a
+backtest per vintage (one dynamic partition per month of applications).
+
+`outcome_landing_sensor` (pipelines/sensors.py) adds an `outcome_files` partition per complete
+file in `<home>/landing_outcomes/` and a `vintages` partition per month whose outcomes changed,
+and requests the runs. Every asset calls `risk_app.outcomes` and shows the accounting: outcome
+rows in = accepted + quarantined; scored = with outcome + pending + declined.
+"""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from data_contracts.spec import DEFAULT_DATASET, load_spec
+from pipelines.metadata import table, user_errors
+from pipelines.resources import RiskAppSettings
+from risk_app.errors import ConfigError
+from risk_app.outcomes import book as book_lib
+from risk_app.outcomes import store
+from risk_app.outcomes.backtest import backtest_markdown, record_backtest
+from risk_app.outcomes.ingest import add_outcome_file, outcomes_landing_dir
+from risk_app.outcomes.report import champion_card_with_backtest
+
+outcome_files = dg.DynamicPartitionsDefinition(name="outcome_files")
+vintages = dg.DynamicPartitionsDefinition(name="vintages")
+OUTCOME_GROUP = "outcomes"
+
+
+class OutcomeDatasetConfig(dg.Config):
+    dataset: str = Field(
+        default=DEFAULT_DATASET,
+        description="The data set's spec: a built-in name or a spec file path (as for training).",
+    )
+
+
+class OutcomeFileConfig(OutcomeDatasetConfig):
+    input_path: str = Field(
+        default="", description="Outcome file; empty: the file in landing_outcomes/ named by the partition."
+    )
+    expected_file_id: str = Field(
+        default="", description="sha256 the sensor saw; the run fails if the file no longer has it."
+    )
+
+
+def outcome_partition_key(file_name: str, file_id: str) -> str:
+    """`<file name>-<first 12 hex of its sha256>`: one partition per outcome file content."""
+    return f"{file_name}-{file_id[:12]}"
+
+
+@dg.asset(
+    group_name=OUTCOME_GROUP,
+    kinds={"pandera", "duckdb"},
+    partitions_def=outcome_files,
+    deps=[dg.AssetDep("scored_applications", partition_mapping=dg.AllPartitionMapping())],
+)
+@user_errors
+def outcomes(context: dg.AssetExecutionContext, config: OutcomeFileConfig) -> dg.MaterializeResult:
+    """One outcome file, validated and taken in exactly once (re-running it adds nothing)."""
+    if config.input_path:
+        path = config.input_path
+    elif "-" in context.partition_key:
+        path = str(outcomes_landing_dir() / context.partition_key.rsplit("-", 1)[0])
+    else:
+        raise ConfigError(f"partition {context.partition_key!r}: set outcomes.config.input_path")
+    report = add_outcome_file(
+        path,
+        load_spec(config.dataset),
+        origin="dagster",
+        partition_key=context.partition_key,
+        expected_file_id=config.expected_file_id,
+    )
+    context.log.info(report.message)
+    return dg.MaterializeResult(
+        metadata={
+            "status": report.status,
+            "file_id": report.file_id,
+            "dataset": report.dataset,
+            "rows_in": report.n_in,
+            "rows_accepted": report.n_accepted,
+            "rows_quarantined": report.n_quarantined,
+            "message": dg.MetadataValue.text(report.message),
+            "quarantine": table(report.quarantine),
+        }
+    )
+
+
+@dg.asset(
+    group_name=OUTCOME_GROUP,
+    kinds={"duckdb"},
+    deps=[dg.AssetDep("outcomes", partition_mapping=dg.AllPartitionMapping())],
+)
+@user_errors
+def labeled_book(config: OutcomeDatasetConfig) -> dg.MaterializeResult:
+    """`risk.labeled_book`: scored applications with their outcome once known, per vintage."""
+    spec = load_spec(config.dataset)
+    book = book_lib.labeled_book(spec)
+    store.write_book_table(book, spec.name)
+    counts = book_lib.book_counts(book)
+    return dg.MaterializeResult(
+        metadata={
+            "dataset": spec.name,
+            **counts,
+            "accounting": dg.MetadataValue.text(
+                f"scored {counts['scored']} = with outcome {counts['with_outcome']} + pending "
+                f"{counts['pending']} + declined {counts['declined']}"
+            ),
+            "vintages": table(book_lib.vintage_counts(book), max_rows=60),
+            "declined": dg.MetadataValue.text(
+                "Declined applicants have no outcome: they are excluded from training on the book "
+                "(reject inference: none) and counted here."
+            ),
+        }
+    )
+
+
+@dg.asset(
+    group_name=OUTCOME_GROUP,
+    kinds={"scipy", "duckdb"},
+    partitions_def=vintages,
+    deps=[labeled_book],
+)
+@user_errors
+def backtest(
+    context: dg.AssetExecutionContext, config: OutcomeDatasetConfig, settings: RiskAppSettings
+) -> dg.MaterializeResult:
+    """Predicted PD vs realized default rate per grade for one vintage, per deciding model;
+    beside it, the champion's model card with its latest backtest."""
+    spec = load_spec(config.dataset)
+    results = record_backtest(book_lib.labeled_book(spec), spec.name, context.partition_key)
+    rows = pd.concat([r.grades.assign(model_version=r.model_version) for r in results], ignore_index=True)
+    card = champion_card_with_backtest(spec.name, settings.registered_name(spec.name))
+    worst = max((r.light for r in results), key=("green", "amber", "red").index)
+    return dg.MaterializeResult(
+        metadata={
+            "dataset": spec.name,
+            "vintage": context.partition_key,
+            "light": worst,
+            "summary": dg.MetadataValue.text(" ".join(r.summary for r in results)),
+            "loans_with_outcome": sum(r.n for r in results),
+            "grades_outside_interval": dg.MetadataValue.json(
+                {r.model_version: r.outside_interval for r in results}
+            ),
+            "backtest": dg.MetadataValue.md("\n\n".join(backtest_markdown(r) for r in results)),
+            "grades": table(rows.round(4), max_rows=30),
+            "champion_model_card": dg.MetadataValue.md(card or "no champion registered yet"),
+        }
+    )
+
+
+OUTCOME_ASSETS = [outcomes, labeled_book, backtest]
