@@ -707,8 +707,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             transformers.logging.set_verbosity_error()
             transformers.logging.disable_progress_bar()
     if not args.skip_llm:
-        import risk_app.finetune.methods  # noqa: F401  (registers the methods)
-        from risk_app.finetune.registry import get_method
+        from risk_app.finetune.registry import get_method  # registers the built-in methods on first use
 
         get_method(args.method).parse_config(args.method_params)  # bad method/params fail before any work
 

@@ -1,1 +1,2 @@
-"""Fine-tuning: training config, the method registry, the trainer, prediction and method comparison."""
+"""Fine-tuning: methods (which parameters train), objectives (how), the trainer that runs them,
+the method registry, training config, prediction and method comparison."""

@@ -28,6 +28,7 @@ import psutil
 import torch
 
 from risk_app import paths
+from risk_app.errors import RiskAppError
 from risk_app.evaluate.metrics import choose_threshold, credit_metrics
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
@@ -149,8 +150,6 @@ def compare_methods(
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
     """Train each variant on the same examples; a failing method becomes a row with its error."""
-    from risk_app.errors import RiskAppError
-
     rows = []
     root = paths.runs_dir() / f"compare-{time.strftime('%Y%m%dT%H%M%S')}"
     for variant in variants or default_variants():

@@ -112,16 +112,23 @@ def format_validation_error(exc: ValidationError, model_cls: type[BaseModel]) ->
     return "; ".join(problems) + f". Allowed keys: {describe_fields(model_cls)}"
 
 
-def describe_fields(model_cls: type[BaseModel]) -> str:
-    """`name: type = default` for every field of a pydantic model, comma separated."""
+def describe_fields(model_cls: type[BaseModel], prefix: str = "") -> str:
+    """`name: type = default` for every field of a pydantic model, comma separated.
+
+    A nested config (e.g. `rlhf`'s `reward` and `ppo`) is listed field by field under dotted
+    names (`reward.epochs: int = 1`), the way its keys appear in error messages.
+    """
     parts = []
     for name, field in model_cls.model_fields.items():
         annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            parts.append(describe_fields(annotation, f"{prefix}{name}."))
+            continue
         # Plain classes print as their name; generics (list[str], Literal[...]) in full.
         if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
             type_name = annotation.__name__
         else:
             type_name = str(annotation).replace("typing.", "")
         default = "<required>" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        parts.append(f"{name}: {type_name} = {default}")
+        parts.append(f"{prefix}{name}: {type_name} = {default}")
     return ", ".join(parts)

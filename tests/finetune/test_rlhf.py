@@ -187,6 +187,9 @@ def test_config_nests_the_policy_reward_and_ppo_sections() -> None:
     for bad in bad_sections:
         with pytest.raises(ConfigError, match="method 'rlhf' parameters"):
             method.parse_config(bad)
+    # A nested key is named with its section, and the allowed keys list the section's own.
+    with pytest.raises(ConfigError, match=r"unknown key 'reward\.lr'.*reward\.learning_rate: float"):
+        method.parse_config({"reward": {"lr": 1e-3}})
 
 
 @pytest.mark.parametrize(
