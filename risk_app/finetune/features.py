@@ -39,6 +39,7 @@ from risk_app.atomic import atomic_write_bytes, atomic_write_json
 Pooling = Literal["last", "mean"]
 Precision = Literal["fp32", "bf16"]
 POOLINGS: tuple[Pooling, ...] = ("last", "mean")
+SAVE_EVERY = 256  # texts per cache write while computing
 # Bump when the way features are computed changes, so stale caches are not reused.
 FEATURE_VERSION = 1
 _HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".gguf", ".model", ".txt")
@@ -252,17 +253,20 @@ def cached_features(
         by_key = dict(zip(keys, texts, strict=True))
         started = time.perf_counter()
         model, tokenizer = (loader or _load_frozen)(base_model, settings)
-        vectors = extract_features(
-            model,
-            tokenizer,
-            [by_key[k] for k in missing],
-            [settings.layer],
-            max_length=settings.max_length,
-            batch_size=batch_size,
-            progress=progress,
-        )
+        # Saved chunk by chunk, so an interrupted run keeps what it computed.
+        for start in range(0, len(missing), SAVE_EVERY):
+            chunk = missing[start : start + SAVE_EVERY]
+            vectors = extract_features(
+                model,
+                tokenizer,
+                [by_key[k] for k in chunk],
+                [settings.layer],
+                max_length=settings.max_length,
+                batch_size=batch_size,
+                progress=progress,
+            )
+            stored = store.merge(chunk, {p: vectors[(settings.layer, p)] for p in POOLINGS})
         del model
-        stored = store.merge(missing, {p: vectors[(settings.layer, p)] for p in POOLINGS})
         index = {k: i for i, k in enumerate(stored["keys"].tolist())}
         if log:
             rate = len(missing) / max(time.perf_counter() - started, 1e-9)
