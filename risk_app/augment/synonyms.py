@@ -87,6 +87,9 @@ def _expand_case(group: tuple[str, ...]) -> list[tuple[str, ...]]:
     upper = (_capitalised(group[0]), *(_capitalised(t) for t in group[1:] if _capitalised(t) != t))
     if upper == group or len(upper) < 2:
         return [group]
+    if upper[0] == group[0]:
+        # "EUR" capitalises to itself: one group, or the canonical word would be in two.
+        return [(*group, *(t for t in upper[1:] if t not in group))]
     return [group, upper]
 
 

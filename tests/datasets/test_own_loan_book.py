@@ -200,3 +200,34 @@ def test_datasets_init_refuses_a_positive_that_never_occurs(tmp_path: Path) -> N
     )
     assert result.exit_code == 2 and "--positive 'yes' never occurs in column 'default'" in result.output
     assert not out.exists()
+
+
+def test_the_example_spec_in_the_docs_loads_and_reads_as_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text(encoding="utf-8")
+    block = doc.split("## A complete example spec", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    from data_contracts.spec import parse_spec
+    from risk_app.augment.synonyms import lexicon_for
+
+    spec = parse_spec(block, "docs/datasets.md")
+    assert spec.name == "acme_loans" and spec.feature_columns == (
+        "amount",
+        "term",
+        "bureau_score",
+        "homeowner",
+        "gender",
+        "employer",
+    )
+    row = {
+        "loan_ref": "L1",
+        "amount": 12000.5,
+        "term": 36,
+        "bureau_score": 612,
+        "homeowner": True,
+        "gender": "F",
+        "employer": "Acme Corp: logistics",
+        "branch": "north",
+        "went_bad": 0,
+    }
+    documented = doc.split("With it, the first application reads:", 1)[1].split("##", 1)[0]
+    assert serialize_frame(pd.DataFrame([row]), spec=spec).iloc[0] == " ".join(documented.split())
+    assert lexicon_for(spec).alternative_to_canonical["euro"] == "EUR"
