@@ -282,6 +282,9 @@ class DatasetSpec(_Strict):
     source: str = Field(description="Where the data come from.")
     licence: str = Field(description="Licence of the data.")
     citation: str | None = Field(default=None, description="How to cite the data.")
+    limitations: list[str] = Field(
+        default_factory=list, description="Known limitations of the data, printed on the model card."
+    )
     data: str | None = Field(default=None, description="Bundled data file, relative to the spec file.")
     columns: dict[str, ColumnSpec] = Field(min_length=1, description="Columns in text order.")
     id_column: str = Field(
