@@ -172,6 +172,62 @@ def _target(columns: dict[str, dict[str, Any]], target: str, positive: str, fram
     return _canonical(positive)
 
 
+def _pick_id(columns: dict[str, dict[str, Any]], frame: pd.DataFrame, target: str, notes: list[str]) -> str:
+    """A unique column named like an id, or the generated `application_id` (added first)."""
+    candidates = [
+        c
+        for c in frame.columns
+        if c != target and ID_NAME.search(c) and frame[c].notna().all() and frame[c].is_unique
+    ]
+    if candidates:
+        columns[candidates[0]] = {"type": "text", "label": "Application id", "inferred": ["type"]}
+        notes.append(
+            f"id_column: '{candidates[0]}' looks like a unique id (check it identifies an application)"
+        )
+        return candidates[0]
+    generated = {"type": "text", "label": "Application id", "description": "generated"}
+    rest = {k: v for k, v in columns.items() if k != "application_id"}
+    columns.clear()  # rebuilt in place so the generated id is the first column
+    columns.update({"application_id": generated, **rest})
+    notes.append("id_column: the file has no id column; ids will be generated from each row's values")
+    return "application_id"
+
+
+def _guess_protected(
+    columns: dict[str, dict[str, Any]], skip: set[str], notes: list[str]
+) -> list[dict[str, Any]]:
+    protected = []
+    for c, col in columns.items():
+        words = name_words(c)
+        if c in skip or not set(words) & set(PROTECTED_WORDS):
+            continue
+        item: dict[str, Any] = {"column": c}
+        if "age" in words and col["type"] in ("integer", "float"):
+            item.update(name="age_band", edges=[25, 35, 50])
+        protected.append(item)
+        notes.append(
+            f"protected: '{c}' was guessed from its name; confirm, and add any the name did not reveal"
+        )
+    if not protected:
+        notes.append("protected: none guessed from column names; add the protected attributes of your data")
+    return protected
+
+
+def _column_notes(columns: dict[str, dict[str, Any]], skip: set[str]) -> list[str]:
+    notes = []
+    for c, col in columns.items():
+        if c in skip:
+            continue
+        if col.get("inferred") and col["type"] in ("integer", "float"):
+            notes.append(f"columns.{c}: check type, label and range; add a unit")
+        codes = col.get("categories", {})
+        if col["type"] == "category" and all(re.fullmatch(r"-?\d+(\.\d+)?", v) for v in codes):
+            notes.append(f"columns.{c}: category with {len(codes)} values; is it a code list or a number?")
+        if col["type"] == "text":
+            notes.append(f"columns.{c}: free text, the model reads its first {col['max_chars']} characters")
+    return notes
+
+
 def draft_spec(
     frame: pd.DataFrame,
     *,
@@ -185,72 +241,26 @@ def draft_spec(
     """A reviewed-to-be spec for `frame` (read as text) with `target` == `positive` meaning default."""
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
-    n = len(frame)
-    if n == 0:
+    if frame.empty:
         raise ConfigError(f"{source_file}: the file has no rows to infer a spec from")
     clash = sorted(set(frame.columns) & (RESERVED_COLUMNS - {"application_id", "default"}))
     if clash:
         raise ConfigError(f"{source_file}: column(s) {clash} use names the library reserves; rename them")
-    columns = {c: _column_draft(c, frame[c], n, max_code_values) for c in frame.columns}
-    notes: list[str] = []
+    columns = {c: _column_draft(c, frame[c], len(frame), max_code_values) for c in frame.columns}
     positive_value = _target(columns, target, positive, frame)
-    id_candidates = [
-        c
-        for c in frame.columns
-        if c != target and ID_NAME.search(c) and frame[c].notna().all() and frame[c].is_unique
-    ]
-    if id_candidates:
-        id_column = id_candidates[0]
-        columns[id_column] = {"type": "text", "label": "Application id", "inferred": ["type"]}
-        notes.append(f"id_column: '{id_column}' looks like a unique id (check it identifies an application)")
-    else:
-        id_column = "application_id"
-        columns = {
-            id_column: {"type": "text", "label": "Application id", "description": "generated"},
-            **columns,
-        }
-        notes.append("id_column: the file has no id column; ids will be generated from each row's values")
+    notes: list[str] = []
+    id_column = _pick_id(columns, frame, target, notes)
     _unique_labels(columns)
+    protected = _guess_protected(columns, {target, id_column}, notes)
+    notes += _column_notes(columns, {target, id_column})
     dates = [c for c, col in columns.items() if col["type"] == "date"]
-    protected = []
-    for c, col in columns.items():
-        words = name_words(c)
-        if c in (target, id_column) or not set(words) & set(PROTECTED_WORDS):
-            continue
-        item: dict[str, Any] = {"column": c}
-        if "age" in words and col["type"] in ("integer", "float"):
-            item.update(name="age_band", edges=[25, 35, 50])
-        protected.append(item)
-        notes.append(
-            f"protected: '{c}' was guessed from its name; confirm, and add any the name did not reveal"
-        )
-    if not protected:
-        notes.append("protected: none guessed from column names; add the protected attributes of your data")
-    notes += [
-        f"columns.{c}: check type, label and range; add a unit"
-        for c, col in columns.items()
-        if col.get("inferred") and col["type"] in ("integer", "float") and c != target
-    ]
-    notes += [
-        f"columns.{c}: {col['type']} with {len(col.get('categories', {}))} values; is it a code list "
-        "or a number?"
-        for c, col in columns.items()
-        if col["type"] == "category"
-        and c != target
-        and all(re.fullmatch(r"-?\d+(\.\d+)?", v) for v in col.get("categories", {}))
-    ]
-    notes += [
-        f"columns.{c}: free text, the model reads its first {col['max_chars']} characters"
-        for c, col in columns.items()
-        if col["type"] == "text" and c != id_column
-    ]
     if dates:
         notes.append(f"date_column: '{dates[0]}' (used for out-of-time splits; never a model input)")
     notes.append("source, licence, description: fill in before sharing the spec")
     raw = {
         "name": name,
         "version": "0.1.0",
-        "description": f"Draft inferred from {Path(source_file).name} ({n} rows); review what is inferred.",
+        "description": f"Draft from {Path(source_file).name} ({len(frame)} rows); review what is inferred.",
         "source": str(source_file),
         "licence": "unknown (fill in)",
         "data": data_ref,
