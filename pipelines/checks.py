@@ -74,12 +74,17 @@ def fairness_four_fifths(model_evaluation: RunRecord) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="registered_model", blocking=True, description="Champion/challenger promotion rule.")
+@dg.asset_check(
+    asset="registered_model",
+    description="Champion/challenger promotion rule: the challenger must beat the champion.",
+)
 def promotion_rule(registered_model: RunRecord) -> dg.AssetCheckResult:
+    # A rejected challenger is a normal outcome, not a broken run: it warns, and champion_model
+    # keeps the current champion, saying why.
     registration = registered_model.need("registration")
     return dg.AssetCheckResult(
         passed=registration.decision.promote,
-        severity=ERROR,
+        severity=WARN,
         description=registration.decision.reason,
         metadata={
             "version": registration.version,
@@ -160,12 +165,13 @@ def _latest_metadata(context: dg.AssetCheckExecutionContext, asset: str) -> dict
     "file, rows in = accepted + quarantined.",
 )
 def outcome_accounting(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    from data_contracts.spec import DEFAULT_DATASET, load_spec
     from risk_app.outcomes.book import book_counts, labeled_book
     from risk_app.outcomes.ingest import outcome_files
 
-    dataset = str(_latest_metadata(context, "labeled_book").get("dataset", ""))
-    counts = book_counts(labeled_book(dataset))
-    files = outcome_files(dataset)
+    spec = load_spec(str(_latest_metadata(context, "labeled_book").get("spec") or DEFAULT_DATASET))
+    counts = book_counts(labeled_book(spec))
+    files = outcome_files(spec.name)
     broken = files.loc[files["n_in"] != files["n_accepted"] + files["n_quarantined"], "source_file"].tolist()
     book_ok = counts["scored"] == counts["with_outcome"] + counts["pending"] + counts["declined"]
     return dg.AssetCheckResult(

@@ -21,6 +21,8 @@ from risk_app import paths
 from risk_app.cli import app, clear_errors, console, parse_params, print_table
 from risk_app.errors import RiskAppError
 
+QUIET = {"console": {"config": {"log_level": "WARNING"}}}
+
 
 def ensure_dagster_home() -> Path:
     """Use $DAGSTER_HOME, or var/dagster_home with the repo's dagster.yaml copied in."""
@@ -44,26 +46,95 @@ def failure_messages(result: Any) -> list[str]:
     return [m for m in messages if m]
 
 
+def training_run_config(
+    dataset: str,
+    data: Path | None,
+    method: str,
+    params: dict[str, Any],
+    base_model: str,
+    epochs: int,
+    augment: bool,
+) -> dict[str, Any]:
+    """The training job's run config, as an analyst would fill the launchpad."""
+    return {
+        "loggers": QUIET,
+        "ops": {
+            "dataset_spec": {"config": {"dataset": dataset}},
+            "raw_applications": {"config": {"path": str(data) if data else ""}},
+            "augmented_training_examples": {"config": {"enabled": augment}},
+            "fine_tuned_model": {
+                "config": {
+                    "method": method,
+                    "method_params": params,
+                    "base_model": base_model,
+                    "epochs": epochs,
+                }
+            },
+        },
+    }
+
+
+def score_after_training(instance: Any, defs: Any, path: Path, output: Path | None) -> tuple[Any, Path]:
+    """Score `path` as its own partition of the scoring job (as the landing sensor would)."""
+    from pipelines.assets.scoring import landing_files, landing_partition_key
+    from risk_app.storage.scores import file_batch_id
+
+    console.rule("scoring job")
+    batch_id = file_batch_id(path)
+    key = landing_partition_key(path.name, batch_id)
+    instance.add_dynamic_partitions(landing_files.name, [key])
+    config = {
+        "loggers": QUIET,
+        "ops": {
+            "scoring_batch": {"config": {"input_path": str(path), "expected_batch_id": batch_id}},
+            "scored_applications": {"config": {"output_path": str(output) if output else ""}},
+        },
+    }
+    result = defs.resolve_job_def("scoring_job").execute_in_process(
+        run_config=config, instance=instance, partition_key=key, raise_on_error=False
+    )
+    if not result.success:
+        raise RiskAppError(
+            "scoring job failed: " + "; ".join(failure_messages(result) or ["see the Dagster UI"])
+        )
+    metadata = result.asset_materializations_for_node("scored_applications")[0].metadata
+    return result.output_for_node("scored_applications"), Path(metadata["output_path"].value)
+
+
+def print_training_summary(record: Any) -> None:
+    """The record's test metrics beside the baselines, the policy and the verdict."""
+    from risk_app.run.render import policy_sentence, summary_rows
+
+    print_table("Test metrics, same split", summary_rows(record))
+    console.print(policy_sentence(record))
+    registration = record.need("registration")
+    verdict = "champion" if registration.decision.promote else "challenger (not promoted)"
+    console.print(
+        f"{registration.model_name} version {registration.version}: {verdict} — "
+        f"{registration.decision.reason}"
+    )
+
+
 @app.command()
 @clear_errors
 def run(
-    data: Annotated[Path, typer.Option(help="Labelled applications to train on.")] = paths.DEFAULT_DATASET,
+    dataset: Annotated[str, typer.Option(help="Data set: a built-in name or a spec file.")] = "german_credit",
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled applications (default: the data set's file).")
+    ] = None,
     method: Annotated[str, typer.Option(help="Fine-tuning method; see `risk-app methods`.")] = "lora",
     param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter key=value.")] = [],  # noqa: B006
     base_model: Annotated[
-        str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")
+        str, typer.Option(help="Hub id, local folder, .gguf file, catalogue name or tiny-qwen2.")
     ] = "tiny-qwen2",
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 3,
     augment: Annotated[bool, typer.Option(help="Augment the training split.")] = False,
     score_input: Annotated[
-        Path | None, typer.Option(help="File to score afterwards (default: --data).")
+        Path | None, typer.Option(help="File to score afterwards (default: the training file).")
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option(help="Scores file (default: var/outputs/scores.parquet).")
-    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Scores file (default: named after the batch).")] = None,
 ) -> None:
     """Run the whole pipeline through Dagster: ingest → … → register, then batch-score."""
-    output = output or paths.outputs_dir() / "scores.parquet"
     ensure_dagster_home()
     import dagster as dg
 
@@ -71,59 +142,21 @@ def run(
 
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
-    quiet = {"console": {"config": {"log_level": "WARNING"}}}
-    training_config = {
-        "loggers": quiet,
-        "ops": {
-            "raw_applications": {"config": {"path": str(data)}},
-            "augmented_training_examples": {"config": {"enabled": augment}},
-            "fine_tuned_model": {
-                "config": {
-                    "method": method,
-                    "method_params": parse_params(param, None),
-                    "base_model": base_model,
-                    "epochs": epochs,
-                }
-            },
-        },
-    }
     console.rule("training job")
-    trained = defs.resolve_job_def("training_job").execute_in_process(
-        run_config=training_config, instance=instance, raise_on_error=False
+    config = training_run_config(
+        dataset, data, method, parse_params(param, None), base_model, epochs, augment
     )
-    checks = {e.check_name: e for e in trained.get_asset_check_evaluations()}
-    promotion = checks.get("promotion_rule")
-    if not trained.success and not (promotion is not None and not promotion.passed):
+    trained = defs.resolve_job_def("training_job").execute_in_process(
+        run_config=config, instance=instance, raise_on_error=False
+    )
+    if not trained.success:
         raise RiskAppError(
             "training job failed: " + "; ".join(failure_messages(trained) or ["see the Dagster UI"])
         )
-    evaluation = trained.output_for_node("model_evaluation")
-    registered = trained.output_for_node("registered_model")
-    console.rule("scoring job")
-    scoring_config = {
-        "loggers": quiet,
-        "ops": {
-            "scoring_batch": {"config": {"input_path": str(score_input or data)}},
-            "scored_applications": {"config": {"output_path": str(output)}},
-        },
-    }
-    scored_run = defs.resolve_job_def("scoring_job").execute_in_process(
-        run_config=scoring_config, instance=instance, raise_on_error=False
-    )
-    if not scored_run.success:
-        raise RiskAppError(
-            "scoring job failed: " + "; ".join(failure_messages(scored_run) or ["see the Dagster UI"])
-        )
-    scored = scored_run.output_for_node("scored_applications")
-
+    record = trained.output_for_node("registered_model")
+    scored, output = score_after_training(instance, defs, score_input or Path(record.dataset.source), output)
     console.rule("summary")
-    print_table(
-        "Test metrics, same split",
-        evaluation.to_dict("records"),
-        ["model", "roc_auc", "ks", "gini", "brier", "f1", "precision", "recall", "accuracy"],
-    )
-    verdict = "champion" if registered["decision"]["promote"] else "challenger (not promoted)"
-    console.print(f"model version {registered['version']}: {verdict} — {registered['decision']['reason']}")
+    print_training_summary(record)
     grades = scored["risk_grade"].value_counts().sort_index().to_dict()
     console.print(
         f"scored {len(scored)} applications → {output}  grades {grades}, "

@@ -20,7 +20,7 @@ from risk_app.run import stages
 from risk_app.run.evaluate import evaluate_run
 from risk_app.run.package import package_run
 from risk_app.run.record import RunRecord
-from risk_app.run.register import promote_run, register_run
+from risk_app.run.register import champion_version, promote_run, register_run
 from risk_app.run.render import model_rows
 
 PICKLED = "fs_io_manager"
@@ -108,7 +108,25 @@ def registered_model(packaged_model: RunRecord, settings: RiskAppSettings) -> dg
 
 @dg.asset(group_name="registry", kinds={"mlflow"}, io_manager_key=PICKLED)
 @user_errors
-def champion_model(registered_model: RunRecord) -> dg.Output[RunRecord]:
-    """The version behind alias `champion`; runs only when the blocking promotion check passes."""
+def champion_model(context: dg.AssetExecutionContext, registered_model: RunRecord) -> dg.Output[RunRecord]:
+    """The version behind alias `champion`: the new version when the promotion rule says so,
+    else the current champion stays, and the reason says why."""
     record = promote_run(registered_model, actor="dagster")
-    return dg.Output(record, metadata={"champion_version": record.need("registration").version})
+    registration = record.need("registration")
+    champion = champion_version(registration.model_name)
+    sentence = (
+        f"version {registration.version} is the new champion: {registration.decision.reason}"
+        if registration.promoted
+        else f"version {champion} stays champion; version {registration.version} was not promoted: "
+        f"{registration.decision.reason}"
+    )
+    context.log.info(sentence)
+    return dg.Output(
+        record,
+        metadata={
+            "champion_version": champion or 0,
+            "challenger_version": registration.version,
+            "promoted": registration.promoted,
+            "outcome": dg.MetadataValue.text(sentence),
+        },
+    )

@@ -58,3 +58,11 @@ def promote_run(record: RunRecord, actor: str = "risk-app") -> RunRecord:
     updated = record.model_copy(update={"registration": registration.model_copy(update={"promoted": True})})
     updated.save()
     return updated
+
+
+def champion_version(model_name: str) -> int | None:
+    """The version behind alias `champion` of `model_name`, or None when it has none."""
+    for row in mlflow_registry.list_versions(model_name):
+        if mlflow_registry.CHAMPION in row["aliases"]:
+            return int(row["version"])
+    return None
