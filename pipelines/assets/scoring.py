@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from data_contracts.spec import DatasetSpec
 from pipelines.metadata import table, user_errors, validation_counts
 from pipelines.resources import RiskAppSettings
 from risk_app import paths, scoring
@@ -44,7 +45,7 @@ class ScoringInputConfig(dg.Config):
         description="sha256 the sensor saw; the run fails if the file no longer has it.",
     )
     dataset: str = Field(
-        default="", description="Data set name recorded with the batch (default: the file name)."
+        default="", description="Data set name recorded with the batch (default: the data set spec's name)."
     )
 
 
@@ -97,7 +98,7 @@ def _tag(frame: pd.DataFrame, values: tuple[str, str, str]) -> pd.DataFrame:
 )
 @user_errors
 def scoring_batch(
-    context: dg.AssetExecutionContext, config: ScoringInputConfig
+    context: dg.AssetExecutionContext, config: ScoringInputConfig, dataset_spec: DatasetSpec
 ) -> tuple[dg.Output[pd.DataFrame], dg.Output[pd.DataFrame]]:
     """Load and validate one landing file (its content hash checked); the target is optional."""
     source = _source(context, config)
@@ -109,10 +110,11 @@ def scoring_batch(
             f"{source}: content changed since the sensor saw it (sha256 {batch_id[:12]}, "
             f"expected {config.expected_batch_id[:12]}); the new content gets its own partition"
         )
-    result = validate_applications(load_applications(source), source=str(source), require_target=False)
+    frame = load_applications(source, dataset_spec)
+    result = validate_applications(frame, source=str(source), require_target=False, spec=dataset_spec)
     if file_batch_id(source) != batch_id:
         raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
-    tags = (batch_id, config.dataset or source.name, str(source.resolve()))
+    tags = (batch_id, config.dataset or dataset_spec.name, str(source.resolve()))
     counts = {"source_file": str(source), "batch_id": batch_id, **validation_counts(result)}
     # Returned, not yielded: `user_errors` can only turn errors into one-line failures when the
     # body runs inside it (a generator would run after the wrapper has returned).
@@ -148,11 +150,13 @@ def scored_applications(
     config: ScoringConfig,
     scoring_applications: pd.DataFrame,
     scoring_quarantine: pd.DataFrame,
+    dataset_spec: DatasetSpec,
     settings: RiskAppSettings,
 ) -> dg.Output[pd.DataFrame]:
     """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
     batch_id, dataset, source = _batch_of(scoring_applications, scoring_quarantine)
-    risk_model = scoring.load_model(config.model, model_name=settings.model_name)
+    model_name = settings.registered_name(dataset_spec.name)
+    risk_model = scoring.load_model(config.model, model_name=model_name)
     applications = scoring_applications.drop(columns=list(BATCH_COLUMNS))
     context.log.info(f"scoring batch {batch_id[:12]} ({len(applications)} rows) with {risk_model.version}")
     scored = scoring.score_with_reasons(applications, risk_model, top_k=config.reason_codes)

@@ -138,8 +138,9 @@ def score_and_record(
     output_path: str | os.PathLike[str] | None = None,
     *,
     model_ref: str = "champion",
-    model_name: str = "credit_risk_model",
+    model_name: str | None = None,
     reasons: int = 4,
+    spec: Any | None = None,
     dataset: str | None = None,
     overwrite: bool = False,
     fmt: OutputFormat = "parquet",
@@ -152,10 +153,14 @@ def score_and_record(
 
     `output_path` defaults to `batch_output_path(input_path, batch id)`. An existing output
     is refused before any scoring unless `overwrite`; quarantined rows go to
-    `<output stem>.quarantine.parquet` beside it. The ledger row is written before the
+    `<output stem>.quarantine.parquet` beside it. `spec` is the data set (a `DatasetSpec`, a
+    built-in name or a spec path; default german_credit); the batch is recorded under its name
+    (or `dataset`) and scored by `model_name` (default: the registered model named after the
+    data set, as in Dagster). The ledger row is written before the
     files, so a run killed in between is finished by running it again (the ledger then says
     "already recorded", the files are written).
     """
+    from data_contracts.spec import load_spec
     from risk_app import scoring
     from risk_app.data.load import load_applications
     from risk_app.data.validate import validate_applications
@@ -170,16 +175,20 @@ def score_and_record(
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
 
-    validation = validate_applications(load_applications(source), source=str(source), require_target=False)
+    data_spec = load_spec(spec)
+    frame = load_applications(source, data_spec)
+    validation = validate_applications(frame, source=str(source), require_target=False, spec=data_spec)
     if file_batch_id(source) != batch_id:
         raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
-    model = risk_model if risk_model is not None else scoring.load_model(model_ref, model_name=model_name)
+    if risk_model is None:
+        risk_model = scoring.load_model(model_ref, model_name=model_name or data_spec.name)
+    model = risk_model
     scored = scoring.score_with_reasons(validation.valid, model, top_k=reasons)
     record = record_scored_batch(
         ScoredBatch(
             batch_id=batch_id,
             model_version=str(model.version),
-            dataset=dataset or source.name,
+            dataset=dataset or data_spec.name,
             source_file=str(source.resolve()),
             scores=scored,
             applications=validation.valid,

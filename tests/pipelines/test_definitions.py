@@ -93,11 +93,13 @@ def test_sensor_requests_one_run_per_new_file_and_remembers_it(risk_app_home: Pa
     pd.DataFrame({"a": [1]}).to_csv(landing / "batch_01.csv", index=False)
     (landing / "notes.txt").write_text("not a data file")
     (landing / ".partial.csv").write_text("still uploading")
+    (landing / "batch_01.csv.done").touch()  # the uploader says the file is complete
 
     first = landing_folder_sensor(dg.build_sensor_context(cursor=None))
     assert len(first.run_requests) == 1
     request = first.run_requests[0]
     assert request.run_config["ops"]["scoring_batch"]["config"]["input_path"].endswith("batch_01.csv")
+    assert request.partition_key.startswith("batch_01.csv-")  # one dynamic partition per file
 
     # The request's config must be valid for the job it starts.
     assert dg.validate_run_config(defs.resolve_job_def("scoring_job"), request.run_config)

@@ -35,18 +35,50 @@ def test_all_assets_materialize_on_a_small_sample(
             "raw_applications": {"config": {"path": str(sample_file)}},
             "augmented_training_examples": {"config": {"enabled": True, "copies_per_row": 1}},
             "fine_tuned_model": {"config": {"method": "lora", "epochs": 1, "max_length": 128}},
+        }
+    }
+    resources = build_resources()
+    # Partitioned assets (scoring per landing file, outcomes, backtests) run per partition, so
+    # one run takes every unpartitioned asset, then the scoring group runs for one landing file.
+    partitioned = [a for a in ALL_ASSETS if a.partitions_def is not None]
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*partitioned),
+        run_config=run_config,
+        resources=resources,
+        raise_on_error=True,
+        instance=instance,
+    )
+    assert result.success
+    instance.add_dynamic_partitions("landing_files", ["sample.csv-000000000000"])
+    scoring_config = {
+        "ops": {
             "scoring_batch": {"config": {"input_path": str(sample_file)}},
             "scored_applications": {"config": {"output_path": str(output), "reason_codes": 2}},
         }
     }
-    resources = build_resources()
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS], run_config=run_config, resources=resources, raise_on_error=True
+    scoring_run = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=dg.AssetSelection.groups("scoring"),
+        run_config=scoring_config,
+        resources=resources,
+        raise_on_error=True,
+        instance=instance,
+        partition_key="sample.csv-000000000000",
     )
-    assert result.success
 
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    expected = {a.key.to_user_string() for asset in ALL_ASSETS for a in asset.specs}
+    materialized = {
+        e.asset_key.to_user_string()
+        for run in (result, scoring_run)
+        for e in run.get_asset_materialization_events()
+    }
+    expected = {
+        a.key.to_user_string()
+        for asset in ALL_ASSETS
+        if asset not in partitioned or asset.partitions_def.name == "landing_files"
+        for a in asset.specs
+    }
     assert expected <= materialized
 
     counts = result.asset_materializations_for_node("validated_applications")[0].metadata
@@ -77,7 +109,11 @@ def test_all_assets_materialize_on_a_small_sample(
     declined = scored["decision"] == "decline"
     assert scored.loc[declined, "reason_1"].notna().any()
 
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    checks = {
+        e.check_name: e.passed
+        for run in (result, scoring_run)
+        for e in run.get_asset_check_evaluations()
+    }
     assert (
         checks["contract_passes"] and checks["quarantine_rate_below_threshold"] and checks["promotion_rule"]
     )
@@ -125,11 +161,15 @@ def test_scoring_job_runs_twice_on_files_with_different_columns(
                 },
             }
         }
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions("landing_files", [f"{name}-000000000000"])
         result = dg.materialize(
             [*ALL_ASSETS, *ALL_CHECKS],
             selection=scoring_group,
             run_config=config,
             resources=build_resources(),
+            instance=instance,
+            partition_key=f"{name}-000000000000",
         )
         assert result.success
         assert len(pd.read_parquet(scores)) == 20

@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from pipelines.assets.data import dataset_spec
 from pipelines.assets.scoring import landing_files, scored_applications, scoring_batch
 from pipelines.resources import build_resources
 from pipelines.sensors import landing_folder_sensor
@@ -86,7 +87,7 @@ def _materialize(instance: dg.DagsterInstance, key: str, source: Path, expected:
         }
     }
     return dg.materialize(
-        [scoring_batch, scored_applications],
+        [dataset_spec, scoring_batch, scored_applications],
         partition_key=key,
         run_config=run_config,
         resources=build_resources(),
