@@ -7,11 +7,13 @@ and requests the runs. Every asset calls `risk_app.outcomes` and shows the accou
 rows in = accepted + quarantined; scored = with outcome + pending + declined.
 """
 
+import os
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from data_contracts.spec import DEFAULT_DATASET, load_spec
+from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
 from pipelines.metadata import table, user_errors
 from pipelines.resources import RiskAppSettings
 from risk_app.errors import ConfigError
@@ -28,9 +30,13 @@ OUTCOME_GROUP = "outcomes"
 
 class OutcomeDatasetConfig(dg.Config):
     dataset: str = Field(
-        default=DEFAULT_DATASET,
-        description="The data set's spec: a built-in name or a spec file path (as for training).",
+        default="",
+        description="The data set's spec: a built-in name or a spec file path; empty: "
+        f"$RISK_APP_DATASET, else {DEFAULT_DATASET} (as the weekly schedule).",
     )
+
+    def spec(self) -> DatasetSpec:
+        return load_spec(self.dataset or os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET)
 
 
 class OutcomeFileConfig(OutcomeDatasetConfig):
@@ -64,7 +70,7 @@ def outcomes(context: dg.AssetExecutionContext, config: OutcomeFileConfig) -> dg
         raise ConfigError(f"partition {context.partition_key!r}: set outcomes.config.input_path")
     report = add_outcome_file(
         path,
-        load_spec(config.dataset),
+        config.spec(),
         origin="dagster",
         partition_key=context.partition_key,
         expected_file_id=config.expected_file_id,
@@ -92,13 +98,14 @@ def outcomes(context: dg.AssetExecutionContext, config: OutcomeFileConfig) -> dg
 @user_errors
 def labeled_book(config: OutcomeDatasetConfig) -> dg.MaterializeResult:
     """`risk.labeled_book`: scored applications with their outcome once known, per vintage."""
-    spec = load_spec(config.dataset)
+    spec = config.spec()
     book = book_lib.labeled_book(spec)
     store.write_book_table(book, spec.name)
     counts = book_lib.book_counts(book)
     return dg.MaterializeResult(
         metadata={
             "dataset": spec.name,
+            "spec": str(spec.spec_path or spec.name),
             **counts,
             "accounting": dg.MetadataValue.text(
                 f"scored {counts['scored']} = with outcome {counts['with_outcome']} + pending "
@@ -125,7 +132,7 @@ def backtest(
 ) -> dg.MaterializeResult:
     """Predicted PD vs realized default rate per grade for one vintage, per deciding model;
     beside it, the champion's model card with its latest backtest."""
-    spec = load_spec(config.dataset)
+    spec = config.spec()
     results = record_backtest(book_lib.labeled_book(spec), spec.name, context.partition_key)
     rows = pd.concat([r.grades.assign(model_version=r.model_version) for r in results], ignore_index=True)
     card = champion_card_with_backtest(spec.name, settings.registered_name(spec.name))

@@ -1,0 +1,177 @@
+"""SIMULATION (tests only): a lender's year through Dagster, and every count adds up.
+
+A built-in data set becomes a simulated lender (`risk_app.outcomes.simulation`): dated
+applications in monthly batches, scored by the champion, whose true labels come back as outcome
+files three months later. Each simulated month the outcome sensor takes the new files in and
+brings the book and the vintage backtests up to date; the weekly schedule trains the first model
+on the history file and, once the book holds three vintages with outcomes, retrains on the book
+with an out-of-time test on the newest vintage. Small batches, one epoch, two retrains: CI-sized.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from pipelines.assets import ALL_ASSETS
+from pipelines.checks import ALL_CHECKS
+from pipelines.jobs import backtest_job, labeled_book_job, outcomes_job, training_job
+from pipelines.resources import build_resources
+from pipelines.schedules import weekly_retraining
+from pipelines.sensors import outcome_landing_sensor
+from risk_app import scoring
+from risk_app.outcomes.backtest import recorded_backtests
+from risk_app.outcomes.book import book_counts, labeled_book
+from risk_app.outcomes.ingest import outcome_files, outcomes_landing_dir
+from risk_app.outcomes.simulation import Simulation, build_simulation, release_outcomes, score_month
+from risk_app.storage.scores import scoring_ledger
+
+pytestmark = pytest.mark.slow
+
+# One epoch on short texts; the decline cap keeps most loans booked, so outcomes come back.
+TRAINING_OVERRIDES = {
+    "fine_tuned_model": {"config": {"epochs": 1, "max_length": 64, "batch_size": 16}},
+    "credit_policy": {"config": {"max_decline_rate": 0.3}},
+}
+RETRAIN_MONTHS = (5, 11)  # 0-based: the book first holds three vintages with outcomes at month 5
+
+
+@pytest.fixture
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Simulation:
+    simulation = build_simulation(tmp_path / "simulation", months=12, per_month=30, history_rows=120)
+    monkeypatch.setenv("RISK_APP_DATASET", str(simulation.spec_path))
+    monkeypatch.setenv("RISK_APP_TRAINING_DATA", str(simulation.history_path))
+    monkeypatch.setenv("RISK_APP_LANDING_STABLE_SECONDS", "0")
+    return simulation
+
+
+def _definitions() -> dg.Definitions:
+    """The project's assets, checks and jobs with resources under this test's RISK_APP_HOME."""
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=[training_job, outcomes_job, labeled_book_job, backtest_job],
+        resources=build_resources(),
+    )
+
+
+def _run(instance: dg.DagsterInstance, job: str, config: dict[str, Any], partition: str | None = None):
+    result = _definitions().resolve_job_def(job).execute_in_process(
+        run_config=config, instance=instance, partition_key=partition, raise_on_error=False
+    )
+    assert result.success, f"{job} {partition or ''} failed"
+    return result
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+def _train(instance: dg.DagsterInstance, when: dt.datetime) -> tuple[Any, dg.RunRequest, bool]:
+    request = weekly_retraining(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+    config = _merge(request.run_config, {"ops": TRAINING_OVERRIDES})
+    result = _run(instance, "training_job", config)
+    promoted = bool(result.asset_materializations_for_node("champion_model"))
+    return result.output_for_node("registered_model"), request, promoted
+
+
+def _sensor_tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[str | None, list[dg.RunRequest]]:
+    """One evaluation of the outcome sensor, with its partitions added and its runs executed."""
+    result = outcome_landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    for request in result.run_requests:
+        run = _run(instance, request.job_name, request.run_config, request.partition_key)
+        # Blocking accounting check and the backtest check ran (the latter may warn, not fail).
+        evaluations = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
+        if request.job_name == "labeled_book_job":
+            assert evaluations == {"outcome_accounting": True}
+        if request.job_name == "backtest_job":
+            assert "backtest_within_intervals" in evaluations
+    return result.cursor, result.run_requests
+
+
+def _assert_accounting(sim: Simulation, released: list[str]) -> None:
+    """scored = with outcome + pending + declined; outcome rows in = accepted + quarantined."""
+    book = labeled_book(sim.spec)
+    counts = book_counts(book)
+    ledger = scoring_ledger()
+    assert counts["scored"] == int(ledger.loc[ledger["dataset"] == sim.spec.name, "n_scored"].sum())
+    assert counts["scored"] == counts["with_outcome"] + counts["pending"] + counts["declined"]
+    files = outcome_files(sim.spec.name)
+    assert (files["n_in"] == files["n_accepted"] + files["n_quarantined"]).all()
+    assert (files["n_quarantined"] == 1).all()  # the simulation's one unknown id per file
+    assert counts["with_outcome"] == int(files["n_accepted"].sum())
+    approved = book.loc[book["decision"] == "approve"]
+    assert counts["pending"] == int((~approved["vintage"].isin(released)).sum())
+    assert not book.loc[book["status"] == "declined", "outcome_default"].notna().any()
+
+
+def test_a_simulated_year_closes_the_loop(
+    sim: Simulation, instance: dg.DagsterInstance, tiny_qwen2: Path
+) -> None:
+    start = dt.datetime(2025, 1, 6, 3, tzinfo=dt.UTC)  # the first Monday of the year
+    first, request, promoted = _train(instance, start)
+    assert request.tags["training_source"] == "file" and promoted and first.registration.version == 1
+    cursor: str | None = None
+    released: list[str] = []
+    for index, month in enumerate(sim.months):
+        champion = scoring.load_model("champion", model_name=sim.spec.name)
+        assert score_month(sim, month, champion).status == "appended"
+        if index >= sim.lag_months:
+            vintage = sim.months[index - sim.lag_months]
+            release_outcomes(sim, vintage, outcomes_landing_dir())
+            released.append(vintage)
+        cursor, file_runs = _sensor_tick(instance, cursor)  # outcome files in
+        cursor, book_runs = _sensor_tick(instance, cursor)  # book and backtests up to date
+        assert [r.job_name for r in file_runs] == (["outcomes_job"] if index >= sim.lag_months else [])
+        if index >= sim.lag_months:
+            assert {r.partition_key for r in book_runs if r.job_name == "backtest_job"} == {released[-1]}
+        _assert_accounting(sim, released)
+        backtested = set(recorded_backtests(sim.spec.name)["vintage"])
+        assert backtested == set(released)
+        if index in RETRAIN_MONTHS:
+            when = start + dt.timedelta(weeks=4 * index + 4)
+            record, request, _ = _train(instance, when)
+            assert request.tags["training_source"] == "book"
+            assert record.dataset.source.startswith(f"labeled book of {sim.spec.name}")
+            assert record.dataset.vintages["test"] == [released[-1]]
+            assert record.dataset.vintages["validation"] == [released[-2]]
+            assert "champion" in record.evaluation.baselines
+
+    # Each released vintage was backtested through Dagster, one partition per vintage.
+    materialized = instance.get_materialized_partitions(dg.AssetKey("backtest"))
+    assert materialized == set(sim.months[: 12 - sim.lag_months])
+    assert instance.get_materialized_partitions(dg.AssetKey("outcomes")) == set(
+        instance.get_dynamic_partitions("outcome_files")
+    )
+    # Re-running an outcome partition adds nothing: files are taken in exactly once.
+    key = sorted(instance.get_dynamic_partitions("outcome_files"))[0]
+    config = {"ops": {"outcomes": {"config": {"dataset": str(sim.spec_path)}}}}
+    again = _run(instance, "outcomes_job", config, key)
+    assert again.asset_materializations_for_node("outcomes")[0].metadata["status"].value == "already_recorded"
+    _assert_accounting(sim, released)
+    # The champion's latest backtest shows beside its model card.
+    latest = instance.get_latest_materialization_event(dg.AssetKey("backtest"))
+    card = latest.asset_materialization.metadata["champion_model_card"].value
+    assert "## Backtest" in card and sim.spec.name in card
+    summary = recorded_backtests(sim.spec.name)
+    assert set(summary["light"]) <= {"green", "amber", "red"}
+    assert (summary.groupby(["vintage", "model_version"])["n"].sum() > 0).all()
