@@ -115,6 +115,20 @@ def normalize_ids(ids: pd.Series) -> pd.Series:
     )
 
 
+def missing_columns_message(missing: list[str], found: list[str], spec: DatasetSpec) -> str:
+    """One readable line: which columns are missing, and a hint when the file is another data set."""
+    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    text = f"missing required column(s): {shown} "
+    text += f"(data set {spec.name} v{spec.version}; found: {', '.join(found)})"
+    if len(missing) == len(spec.feature_columns):
+        # Not one column in common: almost certainly a file of another data set.
+        text += (
+            f"; this file does not look like {spec.name}: choose its data set (risk-app datasets list) "
+            "or draft a spec for it (risk-app datasets init)"
+        )
+    return text
+
+
 def load_applications(path: str | os.PathLike[str], spec: DatasetSpec | str | None = None) -> pd.DataFrame:
     """Read applications from a CSV or Parquet file of the data set `spec` (default: german_credit).
 
@@ -146,11 +160,7 @@ def load_applications(path: str | os.PathLike[str], spec: DatasetSpec | str | No
         raise DataFileError(file, "file has a header but no data rows")
     missing = [c for c in spec.feature_columns if c not in df.columns]
     if missing:
-        raise DataFileError(
-            file,
-            f"missing required column(s): {', '.join(missing)} "
-            f"(data set {spec.name} v{spec.version}; found: {', '.join(map(str, df.columns))})",
-        )
+        raise DataFileError(file, missing_columns_message(missing, list(map(str, df.columns)), spec))
 
     df = df.reset_index(drop=True)
     # Rows are read in file order, so position + 1 is the data row number (header excluded).
@@ -167,5 +177,6 @@ __all__ = [
     "SOURCE_ROW_COLUMN",
     "generate_application_ids",
     "load_applications",
+    "missing_columns_message",
     "normalize_ids",
 ]

@@ -32,7 +32,12 @@ from pandera.errors import SchemaErrors
 from data_contracts.spec import DatasetSpec, load_spec
 from data_contracts.spec_model import BOOLEAN_VALUES
 from data_contracts.spec_schema import CONTROL_CHECK_NAME
-from risk_app.data.load import SOURCE_ROW_COLUMN, generate_application_ids, normalize_ids
+from risk_app.data.load import (
+    SOURCE_ROW_COLUMN,
+    generate_application_ids,
+    missing_columns_message,
+    normalize_ids,
+)
 from risk_app.errors import DataFileError
 
 QUARANTINE_COLUMNS: tuple[str, ...] = (
@@ -230,9 +235,7 @@ def _prepare(df: pd.DataFrame, source: str, require_target: bool, spec: DatasetS
         work[spec.id_column] = normalize_ids(work[spec.id_column])
     missing = [c for c in spec.feature_columns if c not in work.columns]
     if missing:
-        raise DataFileError(
-            source, f"missing required column(s): {', '.join(missing)} (data set {spec.name} v{spec.version})"
-        )
+        raise DataFileError(source, missing_columns_message(missing, list(map(str, df.columns)), spec))
     target = spec.target.column
     if require_target and target not in work.columns:
         raise DataFileError(

@@ -125,3 +125,14 @@ def test_baselines_train_on_another_data_set() -> None:
         frames["train"], frames["validation"], frames["test"], ("logistic",), spec=spec
     )
     assert 0.6 < results["logistic"]["roc_auc"] < 0.9  # limit and bill carry real signal
+
+
+def test_a_file_of_another_data_set_is_refused_with_a_hint() -> None:
+    from risk_app.errors import DataFileError
+
+    cards = load_spec("uci_credit_card").data_path
+    with pytest.raises(DataFileError) as caught:
+        load_applications(cards)  # the default spec is german_credit
+    text = str(caught.value)
+    assert "missing required column(s): status_of_existing_checking_account" in text and "and 14 more" in text
+    assert "does not look like german_credit" in text and "risk-app datasets init" in text
