@@ -192,6 +192,22 @@ def test_config_nests_the_policy_reward_and_ppo_sections() -> None:
         method.parse_config({"reward": {"lr": 1e-3}})
 
 
+def test_a_config_saved_in_the_old_flat_form_still_parses() -> None:
+    # Artifacts registered before the reward / PPO settings were nested must still load.
+    old = {
+        "lora": {"r": 4}, "sft_epochs": 2, "reward_adapter": "lora", "reward_max_length": 96,
+        "ppo_epochs": 3, "ppo_lr": 1e-3, "kl_coef": 0.2, "clip_epsilon": 0.1, "ppo_batch_size": None,
+    }  # fmt: skip
+    cfg = RlhfMethod().parse_config(old)
+    assert isinstance(cfg, RlhfParams)
+    assert (cfg.policy_method, cfg.policy_params["r"], cfg.sft_epochs) == ("lora", 4, 2)
+    assert (cfg.reward.adapter, cfg.reward.lora.r, cfg.reward.max_length) == ("lora", 4, 96)
+    ppo = cfg.ppo
+    assert (ppo.epochs, ppo.learning_rate, ppo.kl_coef, ppo.clip_epsilon) == (3, 1e-3, 0.2, 0.1)
+    with pytest.raises(ConfigError, match="unknown key 'kl_coef'"):  # flat keys beside nested ones
+        RlhfMethod().parse_config({"ppo": {}, "kl_coef": 0.2})
+
+
 @pytest.mark.parametrize(
     ("policy", "fragment"),
     [

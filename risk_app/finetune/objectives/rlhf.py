@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.metrics import roc_auc_score
 
 from risk_app.errors import ConfigError
@@ -56,6 +56,41 @@ from risk_app.finetune.predict import model_device, predict_proba
 from risk_app.finetune.registry import UnknownMethodError, get_method, list_methods
 from risk_app.finetune.run_setup import count_parameters, save_checkpoint
 from risk_app.finetune.types import RunPlan, TrainData, TrainResult
+
+# Keys of the flat config that artifacts saved before the reward / PPO settings were nested
+# carry, and where each lives now (section, key). `lora` was the only policy method then.
+_FLAT_KEYS: dict[str, tuple[str, str]] = {
+    "reward_base_model": ("reward", "base_model"),
+    "reward_adapter": ("reward", "adapter"),
+    "reward_epochs": ("reward", "epochs"),
+    "reward_learning_rate": ("reward", "learning_rate"),
+    "reward_batch_size": ("reward", "batch_size"),
+    "reward_max_length": ("reward", "max_length"),
+    "ppo_epochs": ("ppo", "epochs"),
+    "ppo_updates_per_batch": ("ppo", "updates_per_batch"),
+    "ppo_batch_size": ("ppo", "batch_size"),
+    "clip_epsilon": ("ppo", "clip_epsilon"),
+    "kl_coef": ("ppo", "kl_coef"),
+    "ppo_lr": ("ppo", "learning_rate"),
+}
+
+
+def nest_saved_flat_config(values: dict[str, Any]) -> dict[str, Any]:
+    """An old flat rlhf config (`lora: {...}`, `reward_*`, `ppo_*`) in today's nested form,
+    so models registered before the change still load; a current config passes unchanged."""
+    if "lora" not in values or any(k in values for k in ("policy_method", "policy_params", "reward", "ppo")):
+        return values
+    nested: dict[str, Any] = {"policy_method": "lora", "policy_params": values["lora"]}
+    nested["reward"], nested["ppo"] = {}, {}
+    for key, value in values.items():
+        if key in _FLAT_KEYS:
+            section, new_key = _FLAT_KEYS[key]
+            nested[section][new_key] = value
+        elif key != "lora":
+            nested[key] = value
+    if nested["reward"].get("adapter") == "lora":
+        nested["reward"]["lora"] = values["lora"]  # the reward model's adapters copied the policy's
+    return nested
 
 
 class RlhfParams(BaseModel):
@@ -87,6 +122,11 @@ class RlhfParams(BaseModel):
         default_factory=RewardParams, description="How the reward model is built and trained."
     )
     ppo: PPOParams = Field(default_factory=PPOParams, description="PPO settings of the policy stage.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_saved_flat_config(cls, values: Any) -> Any:
+        return nest_saved_flat_config(values) if isinstance(values, dict) else values
 
 
 def policy_method_names() -> list[str]:
