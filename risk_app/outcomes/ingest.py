@@ -50,6 +50,18 @@ _REASONS = {
 }
 
 
+def _reason(check: str) -> str:
+    if check in _REASONS:
+        return _REASONS[check]
+    if check.startswith("isin("):
+        return f"not a label of the data set; allowed: {check[5:-1]}"
+    if check.startswith("coerce_dtype("):
+        return "cannot be read as " + ("a date" if "datetime" in check else check[13:-1])
+    if "control" in check:
+        return "contains control or bidirectional-override characters (e.g. U+202E)"
+    return f"fails check {check}"
+
+
 def outcomes_landing_dir() -> Path:
     """The folder the outcome sensor watches: `<home>/landing_outcomes/`."""
     folder = paths.home() / "landing_outcomes"
@@ -128,8 +140,7 @@ def _quarantine_rows(
                 "failure_value": text.encode("unicode_escape").decode("ascii")
                 if not text.isprintable()
                 else text,
-                "reason": f"row {row}, field {column}={text!r}: "
-                f"{_REASONS.get(check, f'fails check {check}')}",
+                "reason": f"row {row}, field {column}={text!r}: {_reason(check)}",
             }
         )
     return pd.DataFrame.from_records(records, columns=list(QUARANTINE_COLUMNS))
