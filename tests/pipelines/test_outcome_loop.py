@@ -175,3 +175,21 @@ def test_a_simulated_year_closes_the_loop(
     summary = recorded_backtests(sim.spec.name)
     assert set(summary["light"]) <= {"green", "amber", "red"}
     assert (summary.groupby(["vintage", "model_version"])["n"].sum() > 0).all()
+
+
+def test_the_outcome_sensor_takes_complete_files_once_with_valid_run_config(
+    risk_app_home: Path, instance: dg.DagsterInstance
+) -> None:
+    landing = outcomes_landing_dir()
+    (landing / "outcomes_2025-01.csv").write_text("application_id,creditability,observation_date\n")
+    (landing / ".uploading.csv").write_text("partial")
+    first = outcome_landing_sensor(dg.build_sensor_context(instance=instance, cursor=None))
+    assert first.run_requests == []  # no marker, and not yet stable for 30 s: still being copied?
+    (landing / "outcomes_2025-01.csv.done").touch()
+    second = outcome_landing_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    (request,) = second.run_requests
+    assert request.job_name == "outcomes_job" and request.partition_key.startswith("outcomes_2025-01.csv-")
+    assert dg.validate_run_config(_definitions().resolve_job_def("outcomes_job"), request.run_config)
+    assert [r.partitions_def_name for r in second.dynamic_partitions_requests] == ["outcome_files"]
+    third = outcome_landing_sensor(dg.build_sensor_context(instance=instance, cursor=second.cursor))
+    assert third.run_requests == []
