@@ -211,6 +211,9 @@ def _role_problems(spec: DatasetSpec) -> list[str]:
             problems.append(f"date_column: {spec.date_column!r} is not a column")
         elif cols[spec.date_column].type != "date":
             problems.append(f"date_column: {spec.date_column!r} must be of type date")
+    if spec.target.column == "default" and target is not None and target.type != "integer":
+        # The library writes 0/1 into `default`; a yes/no column of that name would be overwritten.
+        problems.append("target.column: a target named 'default' must be an integer 0/1 column; rename it")
     allowed = {spec.target.column: "default", spec.id_column: "application_id"}
     for name in cols:
         if name in RESERVED_COLUMNS and allowed.get(name) != name:

@@ -250,3 +250,11 @@ def test_a_positive_label_that_never_occurs_is_caught_at_validate_time() -> None
 def test_a_spec_built_in_code_is_checked_like_a_file() -> None:
     with pytest.raises(Exception, match="is not a column"):
         DatasetSpec.model_validate({**parse_spec(MINIMAL, "x").model_dump(), "date_column": "nope"})
+
+
+def test_a_yes_no_target_may_not_be_called_default() -> None:
+    # The library writes 0/1 into `default`; a yes/no column of that name would be overwritten.
+    with pytest.raises(
+        SpecError, match=r"t\.yaml: target\.column: a target named 'default' must be an integer 0/1"
+    ):
+        parse_spec(MINIMAL.replace("defaulted", "default"), "t.yaml")
