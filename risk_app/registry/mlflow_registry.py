@@ -33,11 +33,9 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,14 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
 
-from data_contracts.loan_application import CATEGORICAL_COLUMNS, ID_COLUMN, NUMERIC_COLUMNS
 from risk_app import paths
 from risk_app.errors import ConfigError, ModelNotFoundError, RiskAppError
 from risk_app.registry.audit import append_audit_record
@@ -63,19 +57,39 @@ from risk_app.registry.cache import (
 )
 from risk_app.registry.processes import process_tags
 from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide
+from risk_app.registry.pyfunc_model import RiskModelPyfunc, log_run_contents
 from risk_app.storage.locks import file_lock
+
+# RiskModelPyfunc is re-exported: code written against earlier versions imports it from here.
+__all__ = [
+    "CHAMPION",
+    "CHALLENGER",
+    "DEFAULT_MODEL_NAME",
+    "ModelVersionInfo",
+    "ResolvedModel",
+    "RiskModelPyfunc",
+    "decide_and_record",
+    "evaluate_promotion",
+    "list_versions",
+    "load_by_alias",
+    "promote_if_better",
+    "record_decision",
+    "register_model_version",
+    "registry_lock",
+    "resolve_model",
+    "rollback_champion",
+    "set_champion",
+]
 
 EXPERIMENT_NAME = "risk_app"
 DEFAULT_MODEL_NAME = "credit_risk_model"
 CHAMPION, CHALLENGER = "champion", "challenger"
-PYFUNC_ARTIFACT_KEY = "risk_model"
 METRIC_TAG_PREFIX = "metric."
 # Callers may log split-prefixed metrics (test_roc_auc, val_roc_auc ...); promotion reads test_*.
 TEST_METRIC_PREFIX = "test_"
 # Artifact metadata copied onto the run and the version as tags (searchable in the MLflow UI).
 LINEAGE_TAGS: tuple[str, ...] = ("method", "data_hash", "contract_version", "code_version")
 
-PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 # MLflow's documented limits (param value 6000 chars, key 250; tags 5000 for portability).
 _MAX_KEY, _MAX_PARAM_VALUE, _MAX_TAG_VALUE, _PARAM_BATCH = 250, 6000, 5000, 100
@@ -99,25 +113,6 @@ class ResolvedModel:
     local_artifact_dir: Path
     metadata: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
-
-
-class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc face of a risk_app artifact folder: DataFrame in, P(default) out."""
-
-    def load_context(self, context: Any) -> None:
-        # Imported here so logging a model never needs the (torch-heavy) artifact loader.
-        from risk_app.registry import artifact
-
-        self._risk_model = artifact.load_risk_model(context.artifacts[PYFUNC_ARTIFACT_KEY])
-
-    # The DataFrame hint tells MLflow to pass frames through as they are; the column schema
-    # comes from the explicit signature given at logging time.
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        p_default = self._risk_model.predict_proba(frame)
-        return pd.DataFrame({"probability_of_default": [float(p) for p in p_default]}, index=frame.index)
 
 
 # ---------------------------------------------------------------------------------------- setup
@@ -229,28 +224,6 @@ def _lineage(metadata: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def _input_signature() -> ModelSignature:
-    # Integers for numeric fields, as the contract coerces them; the id is optional so users can
-    # score bare feature rows; extra columns are ignored by MLflow with a warning.
-    columns = [ColSpec("string", ID_COLUMN, required=False)]
-    columns += [ColSpec("string", c) for c in CATEGORICAL_COLUMNS]
-    columns += [ColSpec("long", c) for c in NUMERIC_COLUMNS]
-    return ModelSignature(
-        inputs=Schema(columns), outputs=Schema([ColSpec("double", "probability_of_default")])
-    )
-
-
-def _pip_requirements() -> list[str]:
-    # An explicit short list: MLflow's requirement inference imports and times the model (slow).
-    pins = []
-    for dist in ("mlflow", "pandas", "torch", "transformers", "peft", "safetensors"):
-        try:
-            pins.append(f"{dist}=={importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return pins
-
-
 def _existing(client: MlflowClient, name: str) -> tuple[list[ModelVersion], dict[str, str]]:
     """All versions and the alias->version map of a registered model; clear error if absent."""
     try:
@@ -337,44 +310,6 @@ def _make_champion(
         client.delete_registered_model_alias(name, CHALLENGER)
 
 
-def _log_run_contents(
-    folder: Path,
-    flat_params: Mapping[str, str],
-    numeric: Mapping[str, float],
-    all_tags: Mapping[str, str],
-    extras: Sequence[Path],
-) -> str:
-    """Params, metrics, tags, the models-from-code pyfunc and report files, into the active run.
-
-    Returns the logged model's URI."""
-    items = list(flat_params.items())
-    for start in range(0, len(items), _PARAM_BATCH):
-        mlflow.log_params(dict(items[start : start + _PARAM_BATCH]))
-    if numeric:
-        mlflow.log_metrics(dict(numeric))
-    if all_tags:
-        mlflow.set_tags(dict(all_tags))
-    with warnings.catch_warnings():
-        # An input example would make MLflow load and run the model at logging time.
-        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-        # Models from code: MLflow stores the entry file, not a pickle of the model object, and
-        # rebuilds the model by running it (loading never unpickles).
-        model_info = mlflow.pyfunc.log_model(
-            name="risk_model",
-            python_model=str(PYFUNC_ENTRY),
-            artifacts={PYFUNC_ARTIFACT_KEY: str(folder)},
-            signature=_input_signature(),
-            pip_requirements=_pip_requirements(),
-            infer_code_paths=False,
-        )
-    for extra in extras:
-        if extra.is_dir():
-            mlflow.log_artifacts(str(extra), artifact_path=f"report/{extra.name}")
-        else:
-            mlflow.log_artifact(str(extra), artifact_path="report")
-    return model_info.model_uri
-
-
 # -------------------------------------------------------------------------------------- public
 
 
@@ -410,7 +345,7 @@ def register_model_version(
 
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=process_tags())
     try:
-        model_uri = _log_run_contents(folder, flat_params, numeric, all_tags, extras)
+        model_uri = log_run_contents(folder, flat_params, numeric, all_tags, extras)
     except BaseException as exc:
         # Ctrl-C / SystemExit end the run KILLED, errors FAILED; a kill -9 leaves it RUNNING
         # until `reconcile.reconcile_registry` sees the pid is gone and ends it KILLED.

@@ -8,6 +8,6 @@ version carries no pickled Python object that could run a planted payload on loa
 
 import mlflow
 
-from risk_app.registry.mlflow_registry import RiskModelPyfunc
+from risk_app.registry.pyfunc_model import RiskModelPyfunc
 
 mlflow.models.set_model(RiskModelPyfunc())

@@ -56,7 +56,7 @@ register_and_decide({artifact!r}, run_key="run-1", metrics={{"roc_auc": 0.7, "br
 
 def test_kill_inside_the_mlflow_run_ends_it_killed_and_registers_once(risk_app_home: Path) -> None:
     artifact = _artifact(risk_app_home, "run-1")
-    patch = 'kill_after(reg, "_log_run_contents")'
+    patch = 'kill_after(reg, "log_run_contents")'
     child = run_child(REGISTER_IN_CHILD.format(patch=patch, artifact=str(artifact)), risk_app_home)
     assert child.returncode == KILLED, child.stderr[-2000:]
     client = reg._client()
