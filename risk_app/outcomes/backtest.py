@@ -38,6 +38,10 @@ from risk_app.scoring.grades import grade_names
 Light = Literal["green", "amber", "red"]
 LIGHTS: tuple[Light, ...] = ("green", "amber", "red")
 AMBER_P, RED_P, LEVEL = 0.05, 0.001, 0.95
+# The per-grade numbers a report shows, in order.
+GRADE_COLUMNS = (
+    "grade", "n", "defaults", "mean_pd", "realized_rate", "jeffreys_low", "jeffreys_high", "p_value", "light",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -180,19 +184,7 @@ def backtest_rows(dataset: str, results: Sequence[VintageBacktest]) -> pd.DataFr
 
 def backtest_markdown(result: VintageBacktest) -> str:
     """The backtest as a markdown section: summary, then the per-grade table."""
-    shown = result.grades[
-        [
-            "grade",
-            "n",
-            "defaults",
-            "mean_pd",
-            "realized_rate",
-            "jeffreys_low",
-            "jeffreys_high",
-            "p_value",
-            "light",
-        ]
-    ]
+    shown = result.grades[list(GRADE_COLUMNS)]
     table = shown.round(4).to_markdown(index=False)
     verdicts = "\n".join(f"- {v}" for v in result.grades["verdict"])
     metrics = ", ".join(
@@ -230,20 +222,7 @@ def latest_backtest(dataset: str, model_version: str) -> VintageBacktest | None:
     if rows.empty:
         return None
     newest = rows.loc[rows["vintage"] == rows["vintage"].iloc[0]]
-    grades = newest[
-        [
-            "grade",
-            "n",
-            "defaults",
-            "mean_pd",
-            "realized_rate",
-            "jeffreys_low",
-            "jeffreys_high",
-            "p_value",
-            "light",
-            "verdict",
-        ]
-    ]
+    grades = newest[[*GRADE_COLUMNS, "verdict"]]
     grades = grades.assign(
         inside_interval=(grades["jeffreys_low"] <= grades["mean_pd"])
         & (grades["mean_pd"] <= grades["jeffreys_high"])

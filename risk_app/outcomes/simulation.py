@@ -127,10 +127,7 @@ def build_simulation(
     before = _month_starts((starts[0] - pd.DateOffset(months=6)).strftime("%Y-%m"), 6)
     history[date_column] = (
         pd.concat(
-            [
-                _random_days(rng, m, n)
-                for m, n in zip(before, _shares(history_rows, 6), strict=True)
-            ],
+            [_random_days(rng, m, n) for m, n in zip(before, _shares(history_rows, 6), strict=True)],
             ignore_index=True,
         )
         .dt.strftime("%Y-%m-%d")
