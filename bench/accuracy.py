@@ -130,7 +130,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--frozen-max-length", type=int, default=256, help="token limit for features")
     p.add_argument("--frozen-batch-size", type=int, default=8, help="texts per feature forward pass")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    p.add_argument("--data", default=str(paths.DEFAULT_DATASET), help="labelled applications (CSV/Parquet)")
+    p.add_argument(
+        "--dataset", default=None, help="built-in data set name or spec file (default german_credit)"
+    )
+    p.add_argument("--data", default=None, help="labelled applications (default: the data set's own file)")
     p.add_argument("--model-cache", help="folder for the safetensors copy of a .gguf base model")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="markdown file to update")
     p.add_argument("--json", help="also write all numbers here (JSON)")
@@ -269,6 +272,8 @@ def machine_info(device: str) -> dict[str, Any]:
 
 def section_key(machine: dict[str, Any], args: argparse.Namespace) -> str:
     hardware = f"GPU {machine['gpu']}" if machine["gpu"] else f"CPU {machine['cpu']}"
+    if args.spec.name != "german_credit":  # German credit's sections predate data-set names
+        hardware = f"{args.spec.name} / {hardware}"
     if args.skip_llm and args.frozen_bases:
         return f"{hardware} / frozen heads on {', '.join(Path(b).name for b in args.frozen_bases)}"
     if args.skip_llm:
@@ -277,11 +282,9 @@ def section_key(machine: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 # ---- one split ---------------------------------------------------------------------------
-def split_frames(valid: pd.DataFrame, examples: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def split_frames(valid: pd.DataFrame, examples: pd.DataFrame, id_column: str) -> dict[str, pd.DataFrame]:
     """The structured rows of each split, in the same order as that split's original texts."""
-    from data_contracts.loan_application import ID_COLUMN
-
-    by_id = valid.set_index(valid[ID_COLUMN].astype(str), drop=False)
+    by_id = valid.set_index(valid[id_column].astype(str), drop=False)
     frames = {}
     for split in ("train", "validation", "test"):
         ids = examples.loc[
@@ -392,8 +395,8 @@ def run_seed(
     from risk_app.evaluate.baselines import fit_baseline, predict_default
     from risk_app.evaluate.hybrid import fit_hybrid
 
-    examples = build_training_examples(valid, seed=seed)
-    frames = split_frames(valid, examples)
+    examples = build_training_examples(valid, seed=seed, spec=args.spec)
+    frames = split_frames(valid, examples, args.spec.id_column)
     originals = examples.loc[~examples["augmented"].astype(bool)]
     texts = {s: originals.loc[originals["split"] == s, "text"].tolist() for s in ("validation", "test")}
     y_val = frames["validation"]["default"].to_numpy(dtype=int)
@@ -405,8 +408,9 @@ def run_seed(
 
     for name in ("logistic", "lightgbm"):
         started = time.perf_counter()
-        model = fit_baseline(name, frames["train"], seed=seed)  # type: ignore[arg-type]
-        p_val, p_test = predict_default(model, frames["validation"]), predict_default(model, frames["test"])
+        model = fit_baseline(name, frames["train"], seed=seed, spec=args.spec)  # type: ignore[arg-type]
+        p_val = predict_default(model, frames["validation"], args.spec)
+        p_test = predict_default(model, frames["test"], args.spec)
         scores[name] = (p_val, p_test)
         models[name] = score_model(
             name, y_val, p_val, y_test, p_test, time.perf_counter() - started, args.threshold_objective
@@ -594,7 +598,7 @@ def render_section(key: str, results: dict[str, Any]) -> str:
                 )
                 parts.append(f"hybrid on {hybrid['llm_source']} ({stacker})")
             lines.append(f"- seed {seed['seed']}: " + "; ".join(parts))
-    shown = {k: v for k, v in settings.items() if k not in ("out", "json", "verbose")}
+    shown = {k: v for k, v in settings.items() if k not in ("out", "json", "verbose", "spec")}
     lines += [
         "",
         "<details><summary>Settings and library versions</summary>",
@@ -674,7 +678,7 @@ def prepare_frozen(
     from bench.frozen_heads import precompute
     from risk_app.data.examples import build_training_examples
 
-    texts = list(dict.fromkeys(build_training_examples(valid, seed=0)["text"].tolist()))
+    texts = list(dict.fromkeys(build_training_examples(valid, seed=0, spec=args.spec)["text"].tolist()))
     frozen = {
         base: precompute(
             base,
@@ -719,7 +723,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not args.skip_llm:
         TrainConfig.from_dict(train_config_values(args, base_model))  # fail fast on bad options
         base_model = resolve_base_model(args.base_model, args.model_cache)
-    validation = validate_applications(load_applications(args.data), source=args.data)
+    from data_contracts.spec import load_spec
+
+    args.spec = load_spec(args.dataset)
+    args.data = args.data or str(args.spec.data_path)
+    validation = validate_applications(
+        load_applications(args.data, spec=args.spec), source=args.data, spec=args.spec
+    )
     if validation.n_quarantined:
         log(f"{validation.n_quarantined} row(s) of {args.data} failed the contract and are left out")
     machine = machine_info(args.device)
@@ -738,7 +748,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "section": key,
         "machine": machine,
         "settings": {
-            **vars(args),
+            **{k: v for k, v in vars(args).items() if k != "spec"},
+            "dataset": args.spec.name,
             "resolved_base_model": base_model,
             "train_config": None
             if args.skip_llm

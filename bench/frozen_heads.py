@@ -25,14 +25,24 @@ import numpy as np
 FrozenFeatures = dict[str, dict[str, np.ndarray]]  # {"<layer>/<pooling>": {text: vector}} per base
 
 
-def layer_index(base_folder: str, layer: str) -> int:
-    """'last' → -1, 'middle' → half the decoder layers (hidden_states index), or an integer."""
+def layer_index(base: str, layer: str) -> int:
+    """'last' → -1, 'middle' → half the decoder layers, or an integer.
+
+    A catalogue base's layer count comes from the catalogue, so a base whose features are all
+    cached is never loaded (nor fetched); other bases are resolved to read their config.
+    """
+    from risk_app.models.catalogue import get_base, is_catalogue_name
+    from risk_app.models.loader import _resolve_source
+
     if layer == "last":
         return -1
-    if layer == "middle":
-        config = json.loads((Path(base_folder) / "config.json").read_text(encoding="utf-8"))
-        return int(config["num_hidden_layers"]) // 2
-    return int(layer)
+    if layer != "middle":
+        return int(layer)
+    if is_catalogue_name(base):
+        return get_base(base).n_layers // 2
+    folder, _ = _resolve_source(base)
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    return int(config["num_hidden_layers"]) // 2
 
 
 def precompute(
@@ -47,12 +57,10 @@ def precompute(
 ) -> dict[str, dict[str, np.ndarray]]:
     """{"L<index>/<pooling>": (n_texts, hidden)} for every text, computed once and cached."""
     from risk_app.finetune.features import POOLINGS, FeatureSettings, cached_features
-    from risk_app.models.loader import _resolve_source
 
-    folder, _ = _resolve_source(base)  # fetches a catalogue base if it is not cached yet
     out: dict[str, dict[str, np.ndarray]] = {}
     for layer in layers:
-        index = layer_index(folder, layer)
+        index = layer_index(base, layer)
         settings = FeatureSettings(max_length=max_length, precision=precision, layer=index)  # type: ignore[arg-type]
         started = time.perf_counter()
         pooled = cached_features(
@@ -87,7 +95,10 @@ def frozen_rows(
         split: np.asarray([row_of[t] for t in texts[split]]) for split in ("train", "validation", "test")
     }
     candidates = {key: (x[index["train"]], x[index["validation"]]) for key, x in features.items()}
-    head = select_head(candidates, y["train"], y["validation"], kinds=heads, seed=seed)  # type: ignore[arg-type]
+    # The linear `score` head (slower: a grid of optimiser runs) sees the features the trainer's
+    # head would see, the last real token of the last layer; logistic regression sees every set.
+    kinds = {key: tuple(h for h in heads if h == "logistic" or key == "L-1/last") for key in candidates}
+    head = select_head(candidates, y["train"], y["validation"], kinds=kinds, seed=seed)  # type: ignore[arg-type]
     p_val_raw = head.predict(features[head.pooling][index["validation"]])
     p_test_raw = head.predict(features[head.pooling][index["test"]])
     calibrator = fit_calibrator(calibration, y["validation"], p_val_raw)  # type: ignore[arg-type]

@@ -242,6 +242,7 @@ def cached_features(
     cache_root: Path | None = None,
     loader: Callable[[str, FeatureSettings], tuple[Any, Any]] | None = None,
     log: Callable[[str], None] | None = None,
+    device: str | None = None,
 ) -> dict[Pooling, np.ndarray]:
     """Both poolings of `texts` ({pooling: (n, hidden)}), running the base only on missing texts."""
     store = FeatureStore(base_fingerprint(base_model), settings, cache_root)
@@ -252,7 +253,9 @@ def cached_features(
     if missing:
         by_key = dict(zip(keys, texts, strict=True))
         started = time.perf_counter()
-        model, tokenizer = (loader or _load_frozen)(base_model, settings)
+        model, tokenizer = (
+            loader(base_model, settings) if loader else _load_frozen(base_model, settings, device)
+        )
         # Saved chunk by chunk, so an interrupted run keeps what it computed.
         for start in range(0, len(missing), SAVE_EVERY):
             chunk = missing[start : start + SAVE_EVERY]
@@ -276,17 +279,17 @@ def cached_features(
     return {p: stored[p][rows] for p in POOLINGS}
 
 
-def _load_frozen(base_model: str, settings: FeatureSettings) -> tuple[Any, Any]:
+def _load_frozen(base_model: str, settings: FeatureSettings, device: str | None = None) -> tuple[Any, Any]:
+    """The base in the settings' precision on `device` (default: CUDA when present)."""
     from risk_app.models.loader import load_classifier
 
     dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
-    model, tokenizer = load_classifier(base_model, num_labels=2, dtype=dtype)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_classifier(base_model, num_labels=2, dtype=dtype, device=device)
     model.requires_grad_(False)
     if settings.layer > 0:
         # Layers above the one we read cannot change it: drop them (half the cost for "middle").
-        from risk_app.finetune.methods.freeze import decoder_layers
-
-        layers = decoder_layers(model)
+        layers = getattr(model, model.base_model_prefix).layers
         del layers[settings.layer :]
         model.config.num_hidden_layers = len(layers)
     return model, tokenizer
