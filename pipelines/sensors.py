@@ -55,7 +55,10 @@ def complete_files(
     scored: dict[str, list[Any]] = state.setdefault("scored", {})
     ready = []
     for path in landing_candidates(folder):
-        sig = _signature(path)
+        try:
+            sig = _signature(path)
+        except FileNotFoundError:
+            continue  # moved away between listing and stat
         if scored.get(path.name, [None, None])[:2] == sig:
             continue
         if path.with_name(path.name + DONE_SUFFIX).exists():
@@ -76,8 +79,12 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     requests, keys = [], []
     for path, sig in complete_files(paths.landing_dir(), state, time.time(), stable_seconds()):
-        batch_id = file_batch_id(path)
-        if _signature(path) != sig:
+        try:
+            batch_id = file_batch_id(path)
+            unchanged = _signature(path) == sig
+        except FileNotFoundError:
+            continue
+        if not unchanged:
             continue  # changed while hashing: not complete after all; looked at again next tick
         key = landing_partition_key(path.name, batch_id)
         keys.append(key)
