@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from data_contracts.spec import DEFAULT_DATASET
-from risk_app import paths
 from risk_app.cli_bases import bases_app
+from risk_app.cli_datasets import datasets_app
 from risk_app.cli_outcomes import outcomes_app
 from risk_app.errors import RiskAppError
 
@@ -31,6 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Credit-risk 
 models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, promote, roll back.")
 app.add_typer(models_app, name="models")
 app.add_typer(bases_app, name="bases")
+app.add_typer(datasets_app, name="datasets")
 app.add_typer(outcomes_app, name="outcomes")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -351,63 +352,40 @@ def models_rollback(
 @app.command("compare-methods")
 @clear_errors
 def compare_methods_command(
-    data: Annotated[Path, typer.Option(help="Labelled applications.")] = paths.DEFAULT_DATASET,
+    dataset: Annotated[str, typer.Option(help="Data set: a built-in name or a spec file.")] = DEFAULT_DATASET,
+    data: Annotated[Path | None, typer.Option(help="Labelled file (default: the data set's own).")] = None,
     base_model: Annotated[
-        str, typer.Option(help="Hub id, local folder, .gguf file or tiny-qwen2.")
+        str, typer.Option(help="Hub id, local folder, .gguf file, catalogue name or tiny-qwen2.")
     ] = "tiny-qwen2",
     methods_: Annotated[
         list[str], typer.Option("--method", "-m", help="Only these methods (default: all registered).")
     ] = [],  # noqa: B006
     epochs: Annotated[int, typer.Option(help="Epochs for every method.")] = 3,
-    learning_rate: Annotated[
-        float | None, typer.Option("--lr", help="Learning rate for every method.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    max_length: Annotated[int, typer.Option(help="Token limit per application.")] = 256,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 16,
     seed: Annotated[int, typer.Option(help="Split and training seed.")] = 42,
-    out: Annotated[Path, typer.Option(help="Markdown file to update.")] = paths.REPO_ROOT
-    / "docs"
-    / "methods.md",
+    setting: Annotated[list[str], typer.Option("--set", help="Any training setting key=value.")] = [],  # noqa: B006
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the table as JSON.")] = None,
 ) -> None:
-    """Train every fine-tuning method on the same split; write docs/methods.md."""
+    """Train every fine-tuning method on the same split and show them side by side.
+
+    `python bench/compare_methods.py` runs the same comparison and writes docs/methods.md.
+    """
+    from data_contracts.spec import load_spec
     from risk_app import workflow
     from risk_app.atomic import atomic_write_text
     from risk_app.finetune import compare
     from risk_app.finetune.config import TrainConfig
 
-    values: dict[str, Any] = {"base_model": base_model, "epochs": epochs, "device": device,
-                              "max_length": max_length, "batch_size": batch_size, "seed": seed}  # fmt: skip
-    if learning_rate is not None:
-        values["learning_rate"] = learning_rate
-    base = TrainConfig.from_dict(values)
-    variants = compare.default_variants()
-    if methods_:
-        variants = [v for v in variants if v.method in methods_ or v.label in methods_]
-        known = {v.method for v in compare.default_variants()}
-        unknown = sorted(set(methods_) - known - {v.label for v in variants})
-        if unknown:
-            from risk_app.errors import ConfigError
-
-            raise ConfigError(f"unknown method(s) {unknown}; registered: {sorted(known)}")
-    validation = workflow.ingest_and_validate(data)
-    examples = workflow.prepare_examples(validation.valid, seed=seed)
+    spec = load_spec(dataset)
+    values = {"base_model": base_model, "epochs": epochs, "seed": seed, **parse_params(setting, None)}
+    base = parse_config(TrainConfig, values)
+    variants = compare.select_variants(methods_)
+    validation = workflow.ingest_and_validate(data or spec.data_path, spec=spec)
+    examples = workflow.prepare_examples(validation.valid, seed=seed, spec=spec)
     table = compare.compare_methods(
-        examples, base, variants,
-        on_row=lambda row: console.print(f"[bold]{row['method']}[/bold]: "
-                                         + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                     for k, v in row.items() if k != "method")),
-    )  # fmt: skip
-    label = compare.machine_label(device if device != "auto" else compare._auto_device())
-    settings = (
-        f"Base model `{Path(base_model).name}`, {epochs} epochs, lr {base.learning_rate}, "
-        f"batch {batch_size}, max_length {max_length}, seed {seed}, data `{Path(data).name}` "
-        f"({', '.join(f'{n} {s}' for s, n in examples['split'].value_counts().items())} rows)."
+        examples, base, variants, on_row=lambda row: console.print(f"[bold]{row['method']}[/bold] done")
     )
-    compare.write_section(
-        out, f"{label} / {Path(base_model).name}", settings + "\n\n" + compare.render_table(table)
-    )
+    wanted = ("method", "trainable_percent", "wall_seconds", "val_roc_auc", "test_roc_auc", "error")
+    shown = [c for c in wanted if c in table.columns]
+    print_table(f"Methods on {spec.name}", table[shown].to_dict("records"))
     if json_out is not None:
         atomic_write_text(json_out, table.to_json(orient="records", indent=2))
-    console.print(f"wrote {out}")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from risk_app.markdown import replace_section
+from bench.markdown import replace_section
 
 
 def test_replace_section_keeps_other_text(tmp_path: Path) -> None:

@@ -12,8 +12,6 @@ naming the machine, so CPU and GPU results live side by side.
 
 from __future__ import annotations
 
-import os
-import platform
 import re
 import threading
 import time
@@ -22,19 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import psutil
 import torch
 
 from risk_app import paths
-from risk_app.errors import RiskAppError
+from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.metrics import choose_threshold, credit_metrics
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import get_method, list_methods
 from risk_app.finetune.trainer import train_classifier
-from risk_app.markdown import replace_section
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ def run_variant(
     config = base.model_copy(update={"method": variant.method, "method_params": dict(variant.params)})
     config = TrainConfig.from_dict(config.model_dump())
     parts = {s: examples.loc[examples["split"] == s] for s in ("train", "validation", "test")}
-    with PeakMemory(config.device if config.device != "auto" else _auto_device()) as memory:
+    with PeakMemory(config.device if config.device != "auto" else auto_device()) as memory:
         started = time.perf_counter()
         result = train_classifier(
             parts["train"]["text"].tolist(), parts["train"]["default"].to_numpy(),
@@ -139,7 +135,7 @@ def run_variant(
     }
 
 
-def _auto_device() -> str:
+def auto_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -166,54 +162,14 @@ def compare_methods(
     return pd.DataFrame(rows)
 
 
-def machine_label(device: str) -> str:
-    """'GPU NVIDIA H100 80GB HBM3' or 'CPU <model>, N cores' — every figure names its machine."""
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"GPU {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
-def render_table(table: pd.DataFrame) -> str:
-    columns = [
-        ("method", "method", "{}"), ("trainable_percent", "trainable %", "{:.3f}"),
-        ("trainable_params", "trainable params", "{:,.0f}"), ("wall_seconds", "wall s", "{:.1f}"),
-        ("peak_memory_mb", "peak MB", "{:.0f}"),
-        ("memory_growth_mb", "growth MB", "{:.0f}"), ("tokens_per_second", "tokens/s", "{:,.0f}"),
-        ("val_roc_auc", "val AUC", "{:.3f}"), ("test_roc_auc", "test AUC", "{:.3f}"),
-        ("test_ks", "test KS", "{:.3f}"), ("test_brier", "test Brier", "{:.3f}"),
-    ]  # fmt: skip
-    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for row in table.to_dict("records"):
-        if isinstance(row.get("error"), str):
-            lines.append(f"| {row['method']} | failed: {row['error']} |" + " |" * (len(columns) - 2))
-            continue
-        cells = []
-        for key, _, fmt in columns:
-            value = row.get(key)
-            cells.append(
-                "" if value is None or (isinstance(value, float) and np.isnan(value)) else fmt.format(value)
-            )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-DOC_HEADER = (
-    "# Fine-tuning methods compared\n\n"
-    "Written by `risk-app compare-methods` (or `python bench/compare_methods.py`). Every method "
-    "trains on the same stratified split (seed 42) with the same epochs and learning rate; the "
-    "threshold is chosen on validation and AUC/KS/Brier are measured once on test. Peak memory "
-    "is CUDA's allocator peak on a GPU and sampled process RSS on a CPU (growth = peak minus "
-    "the RSS before that method's run). Each section names the machine that produced it.\n"
-)
-
-
-def write_section(path: Path, key: str, body: str) -> None:
-    """Replace this machine/base-model section in the doc (or append it); keep the others."""
-    replace_section(path, f"methods: {key}", f"## {key}\n\n{body}", header=DOC_HEADER)
+def select_variants(names: Sequence[str]) -> list[Variant]:
+    """The default variants, or only those named (by method or label); unknown names are refused."""
+    variants = default_variants()
+    if not names:
+        return variants
+    chosen = [v for v in variants if v.method in names or v.label in names]
+    known = {v.method for v in variants} | {v.label for v in variants}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}; registered: {sorted({v.method for v in variants})}")
+    return chosen
