@@ -29,7 +29,9 @@ from data_contracts.spec_model import BOOLEAN_VALUES, RESERVED_COLUMNS, DatasetS
 from risk_app.errors import ConfigError
 
 ID_NAME = re.compile(
-    r"(^|_)(id|identifier|key)$|^id_|(^|_)(loan|application|customer)_?(id|no|number)$", re.I
+    r"(^|_)(id|identifier|key|ref|reference)$|^id_"
+    r"|(^|_)(loan|application|customer|contract|account)_?(id|no|number|ref)$",
+    re.I,
 )
 # Words (of a column name split at "_", spaces and camelCase) that suggest a protected attribute.
 PROTECTED_WORDS: tuple[str, ...] = (
@@ -104,8 +106,11 @@ def _margin_range(numbers: pd.Series, integer: bool) -> tuple[float, float]:
 
 
 def _column_draft(name: str, values: pd.Series, n_rows: int, max_code_values: int) -> dict[str, Any]:
-    present = values.dropna().astype(str).str.strip()
-    present = present[present != ""]
+    raw = values.dropna().astype(str)
+    # Stripped text decides the type; categories keep the values exactly as the file has them,
+    # or validation (which compares exact strings) would refuse " yes" for "yes".
+    present = raw.str.strip()
+    raw, present = raw[present != ""], present[present != ""]
     column: dict[str, Any] = {"label": label_from_name(name), "description": ""}
     inferred = ["type", "label"]
     if len(present) < n_rows:
@@ -117,8 +122,8 @@ def _column_draft(name: str, values: pd.Series, n_rows: int, max_code_values: in
         column["type"] = "boolean"
     elif numbers is not None and _whole(present) and len(distinct) <= max_code_values:
         column["type"] = "category"
-        ordered = sorted(distinct, key=lambda v: float(v))
-        column["categories"] = {v: v for v in ordered}
+        ordered = sorted(raw.unique(), key=lambda v: float(v))
+        column["categories"] = {v: v.strip() for v in ordered}
         inferred.append("categories")
     elif numbers is not None:
         integer = _whole(present)
@@ -129,7 +134,7 @@ def _column_draft(name: str, values: pd.Series, n_rows: int, max_code_values: in
         column["type"] = "date"
     elif len(distinct) <= 50 and len(distinct) <= 0.5 * max(len(present), 1):
         column["type"] = "category"
-        column["categories"] = {v: _clause_safe(v) for v in sorted(distinct)}
+        column["categories"] = {v: _clause_safe(" ".join(v.split())) for v in sorted(raw.unique())}
         inferred.append("categories")
     else:
         column["type"] = "text"
