@@ -6,7 +6,6 @@ or the packaging without retraining. The record (a small pydantic object) travel
 assets through the filesystem IO manager; weights and scores stay in the run folder.
 """
 
-
 import dagster as dg
 import pandas as pd
 
@@ -108,10 +107,12 @@ def registered_model(packaged_model: RunRecord, settings: RiskAppSettings) -> dg
 
 @dg.asset(group_name="registry", kinds={"mlflow"}, io_manager_key=PICKLED)
 @user_errors
-def champion_model(context: dg.AssetExecutionContext, registered_model: RunRecord) -> dg.Output[RunRecord]:
+def champion_model(
+    context: dg.AssetExecutionContext, registered_model: RunRecord, settings: RiskAppSettings
+) -> dg.Output[RunRecord]:
     """The version behind alias `champion`: the new version when the promotion rule says so,
     else the current champion stays, and the reason says why."""
-    record = promote_run(registered_model, actor="dagster")
+    record = promote_run(registered_model, settings.promotion_rule(), actor="dagster")
     registration = record.need("registration")
     champion = champion_version(registration.model_name)
     sentence = (

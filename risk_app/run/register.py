@@ -1,9 +1,9 @@
 """The registration stage: the packaged artifact becomes an MLflow model version, with a verdict.
 
 `register_run` logs the artifact with the params, metrics and tags rendered from the run record
-(`render.mlflow_payload`) and records the promotion rule's verdict against the current champion
-of the same registered model; `promote_run` carries out a positive verdict. In Dagster a
-blocking asset check stands between the two.
+(`render.mlflow_payload`) once per run id (idempotent: a retry after a kill reuses the version)
+and records the promotion rule's verdict against the current champion of the same registered
+model; `promote_run` carries out a positive verdict, deciding again under the registry lock.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from risk_app.registry import mlflow_registry
 from risk_app.registry.promotion import PromotionRule
+from risk_app.registry.reconcile import register_and_decide
 from risk_app.run.record import RegistrationFacts, RunRecord
 from risk_app.run.render import mlflow_payload
 
@@ -28,34 +29,37 @@ def register_run(
     reports = [Path(p) for p in evaluation.plots.values()]
     if evaluation.lift_table:
         reports.append(Path(evaluation.lift_table))
-    info = mlflow_registry.register_model_version(
+    # Keyed by the run id: a retry after a kill finds the version it registered, not a twin.
+    info = register_and_decide(
         artifact.path,
+        run_key=record.run_id,
         metrics=payload.metrics,
         params=payload.params,
         tags=payload.tags,
         model_name=model_name,
         run_name=record.run_id,
         extra_artifacts=[p for p in reports if p.exists()] + [Path(artifact.path) / "MODEL_CARD.md"],
+        rule=rule,
     )
-    decision = mlflow_registry.evaluate_promotion(model_name, info.version, rule)
-    mlflow_registry.record_decision(model_name, info.version, decision, rule)
     facts = RegistrationFacts(
-        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=decision
+        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=info.decision
     )
     updated = record.model_copy(update={"registration": facts})
     updated.save()
     return updated
 
 
-def promote_run(record: RunRecord, actor: str = "risk-app") -> RunRecord:
-    """Carry out a positive verdict: the version becomes `champion`."""
+def promote_run(record: RunRecord, rule: PromotionRule | None = None, actor: str = "risk-app") -> RunRecord:
+    """Carry out a positive verdict: decide again under the registry lock against the champion
+    of this moment (another run may have been promoted since), and move the alias if it wins."""
     registration = record.need("registration")
     if not registration.decision.promote:
         return record
-    mlflow_registry.set_champion(
-        registration.model_name, registration.version, reason=registration.decision.reason, actor=actor
+    decision = mlflow_registry.promote_if_better(
+        registration.model_name, registration.version, rule, actor=actor
     )
-    updated = record.model_copy(update={"registration": registration.model_copy(update={"promoted": True})})
+    changes = {"decision": decision, "promoted": decision.promote}
+    updated = record.model_copy(update={"registration": registration.model_copy(update=changes)})
     updated.save()
     return updated
 
