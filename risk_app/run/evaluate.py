@@ -3,9 +3,10 @@
 Reads the raw test scores fine-tuning saved and the policy's calibration and cut-off, so an
 analyst can re-run it (other baselines, a new policy) without retraining. The baselines are
 fitted on the same train split, with their cut-offs chosen on validation by the same policy
-objective and decline cap, and scored on the same test applications in the same order. When the data set's registered
-model has a champion, it is re-scored on the same test rows at its own cut-off and shown as the
-row `champion`, so a challenger trained on the newest loans is compared like for like.
+objective and decline cap, and scored on the same test applications in the same order. When
+the data set's registered model has a champion, it is re-scored on the same test rows at its
+own cut-off and shown as the row `champion`, so a challenger trained on the newest loans is
+compared like for like.
 """
 
 from __future__ import annotations
