@@ -110,7 +110,10 @@ def _finish_alias_move(client: MlflowClient, name: str, report: ReconcileReport)
     target = last.get("to_version")
     if target is None:
         return
-    done = (reg._get_version(client, name, target).tags or {}).get(reg.MOVE_TAG)
+    try:
+        done = (reg._get_version(client, name, target).tags or {}).get(reg.MOVE_TAG)
+    except reg.ModelNotFoundError:
+        return  # the audit log outlives stores: a line about another store's version is not ours
     champion = reg._alias_version(client, name, reg.CHAMPION)
     current = str(champion.version) if champion is not None else None
     # Only a move that never completed (no done-mark, champion still the one it replaced) is

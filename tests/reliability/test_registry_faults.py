@@ -205,3 +205,13 @@ print(os.environ["MLFLOW_DISABLE_TELEMETRY"], mlflow.telemetry.get_telemetry_cli
     out = subprocess.run([sys.executable, "-c", PRELUDE + code], env=env, capture_output=True, text=True)
     assert out.stdout.split() == ["true", "None"], out.stderr[-1500:]
     assert os.environ.get("MLFLOW_DISABLE_TELEMETRY") == "true"
+
+
+def test_reconcile_ignores_audit_lines_about_another_store(risk_app_home: Path) -> None:
+    from risk_app.registry.audit import append_audit_record
+
+    # The audit log lives outside MLflow and survives a switch of tracking store.
+    append_audit_record("promote", NAME, from_version=None, to_version="7", reason="older store")
+    version = _register(risk_app_home, "run-1", 0.7)
+    assert reconcile_registry().changed is False
+    assert _champion() is None and version == "1"
