@@ -136,6 +136,8 @@ def pin_base_model(name: str, model: Any | None = None) -> dict[str, Any]:
     revision = getattr(getattr(model, "config", None), "_commit_hash", None) if model is not None else None
     kind, folder, files = resolve_base_files(name, revision)
     check_base_model_files(folder, files)
+    if kind == "hub" and revision is None:
+        revision = folder.name  # the hub cache keeps each revision under snapshots/<commit sha>
     return {
         "name": name,
         "kind": kind,
