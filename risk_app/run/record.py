@@ -94,6 +94,7 @@ class TrainingFacts(_Section):
     trainable_parameter_names: list[str] = Field(default_factory=list)
     history: list[EpochRecord] = Field(default_factory=list)
     trained_dir: str = Field(description="Folder with the trained weights and tokenizer.")
+    mlflow_run_id: str = Field(default="", description="The MLflow run that logged training as it happened.")
     predictions_path: str = Field(description="Parquet of raw validation/test scores per application.")
 
 

@@ -67,6 +67,7 @@ def mlflow_payload(record: RunRecord) -> MlflowPayload:
         "dataset": record.dataset.name,
         "spec_hash": record.dataset.spec_hash,
         "data_hash": record.dataset.data_hash,
+        "training_mlflow_run": training.mlflow_run_id,
     }
     if record.artifact:
         tags.update(code_version=record.artifact.code_version, artifact_version=record.artifact.version)

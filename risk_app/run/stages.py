@@ -32,12 +32,14 @@ from risk_app.evaluate.calibration import Calibrator
 from risk_app.evaluate.metrics import score_predictions
 from risk_app.evaluate.policy import PolicyConfig, choose_cutoff, choose_policy, strategy_table
 from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.events import on_epoch_end
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import get_method
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
 from risk_app.run.dataset import dataset_facts
 from risk_app.run.record import EpochRecord, PolicyFacts, RunRecord, StrategyRow, TrainingFacts
+from risk_app.run.tracking import training_run
 
 SPLITS = ("train", "validation", "test")
 TRAINED_DIR = "trained"
@@ -124,16 +126,18 @@ def fine_tune(
     train_texts, y_train, _ = texts_and_labels(examples, "train")
     val_texts, y_val, _ = texts_and_labels(examples, "validation")
     run_dir = Path(record.run_dir)
-    result = train_classifier(
-        train_texts,
-        y_train,
-        val_texts,
-        y_val,
-        config,
-        checkpoint_dir=run_dir / "checkpoints",
-        method=method,
-        progress=progress,
-    )
+    tracked = training_run(record, config, method_cfg.model_dump(mode="json"))
+    with tracked as tracker, on_epoch_end(tracker.log_epoch):
+        result = train_classifier(
+            train_texts,
+            y_train,
+            val_texts,
+            y_val,
+            config,
+            checkpoint_dir=run_dir / "checkpoints",
+            method=method,
+            progress=progress,
+        )
     trained_dir = _save_trained(result, config.method, run_dir / TRAINED_DIR)
     _save_predictions(result, examples, config, run_dir / PREDICTIONS_FILE)
     summary = result.summary()
@@ -144,6 +148,7 @@ def fine_tune(
         trainable_parameter_names=list(result.trainable_parameter_names),
         history=[EpochRecord(**epoch) for epoch in result.history],
         trained_dir=str(trained_dir),
+        mlflow_run_id=tracker.mlflow_run_id,
         predictions_path=str(run_dir / PREDICTIONS_FILE),
     )
     updated = record.model_copy(

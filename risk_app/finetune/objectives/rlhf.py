@@ -43,6 +43,7 @@ from sklearn.metrics import roc_auc_score
 
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.objectives.ppo import PPOParams, PPOSettings, run_ppo
 from risk_app.finetune.objectives.reward_model import (
@@ -210,6 +211,8 @@ def ppo_stage(
         # No on_step: AdaLoRA's rank schedule belongs to the SFT run and has ended.
         make_optimizer=make_optimizer, labels=data.train_labels, on_epoch_end=validate,
     )  # fmt: skip
+    for record in history:
+        epoch_ended(record)
     return history, last_proba[0]
 
 

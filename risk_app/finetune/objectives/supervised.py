@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import encode_texts, model_device, pad_batch, predict_logits, softmax_default
 from risk_app.finetune.run_setup import (
@@ -274,6 +275,7 @@ def supervised_fit(
             "seconds": time.perf_counter() - epoch_start,
         }
         history.append(record)
+        epoch_ended(record)
         if progress:
             tqdm.write(
                 f"epoch {epoch}: train_loss={train_loss:.4f} val_loss={val_loss:.4f} val_auc={val_auc:.4f}"

@@ -1,0 +1,93 @@
+"""The MLflow run of a training run: opened before training, one point per epoch as it happens.
+
+`training_run` creates the MLflow run when fine-tuning starts (so its duration is the real
+training time and its curves fill in epoch by epoch), tags it with `risk-app` as its source,
+logs the training and method parameters, and ends it FINISHED, FAILED or KILLED. Registration
+later logs the model, the test metrics and the report into a run of the same name. The
+experiment is marked as a classic model-development experiment, so MLflow's UI opens it on its
+runs, not on the GenAI views.
+
+    with training_run(record, config) as tracker, on_epoch_end(tracker.log_epoch):
+        train_classifier(...)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
+
+from risk_app.finetune.config import TrainConfig
+from risk_app.registry.mlflow_registry import configure_mlflow
+from risk_app.registry.processes import process_tags
+from risk_app.run.record import RunRecord
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CLASSIC_ML = "custom_model_development"
+_PARAM_LIMIT = 6000  # MLflow's limit on a param value's length
+
+
+@dataclass(frozen=True)
+class TrainingTracker:
+    """Logs a finished epoch's numbers into the open MLflow run, with the epoch as the step."""
+
+    client: MlflowClient
+    mlflow_run_id: str
+
+    def log_epoch(self, record: Mapping[str, Any]) -> None:
+        step = int(record.get("epoch", 0))
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(f"epoch_{key}", float(value), now, step)
+            for key, value in record.items()
+            if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        self.client.log_batch(self.mlflow_run_id, metrics=metrics)
+
+
+def _flat_params(values: Mapping[str, Any], prefix: str = "") -> list[Param]:
+    params = []
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            params += _flat_params(value, f"{prefix}{key}.")
+        else:
+            params.append(Param(f"{prefix}{key}", str(value)[:_PARAM_LIMIT]))
+    return params
+
+
+@contextmanager
+def training_run(
+    record: RunRecord, config: TrainConfig, method_params: Mapping[str, Any]
+) -> Iterator[TrainingTracker]:
+    """An MLflow run open for the length of fine-tuning; ended FAILED/KILLED if training is."""
+    experiment_id = configure_mlflow()
+    client = MlflowClient()
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
+    tags = {
+        MLFLOW_RUN_NAME: f"{record.run_id} training",
+        MLFLOW_SOURCE_NAME: "risk-app",
+        MLFLOW_SOURCE_TYPE: "LOCAL",
+        "run_id": record.run_id,
+        "dataset": record.dataset.name,
+        "stage": "training",
+        **process_tags(),
+    }
+    run = client.create_run(experiment_id, run_name=tags[MLFLOW_RUN_NAME], tags=tags)
+    run_id = run.info.run_id
+    params = _flat_params({"train": config.model_dump(mode="json"), "method_params": dict(method_params)})
+    for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=params[start : start + 100])
+    try:
+        yield TrainingTracker(client, run_id)
+    except BaseException as exc:
+        client.set_terminated(
+            run_id, "KILLED" if isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+        )
+        raise
+    client.set_terminated(run_id, "FINISHED")
