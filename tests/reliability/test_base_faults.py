@@ -94,3 +94,27 @@ def test_scoring_refuses_a_changed_or_corrupt_model_in_one_line(
     assert expected in message and "\n" not in message
     assert scored_rows_per_batch() == {}  # nothing recorded
     assert not (risk_app_home / "outputs").exists() or not any((risk_app_home / "outputs").iterdir())
+
+
+def test_a_hub_base_is_pinned_to_its_revision_and_a_moved_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    from risk_app.registry.base_model import BaseModelChangedError, pin_base_model, verify_base_model
+
+    # A hub cache laid out as huggingface_hub writes it (this machine is offline).
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--acme--tiny"
+    (repo / "snapshots" / sha).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    (repo / "snapshots" / sha / "config.json").write_text('{"a": 1}')
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    pins = pin_base_model("acme/tiny")
+    assert (pins["kind"], pins["revision"], list(pins["files"])) == ("hub", sha, ["config.json"])
+    (repo / "snapshots" / sha / "config.json").write_text('{"a": 2}')
+    with pytest.raises(BaseModelChangedError, match="config.json: base model file changed"):
+        verify_base_model("acme/tiny", pins)
