@@ -38,7 +38,20 @@ TRAINING_OVERRIDES = {
     "fine_tuned_model": {"config": {"epochs": 1, "max_length": 64, "batch_size": 16}},
     "credit_policy": {"config": {"max_decline_rate": 0.3}},
 }
-RETRAIN_MONTHS = (5, 11)  # 0-based: the book first holds three vintages with outcomes at month 5
+RETRAIN_MONTHS = (5, 11)
+JOB_NAMES = (
+    "training_job",
+    "outcomes_job",
+    "labeled_book_job",
+    "backtest_job",
+)  # 0-based: the book first holds three vintages with outcomes at month 5
+
+
+@pytest.fixture(autouse=True)
+def _fresh_jobs() -> Iterator[None]:
+    _JOBS.clear()
+    yield
+    _JOBS.clear()
 
 
 @pytest.fixture
@@ -69,8 +82,18 @@ def _definitions() -> dg.Definitions:
     )
 
 
+_JOBS: dict[str, dg.JobDefinition] = {}
+
+
+def _job(name: str) -> dg.JobDefinition:
+    """A job of this test's definitions (built once per test: resources follow RISK_APP_HOME)."""
+    if name not in _JOBS:
+        _JOBS.update({job: _definitions().resolve_job_def(job) for job in JOB_NAMES})
+    return _JOBS[name]
+
+
 def _run(instance: dg.DagsterInstance, job: str, config: dict[str, Any], partition: str | None = None):
-    result = _definitions().resolve_job_def(job).execute_in_process(
+    result = _job(job).execute_in_process(
         run_config=config, instance=instance, partition_key=partition, raise_on_error=False
     )
     assert result.success, f"{job} {partition or ''} failed"
@@ -189,7 +212,22 @@ def test_the_outcome_sensor_takes_complete_files_once_with_valid_run_config(
     second = outcome_landing_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
     (request,) = second.run_requests
     assert request.job_name == "outcomes_job" and request.partition_key.startswith("outcomes_2025-01.csv-")
-    assert dg.validate_run_config(_definitions().resolve_job_def("outcomes_job"), request.run_config)
+    assert dg.validate_run_config(_job("outcomes_job"), request.run_config)
     assert [r.partitions_def_name for r in second.dynamic_partitions_requests] == ["outcome_files"]
     third = outcome_landing_sensor(dg.build_sensor_context(instance=instance, cursor=second.cursor))
     assert third.run_requests == []
+
+
+def test_the_outcome_loop_is_wired_into_the_definitions() -> None:
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in ("outcomes", "labeled_book", "backtest"):
+        assert graph.get(dg.AssetKey(key)).group_name == "outcomes"
+    assert {k.name for k in graph.asset_check_keys} >= {"outcome_accounting", "backtest_within_intervals"}
+    sensor = defs.resolve_sensor_def("outcome_landing_sensor")
+    assert {j.name for j in sensor.jobs} == {"outcomes_job", "labeled_book_job", "backtest_job"}
+    # The launchpad refuses reject inference other than "none", naming the allowed value.
+    bad = {"ops": {"raw_applications": {"config": {"source": "book", "reject_inference": "parceling"}}}}
+    with pytest.raises(dg.DagsterInvalidConfigError, match="none"):
+        dg.validate_run_config(defs.resolve_job_def("training_job"), bad)
