@@ -18,7 +18,6 @@ folder, a hub revision moved on), the same artifact gives different probabilitie
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from risk_app.errors import RiskAppError
+from risk_app.storage.hashing import sha256_file
 
 PINS_KEY = "base_model_pins"
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -49,11 +49,7 @@ def _sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _HASH_MEMO:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _HASH_MEMO[key] = digest.hexdigest()
+        _HASH_MEMO[key] = sha256_file(path)
     return _HASH_MEMO[key]
 
 

@@ -20,6 +20,7 @@ import mlflow
 from risk_app import paths
 from risk_app.atomic import atomic_dir
 from risk_app.errors import ModelNotFoundError, RiskAppError
+from risk_app.storage.hashing import sha256_file
 
 ARTIFACT_FILE = "risk_model.json"
 
@@ -49,12 +50,9 @@ def _weights_problem(folder: Path) -> str | None:
     path = folder / str(weights.get("file", "weights.safetensors"))
     if not path.is_file():
         return f"{path}: weights file is missing"
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != weights["sha256"]:
-        actual, expected = digest.hexdigest()[:16], str(weights["sha256"])[:16]
+    actual = sha256_file(path)
+    if actual != weights["sha256"]:
+        actual, expected = actual[:16], str(weights["sha256"])[:16]
         return f"{path}: checksum mismatch (sha256 {actual}..., expected {expected}...)"
     return None
 

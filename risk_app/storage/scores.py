@@ -24,7 +24,6 @@ open: readers see the batch whole or not at all.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ import pandas as pd
 
 from risk_app import paths
 from risk_app.errors import RiskAppError
+from risk_app.storage.hashing import sha256_file
 from risk_app.storage.locks import file_lock
 
 SCHEMA = "risk"
@@ -97,11 +97,7 @@ class BatchRecord:
 
 def file_batch_id(path: str | os.PathLike[str]) -> str:
     """The batch id of a file: sha256 of its bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _lock_path(db: Path) -> Path:
