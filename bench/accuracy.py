@@ -123,7 +123,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--frozen-bases", default="", help="comma-separated bases for frozen-feature heads")
     p.add_argument("--frozen-layers", default="last,middle", help="feature layers: last, middle or an index")
-    p.add_argument("--frozen-heads", default="logistic,linear", help="head kinds tried on validation")
+    p.add_argument(
+        "--frozen-heads", default="linear", help="head kinds tried on validation: linear, logistic"
+    )
     p.add_argument(
         "--frozen-precision", choices=["fp32", "bf16"], default="bf16", help="feature forward pass"
     )
