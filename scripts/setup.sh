@@ -35,8 +35,9 @@ bootstrap() {
   want_uv=$(uv_requirement | head -1 | cut -d' ' -f1 | cut -d= -f3)
   if [ "$(.venv/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$want_uv" ]; then
     # A file, not <(...): pip --python re-runs itself in a child that cannot see our pipe.
+    # -qq hides the warnings about this machine's local indexes, which have no uv.
     uv_requirement > .venv/uv-requirement.txt
-    "$PY" -m pip --python .venv/bin/python install -q --no-deps --require-hashes \
+    "$PY" -m pip --python .venv/bin/python install -qq --no-deps --require-hashes \
       -r .venv/uv-requirement.txt
   fi
 }
