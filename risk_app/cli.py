@@ -278,39 +278,37 @@ def parse_config(config_cls: Any, values: dict[str, Any]) -> Any:
 @clear_errors
 def score(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet of applications.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Scores file (.parquet or .csv).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Scores file (default: named after the batch).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Data set (default german_credit); the model's own spec must match.")
+    ] = None,
     model: Annotated[
         str, typer.Option(help="Alias (champion/challenger), version or artifact folder.")
     ] = "champion",
     reasons: Annotated[int, typer.Option(help="Reason codes per declined application (0 = none).")] = 4,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    csv: Annotated[bool, typer.Option("--csv", help="Default output as CSV (formulas neutralized).")] = False,
 ) -> None:
-    """Score a file: probability of default, grade, decision, model version, reason codes."""
-    from risk_app import scoring
-    from risk_app.scoring.batch import default_quarantine_path
-    from risk_app.workflow import ingest_and_validate
+    """Score a file: PD, grade, decision, model version, reason codes; recorded once in the warehouse."""
+    from risk_app.scoring.output import score_and_record
 
-    scoring.batch.check_output_suffix(output)
-    # The file is checked before the (slower) model load, so a bad file fails at once.
-    validation = ingest_and_validate(input, require_target=False)
-    with console.status(f"loading model {model}"):
-        risk_model = scoring.load_model(model)
-    if validation.n_quarantined:
-        q_path = default_quarantine_path(output)
-        scoring.write_frame(validation.quarantine, q_path)
-        console.print(f"[yellow]{validation.n_quarantined} row(s) quarantined, not scored[/yellow]: {q_path}")
-    scored = scoring.score_with_reasons(validation.valid, risk_model, top_k=reasons)
-    scoring.write_frame(scored, output)
-    declines = int((scored["decision"] == "decline").sum())
-    console.print(
-        f"{input}: {validation.n_in} rows: {len(scored)} scored, {validation.n_quarantined} quarantined; "
-        f"{declines} declined; model {risk_model.version} → {output}"
-    )
+    with console.status(f"scoring {input} with model {model}"):
+        outcome = score_and_record(
+            input, output, model_ref=model, reasons=reasons, spec=dataset,
+            overwrite=overwrite, fmt="csv" if csv else "parquet",
+        )  # fmt: skip
+    if outcome.n_quarantined:
+        quarantined = f"{outcome.n_quarantined} row(s) quarantined, not scored"
+        console.print(f"[yellow]{quarantined}[/yellow]: {outcome.quarantine_path}")
+    console.print(outcome.summary(), highlight=False)
 
 
 @models_app.command("list")
 @clear_errors
 def models_list(
-    name: Annotated[str, typer.Option(help="Registered model name.")] = "credit_risk_model",
+    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
 ) -> None:
     """Registered versions with aliases, method, test AUC and promotion decision."""
     from risk_app.registry.mlflow_registry import list_versions
@@ -327,7 +325,7 @@ def models_list(
 def models_promote(
     version: Annotated[str, typer.Argument(help="Version number to make champion.")],
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
-    name: Annotated[str, typer.Option(help="Registered model name.")] = "credit_risk_model",
+    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
 ) -> None:
     """Make a version champion by hand; the reason is recorded."""
     from risk_app.registry.mlflow_registry import set_champion
@@ -340,7 +338,7 @@ def models_promote(
 @clear_errors
 def models_rollback(
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
-    name: Annotated[str, typer.Option(help="Registered model name.")] = "credit_risk_model",
+    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
 ) -> None:
     """Give the champion alias back to the previous champion; recorded."""
     from risk_app.registry.mlflow_registry import rollback_champion

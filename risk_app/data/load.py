@@ -129,14 +129,10 @@ def missing_columns_message(missing: list[str], found: list[str], spec: DatasetS
     return text
 
 
-def load_applications(path: str | os.PathLike[str], spec: DatasetSpec | str | None = None) -> pd.DataFrame:
-    """Read applications from a CSV or Parquet file of the data set `spec` (default: german_credit).
+def check_data_file(path: str | os.PathLike[str]) -> Path:
+    """The file as a Path once it is a readable CSV/Parquet with some bytes; else `DataFileError`.
 
-    Returns the file's columns unchanged (CSV: all text) plus `source_row` and, if absent,
-    the spec's id column (first column). Raises `DataFileError` for an unknown format, a missing,
-    unreadable or empty file, or missing feature columns.
-    """
-    spec = load_spec(spec)
+    Cheap, so callers can refuse a bad file before slow work (loading a model)."""
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in ALLOWED_SUFFIXES:
@@ -151,6 +147,19 @@ def load_applications(path: str | os.PathLike[str], spec: DatasetSpec | str | No
         raise DataFileError(file, "not a regular file")
     if file.stat().st_size == 0:
         raise DataFileError(file, "file is empty (0 bytes)")
+    return file
+
+
+def load_applications(path: str | os.PathLike[str], spec: DatasetSpec | str | None = None) -> pd.DataFrame:
+    """Read applications from a CSV or Parquet file of the data set `spec` (default: german_credit).
+
+    Returns the file's columns unchanged (CSV: all text) plus `source_row` and, if absent,
+    the spec's id column (first column). Raises `DataFileError` for an unknown format, a missing,
+    unreadable or empty file, or missing feature columns.
+    """
+    spec = load_spec(spec)
+    file = check_data_file(path)
+    suffix = file.suffix.lower()
 
     df = _read_csv(file) if suffix in CSV_SUFFIXES else _read_parquet(file)
     # Stray spaces around header names are a common export artefact, never meaningful.

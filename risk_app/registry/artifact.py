@@ -48,6 +48,7 @@ SCHEMA_VERSION = 1
 METADATA_FILE = "risk_model.json"
 WEIGHTS_FILE = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
+SPEC_FILE = "dataset_spec.yaml"
 LABELS = {"0": "good", "1": "bad"}
 
 
@@ -209,6 +210,18 @@ class RiskModel:
         self.calibrator = Calibrator.from_dict(
             metadata.get("extra", {}).get("calibration") or {"kind": "none"}
         )
+        self.dataset_spec = _artifact_spec(path)
+
+    @property
+    def grade_bands(self) -> tuple[tuple[str, float], ...] | None:
+        """The PD bands the run's credit policy named; None for artifacts made before policies did."""
+        policy = self.metadata.get("extra", {}).get("policy") or {}
+        bands = policy.get("grade_bands")
+        if not bands:
+            return None
+        names = list(bands)
+        last = len(names) - 1
+        return tuple((n, float("inf") if i == last else float(bands[n])) for i, n in enumerate(names))
 
     @property
     def exclude_fields(self) -> list[str]:
@@ -229,7 +242,9 @@ class RiskModel:
         # Imported lazily: risk_app.data pulls in the data contracts, not needed for texts.
         from risk_app.data.serialize import serialize_frame
 
-        return serialize_frame(df, field_order=self.field_order, exclude=self.exclude_fields).tolist()
+        return serialize_frame(
+            df, field_order=self.field_order, exclude=self.exclude_fields, spec=self.dataset_spec
+        ).tolist()
 
     def predict_proba(self, df_or_texts: pd.DataFrame | Sequence[str], batch_size: int = 64) -> np.ndarray:
         """P(default) for a DataFrame of applications (or a list of texts), in input order."""
@@ -241,6 +256,15 @@ class RiskModel:
 
     def __repr__(self) -> str:
         return f"RiskModel(version={self.version!r}, method={self.method.name!r}, path={str(self.path)!r})"
+
+
+def _artifact_spec(folder: Path) -> Any:
+    """The data set spec the model was trained on (`dataset_spec.yaml`), or None for artifacts
+    made before models carried their spec (they were all German credit)."""
+    from data_contracts.spec import load_spec
+
+    path = folder / SPEC_FILE
+    return load_spec(path) if path.is_file() else None
 
 
 def read_metadata(folder: str | Path) -> dict[str, Any]:

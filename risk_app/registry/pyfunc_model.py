@@ -19,8 +19,6 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from data_contracts.loan_application import CATEGORICAL_COLUMNS, ID_COLUMN, NUMERIC_COLUMNS
-
 PYFUNC_ARTIFACT_KEY = "risk_model"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 _PARAM_BATCH = 100  # MLflow logs at most 100 params per call
@@ -45,12 +43,26 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"probability_of_default": [float(p) for p in p_default]}, index=frame.index)
 
 
-def _input_signature() -> ModelSignature:
-    # Integers for numeric fields, as the contract coerces them; the id is optional so users can
-    # score bare feature rows; extra columns are ignored by MLflow with a warning.
-    columns = [ColSpec("string", ID_COLUMN, required=False)]
-    columns += [ColSpec("string", c) for c in CATEGORICAL_COLUMNS]
-    columns += [ColSpec("long", c) for c in NUMERIC_COLUMNS]
+# MLflow column types for the spec's column types: floats are floats, integers longs.
+_MLFLOW_TYPES = {
+    "integer": "long", "float": "double", "category": "string", "boolean": "boolean",
+    "date": "datetime", "text": "string",
+}  # fmt: skip
+
+
+def _input_signature(folder: Path) -> ModelSignature:
+    """The input columns of the data set the artifact was trained on, typed from its spec.
+
+    The id is optional so users can score bare feature rows; nullable columns are optional;
+    extra columns are ignored by MLflow with a warning."""
+    from data_contracts.spec import load_spec
+    from risk_app.registry.artifact import SPEC_FILE
+
+    spec = load_spec(folder / SPEC_FILE if (folder / SPEC_FILE).is_file() else None)
+    columns = [ColSpec("string", spec.id_column, required=False)]
+    for name in spec.feature_columns:
+        column = spec.columns[name]
+        columns.append(ColSpec(_MLFLOW_TYPES[column.type], name, required=not column.nullable))
     return ModelSignature(
         inputs=Schema(columns), outputs=Schema([ColSpec("double", "probability_of_default")])
     )
@@ -93,7 +105,7 @@ def log_run_contents(
             name="risk_model",
             python_model=str(PYFUNC_ENTRY),
             artifacts={PYFUNC_ARTIFACT_KEY: str(folder)},
-            signature=_input_signature(),
+            signature=_input_signature(folder),
             pip_requirements=_pip_requirements(),
             infer_code_paths=False,
         )

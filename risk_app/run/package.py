@@ -18,11 +18,9 @@ from transformers import AutoTokenizer
 
 from data_contracts.spec import load_spec
 from risk_app.evaluate.model_card import render_model_card
-from risk_app.registry.artifact import code_version, library_versions, save_risk_model, sha256_file
+from risk_app.registry.artifact import SPEC_FILE, code_version, library_versions, save_risk_model, sha256_file
 from risk_app.run.record import ArtifactFacts, RunRecord
 from risk_app.run.stages import TOKENIZER_DIR, WEIGHTS_FILE, calibrated_scores
-
-SPEC_FILE = "dataset_spec.yaml"
 
 
 def manifest_extra(record: RunRecord) -> dict[str, Any]:

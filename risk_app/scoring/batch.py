@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from data_contracts.loan_application import ID_COLUMN
+from risk_app.data.validate import ID_COLUMN
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.scoring.grades import GRADE_BANDS, assign_grades, grade_names
 
@@ -89,10 +89,13 @@ def score_applications(
     df: pd.DataFrame,
     risk_model: RiskModelLike,
     batch_size: int = 64,
-    bands: Sequence[tuple[str, float]] = GRADE_BANDS,
+    bands: Sequence[tuple[str, float]] | None = None,
 ) -> pd.DataFrame:
     """Score contract-valid applications: application_id, probability_of_default, risk_grade,
-    decision ("decline" when PD >= the model's threshold), model_version, scored_at (UTC)."""
+    decision ("decline" when PD >= the model's threshold), model_version, scored_at (UTC).
+
+    Grades use `bands`, else the bands the model's credit policy named, else `GRADE_BANDS`."""
+    bands = bands or getattr(risk_model, "grade_bands", None) or GRADE_BANDS
     if ID_COLUMN not in df.columns:
         raise ConfigError(f"score_applications: input has no `{ID_COLUMN}` column")
     if batch_size < 1:

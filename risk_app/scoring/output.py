@@ -133,6 +133,20 @@ class ScoringOutcome:
         )
 
 
+def model_spec_for(model: Any, asked: Any, *, explicit: bool) -> Any:
+    """The spec a file must pass to be scored by `model`: the model's own (artifacts carry it);
+    a data set named explicitly that is not the model's is refused, naming both."""
+    own = getattr(model, "dataset_spec", None)
+    if own is None:
+        return asked  # artifacts made before models carried their spec
+    if explicit and own.hash != asked.hash:
+        raise RiskAppError(
+            f"model {model.version} was trained on data set {own.name!r} (spec {own.hash[:12]}), "
+            f"not {asked.name!r} (spec {asked.hash[:12]}); score this file with a model of {asked.name!r}"
+        )
+    return own
+
+
 def score_and_record(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str] | None = None,
@@ -162,27 +176,28 @@ def score_and_record(
     """
     from data_contracts.spec import load_spec
     from risk_app import scoring
-    from risk_app.data.load import load_applications
+    from risk_app.data.load import check_data_file, load_applications
     from risk_app.data.validate import validate_applications
     from risk_app.storage.scores import record_scored_batch
 
-    source = Path(input_path)
-    if not source.is_file():
-        raise RiskAppError(f"{source}: no such input file")
+    # A bad file is refused before hashing it or loading the (slow) model.
+    source = check_data_file(input_path)
     batch_id = file_batch_id(source)
     target = Path(output_path) if output_path is not None else batch_output_path(source, batch_id, fmt=fmt)
     check_output_suffix(target, "output")
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
 
-    data_spec = load_spec(spec)
+    asked = load_spec(spec)
+    if risk_model is None:
+        risk_model = scoring.load_model(model_ref, model_name=model_name or asked.name)
+    model = risk_model
+    # A model scores only files of the data set it was trained on: its own spec decides.
+    data_spec = model_spec_for(model, asked, explicit=spec is not None)
     frame = load_applications(source, data_spec)
     validation = validate_applications(frame, source=str(source), require_target=False, spec=data_spec)
     if file_batch_id(source) != batch_id:
         raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
-    if risk_model is None:
-        risk_model = scoring.load_model(model_ref, model_name=model_name or data_spec.name)
-    model = risk_model
     scored = scoring.score_with_reasons(validation.valid, model, top_k=reasons)
     record = record_scored_batch(
         ScoredBatch(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from data_contracts.loan_application import ID_COLUMN
-from risk_app.data.serialize import FIELD_LABELS
+from risk_app.data.serialize import field_labels
+from risk_app.data.validate import ID_COLUMN
 from risk_app.scoring.batch import score_applications
 
 
@@ -29,7 +29,7 @@ def load_model(ref: str = "champion", model_name: str = "credit_risk_model") -> 
 
 def model_fields(risk_model: Any) -> list[str]:
     """The serialized fields the model was trained on (protected ones may be left out)."""
-    order = risk_model.field_order or list(FIELD_LABELS)
+    order = risk_model.field_order or list(field_labels(getattr(risk_model, "dataset_spec", None)))
     excluded = set(risk_model.exclude_fields)
     return [name for name in order if name not in excluded]
 
@@ -45,8 +45,9 @@ def score_with_reasons(
 
     declined = df.loc[(scored["decision"] == "decline").to_numpy()]
     codes = reason_codes(
-        declined, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model)
-    )
+        declined, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model),
+        spec=getattr(risk_model, "dataset_spec", None),
+    )  # fmt: skip
     reason_columns = [c for c in codes.wide.columns if c.startswith("reason_")]
     wide = codes.wide[["application_id", *reason_columns]].rename(columns={"application_id": ID_COLUMN})
     wide[ID_COLUMN] = wide[ID_COLUMN].astype(str)
