@@ -12,7 +12,6 @@ import dagster as dg
 from pydantic import BaseModel, Field, create_model
 
 from data_contracts.spec import DEFAULT_DATASET
-from risk_app import paths
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import list_methods
@@ -93,21 +92,4 @@ class DatasetConfig(dg.Config):
     dataset: str = Field(
         default=DEFAULT_DATASET,
         description="The data set's spec: a built-in name (`risk-app datasets list`) or a spec file path.",
-    )
-
-
-class ScoringInputConfig(dg.Config):
-    input_path: str = Field(
-        default=str(paths.DEFAULT_DATASET), description="CSV or Parquet file of applications to score."
-    )
-
-
-class ScoringConfig(dg.Config):
-    output_path: str = Field(
-        default=str(paths.home() / "outputs" / "scores.parquet"),
-        description="Where to write the scores (.parquet or .csv).",
-    )
-    model: str = Field(default="champion", description="Model alias, version number or local folder.")
-    reason_codes: int = Field(
-        default=4, description="Principal reasons listed for each declined application (0 = none)."
     )

@@ -100,7 +100,9 @@ def _from_book(config: IngestConfig, spec: DatasetSpec) -> dg.Output[pd.DataFram
     },
 )
 @user_errors
-def validated_applications(raw_applications: pd.DataFrame, dataset_spec: DatasetSpec):  # noqa: ANN201
+def validated_applications(
+    raw_applications: pd.DataFrame, dataset_spec: DatasetSpec
+) -> tuple[dg.Output[pd.DataFrame], dg.Output[pd.DataFrame]]:
     """Validate lazily (every failure in one pass) and quarantine failing rows with reasons."""
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else "<empty>"
     result = validate_applications(
@@ -108,8 +110,9 @@ def validated_applications(raw_applications: pd.DataFrame, dataset_spec: Dataset
     )
     summary = result.summary()
     counts = validation_counts(result)
-    yield dg.Output(result.valid, output_name="valid_applications", metadata=counts)
-    yield dg.Output(
+    # Returned, not yielded: `user_errors` turns errors into one-line failures only when the body
+    # runs inside it (a generator's body runs after the wrapper has returned).
+    return dg.Output(result.valid, output_name="valid_applications", metadata=counts), dg.Output(
         result.quarantine,
         output_name="quarantined_applications",
         metadata={
