@@ -10,20 +10,19 @@ is turned into a simulated lender:
   outcome file (`outcomes_<YYYY-MM>.csv`, observed at the end of the release month), with one
   made-up unknown id per file so quarantine is exercised.
 
-`score_month` scores one month's file with the champion through the production pieces (the
-model's own spec, `validate_applications`, `score_applications`, `record_scored_batch`), so the
-book fills exactly as a lender's would. The Dagster side of the loop (outcome sensor, labeled
-book, backtests, weekly retraining on the book) is driven by `tests/pipelines/test_outcome_loop.py`.
+The loop itself runs in Dagster, driven by `tests/pipelines/test_outcome_loop.py`: each
+month's file lands in `landing/` and the landing sensor has the champion score it (so the
+book fills exactly as a lender's would), outcome files land in `landing_outcomes/`, and the
+outcome sensor, the labeled book, the backtests and the weekly retraining do the rest.
 
     sim = build_simulation(tmp_dir, base="german_credit", months=12, per_month=40)
-    report = score_month(sim, "2025-01", model_name=sim.spec.name)
-    path = release_outcomes(sim, "2025-01", release="2025-04")
+    path = release_outcomes(sim, "2025-01", outcomes_landing_dir())   # once 2025-01 is scored
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +31,7 @@ import pandas as pd
 from data_contracts.outcome import OBSERVATION_DATE
 from data_contracts.spec import DatasetSpec, load_spec
 from data_contracts.spec_model import ColumnSpec
-from risk_app.data.load import load_applications
-from risk_app.data.validate import validate_applications
 from risk_app.outcomes.book import labeled_book
-from risk_app.scoring.batch import score_applications
-from risk_app.storage.scores import BatchRecord, ScoredBatch, file_batch_id, record_scored_batch
 
 SIMULATION_LABEL = "SIMULATION (tests and demo only; not real lending data)"
 DATE_COLUMN = "application_date"
@@ -54,7 +49,6 @@ class Simulation:
     months: list[str]
     truth: pd.DataFrame  # id, month, label (the data set's own), application date
     lag_months: int
-    scored: dict[str, BatchRecord] = field(default_factory=dict)
 
     def applications_path(self, month: str) -> Path:
         return self.folder / f"applications_{month}.csv"
@@ -160,31 +154,6 @@ def build_simulation(
     )  # fmt: skip
 
 
-def score_month(sim: Simulation, month: str, risk_model: object) -> BatchRecord:
-    """Score one month's applications with `risk_model` and append them to the scoring ledger."""
-    path = sim.applications_path(month)
-    validation = validate_applications(
-        load_applications(path, spec=sim.spec), source=str(path), require_target=False, spec=sim.spec
-    )
-    scores = score_applications(validation.valid, risk_model)  # type: ignore[arg-type]
-    record = record_scored_batch(
-        ScoredBatch(
-            batch_id=file_batch_id(path),
-            model_version=str(risk_model.version),  # type: ignore[attr-defined]
-            dataset=sim.spec.name,
-            source_file=str(path),
-            scores=scores,
-            applications=validation.valid,
-            quarantine=validation.quarantine,
-            partition_key=f"simulation-{month}",
-            origin="library",
-            n_in=validation.n_in,
-        )
-    )
-    sim.scored[month] = record
-    return record
-
-
 def release_outcomes(sim: Simulation, vintage: str, release_folder: str | os.PathLike[str]) -> Path:
     """The true labels of `vintage`'s approved loans as an outcome file, observed `lag_months`
     later, plus one unknown id (which the ingest must quarantine). Returns the file's path."""
@@ -219,6 +188,5 @@ __all__ = [
     "Simulation",
     "build_simulation",
     "release_outcomes",
-    "score_month",
     "simulation_spec",
 ]
