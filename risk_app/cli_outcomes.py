@@ -69,14 +69,16 @@ def add(
 @outcomes_app.command("book")
 def book(dataset: DatasetOption = "german_credit") -> None:
     """The labeled book per vintage: scored = with outcome + pending + declined."""
+    from data_contracts.spec import load_spec
     from risk_app.outcomes.book import book_counts, labeled_book, vintage_counts
 
     try:
-        frame = labeled_book(dataset)
+        spec = load_spec(dataset)
+        frame = labeled_book(spec)
     except RiskAppError as exc:
         raise _fail(exc) from None
     counts = book_counts(frame)
-    _print_frame(f"labeled book of {dataset}", vintage_counts(frame), max_rows=120)
+    _print_frame(f"labeled book of {spec.name}", vintage_counts(frame), max_rows=120)
     _console.print(
         f"scored {counts['scored']} = with outcome {counts['with_outcome']} + pending "
         f"{counts['pending']} + declined {counts['declined']} (declined: no loan, no outcome; "
