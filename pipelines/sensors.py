@@ -6,6 +6,10 @@ across two sensor ticks. Then the sensor hashes it, adds a dynamic partition
 `<name>-<12 hex of sha256>` and requests one run for it, passing the hash it saw so the run
 fails rather than score different bytes. The cursor remembers, per file name, the size,
 mtime and hash it scored; a file rewritten with new content is a new batch.
+
+`outcome_landing_sensor` does the same for outcome files in `landing_outcomes/` (one
+`outcomes` partition and run per file content) and, on the next tick, rebuilds the labeled
+book and backtests each vintage whose outcomes changed (see docs/monitoring.md).
 """
 
 from __future__ import annotations
