@@ -70,7 +70,9 @@ def _champion_on_test(
         order = pd.Index(frames["test"]["application_id"].astype(str)).get_indexer(test_ids)
         test = frames["test"].iloc[order].reset_index(drop=True)
         p = np.asarray(champion.predict_proba(test), dtype=float)
-    except RiskAppError:
+    except (RiskAppError, KeyError, ValueError):
+        # A champion that cannot score these rows (e.g. an older spec version lacking a column)
+        # leaves the comparison to the promotion rule; it must not fail the evaluation.
         return None
     return score_predictions(test["default"].to_numpy(np.int64), p, champion.threshold), p
 
