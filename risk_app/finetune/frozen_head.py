@@ -184,3 +184,54 @@ def select_head(
     if not candidates:
         raise ValueError("select_head needs at least one feature set and one head kind")
     return max(candidates, key=lambda head: head.val_auc)
+
+
+def train_score_head(
+    score: torch.nn.Module,
+    train_features: np.ndarray,
+    y_train: np.ndarray,
+    val_features: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    learning_rate: float,
+    epochs: int,
+    weight_decay: float = 0.01,
+    batch_size: int = 16,
+    class_weighting: bool = True,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """Train a model's own `score` layer in place on cached last-token features; keep the best epoch.
+
+    This is what `freeze` with no decoder layer trained computes, without running the decoder
+    each epoch: `score(features["last"])` equals the classifier's logits (see
+    tests/finetune/test_features.py). The model stays an ordinary sequence classifier, so
+    prediction and saving work unchanged. Returns one {epoch, loss, val_auc} row per epoch; the
+    weights of the epoch with the best validation AUC are restored.
+    """
+    torch.manual_seed(seed)
+    param = next(score.parameters())
+    x_train = torch.tensor(train_features, dtype=param.dtype, device=param.device)
+    x_val = torch.tensor(val_features, dtype=param.dtype, device=param.device)
+    y_t = torch.tensor(y_train, dtype=torch.long, device=param.device)
+    counts = torch.bincount(y_t, minlength=2).float().clamp(min=1)
+    weight = (counts.sum() / (2 * counts)).to(param.dtype) if class_weighting else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    optimizer = torch.optim.AdamW(score.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    history: list[dict[str, float]] = []
+    best_auc, best_state = -1.0, {k: v.detach().clone() for k, v in score.state_dict().items()}
+    for epoch in range(1, epochs + 1):
+        total = 0.0
+        for idx in torch.randperm(len(x_train), device=param.device).split(batch_size):
+            optimizer.zero_grad()
+            loss = loss_fn(score(x_train[idx]), y_t[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        with torch.no_grad():
+            logits = score(x_val).float()
+        auc = _fast_auc(np.asarray(y_val), (logits[:, 1] - logits[:, 0]).cpu().numpy())
+        history.append({"epoch": epoch, "loss": total / len(x_train), "val_auc": auc})
+        if auc > best_auc:
+            best_auc, best_state = auc, {k: v.detach().clone() for k, v in score.state_dict().items()}
+    score.load_state_dict(best_state)
+    return history

@@ -72,9 +72,9 @@ def test_heads_learn_a_signal_and_choose_on_validation() -> None:
     x_val, y_val = _separable(100, 1)
     logistic = fit_logistic_head(x_train, y_train, x_val, y_val)
     linear = fit_linear_head(
-        x_train, y_train, x_val, y_val, seed=0, lrs=(1e-3, 1e-2), weight_decays=(0.0,), max_epochs=8
+        x_train, y_train, x_val, y_val, seed=0, lrs=(1e-2, 1e-1), weight_decays=(0.0,), max_epochs=60
     )
-    assert len(linear.tried) == 2 and 1 <= linear.params["epochs"] <= 8
+    assert len(linear.tried) == 2 and linear.params["epochs"] in range(5, 61, 5)
     for head in (logistic, linear):
         assert head.val_auc > 0.8
         assert head.val_auc == pytest.approx(max(t["val_auc"] for t in head.tried), abs=1e-4)
@@ -86,7 +86,7 @@ def test_heads_learn_a_signal_and_choose_on_validation() -> None:
 
 
 def test_select_head_needs_candidates() -> None:
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="at least one feature set"):
         select_head({}, np.array([0, 1]), np.array([0, 1]))
 
 
@@ -102,3 +102,23 @@ def test_middle_layer_features_skip_the_layers_above(tiny_qwen2: Path) -> None:
     reference = extract_features(full, tokenizer, TEXTS, [1])
     for key in fast:
         np.testing.assert_allclose(fast[key], reference[key], atol=1e-5)
+
+
+def test_train_score_head_on_cached_features_gives_a_working_classifier(tiny_qwen2: Path) -> None:
+    from risk_app.finetune.frozen_head import train_score_head
+    from risk_app.finetune.predict import predict_proba
+
+    torch.manual_seed(0)
+    model, tokenizer = load_classifier("tiny-qwen2")
+    _, y = _separable(60, 3)  # texts whose label is readable from a number in them
+    texts = [f"Duration: {6 if label else 48} months. Note {i}." for i, label in enumerate(y)]
+    features = cached_features("tiny-qwen2", texts, settings=FeatureSettings())["last"]
+    history = train_score_head(
+        model.score, features[:40], y[:40], features[40:], y[40:], learning_rate=0.05, epochs=15
+    )
+    assert len(history) == 15 and history[-1]["loss"] < history[0]["loss"]
+    best = max(h["val_auc"] for h in history)
+    p = predict_proba(model, tokenizer, texts[40:])  # the ordinary path: decoder + restored head
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y[40:], p) == pytest.approx(best, abs=1e-6) and best > 0.9
