@@ -6,10 +6,7 @@ import pandas as pd
 from data_contracts.spec import DatasetSpec
 from pipelines.metadata import table
 from pipelines.resources import RiskAppSettings
-from risk_app import scoring
 from risk_app.data.validate import validate_applications
-from risk_app.errors import RiskAppError
-from risk_app.evaluate.drift import classify, feature_psi, score_psi
 from risk_app.run.record import RunRecord
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
@@ -93,59 +90,11 @@ def promotion_rule(registered_model: RunRecord) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset="scored_applications",
-    additional_ins={
-        "scoring_applications": dg.AssetIn(),
-        "valid_applications": dg.AssetIn(),
-        "dataset_spec": dg.AssetIn(),
-    },
-    description="Population stability (PSI) of every feature and of the score vs. the training data.",
-)
-def scoring_drift(
-    scored_applications: pd.DataFrame,
-    scoring_applications: pd.DataFrame,
-    valid_applications: pd.DataFrame,
-    dataset_spec: DatasetSpec,
-    settings: RiskAppSettings,
-) -> dg.AssetCheckResult:
-    thresholds = settings.drift_thresholds()
-    features = list(dataset_spec.numeric_columns + dataset_spec.categorical_columns)
-    psi = feature_psi(valid_applications, scoring_applications, features, thresholds=thresholds)
-    try:
-        version = str(scored_applications["model_version"].iloc[0])
-        reference = scoring.reference_scores(version, settings.registered_name(dataset_spec.name))
-    except (RiskAppError, IndexError):
-        # A model scored from a local folder has no registry entry; features are still checked.
-        reference = []
-    if reference and len(scored_applications):
-        value = score_psi(reference, scored_applications["probability_of_default"].to_numpy())
-        score_row = {
-            "column": "probability_of_default",
-            "kind": "score",
-            "psi": value,
-            "status": classify(value, thresholds),
-        }
-        psi = pd.concat([psi, pd.DataFrame([score_row])], ignore_index=True)
-    worst = float(psi["psi"].max()) if len(psi) else 0.0
-    status = classify(worst, thresholds)
-    return dg.AssetCheckResult(
-        passed=status != "fail",
-        severity=ERROR if status == "fail" else WARN,
-        metadata={
-            "max_feature_psi": worst,
-            "status": status,
-            "psi": table(psi.sort_values("psi", ascending=False), 25),
-        },
-    )
-
-
 ALL_CHECKS = [
     contract_passes,
     quarantine_rate_below_threshold,
     fairness_four_fifths,
     promotion_rule,
-    scoring_drift,
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +18,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Show a RiskAppError as one clear failure message instead of a raw traceback."""
+    """Show a RiskAppError as one clear failure message instead of a raw traceback.
+
+    Works for functions and generators alike (a generator's body runs only as it is consumed,
+    after a plain wrapper would have returned)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except RiskAppError as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+        return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

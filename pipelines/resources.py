@@ -8,7 +8,7 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
 
 from risk_app import paths
-from risk_app.evaluate.drift import DriftThresholds
+from risk_app.evaluate.batch_drift import BatchDriftThresholds
 from risk_app.registry.promotion import GuardRule, PromotionRule
 
 
@@ -60,6 +60,9 @@ class RiskAppSettings(dg.ConfigurableResource):
     )
     drift_warn_psi: float = Field(default=0.1, description="PSI above this warns.")
     drift_fail_psi: float = Field(default=0.25, description="PSI above this fails.")
+    drift_min_rows: int = Field(
+        default=200, description="A scoring batch with fewer rows is too small to judge drift (warns)."
+    )
 
     def registered_name(self, dataset: str) -> str:
         """The registered model a run of `dataset` joins: champions compete within one data set."""
@@ -72,8 +75,10 @@ class RiskAppSettings(dg.ConfigurableResource):
             guards=[GuardRule(metric="brier", max_worsening=self.brier_max_worsening)],
         )
 
-    def drift_thresholds(self) -> DriftThresholds:
-        return DriftThresholds(warn=self.drift_warn_psi, fail=self.drift_fail_psi)
+    def drift_thresholds(self) -> BatchDriftThresholds:
+        return BatchDriftThresholds(
+            warn=self.drift_warn_psi, fail=self.drift_fail_psi, min_rows=self.drift_min_rows
+        )
 
 
 def build_resources() -> dict[str, object]:

@@ -8,7 +8,9 @@ through the pickling IO manager, per partition, so two runs at once cannot mix b
 """
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -21,6 +23,7 @@ from risk_app import paths, scoring
 from risk_app.data.load import load_applications
 from risk_app.data.validate import validate_applications
 from risk_app.errors import ConfigError, RiskAppError
+from risk_app.evaluate.batch_drift import batch_drift
 from risk_app.scoring.output import batch_output_path, write_output
 from risk_app.storage.scores import BATCH_COLUMNS, ScoredBatch, file_batch_id, record_scored_batch
 
@@ -143,6 +146,17 @@ def _batch_of(applications: pd.DataFrame, quarantine: pd.DataFrame) -> tuple[str
     deps=["champion_model"],
     partitions_def=landing_files,
     io_manager_key="fs_io_manager",
+    # The drift check runs inside the asset, on this partition's batch alone: a separate check
+    # on a partitioned asset would load every batch ever scored.
+    check_specs=[
+        dg.AssetCheckSpec(
+            "scoring_drift",
+            asset="scored_applications",
+            blocking=True,
+            description="PSI of every input and of the score against training, judged against the "
+            "noise of the batch's size; too few rows is a warning, never a verdict.",
+        )
+    ],
 )
 @user_errors
 def scored_applications(
@@ -151,8 +165,9 @@ def scored_applications(
     scoring_applications: pd.DataFrame,
     scoring_quarantine: pd.DataFrame,
     dataset_spec: DatasetSpec,
+    valid_applications: pd.DataFrame,
     settings: RiskAppSettings,
-) -> dg.Output[pd.DataFrame]:
+) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
     batch_id, dataset, source = _batch_of(scoring_applications, scoring_quarantine)
     model_name = settings.registered_name(dataset_spec.name)
@@ -182,7 +197,7 @@ def scored_applications(
     # The batch-named default belongs to this batch alone, so a re-run replaces it.
     write_output(scored, output, overwrite=config.overwrite or not config.output_path)
     grades = scored["risk_grade"].value_counts().sort_index()
-    return dg.Output(
+    yield dg.Output(
         scored,
         metadata={
             "batch_id": batch_id,
@@ -198,5 +213,33 @@ def scored_applications(
             ),
             "grades": table(grades.rename_axis("risk_grade").reset_index(name="applications")),
             "sample": table(scored),
+        },
+    )
+    yield drift_check(valid_applications, applications, scored, risk_model, dataset_spec, settings)
+
+
+def drift_check(
+    train: pd.DataFrame,
+    applications: pd.DataFrame,
+    scored: pd.DataFrame,
+    risk_model: Any,
+    spec: DatasetSpec,
+    settings: RiskAppSettings,
+) -> dg.AssetCheckResult:
+    """The batch's drift as a check result: one sentence, the PSI table, warn or fail."""
+    reference = list(risk_model.metadata.get("extra", {}).get("reference_scores") or [])
+    report = batch_drift(
+        train, applications, spec, reference, scored["probability_of_default"].to_numpy(),
+        settings.drift_thresholds(),
+    )  # fmt: skip
+    return dg.AssetCheckResult(
+        check_name="scoring_drift",
+        passed=report.status in ("ok", "warn", "too_few_rows") and report.status != "fail",
+        severity=dg.AssetCheckSeverity.ERROR if report.status == "fail" else dg.AssetCheckSeverity.WARN,
+        description=report.sentence,
+        metadata={
+            "status": report.status,
+            "rows": report.rows,
+            "psi": table(report.table.round(4), 25),
         },
     )

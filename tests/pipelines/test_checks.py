@@ -8,8 +8,9 @@ import pytest
 
 from data_contracts.spec import load_spec
 from pipelines.assets import dataset_spec, raw_applications, training_examples, validated_applications
-from pipelines.checks import contract_passes, promotion_rule, quarantine_rate_below_threshold, scoring_drift
+from pipelines.checks import contract_passes, promotion_rule, quarantine_rate_below_threshold
 from pipelines.resources import RiskAppSettings, build_resources
+from risk_app import workflow
 
 
 def _file_with_bad_rows(home: Path, n_bad: int) -> Path:
@@ -67,19 +68,25 @@ def test_promotion_check_passes_only_a_winning_challenger() -> None:
     assert "0.70" in verdict.description
 
 
-def test_drift_check_fails_on_a_shifted_batch_and_passes_on_the_same_population() -> None:
-    train = pd.read_csv(load_spec("german_credit").data_path)
-    scored = pd.DataFrame({"model_version": ["local"], "probability_of_default": [0.3]})
-    settings, spec = RiskAppSettings(), load_spec("german_credit")
-    same = scoring_drift(scored, train.sample(500, random_state=0), train, spec, settings)
-    assert same.passed
-    shifted = train.sample(500, random_state=0).copy()
+def test_drift_check_speaks_plainly_and_fails_only_on_real_drift() -> None:
+    from types import SimpleNamespace
+
+    from pipelines.assets.scoring import drift_check
+
+    spec = load_spec("german_credit")
+    train = workflow.ingest_and_validate(spec.data_path, spec=spec).valid
+    model = SimpleNamespace(metadata={"extra": {"reference_scores": []}})
+    scored = pd.DataFrame({"probability_of_default": [0.3] * 300})
+    settings = RiskAppSettings(drift_min_rows=100)
+    same = drift_check(train, train.sample(300, random_state=0), scored, model, spec, settings)
+    assert same.passed and same.description.startswith("No drift beyond chance")
+    shifted = train.sample(300, random_state=0).copy()
     shifted["credit_amount"] = shifted["credit_amount"] * 4
-    verdict = scoring_drift(scored, shifted, train, spec, settings)
-    assert not verdict.passed and verdict.metadata["status"].value == "fail"
-    strict = scoring_drift(scored, train.sample(500, random_state=0), train, spec,
-                           RiskAppSettings(drift_warn_psi=0.001, drift_fail_psi=0.002))  # fmt: skip
-    assert not strict.passed
+    verdict = drift_check(train, shifted, scored, model, spec, settings)
+    assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
+    assert "credit_amount" in verdict.description
+    few = drift_check(train, train.head(60), scored.head(60), model, spec, RiskAppSettings())
+    assert few.passed and few.severity == dg.AssetCheckSeverity.WARN and "Too few rows" in few.description
 
 
 def test_unusable_file_fails_the_run_with_one_clear_message(risk_app_home: Path) -> None:
