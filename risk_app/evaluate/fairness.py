@@ -6,6 +6,19 @@ the adverse impact ratio (AIR = group approval rate / most-favoured group's appr
 the decline-rate difference against a reference value. A group with AIR < 0.8 is flagged: that
 is the four-fifths rule regulators use as a first screen for disparate impact.
 
+Each AIR comes with a 95 % interval by the Katz log method for a ratio of two independent
+proportions: log(AIR) +- 1.96 * sqrt((1 - p_g)/a_g + (1 - p_f)/a_f), with p the approval rates and
+a the approval counts of the group and of the most-favoured group (0.5 added to every cell of the
+2x2 table when a count is 0, so an all-declined group still gets an interval). Why Katz rather
+than a bootstrap: it is closed-form and deterministic (no seed, no resampling in a pipeline step),
+it is the standard interval for a risk ratio, and for the group sizes here (tens to hundreds) its
+coverage is close to 95 %. It treats the most-favoured group as fixed, so with several small
+groups the picked "best" one is optimistic: one more reason for the small-group notes. The flag
+rule is unchanged (AIR < 0.8); the interval only says how sure the flag is ("below four-fifths
+with confidence" when the whole interval is below 0.8). A grouping whose most-favoured (or
+chosen reference) value has fewer than `min_group_size` applicants gets a note too: every ratio
+in it divides by that small group's rate.
+
     from risk_app.evaluate.fairness import fairness_report
     report = fairness_report(test_df, p_test, threshold=0.4)
     print(report.table)
@@ -30,6 +43,22 @@ from data_contracts.spec import DatasetSpec, ProtectedSpec, load_spec
 from risk_app.errors import RiskAppError
 
 FOUR_FIFTHS = 0.8
+Z_95 = 1.959963984540054
+INTERVAL_METHOD = "95% Katz log interval of the ratio of two approval rates"
+
+
+def air_interval(approvals: int, n: int, ref_approvals: int, ref_n: int, z: float = Z_95) -> tuple[float, float]:
+    """Katz log interval of (approvals/n) / (ref_approvals/ref_n); (nan, nan) when undefined."""
+    if n <= 0 or ref_n <= 0:
+        return float("nan"), float("nan")
+    a, b, c, d = float(approvals), float(n - approvals), float(ref_approvals), float(ref_n - ref_approvals)
+    if min(a, b, c, d) == 0:
+        # Haldane's correction: an all-approved or all-declined cell would make log(0) or a zero variance.
+        a, b, c, d = a + 0.5, b + 0.5, c + 0.5, d + 0.5
+    p, q = a / (a + b), c / (c + d)
+    centre = np.log(p / q)
+    half = z * np.sqrt((1 - p) / a + (1 - q) / c)
+    return float(np.exp(centre - half)), float(np.exp(centre + half))
 
 
 @dataclass(frozen=True)
@@ -42,6 +71,8 @@ class FairnessReport:
     threshold: float
     air_limit: float = FOUR_FIFTHS
     references: dict[str, str] = field(default_factory=dict)
+    # Small most-favoured / reference groups: every ratio of their grouping is unreliable.
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, also what `model_card.render_model_card(fairness=...)` reads."""
@@ -52,6 +83,8 @@ class FairnessReport:
             "references": dict(self.references),
             "rows": rows,
             "flags": list(self.flags),
+            "notes": list(self.notes),
+            "interval_method": INTERVAL_METHOD,
             "summary": self.summary,
         }
 
@@ -184,22 +217,7 @@ def fairness_report(
     references: dict[str, str] = {}
     favoured: dict[str, tuple[str, float]] = {}
     for group in groups:
-        values = group_values(df, group, spec).to_numpy()
-        stats = (
-            pd.DataFrame({"value": values, "approved": approved})
-            .groupby("value", sort=True)
-            .agg(n=("approved", "size"), approvals=("approved", "sum"))
-            .reset_index()
-        )
-        order = _group_order(group, spec)
-        if order is not None:
-            stats = stats.sort_values("value", key=lambda v: v.map(order)).reset_index(drop=True)
-        stats.insert(0, "group", group)
-        stats["approval_rate"] = stats["approvals"] / stats["n"]
-        stats["decline_rate"] = 1.0 - stats["approval_rate"]
-        best = stats["approval_rate"].max()
-        # All declined: nobody is favoured, and AIR has no meaning.
-        stats["adverse_impact_ratio"] = stats["approval_rate"] / best if best > 0 else np.nan
+        stats = _grouping_table(df, approved, group, spec, air_limit)
         top = stats.loc[stats["approval_rate"].idxmax()]
         favoured[group] = (str(top["value"]), float(top["approval_rate"]))
         ref = reference.get(group, favoured[group][0])
@@ -211,21 +229,23 @@ def fairness_report(
         ref_decline = float(stats.loc[stats["value"] == ref, "decline_rate"].iloc[0])
         stats["decline_rate_diff_vs_reference"] = stats["decline_rate"] - ref_decline
         stats["is_reference"] = stats["value"] == ref
-        stats["flagged"] = stats["adverse_impact_ratio"] < air_limit
         frames.append(stats)
     table = pd.concat(frames, ignore_index=True)
     table["n"] = table["n"].astype(int)
     table["approvals"] = table["approvals"].astype(int)
     table["flagged"] = table["flagged"].astype(bool)
+    notes = _small_reference_notes(table, favoured, references, min_group_size)
+    table["note"] = [
+        _row_note(row, air_limit, min_group_size, notes) for row in table.itertuples(index=False)
+    ]
 
     flags = []
     for row in table[table["flagged"]].itertuples(index=False):
-        note = f"; small group (n < {min_group_size}), rate is noisy" if row.n < min_group_size else ""
         best_value, best_rate = favoured[row.group]
         flags.append(
             f"{row.group}={row.value}: adverse impact ratio {row.adverse_impact_ratio:.3f} < {air_limit:.2f} "
             f"(approval {row.approval_rate:.1%} vs {best_rate:.1%} for most favoured {best_value}, "
-            f"n={row.n}{note})"
+            f"n={row.n}): {row.note}"
         )
     summary = {
         "threshold": float(threshold),
@@ -247,8 +267,82 @@ def fairness_report(
             for group in groups
         },
         "n_flags": len(flags),
+        "n_confident_flags": int((table["flagged"] & (table["air_ci_high"] < air_limit)).sum()),
     }
-    return FairnessReport(table, summary, flags, float(threshold), air_limit, references)
+    return FairnessReport(table, summary, flags, float(threshold), air_limit, references, list(notes.values()))
+
+
+def _grouping_table(
+    df: pd.DataFrame, approved: np.ndarray, group: str, spec: DatasetSpec, air_limit: float
+) -> pd.DataFrame:
+    """One grouping's rows: n, approvals, rates, AIR against the most favoured, its interval, flag."""
+    values = group_values(df, group, spec).to_numpy()
+    stats = (
+        pd.DataFrame({"value": values, "approved": approved})
+        .groupby("value", sort=True)
+        .agg(n=("approved", "size"), approvals=("approved", "sum"))
+        .reset_index()
+    )
+    order = _group_order(group, spec)
+    if order is not None:
+        stats = stats.sort_values("value", key=lambda v: v.map(order)).reset_index(drop=True)
+    stats.insert(0, "group", group)
+    stats["approval_rate"] = stats["approvals"] / stats["n"]
+    stats["decline_rate"] = 1.0 - stats["approval_rate"]
+    best = stats["approval_rate"].max()
+    # All declined: nobody is favoured, and AIR has no meaning.
+    stats["adverse_impact_ratio"] = stats["approval_rate"] / best if best > 0 else np.nan
+    top = stats.loc[stats["approval_rate"].idxmax()]
+    intervals = [
+        air_interval(int(a), int(n), int(top["approvals"]), int(top["n"]))
+        if best > 0 and v != top["value"]
+        else (np.nan, np.nan)  # the most favoured is the denominator: its AIR is 1 by definition
+        for v, a, n in zip(stats["value"], stats["approvals"], stats["n"], strict=True)
+    ]
+    stats["air_ci_low"] = [lo for lo, _ in intervals]
+    stats["air_ci_high"] = [hi for _, hi in intervals]
+    stats["flagged"] = stats["adverse_impact_ratio"] < air_limit
+    return stats
+
+
+def _small_reference_notes(
+    table: pd.DataFrame, favoured: Mapping[str, tuple[str, float]], references: Mapping[str, str], min_n: int
+) -> dict[tuple[str, str], str]:
+    """A note for each grouping whose most-favoured or reference value has fewer than `min_n` rows."""
+    notes: dict[tuple[str, str], str] = {}
+    for group, (best, _) in favoured.items():
+        for value, role in ((best, "most favoured"), (references[group], "reference")):
+            if (group, value) in notes:
+                continue
+            n = int(table.loc[(table["group"] == group) & (table["value"] == value), "n"].iloc[0])
+            if n < min_n:
+                notes[(group, value)] = (
+                    f"{group}={value}, the {role} group, has only {n} applicants (fewer than {min_n}), "
+                    f"so every {group} ratio measured against it is unreliable"
+                )
+    return notes
+
+
+def _row_note(row: Any, air_limit: float, min_n: int, notes: Mapping[tuple[str, str], str]) -> str:
+    """Plain words on how sure a row's result is; empty for an unflagged row with nothing to say."""
+    parts = []
+    if row.flagged:
+        interval = f"95% interval {row.air_ci_low:.2f} to {row.air_ci_high:.2f}"
+        if row.air_ci_high < air_limit:
+            parts.append(f"below four-fifths with confidence ({interval})")
+        else:
+            parts.append(
+                f"below four-fifths, but the interval reaches {air_limit:.1f} ({interval}): "
+                "too few applicants to be sure"
+            )
+        if row.n < min_n:
+            parts.append(f"small group (n < {min_n}), rate is noisy")
+    if (row.group, row.value) in notes:
+        parts.append(notes[(row.group, row.value)])
+    elif row.flagged:
+        # A flagged group's ratio divides by its grouping's small reference: say so here too.
+        parts.extend(note for (group, _), note in notes.items() if group == row.group)
+    return "; ".join(parts)
 
 
 def _nan_to_none(value: float) -> float | None:

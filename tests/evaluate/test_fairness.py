@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from data_contracts.spec import load_spec
 from risk_app.errors import RiskAppError
-from risk_app.evaluate.fairness import band_labels, fairness_report, group_values
+from risk_app.evaluate.fairness import air_interval, band_labels, fairness_report, group_values
 from risk_app.paths import DEFAULT_DATASET
 
 
@@ -155,3 +157,71 @@ def test_bad_reference_and_threshold() -> None:
         fairness_report(df, p, 2.0)
     with pytest.raises(RiskAppError, match="needs column 'nonexistent'"):
         fairness_report(df, p, 0.5, groups=("nonexistent",))
+
+
+def test_air_interval_covers_the_true_ratio_and_narrows_with_n() -> None:
+    rng = np.random.default_rng(11)
+    true_group, true_best, n = 0.6, 0.8, 200  # true AIR 0.75
+    covered = 0
+    for _ in range(400):
+        a, b = rng.binomial(n, true_group), rng.binomial(n, true_best)
+        lo, hi = air_interval(int(a), n, int(b), n)
+        covered += lo <= true_group / true_best <= hi
+    assert 0.91 <= covered / 400 <= 0.99
+    widths = [np.subtract(*air_interval(int(0.6 * m), m, int(0.8 * m), m)[::-1]) for m in (40, 400, 4000)]
+    assert widths[0] > widths[1] > widths[2] > 0
+    # An all-declined group still gets a finite interval, not log(0).
+    lo, hi = air_interval(0, 20, 16, 20)
+    assert 0 < lo < hi < 0.8
+
+
+def synthetic_groups(n_yes: int, n_no: int, rate_yes: float, rate_no: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Applicants in foreign_worker yes/no with exact approval rates (scores 0.1 approve, 0.9 decline)."""
+    frames, scores = [], []
+    for value, n, rate in (("yes", n_yes, rate_yes), ("no", n_no, rate_no)):
+        frames.append(pd.DataFrame({"foreign_worker": [value] * n}))
+        k = round(n * rate)
+        scores.append(np.r_[np.full(k, 0.1), np.full(n - k, 0.9)])
+    return pd.concat(frames, ignore_index=True), np.concatenate(scores)
+
+
+def test_a_clear_gap_is_below_four_fifths_with_confidence() -> None:
+    df, p = synthetic_groups(1000, 1000, 0.5, 0.9)
+    report = fairness_report(df, p, 0.5, groups=("foreign_worker",))
+    row = report.table.set_index("value").loc["yes"]
+    assert bool(row["flagged"]) and row["air_ci_high"] < 0.8 < 1.0
+    assert row["air_ci_low"] < row["adverse_impact_ratio"] < row["air_ci_high"]
+    assert report.flags == [
+        "foreign_worker=yes: adverse impact ratio 0.556 < 0.80 (approval 50.0% vs 90.0% for most favoured "
+        "no, n=1000): below four-fifths with confidence (95% interval 0.52 to 0.59)"
+    ]
+    assert report.notes == [] and report.summary["n_confident_flags"] == 1
+    # The most favoured is the denominator: no interval of its own.
+    assert pd.isna(report.table.set_index("value").loc["no", "air_ci_low"])
+
+
+def test_a_clear_pass_is_not_flagged() -> None:
+    df, p = synthetic_groups(1000, 1000, 0.85, 0.9)
+    report = fairness_report(df, p, 0.5, groups=("foreign_worker",))
+    assert report.flags == [] and not report.table["flagged"].any() and report.notes == []
+
+
+def test_a_small_reference_group_is_noted_even_when_nothing_is_flagged() -> None:
+    # foreign_worker = no with n = 4, all approved: every ratio divides by a rate from 4 people.
+    df, p = synthetic_groups(300, 4, 0.85, 1.0)
+    report = fairness_report(df, p, 0.5, groups=("foreign_worker",), min_group_size=30)
+    assert report.flags == []
+    assert report.notes == [
+        "foreign_worker=no, the most favoured group, has only 4 applicants (fewer than 30), "
+        "so every foreign_worker ratio measured against it is unreliable"
+    ]
+    assert report.table.set_index("value").loc["no", "note"] == report.notes[0]
+    # Flagged against that tiny reference: the flag is kept, unsure, and says why.
+    df, p = synthetic_groups(300, 4, 0.7, 1.0)
+    flagged = fairness_report(df, p, 0.5, groups=("foreign_worker",))
+    (flag,) = flagged.flags
+    assert "the interval reaches 0.8" in flag and "too few applicants to be sure" in flag
+    assert "has only 4 applicants" in flag
+    payload = flagged.to_dict()
+    json.dumps(payload)
+    assert payload["notes"] == flagged.notes and {"air_ci_low", "air_ci_high", "note"} <= set(payload["rows"][0])
