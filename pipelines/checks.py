@@ -57,7 +57,7 @@ def quarantine_rate_below_threshold(
 
 @dg.asset_check(
     asset="model_evaluation",
-    description="No protected group below the four-fifths rule at the decision threshold.",
+    description="No protected group's approval rate below four-fifths of the most favoured group's.",
 )
 def fairness_four_fifths(model_evaluation: RunRecord) -> dg.AssetCheckResult:
     fairness = model_evaluation.need("evaluation").fairness
@@ -66,9 +66,28 @@ def fairness_four_fifths(model_evaluation: RunRecord) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=not flags,
         severity=WARN,
-        description="; ".join(flags) if flags else "every group's adverse impact ratio is at least 0.8",
-        metadata={"flags": dg.MetadataValue.json(fairness.get("flags", [])), "groups": table(rows, 30)},
+        description=_fairness_sentence(fairness),
+        metadata={
+            "flags": dg.MetadataValue.json(flags),
+            "small_groups": dg.MetadataValue.json(fairness.get("notes", [])),
+            "groups": table(rows, 30),
+        },
     )
+
+
+def _fairness_sentence(fairness: dict) -> str:
+    """One plain sentence: which groups fall below four-fifths and how sure, or that none does."""
+    limit = float(fairness.get("air_limit", 0.8))
+    notes = fairness.get("notes", [])
+    small = f" (but {len(notes)} grouping(s) are measured against a small group)" if notes else ""
+    parts = []
+    for r in (r for r in fairness.get("rows", []) if r.get("flagged")):
+        high = r.get("air_ci_high")
+        sure = "with confidence" if high is not None and high < limit else "not sure, too few applicants"
+        parts.append(f"{r['group']}={r['value']} at {r['adverse_impact_ratio']:.2f} ({sure})")
+    if not parts:
+        return f"Every group's adverse impact ratio is at least {limit:.1f}{small}."
+    return f"{len(parts)} group(s) below four-fifths: {', '.join(parts)}{small}."
 
 
 @dg.asset_check(

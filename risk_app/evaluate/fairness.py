@@ -44,10 +44,12 @@ from risk_app.errors import RiskAppError
 
 FOUR_FIFTHS = 0.8
 Z_95 = 1.959963984540054
-INTERVAL_METHOD = "95% Katz log interval of the ratio of two approval rates"
+INTERVAL_METHOD = "AIR intervals are 95% Katz log intervals for a ratio of two approval rates"
 
 
-def air_interval(approvals: int, n: int, ref_approvals: int, ref_n: int, z: float = Z_95) -> tuple[float, float]:
+def air_interval(
+    approvals: int, n: int, ref_approvals: int, ref_n: int, z: float = Z_95
+) -> tuple[float, float]:
     """Katz log interval of (approvals/n) / (ref_approvals/ref_n); (nan, nan) when undefined."""
     if n <= 0 or ref_n <= 0:
         return float("nan"), float("nan")
@@ -269,7 +271,9 @@ def fairness_report(
         "n_flags": len(flags),
         "n_confident_flags": int((table["flagged"] & (table["air_ci_high"] < air_limit)).sum()),
     }
-    return FairnessReport(table, summary, flags, float(threshold), air_limit, references, list(notes.values()))
+    return FairnessReport(
+        table, summary, flags, float(threshold), air_limit, references, list(notes.values())
+    )
 
 
 def _grouping_table(

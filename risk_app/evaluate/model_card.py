@@ -169,21 +169,28 @@ def _fairness_section(fairness: dict[str, Any]) -> list[str]:
     limit = float(fairness.get("air_limit", 0.8))
     lines += [
         f"Approval = P(default) < threshold. Adverse impact ratio (AIR) = a group's approval rate / "
-        f"the most-favoured group's; AIR < {limit:.2f} fails the four-fifths rule.",
+        f"the most-favoured group's; AIR < {limit:.2f} fails the four-fifths rule. "
+        f"{fairness.get('interval_method', 'No interval was computed for this record')}.",
         "",
-        "| group | value | n | approval rate | AIR | decline-rate diff vs reference | flagged |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| group | value | n | approval rate | AIR | AIR 95% interval | decline-rate diff vs reference "
+        "| flagged |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in fairness.get("rows", []):
-        air = row.get("adverse_impact_ratio")
+        air, low, high = row.get("adverse_impact_ratio"), row.get("air_ci_low"), row.get("air_ci_high")
+        # Older records have no interval; the most favoured group has none (it is the denominator).
+        interval = "n/a" if low is None or high is None else f"{low:.2f} to {high:.2f}"
         lines.append(
             f"| {row['group']} | {row['value']} | {row['n']} | {row['approval_rate']:.1%} | "
-            f"{'n/a' if air is None else f'{air:.3f}'} | {row['decline_rate_diff_vs_reference']:+.1%} | "
-            f"{'**yes**' if row.get('flagged') else 'no'} |"
+            f"{'n/a' if air is None else f'{air:.3f}'} | {interval} | "
+            f"{row['decline_rate_diff_vs_reference']:+.1%} | {'**yes**' if row.get('flagged') else 'no'} |"
         )
-    flags = list(fairness.get("flags", []))
+    flags, notes = list(fairness.get("flags", [])), list(fairness.get("notes", []))
     lines += ["", "**Flags:**" if flags else "**Flags:** none: every group passes the four-fifths rule."]
-    return lines + [f"- {flag}" for flag in flags]
+    lines += [f"- {flag}" for flag in flags]
+    if notes:
+        lines += ["", "**Small groups:**", *[f"- {note}" for note in notes]]
+    return lines
 
 
 def limitations(record: RunRecord) -> list[str]:

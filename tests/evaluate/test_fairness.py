@@ -175,7 +175,9 @@ def test_air_interval_covers_the_true_ratio_and_narrows_with_n() -> None:
     assert 0 < lo < hi < 0.8
 
 
-def synthetic_groups(n_yes: int, n_no: int, rate_yes: float, rate_no: float) -> tuple[pd.DataFrame, np.ndarray]:
+def synthetic_groups(
+    n_yes: int, n_no: int, rate_yes: float, rate_no: float
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Applicants in foreign_worker yes/no with exact approval rates (scores 0.1 approve, 0.9 decline)."""
     frames, scores = [], []
     for value, n, rate in (("yes", n_yes, rate_yes), ("no", n_no, rate_no)):
@@ -224,4 +226,20 @@ def test_a_small_reference_group_is_noted_even_when_nothing_is_flagged() -> None
     assert "has only 4 applicants" in flag
     payload = flagged.to_dict()
     json.dumps(payload)
-    assert payload["notes"] == flagged.notes and {"air_ci_low", "air_ci_high", "note"} <= set(payload["rows"][0])
+    assert payload["notes"] == flagged.notes and {"air_ci_low", "air_ci_high", "note"} <= set(
+        payload["rows"][0]
+    )
+
+
+def test_the_dagster_check_says_it_in_one_sentence() -> None:
+    from pipelines.checks import _fairness_sentence
+
+    df, p = synthetic_groups(1000, 1000, 0.5, 0.9)
+    assert _fairness_sentence(fairness_report(df, p, 0.5, groups=("foreign_worker",)).to_dict()) == (
+        "1 group(s) below four-fifths: foreign_worker=yes at 0.56 (with confidence)."
+    )
+    df, p = synthetic_groups(300, 4, 0.85, 1.0)
+    assert _fairness_sentence(fairness_report(df, p, 0.5, groups=("foreign_worker",)).to_dict()) == (
+        "Every group's adverse impact ratio is at least 0.8 (but 1 grouping(s) are measured against "
+        "a small group)."
+    )

@@ -93,12 +93,18 @@ def test_fairness_rows_and_flags_are_shown() -> None:
         "air_limit": 0.8,
         "rows": [
             {"group": "age_band", "value": "<25", "n": 40, "approval_rate": 0.5, "adverse_impact_ratio": 0.62,
-             "decline_rate_diff_vs_reference": 0.3, "flagged": True},
+             "decline_rate_diff_vs_reference": 0.3, "flagged": True, "air_ci_low": 0.45, "air_ci_high": 0.85},
+            {"group": "age_band", "value": "50+", "n": 4, "approval_rate": 0.8, "adverse_impact_ratio": 1.0,
+             "decline_rate_diff_vs_reference": 0.0, "flagged": False, "air_ci_low": None,
+             "air_ci_high": None},
         ],
         "flags": ["age_band <25: AIR 0.62 below 0.80"],
+        "notes": ["age_band=50+, the most favoured group, has only 4 applicants"],
     }  # fmt: skip
     card = render_model_card(make_record(fairness=fairness))
-    assert "| age_band | <25 | 40 | 50.0% | 0.620 | +30.0% | **yes** |" in card
+    assert "| age_band | <25 | 40 | 50.0% | 0.620 | 0.45 to 0.85 | +30.0% | **yes** |" in card
+    assert "| age_band | 50+ | 4 | 80.0% | 1.000 | n/a | +0.0% | no |" in card
+    assert "**Small groups:**\n- age_band=50+, the most favoured group, has only 4 applicants" in card
     assert "- age_band <25: AIR 0.62 below 0.80" in card
 
 
