@@ -1,0 +1,337 @@
+"""The pages bench/screenshots.py photographs: one function per picture group, Dagster then MLflow.
+
+Each function navigates like an analyst would (a URL, a tab, a "[Show …]" link), waits for the
+text it expects, and saves a crop. The picture names are the ones docs/analyst-guide.md links.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.cdp import (
+    Browser,
+    capture,
+    close_dialog,
+    content_height,
+    open_metadata_entry,
+    rect_of,
+    save_png,
+    set_editor,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("ingest", "validation", "preparation", "training", "evaluation", "registry", "scoring", "outcomes")
+MODEL_NAME = "german_credit"
+
+
+@dataclass
+class Context:
+    browser: Browser
+    base: str
+    out: Path
+    dagster: Any = None  # screenshots.DagsterDev, for GraphQL look-ups
+    home: Path | None = None
+    launched_run: str | None = None
+
+    def go(self, path: str, *texts: str, width: int = 1600, height: int = 1000, timeout: float = 90) -> None:
+        self.browser.set_viewport(width, height)
+        self.browser.goto(self.base + path)
+        self.browser.wait_for_text(*texts, timeout=timeout, settle=2.5)
+
+    def save(self, name: str, clip: tuple[int, int, int, int] | None = None, max_width: int = 1400) -> None:
+        path = self.out / f"{name}.png"
+        size = save_png(capture(self.browser, clip), path, max_width=max_width)
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        print(f"  {shown}  {size / 1024:.0f} KB", flush=True)
+
+    def dialog(self, label: str, name: str, max_width: int = 1000) -> None:
+        open_metadata_entry(self.browser, label)
+        self.save(name, clip=rect_of(self.browser, ".bp5-dialog"), max_width=max_width)
+        close_dialog(self.browser)
+
+
+# --------------------------------------------------------------------------- launchpads
+
+LAUNCHPAD_YAML = """\
+ops:
+  dataset_spec:
+    config:
+      dataset: german_credit
+  raw_applications:
+    config:
+      path: ""
+  training_examples:
+    config:
+      seed: 42
+      exclude_fields: [personal_status_and_sex, foreign_worker]
+  fine_tuned_model:
+    config:
+      method: lora
+      method_params: {r: 16, alpha: 32, variant: dora}
+      base_model: tiny-qwen2
+      epochs: 3
+      learning_rate: 0.001
+  credit_policy:
+    config:
+      calibration: platt
+      objective: min_cost
+      cost_missed_default: 5
+      cost_declined_good: 1
+      max_decline_rate: 0.4
+      grade_bands: {A: 0.05, B: 0.1, C: 0.2, D: 0.35, E: 1.0}
+"""
+
+PROMOTE_YAML = """\
+ops:
+  promote_version:
+    config:
+      model_name: german_credit
+      version: {version}
+      reason: "validated by model risk, ticket MR-123 (screenshot demo)"
+"""
+
+ROLLBACK_YAML = """\
+ops:
+  rollback_to_previous_champion:
+    config:
+      model_name: german_credit
+      reason: "drift on credit_amount in the April batch (screenshot demo)"
+"""
+
+
+def launch(c: Context, job: str, yaml: str) -> str:
+    """Open a job's launchpad, replace its YAML, click Launch Run and wait for the run to end."""
+    c.go(f"/locations/risk_app/jobs/{job}/playground", "Launch Run")
+    set_editor(c.browser, yaml)
+    c.browser.wait_for_text("No errors", settle=1.0)
+    if not c.browser.click_text("Launch Run"):
+        raise RuntimeError("no Launch Run button")
+    c.browser.wait_for("location.pathname.startsWith('/runs/')", settle=0.5)
+    run_id = str(c.browser.evaluate("location.pathname.split('/').pop()"))
+    print(f"  launched {job} run {run_id} from the launchpad; waiting", flush=True)
+    print(f"  run {run_id}: {c.dagster.wait_run(run_id)}", flush=True)
+    return run_id
+
+
+def launch_from_launchpad(c: Context, dataset: Path) -> None:
+    c.launched_run = launch(c, "training_job", LAUNCHPAD_YAML)
+
+
+def launch_registry_jobs(c: Context) -> None:
+    """Promote version 3 (the launchpad run) with a reason, then roll back, both from the UI."""
+    launch(c, "promote_version_job", PROMOTE_YAML.format(version=3))
+    launch(c, "rollback_champion_job", ROLLBACK_YAML)
+
+
+# --------------------------------------------------------------------------- Dagster pages
+
+
+def shot_lineage(c: Context) -> None:
+    # Vertical layout with every group expanded: the nodes are then drawn large enough to show
+    # their status, checks and kinds. The crop is the graph pane, without the asset tree.
+    c.browser.evaluate("localStorage.setItem('asset-graph-direction', '\"vertical\"')")
+    groups = ",".join(f"global@global:{group}" for group in STAGES)
+    c.go(f"/asset-groups?expanded={groups}", "dataset_spec", "champion_model", width=1500, height=2300)
+    time.sleep(2)
+    search = rect_of(c.browser, ".CodeMirror")  # the asset search box heads the graph pane
+    left, top = search[0] - 12, search[1] + search[3] + 8
+    c.save("01-asset-lineage", clip=(left, top, 1500 - left, 2300 - top))
+    c.browser.evaluate("localStorage.setItem('asset-graph-direction', '\"horizontal\"')")
+
+
+def shot_launchpad(c: Context) -> None:
+    c.go("/locations/risk_app/jobs/training_job/playground", "Launch Run", height=1050)
+    set_editor(c.browser, LAUNCHPAD_YAML, line=21)
+    c.browser.wait_for_text("No errors", settle=2.0)
+    c.save("02-launchpad-training")
+
+
+def shot_run(c: Context) -> None:
+    run_id = c.launched_run or c.dagster.run_ids("training_job", limit=3)[-1]
+    c.go(f"/runs/{run_id}", "champion_model", height=900)
+    c.save("03-training-run")
+
+
+def shot_fine_tuned_model(c: Context) -> None:
+    c.go("/assets/fine_tuned_model?view=events", "Metadata", "history", height=1500)
+    c.save("04-fine-tuned-model", clip=(0, 0, 1600, content_height(c.browser)))
+
+
+def shot_credit_policy(c: Context) -> None:
+    c.go("/assets/credit_policy?view=events", "Metadata", "strategy", height=1300)
+    c.save("05-credit-policy", clip=(0, 0, 1600, content_height(c.browser)))
+    c.browser.set_viewport(1600, 1800)
+    time.sleep(1.5)
+    c.dialog("strategy", "06-strategy-table", max_width=1200)
+
+
+PLOTS = [
+    ("roc", "08-plot-roc"),
+    ("reliability", "09-plot-reliability"),
+    ("confusion_matrix", "10-plot-confusion"),
+]
+
+
+def shot_evaluation(c: Context) -> None:
+    c.go("/assets/model_evaluation?view=events", "Metadata", "comparison", height=1900)
+    c.save("07-model-evaluation", clip=(0, 0, 1600, content_height(c.browser)))
+    for key, name in PLOTS:
+        try:
+            c.dialog(key, name, max_width=900)
+        except RuntimeError as error:
+            print(f"  {error}", flush=True)
+
+
+def shot_model_card(c: Context) -> None:
+    c.go("/assets/packaged_model?view=events", "Metadata", "model_card", width=1600, height=2600)
+    c.dialog("model_card", "11-model-card", max_width=1100)
+
+
+def shot_promotion(c: Context) -> None:
+    c.go("/assets/registered_model?view=checks", "promotion_rule", height=700)
+    c.browser.click_text("Execution history")
+    c.browser.wait_for_text("Evaluation result", settle=2.0)
+    c.save("12-check-promotion-rule")
+    c.go("/assets/registered_model?view=events", "Metadata", "reason", height=1000)
+    c.save("13-registered-model", clip=(0, 0, 1600, content_height(c.browser)))
+
+
+def shot_checks(c: Context) -> None:
+    c.go("/assets/valid_applications?view=checks", "contract_passes", height=900)
+    c.browser.click_text("quarantine_rate_below_threshold", selector="a, button, div")
+    c.browser.wait_for_text("settings.max_quarantine_rate", settle=2.0)
+    c.save("14-check-quarantine-rate")
+    c.go("/assets/model_evaluation?view=checks", "fairness_four_fifths", height=900)
+    c.save("15-check-fairness", clip=(0, 0, 1600, 620))
+
+
+def shot_quarantine(c: Context) -> None:
+    c.go("/assets/quarantined_applications?view=events", "Metadata", "rows_quarantined", height=1400)
+    c.save("16-quarantined-applications", clip=(0, 0, 1600, content_height(c.browser)))
+
+
+def _partition(c: Context, prefix: str) -> str | None:
+    data = c.dagster.graphql(
+        '{ assetNodeOrError(assetKey: {path: ["scored_applications"]}) '
+        "{ ... on AssetNode { partitionKeys } } }"
+    )
+    names = data["assetNodeOrError"]["partitionKeys"]
+    return next((n for n in names if n.startswith(prefix)), None)
+
+
+def shot_scoring(c: Context) -> None:
+    for prefix, name in (
+        ("sample_60", "17-scoring-small-batch"),
+        ("new_applications_april", "19-scoring-drift"),
+    ):
+        key = _partition(c, prefix)
+        if key is None:
+            print(f"  no scoring partition {prefix}*", flush=True)
+            continue
+        c.go(f"/assets/scored_applications?view=events&partition={key}", "Metadata", height=1300)
+        c.save(name, clip=(0, 0, 1600, content_height(c.browser)))
+    c.go("/assets/scored_applications?view=checks", "scoring_drift", height=900)
+    c.save("18-check-scoring-drift")
+    run = c.dagster.run_ids("scoring_job", limit=1, status="FAILURE")
+    if run:
+        c.go(f"/runs/{run[0]}", "scored_applications", height=900)
+        c.save("20-scoring-run-drift")
+
+
+def shot_scores_sample(c: Context) -> None:
+    key = _partition(c, "sample_60")
+    c.go(f"/assets/scored_applications?view=events&partition={key}", "Metadata", "sample", width=2000)
+    c.dialog("sample", "21-scores-sample", max_width=1400)
+
+
+def shot_registry_jobs(c: Context) -> None:
+    c.go("/locations/risk_app/jobs/promote_version_job/playground", "Launch Run", height=800)
+    set_editor(c.browser, PROMOTE_YAML.format(version=3), line=5)
+    c.browser.wait_for_text("No errors", settle=2.0)
+    c.save("22-launchpad-promote")
+    for job, name in (
+        ("promote_version_job", "23-promote-run"),
+        ("rollback_champion_job", "24-rollback-run"),
+    ):
+        run = c.dagster.run_ids(job, limit=1)
+        if run:
+            c.go(f"/runs/{run[0]}", "champion", height=800)
+            c.save(name)
+
+
+def shot_automation(c: Context) -> None:
+    c.go("/automation", "landing_folder_sensor", "weekly_retraining", height=480)
+    c.save("25-automation")
+
+
+def shot_runs(c: Context) -> None:
+    c.go("/runs", "training_job", "scoring_job", height=900)
+    c.save("26-runs")
+
+
+SHOTS: dict[str, Callable[[Context], None]] = {
+    "lineage": shot_lineage,
+    "launchpad": shot_launchpad,
+    "run": shot_run,
+    "fine_tuned_model": shot_fine_tuned_model,
+    "credit_policy": shot_credit_policy,
+    "evaluation": shot_evaluation,
+    "model_card": shot_model_card,
+    "promotion": shot_promotion,
+    "checks": shot_checks,
+    "quarantine": shot_quarantine,
+    "scoring": shot_scoring,
+    "scores_sample": shot_scores_sample,
+    "registry_jobs": shot_registry_jobs,
+    "automation": shot_automation,
+    "runs": shot_runs,
+}
+
+
+# --------------------------------------------------------------------------- MLflow pages
+
+
+def _mlflow_api(c: Context, path: str) -> dict[str, Any]:
+    value = c.browser.evaluate(f"fetch({c.base + '/ajax-api/2.0/mlflow/' + path!r}).then(r => r.json())")
+    return dict(value or {})
+
+
+def shot_mlflow_experiment(c: Context) -> None:
+    experiments = _mlflow_api(c, "experiments/search?max_results=50").get("experiments", [])
+    experiment = next(e for e in experiments if e["name"] != "Default")
+    c.go(f"/#/experiments/{experiment['experiment_id']}", "Run Name", timeout=120)
+    c.save("27-mlflow-experiment")
+
+
+def shot_mlflow_run(c: Context) -> None:
+    experiments = _mlflow_api(c, "experiments/search?max_results=50").get("experiments", [])
+    experiment = next(e for e in experiments if e["name"] != "Default")
+    found = c.browser.evaluate(
+        f"""fetch({c.base + "/ajax-api/2.0/mlflow/runs/search"!r}, {{method: 'POST',
+             headers: {{'Content-Type': 'application/json'}},
+             body: JSON.stringify({{experiment_ids: [{experiment["experiment_id"]!r}], max_results: 50,
+                                   order_by: ['attributes.start_time ASC']}})}}).then(r => r.json())"""
+    )
+    runs = found.get("runs", [])
+    run = runs[min(2, len(runs) - 1)]["info"]  # the launchpad run, the third one
+    base = f"/#/experiments/{experiment['experiment_id']}/runs/{run['run_id']}"
+    c.go(base, "Duration", "Source", timeout=120, height=1200)
+    c.save("28-mlflow-run")
+    c.go(base + "/model-metrics", "val_auc", timeout=120, height=1200)
+    c.save("29-mlflow-run-charts")
+
+
+def shot_mlflow_model(c: Context) -> None:
+    c.go(f"/#/models/{MODEL_NAME}", "champion", timeout=120, height=900)
+    c.save("30-mlflow-registered-model")
+
+
+MLFLOW_SHOTS: dict[str, Callable[[Context], None]] = {
+    "mlflow_experiment": shot_mlflow_experiment,
+    "mlflow_run": shot_mlflow_run,
+    "mlflow_model": shot_mlflow_model,
+}
