@@ -12,10 +12,11 @@ from pipelines.jobs import (
     rollback_champion_job,
     scoring_job,
     training_job,
+    unaudited_alias_move_job,
 )
 from pipelines.resources import build_resources
 from pipelines.schedules import weekly_retraining
-from pipelines.sensors import landing_folder_sensor, outcome_landing_sensor
+from pipelines.sensors import champion_alias_watch, landing_folder_sensor, outcome_landing_sensor
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
@@ -28,8 +29,9 @@ defs = dg.Definitions(
         backtest_job,
         promote_version_job,
         rollback_champion_job,
+        unaudited_alias_move_job,
     ],
     schedules=[weekly_retraining],
-    sensors=[landing_folder_sensor, outcome_landing_sensor],
+    sensors=[landing_folder_sensor, outcome_landing_sensor, champion_alias_watch],
     resources=build_resources(),
 )

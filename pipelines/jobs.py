@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.ops import promote_version, rollback_to_previous_champion
+from pipelines.ops import promote_version, record_unaudited_alias_move, rollback_to_previous_champion
 
 TRAINING_GROUPS = ("ingest", "validation", "preparation", "training", "evaluation", "registry")
 
@@ -54,3 +54,8 @@ def promote_version_job() -> None:
 @dg.job(description="Roll the champion back to the previous one from the launchpad; the reason is audited.")
 def rollback_champion_job() -> None:
     rollback_to_previous_champion()
+
+
+@dg.job(description="Record a champion alias moved outside risk-app (MLflow's UI) and fail, so it is seen.")
+def unaudited_alias_move_job() -> None:
+    record_unaudited_alias_move()

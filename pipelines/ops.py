@@ -48,3 +48,25 @@ def rollback_to_previous_champion(context: dg.OpExecutionContext, config: Rollba
     sentence = f"rolled back: version {version} of {config.model_name} is champion again"
     context.log.info(sentence)
     return dg.Output(sentence, metadata={"champion": version})
+
+
+class UnauditedMoveConfig(dg.Config):
+    model_name: str = Field(description="Registered model whose champion alias moved outside risk-app.")
+
+
+@dg.op(description="Record a champion alias moved outside risk-app in the audit log, then fail so it shows.")
+@user_errors
+def record_unaudited_alias_move(context: dg.OpExecutionContext, config: UnauditedMoveConfig) -> None:
+    from risk_app.registry.alias_audit import record_unaudited_move
+
+    state = record_unaudited_move(config.model_name, detected_by=f"Dagster run {context.run_id}")
+    if state is None:
+        # Already recorded, or moved back through risk-app before this run started.
+        context.log.info(f"nothing to record: the audit log explains the champion of {config.model_name}")
+        return
+    # A red run is the point: an alias moved past the reason-and-audit process needs a person.
+    raise dg.Failure(
+        description=f"{state.sentence()}; recorded in the audit log as an unaudited move, so promote "
+        "or roll back through risk-app with a reason.",
+        allow_retries=False,
+    )

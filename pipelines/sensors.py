@@ -10,6 +10,13 @@ mtime and hash it scored; a file rewritten with new content is a new batch.
 `outcome_landing_sensor` does the same for outcome files in `landing_outcomes/` (one
 `outcomes` partition and run per file content) and, on the next tick, rebuilds the labeled
 book and backtests each vintage whose outcomes changed (see docs/monitoring.md).
+
+`champion_alias_watch` compares each registered model's `champion` alias with the audit log
+and, for a move made outside risk-app (MLflow's "Promote model" or alias pencil), requests one
+run of `unaudited_alias_move_job`, which records the move and fails so the UI shows it red.
+
+Every sensor that requests nothing says why in its own words (`dg.SkipReason`), e.g. "no new
+complete files in var/landing (2 still being copied: a.csv, b.csv)".
 """
 
 from __future__ import annotations
@@ -23,7 +30,13 @@ from typing import Any
 import dagster as dg
 
 from pipelines.assets.scoring import landing_files, landing_partition_key
-from pipelines.jobs import backtest_job, labeled_book_job, outcomes_job, scoring_job
+from pipelines.jobs import (
+    backtest_job,
+    labeled_book_job,
+    outcomes_job,
+    scoring_job,
+    unaudited_alias_move_job,
+)
 from risk_app import paths
 from risk_app.storage.scores import file_batch_id
 
@@ -77,6 +90,39 @@ def complete_files(
     return ready
 
 
+def _shown(folder: Path) -> str:
+    """The folder as an analyst knows it: relative to the working directory when inside it."""
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(folder)
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def landing_skip_reason(folder: Path, state: dict[str, Any], what: str = "files") -> str:
+    """Why a landing sensor requested nothing this tick, in one sentence."""
+    names = [p.name for p in landing_candidates(folder)] if folder.exists() else []
+    where = _shown(folder)
+    if not names:
+        kinds = "/".join(sorted(SCORABLE_SUFFIXES))
+        return f"no {what} in {where} yet (it takes {kinds} files; hidden files are uploads in progress)"
+    settling = [n for n in names if n in state.get("pending", {})]
+    done = [n for n in names if n in state.get("scored", {}) and n not in settling]
+    parts = []
+    if settling:
+        parts.append(
+            f"{len(settling)} still being copied: {_names(settling)}; a file counts as complete with a "
+            f"'{DONE_SUFFIX}' marker or after {stable_seconds():g} s unchanged"
+        )
+    if done:
+        parts.append(f"{len(done)} already taken")
+    return f"no new complete {what} in {where}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
 @dg.sensor(job=scoring_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
 def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """One partition and one scoring run per complete file in `var/landing/`."""
@@ -100,9 +146,7 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
                 partition_key=key,
                 run_config={
                     "ops": {
-                        "scoring_batch": {
-                            "config": {"input_path": str(path), "expected_batch_id": batch_id}
-                        }
+                        "scoring_batch": {"config": {"input_path": str(path), "expected_batch_id": batch_id}}
                     }
                 },
                 tags={"landing_file": path.name, "risk_app/batch_id": batch_id},
@@ -112,6 +156,7 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
         run_requests=requests,
         dynamic_partitions_requests=[landing_files.build_add_request(keys)] if keys else [],
         cursor=json.dumps(state, sort_keys=True),
+        skip_reason=None if requests else landing_skip_reason(paths.landing_dir(), state),
     )
 
 
@@ -187,8 +232,55 @@ def outcome_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     partitions = [outcome_files.build_add_request(file_keys)] if file_keys else []
     if vintage_keys:
         partitions.append(vintages.build_add_request(vintage_keys))
+    skip = None
+    if not file_requests and not book_requests:
+        from risk_app.outcomes.ingest import outcomes_landing_dir
+
+        files = landing_skip_reason(outcomes_landing_dir(), state, what="outcome files")
+        skip = f"{files}, and no vintage of {dataset} has new outcomes since its last backtest"
     return dg.SensorResult(
         run_requests=[*file_requests, *book_requests],
         dynamic_partitions_requests=partitions,
         cursor=json.dumps(state, sort_keys=True),
+        skip_reason=skip,
+    )
+
+
+@dg.sensor(
+    job=unaudited_alias_move_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
+def champion_alias_watch(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """A `champion` alias moved outside risk-app (e.g. in MLflow's UI) gets one red run, once."""
+    from risk_app.registry.alias_audit import champion_alias_states
+
+    # Cursor: per model, the move already handed to a run (so a slow run is not asked for twice).
+    flagged: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    states = champion_alias_states()
+    requests, waiting = [], []
+    for state in states:
+        if not state.unaudited:
+            flagged.pop(state.model_name, None)
+            continue
+        move = f"{state.audited or 'none'}-to-{state.champion or 'none'}-after-{state.audited_at or 'start'}"
+        if flagged.get(state.model_name) == move:
+            waiting.append(state.model_name)
+            continue
+        flagged[state.model_name] = move
+        config = {"model_name": state.model_name}
+        requests.append(
+            dg.RunRequest(
+                run_key=f"unaudited-{state.model_name}-{move}",
+                run_config={"ops": {"record_unaudited_alias_move": {"config": config}}},
+                tags={"model_name": state.model_name, "champion": state.champion or "none"},
+            )
+        )
+    skip = None
+    if not requests:
+        said = [s.sentence() for s in states if s.model_name not in waiting]
+        said += [f"the move of {name}'s champion is already flagged, its run records it" for name in waiting]
+        skip = "; ".join(said) if said else "no registered models in the MLflow registry yet"
+    return dg.SensorResult(
+        run_requests=requests, cursor=json.dumps(flagged, sort_keys=True), skip_reason=skip
     )
