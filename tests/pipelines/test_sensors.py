@@ -69,32 +69,7 @@ def registry(risk_app_home: Path) -> MlflowClient:
     return client
 
 
-def test_an_alias_moved_in_mlflow_is_found_and_an_audited_one_is_not(registry: MlflowClient) -> None:
-    (state,) = champion_alias_states("book")
-    assert not state.unaudited and state.sentence() == "champion of book is version 1, as audited"
-    assert unaudited_alias_moves() == []
-
-    registry.set_registered_model_alias("book", "champion", "2")  # what MLflow's "Promote model" does
-    (moved,) = unaudited_alias_moves()
-    assert (moved.model_name, moved.audited, moved.champion) == ("book", "1", "2")
-    assert moved.sentence().startswith(
-        "champion of book is version 2, but the audit log's last move set version 1 (set_champion at "
-    )
-
-    # risk-app's own move puts it right: the audit log explains the alias again.
-    set_champion("book", 1, reason="back to the reviewed one, MR-2")
-    assert unaudited_alias_moves("book") == []
-    # A move announced in the audit log but not yet made (a killed process) is not an outside move.
-    append_audit_record("set_champion", "book", from_version="1", to_version="2", reason="in flight")
-    (pending,) = champion_alias_states("book")
-    assert pending.in_flight and not pending.unaudited and "not finished yet" in pending.sentence()
-    # Removing the alias in the UI is an outside move as well.
-    registry.delete_registered_model_alias("book", "champion")
-    (removed,) = unaudited_alias_moves("book")
-    assert removed.champion is None and "no version (the alias was removed)" in removed.sentence()
-
-
-def test_the_alias_watch_gives_one_red_run_per_outside_move(registry: MlflowClient) -> None:
+def test_an_alias_moved_in_mlflow_gives_one_red_run_and_an_audit_line(registry: MlflowClient) -> None:
     quiet = champion_alias_watch(dg.build_sensor_context(cursor=None))
     assert _skip(quiet) == "champion of book is version 1, as audited"
 
@@ -121,3 +96,27 @@ def test_the_alias_watch_gives_one_red_run_per_outside_move(registry: MlflowClie
     # A second run of the same request records nothing more and does not fail.
     rerun = job.execute_in_process(run_config=request.run_config, raise_on_error=False)
     assert rerun.success and read_audit_log()[-1] == last
+
+    # The library underneath (one test: an MLflow registry takes ~10 s of migrations to create).
+    (state,) = champion_alias_states("book")
+    assert not state.unaudited and state.sentence() == "champion of book is version 2, as audited"
+    assert unaudited_alias_moves() == []
+
+    registry.set_registered_model_alias("book", "champion", "1")  # and back, in MLflow's UI
+    (moved,) = unaudited_alias_moves()
+    assert (moved.model_name, moved.audited, moved.champion) == ("book", "2", "1")
+    assert moved.sentence().startswith(
+        "champion of book is version 1, but the audit log's last move set version 2 (unaudited_alias_move at "
+    )
+
+    # risk-app's own move puts it right: the audit log explains the alias again.
+    set_champion("book", 2, reason="version 2 reviewed after all, MR-2")
+    assert unaudited_alias_moves("book") == []
+    # A move announced in the audit log but not yet made (a killed process) is not an outside move.
+    append_audit_record("set_champion", "book", from_version="2", to_version="1", reason="in flight")
+    (pending,) = champion_alias_states("book")
+    assert pending.in_flight and not pending.unaudited and "not finished yet" in pending.sentence()
+    # Removing the alias in the UI is an outside move as well.
+    registry.delete_registered_model_alias("book", "champion")
+    (removed,) = unaudited_alias_moves("book")
+    assert removed.champion is None and "no version (the alias was removed)" in removed.sentence()
