@@ -247,7 +247,9 @@ def outcome_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
 
 
 @dg.sensor(
-    job=unaudited_alias_move_job,
+    # By name, not the job object: a @dg.job object makes Definitions rebind the sensor to the
+    # resource-bound job, which Dagster announces with a BetaWarning on every load.
+    job_name=unaudited_alias_move_job.name,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
 )

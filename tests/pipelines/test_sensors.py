@@ -120,3 +120,9 @@ def test_an_alias_moved_in_mlflow_gives_one_red_run_and_an_audit_line(registry: 
     registry.delete_registered_model_alias("book", "champion")
     (removed,) = unaudited_alias_moves("book")
     assert removed.champion is None and "no version (the alias was removed)" in removed.sentence()
+
+
+def test_the_alias_watch_is_defined_stopped_and_targets_its_job() -> None:
+    sensor = defs.resolve_sensor_def("champion_alias_watch")
+    assert sensor.job_name == "unaudited_alias_move_job"
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
