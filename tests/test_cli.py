@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from data_contracts.spec import load_spec
+from pipelines.cli import app
 from risk_app import workflow
 from risk_app.finetune.config import TrainConfig
 
@@ -48,7 +48,8 @@ def test_bad_method_parameter_lists_allowed_keys() -> None:
 
 def test_score_good_file(artifact: Path, risk_app_home: Path) -> None:
     source = risk_app_home / "new.csv"
-    pd.read_csv(load_spec("german_credit").data_path).drop(columns="creditability").head(40).to_csv(source, index=False)
+    frame = pd.read_csv(load_spec("german_credit").data_path).drop(columns="creditability")
+    frame.head(40).to_csv(source, index=False)
     out = risk_app_home / "scores.parquet"
     result = runner.invoke(app, ["score", "-i", str(source), "-o", str(out), "--model", str(artifact)])
     assert result.exit_code == 0, result.output

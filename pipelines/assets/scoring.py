@@ -165,7 +165,6 @@ def scored_applications(
     scoring_applications: pd.DataFrame,
     scoring_quarantine: pd.DataFrame,
     dataset_spec: DatasetSpec,
-    valid_applications: pd.DataFrame,
     settings: RiskAppSettings,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
@@ -215,19 +214,18 @@ def scored_applications(
             "sample": table(scored),
         },
     )
-    yield drift_check(valid_applications, applications, scored, risk_model, dataset_spec, settings)
+    yield drift_check(applications, scored, risk_model, settings)
 
 
 def drift_check(
-    train: pd.DataFrame,
-    applications: pd.DataFrame,
-    scored: pd.DataFrame,
-    risk_model: Any,
-    spec: DatasetSpec,
-    settings: RiskAppSettings,
+    applications: pd.DataFrame, scored: pd.DataFrame, risk_model: Any, settings: RiskAppSettings
 ) -> dg.AssetCheckResult:
-    """The batch's drift as a check result: one sentence, the PSI table, warn or fail."""
-    reference = list(risk_model.metadata.get("extra", {}).get("reference_scores") or [])
+    """The batch's drift against the training population the model carries: one sentence, the
+    PSI table, warn or fail. Models packaged before they carried it: the score alone."""
+    reference = list(getattr(risk_model, "metadata", {}).get("extra", {}).get("reference_scores") or [])
+    # Test doubles and older models may carry neither the training rows nor the spec.
+    train = getattr(risk_model, "reference_features", lambda: None)()
+    spec = getattr(risk_model, "dataset_spec", None)
     report = batch_drift(
         train, applications, spec, reference, scored["probability_of_default"].to_numpy(),
         settings.drift_thresholds(),

@@ -80,6 +80,8 @@ def _sentence(table: pd.DataFrame, rows: int, status: BatchStatus) -> str:
     moved = table[table["status"].isin(["warn", "fail"])]
     if status == "too_few_rows":
         return ""
+    if table.empty:
+        return f"No reference population to compare {rows} scored rows with (model packaged without one)."
     if moved.empty:
         noisy = int((table["status"] == "within noise").sum())
         extra = f" ({noisy} above the warning level but within the noise of {rows} rows)" if noisy else ""
@@ -89,7 +91,7 @@ def _sentence(table: pd.DataFrame, rows: int, status: BatchStatus) -> str:
 
 
 def batch_drift(
-    train: pd.DataFrame,
+    train: pd.DataFrame | None,
     batch: pd.DataFrame,
     spec: Any,
     reference_scores: Sequence[float],
@@ -104,9 +106,11 @@ def batch_drift(
             f"Too few rows to judge drift: {rows} scored, at least {thresholds.min_rows} needed "
             "(PSI on a small batch is mostly chance)."
         )
-        empty = pd.DataFrame(columns=["column", "kind", "psi", "noise_band", "status"])
-        return BatchDrift(empty, "too_few_rows", sentence, rows)
-    table = _features(train, batch, spec, thresholds)
+        return BatchDrift(pd.DataFrame(columns=["column", "kind", "psi", "noise_band", "status"]),
+                          "too_few_rows", sentence, rows)  # fmt: skip
+    # Artifacts packaged before models carried their training rows: the score alone is checked.
+    columns = ["column", "kind", "psi", "noise_band", "status"]
+    table = _features(train, batch, spec, thresholds) if train is not None else pd.DataFrame(columns=columns)
     if len(reference_scores) and len(batch_scores):
         value = score_psi(reference_scores, batch_scores)
         band = noise_band(

@@ -49,6 +49,7 @@ METADATA_FILE = "risk_model.json"
 WEIGHTS_FILE = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
 SPEC_FILE = "dataset_spec.yaml"
+REFERENCE_FILE = "reference_features.parquet"
 LABELS = {"0": "good", "1": "bad"}
 
 
@@ -211,6 +212,11 @@ class RiskModel:
             metadata.get("extra", {}).get("calibration") or {"kind": "none"}
         )
         self.dataset_spec = _artifact_spec(path)
+
+    def reference_features(self) -> pd.DataFrame | None:
+        """The training rows the model carries for drift checks; None for older artifacts."""
+        path = self.path / REFERENCE_FILE
+        return pd.read_parquet(path) if path.is_file() else None
 
     @property
     def grade_bands(self) -> tuple[tuple[str, float], ...] | None:

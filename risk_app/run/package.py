@@ -20,7 +20,7 @@ from data_contracts.spec import load_spec
 from risk_app.evaluate.model_card import render_model_card
 from risk_app.registry.artifact import SPEC_FILE, code_version, library_versions, save_risk_model, sha256_file
 from risk_app.run.record import ArtifactFacts, RunRecord
-from risk_app.run.stages import TOKENIZER_DIR, WEIGHTS_FILE, calibrated_scores
+from risk_app.run.stages import REFERENCE_FILE, TOKENIZER_DIR, WEIGHTS_FILE, calibrated_scores
 
 
 def manifest_extra(record: RunRecord) -> dict[str, Any]:
@@ -83,7 +83,11 @@ def package_run(record: RunRecord, spec: Any = None) -> RunRecord:
         data_hash=record.dataset.data_hash,
         contract_version=f"{record.dataset.name}@{record.dataset.spec_version}",
         extra={**manifest_extra(record), "version": identity.version},
-        extra_files={SPEC_FILE: spec.to_yaml(), "MODEL_CARD.md": render_model_card(packaged)},
+        extra_files={
+            SPEC_FILE: spec.to_yaml(),
+            "MODEL_CARD.md": render_model_card(packaged),
+            REFERENCE_FILE: (Path(record.run_dir) / REFERENCE_FILE).read_bytes(),
+        },
     )
     packaged.save()
     return packaged

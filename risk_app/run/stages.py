@@ -46,6 +46,8 @@ TRAINED_DIR = "trained"
 WEIGHTS_FILE = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
 PREDICTIONS_FILE = "predictions.parquet"
+REFERENCE_FILE = "reference_features.parquet"
+REFERENCE_ROWS = 5000  # enough to bin every input; small enough to travel inside the artifact
 
 
 def new_run_id(method: str) -> str:
@@ -68,6 +70,7 @@ def start_run(
     run_id = run_id or new_run_id(method)
     run_dir = paths.runs_dir() / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    _save_reference_sample(valid, examples, run_dir / REFERENCE_FILE)
     facts = dataset_facts(
         valid,
         examples,
@@ -80,6 +83,15 @@ def start_run(
     record = RunRecord(run_id=run_id, run_dir=str(run_dir), dataset=facts)
     record.save()
     return record
+
+
+def _save_reference_sample(valid: pd.DataFrame, examples: pd.DataFrame, path: Path) -> None:
+    """The training split's structured rows (a seeded sample): drift at scoring time is
+    measured against these, so a model carries its own reference population."""
+    train_ids = set(examples.loc[examples["split"] == "train", "source_application_id"].astype(str))
+    rows = valid.loc[valid["application_id"].astype(str).isin(train_ids)]
+    rows = rows.sample(min(len(rows), REFERENCE_ROWS), random_state=0) if len(rows) > REFERENCE_ROWS else rows
+    rows.drop(columns=["default", "source_row"], errors="ignore").to_parquet(path, index=False)
 
 
 def texts_and_labels(examples: pd.DataFrame, split: str) -> tuple[list[str], np.ndarray, list[str]]:

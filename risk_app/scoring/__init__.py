@@ -1,13 +1,12 @@
 """Batch scoring: probability of default, risk grade, decision, reason codes."""
 
-from risk_app.scoring.batch import score_applications, score_file, write_frame
+from risk_app.scoring.batch import score_applications, write_frame
 from risk_app.scoring.service import load_model, reference_scores, score_with_reasons
 
 __all__ = [
     "load_model",
     "reference_scores",
     "score_applications",
-    "score_file",
     "score_with_reasons",
     "write_frame",
 ]

@@ -1,13 +1,12 @@
 """Batch scoring: validated applications in, PD + risk grade + decision out.
 
-`score_applications` scores a DataFrame with a loaded risk model; `score_file` is the whole
-production path for one file: resolve the model (registry alias, version or folder), load and
-validate the file, quarantine invalid rows (never scored, always reported), score the rest,
-check the output against `data_contracts/scored_application.py` and write it atomically.
+`score_applications` scores a DataFrame of contract-valid applications with a loaded risk model
+and `check_scored_output` checks the result against `data_contracts/scored_application.py`.
+The whole path for one file (validate, quarantine, score, record once, write) is
+`risk_app.scoring.output.score_and_record`, used by the CLI; Dagster's scoring assets use the
+same pieces per partition.
 
-    from risk_app.scoring.batch import score_file
-    report = score_file("landing/batch_017.csv", "outputs/batch_017.scored.parquet")
-    print(report.n_scored, report.n_quarantined, report.grade_counts)
+    scored = score_applications(valid_df, risk_model)
 """
 
 from __future__ import annotations
@@ -15,16 +14,15 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from risk_app.data.validate import ID_COLUMN
 from risk_app.errors import ConfigError, RiskAppError
-from risk_app.scoring.grades import GRADE_BANDS, assign_grades, grade_names
+from risk_app.scoring.grades import GRADE_BANDS, assign_grades
 
 OUTPUT_SUFFIXES: tuple[str, ...] = (".parquet", ".csv")
 OUTPUT_COLUMNS: tuple[str, ...] = (
@@ -44,27 +42,6 @@ class RiskModelLike(Protocol):
     version: str
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray: ...
-
-
-@dataclass
-class ScoreReport:
-    """What happened to one input file."""
-
-    input_path: str
-    output_path: str
-    quarantine_path: str | None
-    model_ref: str
-    model_version: str
-    registry_version: str | None
-    threshold: float
-    n_in: int
-    n_scored: int
-    n_quarantined: int
-    grade_counts: dict[str, int] = field(default_factory=dict)
-    decline_rate: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _predict(risk_model: RiskModelLike, df: pd.DataFrame, batch_size: int) -> np.ndarray:
@@ -151,71 +128,3 @@ def write_frame(df: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bo
 
 def default_quarantine_path(output_path: Path) -> Path:
     return output_path.with_name(f"{output_path.stem}.quarantine.parquet")
-
-
-def score_file(
-    input_path: str | os.PathLike[str],
-    output_path: str | os.PathLike[str],
-    model_ref: str = "champion",
-    quarantine_path: str | os.PathLike[str] | None = None,
-    *,
-    model_name: str = "credit_risk_model",
-    risk_model: RiskModelLike | None = None,
-    batch_size: int = 64,
-) -> ScoreReport:
-    """Validate, quarantine, score and write one file. Returns the accounting.
-
-    `risk_model`, when given, is used instead of resolving `model_ref` (a caller that already
-    holds the model, e.g. a long-running sensor, saves reloading it per file).
-    """
-    source, target = Path(input_path), Path(output_path)
-    check_output_suffix(target, "output")  # fail before any model loading
-    q_path = Path(quarantine_path) if quarantine_path is not None else default_quarantine_path(target)
-    check_output_suffix(q_path, "quarantine")
-
-    from risk_app.data.load import load_applications
-    from risk_app.data.validate import validate_applications
-
-    registry_version: str | None = None
-    if risk_model is None:
-        from risk_app.registry.artifact import load_risk_model
-        from risk_app.registry.mlflow_registry import resolve_model
-
-        resolved = resolve_model(model_ref, name=model_name)
-        registry_version = resolved.version if resolved.name else None
-        risk_model = load_risk_model(resolved.local_artifact_dir)
-
-    # The model's own data set (artifacts record their spec); older artifacts: the default one.
-    spec = getattr(risk_model, "dataset_spec", None)
-    result = validate_applications(
-        load_applications(source, spec=spec), source=str(source), require_target=False, spec=spec
-    )
-    written_quarantine: str | None = None
-    if result.n_quarantined:
-        write_frame(result.quarantine, q_path)
-        written_quarantine = str(q_path)
-
-    scored = score_applications(result.valid, risk_model, batch_size=batch_size)
-    check_scored_output(scored)
-    write_frame(scored, target)
-
-    counts = scored["risk_grade"].value_counts()
-    n_scored = len(scored)
-    if result.n_in != n_scored + result.n_quarantined:
-        raise RuntimeError(
-            f"{source}: scored {n_scored} + quarantined {result.n_quarantined} != {result.n_in} rows"
-        )
-    return ScoreReport(
-        input_path=str(source),
-        output_path=str(target),
-        quarantine_path=written_quarantine,
-        model_ref=str(model_ref),
-        model_version=str(risk_model.version),
-        registry_version=registry_version,
-        threshold=float(risk_model.threshold),
-        n_in=result.n_in,
-        n_scored=n_scored,
-        n_quarantined=result.n_quarantined,
-        grade_counts={g: int(counts.get(g, 0)) for g in grade_names()},
-        decline_rate=float((scored["decision"] == "decline").mean()) if n_scored else 0.0,
-    )

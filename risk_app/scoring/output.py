@@ -147,6 +147,45 @@ def model_spec_for(model: Any, asked: Any, *, explicit: bool) -> Any:
     return own
 
 
+def _target_path(source: Path, batch_id: str, output_path: Any, fmt: OutputFormat, overwrite: bool) -> Path:
+    """Where the scores go; an existing file is refused before any scoring unless `overwrite`."""
+    target = Path(output_path) if output_path is not None else batch_output_path(source, batch_id, fmt=fmt)
+    check_output_suffix(target, "output")
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
+    return target
+
+
+def _validated(source: Path, batch_id: str, data_spec: Any) -> Any:
+    """The file validated against the model's spec; refused if it changed while being read."""
+    from risk_app.data.load import load_applications
+    from risk_app.data.validate import validate_applications
+
+    frame = load_applications(source, data_spec)
+    validation = validate_applications(frame, source=str(source), require_target=False, spec=data_spec)
+    if file_batch_id(source) != batch_id:
+        raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
+    return validation
+
+
+def _write_files(validation: Any, scored: pd.DataFrame, target: Path, record: BatchRecord, *, overwrite: bool,
+                 explicit_output: bool) -> str | None:  # fmt: skip
+    """The quarantine beside the scores, then the scores; returns the quarantine's path."""
+    written_q = None
+    if validation.n_quarantined:
+        # The quarantine file belongs to the output beside it (checked absent above), so a
+        # leftover from a run killed between the two writes is simply replaced.
+        q_path = default_quarantine_path(target)
+        written_q = str(write_output(validation.quarantine, q_path, overwrite=True))
+    try:
+        write_output(scored, target, overwrite=overwrite)
+    except OutputExistsError:
+        # Two runs of the same batch at once: the other one wrote this batch's own file first.
+        if explicit_output or record.status != "already_recorded":
+            raise
+    return written_q
+
+
 def score_and_record(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str] | None = None,
@@ -165,80 +204,47 @@ def score_and_record(
 ) -> ScoringOutcome:
     """Score one file, write its outputs and append it to the warehouse ledger exactly once.
 
-    `output_path` defaults to `batch_output_path(input_path, batch id)`. An existing output
-    is refused before any scoring unless `overwrite`; quarantined rows go to
-    `<output stem>.quarantine.parquet` beside it. `spec` is the data set (a `DatasetSpec`, a
-    built-in name or a spec path; default german_credit); the batch is recorded under its name
-    (or `dataset`) and scored by `model_name` (default: the registered model named after the
-    data set, as in Dagster). The ledger row is written before the
-    files, so a run killed in between is finished by running it again (the ledger then says
-    "already recorded", the files are written).
+    `output_path` defaults to `batch_output_path(input_path, batch id)`; quarantined rows go to
+    `<output stem>.quarantine.parquet` beside it. The model is `risk_model`, or `model_ref`
+    resolved in `model_name` (default: the registered model named after `spec`, as in
+    Dagster); the file must pass the model's own spec (a different `spec` named explicitly is
+    refused). The ledger row is written before the files, so a run killed in between is
+    finished by running it again (the ledger then says "already recorded", the files are written).
     """
     from data_contracts.spec import load_spec
     from risk_app import scoring
-    from risk_app.data.load import check_data_file, load_applications
-    from risk_app.data.validate import validate_applications
+    from risk_app.data.load import check_data_file
+    from risk_app.scoring.batch import check_scored_output
     from risk_app.storage.scores import record_scored_batch
 
     # A bad file is refused before hashing it or loading the (slow) model.
     source = check_data_file(input_path)
     batch_id = file_batch_id(source)
-    target = Path(output_path) if output_path is not None else batch_output_path(source, batch_id, fmt=fmt)
-    check_output_suffix(target, "output")
-    if target.exists() and not overwrite:
-        raise OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
-
+    target = _target_path(source, batch_id, output_path, fmt, overwrite)
     asked = load_spec(spec)
-    if risk_model is None:
-        risk_model = scoring.load_model(model_ref, model_name=model_name or asked.name)
-    model = risk_model
-    # A model scores only files of the data set it was trained on: its own spec decides.
+    model = risk_model or scoring.load_model(model_ref, model_name=model_name or asked.name)
     data_spec = model_spec_for(model, asked, explicit=spec is not None)
-    frame = load_applications(source, data_spec)
-    validation = validate_applications(frame, source=str(source), require_target=False, spec=data_spec)
-    if file_batch_id(source) != batch_id:
-        raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
+    validation = _validated(source, batch_id, data_spec)
     scored = scoring.score_with_reasons(validation.valid, model, top_k=reasons)
-    record = record_scored_batch(
-        ScoredBatch(
-            batch_id=batch_id,
-            model_version=str(model.version),
-            dataset=dataset or data_spec.name,
-            source_file=str(source.resolve()),
-            scores=scored,
-            applications=validation.valid,
-            quarantine=validation.quarantine,
-            output_path=str(target),
-            origin=origin,
-            n_in=validation.n_in,
-        ),
-        mode=mode,
-        path=warehouse,
+    check_scored_output(scored)
+    if validation.n_in != len(scored) + validation.n_quarantined:
+        raise RiskAppError(f"{source}: scored {len(scored)} + quarantined {validation.n_quarantined} "
+                           f"!= {validation.n_in} rows read")  # fmt: skip
+    batch = ScoredBatch(
+        batch_id=batch_id, model_version=str(model.version), dataset=dataset or data_spec.name,
+        source_file=str(source.resolve()), scores=scored, applications=validation.valid,
+        quarantine=validation.quarantine, output_path=str(target), origin=origin, n_in=validation.n_in,
+    )  # fmt: skip
+    record = record_scored_batch(batch, mode=mode, path=warehouse)
+    written_q = _write_files(
+        validation, scored, target, record, overwrite=overwrite, explicit_output=output_path is not None
     )
-    written_q = None
-    if validation.n_quarantined:
-        # The quarantine file belongs to the output beside it (checked absent above), so a
-        # leftover from a run killed between the two writes is simply replaced.
-        q_path = default_quarantine_path(target)
-        written_q = str(write_output(validation.quarantine, q_path, overwrite=True))
-    try:
-        write_output(scored, target, overwrite=overwrite)
-    except OutputExistsError:
-        # Two runs of the same batch at once: the other one wrote this batch's own file first.
-        if output_path is not None or record.status != "already_recorded":
-            raise
     return ScoringOutcome(
-        batch_id=batch_id,
-        input_path=str(source),
-        output_path=str(target),
-        quarantine_path=written_q,
-        model_version=str(model.version),
-        n_in=validation.n_in,
-        n_scored=len(scored),
-        n_quarantined=validation.n_quarantined,
-        n_declined=int((scored["decision"] == "decline").sum()),
+        batch_id=batch_id, input_path=str(source), output_path=str(target), quarantine_path=written_q,
+        model_version=str(model.version), n_in=validation.n_in, n_scored=len(scored),
+        n_quarantined=validation.n_quarantined, n_declined=int((scored["decision"] == "decline").sum()),
         record=record,
-    )
+    )  # fmt: skip
 
 
 __all__ = [

@@ -22,8 +22,8 @@ def load_model(ref: str = "champion", model_name: str = "credit_risk_model") -> 
 
     resolved = resolve_model(ref, name=model_name)
     model = load_risk_model(resolved.local_artifact_dir)
-    if resolved.version:
-        model.version = f"{model_name}/{resolved.version}"
+    if resolved.name and resolved.version:  # a registry version, not a local folder
+        model.version = f"{resolved.name}/{resolved.version}"
     return model
 
 

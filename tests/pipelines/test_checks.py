@@ -75,17 +75,19 @@ def test_drift_check_speaks_plainly_and_fails_only_on_real_drift() -> None:
 
     spec = load_spec("german_credit")
     train = workflow.ingest_and_validate(spec.data_path, spec=spec).valid
-    model = SimpleNamespace(metadata={"extra": {"reference_scores": []}})
+    model = SimpleNamespace(
+        metadata={"extra": {"reference_scores": []}}, dataset_spec=spec, reference_features=lambda: train
+    )
     scored = pd.DataFrame({"probability_of_default": [0.3] * 300})
     settings = RiskAppSettings(drift_min_rows=100)
-    same = drift_check(train, train.sample(300, random_state=0), scored, model, spec, settings)
+    same = drift_check(train.sample(300, random_state=0), scored, model, settings)
     assert same.passed and same.description.startswith("No drift beyond chance")
     shifted = train.sample(300, random_state=0).copy()
     shifted["credit_amount"] = shifted["credit_amount"] * 4
-    verdict = drift_check(train, shifted, scored, model, spec, settings)
+    verdict = drift_check(shifted, scored, model, settings)
     assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
     assert "credit_amount" in verdict.description
-    few = drift_check(train, train.head(60), scored.head(60), model, spec, RiskAppSettings())
+    few = drift_check(train.head(60), scored.head(60), model, RiskAppSettings())
     assert few.passed and few.severity == dg.AssetCheckSeverity.WARN and "Too few rows" in few.description
 
 

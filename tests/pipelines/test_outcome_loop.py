@@ -20,7 +20,7 @@ import pytest
 
 from pipelines.assets import ALL_ASSETS
 from pipelines.checks import ALL_CHECKS
-from pipelines.jobs import backtest_job, labeled_book_job, outcomes_job, training_job
+from pipelines.jobs import backtest_job, labeled_book_job, outcomes_job, scoring_job, training_job
 from pipelines.resources import build_resources
 from pipelines.schedules import weekly_retraining
 from pipelines.sensors import landing_folder_sensor, outcome_landing_sensor
@@ -73,22 +73,12 @@ def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Simulation:
     return simulation
 
 
-# The scoring assets without their drift check: with two or more landing partitions the check
-# loads every partition of scored_applications as a dict and fails its DataFrame type check
-# (reported to the owner of pipelines/assets/scoring.py); the loop under test is unaffected.
-sim_scoring_job = dg.define_asset_job(
-    "scoring_job",
-    selection=dg.AssetSelection.groups("scoring").without_checks(),
-    executor_def=dg.in_process_executor,
-)
-
-
 def _definitions() -> dg.Definitions:
     """The project's assets, checks and jobs with resources under this test's RISK_APP_HOME."""
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[training_job, sim_scoring_job, outcomes_job, labeled_book_job, backtest_job],
+        jobs=[training_job, scoring_job, outcomes_job, labeled_book_job, backtest_job],
         resources=build_resources(),
     )
 

@@ -15,7 +15,8 @@ import pytest
 from data_contracts.scored_application import ScoredApplication
 from risk_app.errors import ConfigError, DataFileError, RiskAppError
 from risk_app.paths import DEFAULT_DATASET
-from risk_app.scoring.batch import OUTPUT_COLUMNS, score_applications, score_file
+from risk_app.scoring.batch import OUTPUT_COLUMNS, score_applications
+from risk_app.scoring.output import score_and_record
 from tests.scoring.doubles import (
     german_credit,
     install_double_loader,
@@ -96,21 +97,18 @@ def file_with_bad_rows(tmp_path: Path) -> Path:
     return path
 
 
-def test_score_file_quarantines_bad_rows(file_with_bad_rows: Path, tmp_path: Path) -> None:
+def test_scoring_a_file_quarantines_bad_rows(file_with_bad_rows: Path, tmp_path: Path) -> None:
     model = load_double_artifact(save_double_artifact(tmp_path / "m", version="dbl-7", threshold=0.5))
     out_path = tmp_path / "out" / "batch.scored.parquet"
-    report = score_file(file_with_bad_rows, out_path, risk_model=model)
+    report = score_and_record(file_with_bad_rows, out_path, risk_model=model, reasons=0)
 
     assert (report.n_in, report.n_scored, report.n_quarantined) == (30, 27, 3)
-    assert report.model_version == "dbl-7" and report.threshold == 0.5
-    assert sum(report.grade_counts.values()) == 27 and list(report.grade_counts) == list("ABCDE")
+    assert report.model_version == "dbl-7"
 
     scored = pd.read_parquet(out_path)
     assert len(scored) == 27 and tuple(scored.columns) == OUTPUT_COLUMNS
-    assert report.decline_rate == pytest.approx((scored["decision"] == "decline").mean())
-    assert scored["risk_grade"].value_counts().to_dict() == {
-        k: v for k, v in report.grade_counts.items() if v
-    }
+    assert report.n_declined == int((scored["decision"] == "decline").sum())
+    assert set(scored["risk_grade"]) <= set("ABCDE")
 
     q_path = out_path.with_name("batch.scored.quarantine.parquet")
     assert report.quarantine_path == str(q_path)
@@ -122,38 +120,34 @@ def test_score_file_quarantines_bad_rows(file_with_bad_rows: Path, tmp_path: Pat
     assert sorted(p.name for p in out_path.parent.iterdir()) == [out_path.name, q_path.name]
 
 
-def test_score_file_csv_with_model_folder(
+def test_scoring_csv_with_a_model_folder(
     file_with_bad_rows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_double_loader(monkeypatch)
     folder = save_double_artifact(tmp_path / "model_dir", version="folder-1", threshold=0.35)
     out_path = tmp_path / "scored.csv"
-    q_path = tmp_path / "rejects.csv"
-    report = score_file(file_with_bad_rows, out_path, model_ref=str(folder), quarantine_path=q_path)
-    assert report.model_version == "folder-1" and report.registry_version is None
+    report = score_and_record(file_with_bad_rows, out_path, model_ref=str(folder), reasons=0)
+    assert report.model_version == "folder-1"
     scored = pd.read_csv(out_path)
     assert len(scored) == report.n_scored == 27
     assert (scored["model_version"] == "folder-1").all()
-    assert pd.read_csv(q_path)["row_number"].nunique() == 3
+    assert pd.read_parquet(report.quarantine_path)["row_number"].nunique() == 3
 
 
 def test_clean_file_writes_no_quarantine(tmp_path: Path) -> None:
     path = tmp_path / "clean.parquet"
     pd.read_csv(DEFAULT_DATASET, dtype=str).head(12).to_parquet(path)
-    report = score_file(path, tmp_path / "clean.scored.csv", risk_model=FixedModel([0.5] * 12, threshold=0.5))
+    model = FixedModel([0.5] * 12, threshold=0.5)
+    report = score_and_record(path, tmp_path / "clean.scored.csv", risk_model=model, reasons=0)
     assert (report.n_in, report.n_scored, report.n_quarantined) == (12, 12, 0)
-    assert report.quarantine_path is None and report.decline_rate == 1.0
+    assert report.quarantine_path is None and report.n_declined == 12
     assert not (tmp_path / "clean.scored.quarantine.parquet").exists()
 
 
 def test_unknown_output_suffix_rejected(file_with_bad_rows: Path, tmp_path: Path) -> None:
     model = FixedModel([0.1] * 30)
     with pytest.raises(ConfigError, match=r"unsupported output format '\.xlsx'"):
-        score_file(file_with_bad_rows, tmp_path / "scored.xlsx", risk_model=model)
-    with pytest.raises(ConfigError, match="unsupported quarantine format"):
-        score_file(
-            file_with_bad_rows, tmp_path / "scored.csv", quarantine_path=tmp_path / "q.json", risk_model=model
-        )
+        score_and_record(file_with_bad_rows, tmp_path / "scored.xlsx", risk_model=model)
     assert not list(tmp_path.glob("scored*"))
     with pytest.raises(DataFileError, match="file not found"):
-        score_file(tmp_path / "missing.csv", tmp_path / "scored.csv", risk_model=model)
+        score_and_record(tmp_path / "missing.csv", tmp_path / "scored.csv", risk_model=model)

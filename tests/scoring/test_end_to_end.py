@@ -1,5 +1,5 @@
 """The real path: a genuine risk_app artifact (LoRA on the tiny local Qwen2, untrained), registered
-in MLflow, promoted to champion, scored with `score_file(model_ref="champion")` and loaded by
+in MLflow, promoted to champion, scored with `score_and_record(model_ref="champion")` and loaded by
 plain MLflow users through `mlflow.pyfunc.load_model("models:/...@champion")`.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from risk_app.paths import DEFAULT_DATASET
 from risk_app.registry import mlflow_registry as reg
-from risk_app.scoring.batch import score_file
+from risk_app.scoring.output import score_and_record
 
 pytestmark = pytest.mark.slow
 
@@ -58,9 +58,11 @@ def test_register_promote_and_score_champion(real_artifact: Path, tmp_path: Path
     raw.loc[3, "duration_in_month"] = "0"  # out of contract range: quarantined, not scored
     source = tmp_path / "batch.csv"
     raw.to_csv(source, index=False)
-    report = score_file(source, tmp_path / "batch.scored.parquet", model_ref="champion")
+    report = score_and_record(
+        source, tmp_path / "batch.scored.parquet", model_ref="champion", model_name=reg.DEFAULT_MODEL_NAME
+    )
     assert (report.n_in, report.n_scored, report.n_quarantined) == (12, 11, 1)
-    assert report.registry_version == info.version
+    assert report.model_version == f"{reg.DEFAULT_MODEL_NAME}/{info.version}"
 
     scored = pd.read_parquet(tmp_path / "batch.scored.parquet")
     local = artifact.load_risk_model(real_artifact)
@@ -69,7 +71,7 @@ def test_register_promote_and_score_champion(real_artifact: Path, tmp_path: Path
 
     valid = validate_applications(valid_rows, "batch", require_target=False).valid
     np.testing.assert_allclose(scored["probability_of_default"], local.predict_proba(valid), atol=1e-6)
-    assert (scored["model_version"] == local.version).all()
+    assert (scored["model_version"] == report.model_version).all()
 
     pyfunc = mlflow.pyfunc.load_model(f"models:/{reg.DEFAULT_MODEL_NAME}@champion")
     features = valid.drop(columns=["source_row"])
