@@ -141,3 +141,44 @@ def paired_difference(
         "nb_high": mean + corrected,
         "wins": int((d > 0).sum()),
     }
+
+
+def render_paired(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """Test AUC minus LightGBM's on the same split: mean, 95 % intervals, splits won."""
+    rows = [(name, s["vs_lightgbm"]) for name, s in summary.items() if "ci_low" in s.get("vs_lightgbm", {})]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Paired difference in test ROC AUC against LightGBM on the same splits (model − LightGBM): "
+        "the plain 95 % t interval, and the Nadeau–Bengio corrected one, which allows for the "
+        "overlap between repeated random splits (use that one to call a difference real):",
+        "",
+        "| model | mean difference | 95 % CI (plain t) | 95 % CI (corrected) | splits above LightGBM |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, d in rows:
+        lines.append(
+            f"| {name} | {d['mean']:+.4f} | [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
+            f"[{d['nb_low']:+.4f}, {d['nb_high']:+.4f}] | {d['wins']}/{d['n']} |"
+        )
+    return lines
+
+
+def render_frozen(per_seed: list[dict[str, Any]]) -> list[str]:
+    """Which head, features and hyper-parameters validation chose for each frozen base and split."""
+    lines: list[str] = []
+    for seed in per_seed:
+        parts = []
+        for name, row in seed["models"].items():
+            if "frozen" in row:
+                f = row["frozen"]
+                params = ", ".join(f"{k}={v}" for k, v in f["params"].items())
+                parts.append(
+                    f"{name}: {f['head']} on {f['features']} ({params}), val AUC {f['val_auc_raw']:.3f}"
+                )
+        if parts:
+            lines.append(f"- seed {seed['seed']}: " + "; ".join(parts))
+    if lines:
+        lines = ["", "Frozen-feature heads chosen on validation per split:", "", *lines]
+    return lines
