@@ -161,6 +161,106 @@ def _select_sources(source_ids: list[str], ratio: float, seed: int) -> set[str]:
     return {ordered[i] for i in chosen}
 
 
+def _require_source_rows(source_ids: list[str], rows: dict[str, dict[str, Any]]) -> None:
+    # Every train example must have its structured row: copies are re-serialized from it.
+    absent = [sid for sid in source_ids if sid not in rows]
+    if absent:
+        raise AugmentationError(
+            f"{len(absent)} training example(s) have no row in the valid applications, e.g. {absent[0]!r}"
+        )
+
+
+def _verified_field_order(example: Any, row: dict[str, Any], spec: DatasetSpec) -> tuple[str, ...]:
+    """The fields of the example's text, after checking that `row` re-serializes to that text."""
+    source_id = str(example.source_application_id)
+    fields = source_field_order(example.text, source_id, spec)
+    # The structured row must be the one the text was made from, or copies would carry
+    # another applicant's numbers under this applicant's label.
+    if serialize_application(row, field_order=fields, spec=spec) != example.text:
+        raise AugmentationError(
+            f"example {example.application_id!r}: its text does not match application {source_id!r} "
+            "in the valid applications (different data or template version)"
+        )
+    return fields
+
+
+def _augmented_row(example: Any, source_id: str, copy: int, text: str, changed: list[str]) -> dict[str, Any]:
+    """One new examples-table row: the copy's text under its source's label, always in train."""
+    return {
+        "application_id": f"{source_id}-aug{copy}",
+        "source_application_id": source_id,
+        "text": text,
+        "default": example.default,
+        "split": "train",
+        "augmented": True,
+        AUGMENTERS_COLUMN: "+".join(changed),
+    }
+
+
+@dataclass
+class _CopiesMade:
+    """What the copy loop produced: new rows, before/after pairs to show, and per-augmenter changes."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    pairs: list[dict[str, str]] = field(default_factory=list)
+    tally: Counter[str] = field(default_factory=Counter)
+
+
+def _make_copies(
+    train: pd.DataFrame,
+    rows: dict[str, dict[str, Any]],
+    selected: set[str],
+    augmenters: list[Augmenter],
+    config: AugmentConfig,
+    spec: DatasetSpec,
+    counts: dict[str, int],
+) -> _CopiesMade:
+    """Augment `copies_per_row` copies of each selected train example; update `counts` as it goes."""
+    made = _CopiesMade()
+    for example in train.itertuples(index=False):
+        source_id = str(example.source_application_id)
+        if source_id not in selected:
+            continue
+        counts["n_selected"] += 1
+        fields = _verified_field_order(example, rows[source_id], spec)
+        for copy in range(1, config.copies_per_row + 1):
+            sample, changed = augment_one(
+                rows[source_id], fields, augmenters, config.seed, source_id, copy, spec
+            )
+            # A copy identical to its source adds nothing but weight on that applicant: drop it.
+            if sample.text == example.text:
+                counts["n_unchanged_dropped"] += 1
+                continue
+            made.tally.update(changed)
+            new_row = _augmented_row(example, source_id, copy, sample.text, changed)
+            made.rows.append(new_row)
+            if len(made.pairs) < config.n_examples:
+                made.pairs.append(
+                    {
+                        "application_id": new_row["application_id"],
+                        "augmenters": new_row[AUGMENTERS_COLUMN],
+                        "before": example.text,
+                        "after": sample.text,
+                    }
+                )
+    return made
+
+
+def _append_copies(original: pd.DataFrame, new_rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Originals plus copies, checked: ids unique, copies only in train, no source in two splits."""
+    augmented = pd.DataFrame(new_rows, columns=list(RESULT_COLUMNS))
+    if not augmented.empty:
+        augmented = augmented.astype({"default": original["default"].dtype, "augmented": bool})
+    frame = pd.concat([original[list(RESULT_COLUMNS)], augmented], ignore_index=True)
+    clash = frame["application_id"][frame["application_id"].duplicated()]
+    if not clash.empty:
+        raise AugmentationError(f"augmented id {clash.iloc[0]!r} collides with an existing application_id")
+    if not (frame.loc[frame["augmented"], "split"] == "train").all():
+        raise GroupLeakageError("an augmented example ended up outside the train split")
+    assert_no_group_leakage(frame)
+    return frame
+
+
 def augment_training_examples(
     examples_df: pd.DataFrame,
     valid_df: pd.DataFrame,
@@ -170,6 +270,7 @@ def augment_training_examples(
     """Append augmented copies of training examples (see module docstring); others untouched.
 
     `spec` is the data set the examples were serialized with (default german_credit)."""
+    # Setup: check the inputs and pick the train rows that may be copied (never copies of copies).
     spec = load_spec(spec)
     _check_examples(examples_df)
     assert_no_group_leakage(examples_df)
@@ -183,73 +284,19 @@ def augment_training_examples(
     if not config.enabled or config.copies_per_row == 0 or train.empty:
         return AugmentResult(frame=original[list(RESULT_COLUMNS)], counts=counts, per_augmenter=per_augmenter)
 
+    # Steps: match examples to their structured rows, select sources, make and append the copies.
     rows = _rows_by_id(valid_df)
     source_ids = train["source_application_id"].astype(str).tolist()
-    absent = [sid for sid in source_ids if sid not in rows]
-    if absent:
-        raise AugmentationError(
-            f"{len(absent)} training example(s) have no row in the valid applications, e.g. {absent[0]!r}"
-        )
+    _require_source_rows(source_ids, rows)
     selected = _select_sources(source_ids, config.ratio, config.seed)
     augmenters = _build_augmenters(config, spec)
-    tally: Counter[str] = Counter()
-    new_rows: list[dict[str, Any]] = []
-    pairs: list[dict[str, str]] = []
-    for example in train.itertuples(index=False):
-        source_id = str(example.source_application_id)
-        if source_id not in selected:
-            continue
-        counts["n_selected"] += 1
-        fields = source_field_order(example.text, source_id, spec)
-        # The structured row must be the one the text was made from, or copies would carry
-        # another applicant's numbers under this applicant's label.
-        if serialize_application(rows[source_id], field_order=fields, spec=spec) != example.text:
-            raise AugmentationError(
-                f"example {example.application_id!r}: its text does not match application {source_id!r} "
-                "in the valid applications (different data or template version)"
-            )
-        for copy in range(1, config.copies_per_row + 1):
-            sample, changed = augment_one(
-                rows[source_id], fields, augmenters, config.seed, source_id, copy, spec
-            )
-            if sample.text == example.text:
-                counts["n_unchanged_dropped"] += 1
-                continue
-            tally.update(changed)
-            new_rows.append(
-                {
-                    "application_id": f"{source_id}-aug{copy}",
-                    "source_application_id": source_id,
-                    "text": sample.text,
-                    "default": example.default,
-                    "split": "train",
-                    "augmented": True,
-                    AUGMENTERS_COLUMN: "+".join(changed),
-                }
-            )
-            if len(pairs) < config.n_examples:
-                pairs.append(
-                    {
-                        "application_id": new_rows[-1]["application_id"],
-                        "augmenters": new_rows[-1][AUGMENTERS_COLUMN],
-                        "before": example.text,
-                        "after": sample.text,
-                    }
-                )
+    made = _make_copies(train, rows, selected, augmenters, config, spec, counts)
+    frame = _append_copies(original, made.rows)
 
-    augmented = pd.DataFrame(new_rows, columns=list(RESULT_COLUMNS))
-    if not augmented.empty:
-        augmented = augmented.astype({"default": original["default"].dtype, "augmented": bool})
-    frame = pd.concat([original[list(RESULT_COLUMNS)], augmented], ignore_index=True)
-    clash = frame["application_id"][frame["application_id"].duplicated()]
-    if not clash.empty:
-        raise AugmentationError(f"augmented id {clash.iloc[0]!r} collides with an existing application_id")
-    if not (frame.loc[frame["augmented"], "split"] == "train").all():
-        raise GroupLeakageError("an augmented example ended up outside the train split")
-    assert_no_group_leakage(frame)
-    counts["n_augmented"] = len(augmented)
-    per_augmenter.update({name: tally[name] for name in config.augmenters})
-    return AugmentResult(frame=frame, counts=counts, per_augmenter=per_augmenter, examples=pairs)
+    # Result: the combined table with its counts and a few before/after pairs.
+    counts["n_augmented"] = len(made.rows)
+    per_augmenter.update({name: made.tally[name] for name in config.augmenters})
+    return AugmentResult(frame=frame, counts=counts, per_augmenter=per_augmenter, examples=made.pairs)
 
 
 __all__ = [
