@@ -68,6 +68,101 @@ def _score(model: TextScorer, texts: list[str]) -> np.ndarray:
     return scores
 
 
+def _check_request(df: pd.DataFrame, top_k: int) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise RiskAppError(f"reason_codes expects a DataFrame, got {type(df).__name__}")
+    if df.empty:
+        raise RiskAppError("reason_codes: no applications given")
+    if top_k < 1:
+        raise RiskAppError(f"reason_codes: top_k={top_k} must be at least 1")
+
+
+def _text_and_reason_fields(
+    df: pd.DataFrame, risk_model: TextScorer, field_order: Sequence[str] | None, spec: DatasetSpec
+) -> tuple[list[str], list[str]]:
+    """The fields the model's text holds, in order, and those of them that may be reasons."""
+    # Serialize exactly as the model was trained: a registry RiskModel records its field order
+    # and the fields it leaves out (e.g. protected attributes); those are never occluded.
+    if field_order is None:
+        field_order = getattr(risk_model, "field_order", None)
+    excluded = set(getattr(risk_model, "exclude_fields", None) or ())
+    text_fields = [name for name in (field_order or spec.feature_columns) if name not in excluded]
+    missing = [name for name in text_fields if name not in df.columns]
+    if missing:
+        raise RiskAppError(f"reason_codes: columns {missing} are missing from the applications")
+    # A protected attribute stays in the text the model reads but is never a reason for a decline.
+    fields = [name for name in text_fields if name not in spec.protected_columns]
+    if not fields:
+        raise RiskAppError("reason_codes: every field the model reads is protected; nothing can be a reason")
+    return text_fields, fields
+
+
+def _occluded_texts(
+    subset: pd.DataFrame, fields: list[str], text_fields: list[str], spec: DatasetSpec
+) -> list[str]:
+    """Every row's text without each reason field in turn, field-major (block j lacks field j)."""
+    variants: list[str] = []
+    if len(subset):
+        for name in fields:
+            variants.extend(
+                serialize_frame(subset, field_order=text_fields, exclude=(name,), spec=spec).tolist()
+            )
+    return variants
+
+
+@dataclass(frozen=True)
+class _OcclusionScores:
+    """P(default) of the selected rows with their full text and with each field left out."""
+
+    selected: np.ndarray  # positions in df of the rows that get reasons
+    p_full: np.ndarray  # (n_selected,)
+    p_without: np.ndarray  # (n_selected, n_fields)
+    n_variants: int
+    n_calls: int
+
+
+def _score_occlusions(
+    df: pd.DataFrame,
+    risk_model: TextScorer,
+    full_texts: list[str],
+    text_fields: list[str],
+    fields: list[str],
+    only_declined: bool,
+    threshold: float,
+    spec: DatasetSpec,
+) -> _OcclusionScores:
+    """Score full texts and occluded variants in as few `predict_texts` calls as the mode allows."""
+    calls = 0
+    if only_declined:
+        # The declines must be known before their variants can be built: two calls.
+        p_all = _score(risk_model, full_texts)
+        calls += 1
+        selected = np.flatnonzero(p_all >= threshold)
+    else:
+        p_all = None
+        selected = np.arange(len(df))
+    subset = df.iloc[selected]
+    variants = _occluded_texts(subset, fields, text_fields, spec)
+    if p_all is None:
+        scores = _score(risk_model, full_texts + variants)
+        calls += 1
+        p_full, p_without_flat = scores[: len(df)], scores[len(df) :]
+    else:
+        p_full = p_all
+        p_without_flat = _score(risk_model, variants) if variants else np.empty(0)
+        calls += int(bool(variants))
+    p_without = (
+        p_without_flat.reshape(len(fields), len(subset)).T if len(subset) else np.empty((0, len(fields)))
+    )
+    return _OcclusionScores(
+        selected=selected,
+        p_full=p_full[selected],
+        p_without=p_without,
+        n_variants=len(variants),
+        n_calls=calls,
+    )
+
+
 def reason_codes(
     df: pd.DataFrame,
     risk_model: TextScorer,
@@ -87,64 +182,26 @@ def reason_codes(
     `RiskModel` does); `field_order` here overrides the order. `spec` is the data set (default:
     the model's `dataset_spec` attribute when it has one, else german_credit).
     """
+    # Setup: the data set, the request and the fields (those in the text; those that may be reasons).
     spec = load_spec(spec if spec is not None else getattr(risk_model, "dataset_spec", None))
-    if not isinstance(df, pd.DataFrame):
-        raise RiskAppError(f"reason_codes expects a DataFrame, got {type(df).__name__}")
-    if df.empty:
-        raise RiskAppError("reason_codes: no applications given")
-    if top_k < 1:
-        raise RiskAppError(f"reason_codes: top_k={top_k} must be at least 1")
+    _check_request(df, top_k)
     threshold = float(risk_model.threshold)
-    # Serialize exactly as the model was trained: a registry RiskModel records its field order
-    # and the fields it leaves out (e.g. protected attributes); those are never occluded.
-    if field_order is None:
-        field_order = getattr(risk_model, "field_order", None)
-    excluded = set(getattr(risk_model, "exclude_fields", None) or ())
-    text_fields = [name for name in (field_order or spec.feature_columns) if name not in excluded]
-    missing = [name for name in text_fields if name not in df.columns]
-    if missing:
-        raise RiskAppError(f"reason_codes: columns {missing} are missing from the applications")
-    fields = [name for name in text_fields if name not in spec.protected_columns]
-    if not fields:
-        raise RiskAppError("reason_codes: every field the model reads is protected; nothing can be a reason")
+    text_fields, fields = _text_and_reason_fields(df, risk_model, field_order, spec)
 
+    # Steps: score the full and occluded texts; a field's strength is how much its absence lowers P.
     full_texts = serialize_frame(df, field_order=text_fields, spec=spec).tolist()
-    calls = 0
-    if only_declined:
-        p_all = _score(risk_model, full_texts)
-        calls += 1
-        selected = np.flatnonzero(p_all >= threshold)
-    else:
-        p_all = None
-        selected = np.arange(len(df))
-    subset = df.iloc[selected]
-
-    # Field-major order: block j holds every selected row's text without field j.
-    variants: list[str] = []
-    if len(subset):
-        for name in fields:
-            variants.extend(
-                serialize_frame(subset, field_order=text_fields, exclude=(name,), spec=spec).tolist()
-            )
-    if p_all is None:
-        scores = _score(risk_model, full_texts + variants)
-        calls += 1
-        p_full, p_without_flat = scores[: len(df)], scores[len(df) :]
-    else:
-        p_full = p_all
-        p_without_flat = _score(risk_model, variants) if variants else np.empty(0)
-        calls += int(bool(variants))
-    p_selected = p_full[selected]
-    p_without = (
-        p_without_flat.reshape(len(fields), len(subset)).T if len(subset) else np.empty((0, len(fields)))
+    scored = _score_occlusions(
+        df, risk_model, full_texts, text_fields, fields, only_declined, threshold, spec
     )
-    strength = p_selected[:, None] - p_without
+    strength = scored.p_full[:, None] - scored.p_without
 
+    # Result: the long table (every field ranked) and the wide one (top_k reasons per application).
+    subset = df.iloc[scored.selected]
     ids = subset[id_column].to_numpy() if id_column in subset.columns else subset.index.to_numpy()
-    long = _long_table(subset, ids, fields, p_selected, strength, top_k, spec)
-    wide = _wide_table(subset, ids, fields, p_selected, strength, threshold, top_k, spec)
+    long = _long_table(subset, ids, fields, scored.p_full, strength, top_k, spec)
+    wide = _wide_table(subset, ids, fields, scored.p_full, strength, threshold, top_k, spec)
     return ReasonCodes(
-        wide=wide, long=long, n_texts_scored=len(full_texts) + len(variants), n_model_calls=calls
+        wide=wide, long=long, n_texts_scored=len(full_texts) + scored.n_variants, n_model_calls=scored.n_calls
     )
 
 
