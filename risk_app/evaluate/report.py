@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from risk_app.atomic import atomic_write_json, atomic_write_text
 from risk_app.errors import RiskAppError
@@ -80,6 +81,44 @@ _PNG_NAMES = {
 }
 
 
+def _checked_inputs(
+    y_test: Any, p_test: Any, threshold: float, baselines: dict[str, np.ndarray] | None, model_name: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Labels, model scores and baseline scores as checked arrays; refuse what cannot be judged."""
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise RiskAppError(f"threshold={threshold!r} must be a probability in [0, 1]")
+    y_arr, p_arr = check_scores(y_test, p_test)
+    require_both_classes(y_arr, "an evaluation report")
+    baselines = dict(baselines or {})
+    if model_name in baselines:
+        raise RiskAppError(f"baseline name {model_name!r} clashes with the model's own name")
+    baseline_arrays = {
+        name: check_scores(y_arr, s, name=f"baseline {name!r}")[1] for name, s in baselines.items()
+    }
+    return y_arr, p_arr, baseline_arrays
+
+
+def _write_charts_and_lift(
+    out: Path,
+    y_arr: np.ndarray,
+    p_arr: np.ndarray,
+    all_scores: dict[str, np.ndarray],
+    threshold: float,
+    n_bins: int,
+) -> tuple[dict[str, Path], pd.DataFrame]:
+    """The five PNGs and lift_table.csv under `out`; returns their paths and the lift table."""
+    paths = {key: out / name for key, name in _PNG_NAMES.items()}
+    # ROC and reliability show the baselines beside the model; the others are the model's alone.
+    plots.roc_curve_png(y_arr, all_scores, path=paths["roc"])
+    plots.ks_curve_png(y_arr, p_arr, path=paths["ks"])
+    plots.reliability_png(y_arr, all_scores, n_bins=n_bins, path=paths["reliability"])
+    plots.score_distribution_png(y_arr, p_arr, threshold=threshold, path=paths["score_distribution"])
+    plots.confusion_matrix_png(y_arr, p_arr, threshold, path=paths["confusion_matrix"])
+    lift = lift_table(y_arr, p_arr, n_bins)
+    paths["lift_table"] = atomic_write_text(out / "lift_table.csv", lift.to_csv(index=False))
+    return paths, lift
+
+
 def build_evaluation_report(
     y_test: Any,
     p_test: Any,
@@ -97,31 +136,16 @@ def build_evaluation_report(
     """
     from risk_app.evaluate.metrics import credit_metrics
 
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise RiskAppError(f"threshold={threshold!r} must be a probability in [0, 1]")
-    y_arr, p_arr = check_scores(y_test, p_test)
-    require_both_classes(y_arr, "an evaluation report")
-    baselines = dict(baselines or {})
-    if model_name in baselines:
-        raise RiskAppError(f"baseline name {model_name!r} clashes with the model's own name")
-    baseline_arrays = {
-        name: check_scores(y_arr, s, name=f"baseline {name!r}")[1] for name, s in baselines.items()
-    }
+    # Setup: checked arrays and a clean output folder.
+    y_arr, p_arr, baseline_arrays = _checked_inputs(y_test, p_test, threshold, baselines, model_name)
     all_scores = {model_name: p_arr, **baseline_arrays}
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # A stale report.json from an earlier run must not vouch for files this run may not finish.
     (out / "report.json").unlink(missing_ok=True)
-    paths = {key: out / name for key, name in _PNG_NAMES.items()}
-    plots.roc_curve_png(y_arr, all_scores, path=paths["roc"])
-    plots.ks_curve_png(y_arr, p_arr, path=paths["ks"])
-    plots.reliability_png(y_arr, all_scores, n_bins=n_bins, path=paths["reliability"])
-    plots.score_distribution_png(y_arr, p_arr, threshold=threshold, path=paths["score_distribution"])
-    plots.confusion_matrix_png(y_arr, p_arr, threshold, path=paths["confusion_matrix"])
-    lift = lift_table(y_arr, p_arr, n_bins)
-    paths["lift_table"] = atomic_write_text(out / "lift_table.csv", lift.to_csv(index=False))
 
+    # Steps: charts and lift table, then the numbers for the model and each baseline.
+    paths, lift = _write_charts_and_lift(out, y_arr, p_arr, all_scores, threshold, n_bins)
     summary = score_summary(y_arr, p_arr, n_bins)
     metrics = _jsonable(credit_metrics(y_arr, p_arr, threshold))
     baseline_numbers = {
@@ -129,6 +153,8 @@ def build_evaluation_report(
         | {"metrics": _jsonable(credit_metrics(y_arr, scores, threshold))}
         for name, scores in baseline_arrays.items()
     }
+
+    # Result: the report object, and report.json written from it.
     report = EvaluationReport(
         out_dir=out,
         paths=paths | {"report": out / "report.json"},
