@@ -56,6 +56,11 @@ class ChampionAliasState:
                     f"champion of {self.model_name} is {now}; the audited move to version "
                     f"{self.audited} is not finished yet (risk-app reconcile completes it)"
                 )
+            if self.audited_action == UNAUDITED_MOVE:
+                return (
+                    f"champion of {self.model_name} is {now}, moved outside risk-app and already "
+                    f"recorded as such at {self.audited_at} (promote it through risk-app to give a reason)"
+                )
             return f"champion of {self.model_name} is {now}, as audited"
         was = (
             f"version {self.audited} ({self.audited_action} at {self.audited_at})"
