@@ -74,7 +74,9 @@ def training_run_config(
     }
 
 
-def score_after_training(instance: Any, defs: Any, path: Path, output: Path | None) -> tuple[Any, Path]:
+def score_after_training(
+    instance: Any, defs: Any, path: Path, output: Path | None, model: str = "champion"
+) -> tuple[Any, Path]:
     """Score `path` as its own partition of the scoring job (as the landing sensor would)."""
     from pipelines.assets.scoring import landing_files, landing_partition_key
     from risk_app.storage.scores import file_batch_id
@@ -87,7 +89,7 @@ def score_after_training(instance: Any, defs: Any, path: Path, output: Path | No
         "loggers": QUIET,
         "ops": {
             "scoring_batch": {"config": {"input_path": str(path), "expected_batch_id": batch_id}},
-            "scored_applications": {"config": {"output_path": str(output) if output else ""}},
+            "scored_applications": {"config": {"output_path": str(output) if output else "", "model": model}},
         },
     }
     result = defs.resolve_job_def("scoring_job").execute_in_process(
@@ -99,6 +101,21 @@ def score_after_training(instance: Any, defs: Any, path: Path, output: Path | No
         )
     metadata = result.asset_materializations_for_node("scored_applications")[0].metadata
     return result.output_for_node("scored_applications"), Path(metadata["output_path"].value)
+
+
+def scoring_model(record: Any) -> str:
+    """The champion, or, when the data set has none yet (this version was held back), this
+    version by number, said plainly: a demo run still shows scores."""
+    from risk_app.run.register import champion_version
+
+    registration = record.need("registration")
+    if champion_version(registration.model_name) is not None:
+        return "champion"
+    console.print(
+        f"[yellow]{registration.model_name} has no champion; scoring with version {registration.version}, "
+        "which was not promoted[/yellow]"
+    )
+    return str(registration.version)
 
 
 def print_training_summary(record: Any) -> None:
@@ -154,7 +171,10 @@ def run(
             "training job failed: " + "; ".join(failure_messages(trained) or ["see the Dagster UI"])
         )
     record = trained.output_for_node("registered_model")
-    scored, output = score_after_training(instance, defs, score_input or Path(record.dataset.source), output)
+    model = scoring_model(record)
+    scored, output = score_after_training(
+        instance, defs, score_input or Path(record.dataset.source), output, model
+    )
     console.rule("summary")
     print_training_summary(record)
     grades = scored["risk_grade"].value_counts().sort_index().to_dict()

@@ -10,6 +10,7 @@ from pydantic import Field
 from risk_app import paths
 from risk_app.evaluate.batch_drift import BatchDriftThresholds
 from risk_app.registry.promotion import GuardRule, PromotionRule
+from risk_app.run.benchmark_gate import configured_margin
 
 
 class ReplaceTableTypeHandler(DuckDBPandasTypeHandler):
@@ -57,6 +58,11 @@ class RiskAppSettings(dg.ConfigurableResource):
     )
     brier_max_worsening: float = Field(
         default=0.01, description="Guard: Brier score may not get worse by more than this."
+    )
+    benchmark_margin: float | None = Field(
+        default_factory=configured_margin,
+        description="A challenger trailing the best classical model by more than this (promotion metric, "
+        "same test rows) is not promoted automatically; empty turns the gate off.",
     )
     drift_warn_psi: float = Field(default=0.1, description="PSI above this warns.")
     drift_fail_psi: float = Field(default=0.25, description="PSI above this fails.")

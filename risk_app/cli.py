@@ -252,7 +252,8 @@ def _train_from_file(
 def _register_and_report(record: Any) -> None:
     from risk_app.run.register import promote_run, register_run
 
-    record = promote_run(register_run(record, model_name=record.dataset.name), actor="cli")
+    registered = register_run(record, model_name=record.dataset.name)
+    record = promote_run(registered, actor="cli")
     registration = record.need("registration")
     verdict = "champion" if registration.promoted else "challenger"
     console.print(

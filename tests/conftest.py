@@ -6,6 +6,7 @@ writes the developer's `var/` (warehouse, MLflow, models) or another test's stat
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,34 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session")
+def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Creating MLflow's sqlite schema runs every migration (about 9 s on a 2-core machine), and
+    # every training run now opens an MLflow run: the suite migrates one empty database once
+    # and copies it into each test's home.
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("mlflow_template")
+    db = folder / "mlflow.db"
+    store = SqlAlchemyStore(f"sqlite:///{db}", (folder / "artifacts").as_uri())
+    store.engine.dispose()
+    return db
+
+
 @pytest.fixture(autouse=True)
-def risk_app_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def risk_app_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, _empty_mlflow_db: Path
+) -> Path:
     home = tmp_path_factory.mktemp("risk_app_home")
     monkeypatch.setenv("RISK_APP_HOME", str(home))
+    # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; an earlier test's
+    # store must not leak into this one.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # The tiny test model trails LightGBM, so the benchmark gate would keep every test model
+    # from becoming champion; tests of the gate itself turn it back on.
+    monkeypatch.setenv("RISK_APP_BENCHMARK_MARGIN", "off")
+    (home / "mlflow").mkdir()
+    shutil.copyfile(_empty_mlflow_db, home / "mlflow" / "mlflow.db")
     return home
 
 

@@ -101,7 +101,12 @@ def packaged_model(model_evaluation: RunRecord, dataset_spec: DatasetSpec) -> dg
 def registered_model(packaged_model: RunRecord, settings: RiskAppSettings) -> dg.Output[RunRecord]:
     """A new MLflow model version (alias `challenger`) with the promotion rule's verdict."""
     name = settings.registered_name(packaged_model.dataset.name)
-    record = register_run(packaged_model, model_name=name, rule=settings.promotion_rule())
+    record = register_run(
+        packaged_model,
+        model_name=name,
+        rule=settings.promotion_rule(),
+        benchmark_margin="off" if settings.benchmark_margin is None else settings.benchmark_margin,
+    )
     return dg.Output(record, metadata=record_metadata(record, "registration"))
 
 

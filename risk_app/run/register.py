@@ -9,10 +9,12 @@ model; `promote_run` carries out a positive verdict, deciding again under the re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from risk_app.registry import mlflow_registry
 from risk_app.registry.promotion import PromotionRule
 from risk_app.registry.reconcile import register_and_decide
+from risk_app.run.benchmark_gate import benchmark_verdict, configured_margin
 from risk_app.run.record import RegistrationFacts, RunRecord
 from risk_app.run.render import mlflow_payload
 
@@ -22,8 +24,12 @@ def register_run(
     *,
     model_name: str = mlflow_registry.DEFAULT_MODEL_NAME,
     rule: PromotionRule | None = None,
+    benchmark_margin: float | Literal["off"] | None = None,
 ) -> RunRecord:
-    """Register the run's artifact as a new version (alias `challenger`) and decide promotion."""
+    """Register the run's artifact as a new version (alias `challenger`) and decide promotion:
+    it must beat the champion (the rule) and not trail the classical benchmark by more than
+    `benchmark_margin` (`risk_app.run.benchmark_gate`; None: the deployment's configured margin,
+    "off": no gate)."""
     artifact, evaluation = record.need("artifact"), record.need("evaluation")
     payload = mlflow_payload(record)
     reports = [Path(p) for p in evaluation.plots.values()]
@@ -41,8 +47,19 @@ def register_run(
         extra_artifacts=[p for p in reports if p.exists()] + [Path(artifact.path) / "MODEL_CARD.md"],
         rule=rule,
     )
+    decision = info.decision
+    if benchmark_margin is None:
+        margin = configured_margin()
+    else:
+        margin = None if benchmark_margin == "off" else float(benchmark_margin)
+    gate = benchmark_verdict(record, rule or PromotionRule(), margin) if decision.promote else None
+    if gate is not None:
+        # Recorded like any verdict (tags, audit line, alias `challenger`), so the UI says why.
+        decision = mlflow_registry.record_decision(
+            model_name, info.version, gate, rule, actor="benchmark gate"
+        )
     facts = RegistrationFacts(
-        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=info.decision
+        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=decision
     )
     updated = record.model_copy(update={"registration": facts})
     updated.save()
