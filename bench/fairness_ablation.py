@@ -22,10 +22,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data_contracts.loan_application import PROTECTED_COLUMNS  # noqa: E402
-from risk_app import paths, workflow  # noqa: E402
+from bench.compare_methods import machine_label  # noqa: E402
+from data_contracts.spec import load_spec  # noqa: E402
+from risk_app import workflow  # noqa: E402
 from risk_app.atomic import atomic_write_text  # noqa: E402
-from risk_app.finetune.compare import machine_label  # noqa: E402
 from risk_app.finetune.config import TrainConfig  # noqa: E402
 
 
@@ -42,28 +42,27 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--dataset", default="german_credit", help="Built-in data set name or spec file.")
     args = parser.parse_args()
-    validation = workflow.ingest_and_validate(paths.DEFAULT_DATASET)
+    spec = load_spec(args.dataset)
+    validation = workflow.ingest_and_validate(spec.data_path, spec=spec)
+    groups = [p.group_name for p in spec.protected]
     rows = []
     for seed in range(args.seeds):
-        for label, exclude in (("all fields", ()), ("protected left out", tuple(PROTECTED_COLUMNS))):
-            examples = workflow.prepare_examples(validation.valid, seed=seed, exclude_fields=exclude)
+        for label, exclude in (("all fields", ()), ("protected left out", tuple(spec.protected_columns))):
+            examples = workflow.prepare_examples(
+                validation.valid, seed=seed, exclude_fields=exclude, spec=spec
+            )
             config = TrainConfig(seed=seed, epochs=args.epochs)
             started = time.perf_counter()
-            outcome = workflow.train_and_evaluate(
-                validation.valid,
-                examples,
-                config,
-                progress=False,
-                baselines=("logistic",),
-                exclude_fields=exclude,
+            record = workflow.train_run(
+                validation.valid, examples, config, spec=spec, progress=False, baselines=("logistic",)
             )
+            fairness = record.need("evaluation").fairness
             rows.append({
-                "seed": seed, "variant": label, "test_roc_auc": outcome.test_metrics["roc_auc"],
-                "min_air_age_band": min_air(outcome.fairness, "age_band"),
-                "min_air_sex": min_air(outcome.fairness, "sex"),
-                "min_air_foreign_worker": min_air(outcome.fairness, "foreign_worker"),
-                "flags": len(outcome.fairness.get("flags", [])), "seconds": time.perf_counter() - started,
+                "seed": seed, "variant": label, "test_roc_auc": record.need("evaluation").test.roc_auc,
+                **{f"min_air_{g}": min_air(fairness, g) for g in groups},
+                "flags": len(fairness.get("flags", [])), "seconds": time.perf_counter() - started,
             })  # fmt: skip
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
@@ -82,7 +81,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for variant, row in summary.iterrows():
-        metrics = ("test_roc_auc", "min_air_age_band", "min_air_sex", "min_air_foreign_worker", "flags")
+        metrics = ("test_roc_auc", *(f"min_air_{g}" for g in groups), "flags")
         cells = [f"{row[(c, 'mean')]:.3f} ± {row[(c, 'std')]:.3f}" for c in metrics]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     lines += [
