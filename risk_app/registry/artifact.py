@@ -112,6 +112,64 @@ def _to_plain(value: Any) -> Any:
 
 
 # ---- save --------------------------------------------------------------------------------
+def _write_extra_files(folder: Path, extra_files: Mapping[str, str | bytes] | None) -> None:
+    """Write `extra_files` (relative name -> text or bytes) into `folder`, never outside it."""
+    for name, content in (extra_files or {}).items():
+        target = (folder / name).resolve()
+        # A name like "../x" would write outside the artifact and escape its atomic rename.
+        if folder.resolve() not in target.parents:
+            raise RiskAppError(f"extra file {name!r} would land outside the artifact folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+
+
+def _weights_metadata(weights_path: Path, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """What `load_risk_model` checks the weights file against: name, sha256, size and counts."""
+    return {
+        "file": WEIGHTS_FILE,
+        "sha256": sha256_file(weights_path),
+        "bytes": weights_path.stat().st_size,
+        "tensors": len(state),
+        "parameters": int(sum(t.numel() for t in state.values())),
+    }
+
+
+def _artifact_metadata(
+    *,
+    method_name: str,
+    cfg: BaseModel,
+    train_cfg: TrainConfig,
+    base_pins: dict[str, Any],
+    threshold: float,
+    metrics: Mapping[str, Any],
+    data_hash: str,
+    contract_version: str,
+    weights: dict[str, Any],
+    extra_plain: dict[str, Any],
+) -> dict[str, Any]:
+    """The content of risk_model.json: what the model is, what made it, and how to rebuild it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "version": str(extra_plain.get("version") or f"{method_name}-{weights['sha256'][:12]}"),
+        "method": method_name,
+        "method_config": cfg.model_dump(mode="json"),
+        "train_config": train_cfg.model_dump(mode="json"),
+        "base_model": train_cfg.base_model,
+        PINS_KEY: base_pins,
+        "threshold": float(threshold),
+        "metrics": _to_plain(dict(metrics)),
+        "data_hash": data_hash,
+        "contract_version": contract_version,
+        "code_version": code_version(),
+        "git_commit": git_commit(),
+        "library_versions": library_versions(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "labels": LABELS,
+        "weights": weights,
+        "extra": extra_plain,
+    }
+
+
 def save_risk_model(
     out_dir: str | Path,
     *,
@@ -137,6 +195,7 @@ def save_risk_model(
     how applications were serialized for training and are reused at prediction, and
     `version` (if given) becomes the model's version string.
     """
+    # Setup: validate everything before the folder is touched, so a bad call leaves nothing behind.
     if not 0.0 <= float(threshold) <= 1.0:
         raise RiskAppError(f"threshold {threshold} is not a probability in [0, 1]")
     method = get_method(method_name)
@@ -149,43 +208,26 @@ def save_risk_model(
     state = {k: v.detach().cpu().contiguous().clone() for k, v in source.items()}
     extra_plain = _to_plain(dict(extra or {}))
     base_pins = pin_base_model(train_cfg.base_model, model)
+
+    # Steps: weights, tokenizer and extra files into a temporary folder, renamed into place at the end.
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method_name})
         tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
-        for name, content in (extra_files or {}).items():
-            target = (tmp / name).resolve()
-            if tmp.resolve() not in target.parents:
-                raise RiskAppError(f"extra file {name!r} would land outside the artifact folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-        weights_sha = sha256_file(tmp / WEIGHTS_FILE)
-        metadata = {
-            "schema_version": SCHEMA_VERSION,
-            "version": str(extra_plain.get("version") or f"{method_name}-{weights_sha[:12]}"),
-            "method": method_name,
-            "method_config": cfg.model_dump(mode="json"),
-            "train_config": train_cfg.model_dump(mode="json"),
-            "base_model": train_cfg.base_model,
-            PINS_KEY: base_pins,
-            "threshold": float(threshold),
-            "metrics": _to_plain(dict(metrics)),
-            "data_hash": data_hash,
-            "contract_version": contract_version,
-            "code_version": code_version(),
-            "git_commit": git_commit(),
-            "library_versions": library_versions(),
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "labels": LABELS,
-            "weights": {
-                "file": WEIGHTS_FILE,
-                "sha256": weights_sha,
-                "bytes": (tmp / WEIGHTS_FILE).stat().st_size,
-                "tensors": len(state),
-                "parameters": int(sum(t.numel() for t in state.values())),
-            },
-            "extra": extra_plain,
-        }
+        _write_extra_files(tmp, extra_files)
+        # Result: risk_model.json, which describes (and checksums) everything written above.
+        metadata = _artifact_metadata(
+            method_name=method_name,
+            cfg=cfg,
+            train_cfg=train_cfg,
+            base_pins=base_pins,
+            threshold=threshold,
+            metrics=metrics,
+            data_hash=data_hash,
+            contract_version=contract_version,
+            weights=_weights_metadata(tmp / WEIGHTS_FILE, state),
+            extra_plain=extra_plain,
+        )
         atomic_write_json(tmp / METADATA_FILE, metadata)
     return out
 
