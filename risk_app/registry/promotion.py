@@ -120,39 +120,34 @@ def _improvement(challenger: float, champion: float, higher_is_better: bool) -> 
     return challenger - champion if higher_is_better else champion - challenger
 
 
-def decide(
-    challenger_metrics: Mapping[str, Any],
-    champion_metrics: Mapping[str, Any] | None,
-    rule: PromotionRule | None = None,
-) -> PromotionDecision:
-    """Promote the challenger iff it beats the champion by more than the margin and every guard holds."""
-    rule = rule or PromotionRule()
-    higher = bool(rule.higher_is_better)
-    challenger_value = _number(challenger_metrics, rule.metric)
-    details: dict[str, Any] = {
-        "metric": rule.metric,
-        "challenger": challenger_value,
-        "min_margin": rule.min_margin,
-    }
+def _compare_primary(
+    challenger_value: float | None,
+    champion_metrics: Mapping[str, Any],
+    rule: PromotionRule,
+    details: dict[str, Any],
+) -> tuple[PromotionDecision | None, str]:
+    """Compare the primary metric: a refusal (or None when the challenger wins) and the numbers as text.
 
-    if champion_metrics is None:
-        return PromotionDecision(promote=True, reason="no current champion", details=details)
+    Fills `details` with the champion's value and the improvement as they become known, so a
+    refusal carries exactly the numbers it was based on."""
     if challenger_value is None:
-        return PromotionDecision(
+        refusal = PromotionDecision(
             promote=False,
             reason=f"challenger has no {rule.metric} recorded; cannot compare with the champion",
             details=details,
         )
+        return refusal, ""
     champion_value = _number(champion_metrics, rule.metric)
     details["champion"] = champion_value
     if champion_value is None:
-        return PromotionDecision(
+        refusal = PromotionDecision(
             promote=False,
             reason=f"champion has no {rule.metric} recorded; promote manually if intended",
             details=details,
         )
+        return refusal, ""
 
-    gain = _improvement(challenger_value, champion_value, higher)
+    gain = _improvement(challenger_value, champion_value, bool(rule.higher_is_better))
     details["improvement"] = gain
     compared = f"{rule.metric} {challenger_value:.4f} vs champion {champion_value:.4f} (change {gain:+.4f})"
     if gain <= rule.min_margin:
@@ -161,34 +156,69 @@ def decide(
             if gain <= 0
             else f"does not beat it by more than the margin {rule.min_margin:.4f}"
         )
-        return PromotionDecision(promote=False, reason=f"challenger {verdict}: {compared}", details=details)
+        reason = f"challenger {verdict}: {compared}"
+        return PromotionDecision(promote=False, reason=reason, details=details), compared
+    return None, compared
+
+
+def _check_guard(
+    guard: GuardRule, challenger_metrics: Mapping[str, Any], champion_metrics: Mapping[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """One guard's result (for the audit details) and its violation message, if it is violated."""
+    c, h = _number(challenger_metrics, guard.metric), _number(champion_metrics, guard.metric)
+    result: dict[str, Any] = {
+        "metric": guard.metric,
+        "challenger": c,
+        "champion": h,
+        "max_worsening": guard.max_worsening,
+    }
+    if h is None:
+        # Nothing to compare against (e.g. a manually registered champion): the guard is moot.
+        result.update(holds=True, note="champion has no value")
+        return result, None
+    if c is None:
+        result.update(holds=False, note="challenger has no value")
+        return result, f"{guard.metric} missing for challenger"
+    worsening = -_improvement(c, h, bool(guard.higher_is_better))
+    holds = worsening <= guard.max_worsening
+    result.update(worsening=worsening, holds=holds)
+    if holds:
+        return result, None
+    violation = (
+        f"{guard.metric} worsened by {worsening:.4f} ({h:.4f} -> {c:.4f}), "
+        f"allowed {guard.max_worsening:.4f}"
+    )
+    return result, violation
+
+
+def decide(
+    challenger_metrics: Mapping[str, Any],
+    champion_metrics: Mapping[str, Any] | None,
+    rule: PromotionRule | None = None,
+) -> PromotionDecision:
+    """Promote the challenger iff it beats the champion by more than the margin and every guard holds."""
+    rule = rule or PromotionRule()
+    challenger_value = _number(challenger_metrics, rule.metric)
+    details: dict[str, Any] = {
+        "metric": rule.metric,
+        "challenger": challenger_value,
+        "min_margin": rule.min_margin,
+    }
+    if champion_metrics is None:
+        return PromotionDecision(promote=True, reason="no current champion", details=details)
+
+    # The primary metric first: guards only matter for a challenger that is better.
+    refusal, compared = _compare_primary(challenger_value, champion_metrics, rule, details)
+    if refusal is not None:
+        return refusal
 
     guard_results: list[dict[str, Any]] = []
     violations: list[str] = []
     for guard in rule.guards:
-        c, h = _number(challenger_metrics, guard.metric), _number(champion_metrics, guard.metric)
-        result: dict[str, Any] = {
-            "metric": guard.metric,
-            "challenger": c,
-            "champion": h,
-            "max_worsening": guard.max_worsening,
-        }
-        if h is None:
-            # Nothing to compare against (e.g. a manually registered champion): the guard is moot.
-            result.update(holds=True, note="champion has no value")
-        elif c is None:
-            result.update(holds=False, note="challenger has no value")
-            violations.append(f"{guard.metric} missing for challenger")
-        else:
-            worsening = -_improvement(c, h, bool(guard.higher_is_better))
-            holds = worsening <= guard.max_worsening
-            result.update(worsening=worsening, holds=holds)
-            if not holds:
-                violations.append(
-                    f"{guard.metric} worsened by {worsening:.4f} ({h:.4f} -> {c:.4f}), "
-                    f"allowed {guard.max_worsening:.4f}"
-                )
+        result, violation = _check_guard(guard, challenger_metrics, champion_metrics)
         guard_results.append(result)
+        if violation is not None:
+            violations.append(violation)
     details["guards"] = guard_results
 
     if violations:
