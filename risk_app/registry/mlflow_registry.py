@@ -26,39 +26,65 @@ that file and rebuilds the model from the safetensors artifact; nothing is unpic
     import mlflow
     model = mlflow.pyfunc.load_model("models:/credit_risk_model@champion")
     model.predict(applications_df)          # DataFrame with probability_of_default
+
+The registry is three modules: this one registers versions and moves aliases; `mlflow_store`
+holds the store's setup, lock and shared lookups; `mlflow_resolve` turns a reference into a
+local folder and lists versions. Their names are re-exported here, so `mlflow_registry.X` still
+works. Registration and the alias moves stay in this module on purpose: the fault-injection
+tests kill a child process at `mlflow_registry.log_run_contents`, `mlflow_registry.decide_and_record`
+and `mlflow_registry._make_champion`, which only works while the callers look those names up here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
-import hashlib
-import json
-import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from risk_app import paths
-from risk_app.errors import ConfigError, ModelNotFoundError, RiskAppError
+from risk_app.errors import ConfigError as ConfigError
+from risk_app.errors import ModelNotFoundError as ModelNotFoundError
+from risk_app.errors import RiskAppError
 from risk_app.registry.audit import append_audit_record
-from risk_app.registry.cache import (
-    ARTIFACT_FILE,
-    download_version,
-    find_artifact_folder,
-)
+from risk_app.registry.mlflow_resolve import ResolvedModel as ResolvedModel
+from risk_app.registry.mlflow_resolve import list_versions as list_versions
+from risk_app.registry.mlflow_resolve import load_by_alias as load_by_alias
+from risk_app.registry.mlflow_resolve import resolve_model as resolve_model
+from risk_app.registry.mlflow_store import CHALLENGER as CHALLENGER
+from risk_app.registry.mlflow_store import CHAMPION as CHAMPION
+from risk_app.registry.mlflow_store import DEFAULT_MODEL_NAME as DEFAULT_MODEL_NAME
+from risk_app.registry.mlflow_store import EXPERIMENT_NAME as EXPERIMENT_NAME
+from risk_app.registry.mlflow_store import LINEAGE_TAGS as LINEAGE_TAGS
+from risk_app.registry.mlflow_store import MAX_KEY as _MAX_KEY
+from risk_app.registry.mlflow_store import MAX_TAG_VALUE as _MAX_TAG_VALUE
+from risk_app.registry.mlflow_store import METRIC_TAG_PREFIX as METRIC_TAG_PREFIX
+from risk_app.registry.mlflow_store import MOVE_TAG as MOVE_TAG
+from risk_app.registry.mlflow_store import TEST_METRIC_PREFIX as TEST_METRIC_PREFIX
+from risk_app.registry.mlflow_store import alias_version as _alias_version
+from risk_app.registry.mlflow_store import configure_mlflow as configure_mlflow
+from risk_app.registry.mlflow_store import describe_versions as _describe
+from risk_app.registry.mlflow_store import existing_versions as _existing
+from risk_app.registry.mlflow_store import flatten as _flatten
+from risk_app.registry.mlflow_store import get_version as _get_version
+from risk_app.registry.mlflow_store import lineage as _lineage
+from risk_app.registry.mlflow_store import numeric_metrics as _numeric_metrics
+from risk_app.registry.mlflow_store import param_text as _param_text
+from risk_app.registry.mlflow_store import read_artifact_metadata as _read_artifact_metadata
+from risk_app.registry.mlflow_store import registry_client as _client
+from risk_app.registry.mlflow_store import registry_lock as registry_lock
+from risk_app.registry.mlflow_store import registry_lock_path as registry_lock_path
+from risk_app.registry.mlflow_store import tag_version as _tag
+from risk_app.registry.mlflow_store import version_metrics as _version_metrics
 from risk_app.registry.processes import process_tags
 from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide
-from risk_app.registry.pyfunc_model import RiskModelPyfunc, log_run_contents
-from risk_app.storage.locks import file_lock
+from risk_app.registry.pyfunc_model import RiskModelPyfunc as RiskModelPyfunc
+from risk_app.registry.pyfunc_model import log_run_contents
 
 # RiskModelPyfunc is re-exported: code written against earlier versions imports it from here.
 __all__ = [
@@ -81,19 +107,6 @@ __all__ = [
     "set_champion",
 ]
 
-EXPERIMENT_NAME = "risk_app"
-DEFAULT_MODEL_NAME = "credit_risk_model"
-CHAMPION, CHALLENGER = "champion", "challenger"
-METRIC_TAG_PREFIX = "metric."
-# Callers may log split-prefixed metrics (test_roc_auc, val_roc_auc ...); promotion reads test_*.
-TEST_METRIC_PREFIX = "test_"
-# Artifact metadata copied onto the run and the version as tags (searchable in the MLflow UI).
-LINEAGE_TAGS: tuple[str, ...] = ("method", "data_hash", "contract_version", "code_version")
-
-
-# MLflow's documented limits (param value 6000 chars, key 250; tags 5000 for portability).
-_MAX_KEY, _MAX_PARAM_VALUE, _MAX_TAG_VALUE, _PARAM_BATCH = 250, 6000, 5000, 100
-
 
 @dataclass(frozen=True)
 class ModelVersionInfo:
@@ -105,212 +118,8 @@ class ModelVersionInfo:
     source: str
 
 
-@dataclass(frozen=True)
-class ResolvedModel:
-    """A model reference turned into a local artifact folder (the one holding risk_model.json)."""
 
-    version: str
-    local_artifact_dir: Path
-    metadata: dict[str, Any] = field(default_factory=dict)
-    name: str | None = None
-
-
-# ---------------------------------------------------------------------------------------- setup
-
-
-def configure_mlflow() -> str:
-    """Point MLflow (tracking + registry) at risk_app's store; create the experiment. Returns its id."""
-    uri = paths.mlflow_tracking_uri()
-    _telemetry_off_unless_asked()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    # Progress bars on every artifact download are noise in logs and Dagster output.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
-    if experiment is not None:
-        return experiment.experiment_id
-    # A tracking server decides where artifacts go; a local store (sqlite/file) would otherwise
-    # default to ./mlruns in whatever folder the process happens to run from.
-    is_local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-    location = paths.mlflow_artifact_root() if is_local else None
-    try:
-        return mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=location)
-    except MlflowException:
-        # Another process created it between our lookup and create.
-        experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
-
-
-def _telemetry_off_unless_asked() -> None:
-    # risk_app.registry sets MLFLOW_DISABLE_TELEMETRY before mlflow is imported; if something
-    # imported mlflow earlier, its telemetry client was created then: drop it now.
-    from mlflow.telemetry import get_telemetry_client, set_telemetry_client
-
-    if os.environ.get("MLFLOW_DISABLE_TELEMETRY", "").lower() == "true" and get_telemetry_client():
-        set_telemetry_client()
-
-
-def registry_lock_path(name: str) -> Path:
-    store = hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
-    return paths.home() / "mlflow" / f"registry-{store}-{name}.lock"
-
-
-@contextmanager
-def registry_lock(name: str, timeout_s: float = 600.0) -> Iterator[None]:
-    """Hold the alias lock of registered model `name` (per tracking store, per host)."""
-    configure_mlflow()
-    with file_lock(registry_lock_path(name), timeout_s=timeout_s):
-        yield
-
-
-def _client() -> MlflowClient:
-    configure_mlflow()
-    return MlflowClient()
-
-
-# -------------------------------------------------------------------------------------- helpers
-
-
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, prefix=f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _param_text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:_MAX_PARAM_VALUE]
-
-
-def _numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in _flatten(metrics).items():
-        # bools are ints in Python but not metrics; lists (confusion matrix) are not scalars.
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if math.isfinite(float(value)):
-            out[key[:_MAX_KEY]] = float(value)
-    return out
-
-
-def _read_artifact_metadata(artifact_dir: Path) -> dict[str, Any]:
-    meta_path = artifact_dir / ARTIFACT_FILE
-    try:
-        return json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelNotFoundError(f"{artifact_dir}: not a risk model folder (no {ARTIFACT_FILE})") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelNotFoundError(f"{meta_path}: unreadable model description ({exc})") from exc
-
-
-def _lineage(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """method/data_hash/contract_version/code_version from the top level or one nested dict."""
-    found: dict[str, str] = {}
-    for key in LINEAGE_TAGS:
-        if metadata.get(key) is not None:
-            found[key] = str(metadata[key])
-            continue
-        for nested in metadata.values():
-            if isinstance(nested, Mapping) and nested.get(key) is not None:
-                found[key] = str(nested[key])
-                break
-    return found
-
-
-def _existing(client: MlflowClient, name: str) -> tuple[list[ModelVersion], dict[str, str]]:
-    """All versions and the alias->version map of a registered model; clear error if absent."""
-    try:
-        registered = client.get_registered_model(name)
-    except MlflowException as exc:
-        raise ModelNotFoundError(
-            f"no registered model named {name!r} at {mlflow.get_tracking_uri()}; "
-            "register a trained model first"
-        ) from exc
-    versions = client.search_model_versions(f"name='{name}'")
-    aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items()}
-    return sorted(versions, key=lambda v: int(v.version)), aliases
-
-
-def _describe(versions: list[ModelVersion], aliases: Mapping[str, str]) -> str:
-    listed = ", ".join(str(v.version) for v in versions) or "none"
-    named = ", ".join(f"{a}->v{v}" for a, v in sorted(aliases.items())) or "none"
-    return f"versions: {listed}; aliases: {named}"
-
-
-def _get_version(client: MlflowClient, name: str, version: str | int) -> ModelVersion:
-    versions, aliases = _existing(client, name)
-    for mv in versions:
-        if str(mv.version) == str(version):
-            return mv
-    raise ModelNotFoundError(
-        f"model {name!r} has no version {str(version)!r} ({_describe(versions, aliases)})"
-    )
-
-
-def _alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
-def _version_metrics(client: MlflowClient, mv: ModelVersion) -> dict[str, float]:
-    """Metrics stored as `metric.*` version tags, else the run's logged metrics."""
-    tags = mv.tags or {}
-    metrics: dict[str, float] = {}
-    for key, value in tags.items():
-        if key.startswith(METRIC_TAG_PREFIX):
-            try:
-                metrics[key[len(METRIC_TAG_PREFIX) :]] = float(value)
-            except ValueError:
-                continue  # a hand-edited tag that is not a number is not a metric
-    if not metrics and mv.run_id:
-        try:
-            metrics = dict(client.get_run(mv.run_id).data.metrics)
-        except MlflowException:
-            metrics = {}
-    return _with_test_fallback(metrics)
-
-
-def _with_test_fallback(metrics: Mapping[str, float]) -> dict[str, float]:
-    """Promotion compares test-set metrics: `roc_auc` also answers to a logged `test_roc_auc`."""
-    out = dict(metrics)
-    for key, value in metrics.items():
-        if key.startswith(TEST_METRIC_PREFIX):
-            out.setdefault(key[len(TEST_METRIC_PREFIX) :], value)
-    return out
-
-
-def _tag(client: MlflowClient, name: str, version: str, key: str, value: Any) -> None:
-    client.set_model_version_tag(name, version, key, str(value)[:_MAX_TAG_VALUE])
-
-
-MOVE_TAG = "champion_move"
-
-
-def _make_champion(
-    client: MlflowClient, name: str, version: str, previous: str | None, intent: Mapping[str, Any]
-) -> None:
-    """Move `champion` to `version`; `intent` is the audit record announcing the move."""
-    if previous is not None and previous != version:
-        # The rollback chain: each champion remembers whom it replaced.
-        _tag(client, name, version, "previous_champion", previous)
-    client.set_registered_model_alias(name, CHAMPION, version)
-    # Marks the announced move as done, so reconciliation never repeats it.
-    _tag(client, name, version, MOVE_TAG, intent["timestamp"])
-    challenger = _alias_version(client, name, CHALLENGER)
-    if challenger is not None and str(challenger.version) == version:
-        client.delete_registered_model_alias(name, CHALLENGER)
-
-
-# -------------------------------------------------------------------------------------- public
+# ------------------------------------------------------------------------------- registration
 
 
 def register_model_version(
@@ -361,6 +170,25 @@ def register_model_version(
     except MlflowException as exc:
         raise RiskAppError(f"registering {folder} as {model_name!r} failed: {exc.message}") from exc
     return ModelVersionInfo(name=model_name, version=str(mv.version), run_id=run_id, source=str(mv.source))
+
+
+# ------------------------------------------------------------------------------ alias moves
+
+
+def _make_champion(
+    client: MlflowClient, name: str, version: str, previous: str | None, intent: Mapping[str, Any]
+) -> None:
+    """Move `champion` to `version`; `intent` is the audit record announcing the move."""
+    if previous is not None and previous != version:
+        # The rollback chain: each champion remembers whom it replaced.
+        _tag(client, name, version, "previous_champion", previous)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    # Marks the announced move as done, so reconciliation never repeats it.
+    _tag(client, name, version, MOVE_TAG, intent["timestamp"])
+    challenger = _alias_version(client, name, CHALLENGER)
+    if challenger is not None and str(challenger.version) == version:
+        client.delete_registered_model_alias(name, CHALLENGER)
+
 
 
 def _decide_against_champion(
@@ -555,75 +383,3 @@ def rollback_champion(name: str, reason: str, actor: str | None = None) -> str:
         client.set_registered_model_alias(name, CHAMPION, target)
         _tag(client, name, target, MOVE_TAG, intent["timestamp"])
         return target
-
-
-def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_NAME) -> ResolvedModel:
-    """Turn "champion"/"challenger" (any alias), a version number or a local folder into a local folder."""
-    text = str(ref).strip()
-    if not text:
-        raise ModelNotFoundError(
-            "empty model reference; use an alias (champion), a version number or a folder"
-        )
-    local = Path(text).expanduser()
-    looks_like_path = isinstance(ref, os.PathLike) or os.sep in text or text.startswith(".")
-    if looks_like_path or (local.is_dir() and find_artifact_folder(local) is not None):
-        folder = find_artifact_folder(local) if local.is_dir() else None
-        if folder is None:
-            raise ModelNotFoundError(f"{local}: no risk model folder there (expected {ARTIFACT_FILE})")
-        metadata = _read_artifact_metadata(folder)
-        return ResolvedModel(
-            version=str(metadata.get("version", "local")),
-            local_artifact_dir=folder.resolve(),
-            metadata=metadata,
-        )
-
-    client = _client()
-    versions, aliases = _existing(client, name)
-    if text.isdigit():
-        version = str(_get_version(client, name, text).version)
-    elif text in aliases:
-        version = aliases[text]
-    else:
-        raise ModelNotFoundError(f"model {name!r} has no alias {text!r} ({_describe(versions, aliases)})")
-    folder = download_version(name, version)
-    return ResolvedModel(
-        version=version, local_artifact_dir=folder, metadata=_read_artifact_metadata(folder), name=name
-    )
-
-
-def load_by_alias(alias: str = CHAMPION, name: str = DEFAULT_MODEL_NAME) -> Any:
-    """The `RiskModel` behind an alias (or version / folder), ready to `predict_proba`."""
-    from risk_app.registry.artifact import load_risk_model
-
-    return load_risk_model(resolve_model(alias, name=name).local_artifact_dir)
-
-
-def list_versions(name: str = DEFAULT_MODEL_NAME) -> list[dict[str, Any]]:
-    """One dict per version, oldest first: version, aliases, method, roc_auc, created, decision."""
-    client = _client()
-    try:
-        versions, aliases = _existing(client, name)
-    except ModelNotFoundError:
-        return []
-    by_version: dict[str, list[str]] = {}
-    for alias, version in aliases.items():
-        by_version.setdefault(version, []).append(alias)
-    rows = []
-    for mv in versions:
-        tags = mv.tags or {}
-        auc = tags.get(
-            f"{METRIC_TAG_PREFIX}roc_auc", tags.get(f"{METRIC_TAG_PREFIX}{TEST_METRIC_PREFIX}roc_auc")
-        )
-        rows.append(
-            {
-                "version": str(mv.version),
-                "aliases": sorted(by_version.get(str(mv.version), [])),
-                "method": tags.get("method"),
-                "roc_auc": float(auc) if auc is not None else None,
-                "created": dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).isoformat(),
-                "promotion_decision": tags.get("promotion_decision"),
-                "promotion_reason": tags.get("promotion_reason"),
-                "run_id": mv.run_id,
-            }
-        )
-    return rows
