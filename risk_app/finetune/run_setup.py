@@ -146,10 +146,18 @@ def is_dispatched(model: Any) -> bool:
     return bool(getattr(model, "hf_device_map", None)) or getattr(model, "hf_quantizer", None) is not None
 
 
-def save_checkpoint(state: Mapping[str, torch.Tensor], out_dir: Path, metrics: dict[str, Any]) -> Path:
-    """Write a method's saved `state` as `state.safetensors` + `metrics.json` into `out_dir`, atomically."""
+def save_checkpoint(
+    state: Mapping[str, torch.Tensor],
+    out_dir: Path,
+    metrics: dict[str, Any],
+    extra: Mapping[str, bytes] | None = None,
+) -> Path:
+    """Write a method's saved `state` as `state.safetensors` + `metrics.json` (+ `extra` files,
+    e.g. the trainer state for resuming) into `out_dir`, atomically: a checkpoint is whole or absent."""
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     with atomic_dir(out_dir) as tmp:
         save_file(tensors, str(tmp / STATE_FILE))
         atomic_write_json(tmp / METRICS_FILE, metrics)
+        for name, content in (extra or {}).items():
+            (tmp / name).write_bytes(content)
     return out_dir

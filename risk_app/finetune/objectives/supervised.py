@@ -42,6 +42,7 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import encode_texts, model_device, pad_batch, predict_logits, softmax_default
+from risk_app.finetune.resume import TRAINER_STATE, is_resuming, restore, trainer_state_bytes
 from risk_app.finetune.run_setup import (
     class_weights,
     count_parameters,
@@ -259,30 +260,26 @@ def supervised_fit(
     """Train a prepared model on `data`; returns it with the best epoch's weights."""
     started = time.perf_counter()
     run = setup_run(method, model, tokenizer, data, config, cfg)
-    history: list[dict[str, float]] = []
     best = BestEpoch()
-    stopped_early = False
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        train_loss = train_one_epoch(run, epoch, progress)
-        val_proba, val_loss, val_auc = validate(run)
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_auc": val_auc,
-            "learning_rate": run.scheduler.get_last_lr()[0],
-            "seconds": time.perf_counter() - epoch_start,
-        }
+    done, history = restore(run, best, checkpoint_dir) if is_resuming() and checkpoint_dir else (0, [])
+    stopped_early = bool(done) and best.should_stop(config.patience)
+    for epoch in range(done + 1, config.epochs + 1):
+        if stopped_early:
+            break
+        record = run_epoch(run, epoch, progress)
         history.append(record)
+        best.update(run, epoch, record["val_auc"], record.pop("_val_proba"))
+        if checkpoint_dir is not None:
+            save_checkpoint(
+                method.state_to_save(model, cfg), Path(checkpoint_dir) / f"epoch-{epoch}", record,
+                extra={TRAINER_STATE: trainer_state_bytes(run, best, history)},
+            )  # fmt: skip
         epoch_ended(record)
         if progress:
             tqdm.write(
-                f"epoch {epoch}: train_loss={train_loss:.4f} val_loss={val_loss:.4f} val_auc={val_auc:.4f}"
+                f"epoch {epoch}: train_loss={record['train_loss']:.4f} val_loss={record['val_loss']:.4f} "
+                f"val_auc={record['val_auc']:.4f}"
             )
-        if checkpoint_dir is not None:
-            save_checkpoint(method.state_to_save(model, cfg), Path(checkpoint_dir) / f"epoch-{epoch}", record)
-        best.update(run, epoch, val_auc, val_proba)
         if best.should_stop(config.patience):
             stopped_early = epoch < config.epochs
             break
@@ -290,6 +287,22 @@ def supervised_fit(
         method.load_state(model, best.state, cfg)
     model.eval()
     return build_result(run, history, best, stopped_early, time.perf_counter() - started)
+
+
+def run_epoch(run: SupervisedRun, epoch: int, progress: bool) -> dict[str, Any]:
+    """Train one epoch and validate; the epoch's history record (its P(default) under `_val_proba`)."""
+    epoch_start = time.perf_counter()
+    train_loss = train_one_epoch(run, epoch, progress)
+    val_proba, val_loss, val_auc = validate(run)
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "val_auc": val_auc,
+        "learning_rate": run.scheduler.get_last_lr()[0],
+        "seconds": time.perf_counter() - epoch_start,
+        "_val_proba": val_proba,
+    }
 
 
 def build_result(
