@@ -190,6 +190,9 @@ def train(
     max_decline_rate: Annotated[
         float | None, typer.Option(help="Credit-policy cap on the share declined, e.g. 0.3.")
     ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Run id of a killed run: continue from its last epoch checkpoint.")
+    ] = None,
 ) -> None:
     """Validate, fine-tune, choose the credit policy, evaluate beside the baselines, register.
 
@@ -215,6 +218,14 @@ def train(
     )
     cap = {} if max_decline_rate is None else {"max_decline_rate": max_decline_rate}
     policy_config = parse_config(PolicyConfig, {**cap, **parse_params(policy, None)})
+    if resume:
+        from risk_app import workflow
+
+        console.print(f"resuming run {resume} from its last epoch checkpoint")
+        record = workflow.resume_run(resume, policy_config)
+        if register:
+            _register_and_report(record)
+        return
     exclude = tuple(spec.protected_columns) if exclude_protected else ()
     record = _train_from_file(data or spec.data_path, spec, config, policy_config, exclude, augment)
     if register:

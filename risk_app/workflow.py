@@ -17,16 +17,26 @@ from typing import Any
 
 import pandas as pd
 
+from data_contracts.spec import load_spec
+from risk_app import paths
 from risk_app.data.examples import build_training_examples
 from risk_app.data.load import load_applications
 from risk_app.data.validate import ValidationResult, validate_applications
+from risk_app.errors import RiskAppError
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import get_method
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
 from risk_app.run.package import package_run
 from risk_app.run.record import RunRecord
-from risk_app.run.stages import choose_credit_policy, fine_tune, start_run
+from risk_app.run.stages import (
+    EXAMPLES_FILE,
+    SPEC_COPY,
+    VALID_FILE,
+    choose_credit_policy,
+    fine_tune,
+    start_run,
+)
 
 
 def ingest_and_validate(path: str | Path, require_target: bool = True, spec: Any = None) -> ValidationResult:
@@ -81,4 +91,23 @@ def train_run(
     record, _ = fine_tune(record, examples, train_config, progress=progress)
     record = choose_credit_policy(record, policy_config)
     record = evaluate_run(record, valid, examples, spec=spec, baselines=baselines)
+    return package_run(record, spec=spec)
+
+
+def resume_run(run_id: str, policy_config: PolicyConfig | None = None, *, progress: bool = True) -> RunRecord:
+    """Continue a run killed during fine-tuning from its newest epoch checkpoint, then finish it.
+
+    Trains on exactly the rows, texts and spec the run started with (saved in its folder)."""
+    run_dir = paths.runs_dir() / run_id
+    record = RunRecord.load(run_dir)
+    config = record.planned_training
+    if record.training is not None:
+        raise RiskAppError(f"run {run_id} finished training already; nothing to resume")
+    if config is None:
+        raise RiskAppError(f"run {run_id} stopped before training started; start a new run instead")
+    spec = load_spec(run_dir / SPEC_COPY)
+    valid, examples = pd.read_parquet(run_dir / VALID_FILE), pd.read_parquet(run_dir / EXAMPLES_FILE)
+    record, _ = fine_tune(record, examples, config, progress=progress, resume=True)
+    record = choose_credit_policy(record, policy_config)
+    record = evaluate_run(record, valid, examples, spec=spec)
     return package_run(record, spec=spec)

@@ -162,6 +162,9 @@ class RunRecord(_Section):
     run_dir: str
     created_at: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     dataset: DatasetFacts
+    planned_training: TrainConfig | None = Field(
+        default=None, description="The training config, recorded before training starts (for --resume)."
+    )
     training: TrainingFacts | None = None
     policy: PolicyFacts | None = None
     evaluation: EvaluationFacts | None = None

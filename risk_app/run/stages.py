@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ import numpy as np
 import pandas as pd
 from safetensors.torch import save_file
 
+from data_contracts.spec import load_spec
 from risk_app import paths
-from risk_app.atomic import atomic_dir
+from risk_app.atomic import atomic_dir, atomic_write_text
 from risk_app.data.examples import data_hash
 from risk_app.errors import ConfigError
 from risk_app.evaluate.calibration import Calibrator
@@ -35,6 +37,7 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import on_epoch_end
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import get_method
+from risk_app.finetune.resume import resuming
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
 from risk_app.run.dataset import dataset_facts
@@ -47,6 +50,9 @@ WEIGHTS_FILE = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
 PREDICTIONS_FILE = "predictions.parquet"
 REFERENCE_FILE = "reference_features.parquet"
+VALID_FILE = "valid_applications.parquet"
+EXAMPLES_FILE = "examples.parquet"
+SPEC_COPY = "dataset_spec.yaml"
 REFERENCE_ROWS = 5000  # enough to bin every input; small enough to travel inside the artifact
 
 
@@ -71,6 +77,11 @@ def start_run(
     run_dir = paths.runs_dir() / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     _save_reference_sample(valid, examples, run_dir / REFERENCE_FILE)
+    # What a resumed run needs to train on exactly the same data: the rows, the texts and splits,
+    # and the spec they were validated and serialized with.
+    valid.to_parquet(run_dir / VALID_FILE, index=False)
+    examples.to_parquet(run_dir / EXAMPLES_FILE, index=False)
+    atomic_write_text(run_dir / SPEC_COPY, load_spec(spec).to_yaml())
     facts = dataset_facts(
         valid,
         examples,
@@ -130,16 +141,25 @@ def _save_predictions(result: TrainResult, examples: pd.DataFrame, config: Train
 
 
 def fine_tune(
-    record: RunRecord, examples: pd.DataFrame, config: TrainConfig, *, progress: bool = True
+    record: RunRecord,
+    examples: pd.DataFrame,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+    resume: bool = False,
 ) -> tuple[RunRecord, TrainResult]:
-    """Train the model; save its weights and raw validation/test scores; record what happened."""
+    """Train the model; save its weights and raw validation/test scores; record what happened.
+
+    With `resume`, training continues from the run's newest complete epoch checkpoint."""
+    record = record.model_copy(update={"planned_training": config})
+    record.save()
     method = get_method(config.method)
     method_cfg = method.parse_config(config.method_params)
     train_texts, y_train, _ = texts_and_labels(examples, "train")
     val_texts, y_val, _ = texts_and_labels(examples, "validation")
     run_dir = Path(record.run_dir)
     tracked = training_run(record, config, method_cfg.model_dump(mode="json"))
-    with tracked as tracker, on_epoch_end(tracker.log_epoch):
+    with tracked as tracker, on_epoch_end(tracker.log_epoch), resuming() if resume else nullcontext():
         result = train_classifier(
             train_texts,
             y_train,

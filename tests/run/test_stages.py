@@ -103,3 +103,28 @@ def test_policy_config_rejects_unknown_keys_and_bad_values() -> None:
     # The policy no longer lives in TrainConfig.
     with pytest.raises(ValidationError):
         TrainConfig.model_validate({"calibration": "platt"})
+
+
+def test_a_killed_run_resumes_to_the_same_model(small_file: Path, tiny_qwen2: Path) -> None:
+    from risk_app.finetune.events import on_epoch_end
+
+    class Killed(KeyboardInterrupt):
+        pass
+
+    def kill_after_first_epoch(record) -> None:  # noqa: ANN001
+        if record["epoch"] == 1:
+            raise Killed
+
+    validation = workflow.ingest_and_validate(small_file)
+    examples = workflow.prepare_examples(validation.valid, seed=7)
+    config = TrainConfig(epochs=2, max_length=64, seed=7, patience=0)
+    whole = workflow.train_run(validation.valid, examples, config, baselines=("logistic",), progress=False)
+    with pytest.raises(Killed), on_epoch_end(kill_after_first_epoch):
+        workflow.train_run(validation.valid, examples, config, baselines=("logistic",), progress=False,
+                           run_id="killed-run")  # fmt: skip
+    resumed = workflow.resume_run("killed-run", progress=False)
+    assert [e.epoch for e in resumed.training.history] == [1, 2]
+    assert resumed.training.best_val_auc == pytest.approx(whole.training.best_val_auc, rel=1e-6)
+    assert resumed.evaluation.test.roc_auc == pytest.approx(whole.evaluation.test.roc_auc, rel=1e-6)
+    with pytest.raises(RiskAppError, match="finished training already"):
+        workflow.resume_run("killed-run", progress=False)
