@@ -45,15 +45,19 @@ def fine_tuned_model(
     train_config = TrainConfig.from_dict(config.model_dump())
     context.log.info(f"fine-tuning {train_config.base_model} with method {train_config.method!r}")
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else ""
-    record = stages.start_run(
-        valid_applications,
-        augmented_training_examples,
-        source=source,
-        spec=dataset_spec,
-        method=train_config.method,
-        run_id=None,
-    )
-    record, _ = stages.fine_tune(record, augmented_training_examples, train_config)
+    # One training run per Dagster run family: a retry ("re-execute from failure") finds the
+    # folder its first attempt started and continues from the last epoch checkpoint.
+    run_id = f"{train_config.method}-dagster-{(context.run.root_run_id or context.run_id)[:12]}"
+    resumable = stages.resumable_run(run_id)
+    if resumable is not None:
+        context.log.info(f"resuming training run {run_id} from its last epoch checkpoint")
+        record, _ = stages.fine_tune(resumable, augmented_training_examples, train_config, resume=True)
+    else:
+        record = stages.start_run(
+            valid_applications, augmented_training_examples, source=source, spec=dataset_spec,
+            method=train_config.method, run_id=run_id,
+        )  # fmt: skip
+        record, _ = stages.fine_tune(record, augmented_training_examples, train_config)
     return dg.Output(record, metadata=record_metadata(record, "training"))
 
 

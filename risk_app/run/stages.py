@@ -41,7 +41,7 @@ from risk_app.finetune.resume import resuming
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
 from risk_app.run.dataset import dataset_facts
-from risk_app.run.record import EpochRecord, PolicyFacts, RunRecord, StrategyRow, TrainingFacts
+from risk_app.run.record import RECORD_FILE, EpochRecord, PolicyFacts, RunRecord, StrategyRow, TrainingFacts
 from risk_app.run.tracking import training_run
 
 SPLITS = ("train", "validation", "test")
@@ -103,6 +103,15 @@ def _save_reference_sample(valid: pd.DataFrame, examples: pd.DataFrame, path: Pa
     rows = valid.loc[valid["application_id"].astype(str).isin(train_ids)]
     rows = rows.sample(min(len(rows), REFERENCE_ROWS), random_state=0) if len(rows) > REFERENCE_ROWS else rows
     rows.drop(columns=["default", "source_row"], errors="ignore").to_parquet(path, index=False)
+
+
+def resumable_run(run_id: str) -> RunRecord | None:
+    """The record of run `run_id` if it started training and did not finish, else None."""
+    run_dir = paths.runs_dir() / run_id
+    if not (run_dir / RECORD_FILE).is_file():
+        return None
+    record = RunRecord.load(run_dir)
+    return record if record.planned_training is not None and record.training is None else None
 
 
 def texts_and_labels(examples: pd.DataFrame, split: str) -> tuple[list[str], np.ndarray, list[str]]:
