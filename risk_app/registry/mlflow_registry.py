@@ -118,7 +118,6 @@ class ModelVersionInfo:
     source: str
 
 
-
 # ------------------------------------------------------------------------------- registration
 
 
@@ -188,7 +187,6 @@ def _make_champion(
     challenger = _alias_version(client, name, CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
-
 
 
 def _decide_against_champion(

@@ -51,6 +51,7 @@ MAX_KEY, MAX_PARAM_VALUE, MAX_TAG_VALUE = 250, 6000, 5000
 
 # ---------------------------------------------------------------------------------------- setup
 
+
 def configure_mlflow() -> str:
     """Point MLflow (tracking + registry) at risk_app's store; create the experiment. Returns its id."""
     uri = paths.mlflow_tracking_uri()
@@ -97,7 +98,6 @@ def registry_lock(name: str, timeout_s: float = 600.0) -> Iterator[None]:
     configure_mlflow()
     with file_lock(registry_lock_path(name), timeout_s=timeout_s):
         yield
-
 
 
 def registry_client() -> MlflowClient:
@@ -182,7 +182,7 @@ def existing_versions(client: MlflowClient, name: str) -> tuple[list[ModelVersio
 
 
 def describe_versions(versions: list[ModelVersion], aliases: Mapping[str, str]) -> str:
-    """"versions: 1, 2; aliases: champion->v2": what exists, for "not found" messages."""
+    """What exists, e.g. "versions: 1, 2; aliases: champion->v2", for "not found" messages."""
     listed = ", ".join(str(v.version) for v in versions) or "none"
     named = ", ".join(f"{a}->v{v}" for a, v in sorted(aliases.items())) or "none"
     return f"versions: {listed}; aliases: {named}"
