@@ -11,30 +11,24 @@ by `pipelines.cli`, which is what the console script points at.
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from data_contracts.spec import DEFAULT_DATASET
 from risk_app.cli_bases import bases_app
+from risk_app.cli_common import clear_errors, console, parse_config, parse_params, print_table
 from risk_app.cli_datasets import datasets_app
+from risk_app.cli_models import models_app
 from risk_app.cli_outcomes import outcomes_app
-from risk_app.errors import RiskAppError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Credit-risk LLM fine-tuning and scoring.")
-models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, promote, roll back.")
 app.add_typer(models_app, name="models")
 app.add_typer(bases_app, name="bases")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(outcomes_app, name="outcomes")
-console = Console()
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @app.callback()
@@ -57,52 +51,6 @@ def quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
     for name in ("bitsandbytes", "mlflow", "alembic", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def clear_errors(fn: F) -> F:
-    """Print a RiskAppError as one red line and exit 2, instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RiskAppError as exc:
-            console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
-    """`--param key=value` pairs (values parsed as JSON when they can be) over `--params-json`."""
-    from risk_app.errors import ConfigError
-
-    params: dict[str, Any] = {}
-    if params_json:
-        try:
-            params.update(json.loads(params_json))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--params-json is not valid JSON: {exc}") from exc
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--param {pair!r}: expected key=value")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw.split(",") if "," in raw else raw
-        params[key.strip()] = value
-    return params
-
-
-def print_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
-    columns = columns or (list(rows[0]) if rows else [])
-    out = Table(title=title, title_justify="left")
-    for column in columns:
-        out.add_column(column)
-    for row in rows:
-        out.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.get(c) for c in columns)])
-    console.print(out)
 
 
 @app.command()
@@ -219,12 +167,7 @@ def train(
     cap = {} if max_decline_rate is None else {"max_decline_rate": max_decline_rate}
     policy_config = parse_config(PolicyConfig, {**cap, **parse_params(policy, None)})
     if resume:
-        from risk_app import workflow
-
-        console.print(f"resuming run {resume} from its last epoch checkpoint")
-        record = workflow.resume_run(resume, policy_config)
-        if register:
-            _register_and_report(record)
+        _resume(resume, policy_config, register)
         return
     exclude = tuple(spec.protected_columns) if exclude_protected else ()
     record = _train_from_file(data or spec.data_path, spec, config, policy_config, exclude, augment)
@@ -260,6 +203,15 @@ def _train_from_file(
     return record
 
 
+def _resume(run_id: str, policy_config: Any, register: bool) -> None:
+    from risk_app import workflow
+
+    console.print(f"resuming run {run_id} from its last epoch checkpoint")
+    record = workflow.resume_run(run_id, policy_config)
+    if register:
+        _register_and_report(record)
+
+
 def _register_and_report(record: Any) -> None:
     from risk_app.run.register import promote_run, register_run
 
@@ -271,19 +223,6 @@ def _register_and_report(record: Any) -> None:
         f"registered {registration.model_name} version {registration.version} as {verdict}: "
         f"{registration.decision.reason}"
     )
-
-
-def parse_config(config_cls: Any, values: dict[str, Any]) -> Any:
-    """Validate CLI values with a library config class; one clear line on a mistake."""
-    from pydantic import ValidationError
-
-    from risk_app.errors import ConfigError
-    from risk_app.finetune.config import format_validation_error
-
-    try:
-        return config_cls.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(f"{config_cls.__name__}: {format_validation_error(exc, config_cls)}") from exc
 
 
 @app.command()
@@ -315,48 +254,6 @@ def score(
         quarantined = f"{outcome.n_quarantined} row(s) quarantined, not scored"
         console.print(f"[yellow]{quarantined}[/yellow]: {outcome.quarantine_path}")
     console.print(outcome.summary(), highlight=False)
-
-
-@models_app.command("list")
-@clear_errors
-def models_list(
-    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
-) -> None:
-    """Registered versions with aliases, method, test AUC and promotion decision."""
-    from risk_app.registry.mlflow_registry import list_versions
-
-    rows = list_versions(name)
-    if not rows:
-        console.print(f"no versions of {name!r} registered yet; run `risk-app train` first")
-        return
-    print_table(f"{name} versions", rows)
-
-
-@models_app.command("promote")
-@clear_errors
-def models_promote(
-    version: Annotated[str, typer.Argument(help="Version number to make champion.")],
-    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
-    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
-) -> None:
-    """Make a version champion by hand; the reason is recorded."""
-    from risk_app.registry.mlflow_registry import set_champion
-
-    set_champion(name, version, reason=reason)
-    console.print(f"version {version} is now champion of {name}")
-
-
-@models_app.command("rollback")
-@clear_errors
-def models_rollback(
-    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
-    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
-) -> None:
-    """Give the champion alias back to the previous champion; recorded."""
-    from risk_app.registry.mlflow_registry import rollback_champion
-
-    version = rollback_champion(name, reason=reason)
-    console.print(f"rolled back: version {version} is champion of {name} again")
 
 
 @app.command("compare-methods")

@@ -169,6 +169,92 @@ def _group_order(group: str, spec: DatasetSpec) -> dict[str, int] | None:
     return {name: i for i, name in enumerate(labels)}
 
 
+def _checked_inputs(
+    df: pd.DataFrame, p_default: Any, threshold: float, groups: Sequence[str], spec: Any, reference: dict
+) -> np.ndarray:
+    """The scores as an array once every input is usable; one clear error naming the problem."""
+    if not isinstance(df, pd.DataFrame):
+        raise RiskAppError(f"fairness_report expects a DataFrame, got {type(df).__name__}")
+    p = np.asarray(p_default, dtype=float).reshape(-1)
+    if p.shape[0] != len(df):
+        raise RiskAppError(
+            f"fairness_report: {p.shape[0]} scores for {len(df)} applications (lengths differ)"
+        )
+    if len(df) == 0:
+        raise RiskAppError("fairness_report: no applications to assess")
+    bad = np.flatnonzero(~np.isfinite(p) | (p < 0) | (p > 1))
+    if bad.size:
+        i = int(bad[0])
+        raise RiskAppError(f"{_row_name(df, i)}: probability_of_default={p[i]!r} is not in [0, 1]")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise RiskAppError(f"threshold={threshold!r} must be a probability in [0, 1]")
+    if not groups:
+        raise RiskAppError(f"fairness_report: no groups given and data set {spec.name} declares no protected")
+    unknown = set(reference) - set(groups)
+    if unknown:
+        raise RiskAppError(
+            f"fairness_report: reference given for {sorted(unknown)}, not among groups {list(groups)}"
+        )
+    return p
+
+
+def _grouping_with_reference(
+    df: pd.DataFrame, approved: np.ndarray, group: str, spec: Any, air_limit: float, reference: dict
+) -> tuple[pd.DataFrame, tuple[str, float], str]:
+    """One grouping's table with decline-rate differences to its reference value."""
+    stats = _grouping_table(df, approved, group, spec, air_limit)
+    top = stats.loc[stats["approval_rate"].idxmax()]
+    favoured = (str(top["value"]), float(top["approval_rate"]))
+    ref = reference.get(group, favoured[0])
+    if ref not in set(stats["value"]):
+        raise RiskAppError(
+            f"fairness_report: reference {group}={ref!r} not found; values are {stats['value'].tolist()}"
+        )
+    ref_decline = float(stats.loc[stats["value"] == ref, "decline_rate"].iloc[0])
+    stats["decline_rate_diff_vs_reference"] = stats["decline_rate"] - ref_decline
+    stats["is_reference"] = stats["value"] == ref
+    return stats, favoured, ref
+
+
+def _flag_sentences(
+    table: pd.DataFrame, favoured: dict[str, tuple[str, float]], air_limit: float
+) -> list[str]:
+    flags = []
+    for row in table[table["flagged"]].itertuples(index=False):
+        best_value, best_rate = favoured[row.group]
+        flags.append(
+            f"{row.group}={row.value}: adverse impact ratio {row.adverse_impact_ratio:.3f} < {air_limit:.2f} "
+            f"(approval {row.approval_rate:.1%} vs {best_rate:.1%} for most favoured {best_value}, "
+            f"n={row.n}): {row.note}"
+        )
+    return flags
+
+
+def _summary(
+    table: pd.DataFrame, approved: np.ndarray, threshold: float, air_limit: float,
+    references: dict[str, str], favoured: dict[str, tuple[str, float]], n_flags: int,
+) -> dict[str, Any]:  # fmt: skip
+    def of(group: str) -> dict[str, Any]:
+        rows = table.loc[table["group"] == group]
+        return {
+            "reference": references[group],
+            "most_favoured": favoured[group][0],
+            "min_adverse_impact_ratio": _nan_to_none(rows["adverse_impact_ratio"].min()),
+            "max_decline_rate_diff": float(rows["decline_rate_diff_vs_reference"].max()),
+            "flagged_values": rows.loc[rows["flagged"], "value"].tolist(),
+        }
+
+    return {
+        "threshold": float(threshold),
+        "n": len(approved),
+        "overall_approval_rate": float(approved.mean()),
+        "air_limit": air_limit,
+        "groups": {group: of(group) for group in references},
+        "n_flags": n_flags,
+        "n_confident_flags": int((table["flagged"] & (table["air_ci_high"] < air_limit)).sum()),
+    }
+
+
 def fairness_report(
     df: pd.DataFrame,
     p_default: Any,
@@ -188,89 +274,24 @@ def fairness_report(
     `groups` defaults to the spec's protected groupings (`protected[].name`, else the column).
     """
     spec = load_spec(spec)
-    if groups is None:
-        groups = [p.group_name for p in spec.protected]
-    if not isinstance(df, pd.DataFrame):
-        raise RiskAppError(f"fairness_report expects a DataFrame, got {type(df).__name__}")
-    p = np.asarray(p_default, dtype=float).reshape(-1)
-    if p.shape[0] != len(df):
-        raise RiskAppError(
-            f"fairness_report: {p.shape[0]} scores for {len(df)} applications (lengths differ)"
-        )
-    if len(df) == 0:
-        raise RiskAppError("fairness_report: no applications to assess")
-    bad = np.flatnonzero(~np.isfinite(p) | (p < 0) | (p > 1))
-    if bad.size:
-        i = int(bad[0])
-        raise RiskAppError(f"{_row_name(df, i)}: probability_of_default={p[i]!r} is not in [0, 1]")
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise RiskAppError(f"threshold={threshold!r} must be a probability in [0, 1]")
-    if not groups:
-        raise RiskAppError(f"fairness_report: no groups given and data set {spec.name} declares no protected")
+    groups = [p.group_name for p in spec.protected] if groups is None else groups
     reference = dict(reference or {})
-    unknown = set(reference) - set(groups)
-    if unknown:
-        raise RiskAppError(
-            f"fairness_report: reference given for {sorted(unknown)}, not among groups {list(groups)}"
-        )
-
+    p = _checked_inputs(df, p_default, threshold, groups, spec, reference)
     approved = p < float(threshold)
-    frames = []
-    references: dict[str, str] = {}
-    favoured: dict[str, tuple[str, float]] = {}
+    frames, references, favoured = [], {}, {}
     for group in groups:
-        stats = _grouping_table(df, approved, group, spec, air_limit)
-        top = stats.loc[stats["approval_rate"].idxmax()]
-        favoured[group] = (str(top["value"]), float(top["approval_rate"]))
-        ref = reference.get(group, favoured[group][0])
-        if ref not in set(stats["value"]):
-            raise RiskAppError(
-                f"fairness_report: reference {group}={ref!r} not found; values are {stats['value'].tolist()}"
-            )
-        references[group] = ref
-        ref_decline = float(stats.loc[stats["value"] == ref, "decline_rate"].iloc[0])
-        stats["decline_rate_diff_vs_reference"] = stats["decline_rate"] - ref_decline
-        stats["is_reference"] = stats["value"] == ref
+        stats, favoured[group], references[group] = _grouping_with_reference(
+            df, approved, group, spec, air_limit, reference
+        )
         frames.append(stats)
     table = pd.concat(frames, ignore_index=True)
-    table["n"] = table["n"].astype(int)
-    table["approvals"] = table["approvals"].astype(int)
-    table["flagged"] = table["flagged"].astype(bool)
+    table = table.astype({"n": int, "approvals": int, "flagged": bool})
     notes = _small_reference_notes(table, favoured, references, min_group_size)
     table["note"] = [
         _row_note(row, air_limit, min_group_size, notes) for row in table.itertuples(index=False)
     ]
-
-    flags = []
-    for row in table[table["flagged"]].itertuples(index=False):
-        best_value, best_rate = favoured[row.group]
-        flags.append(
-            f"{row.group}={row.value}: adverse impact ratio {row.adverse_impact_ratio:.3f} < {air_limit:.2f} "
-            f"(approval {row.approval_rate:.1%} vs {best_rate:.1%} for most favoured {best_value}, "
-            f"n={row.n}): {row.note}"
-        )
-    summary = {
-        "threshold": float(threshold),
-        "n": len(df),
-        "overall_approval_rate": float(approved.mean()),
-        "air_limit": air_limit,
-        "groups": {
-            group: {
-                "reference": references[group],
-                "most_favoured": favoured[group][0],
-                "min_adverse_impact_ratio": _nan_to_none(
-                    table.loc[table["group"] == group, "adverse_impact_ratio"].min()
-                ),
-                "max_decline_rate_diff": float(
-                    table.loc[table["group"] == group, "decline_rate_diff_vs_reference"].max()
-                ),
-                "flagged_values": table.loc[(table["group"] == group) & table["flagged"], "value"].tolist(),
-            }
-            for group in groups
-        },
-        "n_flags": len(flags),
-        "n_confident_flags": int((table["flagged"] & (table["air_ci_high"] < air_limit)).sum()),
-    }
+    flags = _flag_sentences(table, favoured, air_limit)
+    summary = _summary(table, approved, threshold, air_limit, references, favoured, len(flags))
     return FairnessReport(
         table, summary, flags, float(threshold), air_limit, references, list(notes.values())
     )

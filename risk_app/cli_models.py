@@ -1,0 +1,58 @@
+"""`risk-app models`: list registered versions, promote one or roll back, with a reason.
+
+The reason goes to the same audit log as Dagster's `promote_version_job` and the automatic
+promotion rule, so every move of the champion is accountable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from data_contracts.spec import DEFAULT_DATASET
+from risk_app.cli_common import clear_errors, console, print_table
+
+models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, promote, roll back.")
+
+
+@models_app.command("list")
+@clear_errors
+def models_list(
+    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
+) -> None:
+    """Registered versions with aliases, method, test AUC and promotion decision."""
+    from risk_app.registry.mlflow_registry import list_versions
+
+    rows = list_versions(name)
+    if not rows:
+        console.print(f"no versions of {name!r} registered yet; run `risk-app train` first")
+        return
+    print_table(f"{name} versions", rows)
+
+
+@models_app.command("promote")
+@clear_errors
+def models_promote(
+    version: Annotated[str, typer.Argument(help="Version number to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
+    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
+) -> None:
+    """Make a version champion by hand; the reason is recorded."""
+    from risk_app.registry.mlflow_registry import set_champion
+
+    set_champion(name, version, reason=reason)
+    console.print(f"version {version} is now champion of {name}")
+
+
+@models_app.command("rollback")
+@clear_errors
+def models_rollback(
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")],
+    name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
+) -> None:
+    """Give the champion alias back to the previous champion; recorded."""
+    from risk_app.registry.mlflow_registry import rollback_champion
+
+    version = rollback_champion(name, reason=reason)
+    console.print(f"rolled back: version {version} is champion of {name} again")
