@@ -6,7 +6,9 @@ text it expects, and saves a crop. The picture names are the ones docs/analyst-g
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,11 @@ class Context:
         close_dialog(self.browser)
 
 
+def events(c: Context, asset: str, *texts: str, height: int = 2200) -> None:
+    """An asset's Events tab, on its latest materialization, in a window tall enough for its metadata."""
+    c.go(f"/assets/{asset}?view=events", "Metadata", *texts, height=height)
+
+
 # --------------------------------------------------------------------------- launchpads
 
 LAUNCHPAD_YAML = """\
@@ -73,7 +80,7 @@ ops:
       method: lora
       method_params: {r: 16, alpha: 32, variant: dora}
       base_model: tiny-qwen2
-      epochs: 3
+      epochs: 2
       learning_rate: 0.001
   credit_policy:
     config:
@@ -122,9 +129,9 @@ def launch_from_launchpad(c: Context, dataset: Path) -> None:
 
 
 def launch_registry_jobs(c: Context) -> None:
-    """Promote version 3 (the launchpad run) with a reason, then roll back, both from the UI."""
-    launch(c, "promote_version_job", PROMOTE_YAML.format(version=3))
+    """Roll the champion back, then promote version 3 (the launchpad run) again, from the UI."""
     launch(c, "rollback_champion_job", ROLLBACK_YAML)
+    launch(c, "promote_version_job", PROMOTE_YAML.format(version=3))
 
 
 # --------------------------------------------------------------------------- Dagster pages
@@ -157,27 +164,21 @@ def shot_run(c: Context) -> None:
 
 
 def shot_fine_tuned_model(c: Context) -> None:
-    c.go("/assets/fine_tuned_model?view=events", "Metadata", "history", height=1500)
+    events(c, "fine_tuned_model", "history")
     c.save("04-fine-tuned-model", clip=(0, 0, 1600, content_height(c.browser)))
 
 
 def shot_credit_policy(c: Context) -> None:
-    c.go("/assets/credit_policy?view=events", "Metadata", "strategy", height=1300)
+    events(c, "credit_policy", "strategy")
     c.save("05-credit-policy", clip=(0, 0, 1600, content_height(c.browser)))
-    c.browser.set_viewport(1600, 1800)
-    time.sleep(1.5)
     c.dialog("strategy", "06-strategy-table", max_width=1200)
 
 
-PLOTS = [
-    ("roc", "08-plot-roc"),
-    ("reliability", "09-plot-reliability"),
-    ("confusion_matrix", "10-plot-confusion"),
-]
+PLOTS = [("comparison", "08-comparison"), ("roc", "09-plot-roc"), ("reliability", "10-plot-reliability")]
 
 
 def shot_evaluation(c: Context) -> None:
-    c.go("/assets/model_evaluation?view=events", "Metadata", "comparison", height=1900)
+    events(c, "model_evaluation", "comparison")
     c.save("07-model-evaluation", clip=(0, 0, 1600, content_height(c.browser)))
     for key, name in PLOTS:
         try:
@@ -187,7 +188,7 @@ def shot_evaluation(c: Context) -> None:
 
 
 def shot_model_card(c: Context) -> None:
-    c.go("/assets/packaged_model?view=events", "Metadata", "model_card", width=1600, height=2600)
+    events(c, "packaged_model", "model_card", height=2600)
     c.dialog("model_card", "11-model-card", max_width=1100)
 
 
@@ -234,7 +235,9 @@ def shot_scoring(c: Context) -> None:
             continue
         c.go(f"/assets/scored_applications?view=events&partition={key}", "Metadata", height=1300)
         c.save(name, clip=(0, 0, 1600, content_height(c.browser)))
-    c.go("/assets/scored_applications?view=checks", "scoring_drift", height=900)
+    c.go("/assets/scored_applications?view=checks", "scoring_drift", height=700)
+    c.browser.click_text("Execution history")
+    c.browser.wait_for_text("Evaluation result", "Too few rows", settle=2.0)
     c.save("18-check-scoring-drift")
     run = c.dagster.run_ids("scoring_job", limit=1, status="FAILURE")
     if run:
@@ -244,7 +247,13 @@ def shot_scoring(c: Context) -> None:
 
 def shot_scores_sample(c: Context) -> None:
     key = _partition(c, "sample_60")
-    c.go(f"/assets/scored_applications?view=events&partition={key}", "Metadata", "sample", width=2000)
+    c.go(
+        f"/assets/scored_applications?view=events&partition={key}",
+        "Metadata",
+        "sample",
+        width=2000,
+        height=1800,
+    )
     c.dialog("sample", "21-scores-sample", max_width=1400)
 
 
@@ -295,39 +304,75 @@ SHOTS: dict[str, Callable[[Context], None]] = {
 # --------------------------------------------------------------------------- MLflow pages
 
 
-def _mlflow_api(c: Context, path: str) -> dict[str, Any]:
-    value = c.browser.evaluate(f"fetch({c.base + '/ajax-api/2.0/mlflow/' + path!r}).then(r => r.json())")
-    return dict(value or {})
+def _mlflow_api(c: Context, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """MLflow's REST API (to find the experiment and the launchpad's training run by name)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{c.base}/api/2.0/mlflow/{path}", data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.load(response))
+
+
+def _experiment_id(c: Context) -> str:
+    experiments = _mlflow_api(c, "experiments/search?max_results=50").get("experiments", [])
+    return str(next(e for e in experiments if e["name"] != "Default")["experiment_id"])
+
+
+def _dismiss_mlflow_popups(c: Context) -> None:
+    """Close MLflow 3's "Detect Issues" tip and its Assistant side panel, which cover the page."""
+    c.browser.click_text("Got it")
+    c.browser.evaluate(
+        """(() => { const x = [...document.querySelectorAll('button')].filter(b =>
+             (b.getAttribute('aria-label') || '').toLowerCase().includes('close'));
+           x.forEach(b => b.click()); })()"""
+    )
+    time.sleep(1.0)
 
 
 def shot_mlflow_experiment(c: Context) -> None:
-    experiments = _mlflow_api(c, "experiments/search?max_results=50").get("experiments", [])
-    experiment = next(e for e in experiments if e["name"] != "Default")
-    c.go(f"/#/experiments/{experiment['experiment_id']}", "Run Name", timeout=120)
-    c.save("27-mlflow-experiment")
+    # What an analyst sees first (kept in the guide, because it surprises): MLflow 3.17 opens the
+    # experiment on its GenAI overview, whatever the experiment's kind tag says.
+    experiment = _experiment_id(c)
+    c.go(f"/#/experiments/{experiment}", "Model training", "Training runs", timeout=120)
+    c.save("27-mlflow-genai-overview")
+    _dismiss_mlflow_popups(c)
+    c.browser.click_text("Model training", selector="button, a, label, span, div")
+    time.sleep(2.0)
+    c.go(f"/#/experiments/{experiment}/runs", "Run Name", timeout=120)
+    _dismiss_mlflow_popups(c)
+    c.save("28-mlflow-experiment-runs")
 
 
 def shot_mlflow_run(c: Context) -> None:
-    experiments = _mlflow_api(c, "experiments/search?max_results=50").get("experiments", [])
-    experiment = next(e for e in experiments if e["name"] != "Default")
-    found = c.browser.evaluate(
-        f"""fetch({c.base + "/ajax-api/2.0/mlflow/runs/search"!r}, {{method: 'POST',
-             headers: {{'Content-Type': 'application/json'}},
-             body: JSON.stringify({{experiment_ids: [{experiment["experiment_id"]!r}], max_results: 50,
-                                   order_by: ['attributes.start_time ASC']}})}}).then(r => r.json())"""
+    experiment = _experiment_id(c)
+    found = _mlflow_api(
+        c,
+        "runs/search",
+        {"experiment_ids": [experiment], "max_results": 50, "order_by": ["attributes.start_time ASC"]},
     )
-    runs = found.get("runs", [])
-    run = runs[min(2, len(runs) - 1)]["info"]  # the launchpad run, the third one
-    base = f"/#/experiments/{experiment['experiment_id']}/runs/{run['run_id']}"
+    # Each model has two MLflow runs: the training run (epochs logged as they happen) and a short
+    # packaging run that carries the model version; show the longest training run.
+    training = [
+        r["info"] for r in found.get("runs", []) if r["info"].get("run_name", "").endswith("training")
+    ]
+    run = max(training, key=lambda info: int(info.get("end_time") or 0) - int(info["start_time"]))
+    base = f"/#/experiments/{experiment}/runs/{run['run_id']}"
     c.go(base, "Duration", "Source", timeout=120, height=1200)
-    c.save("28-mlflow-run")
+    _dismiss_mlflow_popups(c)
+    c.save("29-mlflow-run")
     c.go(base + "/model-metrics", "val_auc", timeout=120, height=1200)
-    c.save("29-mlflow-run-charts")
+    _dismiss_mlflow_popups(c)
+    c.save("30-mlflow-run-charts")
 
 
 def shot_mlflow_model(c: Context) -> None:
-    c.go(f"/#/models/{MODEL_NAME}", "champion", timeout=120, height=900)
-    c.save("30-mlflow-registered-model")
+    c.go(f"/#/models/{MODEL_NAME}", "champion", timeout=120, height=3400)
+    _dismiss_mlflow_popups(c)
+    c.save("31-mlflow-registered-model", max_width=1000)
+    c.go(f"/#/models/{MODEL_NAME}/versions/3", "champion", timeout=120, height=1000)
+    _dismiss_mlflow_popups(c)
+    c.save("32-mlflow-champion-version")
 
 
 MLFLOW_SHOTS: dict[str, Callable[[Context], None]] = {

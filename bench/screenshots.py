@@ -89,7 +89,8 @@ def write_demo_files(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def run_logged(command: list[str], env: dict[str, str], log: Path, check: bool = True) -> int:
-    print(f"$ {' '.join(Path(command[0]).name if i == 0 else c for i, c in enumerate(command))}", flush=True)
+    shown = [Path(command[0]).name, *(c if "\n" not in c else "<script>" for c in command[1:])]
+    print(f"$ {' '.join(shown)}", flush=True)
     with log.open("a") as out:
         code = subprocess.call(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     if check and code != 0:
@@ -119,7 +120,7 @@ except Exception as error:  # real drift fails the run: that is what the guide s
 def prepare_scoring(home: Path, env: dict[str, str], log: Path) -> None:
     """A version trained on the broken file (scoring the 60-row sample), then the April batch."""
     training, small, april = write_demo_files(home / "demo_data")
-    run_logged([str(VENV / "risk-app"), "run", "--data", str(training), "--epochs", "2",
+    run_logged([str(VENV / "risk-app"), "run", "--data", str(training), "--epochs", "1",
                 "--param", "r=16", "--param", "alpha=32", "--score-input", str(small)], env, log)  # fmt: skip
     run_logged([str(VENV / "python"), "-c", SCORE_ONE, str(april)], env, log, check=False)
 
