@@ -44,11 +44,16 @@ def quarantine_rate_below_threshold(
 ) -> dg.AssetCheckResult:
     n_bad = quarantined_applications["row_number"].nunique() if len(quarantined_applications) else 0
     rate = n_bad / max(len(valid_applications) + n_bad, 1)
+    passed = rate < settings.max_quarantine_rate
+    verdict = "below" if passed else "at or above"
     return dg.AssetCheckResult(
-        passed=rate < settings.max_quarantine_rate,
+        passed=passed,
         severity=ERROR,
+        description=f"{n_bad} of {len(valid_applications) + n_bad} rows quarantined ({rate:.1%}), "
+        f"{verdict} the limit of {settings.max_quarantine_rate:.1%}"
+        + ("" if passed else "; training stops here: fix the file or raise the limit in settings"),
         metadata={
-            "quarantine_rate": rate,
+            "quarantine_rate": round(rate, 4),
             "threshold": settings.max_quarantine_rate,
             "rows_quarantined": n_bad,
         },

@@ -17,6 +17,9 @@ from pipelines.jobs import (
 from pipelines.resources import build_resources
 from pipelines.schedules import weekly_retraining
 from pipelines.sensors import champion_alias_watch, landing_folder_sensor, outcome_landing_sensor
+from risk_app.quiet import quiet_libraries
+
+quiet_libraries()
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

@@ -105,6 +105,18 @@ def _training_metadata(record: Any) -> dict[str, Any]:
     }
 
 
+def _strategy_with_choice(policy: Any) -> pd.DataFrame:
+    """The strategy table with the chosen cut-off as its own marked row, in cut-off order."""
+    rows = [{**r.model_dump(), "chosen": ""} for r in policy.strategy]
+    val = policy.validation
+    rows.append({
+        "cutoff": policy.threshold, "approval_rate": val.approval_rate,
+        "bad_rate_approved": val.bad_rate_approved, "defaults_caught": val.recall,
+        "expected_cost": policy.expected_cost, "chosen": "◀ chosen",
+    })  # fmt: skip
+    return pd.DataFrame(rows).sort_values("cutoff", kind="stable").round(4)
+
+
 def _policy_metadata(record: Any) -> dict[str, Any]:
     from risk_app.run.render import policy_sentence
 
@@ -112,11 +124,13 @@ def _policy_metadata(record: Any) -> dict[str, Any]:
     return {
         "threshold": dg.MetadataValue.float(round(policy.threshold, 4)),
         "policy": dg.MetadataValue.text(policy_sentence(record)),
-        "calibration": dg.MetadataValue.json(policy.calibration),
+        "calibration": dg.MetadataValue.json(
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in policy.calibration.items()}
+        ),
         "objective": policy.config.objective,
         "costs": f"missed default {policy.costs[0]:g} : declined good {policy.costs[1]:g}",
         "expected_cost": dg.MetadataValue.float(round(policy.expected_cost, 4)),
-        "strategy": table(pd.DataFrame([r.model_dump() for r in policy.strategy]).round(4), max_rows=30),
+        "strategy": table(_strategy_with_choice(policy), max_rows=30),
         "grade_bands": dg.MetadataValue.json(policy.config.grade_bands),
         **_metric_values(policy.validation.values(), prefix="val_"),
     }

@@ -23,6 +23,7 @@ from risk_app.cli_common import clear_errors, console, parse_config, parse_param
 from risk_app.cli_datasets import datasets_app
 from risk_app.cli_models import models_app
 from risk_app.cli_outcomes import outcomes_app
+from risk_app.quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Credit-risk LLM fine-tuning and scoring.")
 app.add_typer(models_app, name="models")
@@ -32,25 +33,9 @@ app.add_typer(outcomes_app, name="outcomes")
 
 
 @app.callback()
-def quiet_libraries() -> None:
-    """Keep the terminal for our progress bars and messages: the libraries' expected notices
-    (a freshly initialised classification head, optional CPU kernels) are not actionable."""
-    import logging
-    import os
-    import warnings
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    # transformers' deprecation notices about its own internals are for library authors.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    # transformers' own bars (shard writing, weight loading) would interleave with ours.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    for name in ("bitsandbytes", "mlflow", "alembic", "transformers"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+def _quiet() -> None:
+    """Keep the terminal for our progress bars and messages."""
+    quiet_libraries()
 
 
 @app.command()

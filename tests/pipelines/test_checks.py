@@ -88,7 +88,7 @@ def test_drift_check_speaks_plainly_and_fails_only_on_real_drift() -> None:
     assert not verdict.passed and verdict.severity == dg.AssetCheckSeverity.ERROR
     assert "credit_amount" in verdict.description
     few = drift_check(train.head(60), scored.head(60), model, RiskAppSettings())
-    assert few.passed and few.severity == dg.AssetCheckSeverity.WARN and "Too few rows" in few.description
+    assert not few.passed and few.severity == dg.AssetCheckSeverity.WARN and "Too few rows" in few.description
 
 
 def test_unusable_file_fails_the_run_with_one_clear_message(risk_app_home: Path) -> None:
