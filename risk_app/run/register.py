@@ -43,7 +43,7 @@ def register_run(
         params=payload.params,
         tags=payload.tags,
         model_name=model_name,
-        run_name=record.run_id,
+        run_name=f"{record.run_id} registration",
         extra_artifacts=[p for p in reports if p.exists()] + [Path(artifact.path) / "MODEL_CARD.md"],
         rule=rule,
     )

@@ -68,6 +68,8 @@ def mlflow_payload(record: RunRecord) -> MlflowPayload:
         "spec_hash": record.dataset.spec_hash,
         "data_hash": record.dataset.data_hash,
         "training_mlflow_run": training.mlflow_run_id,
+        # MLflow's UI shows the entry point as the run's source; a registration is risk-app's.
+        "mlflow.source.name": "risk-app",
     }
     if record.artifact:
         tags.update(code_version=record.artifact.code_version, artifact_version=record.artifact.version)
