@@ -11,6 +11,7 @@ from pydantic import Field
 
 from pipelines.metadata import user_errors
 from risk_app.registry.mlflow_registry import rollback_champion, set_champion
+from risk_app.run.register import champion_version
 
 
 class PromoteVersionConfig(dg.Config):
@@ -44,8 +45,12 @@ def promote_version(context: dg.OpExecutionContext, config: PromoteVersionConfig
 @user_errors
 def rollback_to_previous_champion(context: dg.OpExecutionContext, config: RollbackConfig) -> dg.Output[str]:
     actor = f"dagster:{context.run.tags.get('dagster/user', 'ui')}"
+    withdrawn = champion_version(config.model_name)
     version = rollback_champion(config.model_name, reason=config.reason, actor=actor)
-    sentence = f"rolled back: version {version} of {config.model_name} is champion again"
+    sentence = (
+        f"rolled back: version {withdrawn} withdrawn, "
+        f"version {version} of {config.model_name} is champion again"
+    )
     context.log.info(sentence)
     return dg.Output(sentence, metadata={"champion": version})
 

@@ -343,6 +343,9 @@ def set_champion(name: str, version: str | int, reason: str, actor: str | None =
         target = str(_get_version(client, name, version).version)
         current = _alias_version(client, name, CHAMPION)
         previous = str(current.version) if current is not None else None
+        if previous == target:
+            # Nothing would move; an audit line saying otherwise would mislead a reviewer.
+            raise ConfigError(f"version {target} of {name!r} is already the champion; nothing to do")
         intent = append_audit_record(
             "set_champion", name, from_version=previous, to_version=target, reason=reason, actor=actor
         )

@@ -180,6 +180,8 @@ def test_manual_set_and_rollback(shared_home: Path) -> None:
     with pytest.raises(ConfigError, match="reason is required"):
         reg.set_champion(name, "2", reason=" ")
     assert reg.set_champion(name, "2", reason="reviewed by risk committee", actor="alice") == "1"
+    with pytest.raises(ConfigError, match="already the champion"):
+        reg.set_champion(name, "2", reason="reviewed twice by mistake", actor="alice")
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     aliases = client.get_registered_model(name).aliases
     assert "challenger" not in aliases  # v2 was challenger; a champion is not also the challenger
