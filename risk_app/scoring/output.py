@@ -19,11 +19,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +29,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from risk_app import paths
+from risk_app.atomic import atomic_write_bytes
 from risk_app.errors import RiskAppError
 from risk_app.scoring.batch import check_output_suffix, default_quarantine_path
 from risk_app.storage.scores import BatchRecord, Origin, ScoredBatch, WriteMode, file_batch_id
@@ -73,28 +72,12 @@ def write_output(df: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: b
     """Write `df` atomically by suffix; `OutputExistsError` if the file exists and not `overwrite`."""
     target = Path(path)
     data = encode_frame(df, check_output_suffix(target, "output"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            # link() fails if the name exists: the check and the write are one atomic step.
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise OutputExistsError(
-                    f"{target}: already exists; not overwritten (pass overwrite=True / --overwrite)"
-                ) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return target
+        return atomic_write_bytes(target, data, overwrite=overwrite)
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{target}: already exists; not overwritten (pass overwrite=True / --overwrite)"
+        ) from None
 
 
 def batch_output_path(
