@@ -82,22 +82,10 @@ def double_model(risk_app_home: Path) -> Path:
     return save_double_artifact(risk_app_home / "double_model", version="double-v1")
 
 
-@pytest.fixture(scope="session")
-def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Creating MLflow's sqlite schema runs every migration (about 9 s on a 2-core machine); the
-    # suite builds one empty database and copies it into each test's home instead.
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    folder = tmp_path_factory.mktemp("mlflow_template")
-    db = folder / "mlflow.db"
-    store = SqlAlchemyStore(f"sqlite:///{db}", (folder / "artifacts").as_uri())
-    store.engine.dispose()
-    return db
-
-
 @pytest.fixture
 def mlflow_store(risk_app_home: Path, _empty_mlflow_db: Path) -> Path:
-    """An empty MLflow database at the path risk_app uses for this test's home."""
+    """An empty MLflow database at the path risk_app uses for this test's home (the session's
+    pre-migrated template from tests/conftest.py, copied again for tests that reset it)."""
     import shutil
 
     target = risk_app_home / "mlflow" / "mlflow.db"
