@@ -72,3 +72,12 @@ def test_bad_policy_is_refused(values: dict, message: str) -> None:
 def test_grade_bands_open_the_last_band() -> None:
     bands = PolicyConfig().bands()
     assert bands[0] == ("A", 0.05) and bands[-1][0] == "E" and bands[-1][1] == float("inf")
+
+
+def test_fast_cost_count_matches_the_strategy_table() -> None:
+    from risk_app.evaluate.policy import _expected_costs
+
+    y, p = _scores(n=400, seed=5)
+    cutoffs = np.append(np.unique(p), np.nextafter(p.max(), np.inf))
+    table = strategy_table(y, p, (5.0, 1.0), cutoffs=cutoffs)
+    np.testing.assert_allclose(_expected_costs(y, p, cutoffs, (5.0, 1.0)), table["expected_cost"], rtol=0)
