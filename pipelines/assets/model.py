@@ -45,20 +45,27 @@ def fine_tuned_model(
     train_config = TrainConfig.from_dict(config.model_dump())
     context.log.info(f"fine-tuning {train_config.base_model} with method {train_config.method!r}")
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else ""
-    # One training run per Dagster run family: a retry ("re-execute from failure") finds the
-    # folder its first attempt started and continues from the last epoch checkpoint.
-    run_id = f"{train_config.method}-dagster-{(context.run.root_run_id or context.run_id)[:12]}"
-    resumable = stages.resumable_run(run_id)
+    # A first attempt names its training run after its Dagster run; a retry ("re-execute from
+    # failure", same root run) finds that folder and continues from the last epoch checkpoint.
+    # A retry of a run that finished training gets a new run id: its registration is keyed by
+    # the run id and must not be taken for the earlier model's.
+    root = context.run.root_run_id
+    resumable = stages.resumable_run(_dagster_run_id(train_config.method, root)) if root else None
     if resumable is not None:
-        context.log.info(f"resuming training run {run_id} from its last epoch checkpoint")
+        context.log.info(f"resuming training run {resumable.run_id} from its last epoch checkpoint")
         record, _ = stages.fine_tune(resumable, augmented_training_examples, train_config, resume=True)
     else:
+        run_id = None if root else _dagster_run_id(train_config.method, context.run_id)
         record = stages.start_run(
             valid_applications, augmented_training_examples, source=source, spec=dataset_spec,
             method=train_config.method, run_id=run_id,
         )  # fmt: skip
         record, _ = stages.fine_tune(record, augmented_training_examples, train_config)
     return dg.Output(record, metadata=record_metadata(record, "training"))
+
+
+def _dagster_run_id(method: str, dagster_run_id: str) -> str:
+    return f"{method}-dagster-{dagster_run_id[:12]}"
 
 
 @dg.asset(group_name="training", kinds={"sklearn"}, io_manager_key=PICKLED)

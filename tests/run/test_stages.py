@@ -122,7 +122,9 @@ def test_a_killed_run_resumes_to_the_same_model(small_file: Path, tiny_qwen2: Pa
     with pytest.raises(Killed), on_epoch_end(kill_after_first_epoch):
         workflow.train_run(validation.valid, examples, config, baselines=("logistic",), progress=False,
                            run_id="killed-run")  # fmt: skip
+    assert stages.resumable_run("killed-run") is not None  # what a Dagster retry looks for
     resumed = workflow.resume_run("killed-run", progress=False)
+    assert stages.resumable_run("killed-run") is None  # finished: a retry must start a new run
     assert [e.epoch for e in resumed.training.history] == [1, 2]
     assert resumed.training.best_val_auc == pytest.approx(whole.training.best_val_auc, rel=1e-6)
     assert resumed.evaluation.test.roc_auc == pytest.approx(whole.evaluation.test.roc_auc, rel=1e-6)
