@@ -67,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python bench/accuracy.py` without an installed package
     sys.path.insert(0, str(ROOT))
 
+from bench.compare_methods import cpu_model  # noqa: E402
 from risk_app import paths  # noqa: E402
 from risk_app.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from risk_app.errors import ConfigError, RiskAppError  # noqa: E402
@@ -225,13 +226,7 @@ def resolve_base_model(name: str, cache: str | None) -> str:
 
 
 def machine_info(device: str) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    cpu = cpu_model()
     info: dict[str, Any] = {
         "node": platform.node(),
         "platform": platform.platform(),
