@@ -125,7 +125,6 @@ METRICS: tuple[MetricSpec, ...] = (
 
 _BY_NAME = {spec.name: spec for spec in METRICS}
 METRIC_NAMES: tuple[str, ...] = tuple(_BY_NAME)
-COMPARABLE_METRICS: tuple[str, ...] = tuple(s.name for s in METRICS if s.higher_is_better is not None)
 HEADLINE_METRICS: tuple[str, ...] = tuple(s.name for s in METRICS if s.headline)
 
 

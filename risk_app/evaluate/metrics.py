@@ -102,24 +102,6 @@ def choose_threshold(
     raise MetricInputError(f"choose_threshold: unknown objective {objective!r}; choose 'f1' or 'youden'")
 
 
-def decision_threshold(
-    y_val: Sequence[Any] | np.ndarray,
-    p_val: Sequence[float] | np.ndarray,
-    objective: ThresholdObjective = "f1",
-    max_decline_rate: float | None = None,
-) -> float:
-    """The decline threshold a credit policy asks for, chosen on validation only.
-
-    The statistical optimum (`choose_threshold`) can decline far more applicants than the
-    business accepts; `max_decline_rate` caps the validation decline rate by raising the
-    threshold to the matching quantile of the validation scores when needed.
-    """
-    threshold = choose_threshold(y_val, p_val, objective)
-    if max_decline_rate is None:
-        return threshold
-    return max(threshold, decline_cap_threshold(p_val, max_decline_rate))
-
-
 def decline_cap_threshold(p_val: Sequence[float] | np.ndarray, max_decline_rate: float) -> float:
     """The lowest cut-off that declines at most `max_decline_rate` of these PDs (p >= cut-off)."""
     if not 0.0 < max_decline_rate <= 1.0:
@@ -169,7 +151,6 @@ __all__ = [
     "MetricInputError",
     "choose_threshold",
     "credit_metrics",
-    "decision_threshold",
     "decline_cap_threshold",
     "ks_statistic",
     "metrics_table",

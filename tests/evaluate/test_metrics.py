@@ -137,7 +137,12 @@ def test_metrics_table_side_by_side() -> None:
 
 
 def test_decision_threshold_caps_the_decline_rate_on_validation() -> None:
-    from risk_app.evaluate.metrics import choose_threshold, decision_threshold
+    from risk_app.evaluate.metrics import choose_threshold, decline_cap_threshold
+    from risk_app.evaluate.policy import PolicyConfig, choose_cutoff
+
+    def decision_threshold(y: np.ndarray, p: np.ndarray, max_decline_rate: float | None = None) -> float:
+        config = PolicyConfig(calibration="none", objective="f1", max_decline_rate=max_decline_rate)
+        return choose_cutoff(y, p, config, (5.0, 1.0))
 
     rng = np.random.default_rng(11)
     y = rng.integers(0, 2, 400)
@@ -152,4 +157,4 @@ def test_decision_threshold_caps_the_decline_rate_on_validation() -> None:
     loose = decision_threshold(y, p, max_decline_rate=1.0)
     assert loose == free  # a cap above the optimum's decline rate changes nothing
     with pytest.raises(MetricInputError):
-        decision_threshold(y, p, max_decline_rate=0.0)
+        decline_cap_threshold(p, max_decline_rate=0.0)
