@@ -96,9 +96,7 @@ def dataset_facts(
     )
 
 
-def structured_splits(
-    valid: pd.DataFrame, examples: pd.DataFrame, spec: Any = None
-) -> dict[str, pd.DataFrame]:
+def structured_splits(valid: pd.DataFrame, examples: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The original (non-augmented) structured rows of each split, for classical baselines."""
     originals = examples.loc[~examples["augmented"].astype(bool), ["application_id", "split"]]
     rows = valid.assign(application_id=valid["application_id"].astype(str))

@@ -92,7 +92,7 @@ def evaluate_run(
     policy = record.need("policy")
     y_test, p_test, test_ids = calibrated_scores(record, "test")
     test_ids = [str(i) for i in test_ids]
-    frames = structured_splits(valid, examples, spec)
+    frames = structured_splits(valid, examples)
     baseline_metrics, baseline_scores = _baseline_metrics(record, frames, test_ids, baselines, spec)
     champion = _champion_on_test(frames, test_ids, champion_model or spec.name)
     if champion is not None:
