@@ -130,3 +130,21 @@ def test_a_killed_run_resumes_to_the_same_model(small_file: Path, tiny_qwen2: Pa
     assert resumed.evaluation.test.roc_auc == pytest.approx(whole.evaluation.test.roc_auc, rel=1e-6)
     with pytest.raises(RiskAppError, match="finished training already"):
         workflow.resume_run("killed-run", progress=False)
+
+
+def test_training_is_tracked_in_mlflow_epoch_by_epoch(small_file: Path, tiny_qwen2: Path) -> None:
+    from mlflow import MlflowClient
+
+    validation = workflow.ingest_and_validate(small_file)
+    examples = workflow.prepare_examples(validation.valid, seed=7)
+    config = TrainConfig(epochs=2, max_length=64, seed=7, patience=0)
+    record = workflow.train_run(validation.valid, examples, config, baselines=("logistic",), progress=False)
+    client = MlflowClient()
+    run = client.get_run(record.training.mlflow_run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.source.name"] == "risk-app"
+    history = client.get_metric_history(run.info.run_id, "epoch_val_auc")
+    assert [m.step for m in history] == [1, 2]
+    assert [m.value for m in history] == pytest.approx([e.val_auc for e in record.training.history])
+    assert run.data.params["train.epochs"] == "2"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
