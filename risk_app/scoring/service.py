@@ -6,6 +6,7 @@ the same way whichever door it came in by.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -34,22 +35,50 @@ def model_fields(risk_model: Any) -> list[str]:
     return [name for name in order if name not in excluded]
 
 
+def occlusion_reasons(df: pd.DataFrame, risk_model: Any, top_k: int) -> pd.DataFrame:
+    """Reason codes for `df` (declined rows) by occlusion over the model's text fields: the
+    default explainer for models that bring no `reason_codes` method of their own."""
+    from risk_app.evaluate.reasons import reason_codes
+
+    codes = reason_codes(
+        df, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model),
+        spec=getattr(risk_model, "dataset_spec", None),
+    )  # fmt: skip
+    return codes.wide
+
+
+def reason_explainer(risk_model: Any) -> Callable[[pd.DataFrame, int], pd.DataFrame]:
+    """The model's own `reason_codes(df, top_k=...)` when it has one, else occlusion.
+
+    A lookup, not a list of model kinds: a model (a hybrid LLM + LightGBM stack, say) that
+    knows better how to explain itself just defines the method and is used as it is."""
+    own = getattr(risk_model, "reason_codes", None)
+    if callable(own):
+        return lambda df, top_k: _wide_of(own(df, top_k=top_k))
+    return lambda df, top_k: occlusion_reasons(df, risk_model, top_k)
+
+
+def _wide_of(codes: Any) -> pd.DataFrame:
+    """A model's reason codes as the wide frame (a `ReasonCodes` result or the frame itself)."""
+    return codes.wide if hasattr(codes, "wide") else codes
+
+
 def score_with_reasons(
     df: pd.DataFrame, risk_model: Any, top_k: int = 4, batch_size: int = 64
 ) -> pd.DataFrame:
-    """Scores plus the principal reasons (adverse-action reasons) beside each declined row."""
+    """Scores plus the principal reasons (adverse-action reasons) beside each declined row.
+
+    The reasons come from `reason_explainer(risk_model)`: the model's own
+    `reason_codes(df, top_k=...)` (returning a frame with `application_id` and
+    `reason_<k>`, `reason_<k>_field`, `reason_<k>_value`, `reason_<k>_strength` columns, or a
+    `ReasonCodes`) when it has one, else occlusion over its text fields."""
     scored = score_applications(df, risk_model, batch_size=batch_size)
     if top_k < 1 or scored.empty or not (scored["decision"] == "decline").any():
         return scored
-    from risk_app.evaluate.reasons import reason_codes
-
     declined = df.loc[(scored["decision"] == "decline").to_numpy()]
-    codes = reason_codes(
-        declined, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model),
-        spec=getattr(risk_model, "dataset_spec", None),
-    )  # fmt: skip
-    reason_columns = [c for c in codes.wide.columns if c.startswith("reason_")]
-    wide = codes.wide[["application_id", *reason_columns]].rename(columns={"application_id": ID_COLUMN})
+    wide = reason_explainer(risk_model)(declined, top_k)
+    reason_columns = [c for c in wide.columns if str(c).startswith("reason_")]
+    wide = wide[["application_id", *reason_columns]].rename(columns={"application_id": ID_COLUMN})
     wide[ID_COLUMN] = wide[ID_COLUMN].astype(str)
     return scored.merge(wide, on=ID_COLUMN, how="left")
 
