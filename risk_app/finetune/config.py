@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from risk_app.errors import ConfigError
+from risk_app.finetune.speed import SpeedConfig
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 _LEGACY_POLICY_KEYS = ("calibration", "threshold_objective", "max_decline_rate")
@@ -74,6 +75,10 @@ class TrainConfig(BaseModel):
     )
     max_train_rows: int | None = Field(
         default=None, ge=2, description="Train on a seeded random subset of this many rows (quick runs)."
+    )
+    speed: SpeedConfig = Field(
+        default_factory=SpeedConfig,
+        description="Speed levers of the loop (token-budget batches, bf16 frozen weights, fused kernels).",
     )
 
     @classmethod

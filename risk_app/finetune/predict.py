@@ -22,12 +22,16 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[
     return [list(ids) for ids in encoded["input_ids"]]
 
 
-def pad_batch(tokenizer: Any, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
-    """Pad token id lists to the longest one, on the tokenizer's padding side."""
+def pad_batch(
+    tokenizer: Any, sequences: Sequence[Sequence[int]], multiple: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Pad token id lists to the longest one (rounded up to `multiple`), on the tokenizer's padding side."""
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         raise ValueError("tokenizer has no pad token; load it through risk_app.models.loader")
     width = max(len(seq) for seq in sequences)
+    if multiple:
+        width = -(-width // multiple) * multiple
     left = getattr(tokenizer, "padding_side", "right") == "left"
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)

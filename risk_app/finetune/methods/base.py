@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig, format_validation_error
 from risk_app.finetune.run_setup import count_parameters
+from risk_app.finetune.speed import optimizer_options
 from risk_app.finetune.types import ObjectiveName, Regularizer, RunPlan, TrainData
 from risk_app.models.loader import load_classifier
 
@@ -74,6 +75,10 @@ class FineTuneMethod(ABC):
     suite_skip_reason: ClassVar[str | None] = None
     # The objective that trains the prepared parameters; only `rlhf` differs.
     objective: ClassVar[ObjectiveName] = "supervised"
+
+    def objective_for(self, cfg: BaseModel) -> ObjectiveName:
+        """The objective for this config (`freeze` with no decoder layer trains on cached features)."""
+        return self.objective
 
     # ---- configuration -------------------------------------------------------------------
     def parse_config(self, params: Mapping[str, Any] | BaseModel | None) -> BaseModel:
@@ -121,7 +126,10 @@ class FineTuneMethod(ABC):
         self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig, cfg: BaseModel
     ) -> torch.optim.Optimizer:
         """The optimizer over `param_groups` (torch AdamW; `qlora` may use paged 8-bit AdamW)."""
-        return torch.optim.AdamW(param_groups, lr=train_cfg.learning_rate)
+        params = [p for group in param_groups for p in group["params"]]
+        return torch.optim.AdamW(
+            param_groups, lr=train_cfg.learning_rate, **optimizer_options(train_cfg.speed, params)
+        )
 
     def trainable_parameters(self, model: Any) -> list[tuple[str, torch.nn.Parameter]]:
         """Parameters the optimizer updates."""
@@ -143,9 +151,7 @@ class FineTuneMethod(ABC):
             raise ConfigError(f"method {self.name!r}: model has no trainable parameters to save")
         return state
 
-    def load_state(
-        self, model: Any, state: Mapping[str, torch.Tensor], cfg: BaseModel | None = None
-    ) -> None:
+    def load_state(self, model: Any, state: Mapping[str, torch.Tensor], cfg: BaseModel | None = None) -> None:
         """Copy saved tensors into a prepared model; every saved name must exist with its shape."""
         params = dict(model.named_parameters())
         unknown = [k for k in state if k not in params]

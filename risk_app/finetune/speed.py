@@ -1,0 +1,186 @@
+"""Speed levers of the training loop, each switchable so `bench/gpu_throughput.py` can measure it.
+
+A GPU step on a small classifier is mostly waiting: for the host (a `.item()` per step), for
+padding (fixed batches of 16 padded to their longest text), for fp32 copies of weights that
+never change, and for many small kernel launches. `SpeedConfig` names one switch per cause;
+the functions here apply them. None changes what is computed beyond float rounding, except
+`token_budget` (batches of varying size, so a different optimization path). On a CPU every
+"auto" lever stays off, so CPU runs are bit-identical to the plain loop (see
+tests/finetune/test_pinned_loss.py).
+
+    TrainConfig(speed={"token_budget": 16384, "frozen_dtype": "bf16", "fused_kernels": True})
+
+Levers that need CUDA (fused AdamW, Liger kernels, `torch.compile` with CUDA graphs) refuse a
+CPU run with a clear error when asked for explicitly, and are skipped when "auto".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from risk_app.errors import ConfigError
+
+Auto = Literal["auto", "on", "off"]
+
+
+class SpeedConfig(BaseModel):
+    """Switches of the training loop's speed levers ("auto" = on for CUDA, off on a CPU)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_budget: int | None = Field(
+        default=None,
+        ge=64,
+        description=(
+            "Padded tokens per batch: batches are built from length buckets so each carries about "
+            "this much work (None = fixed batches of batch_size)."
+        ),
+    )
+    pad_to_multiple_of: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Round each batch's padded length up (few shapes for compile).",
+    )
+    log_every: int = Field(
+        default=50,
+        ge=1,
+        description="Read the loss back from the device every N optimizer steps (each read is a host sync).",
+    )
+    frozen_dtype: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="Dtype of frozen base weights; 'auto' = bf16 on CUDA under bf16 autocast."
+    )
+    fused_adamw: Auto = Field(default="auto", description="torch's fused AdamW kernel (CUDA only).")
+    fused_kernels: bool = Field(
+        default=False, description="Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA only)."
+    )
+    attention: Literal["auto", "sdpa", "eager"] = Field(
+        default="auto", description="Attention kernel: 'auto' = the library's default (SDPA where supported)."
+    )
+    compile: bool = Field(default=False, description="torch.compile the training forward pass (CUDA only).")
+
+
+def resolve(flag: Auto, device: torch.device) -> bool:
+    """An on/off/auto switch for this device ('auto' = on for CUDA)."""
+    return flag == "on" or (flag == "auto" and device.type == "cuda")
+
+
+def _need_cuda(what: str, device: torch.device) -> None:
+    if device.type != "cuda":
+        raise ConfigError(f"speed.{what} needs a CUDA device; this run is on {device.type}")
+
+
+# ---- batches -----------------------------------------------------------------------------
+def padded_length(n: int, multiple: int | None) -> int:
+    """`n` rounded up to `multiple` (unchanged when None)."""
+    return n if not multiple else int(math.ceil(n / multiple) * multiple)
+
+
+def token_budget_batches(
+    lengths: Sequence[int], order: Sequence[int], budget: int, max_rows: int, multiple: int | None = None
+) -> list[list[int]]:
+    """Batches of indices whose padded size (rows x longest) stays within `budget` tokens.
+
+    The shuffled `order` is cut into buckets of about 32 batches' worth of rows; each bucket
+    is sorted by length so neighbours pad little, cut greedily into batches, and the batches
+    of all buckets are interleaved in the bucket order. Randomness stays (which rows share a
+    bucket, which bucket comes first) while the padding waste drops to a few per cent.
+    """
+    if not order:
+        return []
+    mean_len = max(1, sum(lengths[i] for i in order) // len(order))
+    bucket = max(max_rows, 32 * max(1, budget // padded_length(mean_len, multiple)))
+    batches: list[list[int]] = []
+    for start in range(0, len(order), bucket):
+        chunk = sorted(order[start : start + bucket], key=lambda i: lengths[i])
+        current: list[int] = []
+        for i in chunk:
+            width = padded_length(lengths[i], multiple)  # the chunk is sorted: i is the longest
+            if current and (width * (len(current) + 1) > budget or len(current) >= max_rows):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+    return batches
+
+
+def epoch_batches(
+    lengths: Sequence[int], order: list[int], batch_size: int, speed: SpeedConfig
+) -> list[list[int]]:
+    """One epoch's batches: fixed-size slices of `order`, or token-budget batches."""
+    if speed.token_budget is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    # A batch may hold more rows than batch_size (short texts); cap it so memory stays bounded.
+    return token_budget_batches(lengths, order, speed.token_budget, 64 * batch_size, speed.pad_to_multiple_of)
+
+
+# ---- model levers ------------------------------------------------------------------------
+def apply_load_levers(model: Any, speed: SpeedConfig, device: torch.device) -> Any:
+    """Attention kernel and fused kernels, applied before a method wraps the model."""
+    if speed.attention != "auto" and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(speed.attention)
+    if speed.fused_kernels:
+        _need_cuda("fused_kernels", device)
+        try:
+            from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+        except ImportError as exc:
+            raise ConfigError(
+                "speed.fused_kernels needs the liger-kernel package (pip install liger-kernel)"
+            ) from exc
+        # Cross-entropy kernels target the LM head; a classifier keeps its own loss.
+        _apply_liger_kernel_to_instance(
+            model=model,
+            rope=True,
+            rms_norm=True,
+            swiglu=True,
+            cross_entropy=False,
+            fused_linear_cross_entropy=False,
+        )
+    return model
+
+
+def cast_frozen(model: Any, speed: SpeedConfig, device: torch.device, amp_dtype: torch.dtype | None) -> int:
+    """Store frozen floating-point weights in bf16 (trainable ones stay fp32); returns how many.
+
+    Under bf16 autocast the matmuls already run in bf16, so an fp32 copy of a frozen weight
+    only costs memory and a cast per step.
+    """
+    wanted = speed.frozen_dtype == "bf16" or (
+        speed.frozen_dtype == "auto" and device.type == "cuda" and amp_dtype == torch.bfloat16
+    )
+    if not wanted:
+        return 0
+    n = 0
+    for param in model.parameters():
+        if not param.requires_grad and param.dtype == torch.float32:
+            param.data = param.data.to(torch.bfloat16)
+            n += 1
+    return n
+
+
+def optimizer_options(speed: SpeedConfig, params: Sequence[torch.nn.Parameter]) -> dict[str, Any]:
+    """Extra AdamW keyword arguments: `fused=True` when every parameter is on CUDA."""
+    devices = {p.device.type for p in params}
+    if devices == {"cuda"} and resolve(speed.fused_adamw, torch.device("cuda")):
+        return {"fused": True}
+    if speed.fused_adamw == "on":
+        raise ConfigError("speed.fused_adamw needs every trainable parameter on a CUDA device")
+    return {}
+
+
+def training_forward(model: Any, speed: SpeedConfig, device: torch.device) -> Any:
+    """The callable the training step runs: the model, or a compiled view of it.
+
+    Only the training forward is compiled; validation keeps the eager model so its many batch
+    shapes do not trigger recompiles.
+    """
+    if not speed.compile:
+        return model
+    _need_cuda("compile", device)
+    return torch.compile(model, dynamic=False)

@@ -1,0 +1,105 @@
+"""The training loop's speed levers: batches from length buckets, no per-step host sync, CUDA-only refusals.
+
+Speed itself is measured by `bench/gpu_throughput.py`, not here; these tests check that each
+lever keeps the run correct (every row once per epoch, the budget respected, the same
+divergence error) and that a lever that needs CUDA refuses a CPU run in plain words.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.objectives import supervised
+from risk_app.finetune.speed import SpeedConfig, apply_load_levers, epoch_batches, training_forward
+from risk_app.finetune.trainer import train_classifier
+from tests.finetune.test_method_suite import suite_data, suite_train_config
+
+
+def _lengths(n: int, seed: int = 0) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randint(20, 240) for _ in range(n)]
+
+
+def test_token_budget_batches_cover_every_row_once_within_the_budget() -> None:
+    lengths = _lengths(1000)
+    order = list(range(1000))
+    random.Random(1).shuffle(order)
+    speed = SpeedConfig(token_budget=4096, pad_to_multiple_of=16)
+    batches = epoch_batches(lengths, order, 16, speed)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(1000))
+    padded = [len(b) * (-(-max(lengths[i] for i in b) // 16) * 16) for b in batches]
+    assert max(padded) <= 4096
+    # Length buckets waste far less padding than fixed batches in shuffled order.
+    fixed = epoch_batches(lengths, order, 16, SpeedConfig())
+    real = sum(lengths)
+    waste_budget = 1 - real / sum(padded)
+    waste_fixed = 1 - real / sum(len(b) * max(lengths[i] for i in b) for b in fixed)
+    assert waste_budget < 0.15 < waste_fixed
+
+
+def test_token_budget_order_depends_on_the_shuffle() -> None:
+    lengths = _lengths(300)
+    a, b = list(range(300)), list(range(300))
+    random.Random(1).shuffle(a)
+    random.Random(2).shuffle(b)
+    speed = SpeedConfig(token_budget=2048)
+    assert epoch_batches(lengths, a, 8, speed) != epoch_batches(lengths, b, 8, speed)
+
+
+def test_a_token_budget_run_trains_and_plans_its_steps(_tiny_qwen2_build: Path) -> None:
+    data = suite_data()
+    config = suite_train_config(
+        "lora", str(_tiny_qwen2_build), epochs=2, speed={"token_budget": 512, "log_every": 3}
+    )
+    result = train_classifier(
+        data.train_texts, data.train_labels, data.val_texts, data.val_labels, config, None, progress=False
+    )
+    assert result.best_val_auc > 0.8
+    assert all(h["train_tokens_per_second"] > 0 for h in result.history)
+
+
+def test_a_diverging_loss_is_reported_even_between_host_syncs(
+    _tiny_qwen2_build: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = supervised.loss_functions
+
+    def nan_loss(data, config, device):  # noqa: ANN001, ANN202
+        train_fn, val_fn = real(data, config, device)
+        return (lambda logits, target: train_fn(logits, target) * float("nan")), val_fn
+
+    monkeypatch.setattr(supervised, "loss_functions", nan_loss)
+    data = suite_data()
+    config = suite_train_config("lora", str(_tiny_qwen2_build), epochs=1, speed={"log_every": 1000})
+    with pytest.raises(supervised.TrainingDivergedError, match="lower learning_rate"):
+        train_classifier(
+            data.train_texts, data.train_labels, data.val_texts, data.val_labels, config, None, progress=False
+        )
+
+
+@pytest.mark.parametrize("speed", [{"fused_kernels": True}, {"compile": True}])
+def test_cuda_only_levers_refuse_a_cpu_run(speed: dict) -> None:
+    cfg = SpeedConfig(**speed)
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        apply_load_levers(torch.nn.Linear(2, 2), cfg, torch.device("cpu"))
+        training_forward(torch.nn.Linear(2, 2), cfg, torch.device("cpu"))
+
+
+def test_fused_adamw_on_a_cpu_is_refused(_tiny_qwen2_build: Path) -> None:
+    data = suite_data()
+    config = suite_train_config("lora", str(_tiny_qwen2_build), epochs=1, speed={"fused_adamw": "on"})
+    with pytest.raises(ConfigError, match="fused_adamw"):
+        train_classifier(
+            data.train_texts, data.train_labels, data.val_texts, data.val_labels, config, None, progress=False
+        )
+
+
+def test_unknown_speed_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="turbo"):
+        TrainConfig(speed={"turbo": True})
