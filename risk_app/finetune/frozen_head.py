@@ -17,7 +17,9 @@ Nothing here looks at test data.
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -198,29 +200,35 @@ def train_score_head(
     weight_decay: float = 0.01,
     batch_size: int = 16,
     class_weighting: bool = True,
+    patience: int = 0,
     seed: int = 0,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train a model's own `score` layer in place on cached last-token features; keep the best epoch.
 
     This is what `freeze` with no decoder layer trained computes, without running the decoder
     each epoch: `score(features["last"])` equals the classifier's logits (see
     tests/finetune/test_features.py). The model stays an ordinary sequence classifier, so
-    prediction and saving work unchanged. Returns one {epoch, loss, val_auc} row per epoch; the
-    weights of the epoch with the best validation AUC are restored.
+    prediction and saving work unchanged. Returns one {epoch, train_loss (also as `loss`),
+    val_loss, val_auc, learning_rate, seconds} row per epoch, each also passed to `on_epoch`;
+    training stops after `patience` epochs without a better validation AUC (0 = never), and
+    the weights of the epoch with the best validation AUC are restored.
     """
     torch.manual_seed(seed)
     param = next(score.parameters())
     x_train = torch.tensor(train_features, dtype=param.dtype, device=param.device)
     x_val = torch.tensor(val_features, dtype=param.dtype, device=param.device)
     y_t = torch.tensor(y_train, dtype=torch.long, device=param.device)
+    y_v = torch.tensor(np.asarray(y_val), dtype=torch.long, device=param.device)
     counts = torch.bincount(y_t, minlength=2).float().clamp(min=1)
     weight = (counts.sum() / (2 * counts)).to(param.dtype) if class_weighting else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
     optimizer = torch.optim.AdamW(score.parameters(), lr=learning_rate, weight_decay=weight_decay)
     history: list[dict[str, float]] = []
-    best_auc, best_state = -1.0, {k: v.detach().clone() for k, v in score.state_dict().items()}
+    best_auc, best_epoch = -1.0, 0
+    best_state = {k: v.detach().clone() for k, v in score.state_dict().items()}
     for epoch in range(1, epochs + 1):
-        total = 0.0
+        started, total = time.perf_counter(), 0.0
         for idx in torch.randperm(len(x_train), device=param.device).split(batch_size):
             optimizer.zero_grad()
             loss = loss_fn(score(x_train[idx]), y_t[idx])
@@ -229,9 +237,18 @@ def train_score_head(
             total += float(loss.detach()) * len(idx)
         with torch.no_grad():
             logits = score(x_val).float()
+            val_loss = float(torch.nn.functional.cross_entropy(logits, y_v))
         auc = _fast_auc(np.asarray(y_val), (logits[:, 1] - logits[:, 0]).cpu().numpy())
-        history.append({"epoch": epoch, "loss": total / len(x_train), "val_auc": auc})
+        record = {"epoch": epoch, "train_loss": total / len(x_train), "loss": total / len(x_train),
+                  "val_loss": val_loss, "val_auc": auc, "learning_rate": learning_rate,
+                  "seconds": time.perf_counter() - started}  # fmt: skip
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
         if auc > best_auc:
-            best_auc, best_state = auc, {k: v.detach().clone() for k, v in score.state_dict().items()}
+            best_auc, best_epoch = auc, epoch
+            best_state = {k: v.detach().clone() for k, v in score.state_dict().items()}
+        elif patience and epoch - best_epoch >= patience:
+            break
     score.load_state_dict(best_state)
     return history

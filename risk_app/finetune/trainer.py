@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.objectives.frozen_features import frozen_features_fit
 from risk_app.finetune.objectives.rlhf import rlhf_fit
 from risk_app.finetune.objectives.supervised import supervised_fit
 from risk_app.finetune.registry import get_method
@@ -38,7 +39,11 @@ from risk_app.finetune.types import ObjectiveName, RunPlan, TrainData, TrainResu
 Objective = Callable[..., TrainResult]
 
 # Objective name -> the function that trains a prepared model with it.
-OBJECTIVES: dict[ObjectiveName, Objective] = {"supervised": supervised_fit, "rlhf": rlhf_fit}
+OBJECTIVES: dict[ObjectiveName, Objective] = {
+    "supervised": supervised_fit,
+    "rlhf": rlhf_fit,
+    "frozen_features": frozen_features_fit,
+}
 
 
 def plan_run(n_train: int, config: TrainConfig) -> RunPlan:
@@ -57,8 +62,8 @@ def run_objective(
     *,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a model `method` has prepared, with the method's objective."""
-    objective = OBJECTIVES[method.objective]
+    """Train a model `method` has prepared, with the objective the method names for `cfg`."""
+    objective = OBJECTIVES[method.objective_for(cfg)]
     return objective(method, model, tokenizer, data, config, cfg, checkpoint_dir, progress=progress)
 
 

@@ -18,7 +18,7 @@ import torch
 from risk_app.errors import RiskAppError
 
 # The objectives the trainer can run over a method's parameters (`objectives/<name>.py`).
-ObjectiveName = Literal["supervised", "rlhf"]
+ObjectiveName = Literal["supervised", "rlhf", "frozen_features"]
 
 # A per-run extra loss term: called on the model after every training forward pass and added
 # to the classification loss (EWC's penalty, AdaLoRA's orthogonality term). None = no term.

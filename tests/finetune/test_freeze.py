@@ -59,7 +59,11 @@ def test_unknown_module_rejected_listing_allowed() -> None:
 
 @pytest.mark.parametrize(
     ("params", "fragment"),
-    [({"modules": []}, "modules is empty"), ({"n_trainable_layers": 0}, "'n_trainable_layers'")],
+    [
+        ({"modules": []}, "modules is empty"),
+        ({"n_trainable_layers": -1}, "'n_trainable_layers'"),
+        ({"n_trainable_layers": 0, "modules": ["mlp"]}, "leave it unset"),
+    ],
 )
 def test_invalid_values_rejected(params: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):

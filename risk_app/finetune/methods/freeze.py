@@ -7,11 +7,18 @@ sub-modules (e.g. only the MLPs). The trainable parameters are upcast to fp32 so
 updates are not lost to bf16 rounding; the frozen ones keep their dtype (the forward pass
 mixes them by type promotion, with or without the trainer's autocast).
 
+With `n_trainable_layers=0` no decoder layer trains: the model is a head on frozen features,
+so the trainer runs the `frozen_features` objective (`objective_for`) instead of the supervised
+loop: each application's pooled features are computed once by the frozen base and cached
+(`risk_app/finetune/features.py`), and only the `score` head trains on them, across epochs,
+seeds and runs. The saved model is the same sequence classifier either way.
+
 Which parameters trained is recorded by the trainer, from the optimizer's own parameters, in
 `TrainResult.trainable_parameter_names`; `trainable_parameter_names(model)` lists them for any
 prepared model.
 
     TrainConfig(method="freeze", method_params={"n_trainable_layers": 1, "modules": ["mlp"]})
+    TrainConfig(method="freeze", method_params={"n_trainable_layers": 0}, epochs=30)  # head only
 """
 
 from __future__ import annotations
@@ -19,12 +26,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from risk_app.errors import ConfigError
 from risk_app.finetune.methods.base import FineTuneMethod, is_head_parameter
 from risk_app.finetune.registry import register
-from risk_app.finetune.types import RunPlan
+from risk_app.finetune.types import ObjectiveName, RunPlan
 
 # Sub-modules of a Qwen2 / Llama / Mistral decoder layer.
 LayerModule = Literal["mlp", "self_attn", "input_layernorm", "post_attention_layernorm"]
@@ -38,8 +45,11 @@ class FreezeParams(BaseModel):
 
     n_trainable_layers: int = Field(
         default=2,
-        ge=1,
-        description="How many of the last decoder layers train (at most the model's layer count).",
+        ge=0,
+        description=(
+            "How many of the last decoder layers train (at most the model's layer count); 0 = only "
+            "the head, trained on cached frozen features."
+        ),
     )
     modules: list[str] | None = Field(
         default=None,
@@ -62,6 +72,14 @@ class FreezeParams(BaseModel):
                 f"unknown module(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(ALLOWED_MODULES)}"
             )
         return list(dict.fromkeys(modules))
+
+    @model_validator(mode="after")
+    def _modules_need_layers(self) -> FreezeParams:
+        if self.n_trainable_layers == 0 and self.modules is not None:
+            raise ValueError(
+                "modules names sub-modules of trained layers; with n_trainable_layers=0 leave it unset"
+            )
+        return self
 
 
 def decoder_layers(model: Any) -> torch.nn.ModuleList:
@@ -92,6 +110,11 @@ class FreezeMethod(FineTuneMethod):
     Config = FreezeParams
     suite_params = {"n_trainable_layers": 1, "modules": ["mlp", "post_attention_layernorm"]}
 
+    def objective_for(self, cfg: BaseModel) -> ObjectiveName:
+        """No decoder layer trains: train the head on cached features, not with the full loop."""
+        assert isinstance(cfg, FreezeParams)
+        return "frozen_features" if cfg.n_trainable_layers == 0 else self.objective
+
     def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, FreezeParams)
         layers = decoder_layers(model)
@@ -99,7 +122,7 @@ class FreezeMethod(FineTuneMethod):
         if cfg.n_trainable_layers > n_layers:
             raise ConfigError(
                 f"method 'freeze': n_trainable_layers={cfg.n_trainable_layers} but the base model has "
-                f"only {n_layers} decoder layer(s); choose 1..{n_layers}"
+                f"only {n_layers} decoder layer(s); choose 0..{n_layers}"
             )
         for param in model.parameters():
             param.requires_grad_(False)

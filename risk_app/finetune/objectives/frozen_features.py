@@ -1,0 +1,114 @@
+"""The frozen-features objective: a classification head trained on cached pooled features.
+
+When no decoder layer trains (`freeze` with `n_trainable_layers=0`), every epoch would run the
+same frozen forward pass again. This objective runs it once per distinct text instead:
+`risk_app.finetune.features.cached_features` pools each application's last-token hidden state
+(what `*ForSequenceClassification` feeds its `score` head) and keeps it on disk keyed by the
+base model's content hash, the text and the feature settings (template, token limit,
+precision), so later epochs, seeds, heads and runs on the same data only read the file. The
+model's own `score` layer is then trained on those vectors (`frozen_head.train_score_head`),
+so the result is an ordinary sequence classifier: saved, packaged, loaded and scored like any
+other method's, and at scoring time the frozen base computes the features and applies the head.
+
+A method opts in through `FineTuneMethod.objective_for(cfg)`; `freeze` returns this
+objective's name when `n_trainable_layers == 0`:
+
+    train_classifier(tr, y_tr, va, y_va, TrainConfig(method="freeze",
+                     method_params={"n_trainable_layers": 0}, epochs=20), None)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from tqdm.auto import tqdm
+
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.events import epoch_ended
+from risk_app.finetune.features import FeatureSettings, cached_features
+from risk_app.finetune.frozen_head import train_score_head
+from risk_app.finetune.methods.base import HEAD_MODULE, FineTuneMethod
+from risk_app.finetune.run_setup import count_parameters, peak_memory_mb, resolve_device
+from risk_app.finetune.types import TrainData, TrainResult
+
+# The cache's template id: the texts' own hash is in the key, so one namespace serves every
+# serialization template; it matches bench/frozen_heads.py, whose features are then reused.
+FEATURE_TEMPLATE = "default"
+
+
+def feature_settings(config: TrainConfig) -> FeatureSettings:
+    """The cache key's settings for a run: its token limit and the precision it computes in."""
+    precision = "bf16" if config.precision == "bf16" else "fp32"
+    return FeatureSettings(max_length=config.max_length, precision=precision, template=FEATURE_TEMPLATE)
+
+
+def _head(model: Any) -> torch.nn.Module:
+    head = getattr(model, HEAD_MODULE, None)
+    if not isinstance(head, torch.nn.Module):
+        raise TypeError(f"{type(model).__name__} has no `{HEAD_MODULE}` classification head")
+    return head
+
+
+def frozen_features_fit(
+    method: FineTuneMethod,
+    model: Any,
+    tokenizer: Any,
+    data: TrainData,
+    config: TrainConfig,
+    cfg: BaseModel,
+    checkpoint_dir: str | Path | None,
+    *,
+    progress: bool = True,
+) -> TrainResult:
+    """Pool the features once (cached), train the `score` head on them, keep the best epoch."""
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    model.to(device)
+    model.eval()
+    settings = feature_settings(config)
+    texts = data.train_texts + data.val_texts
+    # The prepared model is the frozen base: hand it to the cache so nothing is loaded twice.
+    pooled = cached_features(
+        config.base_model, texts, settings=settings, batch_size=config.eval_batch_size,
+        progress=progress, loader=lambda _base, _settings: (model, tokenizer),
+        log=tqdm.write if progress else None,
+    )["last"]  # fmt: skip
+    n_train = len(data.train_texts)
+    head = _head(model)
+    history = train_score_head(
+        head, pooled[:n_train], data.train_labels, pooled[n_train:], data.val_labels,
+        learning_rate=config.learning_rate, epochs=config.epochs, weight_decay=config.weight_decay,
+        batch_size=config.batch_size, class_weighting=config.class_weighting,
+        patience=config.patience, seed=config.seed, on_epoch=epoch_ended,
+    )  # fmt: skip
+    best = max(history, key=lambda row: row["val_auc"])
+    param = next(head.parameters())
+    with torch.no_grad():
+        logits = head(torch.tensor(pooled[n_train:], dtype=param.dtype, device=param.device)).float()
+    val_proba = torch.softmax(logits, dim=-1)[:, 1].cpu().numpy().astype(np.float64)
+    trainable, total = count_parameters(model)
+    wall = time.perf_counter() - started
+    return TrainResult(
+        model=model,
+        tokenizer=tokenizer,
+        history=[{k: v for k, v in row.items() if k != "loss"} for row in history],
+        best_epoch=int(best["epoch"]),
+        best_val_auc=float(best["val_auc"]),
+        trainable_params=trainable,
+        total_params=total,
+        trainable_percent=100.0 * trainable / max(total, 1),
+        wall_seconds=wall,
+        peak_memory_mb=peak_memory_mb(device),
+        tokens_per_second=0.0,  # the base reads each text once, cached; no tokens flow per epoch
+        device=str(device),
+        method_name=method.name,
+        method_config=cfg.model_dump(mode="json"),
+        best_val_proba=val_proba,
+        stopped_early=len(history) < config.epochs,
+        trainable_parameter_names=[n for n, p in model.named_parameters() if p.requires_grad],
+    )
