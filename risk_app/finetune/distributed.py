@@ -1,0 +1,215 @@
+"""Training across processes: the process group, rank helpers, sharding, gathering, wrapping.
+
+`risk-app train --nproc N` (see `risk_app.run.launch`) starts N copies of the fine-tune stage
+under `torchrun`; each copy runs the ordinary supervised loop, which asks this module five
+things and is otherwise unchanged:
+
+* `shard(batch)` — this rank's slice of a global batch. Every rank draws the same seeded
+  global order, so the effective batch and the number of optimizer steps are those of the
+  single-process run; only the examples each process computes differ;
+* `wrap_model(model, method_name)` — the module the training forward goes through:
+  `DistributedDataParallel`, which averages the gradients over ranks during backward;
+* `predict_sharded(predict, texts)` — each rank scores its share of a list of texts and the
+  logits are gathered back into input order, so the validation AUC is computed on the whole
+  validation set (an average of per-rank AUCs would not be the AUC of anything);
+* `mean_across_ranks` / `sum_across_ranks` — the epoch's loss and token count over all ranks;
+* `is_main_process()` — only rank 0 writes checkpoints, the artifact and the record.
+
+With one process (no process group) every helper is the identity, so the single-process path
+costs nothing and stays bit-for-bit what it was.
+
+Why DDP for every method, including `full`: FSDP2 (`fully_shard`) does run on gloo, but its
+parameters become sharded DTensors, and the loop's saved state, best-epoch copy, resume and the
+rank-0-only prediction of the test split all expect plain tensors. Until that is built, `full`
+runs under DDP (a full replica per rank, which is fine for any model that fits one device) and
+`launch_facts()` says so in the run folder and the logs.
+
+    with process_group("auto") as facts:      # under torchrun
+        ...train...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+Backend = Literal["gloo", "nccl"]
+Strategy = Literal["single", "ddp", "fsdp"]
+
+# Methods whose base is frozen: DDP only synchronizes the few trainable tensors.
+FROZEN_BASE_METHODS = ("lora", "adalora", "qlora", "freeze", "prompt", "adapter", "quantum")
+FSDP_NOT_BUILT = (
+    "FSDP for full fine-tuning is not built yet (its sharded DTensor parameters need gathered "
+    "saves, best-epoch copies and resume); ran DDP with a full model replica per rank"
+)
+_TIMEOUT = dt.timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class LaunchFacts:
+    """How one training run was spread over processes; written next to the run's record."""
+
+    world_size: int
+    backend: str
+    strategy: Strategy
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---- the process group -------------------------------------------------------------------
+def launched_by_torchrun() -> bool:
+    """True inside a process that torchrun (torch.distributed.run) started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ and "LOCAL_RANK" in os.environ
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def is_main_process() -> bool:
+    """Rank 0, or the only process: the one that writes files and reports."""
+    return rank() == 0
+
+
+def choose_backend(device: str) -> Backend:
+    """NCCL when the run trains on CUDA GPUs, else gloo (CPU)."""
+    wants_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return "nccl" if wants_cuda else "gloo"
+
+
+def init_from_env(device: str) -> Backend:
+    """Join the process group torchrun describes in the environment; one GPU per local rank."""
+    backend = choose_backend(device)
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group(backend=backend, timeout=_TIMEOUT)
+    return backend
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(device: str) -> Iterator[Backend]:
+    """Inside: this process is one rank of torchrun's group. Torn down on the way out."""
+    backend = init_from_env(device)
+    try:
+        yield backend
+    finally:
+        teardown()
+
+
+def rank_device(device: str) -> str:
+    """The `TrainConfig.device` this rank trains on: its own GPU under NCCL, else unchanged."""
+    if is_distributed() and dist.get_backend() == "nccl":
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return device
+
+
+def choose_strategy(method_name: str) -> tuple[Strategy, str]:
+    """(strategy, why) for a method: DDP for a frozen base; `full` also DDP for now."""
+    if not is_distributed():
+        return "single", ""
+    if method_name in FROZEN_BASE_METHODS:
+        return "ddp", ""
+    return "ddp", FSDP_NOT_BUILT if method_name == "full" else ""
+
+
+def launch_facts(method_name: str) -> LaunchFacts:
+    strategy, note = choose_strategy(method_name)
+    backend = str(dist.get_backend()) if is_distributed() else "none"
+    return LaunchFacts(world_size=world_size(), backend=backend, strategy=strategy, note=note)
+
+
+# ---- data and model ----------------------------------------------------------------------
+def shard(batch: Sequence[int]) -> list[int]:
+    """This rank's contiguous slice of a global batch (sizes differ by at most one).
+
+    A batch smaller than the world gives a rank with nothing to do one example of the batch
+    again, because under DDP every rank must run a backward each step; that example then
+    counts twice in this one step's mean, which is the noise the tests allow for."""
+    batch = list(batch)
+    n, size, me = len(batch), world_size(), rank()
+    if size == 1:
+        return batch
+    part = batch[me * n // size : (me + 1) * n // size]
+    return part or [batch[me % n]]
+
+
+def wrap_model(model: torch.nn.Module, method_name: str) -> torch.nn.Module:
+    """The module the training forward goes through: the model itself, or its DDP wrapper.
+
+    The wrapper shares the model's parameters, so the optimizer, the method's saved state and
+    prediction keep using the plain model and its parameter names."""
+    if not is_distributed():
+        return model
+    device = next(model.parameters()).device
+    device_ids = [device.index] if device.type == "cuda" else None
+    # Prompt tuning and AdaLoRA leave some trainable tensors out of a given forward; finding
+    # them costs one graph walk per step, cheap next to the forward itself.
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=device_ids, find_unused_parameters=method_name in ("prompt", "adalora")
+    )
+
+
+# ---- gathering ---------------------------------------------------------------------------
+def predict_sharded(predict: Callable[[list[str]], np.ndarray], texts: Sequence[str]) -> np.ndarray:
+    """`predict(texts)` with the texts spread over the ranks; rows back in input order.
+
+    Rank r scores texts r, r + world, r + 2 * world ...; the pieces are gathered to every rank
+    with `all_gather_object`, so each rank then holds the predictions for the whole list."""
+    texts = list(texts)
+    size = world_size()
+    if size == 1:
+        return predict(texts)
+    mine = predict(texts[rank() :: size])
+    pieces: list[Any] = [None] * size
+    dist.all_gather_object(pieces, mine)
+    out = np.empty((len(texts), *mine.shape[1:]), dtype=mine.dtype)
+    for r, piece in enumerate(pieces):
+        out[r::size] = piece
+    return out
+
+
+def sum_across_ranks(value: float) -> float:
+    """The sum of a number over all ranks (the number itself with one process)."""
+    if not is_distributed():
+        return value
+    total = torch.tensor([float(value)], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        total = total.cuda()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return float(total.item())
+
+
+def mean_across_ranks(value: float) -> float:
+    return sum_across_ranks(value) / world_size()
+
+
+def broadcast_from_main(value: Any) -> Any:
+    """Rank 0's `value` on every rank (e.g. a run id only rank 0 drew)."""
+    if not is_distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
