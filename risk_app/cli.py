@@ -126,6 +126,9 @@ def train(
     resume: Annotated[
         str | None, typer.Option(help="Run id of a killed run: continue from its last epoch checkpoint.")
     ] = None,
+    hybrid: Annotated[
+        str, typer.Option(help="Stack the LLM with LightGBM on the spec's columns: none, logistic or convex.")
+    ] = "none",
 ) -> None:
     """Validate, fine-tune, choose the credit policy, evaluate beside the baselines, register.
 
@@ -155,20 +158,30 @@ def train(
         _resume(resume, policy_config, register)
         return
     exclude = tuple(spec.protected_columns) if exclude_protected else ()
-    record = _train_from_file(data or spec.data_path, spec, config, policy_config, exclude, augment)
+    record = _train_from_file(
+        data or spec.data_path, spec, config, policy_config, exclude, augment, hybrid=hybrid
+    )
     if register:
         _register_and_report(record)
 
 
 def _train_from_file(
-    data: Path, spec: Any, config: Any, policy_config: Any, exclude: tuple[str, ...], augment: bool
+    data: Path,
+    spec: Any,
+    config: Any,
+    policy_config: Any,
+    exclude: tuple[str, ...],
+    augment: bool,
+    hybrid: str = "none",
 ) -> Any:
     """Validate, prepare and train one run on a file; print its summary; return its record."""
     from risk_app import workflow
     from risk_app.finetune.registry import get_method
+    from risk_app.hybrid.stage import check_hybrid
     from risk_app.run.render import policy_sentence, summary_rows
 
     get_method(config.method).parse_config(config.method_params)  # fail fast, before loading data
+    check_hybrid(hybrid, spec)
     with console.status("validating data"):
         validation = workflow.ingest_and_validate(data, spec=spec)
         examples = workflow.prepare_examples(
@@ -180,8 +193,9 @@ def _train_from_file(
     if augment:
         examples = workflow.augment_examples(examples, validation.valid, seed=config.seed, spec=spec)
     record = workflow.train_run(
-        validation.valid, examples, config, policy_config, spec=spec, source=str(data), split_seed=config.seed
-    )
+        validation.valid, examples, config, policy_config, spec=spec, source=str(data),
+        split_seed=config.seed, hybrid=hybrid,
+    )  # fmt: skip
     print_table("Test metrics (same split)", summary_rows(record))
     console.print(policy_sentence(record))
     console.print(f"artifact: {record.need('artifact').path}")

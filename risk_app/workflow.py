@@ -6,7 +6,8 @@
     record = register_run(record, model_name="german_credit")   # risk_app.run.register
 
 `train_run` calls the stages of `risk_app.run` in the order the Dagster assets run them
-(fine-tune → credit policy → evaluate → package), so both paths produce the same record.
+(fine-tune → [hybrid] → credit policy → evaluate → package), so both paths produce the same
+record. `hybrid="logistic"` stacks the LLM with LightGBM (`risk_app.hybrid`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from risk_app.errors import RiskAppError
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import get_method
+from risk_app.hybrid.config import HybridConfig
+from risk_app.hybrid.stage import check_hybrid, stack_hybrid
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
 from risk_app.run.package import package_run
 from risk_app.run.record import RunRecord
@@ -75,10 +78,12 @@ def train_run(
     baselines: Sequence[str] = DEFAULT_BASELINES,
     progress: bool = True,
     run_id: str | None = None,
+    hybrid: HybridConfig | str | None = None,
 ) -> RunRecord:
     """Fine-tune, choose the credit policy, evaluate beside the baselines and package the model."""
     # Refuse a bad method name or parameters before any folder is created.
     get_method(train_config.method).parse_config(train_config.method_params)
+    hybrid_config = check_hybrid(hybrid, spec)  # also refused early: a data set with no tabular columns
     record = start_run(
         valid,
         examples,
@@ -89,6 +94,8 @@ def train_run(
         split_seed=split_seed,
     )
     record, _ = fine_tune(record, examples, train_config, progress=progress)
+    if hybrid_config.enabled:
+        record = stack_hybrid(record, valid, examples, hybrid_config, spec=spec)
     record = choose_credit_policy(record, policy_config)
     record = evaluate_run(record, valid, examples, spec=spec, baselines=baselines)
     return package_run(record, spec=spec)

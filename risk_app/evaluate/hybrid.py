@@ -27,6 +27,10 @@ stopping. The test set is never seen by any of it.
     hybrid = fit_hybrid(y_val, p_llm_val, p_gbm_val)
     threshold = choose_threshold(y_val, hybrid.val_oof)
     p_test = hybrid.predict(p_llm_test, p_gbm_test)
+    same = stacker_from_params(hybrid.params)   # what a packaged hybrid model rebuilds
+
+A deployable hybrid (fitted in a training run, packaged, scored and explained) is built from
+these pieces by `risk_app/hybrid/`.
 """
 
 from __future__ import annotations
@@ -117,6 +121,22 @@ class Hybrid:
         return self.stacker.predict(p_llm, p_gbm)
 
 
+def stacker_from_params(params: dict[str, Any]) -> Hybrid:
+    """A fitted stacker rebuilt from `Hybrid.params` (as an artifact stores it) for prediction.
+
+    The rebuilt object predicts exactly as the fitted one; it carries no validation scores.
+    """
+    kind = params.get("kind")
+    if kind == "convex":
+        stacker = _Stacker(kind="convex", weight_llm=float(params["weight_llm"]))
+    elif kind == "logistic":
+        coef = (float(params["coef_llm"]), float(params["coef_gbm"]))
+        stacker = _Stacker(kind="logistic", coef=coef, intercept=float(params["intercept"]))
+    else:
+        raise ConfigError(f"unknown hybrid stacker {kind!r}; choose one of {list(HYBRID_KINDS)}")
+    return Hybrid(kind=kind, stacker=stacker, val_oof=np.empty(0), val_auc_oof=float("nan"), n_folds=0)
+
+
 def fit_hybrid(
     y_val: Sequence[Any] | np.ndarray,
     llm_val: Sequence[float] | np.ndarray,
@@ -154,4 +174,4 @@ def fit_hybrid(
     )
 
 
-__all__ = ["HYBRID_KINDS", "Hybrid", "HybridKind", "fit_hybrid"]
+__all__ = ["HYBRID_KINDS", "Hybrid", "HybridKind", "fit_hybrid", "stacker_from_params"]

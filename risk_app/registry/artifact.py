@@ -391,4 +391,8 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
     if device is not None:
         model.to(device)
     model.eval()
+    if metadata.get("extra", {}).get("hybrid"):  # the LLM stacked with a tabular model
+        from risk_app.hybrid.model import HybridRiskModel
+
+        return HybridRiskModel(method, model, tokenizer, metadata, folder)
     return RiskModel(method, model, tokenizer, metadata, folder)

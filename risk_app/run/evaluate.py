@@ -94,6 +94,10 @@ def evaluate_run(
     test_ids = [str(i) for i in test_ids]
     frames = structured_splits(valid, examples)
     baseline_metrics, baseline_scores = _baseline_metrics(record, frames, test_ids, baselines, spec)
+    if record.hybrid is not None:  # the model is the LLM stacked with LightGBM: show the LLM alone too
+        from risk_app.hybrid.stage import LLM_ROW, llm_alone_on_test
+
+        baseline_metrics[LLM_ROW], baseline_scores[LLM_ROW] = llm_alone_on_test(record, test_ids)
     champion = _champion_on_test(frames, test_ids, champion_model or spec.name)
     if champion is not None:
         baseline_metrics[CHAMPION_ROW], baseline_scores[CHAMPION_ROW] = champion

@@ -18,6 +18,7 @@ from transformers import AutoTokenizer
 
 from data_contracts.spec import load_spec
 from risk_app.evaluate.model_card import render_model_card
+from risk_app.hybrid.stage import artifact_parts
 from risk_app.registry.artifact import SPEC_FILE, code_version, library_versions, save_risk_model, sha256_file
 from risk_app.run.record import ArtifactFacts, RunRecord
 from risk_app.run.stages import REFERENCE_FILE, TOKENIZER_DIR, WEIGHTS_FILE, calibrated_scores
@@ -58,9 +59,11 @@ def package_run(record: RunRecord, spec: Any = None) -> RunRecord:
     spec = load_spec(spec)
     trained = Path(training.trained_dir)
     weights_sha = sha256_file(trained / WEIGHTS_FILE)
+    # A hybrid carries its tabular model and stacker too; its version names the stacker.
+    hybrid = artifact_parts(record)
     identity = ArtifactFacts(
         path=str(Path(record.run_dir) / "artifact"),
-        version=f"{training.config.method}-{weights_sha[:12]}",
+        version=f"{training.config.method}{hybrid.version_tag}-{weights_sha[:12]}{hybrid.version_suffix}",
         weights_sha256=weights_sha,
         code_version=code_version(),
         library_versions=library_versions(),
@@ -82,8 +85,9 @@ def package_run(record: RunRecord, spec: Any = None) -> RunRecord:
         },
         data_hash=record.dataset.data_hash,
         contract_version=f"{record.dataset.name}@{record.dataset.spec_version}",
-        extra={**manifest_extra(record), "version": identity.version},
+        extra={**manifest_extra(record), "version": identity.version, **hybrid.manifest},
         extra_files={
+            **hybrid.files,
             SPEC_FILE: spec.to_yaml(),
             "MODEL_CARD.md": render_model_card(packaged),
             REFERENCE_FILE: (Path(record.run_dir) / REFERENCE_FILE).read_bytes(),

@@ -26,6 +26,7 @@ from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
+from risk_app.hybrid.config import HybridFacts
 from risk_app.registry.promotion import PromotionDecision
 
 RECORD_FILE = "run_record.json"
@@ -166,6 +167,10 @@ class RunRecord(_Section):
         default=None, description="The training config, recorded before training starts (for --resume)."
     )
     training: TrainingFacts | None = None
+    hybrid: HybridFacts | None = Field(
+        default=None,
+        description="The LLM stacked with LightGBM (risk_app.hybrid), when the run asked for it.",
+    )
     policy: PolicyFacts | None = None
     evaluation: EvaluationFacts | None = None
     artifact: ArtifactFacts | None = None

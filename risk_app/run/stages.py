@@ -193,15 +193,17 @@ def fine_tune(
         predictions_path=str(run_dir / PREDICTIONS_FILE),
     )
     updated = record.model_copy(
-        update={"training": facts, "policy": None, "evaluation": None, "artifact": None}
+        update={"training": facts, "hybrid": None, "policy": None, "evaluation": None, "artifact": None}
     )
     updated.save()
     return updated, result
 
 
 def read_predictions(record: RunRecord, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(labels, raw scores, ids) of one split from the fine-tuning stage."""
-    frame = pd.read_parquet(record.need("training").predictions_path)
+    """(labels, raw scores, ids) of one split from the fine-tuning stage (or, when the run
+    stacks a hybrid, the hybrid stage's stacked scores)."""
+    source = record.hybrid.predictions_path if record.hybrid else record.need("training").predictions_path
+    frame = pd.read_parquet(source)
     part = frame.loc[frame["split"] == split]
     return part["default"].to_numpy(np.int64), part["p_raw"].to_numpy(float), part["application_id"].tolist()
 
