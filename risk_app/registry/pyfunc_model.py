@@ -71,7 +71,9 @@ def _input_signature(folder: Path) -> ModelSignature:
 def _pip_requirements() -> list[str]:
     # An explicit short list: MLflow's requirement inference imports and times the model (slow).
     pins = []
-    for dist in ("mlflow", "pandas", "torch", "transformers", "peft", "safetensors"):
+    # lightgbm and scikit-learn: a hybrid artifact scores its tabular half with them.
+    dists = ("mlflow", "pandas", "torch", "transformers", "peft", "safetensors", "lightgbm", "scikit-learn")
+    for dist in dists:
         try:
             pins.append(f"{dist}=={importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError:
