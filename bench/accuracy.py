@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python bench/accuracy.py` without an installed package
     sys.path.insert(0, str(ROOT))
 
-from bench.compare_methods import cpu_model  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
 from risk_app import paths  # noqa: E402
 from risk_app.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from risk_app.errors import ConfigError, RiskAppError  # noqa: E402

@@ -12,17 +12,15 @@ the markdown table and the section it replaces in docs/methods.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import cpu_model, machine_label  # noqa: E402, F401 (re-exported)
 from bench.markdown import replace_section  # noqa: E402
 from risk_app import workflow  # noqa: E402
 from risk_app.atomic import atomic_write_text  # noqa: E402
@@ -30,23 +28,6 @@ from risk_app.finetune import compare  # noqa: E402
 from risk_app.finetune.config import TrainConfig  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-
-
-def machine_label(device: str) -> str:
-    """'GPU NVIDIA H100 80GB HBM3' or 'CPU <model>, N cores' — every figure names its machine."""
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"GPU {torch.cuda.get_device_name(0)}"
-    return f"CPU {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-    except OSError:
-        names = []
-    return names[0] if names else (platform.processor() or platform.machine())
 
 
 def render_table(table: pd.DataFrame) -> str:

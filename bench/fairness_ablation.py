@@ -22,7 +22,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.compare_methods import machine_label  # noqa: E402
+from bench.machine import machine_label  # noqa: E402
 from data_contracts.spec import load_spec  # noqa: E402
 from risk_app import workflow  # noqa: E402
 from risk_app.atomic import atomic_write_text  # noqa: E402

@@ -23,7 +23,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.compare_methods import machine_label  # noqa: E402
+from bench.machine import machine_label  # noqa: E402
 from bench.markdown import replace_section  # noqa: E402
 from risk_app.finetune.config import TrainConfig  # noqa: E402
 

@@ -19,7 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.compare_methods import machine_label  # noqa: E402
+from bench.machine import machine_label  # noqa: E402
 from bench.markdown import replace_section  # noqa: E402
 from risk_app import paths  # noqa: E402
 from risk_app.data.load import load_applications  # noqa: E402

@@ -37,8 +37,8 @@ def _layers(spec_layers: int, names: list[str]) -> list[int]:
     return [-1 if n == "last" else spec_layers // 2 if n == "middle" else int(n) for n in names]
 
 
-def gpu(args: argparse.Namespace) -> None:
-    from risk_app.finetune.features import POOLINGS, FeatureSettings, cached_features, text_key
+def join(args: argparse.Namespace) -> None:
+    """Join the parts in order, check the pinned SHA-256, convert once (no download)."""
     from risk_app.models.catalogue import bases_dir, get_base
     from risk_app.models.fetch import fetch_base
 
@@ -56,6 +56,14 @@ def gpu(args: argparse.Namespace) -> None:
         raise SystemExit(f"joined {len(parts)} parts: sha256 {digest.hexdigest()} != pinned {spec.sha256}")
     print(f"joined {len(parts)} parts, sha256 ok", flush=True)
     fetch_base(args.base, progress=False)
+
+
+def gpu(args: argparse.Namespace) -> None:
+    from risk_app.finetune.features import POOLINGS, FeatureSettings, cached_features, text_key
+    from risk_app.models.catalogue import get_base
+
+    spec = get_base(args.base)
+    join(args)
     texts = [t for group in json.loads(Path(args.texts).read_text()).values() for t in group]
     texts = list(dict.fromkeys(texts))
     keys = [text_key(t) for t in texts]
@@ -89,7 +97,7 @@ def import_features(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mode", choices=["gpu", "import"])
+    p.add_argument("mode", choices=["gpu", "join", "import"])
     p.add_argument("--base", default="qwen2.5-coder-0.5b")
     p.add_argument("--texts", default=".carry/a/texts.json")
     p.add_argument("--parts", default="/root/keep")
@@ -100,7 +108,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--folder", help="import: the folder of files the gpu mode wrote")
     args = p.parse_args()
-    gpu(args) if args.mode == "gpu" else import_features(args)
+    {"gpu": gpu, "join": join, "import": import_features}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -55,10 +55,21 @@ def register(method_cls: M) -> M:
     return method_cls
 
 
+# Built-in methods whose module could not be imported, and the package it was missing.
+_UNAVAILABLE: dict[str, str] = {}
+
+
 def _load_builtin_methods() -> None:
     # Deferred to the first lookup: the method modules import this one (see the docstring).
     for module in BUILTIN_METHOD_MODULES:
-        importlib.import_module(f"risk_app.finetune.methods.{module}")
+        try:
+            importlib.import_module(f"risk_app.finetune.methods.{module}")
+        except ModuleNotFoundError as exc:
+            # A method's own library missing (pennylane for `quantum`, say, on a bare GPU
+            # image) must not take the other methods down with it; our own code missing must.
+            if not exc.name or exc.name.split(".")[0] == "risk_app":
+                raise
+            _UNAVAILABLE[module] = exc.name
 
 
 def get_method(name: str) -> FineTuneMethod:
@@ -67,6 +78,11 @@ def get_method(name: str) -> FineTuneMethod:
     try:
         method_cls = _METHODS[name]
     except KeyError:
+        if name in _UNAVAILABLE:
+            raise UnknownMethodError(
+                f"fine-tuning method {name!r} needs the package {_UNAVAILABLE[name]!r}, which is not "
+                "installed here (bash scripts/setup.sh installs it)"
+            ) from None
         known = ", ".join(sorted(_METHODS)) or "<none>"
         raise UnknownMethodError(
             f"unknown fine-tuning method {name!r}; registered methods: {known}"
