@@ -15,6 +15,7 @@ from data_contracts.spec import DEFAULT_DATASET
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import list_methods
+from risk_app.hybrid.config import HybridConfig, HybridStacker
 
 
 class IngestConfig(dg.Config):
@@ -86,6 +87,25 @@ MethodName = Literal[tuple(name for name, _ in list_methods())]  # type: ignore[
 
 TrainingConfig = launchpad_config("TrainingConfig", TrainConfig, {"method": MethodName})
 CreditPolicyConfig = launchpad_config("CreditPolicyConfig", PolicyConfig)
+
+
+class CreditPolicyLaunchpad(CreditPolicyConfig):  # type: ignore[misc, valid-type]
+    """`credit_policy`'s launchpad: the policy, and whether the LLM is first stacked with LightGBM.
+
+    The stacker is fitted on validation like the calibration, so switching it on or off re-runs
+    from here without retraining the LLM (`risk_app.hybrid.stage.stack_hybrid`)."""
+
+    hybrid: HybridStacker = Field(
+        default="none",
+        description="Stack the LLM's calibrated PD with LightGBM on the spec's columns (cross-fitted "
+        "on validation): none, logistic or convex.",
+    )
+
+    def policy_config(self) -> PolicyConfig:
+        return PolicyConfig.model_validate(self.model_dump(exclude={"hybrid"}))
+
+    def hybrid_config(self) -> HybridConfig:
+        return HybridConfig(stacker=self.hybrid)
 
 
 class DatasetConfig(dg.Config):

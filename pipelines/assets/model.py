@@ -10,11 +10,11 @@ import dagster as dg
 import pandas as pd
 
 from data_contracts.spec import DatasetSpec
-from pipelines.configs import CreditPolicyConfig, TrainingConfig
+from pipelines.configs import CreditPolicyLaunchpad, TrainingConfig
 from pipelines.metadata import record_metadata, user_errors
 from pipelines.resources import RiskAppSettings
-from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
+from risk_app.hybrid.stage import hybrid_metadata, stack_hybrid
 from risk_app.run import stages
 from risk_app.run.evaluate import evaluate_run
 from risk_app.run.package import package_run
@@ -68,12 +68,23 @@ def _dagster_run_id(method: str, dagster_run_id: str) -> str:
     return f"{method}-dagster-{dagster_run_id[:12]}"
 
 
-@dg.asset(group_name="training", kinds={"sklearn"}, io_manager_key=PICKLED)
+@dg.asset(group_name="training", kinds={"sklearn", "lightgbm"}, io_manager_key=PICKLED)
 @user_errors
-def credit_policy(config: CreditPolicyConfig, fine_tuned_model: RunRecord) -> dg.Output[RunRecord]:
-    """PD calibration and the decline cut-off, chosen on validation by the analyst's policy."""
-    record = stages.choose_credit_policy(fine_tuned_model, PolicyConfig.model_validate(config.model_dump()))
-    return dg.Output(record, metadata=record_metadata(record, "policy"))
+def credit_policy(
+    config: CreditPolicyLaunchpad,
+    fine_tuned_model: RunRecord,
+    dataset_spec: DatasetSpec,
+    valid_applications: pd.DataFrame,
+    augmented_training_examples: pd.DataFrame,
+) -> dg.Output[RunRecord]:
+    """[The LLM stacked with LightGBM, then] PD calibration and the decline cut-off, chosen on
+    validation by the analyst's policy."""
+    record = stack_hybrid(
+        fine_tuned_model, valid_applications, augmented_training_examples, config.hybrid_config(),
+        spec=dataset_spec,
+    )  # fmt: skip
+    record = stages.choose_credit_policy(record, config.policy_config())
+    return dg.Output(record, metadata={**record_metadata(record, "policy"), **hybrid_metadata(record)})
 
 
 @dg.asset(group_name="evaluation", kinds={"sklearn", "duckdb"}, io_manager_key=PICKLED)

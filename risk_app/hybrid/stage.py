@@ -179,3 +179,17 @@ def artifact_parts(record: RunRecord) -> HybridParts:
         version_tag=f"+{facts.config.stacker}",
         version_suffix=f"-{hashes[f'{HYBRID_DIR}/{STACKER_FILE}'][:6]}",
     )
+
+
+def hybrid_metadata(record: RunRecord) -> dict[str, Any]:
+    """Plain values describing the run's hybrid for reports (Dagster metadata)."""
+    if record.hybrid is None:
+        return {"hybrid": "none"}
+    facts: HybridFacts = record.hybrid
+    return {
+        "hybrid": facts.config.stacker,
+        "hybrid_val_auc_oof": round(facts.val_auc_oof, 4),
+        "hybrid_val_auc_llm": round(facts.val_auc_llm, 4),
+        "hybrid_val_auc_lightgbm": round(facts.val_auc_tabular, 4),
+        "hybrid_stacker": json.dumps(facts.stacker),
+    }
