@@ -150,7 +150,12 @@ def _text_only_spec(folder: Path) -> Path:
     raw = yaml.safe_load(load_spec("german_credit").spec_path.read_text())
     keep = {raw["id_column"], raw["target"]["column"]}
     raw["columns"] = {k: v for k, v in raw["columns"].items() if k in keep}
-    raw["columns"]["notes"] = {"type": "text", "label": "Notes", "description": "Free text.", "max_chars": 200}
+    raw["columns"]["notes"] = {
+        "type": "text",
+        "label": "Notes",
+        "description": "Free text.",
+        "max_chars": 200,
+    }
     raw.update(name="notes_only", protected=[], data="notes.csv")
     for key in ("synonyms", "text", "template", "field_order", "fairness"):
         raw.pop(key, None)
