@@ -126,6 +126,9 @@ def train(
     resume: Annotated[
         str | None, typer.Option(help="Run id of a killed run: continue from its last epoch checkpoint.")
     ] = None,
+    nproc: Annotated[
+        int, typer.Option(help="Training processes on this machine (torchrun: one per GPU, or gloo on CPU).")
+    ] = 1,
     hybrid: Annotated[
         str, typer.Option(help="Stack the LLM with LightGBM on the spec's columns: none, logistic or convex.")
     ] = "none",
@@ -155,11 +158,11 @@ def train(
     cap = {} if max_decline_rate is None else {"max_decline_rate": max_decline_rate}
     policy_config = parse_config(PolicyConfig, {**cap, **parse_params(policy, None)})
     if resume:
-        _resume(resume, policy_config, register)
+        _resume(resume, policy_config, register, nproc)
         return
     exclude = tuple(spec.protected_columns) if exclude_protected else ()
     record = _train_from_file(
-        data or spec.data_path, spec, config, policy_config, exclude, augment, hybrid=hybrid
+        data or spec.data_path, spec, config, policy_config, exclude, augment, nproc, hybrid=hybrid
     )
     if register:
         _register_and_report(record)
@@ -172,6 +175,7 @@ def _train_from_file(
     policy_config: Any,
     exclude: tuple[str, ...],
     augment: bool,
+    nproc: int,
     hybrid: str = "none",
 ) -> Any:
     """Validate, prepare and train one run on a file; print its summary; return its record."""
@@ -194,7 +198,7 @@ def _train_from_file(
         examples = workflow.augment_examples(examples, validation.valid, seed=config.seed, spec=spec)
     record = workflow.train_run(
         validation.valid, examples, config, policy_config, spec=spec, source=str(data),
-        split_seed=config.seed, hybrid=hybrid,
+        split_seed=config.seed, nproc=nproc, hybrid=hybrid,
     )  # fmt: skip
     print_table("Test metrics (same split)", summary_rows(record))
     console.print(policy_sentence(record))
@@ -202,11 +206,11 @@ def _train_from_file(
     return record
 
 
-def _resume(run_id: str, policy_config: Any, register: bool) -> None:
+def _resume(run_id: str, policy_config: Any, register: bool, nproc: int) -> None:
     from risk_app import workflow
 
     console.print(f"resuming run {run_id} from its last epoch checkpoint")
-    record = workflow.resume_run(run_id, policy_config)
+    record = workflow.resume_run(run_id, policy_config, nproc=nproc)
     if register:
         _register_and_report(record)
 

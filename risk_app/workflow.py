@@ -30,6 +30,7 @@ from risk_app.finetune.registry import get_method
 from risk_app.hybrid.config import HybridConfig
 from risk_app.hybrid.stage import check_hybrid, stack_hybrid
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
+from risk_app.run.launch import check_nproc, fine_tune_stage
 from risk_app.run.package import package_run
 from risk_app.run.record import RunRecord
 from risk_app.run.stages import (
@@ -37,7 +38,6 @@ from risk_app.run.stages import (
     SPEC_COPY,
     VALID_FILE,
     choose_credit_policy,
-    fine_tune,
     start_run,
 )
 
@@ -78,12 +78,15 @@ def train_run(
     baselines: Sequence[str] = DEFAULT_BASELINES,
     progress: bool = True,
     run_id: str | None = None,
+    nproc: int = 1,
     hybrid: HybridConfig | str | None = None,
 ) -> RunRecord:
-    """Fine-tune, choose the credit policy, evaluate beside the baselines and package the model."""
+    """Fine-tune (on `nproc` processes), choose the credit policy, evaluate beside the baselines
+    and package the model."""
     # Refuse a bad method name or parameters before any folder is created.
     get_method(train_config.method).parse_config(train_config.method_params)
     hybrid_config = check_hybrid(hybrid, spec)  # also refused early: a data set with no tabular columns
+    check_nproc(nproc, train_config)
     record = start_run(
         valid,
         examples,
@@ -93,7 +96,7 @@ def train_run(
         run_id=run_id,
         split_seed=split_seed,
     )
-    record, _ = fine_tune(record, examples, train_config, progress=progress)
+    record = fine_tune_stage(record, examples, train_config, nproc=nproc, progress=progress)
     if hybrid_config.enabled:
         record = stack_hybrid(record, valid, examples, hybrid_config, spec=spec)
     record = choose_credit_policy(record, policy_config)
@@ -101,7 +104,9 @@ def train_run(
     return package_run(record, spec=spec)
 
 
-def resume_run(run_id: str, policy_config: PolicyConfig | None = None, *, progress: bool = True) -> RunRecord:
+def resume_run(
+    run_id: str, policy_config: PolicyConfig | None = None, *, progress: bool = True, nproc: int = 1
+) -> RunRecord:
     """Continue a run killed during fine-tuning from its newest epoch checkpoint, then finish it.
 
     Trains on exactly the rows, texts and spec the run started with (saved in its folder)."""
@@ -114,7 +119,7 @@ def resume_run(run_id: str, policy_config: PolicyConfig | None = None, *, progre
         raise RiskAppError(f"run {run_id} stopped before training started; start a new run instead")
     spec = load_spec(run_dir / SPEC_COPY)
     valid, examples = pd.read_parquet(run_dir / VALID_FILE), pd.read_parquet(run_dir / EXAMPLES_FILE)
-    record, _ = fine_tune(record, examples, config, progress=progress, resume=True)
+    record = fine_tune_stage(record, examples, config, nproc=nproc, progress=progress, resume=True)
     record = choose_credit_policy(record, policy_config)
     record = evaluate_run(record, valid, examples, spec=spec)
     return package_run(record, spec=spec)
