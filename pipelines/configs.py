@@ -86,6 +86,27 @@ def launchpad_config(
 MethodName = Literal[tuple(name for name, _ in list_methods())]  # type: ignore[valid-type]
 
 TrainingConfig = launchpad_config("TrainingConfig", TrainConfig, {"method": MethodName})
+
+
+class FineTuneConfig(TrainingConfig):  # type: ignore[misc, valid-type]
+    """`fine_tuned_model`'s launchpad: the training settings, and how many processes run them.
+
+    `nproc` is how this machine runs the recipe, not part of it: the same TrainConfig on 1 or 8
+    processes takes the same optimizer steps, so it stays out of TrainConfig (and so out of the
+    artifact's config and of what a resume on another machine reads)."""
+
+    nproc: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Training processes on this machine: torchrun through Dagster Pipes, one per "
+        "GPU (NCCL) or gloo on CPU; DDP, the data sharded by rank.",
+    )
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.model_dump(exclude={"nproc"}))
+
+
 CreditPolicyConfig = launchpad_config("CreditPolicyConfig", PolicyConfig)
 
 

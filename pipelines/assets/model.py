@@ -10,13 +10,14 @@ import dagster as dg
 import pandas as pd
 
 from data_contracts.spec import DatasetSpec
-from pipelines.configs import CreditPolicyLaunchpad, TrainingConfig
+from pipelines.configs import CreditPolicyLaunchpad, FineTuneConfig
 from pipelines.metadata import record_metadata, user_errors
+from pipelines.pipes_training import fine_tune_in_dagster
 from pipelines.resources import RiskAppSettings
-from risk_app.finetune.config import TrainConfig
 from risk_app.hybrid.stage import hybrid_metadata, stack_hybrid
 from risk_app.run import stages
 from risk_app.run.evaluate import evaluate_run
+from risk_app.run.launch import check_nproc
 from risk_app.run.package import package_run
 from risk_app.run.record import RunRecord
 from risk_app.run.register import champion_version, promote_run, register_run
@@ -35,14 +36,15 @@ PICKLED = "fs_io_manager"
 @user_errors
 def fine_tuned_model(
     context: dg.AssetExecutionContext,
-    config: TrainingConfig,
+    config: FineTuneConfig,
     dataset_spec: DatasetSpec,
     raw_applications: pd.DataFrame,
     valid_applications: pd.DataFrame,
     augmented_training_examples: pd.DataFrame,
 ) -> dg.Output[RunRecord]:
     """A fine-tuned LLM: trained weights and raw validation/test scores in the run folder."""
-    train_config = TrainConfig.from_dict(config.model_dump())
+    train_config = config.train_config()
+    check_nproc(config.nproc, train_config)  # before a run folder is made
     context.log.info(f"fine-tuning {train_config.base_model} with method {train_config.method!r}")
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else ""
     # A first attempt names its training run after its Dagster run; a retry ("re-execute from
@@ -53,15 +55,19 @@ def fine_tuned_model(
     resumable = stages.resumable_run(_dagster_run_id(train_config.method, root)) if root else None
     if resumable is not None:
         context.log.info(f"resuming training run {resumable.run_id} from its last epoch checkpoint")
-        record, _ = stages.fine_tune(resumable, augmented_training_examples, train_config, resume=True)
+        record, launched = fine_tune_in_dagster(
+            context, resumable, augmented_training_examples, train_config, config.nproc, resume=True
+        )
     else:
         run_id = None if root else _dagster_run_id(train_config.method, context.run_id)
         record = stages.start_run(
             valid_applications, augmented_training_examples, source=source, spec=dataset_spec,
             method=train_config.method, run_id=run_id,
         )  # fmt: skip
-        record, _ = stages.fine_tune(record, augmented_training_examples, train_config)
-    return dg.Output(record, metadata=record_metadata(record, "training"))
+        record, launched = fine_tune_in_dagster(
+            context, record, augmented_training_examples, train_config, config.nproc
+        )
+    return dg.Output(record, metadata={**record_metadata(record, "training"), **launched})
 
 
 def _dagster_run_id(method: str, dagster_run_id: str) -> str:

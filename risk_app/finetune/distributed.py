@@ -7,7 +7,7 @@ things and is otherwise unchanged:
 * `shard(batch)` — this rank's slice of a global batch. Every rank draws the same seeded
   global order, so the effective batch and the number of optimizer steps are those of the
   single-process run; only the examples each process computes differ;
-* `wrap_model(model, method_name)` — the module the training forward goes through:
+* `wrap_model(model)` — the module the training forward goes through:
   `DistributedDataParallel`, which averages the gradients over ranks during backward;
 * `predict_sharded(predict, texts)` — each rank scores its share of a list of texts and the
   logits are gathered back into input order, so the validation AUC is computed on the whole
@@ -44,8 +44,6 @@ import torch.distributed as dist
 Backend = Literal["gloo", "nccl"]
 Strategy = Literal["single", "ddp", "fsdp"]
 
-# Methods whose base is frozen: DDP only synchronizes the few trainable tensors.
-FROZEN_BASE_METHODS = ("lora", "adalora", "qlora", "freeze", "prompt", "adapter", "quantum")
 FSDP_NOT_BUILT = (
     "FSDP for full fine-tuning is not built yet (its sharded DTensor parameters need gathered "
     "saves, best-epoch copies and resume); ran DDP with a full model replica per rank"
@@ -127,11 +125,10 @@ def rank_device(device: str) -> str:
 
 
 def choose_strategy(method_name: str) -> tuple[Strategy, str]:
-    """(strategy, why) for a method: DDP for a frozen base; `full` also DDP for now."""
+    """(strategy, why): DDP, which for a frozen base synchronizes only the few trainable
+    tensors; `full` also runs DDP until FSDP is built, and the reason says so."""
     if not is_distributed():
         return "single", ""
-    if method_name in FROZEN_BASE_METHODS:
-        return "ddp", ""
     return "ddp", FSDP_NOT_BUILT if method_name == "full" else ""
 
 
@@ -156,7 +153,7 @@ def shard(batch: Sequence[int]) -> list[int]:
     return part or [batch[me % n]]
 
 
-def wrap_model(model: torch.nn.Module, method_name: str) -> torch.nn.Module:
+def wrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The module the training forward goes through: the model itself, or its DDP wrapper.
 
     The wrapper shares the model's parameters, so the optimizer, the method's saved state and
@@ -165,11 +162,10 @@ def wrap_model(model: torch.nn.Module, method_name: str) -> torch.nn.Module:
         return model
     device = next(model.parameters()).device
     device_ids = [device.index] if device.type == "cuda" else None
-    # Prompt tuning and AdaLoRA leave some trainable tensors out of a given forward; finding
-    # them costs one graph walk per step, cheap next to the forward itself.
-    return torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=device_ids, find_unused_parameters=method_name in ("prompt", "adalora")
-    )
+    # Every method's trainable tensors take part in every forward (tried with 2 gloo ranks for
+    # each method, LoRA's DoRA and AdaLoRA variants included), so DDP need not search the graph
+    # for unused ones each step.
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
 # ---- gathering ---------------------------------------------------------------------------

@@ -46,6 +46,9 @@ from risk_app.finetune.events import on_epoch_end
 from risk_app.finetune.registry import get_method
 from risk_app.finetune.resume import resuming
 from risk_app.finetune.trainer import train_classifier
+from risk_app.models.catalogue import is_catalogue_name
+from risk_app.models.loader import ensure_catalogue_base
+from risk_app.models.tiny import TINY_NAME, ensure_tiny_qwen2
 from risk_app.run import stages
 from risk_app.run.record import RunRecord
 
@@ -64,6 +67,14 @@ def torchrun_command(nproc: int, run_dir: str | Path, *, resume: bool = False) -
     return [*command, "--resume"] if resume else command
 
 
+def launch_env(nproc: int) -> dict[str, str]:
+    """Environment for the ranks: the machine's cores split between them (torchrun would give
+    each one thread, which starves tokenization and padding on a many-core GPU host)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
+
+
 def check_nproc(nproc: int, config: TrainConfig) -> None:
     """Refuse what cannot run across processes, before anything starts."""
     if not 1 <= nproc <= MAX_NPROC:
@@ -80,9 +91,19 @@ def check_nproc(nproc: int, config: TrainConfig) -> None:
         )
 
 
-def prepare_launch(record: RunRecord, config: TrainConfig) -> RunRecord:
-    """Save the planned config in the record: the ranks read it from the run folder."""
-    check_nproc(2, config)
+def materialize_base(base_model: str) -> None:
+    """Build or convert a base that is made on first use (tiny-qwen2, catalogue bases) here,
+    once: N ranks making the same folder at once would read each other's half-written files."""
+    if base_model == TINY_NAME:
+        ensure_tiny_qwen2()
+    elif is_catalogue_name(base_model):
+        ensure_catalogue_base(base_model)
+
+
+def prepare_launch(record: RunRecord, config: TrainConfig, nproc: int) -> RunRecord:
+    """Check, make the base, save the planned config in the record (the ranks read it there)."""
+    check_nproc(nproc, config)
+    materialize_base(config.base_model)
     record = record.model_copy(update={"planned_training": config})
     record.save()
     return record
@@ -101,10 +122,10 @@ def fine_tune_stage(
     check_nproc(nproc, config)
     if nproc == 1:
         return stages.fine_tune(record, examples, config, progress=progress, resume=resume)[0]
-    record = prepare_launch(record, config)
+    record = prepare_launch(record, config, nproc)
     command = torchrun_command(nproc, record.run_dir, resume=resume)
     _log.info("training on %d processes: %s", nproc, " ".join(command))
-    returncode = subprocess.run(command, check=False).returncode
+    returncode = subprocess.run(command, check=False, env={**os.environ, **launch_env(nproc)}).returncode
     if returncode != 0:
         raise RiskAppError(
             f"training on {nproc} processes failed (torchrun exit code {returncode}); "

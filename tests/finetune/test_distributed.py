@@ -1,0 +1,120 @@
+"""Training across processes: 2 gloo processes on CPU give the single-process result within noise.
+
+The slow test starts `torchrun` with two ranks on a few dozen rows of the tiny model (about
+20-40 s on 2 cores) and compares with the same run in one process: the same optimizer steps
+and schedule, validation scored on the whole split (gathered, not averaged per rank), loss and
+AUC close, and only rank 0's files in the run folder. The fast tests check the sharding
+arithmetic and what refuses to run across processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from data_contracts.spec import load_spec
+from risk_app.data.examples import build_training_examples
+from risk_app.data.load import load_applications
+from risk_app.data.validate import validate_applications
+from risk_app.errors import ConfigError
+from risk_app.finetune import distributed
+from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.resume import TRAINER_STATE
+from risk_app.run import stages
+from risk_app.run.launch import check_nproc, fine_tune_stage, read_launch_facts, torchrun_command
+from risk_app.run.record import RunRecord
+
+ROWS = 120  # 84 train, 18 validation: a few seconds of training per run
+
+
+def _pretend_world(monkeypatch: pytest.MonkeyPatch, size: int, me: int) -> None:
+    monkeypatch.setattr(distributed, "world_size", lambda: size)
+    monkeypatch.setattr(distributed, "rank", lambda: me)
+
+
+@pytest.mark.parametrize("n", [16, 15, 3, 1])
+def test_shards_cover_the_global_batch_once(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    batch = list(range(100, 100 + n))
+    shards = []
+    for me in range(2):
+        _pretend_world(monkeypatch, 2, me)
+        shards.append(distributed.shard(batch))
+    if n >= 2:
+        assert shards[0] + shards[1] == batch  # contiguous, in order, nothing twice
+        assert abs(len(shards[0]) - len(shards[1])) <= 1
+    else:  # a rank with nothing to do repeats an example: every rank must run a backward
+        assert shards == [batch, batch]
+
+
+def test_one_process_is_the_identity() -> None:
+    assert not distributed.is_distributed()
+    assert distributed.shard([3, 1, 2]) == [3, 1, 2]
+    assert distributed.sum_across_ranks(2.5) == 2.5
+    model = torch.nn.Linear(2, 2)
+    assert distributed.wrap_model(model) is model
+    logits = distributed.predict_sharded(lambda texts: np.arange(len(texts) * 2).reshape(-1, 2), ["a", "b"])
+    assert logits.tolist() == [[0, 1], [2, 3]]
+
+
+def test_objectives_without_a_sharded_loop_are_refused() -> None:
+    with pytest.raises(ConfigError, match="one process"):
+        check_nproc(2, TrainConfig(method="rlhf"))
+    with pytest.raises(ConfigError, match="one process"):
+        check_nproc(2, TrainConfig(method="freeze", method_params={"n_trainable_layers": 0}))
+    with pytest.raises(ConfigError, match="between 1 and"):
+        check_nproc(0, TrainConfig())
+    check_nproc(2, TrainConfig(method="lora"))
+
+
+def test_torchrun_command_runs_this_run_folder() -> None:
+    command = torchrun_command(4, "/runs/x", resume=True)
+    assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert "--nproc-per-node=4" in command
+    assert command[-3:] == ["risk_app.run.launch", "/runs/x", "--resume"]
+
+
+def _fine_tune(nproc: int) -> RunRecord:
+    spec = load_spec("german_credit")
+    frame = load_applications(spec.data_path, spec=spec)
+    valid = validate_applications(frame, source="test", spec=spec).valid.head(ROWS)
+    examples = build_training_examples(valid, seed=42, spec=spec)
+    record = stages.start_run(valid, examples, spec=spec, method="lora")
+    config = TrainConfig(method="lora", epochs=1, batch_size=8, patience=0)
+    return fine_tune_stage(record, examples, config, nproc=nproc, progress=False)
+
+
+def _steps(record: RunRecord) -> int:
+    state = torch.load(Path(record.run_dir) / "checkpoints" / "epoch-1" / TRAINER_STATE, weights_only=True)
+    return int(state["counters"][0])
+
+
+def test_two_gloo_processes_match_one_process(tiny_qwen2: Path) -> None:
+    single, multi = _fine_tune(1), _fine_tune(2)
+    one, two = single.need("training"), multi.need("training")
+
+    # Same global batches: the same number of optimizer steps and the same point of the schedule.
+    assert _steps(multi) == _steps(single) == 11  # ceil(84 / 8)
+    assert two.history[0].learning_rate == pytest.approx(one.history[0].learning_rate)
+
+    # Validation is scored on the whole split on every rank, not on rank 0's half.
+    val_one, val_two = (pd.read_parquet(r.need("training").predictions_path) for r in (single, multi))
+    val_one, val_two = (v.loc[v["split"] == "validation"] for v in (val_one, val_two))
+    assert len(val_two) == len(val_one) == 18
+    assert val_two["application_id"].tolist() == val_one["application_id"].tolist()
+    assert np.abs(val_two["p_raw"].to_numpy() - val_one["p_raw"].to_numpy()).max() < 0.05
+
+    # Within noise: per-rank batch halves and the ranks' mean of class-weighted means.
+    assert two.history[0].train_loss == pytest.approx(one.history[0].train_loss, abs=0.03)
+    assert two.history[0].val_loss == pytest.approx(one.history[0].val_loss, abs=0.03)
+    assert two.best_val_auc == pytest.approx(one.best_val_auc, abs=0.08)
+
+    # Rank 0 wrote the run folder and said how the run was spread.
+    facts = read_launch_facts(multi.run_dir)
+    assert facts is not None
+    assert (facts["world_size"], facts["backend"], facts["strategy"]) == (2, "gloo", "ddp")
+    assert read_launch_facts(single.run_dir) is None
+    assert (Path(multi.run_dir) / stages.TRAINED_DIR / stages.WEIGHTS_FILE).is_file()
