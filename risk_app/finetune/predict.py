@@ -1,17 +1,23 @@
 """Batched inference: P(default) for a list of serialized applications.
 
-Texts are sorted by token length so each batch pads to a similar length (far less wasted
-compute than random batches), then the results are put back in the caller's order. Nothing
+Texts are grouped by token length, then the results are put back in the caller's order.
+On the CPU a batch holds texts of one length only, so nothing is padded and attention needs no
+mask; on a CUDA device, length-sorted batches carry a token budget and run in bf16. Nothing
 here runs row by row.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+# Padded tokens per batch on a GPU: enough work per launch for a small model, far below memory.
+GPU_TOKEN_BUDGET = 65_536
 
 
 def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -54,14 +60,85 @@ def model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Row positions in batches of at most `batch_size` rows that share one token length.
+
+    Longest first (the first batch shows at once whether memory suffices). A batch of one
+    length needs no padding, so attention takes the plain causal path (no mask is built) and a
+    row's score does not depend on which other rows share its batch or its file chunk."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for _, group in itertools.groupby(order, key=lambda i: lengths[i]):
+        rows = list(group)
+        batches.extend(rows[start : start + batch_size] for start in range(0, len(rows), batch_size))
+    return batches
+
+
+def token_budget_batches(lengths: Sequence[int], budget: int, multiple: int = 8) -> list[list[int]]:
+    """Row positions sorted by length and cut into batches of at most `budget` padded tokens.
+
+    For an accelerator: one launch does a useful amount of work whatever the lengths, and the
+    sort keeps the padding of each batch small (widths are rounded up to `multiple`)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # The longest row of a batch comes first, so it sets the padded width.
+        width = -(-max(lengths[current[0]] if current else 0, lengths[i]) // multiple) * multiple
+        if current and width * (len(current) + 1) > budget:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _run_batches(
+    model: Any, tokenizer: Any, sequences: list[list[int]], batches: list[list[int]], device: torch.device
+) -> np.ndarray:
+    """Logits of every batch, put back in `sequences` order."""
+    on_gpu = device.type == "cuda"
+    out: np.ndarray | None = None
+    with torch.inference_mode(), _gpu_autocast(model, device):
+        for batch_idx in batches:
+            batch = pad_batch(tokenizer, [sequences[i] for i in batch_idx])
+            if on_gpu:  # pinned host memory lets the copy overlap the previous batch's compute
+                batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+            else:
+                batch = {k: v.to(device) for k, v in batch.items()}
+            logits = model(**batch).logits.float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(sequences), logits.shape[1]), dtype=np.float32)
+            out[np.asarray(batch_idx)] = logits
+    assert out is not None  # sequences is not empty
+    return out
+
+
+def _gpu_autocast(model: Any, device: torch.device) -> Any:
+    """bf16 autocast on a CUDA device whose model is still in fp32; nothing elsewhere."""
+    if device.type != "cuda" or not torch.cuda.is_bf16_supported():
+        return contextlib.nullcontext()
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if first is None or first.dtype != torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
 def predict_logits(
     model: Any,
     tokenizer: Any,
     texts: Sequence[str],
     batch_size: int = 64,
     max_length: int = 256,
+    *,
+    token_budget: int = GPU_TOKEN_BUDGET,
 ) -> np.ndarray:
-    """Raw class logits, shape (n_texts, num_labels), float32, in input order."""
+    """Raw class logits, shape (n_texts, num_labels), float32, in input order.
+
+    On the CPU, batches of at most `batch_size` rows of one token length (no padding); on a
+    CUDA device, length-sorted batches of at most `token_budget` padded tokens in bf16
+    autocast. Both under `torch.inference_mode`."""
     texts = list(texts)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -69,26 +146,18 @@ def predict_logits(
         num_labels = int(getattr(getattr(model, "config", None), "num_labels", 2) or 2)
         return np.zeros((0, num_labels), dtype=np.float32)
     sequences = encode_texts(tokenizer, texts, max_length)
-    # Longest first: the first batch shows at once whether memory suffices.
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
+    lengths = [len(seq) for seq in sequences]
     device = model_device(model)
+    if device.type == "cuda":
+        batches = token_budget_batches(lengths, max(token_budget, max(lengths)))
+    else:
+        batches = length_batches(lengths, batch_size)
     was_training = model.training
     model.eval()
-    chunks: list[np.ndarray] = []
     try:
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                batch_idx = order[start : start + batch_size]
-                batch = pad_batch(tokenizer, [sequences[i] for i in batch_idx])
-                batch = {k: v.to(device) for k, v in batch.items()}
-                logits = model(**batch).logits
-                chunks.append(logits.float().cpu().numpy())
+        return _run_batches(model, tokenizer, sequences, batches, device)
     finally:
         model.train(was_training)
-    sorted_logits = np.concatenate(chunks, axis=0)
-    out = np.empty_like(sorted_logits)
-    out[np.asarray(order)] = sorted_logits
-    return out
 
 
 def softmax_default(logits: np.ndarray) -> np.ndarray:

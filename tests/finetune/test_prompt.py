@@ -10,7 +10,7 @@ import torch
 
 from risk_app.errors import ConfigError
 from risk_app.finetune.methods.prompt import DEFAULT_INIT_TEXT, move_pads_first
-from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.predict import encode_texts, pad_batch, predict_proba, softmax_default
 from risk_app.finetune.registry import get_method
 from tests.finetune.test_method_suite import prepare_and_fit, suite_data, suite_train_config
 
@@ -75,7 +75,10 @@ def test_without_the_position_hooks_padding_changes_the_score(
     model.base_model._forward_pre_hooks.clear()
     tokenizer.padding_side = side
     alone = predict_proba(model, tokenizer, [SHORT], batch_size=1, max_length=64)
-    batched = predict_proba(model, tokenizer, [SHORT, LONG], batch_size=2, max_length=64)
+    # Padded together by hand: predict_proba itself never pads on the CPU (one length a batch).
+    padded = pad_batch(tokenizer, encode_texts(tokenizer, [SHORT, LONG], 64))
+    with torch.inference_mode():
+        batched = softmax_default(model(**padded).logits.float().numpy())
     assert not np.allclose(batched[:1], alone, atol=1e-5)
 
 

@@ -1,0 +1,32 @@
+"""How `risk_app.finetune.predict` cuts rows into batches: one length a batch on the CPU, a
+padded-token budget on a GPU; every row exactly once."""
+
+from __future__ import annotations
+
+import torch
+
+from risk_app.finetune.predict import _gpu_autocast, length_batches, token_budget_batches
+
+LENGTHS = [5, 9, 9, 3, 9, 5, 12, 3, 3, 3]
+
+
+def test_cpu_batches_hold_one_length_and_every_row_once() -> None:
+    batches = length_batches(LENGTHS, batch_size=2)
+    assert sorted(i for b in batches for i in b) == list(range(len(LENGTHS)))
+    assert all(len({LENGTHS[i] for i in b}) == 1 and len(b) <= 2 for b in batches)
+    assert [LENGTHS[b[0]] for b in batches] == sorted((LENGTHS[b[0]] for b in batches), reverse=True)
+
+
+def test_gpu_batches_stay_within_the_token_budget() -> None:
+    batches = token_budget_batches(LENGTHS, budget=32, multiple=8)
+    assert sorted(i for b in batches for i in b) == list(range(len(LENGTHS)))
+    for batch in batches:
+        width = -(-max(LENGTHS[i] for i in batch) // 8) * 8
+        assert width * len(batch) <= 32 or len(batch) == 1
+    assert len(batches) < len(LENGTHS)  # short rows share a batch
+
+
+def test_no_autocast_off_a_gpu() -> None:
+    model = torch.nn.Linear(2, 2)
+    with _gpu_autocast(model, torch.device("cpu")):
+        assert not torch.is_autocast_enabled()
