@@ -1,6 +1,7 @@
 """Read a file of loan applications into a DataFrame, refusing files that cannot be used at all.
 
-`load_applications` checks only what makes a *file* unusable (unknown format, missing,
+`load_applications` (whole file) and `iter_applications` (chunks, for files larger than
+memory) check only what makes a *file* unusable (unknown format, missing,
 unreadable, no rows, missing feature columns of the data set's spec) and raises
 `DataFileError` with one clear message. Bad *values* are not its business: CSVs are read with
 every column as text so that a
@@ -21,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,30 +40,6 @@ ALLOWED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
 # differently.
 _FIELD_SEP = "\x1f"
 _KV_SEP = "\x1e"
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        # dtype=str: values stay as written; the contract coerces them row by row later.
-        # keep_default_na: empty cells (and "NA") become missing, which the contract reports.
-        return pd.read_csv(path, dtype=str, keep_default_na=True, skip_blank_lines=True)
-    except pd.errors.EmptyDataError:
-        raise DataFileError(path, "file is empty (no header, no rows)") from None
-    except UnicodeDecodeError as exc:
-        raise DataFileError(
-            path, f"not UTF-8 text, cannot read as CSV ({exc.reason} at byte {exc.start})"
-        ) from None
-    except pd.errors.ParserError as exc:
-        detail = " ".join(str(exc).split())
-        raise DataFileError(path, f"cannot parse as CSV: {detail}") from None
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataFileError(path, f"cannot read as Parquet: {detail}") from None
 
 
 def _canonical_value(value: Any) -> str:
@@ -89,16 +66,19 @@ def _row_digest(values: Iterable[Any], columns: Iterable[str]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def generate_application_ids(df: pd.DataFrame, spec: DatasetSpec | None = None) -> pd.Series:
+def generate_application_ids(
+    df: pd.DataFrame, spec: DatasetSpec | None = None, seen: dict[str, int] | None = None
+) -> pd.Series:
     """Deterministic, unique ids from each row's feature values (see the module docstring).
 
     Only the spec's feature columns are hashed: the label, extra columns and column order
-    do not change an applicant's id.
+    do not change an applicant's id. `seen` carries the ids of earlier chunks of the same file
+    (and is updated), so a duplicate in a later chunk still gets its "-2".
     """
     spec = load_spec(spec)
     columns = [c for c in spec.feature_columns if c in df.columns]
     base = [f"app-{_row_digest(row, columns)}" for row in df[columns].itertuples(index=False, name=None)]
-    seen: dict[str, int] = {}
+    seen = {} if seen is None else seen
     ids = []
     for ident in base:
         seen[ident] = seen.get(ident, 0) + 1
@@ -150,6 +130,94 @@ def check_data_file(path: str | os.PathLike[str]) -> Path:
     return file
 
 
+def _checked_columns(df: pd.DataFrame, file: Path, spec: DatasetSpec) -> pd.DataFrame:
+    """Header names stripped; `DataFileError` when a feature column of the spec is missing."""
+    # Stray spaces around header names are a common export artefact, never meaningful.
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in spec.feature_columns if c not in df.columns]
+    if missing:
+        raise DataFileError(file, missing_columns_message(missing, list(map(str, df.columns)), spec))
+    return df
+
+
+def _with_rows_and_ids(
+    df: pd.DataFrame, first_row: int, spec: DatasetSpec, seen: dict[str, int]
+) -> pd.DataFrame:
+    """`source_row` from `first_row` on, and the id column (generated or normalized)."""
+    df = df.reset_index(drop=True)
+    # Rows are read in file order, so position + first_row is the data row number (header excluded).
+    df[SOURCE_ROW_COLUMN] = pd.RangeIndex(first_row, first_row + len(df)).to_numpy()
+    if spec.id_column not in df.columns:
+        df.insert(0, spec.id_column, generate_application_ids(df, spec, seen))
+    else:
+        df[spec.id_column] = normalize_ids(df[spec.id_column])
+    return df
+
+
+def _csv_chunks(file: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    try:
+        # dtype=str: values stay as written; the contract coerces them row by row later.
+        # keep_default_na: empty cells (and "NA") become missing, which the contract reports.
+        options: dict[str, Any] = {"dtype": str, "keep_default_na": True, "skip_blank_lines": True}
+        if chunk_rows is None:
+            yield pd.read_csv(file, **options)
+            return
+        with pd.read_csv(file, chunksize=chunk_rows, **options) as reader:
+            yield from reader
+    except pd.errors.EmptyDataError:
+        raise DataFileError(file, "file is empty (no header, no rows)") from None
+    except UnicodeDecodeError as exc:
+        raise DataFileError(
+            file, f"not UTF-8 text, cannot read as CSV ({exc.reason} at byte {exc.start})"
+        ) from None
+    except pd.errors.ParserError as exc:
+        detail = " ".join(str(exc).split())
+        raise DataFileError(file, f"cannot parse as CSV: {detail}") from None
+
+
+def _parquet_chunks(file: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    try:
+        if chunk_rows is None:
+            yield pd.read_parquet(file)
+            return
+        parquet = pq.ParquetFile(file)
+        if parquet.metadata.num_rows == 0:
+            yield parquet.schema_arrow.empty_table().to_pandas()
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+    except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
+        if isinstance(exc, DataFileError):
+            raise
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataFileError(file, f"cannot read as Parquet: {detail}") from None
+
+
+def iter_applications(
+    path: str | os.PathLike[str], spec: DatasetSpec | str | None = None, chunk_rows: int | None = 50_000
+) -> Iterator[pd.DataFrame]:
+    """The file's applications in chunks of at most `chunk_rows` rows, each as `load_applications`
+    would give those rows (file-wide `source_row`; generated ids unique across chunks), so a
+    file larger than memory can be validated and scored chunk by chunk. `chunk_rows=None`: the
+    whole file as one chunk. File problems raise `DataFileError`, at the latest on the first chunk.
+    """
+    if chunk_rows is not None and chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    spec = load_spec(spec)
+    file = check_data_file(path)
+    reader = _csv_chunks if file.suffix.lower() in CSV_SUFFIXES else _parquet_chunks
+    first_row, seen = 1, {}
+    for raw in reader(file, chunk_rows):
+        if len(raw.index) == 0:
+            continue
+        df = _checked_columns(raw, file, spec)
+        yield _with_rows_and_ids(df, first_row, spec, seen)
+        first_row += len(df.index)
+    if first_row == 1:
+        raise DataFileError(file, "file has a header but no data rows")
+
+
 def load_applications(path: str | os.PathLike[str], spec: DatasetSpec | str | None = None) -> pd.DataFrame:
     """Read applications from a CSV or Parquet file of the data set `spec` (default: german_credit).
 
@@ -157,34 +225,14 @@ def load_applications(path: str | os.PathLike[str], spec: DatasetSpec | str | No
     the spec's id column (first column). Raises `DataFileError` for an unknown format, a missing,
     unreadable or empty file, or missing feature columns.
     """
-    spec = load_spec(spec)
-    file = check_data_file(path)
-    suffix = file.suffix.lower()
-
-    df = _read_csv(file) if suffix in CSV_SUFFIXES else _read_parquet(file)
-    # Stray spaces around header names are a common export artefact, never meaningful.
-    df.columns = [str(c).strip() for c in df.columns]
-
-    if len(df.index) == 0:
-        raise DataFileError(file, "file has a header but no data rows")
-    missing = [c for c in spec.feature_columns if c not in df.columns]
-    if missing:
-        raise DataFileError(file, missing_columns_message(missing, list(map(str, df.columns)), spec))
-
-    df = df.reset_index(drop=True)
-    # Rows are read in file order, so position + 1 is the data row number (header excluded).
-    df[SOURCE_ROW_COLUMN] = pd.RangeIndex(1, len(df) + 1).to_numpy()
-    if spec.id_column not in df.columns:
-        df.insert(0, spec.id_column, generate_application_ids(df, spec))
-    else:
-        df[spec.id_column] = normalize_ids(df[spec.id_column])
-    return df
+    return next(iter_applications(path, spec, chunk_rows=None))
 
 
 __all__ = [
     "ALLOWED_SUFFIXES",
     "SOURCE_ROW_COLUMN",
     "generate_application_ids",
+    "iter_applications",
     "load_applications",
     "missing_columns_message",
     "normalize_ids",
