@@ -1,7 +1,7 @@
 """Training across processes: the process group, rank helpers, sharding, gathering, wrapping.
 
 `risk-app train --nproc N` (see `risk_app.run.launch`) starts N copies of the fine-tune stage
-under `torchrun`; each copy runs the ordinary supervised loop, which asks this module five
+under `torchrun`; each copy runs the ordinary supervised loop, which asks this module six
 things and is otherwise unchanged:
 
 * `shard(batch)` — this rank's slice of a global batch. Every rank draws the same seeded
@@ -12,6 +12,8 @@ things and is otherwise unchanged:
 * `predict_sharded(predict, texts)` — each rank scores its share of a list of texts and the
   logits are gathered back into input order, so the validation AUC is computed on the whole
   validation set (an average of per-rank AUCs would not be the AUC of anything);
+* `global_batch_loss(loss_fn, labels)` — each rank's share of the global batch's weighted mean
+  loss, so that DDP's average of the ranks' gradients is the single-process gradient;
 * `mean_across_ranks` / `sum_across_ranks` — the epoch's loss and token count over all ranks;
 * `is_main_process()` — only rank 0 writes checkpoints, the artifact and the record.
 
@@ -139,18 +141,63 @@ def launch_facts(method_name: str) -> LaunchFacts:
 
 
 # ---- data and model ----------------------------------------------------------------------
+@dataclass
+class _Step:
+    """The global batch of the step this rank is on, for `GlobalBatchLoss`."""
+
+    batch: list[int]
+    idle: bool  # this rank holds a repeated example only so that it takes part in the step
+
+
+_step = _Step(batch=[], idle=False)
+
+
 def shard(batch: Sequence[int]) -> list[int]:
     """This rank's contiguous slice of a global batch (sizes differ by at most one).
 
     A batch smaller than the world gives a rank with nothing to do one example of the batch
-    again, because under DDP every rank must run a backward each step; that example then
-    counts twice in this one step's mean, which is the noise the tests allow for."""
+    again, because under DDP every rank must run a backward each step; `GlobalBatchLoss` gives
+    that example a weight of zero. The global batch is remembered for that loss."""
     batch = list(batch)
     n, size, me = len(batch), world_size(), rank()
     if size == 1:
         return batch
     part = batch[me * n // size : (me + 1) * n // size]
+    _step.batch, _step.idle = batch, not part
     return part or [batch[me % n]]
+
+
+class GlobalBatchLoss(torch.nn.Module):
+    """The training loss of the whole global batch, computed on this rank's slice of it.
+
+    The class-weighted cross-entropy is a weighted mean, `sum(w_i * l_i) / sum(w_i)` over the
+    batch. Each rank's own mean would divide by its own slice's weights, and DDP's average of
+    those is not the batch's mean (halves with more defaults, the heavier class, would count
+    for less). So each rank divides its weighted sum by the global batch's weight and multiplies
+    by the world size, which DDP's average undoes: the gradient is the single-process one."""
+
+    def __init__(self, loss_fn: torch.nn.CrossEntropyLoss, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.summed = torch.nn.CrossEntropyLoss(
+            weight=loss_fn.weight, label_smoothing=loss_fn.label_smoothing, reduction="sum"
+        )
+        # Per-example weights on the host: the step's total is then a CPU sum, no device sync.
+        weight = loss_fn.weight.detach().cpu().double() if loss_fn.weight is not None else None
+        self.example_weight = weight[labels] if weight is not None else torch.ones(len(labels)).double()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = float(self.example_weight[_step.batch].sum())
+        scale = 0.0 if _step.idle else world_size() / total
+        return self.summed(logits, target) * scale
+
+
+def global_batch_loss(loss_fn: torch.nn.Module, labels: torch.Tensor) -> torch.nn.Module:
+    """The training loss to use on this rank: `GlobalBatchLoss` under torchrun, else `loss_fn`."""
+    if not is_distributed():
+        return loss_fn
+    if not isinstance(loss_fn, torch.nn.CrossEntropyLoss) or loss_fn.reduction != "mean":
+        raise TypeError(f"cannot spread {loss_fn!r} over ranks: expected a mean cross-entropy")
+    return GlobalBatchLoss(loss_fn, labels)
 
 
 def wrap_model(model: torch.nn.Module) -> torch.nn.Module:
