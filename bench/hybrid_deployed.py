@@ -2,13 +2,19 @@
 
 Unlike `bench/accuracy.py`, which stacks scores inside the benchmark, this trains what would be
 deployed — `risk-app train --hybrid logistic` — so the numbers are those of the packaged model:
-the run's own evaluation of the hybrid on test, beside the LLM alone (row `llm`), LightGBM and
+the run's own evaluation of the hybrid on test, beside the LLM alone (row `llm_alone`), LightGBM and
 logistic regression on the same split. Prints a markdown table (mean ± std over the splits and
 the paired hybrid − LightGBM difference with its 95 % t interval) for docs/accuracy.md.
 
     .venv/bin/python bench/hybrid_deployed.py --seeds 0 1 2 3 4
     .venv/bin/python bench/hybrid_deployed.py --base-model qwen2.5-coder-0.5b --method freeze \
-        --param n_trainable_layers=0 --epochs 30 --precision bf16 --seeds 0 1 2
+        --param n_trainable_layers=0 --epochs 30 --precision bf16 --test-from-feature-cache --seeds 0 1 2
+
+`--test-from-feature-cache` (head-on-frozen-features runs only) takes the test split's scores
+from the feature cache (`var/features`, e.g. filled on a GPU by bench/gpu/frozen_features.py)
+through the trained head instead of running the frozen base over the test texts: the same
+numbers up to the cache's precision (tests/finetune/test_features.py), without a 0.5B forward
+pass per text on a CPU. Everything else is the deployed path.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-ROWS = ("hybrid", "llm", "lightgbm", "logistic")
+ROWS = ("hybrid", "llm_alone", "lightgbm", "logistic")
 
 
 def _args() -> argparse.Namespace:
@@ -36,7 +42,31 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--hybrid", default="logistic", choices=["logistic", "convex"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--test-from-feature-cache", action="store_true", help="see the module docstring")
     return parser.parse_args()
+
+
+def score_test_from_cache(config: Any) -> None:
+    """Make the fine-tuning stage score test texts from the feature cache (see the docstring)."""
+    import torch
+
+    from risk_app.finetune.features import cached_features
+    from risk_app.finetune.objectives.frozen_features import feature_settings
+    from risk_app.run import stages
+
+    def refuse(base: str, _settings: Any) -> Any:
+        raise SystemExit(f"--test-from-feature-cache: a test text of {base} is not in the feature cache")
+
+    def from_cache(model: Any, tokenizer: Any, texts: Any, *_: Any, **__: Any) -> Any:
+        features = cached_features(
+            config.base_model, list(texts), settings=feature_settings(config), loader=refuse
+        )
+        weight = model.score.weight
+        with torch.no_grad():
+            logits = model.score(torch.tensor(features["last"], dtype=weight.dtype, device=weight.device))
+        return torch.softmax(logits.float(), dim=-1)[:, 1].cpu().numpy()
+
+    stages.predict_proba = from_cache  # type: ignore[assignment]
 
 
 def one_split(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -44,6 +74,7 @@ def one_split(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     from data_contracts.spec import load_spec
     from risk_app import workflow
     from risk_app.finetune.config import TrainConfig
+    from risk_app.run import evaluate as evaluate_stage
 
     spec = load_spec(args.dataset)
     params = dict(p.split("=", 1) for p in args.param)
@@ -53,6 +84,11 @@ def one_split(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         max_length=args.max_length, precision=args.precision, seed=seed,
         **({"learning_rate": args.lr} if args.lr else {}),
     )  # fmt: skip
+    if args.test_from_feature_cache:
+        score_test_from_cache(config)
+    # The registry's current champion is not part of this comparison (and re-scoring a 0.5B
+    # champion on every split costs minutes on a CPU): leave its row out.
+    evaluate_stage._champion_on_test = lambda *_: None  # type: ignore[assignment]
     started = time.perf_counter()
     validation = workflow.ingest_and_validate(spec.data_path, spec=spec)
     examples = workflow.prepare_examples(validation.valid, seed=seed, spec=spec)

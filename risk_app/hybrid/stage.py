@@ -14,7 +14,7 @@ the policy's cut-off is chosen on honest scores — as the run's predictions
 (`stages.read_predictions` reads them when the record has a hybrid section), with the LLM's
 and LightGBM's own PDs beside them, and the fitted parts under `<run>/hybrid/`. The later
 stages need nothing else: the policy calibrates and cuts the stacked PD, the evaluation adds
-the LLM alone as the row `llm` (`llm_alone_on_test`) and packaging copies the parts into the
+the LLM alone as the row `llm_alone` (`llm_alone_on_test`) and packaging copies the parts into the
 artifact (`artifact_parts`).
 """
 
@@ -45,7 +45,7 @@ from risk_app.run.stages import baseline_policy_threshold
 HYBRID_DIR = "hybrid"
 STACKER_FILE = "stacker.json"
 PREDICTIONS_FILE = "hybrid_predictions.parquet"
-LLM_ROW = "llm"  # the evaluation row of the LLM alone, beside the baselines
+LLM_ROW = "llm_alone"  # the evaluation row of the LLM alone, beside the baselines
 
 
 def _llm_raw(record: RunRecord) -> pd.DataFrame:

@@ -38,7 +38,10 @@ class MlflowPayload:
 def model_rows(record: RunRecord) -> list[tuple[str, dict[str, float]]]:
     """(model name, test metrics) for the fine-tuned model first, then each baseline."""
     evaluation = record.need("evaluation")
-    rows = [(f"llm:{record.method}", evaluation.test.values())]
+    # A hybrid run's model is the LLM stacked with LightGBM; its LLM alone is the row `llm_alone`.
+    hybrid = record.hybrid
+    label = f"hybrid:{record.method}+{hybrid.config.stacker}" if hybrid else f"llm:{record.method}"
+    rows = [(label, evaluation.test.values())]
     return rows + [(name, m.values()) for name, m in evaluation.baselines.items()]
 
 

@@ -39,7 +39,10 @@ def test_launchpad_hybrid_field_packages_a_hybrid_model(small_file: Path, tiny_q
     policy = result.asset_materializations_for_node("credit_policy")[0].metadata
     assert policy["hybrid"].value == "convex" and 0.0 <= policy["hybrid_val_auc_oof"].value <= 1.0
     record = result.output_for_node("packaged_model")
-    assert record.need("hybrid").stacker["kind"] == "convex" and "llm" in record.need("evaluation").baselines
+    assert (
+        record.need("hybrid").stacker["kind"] == "convex"
+        and "llm_alone" in record.need("evaluation").baselines
+    )
     assert isinstance(load_risk_model(record.need("artifact").path), HybridRiskModel)
 
 

@@ -45,8 +45,8 @@ def test_run_stacks_evaluates_and_packages_the_hybrid(hybrid_run) -> None:  # ty
     hybrid, evaluation = record.need("hybrid"), record.need("evaluation")
     assert hybrid.config.stacker == "logistic" and hybrid.stacker["kind"] == "logistic"
     # The hybrid is evaluated beside the LLM alone and the baselines, on the same test rows.
-    assert {"llm", "lightgbm", "logistic"} <= set(evaluation.baselines)
-    assert evaluation.baselines["llm"].roc_auc != pytest.approx(evaluation.test.roc_auc)
+    assert {"llm_alone", "lightgbm", "logistic"} <= set(evaluation.baselines)
+    assert evaluation.baselines["llm_alone"].roc_auc != pytest.approx(evaluation.test.roc_auc)
     artifact = Path(record.need("artifact").path)
     manifest = json.loads((artifact / "risk_model.json").read_text())
     assert manifest["version"].startswith("lora+logistic-")
