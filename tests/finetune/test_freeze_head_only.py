@@ -15,6 +15,7 @@ import torch
 
 from data_contracts.spec import load_spec
 from risk_app import paths, workflow
+from risk_app.errors import ConfigError
 from risk_app.finetune import features
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import get_method
@@ -44,6 +45,11 @@ def test_zero_layers_chooses_the_frozen_features_objective() -> None:
     assert "frozen_features" in OBJECTIVES
 
 
+def test_logistic_head_needs_zero_layers() -> None:
+    with pytest.raises(ConfigError, match="needs n_trainable_layers=0"):
+        get_method("freeze").parse_config({"n_trainable_layers": 1, "head": "logistic"})
+
+
 def test_head_trains_on_features_computed_once(tiny_qwen2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = suite_data()
     calls: list[int] = []
@@ -67,14 +73,17 @@ def test_head_trains_on_features_computed_once(tiny_qwen2: Path, monkeypatch: py
     assert any((paths.home() / "features").rglob("*.npz"))
 
 
+@pytest.mark.parametrize("head", ["linear", "logistic"])
 def test_train_package_load_score_gives_the_training_validation_scores(
-    small_file: Path, tiny_qwen2: Path
+    small_file: Path, tiny_qwen2: Path, head: str
 ) -> None:
     validation = workflow.ingest_and_validate(small_file)
     examples = workflow.prepare_examples(validation.valid, seed=7)
-    record = workflow.train_run(validation.valid, examples, _config(epochs=5), source=str(small_file),
+    config = _config(epochs=5, method_params={"n_trainable_layers": 0, "head": head})
+    record = workflow.train_run(validation.valid, examples, config, source=str(small_file),
                                 baselines=("logistic",), progress=False)  # fmt: skip
-    assert record.need("training").trainable_parameter_names == ["score.weight"]
+    expected_names = ["score.weight"] if head == "linear" else ["score.weight", "score.bias"]
+    assert record.need("training").trainable_parameter_names == expected_names
     model = load_risk_model(record.need("artifact").path)
     y_val, raw_val, ids = stages.read_predictions(record, "validation")  # the objective's own scores
     valid = validation.valid

@@ -29,12 +29,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from risk_app.errors import ConfigError
-from risk_app.finetune.methods.base import FineTuneMethod, is_head_parameter
+from risk_app.finetune.methods.base import HEAD_MODULE, FineTuneMethod, is_head_parameter
 from risk_app.finetune.registry import register
 from risk_app.finetune.types import ObjectiveName, RunPlan
 
 # Sub-modules of a Qwen2 / Llama / Mistral decoder layer.
 LayerModule = Literal["mlp", "self_attn", "input_layernorm", "post_attention_layernorm"]
+# How the head is fitted on frozen features (n_trainable_layers=0); see objectives/frozen_features.py.
+FrozenHeadKind = Literal["linear", "logistic"]
 ALLOWED_MODULES: tuple[str, ...] = LayerModule.__args__
 
 
@@ -59,6 +61,13 @@ class FreezeParams(BaseModel):
         ),
     )
 
+    head: FrozenHeadKind = Field(
+        default="linear",
+        description="With n_trainable_layers=0: linear (the score layer trained with the run's learning "
+        "rate and epochs) or logistic (L2 logistic regression on standardised features, strength "
+        "chosen by validation AUC, folded into the score layer, which then gets a bias).",
+    )
+
     @field_validator("modules")
     @classmethod
     def _known_modules(cls, modules: list[str] | None) -> list[str] | None:
@@ -79,6 +88,10 @@ class FreezeParams(BaseModel):
             raise ValueError(
                 "modules names sub-modules of trained layers; with n_trainable_layers=0 leave it unset"
             )
+        if self.n_trainable_layers > 0 and self.head != "linear":
+            raise ValueError(
+                "head chooses how a head on frozen features is fitted; it needs n_trainable_layers=0"
+            )
         return self
 
 
@@ -97,6 +110,21 @@ def decoder_layers(model: Any) -> torch.nn.ModuleList:
 def trainable_parameter_names(model: Any) -> list[str]:
     """Names of the parameters that train (requires_grad), in model order."""
     return [name for name, param in model.named_parameters() if param.requires_grad]
+
+
+def _give_head_a_bias(model: Any) -> None:
+    """Replace the bias-free `score` layer by one with a bias (zero), same weights.
+
+    A logistic regression on standardised features folds into the score layer only with an
+    intercept; `prepare` builds this both at training and at loading, so saved weights fit."""
+    old = getattr(model, HEAD_MODULE)
+    if old.bias is not None:
+        return
+    new = torch.nn.Linear(old.in_features, old.out_features, bias=True, dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(old.weight)
+        new.bias.zero_()
+    setattr(model, HEAD_MODULE, new.to(old.weight.device))
 
 
 @register
@@ -142,6 +170,8 @@ class FreezeMethod(FineTuneMethod):
         for module in chosen:
             for param in module.parameters():
                 param.requires_grad_(True)
+        if cfg.head == "logistic":
+            _give_head_a_bias(model)
         for name, param in model.named_parameters():
             if is_head_parameter(name):
                 param.requires_grad_(True)

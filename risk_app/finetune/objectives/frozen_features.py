@@ -20,6 +20,7 @@ objective's name when `n_trainable_layers == 0`:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.features import FeatureSettings, cached_features
-from risk_app.finetune.frozen_head import train_score_head
+from risk_app.finetune.frozen_head import fit_logistic_head, train_score_head
 from risk_app.finetune.methods.base import HEAD_MODULE, FineTuneMethod
 from risk_app.finetune.run_setup import count_parameters, peak_memory_mb, resolve_device
 from risk_app.finetune.types import TrainData, TrainResult
@@ -52,6 +53,58 @@ def _head(model: Any) -> torch.nn.Module:
     if not isinstance(head, torch.nn.Module):
         raise TypeError(f"{type(model).__name__} has no `{HEAD_MODULE}` classification head")
     return head
+
+
+def _fit_linear(
+    head: torch.nn.Module, x_train: np.ndarray, x_val: np.ndarray, data: TrainData, config: TrainConfig
+) -> list[dict[str, float]]:
+    """The score layer trained by AdamW with the run's learning rate, epochs and patience."""
+    return train_score_head(
+        head, x_train, data.train_labels, x_val, data.val_labels,
+        learning_rate=config.learning_rate, epochs=config.epochs, weight_decay=config.weight_decay,
+        batch_size=config.batch_size, class_weighting=config.class_weighting,
+        patience=config.patience, seed=config.seed, on_epoch=epoch_ended,
+    )  # fmt: skip
+
+
+def _fit_logistic(
+    head: torch.nn.Module, x_train: np.ndarray, x_val: np.ndarray, data: TrainData, config: TrainConfig
+) -> list[dict[str, float]]:
+    """Logistic regression on standardised features (C by validation AUC), folded into the layer.
+
+    logit = w . (x - mean) / scale + b  =  (w / scale) . x + (b - (w / scale) . mean), split
+    evenly between the two logits, so the classifier's softmax gives the regression's P."""
+    started = time.perf_counter()
+    fitted = fit_logistic_head(x_train, data.train_labels, x_val, data.val_labels)
+    direction = fitted.weight / fitted.scaler.scale_
+    intercept = fitted.bias - float(direction @ fitted.scaler.mean_)
+    weight = torch.as_tensor(direction / 2, dtype=head.weight.dtype, device=head.weight.device)
+    with torch.no_grad():
+        head.weight[1], head.weight[0] = weight, -weight
+        head.bias[1], head.bias[0] = intercept / 2, -intercept / 2
+    # One row per strength tried ("epoch" i = the i-th C); the chosen row carries the exact
+    # AUC (the others are rounded, and never above it, so the best row is the chosen one).
+    loss = _log_loss(head, x_train, data.train_labels)  # of the fitted, folded model
+    seconds = (time.perf_counter() - started) / len(fitted.tried)
+    history = []
+    for i, row in enumerate(fitted.tried, start=1):
+        auc = fitted.val_auc if row["C"] == fitted.params["C"] else min(row["val_auc"], fitted.val_auc)
+        history.append({"epoch": i, "train_loss": loss, "val_auc": auc, "C": row["C"], "seconds": seconds})
+        epoch_ended(history[-1])
+    return history
+
+
+def _log_loss(head: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    with torch.no_grad():
+        logits = head(torch.as_tensor(x, dtype=head.weight.dtype, device=head.weight.device)).float()
+        return float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(y, device=logits.device)))
+
+
+HeadFitter = Callable[
+    [torch.nn.Module, np.ndarray, np.ndarray, TrainData, TrainConfig], list[dict[str, float]]
+]
+# How the head is fitted on the cached features (`freeze`'s `head` parameter), by name.
+HEAD_FITTERS: dict[str, HeadFitter] = {"linear": _fit_linear, "logistic": _fit_logistic}
 
 
 def frozen_features_fit(
@@ -80,12 +133,8 @@ def frozen_features_fit(
     )["last"]  # fmt: skip
     n_train = len(data.train_texts)
     head = _head(model)
-    history = train_score_head(
-        head, pooled[:n_train], data.train_labels, pooled[n_train:], data.val_labels,
-        learning_rate=config.learning_rate, epochs=config.epochs, weight_decay=config.weight_decay,
-        batch_size=config.batch_size, class_weighting=config.class_weighting,
-        patience=config.patience, seed=config.seed, on_epoch=epoch_ended,
-    )  # fmt: skip
+    fit = HEAD_FITTERS[getattr(cfg, "head", "linear")]
+    history = fit(head, pooled[:n_train], pooled[n_train:], data, config)
     best = max(history, key=lambda row: row["val_auc"])
     param = next(head.parameters())
     with torch.no_grad():
