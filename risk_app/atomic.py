@@ -52,6 +52,29 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: 
     return target
 
 
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write in pieces; it becomes `path` only if the block
+    finishes (fsynced; `overwrite=False` links it into place as `atomic_write_bytes` does), so a
+    file written incrementally is still whole or absent."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _default_mode())
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -18,14 +18,19 @@ import torch
 
 # Padded tokens per batch on a GPU: enough work per launch for a small model, far below memory.
 GPU_TOKEN_BUDGET = 65_536
+ENCODE_SLICE = 2_048
 
 
 def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids per text, truncated to `max_length`, unpadded."""
-    if not texts:
-        return []
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
-    return [list(ids) for ids in encoded["input_ids"]]
+    out: list[list[int]] = []
+    # In slices: a fast tokenizer's encodings also hold token strings and offsets (~100 bytes
+    # a token), so 50,000 texts at once would take gigabytes only to be thrown away.
+    for start in range(0, len(texts), ENCODE_SLICE):
+        piece = list(texts[start : start + ENCODE_SLICE])
+        encoded = tokenizer(piece, truncation=True, max_length=max_length, padding=False)
+        out.extend(list(ids) for ids in encoded["input_ids"])
+    return out
 
 
 def pad_batch(

@@ -8,9 +8,10 @@
 * `neutralize_csv_cells` defuses spreadsheet formulas in CSV text cells (OWASP "CSV
   injection"): a text cell starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`.
   Numeric columns (a negative amount is a number) and Parquet files keep values as they are.
-* `score_and_record` is the whole CLI path for one file: hash, validate, score, write the
-  outputs, and append the batch to the warehouse ledger exactly once
-  (`risk_app.storage.scores`).
+* `score_and_record` is the whole CLI path for one file: hash, then read, validate and score it
+  in chunks (`risk_app.data.load.iter_applications`), stage the outputs on disk
+  (`risk_app.scoring.stream`), append the batch to the warehouse ledger exactly once
+  (`risk_app.storage.scores`) and publish the outputs atomically.
 
     from risk_app.scoring.output import score_and_record
     outcome = score_and_record("landing/batch_A.csv", model_ref="champion")
@@ -31,13 +32,21 @@ import pandas as pd
 from risk_app import paths
 from risk_app.atomic import atomic_write_bytes
 from risk_app.errors import RiskAppError
-from risk_app.scoring.batch import check_output_suffix, default_quarantine_path
+from risk_app.scoring.batch import OUTPUT_COLUMNS, check_output_suffix, default_quarantine_path
+from risk_app.scoring.stream import BatchStage, RepeatedIds
 from risk_app.storage.scores import BatchRecord, Origin, ScoredBatch, WriteMode, file_batch_id
 
 # OWASP: cells starting with these are run as formulas by Excel, LibreOffice and Sheets.
 FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 OutputFormat = Literal["parquet", "csv"]
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Rows read, validated and scored at a time: big enough that per-call overheads vanish, small
+# enough that a chunk with its reason codes stays far below a gigabyte.
+DEFAULT_CHUNK_ROWS = 50_000
+# What the ledger records for a file with no valid row at all.
+_EMPTY_SCORES = pd.DataFrame({c: pd.Series(dtype="string") for c in OUTPUT_COLUMNS}).astype(
+    {"probability_of_default": "float64", "scored_at": "datetime64[ns, UTC]"}
+)
 
 
 class OutputExistsError(RiskAppError):
@@ -139,34 +148,31 @@ def _target_path(source: Path, batch_id: str, output_path: Any, fmt: OutputForma
     return target
 
 
-def _validated(source: Path, batch_id: str, data_spec: Any) -> Any:
-    """The file validated against the model's spec; refused if it changed while being read."""
-    from risk_app.data.load import load_applications
+def _score_chunks(
+    source: Path, data_spec: Any, model: Any, reasons: int, stage: BatchStage, chunk_rows: int | None
+) -> tuple[int, int, int, int]:
+    """Read, validate, score and stage the file chunk by chunk: (rows in, scored, quarantined, declined)."""
+    from risk_app import scoring
+    from risk_app.data.load import iter_applications
     from risk_app.data.validate import validate_applications
+    from risk_app.scoring.batch import check_scored_output
 
-    frame = load_applications(source, data_spec)
-    validation = validate_applications(frame, source=str(source), require_target=False, spec=data_spec)
-    if file_batch_id(source) != batch_id:
-        raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
-    return validation
-
-
-def _write_files(validation: Any, scored: pd.DataFrame, target: Path, record: BatchRecord, *, overwrite: bool,
-                 explicit_output: bool) -> str | None:  # fmt: skip
-    """The quarantine beside the scores, then the scores; returns the quarantine's path."""
-    written_q = None
-    if validation.n_quarantined:
-        # The quarantine file belongs to the output beside it (checked absent above), so a
-        # leftover from a run killed between the two writes is simply replaced.
-        q_path = default_quarantine_path(target)
-        written_q = str(write_output(validation.quarantine, q_path, overwrite=True))
-    try:
-        write_output(scored, target, overwrite=overwrite)
-    except OutputExistsError:
-        # Two runs of the same batch at once: the other one wrote this batch's own file first.
-        if explicit_output or record.status != "already_recorded":
-            raise
-    return written_q
+    repeated = RepeatedIds()
+    n_in = n_scored = n_quarantined = n_declined = 0
+    for chunk in iter_applications(source, data_spec, chunk_rows=chunk_rows):
+        checked = validate_applications(chunk, source=str(source), require_target=False, spec=data_spec)
+        validation = repeated.split(checked, chunk, data_spec.id_column)
+        scored = scoring.score_with_reasons(validation.valid, model, top_k=reasons)
+        check_scored_output(scored)
+        if validation.n_in != len(scored) + validation.n_quarantined:
+            raise RiskAppError(f"{source}: scored {len(scored)} + quarantined {validation.n_quarantined} "
+                               f"!= {validation.n_in} rows read")  # fmt: skip
+        stage.add(scored, validation)
+        n_in += validation.n_in
+        n_scored += len(scored)
+        n_quarantined += validation.n_quarantined
+        n_declined += int((scored["decision"] == "decline").sum())
+    return n_in, n_scored, n_quarantined, n_declined
 
 
 def score_and_record(
@@ -184,6 +190,7 @@ def score_and_record(
     origin: Origin = "cli",
     risk_model: Any | None = None,
     warehouse: str | os.PathLike[str] | None = None,
+    chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
 ) -> ScoringOutcome:
     """Score one file, write its outputs and append it to the warehouse ledger exactly once.
 
@@ -191,13 +198,15 @@ def score_and_record(
     `<output stem>.quarantine.parquet` beside it. The model is `risk_model`, or `model_ref`
     resolved in `model_name` (default: the registered model named after `spec`, as in
     Dagster); the file must pass the model's own spec (a different `spec` named explicitly is
-    refused). The ledger row is written before the files, so a run killed in between is
-    finished by running it again (the ledger then says "already recorded", the files are written).
+    refused). The file is read, validated and scored `chunk_rows` rows at a time (None: whole),
+    the outputs are staged on disk as they come (`risk_app.scoring.stream`), so memory does not
+    grow with the file. The ledger row is written before the files are published, so a run
+    killed in between is finished by running it again (the ledger then says "already
+    recorded", the files are written); a run that fails earlier leaves no output at all.
     """
     from data_contracts.spec import load_spec
     from risk_app import scoring
     from risk_app.data.load import check_data_file
-    from risk_app.scoring.batch import check_scored_output
     from risk_app.storage.scores import record_scored_batch
 
     # A bad file is refused before hashing it or loading the (slow) model.
@@ -207,31 +216,50 @@ def score_and_record(
     asked = load_spec(spec)
     model = risk_model or scoring.load_model(model_ref, model_name=model_name or asked.name)
     data_spec = model_spec_for(model, asked, explicit=spec is not None)
-    validation = _validated(source, batch_id, data_spec)
-    scored = scoring.score_with_reasons(validation.valid, model, top_k=reasons)
-    check_scored_output(scored)
-    if validation.n_in != len(scored) + validation.n_quarantined:
-        raise RiskAppError(f"{source}: scored {len(scored)} + quarantined {validation.n_quarantined} "
-                           f"!= {validation.n_in} rows read")  # fmt: skip
-    batch = ScoredBatch(
-        batch_id=batch_id, model_version=str(model.version), dataset=dataset or data_spec.name,
-        source_file=str(source.resolve()), scores=scored, applications=validation.valid,
-        quarantine=validation.quarantine, output_path=str(target), origin=origin, n_in=validation.n_in,
-    )  # fmt: skip
-    record = record_scored_batch(batch, mode=mode, path=warehouse)
-    written_q = _write_files(
-        validation, scored, target, record, overwrite=overwrite, explicit_output=output_path is not None
-    )
+    tags = {"batch_id": batch_id, "dataset": dataset or data_spec.name, "source_file": str(source.resolve())}
+    with BatchStage(target, tags) as stage:
+        n_in, n_scored, n_quarantined, n_declined = _score_chunks(
+            source, data_spec, model, reasons, stage, chunk_rows
+        )
+        if file_batch_id(source) != batch_id:
+            raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
+        batch = ScoredBatch(
+            batch_id=batch_id, model_version=str(model.version), dataset=tags["dataset"],
+            source_file=tags["source_file"], scores=stage.ledger_path("scores") or _EMPTY_SCORES,
+            applications=stage.ledger_path("applications"), quarantine=stage.ledger_path("quarantine"),
+            output_path=str(target), origin=origin, n_in=n_in,
+        )  # fmt: skip
+        record = record_scored_batch(batch, mode=mode, path=warehouse)
+        written_q = default_quarantine_path(target) if n_quarantined else None
+        explicit = output_path is not None
+        _publish(stage, target, written_q, record, overwrite=overwrite, explicit_output=explicit)
     return ScoringOutcome(
-        batch_id=batch_id, input_path=str(source), output_path=str(target), quarantine_path=written_q,
-        model_version=str(model.version), n_in=validation.n_in, n_scored=len(scored),
-        n_quarantined=validation.n_quarantined, n_declined=int((scored["decision"] == "decline").sum()),
-        record=record,
+        batch_id=batch_id, input_path=str(source), output_path=str(target),
+        quarantine_path=str(written_q) if written_q else None, model_version=str(model.version), n_in=n_in,
+        n_scored=n_scored, n_quarantined=n_quarantined, n_declined=n_declined, record=record,
     )  # fmt: skip
+
+
+def _publish(
+    stage: BatchStage, target: Path, quarantine: Path | None, record: BatchRecord, *, overwrite: bool,
+    explicit_output: bool,
+) -> None:  # fmt: skip
+    """The quarantine beside the scores, then the scores, each complete or absent."""
+    try:
+        # The quarantine file belongs to the output beside it (checked absent above), so a
+        # leftover from a run killed between the two writes is simply replaced.
+        stage.publish(overwrite=overwrite, quarantine_path=quarantine)
+    except FileExistsError:
+        # Two runs of the same batch at once: the other one wrote this batch's own file first.
+        if explicit_output or record.status != "already_recorded":
+            raise OutputExistsError(
+                f"{target}: already exists; not overwritten (pass overwrite=True / --overwrite)"
+            ) from None
 
 
 __all__ = [
     "FORMULA_TRIGGERS",
+    "DEFAULT_CHUNK_ROWS",
     "OutputExistsError",
     "ScoringOutcome",
     "batch_output_path",

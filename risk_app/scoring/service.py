@@ -28,6 +28,12 @@ def load_model(ref: str = "champion", model_name: str = "credit_risk_model") -> 
     return model
 
 
+# The columns of one reason k: `reason_<k><suffix>` (label, field, value as read, strength).
+REASON_COLUMN_TYPES: dict[str, str] = {
+    "": "object", "_field": "object", "_value": "object", "_strength": "float64",
+}  # fmt: skip
+
+
 def model_fields(risk_model: Any) -> list[str]:
     """The serialized fields the model was trained on (protected ones may be left out)."""
     order = risk_model.field_order or list(field_labels(getattr(risk_model, "dataset_spec", None)))
@@ -73,14 +79,22 @@ def score_with_reasons(
     `reason_<k>`, `reason_<k>_field`, `reason_<k>_value`, `reason_<k>_strength` columns, or a
     `ReasonCodes`) when it has one, else occlusion over its text fields."""
     scored = score_applications(df, risk_model, batch_size=batch_size)
-    if top_k < 1 or scored.empty or not (scored["decision"] == "decline").any():
+    if top_k < 1:
         return scored
-    declined = df.loc[(scored["decision"] == "decline").to_numpy()]
-    wide = reason_explainer(risk_model)(declined, top_k)
-    reason_columns = [c for c in wide.columns if str(c).startswith("reason_")]
-    wide = wide[["application_id", *reason_columns]].rename(columns={"application_id": ID_COLUMN})
-    wide[ID_COLUMN] = wide[ID_COLUMN].astype(str)
-    return scored.merge(wide, on=ID_COLUMN, how="left")
+    declined = (scored["decision"] == "decline").to_numpy()
+    if declined.any():
+        wide = reason_explainer(risk_model)(df.loc[declined], top_k)
+        reason_columns = [c for c in wide.columns if str(c).startswith("reason_")]
+        wide = wide[["application_id", *reason_columns]].rename(columns={"application_id": ID_COLUMN})
+        wide[ID_COLUMN] = wide[ID_COLUMN].astype(str)
+        scored = scored.merge(wide, on=ID_COLUMN, how="left")
+    # Every batch has the same columns, declines or not, so chunks of one file write one table.
+    for k in range(1, top_k + 1):
+        for suffix, dtype in REASON_COLUMN_TYPES.items():
+            name = f"reason_{k}{suffix}"
+            if name not in scored.columns:
+                scored[name] = pd.Series([None] * len(scored), index=scored.index, dtype=dtype)
+    return scored
 
 
 def reference_scores(model_version: str, model_name: str = "credit_risk_model") -> list[float]:

@@ -61,9 +61,11 @@ class ScoredBatch:
     model_version: str
     dataset: str
     source_file: str
-    scores: pd.DataFrame
-    applications: pd.DataFrame | None = None
-    quarantine: pd.DataFrame | None = None
+    # A frame, or (for batches larger than memory) a Path/glob of Parquet files whose rows
+    # already carry the BATCH_COLUMNS tags; DuckDB then reads them in a stream.
+    scores: pd.DataFrame | Path
+    applications: pd.DataFrame | Path | None = None
+    quarantine: pd.DataFrame | Path | None = None
     partition_key: str | None = None
     output_path: str | None = None
     origin: Origin = "library"
@@ -150,11 +152,19 @@ def _retire_legacy(con: duckdb.DuckDBPyConnection, table: str) -> None:
         con.execute(f'alter table {SCHEMA}."{table}" rename to "{table}_before_ledger_{stamp}"')
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+def _parquet_sql(path: Path) -> str:
+    quoted = str(path).replace("'", "''")
+    return f"read_parquet('{quoted}', union_by_name = true)"
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | Path) -> None:
     """Insert rows by column name, adding columns the table does not have yet."""
-    # Empty object columns have no type for DuckDB; declare them as text.
-    incoming = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
-    con.register("_incoming", incoming)
+    if isinstance(frame, Path):
+        con.execute(f"create or replace temp view _incoming as select * from {_parquet_sql(frame)}")
+    else:
+        # Empty object columns have no type for DuckDB; declare them as text.
+        incoming = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
+        con.register("_incoming", incoming)
     try:
         existing = _columns(con, table)
         if not existing:
@@ -163,16 +173,20 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> 
         types = dict(
             con.execute("select column_name, column_type from (describe select * from _incoming)").fetchall()
         )
-        for column in incoming.columns:
+        for column in types:  # the incoming columns, in order
             if column not in existing:
                 con.execute(f'alter table {SCHEMA}."{table}" add column "{column}" {types[column]}')
-        if len(incoming):
-            con.execute(f'insert into {SCHEMA}."{table}" by name select * from _incoming')
+        con.execute(f'insert into {SCHEMA}."{table}" by name select * from _incoming')
     finally:
-        con.unregister("_incoming")
+        if isinstance(frame, Path):
+            con.execute("drop view if exists _incoming")
+        else:
+            con.unregister("_incoming")
 
 
-def _tagged(frame: pd.DataFrame, batch: ScoredBatch) -> pd.DataFrame:
+def _tagged(frame: pd.DataFrame | Path, batch: ScoredBatch) -> pd.DataFrame | Path:
+    if isinstance(frame, Path):
+        return frame  # tagged by whoever wrote the files
     out = frame.copy()
     for column, value in zip(BATCH_COLUMNS, (batch.batch_id, batch.dataset, batch.source_file), strict=True):
         out[column] = pd.Series([value] * len(out), index=out.index, dtype="string")
@@ -184,16 +198,30 @@ def _utc(value: Any) -> pd.Timestamp:
     return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
 
 
+def _facts(batch: ScoredBatch) -> tuple[int, int, Any]:
+    """(rows scored, rows quarantined, first scored_at) of frames or of staged Parquet files."""
+    scores, quarantine = batch.scores, batch.quarantine
+    if isinstance(scores, Path):
+        sql = f"select count(*), min(scored_at) from {_parquet_sql(scores)}"
+        with duckdb.connect() as con:  # in memory: only reads the staged files
+            n_scored, scored_at = con.execute(sql).fetchone()
+    else:
+        n_scored = len(scores)
+        scored_at = scores["scored_at"].iloc[0] if n_scored and "scored_at" in scores else None
+    if isinstance(quarantine, Path):
+        sql = f"select count(distinct row_number) from {_parquet_sql(quarantine)}"
+        with duckdb.connect() as con:
+            n_quarantined = con.execute(sql).fetchone()[0]
+    elif quarantine is not None and "row_number" in quarantine:
+        n_quarantined = quarantine["row_number"].nunique()
+    else:
+        n_quarantined = 0
+    return int(n_scored), int(n_quarantined), scored_at if scored_at is not None else pd.Timestamp.now()
+
+
 def _ledger_row(batch: ScoredBatch) -> pd.DataFrame:
-    quarantine = batch.quarantine
-    n_quarantined = (
-        int(quarantine["row_number"].nunique())
-        if quarantine is not None and "row_number" in quarantine
-        else 0
-    )
-    scores = batch.scores
-    scored_at = scores["scored_at"].iloc[0] if len(scores) and "scored_at" in scores else pd.Timestamp.now()
-    n_in = batch.n_in if batch.n_in is not None else len(scores) + n_quarantined
+    n_scored, n_quarantined, scored_at = _facts(batch)
+    n_in = batch.n_in if batch.n_in is not None else n_scored + n_quarantined
     row = {
         "batch_id": batch.batch_id,
         "model_version": batch.model_version,
@@ -201,7 +229,7 @@ def _ledger_row(batch: ScoredBatch) -> pd.DataFrame:
         "source_file": batch.source_file,
         "partition_key": batch.partition_key or "",
         "n_in": int(n_in),
-        "n_scored": len(scores),
+        "n_scored": n_scored,
         "n_quarantined": n_quarantined,
         "output_path": batch.output_path or "",
         "origin": batch.origin,
@@ -269,7 +297,8 @@ def record_scored_batch(
             con.rollback()
             raise
     status: Status = "replaced" if replaced else "appended"
-    return BatchRecord(status, batch.batch_id, batch.model_version, len(batch.scores), replaced, previous)
+    n_scored = _facts(batch)[0] if isinstance(batch.scores, Path) else len(batch.scores)
+    return BatchRecord(status, batch.batch_id, batch.model_version, n_scored, replaced, previous)
 
 
 def scoring_ledger(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:

@@ -52,7 +52,7 @@ s._insert = insert_then_die
     # Ledger committed, output not yet written.
     "before_output": """
 import risk_app.scoring.output as o
-kill_before(o, "write_output")
+kill_before(o, "_publish")
 """,
     # Output bytes written to the temp file and fsynced, not yet linked into place.
     "mid_output_write": """
