@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import dagster as dg
 from pydantic import BaseModel, Field, create_model
+from pydantic.fields import FieldInfo
 
 from data_contracts.spec import DEFAULT_DATASET
 from risk_app.evaluate.policy import PolicyConfig
@@ -79,6 +80,12 @@ def launchpad_config(
     fields: dict[str, Any] = {}
     for field_name, info in library_cls.model_fields.items():
         annotation = (overrides or {}).get(field_name, info.annotation)
+        nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if nested and not issubclass(annotation, dg.Config):
+            # A nested library config (TrainConfig.speed) becomes a nested launchpad config:
+            # Dagster accepts only its own Config classes inside a Config.
+            annotation = launchpad_config(annotation.__name__, annotation)
+            info = FieldInfo.merge_field_infos(info, default_factory=annotation)
         fields[field_name] = (annotation, info)
     return create_model(name, __base__=dg.Config, __module__=__name__, __doc__=library_cls.__doc__, **fields)
 

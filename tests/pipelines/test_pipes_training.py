@@ -13,12 +13,6 @@ from risk_app.run.launch import read_launch_facts
 
 pytestmark = pytest.mark.slow
 
-UPSTREAM = (
-    "dataset_spec", "raw_applications", "validated_applications", "training_examples",
-    "augmented_training_examples", "fine_tuned_model",
-)  # fmt: skip
-
-
 def test_two_processes_through_pipes_report_logs_and_metadata(tiny_qwen2: Path, risk_app_home: Path) -> None:
     sample = risk_app_home / "sample.csv"
     pd.read_csv(load_spec("german_credit").data_path).sample(80, random_state=0).to_csv(sample, index=False)
@@ -31,7 +25,7 @@ def test_two_processes_through_pipes_report_logs_and_metadata(tiny_qwen2: Path, 
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         ALL_ASSETS,
-        selection=dg.AssetSelection.assets(*UPSTREAM),
+        selection=dg.AssetSelection.assets("fine_tuned_model").upstream().required_multi_asset_neighbors(),
         run_config=run_config,
         resources=build_resources(),
         instance=instance,
