@@ -153,15 +153,17 @@ def run_rank(run_dir: Path, *, resume: bool) -> None:
         follow_training(examples, config, run_dir, resume=resume)
         return
     message = f"training on {facts.world_size} processes ({facts.backend}, {facts.strategy})"
-    print(message + (f": {facts.note}" if facts.note else ""), flush=True)
+    message += f": {facts.note}" if facts.note else ""
+    print(message, flush=True)
     started = time.perf_counter()
     with pipes_session() as pipes:
+        if pipes is not None:
+            pipes.log.info(message)
         with on_epoch_end(_epoch_logger(pipes)) if pipes is not None else nullcontext():
             record, _ = stages.fine_tune(record, examples, config, resume=resume)
         summary = {**facts.as_dict(), "stage_seconds": round(time.perf_counter() - started, 2)}
         atomic_write_text(run_dir / LAUNCH_FILE, json.dumps(summary, indent=2))
         if pipes is not None:
-            pipes.log.info(message + (f": {facts.note}" if facts.note else ""))
             pipes.report_asset_materialization(metadata=_pipes_metadata(summary, record))
 
 
