@@ -98,16 +98,22 @@ def _text_and_reason_fields(
 
 
 def _occluded_texts(
-    subset: pd.DataFrame, fields: list[str], text_fields: list[str], spec: DatasetSpec
-) -> list[str]:
-    """Every row's text without each reason field in turn, field-major (block j lacks field j)."""
+    subset: pd.DataFrame, fields: list[str], text_fields: list[str], spec: DatasetSpec, mask: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Each row's text without each field it is to be tested on (`mask`, rows x fields), grouped
+    by field; returns the texts and the (row, field) of each."""
     variants: list[str] = []
-    if len(subset):
-        for name in fields:
-            variants.extend(
-                serialize_frame(subset, field_order=text_fields, exclude=(name,), spec=spec).tolist()
-            )
-    return variants
+    rows_of, fields_of = [], []
+    for j, name in enumerate(fields):
+        rows = np.flatnonzero(mask[:, j])
+        if rows.size:
+            texts = serialize_frame(subset.iloc[rows], field_order=text_fields, exclude=(name,), spec=spec)
+            variants.extend(texts.tolist())
+            rows_of.append(rows)
+            fields_of.append(np.full(rows.size, j))
+    if not variants:
+        return [], np.empty(0, dtype=int), np.empty(0, dtype=int)
+    return variants, np.concatenate(rows_of), np.concatenate(fields_of)
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ class _OcclusionScores:
 
     selected: np.ndarray  # positions in df of the rows that get reasons
     p_full: np.ndarray  # (n_selected,)
-    p_without: np.ndarray  # (n_selected, n_fields)
+    p_without: np.ndarray  # (n_selected, n_fields); NaN where a field was not occluded
     n_variants: int
     n_calls: int
 
@@ -125,40 +131,36 @@ def _score_occlusions(
     df: pd.DataFrame,
     risk_model: TextScorer,
     full_texts: list[str],
-    text_fields: list[str],
-    fields: list[str],
+    setup: tuple[list[str], list[str], DatasetSpec],
     only_declined: bool,
-    threshold: float,
-    spec: DatasetSpec,
+    scores: np.ndarray | None,
 ) -> _OcclusionScores:
     """Score full texts and occluded variants in as few `predict_texts` calls as the mode allows."""
+    text_fields, fields, spec = setup
     calls = 0
-    if only_declined:
-        # The declines must be known before their variants can be built: two calls.
-        p_all = _score(risk_model, full_texts)
-        calls += 1
-        selected = np.flatnonzero(p_all >= threshold)
+    threshold = float(risk_model.threshold)
+    if scores is not None or only_declined:
+        # The declines must be known before their variants can be built: scores given, or a call.
+        p_all = np.asarray(scores, dtype=float) if scores is not None else _score(risk_model, full_texts)
+        calls += int(scores is None)
+        selected = np.flatnonzero(p_all >= threshold) if only_declined else np.arange(len(df))
     else:
         p_all = None
         selected = np.arange(len(df))
     subset = df.iloc[selected]
-    variants = _occluded_texts(subset, fields, text_fields, spec)
+    mask = np.ones((len(subset), len(fields)), dtype=bool)
+    variants, var_rows, var_fields = _occluded_texts(subset, fields, text_fields, spec, mask)
     if p_all is None:
-        scores = _score(risk_model, full_texts + variants)
+        all_scores = _score(risk_model, full_texts + variants)
         calls += 1
-        p_full, p_without_flat = scores[: len(df)], scores[len(df) :]
+        p_all, p_variants = all_scores[: len(df)], all_scores[len(df) :]
     else:
-        p_full = p_all
-        p_without_flat = _score(risk_model, variants) if variants else np.empty(0)
+        p_variants = _score(risk_model, variants) if variants else np.empty(0)
         calls += int(bool(variants))
-    p_without = (
-        p_without_flat.reshape(len(fields), len(subset)).T if len(subset) else np.empty((0, len(fields)))
-    )
+    p_without = np.full((len(subset), len(fields)), np.nan)
+    p_without[var_rows, var_fields] = p_variants
     return _OcclusionScores(
-        selected=selected,
-        p_full=p_full[selected],
-        p_without=p_without,
-        n_variants=len(variants),
+        selected=selected, p_full=p_all[selected], p_without=p_without, n_variants=len(variants),
         n_calls=calls,
     )
 
@@ -172,26 +174,30 @@ def reason_codes(
     field_order: Sequence[str] | None = None,
     id_column: str = "application_id",
     spec: DatasetSpec | str | None = None,
+    scores: np.ndarray | None = None,
 ) -> ReasonCodes:
     """Occlusion reason codes for the applications in `df` (declined ones only by default).
 
     With `only_declined`, the full texts of all rows are scored in one call to find the
     declines (P(default) >= `risk_model.threshold`), and their occluded variants in a second;
-    otherwise full texts and variants share a single call. The text template follows the
-    model's own `field_order` / `exclude_fields` attributes when it has them (a registry
-    `RiskModel` does); `field_order` here overrides the order. `spec` is the data set (default:
-    the model's `dataset_spec` attribute when it has one, else german_credit).
+    otherwise full texts and variants share a single call. `scores`, P(default) of the rows of
+    `df` when the caller has them already, saves scoring the full texts again. The text template
+    follows the model's own `field_order` / `exclude_fields` attributes when it has them (a
+    registry `RiskModel` does); `field_order` here overrides the order. `spec` is the data set
+    (default: the model's `dataset_spec` attribute when it has one, else german_credit).
     """
     # Setup: the data set, the request and the fields (those in the text; those that may be reasons).
     spec = load_spec(spec if spec is not None else getattr(risk_model, "dataset_spec", None))
     _check_request(df, top_k)
+    if scores is not None and len(scores) != len(df):
+        raise RiskAppError(f"reason_codes: {len(scores)} scores given for {len(df)} applications")
     threshold = float(risk_model.threshold)
     text_fields, fields = _text_and_reason_fields(df, risk_model, field_order, spec)
 
     # Steps: score the full and occluded texts; a field's strength is how much its absence lowers P.
     full_texts = serialize_frame(df, field_order=text_fields, spec=spec).tolist()
     scored = _score_occlusions(
-        df, risk_model, full_texts, text_fields, fields, only_declined, threshold, spec
+        df, risk_model, full_texts, (text_fields, fields, spec), only_declined, scores
     )
     strength = scored.p_full[:, None] - scored.p_without
 
@@ -200,8 +206,9 @@ def reason_codes(
     ids = subset[id_column].to_numpy() if id_column in subset.columns else subset.index.to_numpy()
     long = _long_table(subset, ids, fields, scored.p_full, strength, top_k, spec)
     wide = _wide_table(subset, ids, fields, scored.p_full, strength, threshold, top_k, spec)
+    n_full = 0 if scores is not None else len(full_texts)
     return ReasonCodes(
-        wide=wide, long=long, n_texts_scored=len(full_texts) + scored.n_variants, n_model_calls=scored.n_calls
+        wide=wide, long=long, n_texts_scored=n_full + scored.n_variants, n_model_calls=scored.n_calls
     )
 
 
@@ -217,7 +224,7 @@ def _long_table(
     rows: list[dict[str, Any]] = []
     for i in range(len(subset)):
         # Stable sort: equal strengths keep template order, so output is deterministic.
-        order = np.argsort(-strength[i], kind="stable")
+        order = np.argsort(-np.nan_to_num(strength[i], nan=-np.inf), kind="stable")
         for rank, j in enumerate(order, start=1):
             name = fields[j]
             rows.append(
@@ -229,7 +236,7 @@ def _long_table(
                     "value": format_value(name, subset[name].iloc[i], spec),
                     "probability_of_default": float(p_full[i]),
                     "strength": float(strength[i, j]),
-                    "is_reason": bool(rank <= top_k and strength[i, j] > 0),
+                    "is_reason": bool(rank <= top_k and strength[i, j] > 0),  # NaN > 0 is False
                 }
             )
     columns = ["application_id", "rank", "field", "label", "value", "probability_of_default", "strength"]
@@ -252,9 +259,9 @@ def _wide_table(
     values = np.full((n, top_k), None, dtype=object)
     strengths = np.full((n, top_k), np.nan)
     for i in range(n):
-        order = np.argsort(-strength[i], kind="stable")[:top_k]
+        order = np.argsort(-np.nan_to_num(strength[i], nan=-np.inf), kind="stable")[:top_k]
         for k, j in enumerate(order):
-            if strength[i, j] <= 0:
+            if not strength[i, j] > 0:  # also stops at a field that was not occluded (NaN)
                 break
             name = fields[j]
             labels[i, k], names[i, k] = spec.label(name), name

@@ -6,9 +6,9 @@ the same way whichever door it came in by.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from risk_app.data.serialize import field_labels
@@ -41,32 +41,32 @@ def model_fields(risk_model: Any) -> list[str]:
     return [name for name in order if name not in excluded]
 
 
-def occlusion_reasons(df: pd.DataFrame, risk_model: Any, top_k: int) -> pd.DataFrame:
+def occlusion_reasons(
+    df: pd.DataFrame, risk_model: Any, top_k: int, *, scores: np.ndarray | None = None
+) -> pd.DataFrame:
     """Reason codes for `df` (declined rows) by occlusion over the model's text fields: the
-    default explainer for models that bring no `reason_codes` method of their own."""
+    default explainer for models that bring no `reason_codes` method of their own. `scores`:
+    the rows' P(default) when already known (their full texts are then not scored again)."""
     from risk_app.evaluate.reasons import reason_codes
 
     codes = reason_codes(
         df, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model),
-        spec=getattr(risk_model, "dataset_spec", None),
+        spec=getattr(risk_model, "dataset_spec", None), scores=scores,
     )  # fmt: skip
     return codes.wide
 
 
-def reason_explainer(risk_model: Any) -> Callable[[pd.DataFrame, int], pd.DataFrame]:
-    """The model's own `reason_codes(df, top_k=...)` when it has one, else occlusion.
+def explain_declines(df: pd.DataFrame, risk_model: Any, top_k: int, scores: np.ndarray) -> pd.DataFrame:
+    """Reason codes for declined rows (`scores`: their P(default)): the model's own
+    `reason_codes(df, top_k=...)` when it has one, else occlusion.
 
     A lookup, not a list of model kinds: a model (a hybrid LLM + LightGBM stack, say) that
     knows better how to explain itself just defines the method and is used as it is."""
     own = getattr(risk_model, "reason_codes", None)
     if callable(own):
-        return lambda df, top_k: _wide_of(own(df, top_k=top_k))
-    return lambda df, top_k: occlusion_reasons(df, risk_model, top_k)
-
-
-def _wide_of(codes: Any) -> pd.DataFrame:
-    """A model's reason codes as the wide frame (a `ReasonCodes` result or the frame itself)."""
-    return codes.wide if hasattr(codes, "wide") else codes
+        codes = own(df, top_k=top_k)
+        return codes.wide if hasattr(codes, "wide") else codes
+    return occlusion_reasons(df, risk_model, top_k, scores=scores)
 
 
 def score_with_reasons(
@@ -74,16 +74,17 @@ def score_with_reasons(
 ) -> pd.DataFrame:
     """Scores plus the principal reasons (adverse-action reasons) beside each declined row.
 
-    The reasons come from `reason_explainer(risk_model)`: the model's own
-    `reason_codes(df, top_k=...)` (returning a frame with `application_id` and
-    `reason_<k>`, `reason_<k>_field`, `reason_<k>_value`, `reason_<k>_strength` columns, or a
-    `ReasonCodes`) when it has one, else occlusion over its text fields."""
+    The reasons come from `explain_declines`: the model's own `reason_codes(df, top_k=...)`
+    (returning a frame with `application_id` and `reason_<k>`, `reason_<k>_field`,
+    `reason_<k>_value`, `reason_<k>_strength` columns, or a `ReasonCodes`) when it has one,
+    else occlusion over its text fields (the rows' scores are reused, not computed again)."""
     scored = score_applications(df, risk_model, batch_size=batch_size)
     if top_k < 1:
         return scored
     declined = (scored["decision"] == "decline").to_numpy()
     if declined.any():
-        wide = reason_explainer(risk_model)(df.loc[declined], top_k)
+        p = scored["probability_of_default"].to_numpy()[declined]
+        wide = explain_declines(df.loc[declined], risk_model, top_k, p)
         reason_columns = [c for c in wide.columns if str(c).startswith("reason_")]
         wide = wide[["application_id", *reason_columns]].rename(columns={"application_id": ID_COLUMN})
         wide[ID_COLUMN] = wide[ID_COLUMN].astype(str)
