@@ -179,7 +179,7 @@ def test_config_nests_the_policy_reward_and_ppo_sections() -> None:
     with pytest.raises(ConfigError, match=r"unknown key 'rank'\. Allowed keys: r: int"):
         method.parse_config({"policy_params": {"rank": 4}})
     freeze = method.parse_config({"policy_method": "freeze", "policy_params": {"n_trainable_layers": 1}})
-    assert freeze.policy_params == {"n_trainable_layers": 1, "modules": None}
+    assert freeze.policy_params == {"n_trainable_layers": 1, "modules": None, "head": "linear"}
     bad_sections = (
         {"ppo": {"clip_epsilon": 1.5}}, {"ppo": {"kl_coef": -1}}, {"ppo": {"learning_rate": 0}},
         {"reward": {"adapter": "qlora"}}, {"reward": {"lr": 1e-3}}, {"kl_coef": 0.1},
