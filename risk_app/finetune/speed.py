@@ -154,7 +154,10 @@ def cast_frozen(model: Any, speed: SpeedConfig, device: torch.device, amp_dtype:
     wanted = speed.frozen_dtype == "bf16" or (
         speed.frozen_dtype == "auto" and device.type == "cuda" and amp_dtype == torch.bfloat16
     )
-    if not wanted:
+    # A 4-bit model is already stored small; peft's prepare_model_for_kbit_training upcast its
+    # other weights to fp32 on purpose, and casting them back breaks its matmuls (measured:
+    # "expected mat1 and mat2 to have the same dtype" on the GPU).
+    if not wanted or any(p.__class__.__name__ == "Params4bit" for p in model.parameters()):
         return 0
     n = 0
     for param in model.parameters():
