@@ -326,9 +326,6 @@ def timed(record: Callable[[dict], None], base: dict, fn: Callable[[], dict]) ->
 def train_rows(name: str, folder: str, texts: list[str], labels: np.ndarray, args: argparse.Namespace,
                record: Callable[[dict], None]) -> None:  # fmt: skip
     """plain, then our ladder, for each method on one model."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(folder)
     for method in args.methods:
         base = {"kind": "train", "model": name, "method": method}
         quick = args.quick or method != "lora"
@@ -337,7 +334,6 @@ def train_rows(name: str, folder: str, texts: list[str], labels: np.ndarray, arg
         for rung, speed in ladder_for(method, quick, args.token_budget):
             timed(record, {**base, "path": rung, "speed": speed},
                   lambda s=speed, m=method: ours_train(folder, m, texts, labels, s, args))  # fmt: skip
-        del config
 
 
 def add_mfu(row: dict, folder: str, mean_len: float) -> dict:
@@ -421,12 +417,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None, help="append each row here as a JSON line")
     p.add_argument("--out", default=None, help="write the table into this markdown file's GPU section")
-    p.add_argument("--smoke", action="store_true", help="CPU check: tiny-qwen2, 96 rows, lora only")
+    p.add_argument("--smoke", action="store_true", help="CPU check: tiny-qwen2, 96 rows")
+    p.add_argument("--render", help="no run: write the table of the rows saved in this JSON-lines file")
+    p.add_argument("--machine", default=None, help="with --render: the machine the rows came from")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.render:
+        saved = [json.loads(line) for line in Path(args.render).read_text().splitlines() if line.strip()]
+        table = render(saved, args.machine or machine())
+        print(table)
+        if args.out:
+            from bench.markdown import replace_section
+
+            replace_section(Path(args.out), "gpu-throughput", table)
+        return
     rows: list[dict] = []
 
     def record(row: dict) -> None:
@@ -442,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
         from risk_app.models.tiny import ensure_tiny_qwen2
 
         models["tiny-qwen2"] = str(ensure_tiny_qwen2())
-        args.methods, args.rows, args.score_rows = ["lora"], 96, 64
+        args.rows, args.score_rows = 96, 64
         texts, labels = texts[:160], labels[:160]
     else:
         names = args.models.split(",")
