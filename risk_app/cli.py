@@ -182,10 +182,12 @@ def _train_from_file(
     from risk_app import workflow
     from risk_app.finetune.registry import get_method
     from risk_app.hybrid.stage import check_hybrid
+    from risk_app.run.launch import check_nproc
     from risk_app.run.render import policy_sentence, summary_rows
 
     get_method(config.method).parse_config(config.method_params)  # fail fast, before loading data
     check_hybrid(hybrid, spec)
+    check_nproc(nproc, config)
     with console.status("validating data"):
         validation = workflow.ingest_and_validate(data, spec=spec)
         examples = workflow.prepare_examples(
