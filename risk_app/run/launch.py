@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from risk_app.atomic import atomic_write_text
 from risk_app.errors import ConfigError, RiskAppError
@@ -88,6 +89,20 @@ def check_nproc(nproc: int, config: TrainConfig) -> None:
         raise ConfigError(
             f"method {config.method!r} with these parameters trains with the {objective!r} objective, "
             "which runs in one process; use nproc=1"
+        )
+    check_gpus(nproc, config.device)
+
+
+def check_gpus(nproc: int, device: str) -> None:
+    """On CUDA each rank takes the GPU of its local rank: there must be one per rank."""
+    if distributed.choose_backend(device) != "nccl":
+        return
+    if device.startswith("cuda:"):
+        raise ConfigError(f"device {device!r} names one GPU; with nproc={nproc} use 'cuda' or 'auto'")
+    if nproc > torch.cuda.device_count():
+        raise ConfigError(
+            f"nproc={nproc} needs one GPU per process; this machine has {torch.cuda.device_count()} "
+            "(train on CPU with --set device=cpu)"
         )
 
 

@@ -91,6 +91,11 @@ def test_objectives_without_a_sharded_loop_are_refused() -> None:
         check_nproc(2, TrainConfig(method="freeze", method_params={"n_trainable_layers": 0}))
     with pytest.raises(ConfigError, match="between 1 and"):
         check_nproc(0, TrainConfig())
+    with pytest.raises(ConfigError, match="names one GPU"):  # each rank takes its local rank's GPU
+        check_nproc(2, TrainConfig(device="cuda:0"))
+    if torch.cuda.device_count() < 2:
+        with pytest.raises(ConfigError, match="one GPU per process"):
+            check_nproc(2, TrainConfig(device="cuda"))
     check_nproc(2, TrainConfig(method="lora"))
 
 
