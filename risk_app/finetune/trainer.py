@@ -33,7 +33,8 @@ from risk_app.finetune.objectives.frozen_features import frozen_features_fit
 from risk_app.finetune.objectives.rlhf import rlhf_fit
 from risk_app.finetune.objectives.supervised import supervised_fit
 from risk_app.finetune.registry import get_method
-from risk_app.finetune.run_setup import seed_everything, steps_per_epoch, subsample_train
+from risk_app.finetune.run_setup import resolve_device, seed_everything, steps_per_epoch, subsample_train
+from risk_app.finetune.speed import apply_load_levers
 from risk_app.finetune.types import ObjectiveName, RunPlan, TrainData, TrainResult
 
 Objective = Callable[..., TrainResult]
@@ -87,5 +88,6 @@ def train_classifier(
     seed_everything(config.seed)
     plan = plan_run(len(data.train_texts), config)
     model, tokenizer = method.load_base(config.base_model, cfg, config)
+    model = apply_load_levers(model, config.speed, resolve_device(config.device))
     model = method.prepare(model, cfg, plan)
     return run_objective(method, model, tokenizer, data, config, cfg, checkpoint_dir, progress=progress)

@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from risk_app.errors import ConfigError, RiskAppError
+from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.methods.base import FineTuneMethod
@@ -54,6 +55,7 @@ from risk_app.finetune.run_setup import (
     save_checkpoint,
     steps_per_epoch,
 )
+from risk_app.finetune.speed import cast_frozen, epoch_batches, training_forward
 from risk_app.finetune.types import Regularizer, TrainData, TrainResult
 
 
@@ -84,6 +86,7 @@ class SupervisedRun:
     shuffler: torch.Generator
     regularizer: Regularizer | None
     steps_per_epoch: int
+    forward: Any = None  # the model, or its compiled view (speed.compile)
     global_step: int = 0
     train_tokens: int = 0
     train_seconds: float = 0.0
@@ -140,6 +143,7 @@ def setup_run(
 ) -> SupervisedRun:
     """Everything the epochs need, built once: device, losses, optimizer, schedule, regularizer."""
     device, amp_dtype = place_model(model, config)
+    cast_frozen(model, config.speed, device, amp_dtype)
     # Called once with the model in place: EWC measures its Fisher at the starting weights.
     regularizer = method.regularizer(model, tokenizer, data, config, cfg)
     train_ids = encode_texts(tokenizer, data.train_texts, config.max_length)
@@ -148,7 +152,7 @@ def setup_run(
     if not named:
         raise ConfigError(f"method {method.name!r} left no trainable parameters")
     optimizer = method.make_optimizer(optimizer_groups(named, config.weight_decay), config, cfg)
-    per_epoch = steps_per_epoch(len(train_ids), config)
+    per_epoch = planned_steps(train_ids, config)
     total_steps = per_epoch * config.epochs
     scheduler = transformers.get_cosine_schedule_with_warmup(
         optimizer, round(config.warmup_ratio * total_steps), total_steps
@@ -162,32 +166,58 @@ def setup_run(
         scaler=torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
         shuffler=torch.Generator().manual_seed(config.seed),
         regularizer=regularizer, steps_per_epoch=per_epoch,
+        forward=training_forward(model, config.speed, device),
     )  # fmt: skip
 
 
+def planned_steps(train_ids: list[list[int]], config: TrainConfig) -> int:
+    """Optimizer steps per epoch; with token-budget batches, those of an unshuffled pass."""
+    if config.speed.token_budget is None:
+        return steps_per_epoch(len(train_ids), config)
+    lengths = [len(ids) for ids in train_ids]
+    n_batches = len(epoch_batches(lengths, list(range(len(lengths))), config.batch_size, config.speed))
+    return math.ceil(n_batches / config.gradient_accumulation_steps)
+
+
 # ---- one epoch ---------------------------------------------------------------------------
-def train_batch(run: SupervisedRun, batch_idx: list[int], epoch: int, batch_number: int) -> float:
-    """Forward + backward on one batch; returns its classification loss (without the regularizer)."""
-    batch = pad_batch(run.tokenizer, [run.train_ids[i] for i in batch_idx])
-    batch = {k: v.to(run.device) for k, v in batch.items()}
-    target = run.labels[batch_idx].to(run.device)
+def train_batch(run: SupervisedRun, batch_idx: list[int]) -> torch.Tensor:
+    """Forward + backward on one batch; its classification loss (without the regularizer), detached.
+
+    The loss stays on the device: reading it back here would make the host wait for the GPU
+    every step (`SpeedConfig.log_every` says how often `train_one_epoch` does).
+    """
+    batch_idx = distributed.shard(batch_idx)  # this rank's slice of the global batch
+    sequences = [run.train_ids[i] for i in batch_idx]
+    batch = pad_batch(run.tokenizer, sequences, multiple=run.config.speed.pad_to_multiple_of)
+    target = run.labels[batch_idx]
+    if run.device.type == "cuda":  # pinned host memory lets the copy overlap the previous step
+        batch, target = {k: v.pin_memory() for k, v in batch.items()}, target.pin_memory()
+    batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+    target = target.to(run.device, non_blocking=True)
     autocast = (
         torch.autocast(run.device.type, dtype=run.amp_dtype) if run.amp_dtype else contextlib.nullcontext()
     )
     with autocast:
-        logits = run.model(**batch).logits
+        logits = run.forward(**batch).logits
     cls_loss = run.train_loss_fn(logits.float(), target)
     extra = run.regularizer(run.model) if run.regularizer is not None else None
     loss = cls_loss if extra is None else cls_loss + extra
-    if not torch.isfinite(loss):
-        raise TrainingDivergedError(
-            f"training diverged: loss is {loss.item()} at epoch {epoch}, batch {batch_number}; "
-            f"lower learning_rate (now {run.config.learning_rate})"
-        )
     scaled = loss / run.config.gradient_accumulation_steps
     (run.scaler.scale(scaled) if run.scaler else scaled).backward()
-    run.train_tokens += int(batch["attention_mask"].sum().item())
-    return cls_loss.item()
+    run.train_tokens += sum(len(seq) for seq in sequences)  # real tokens, counted on the host
+    return cls_loss.detach()
+
+
+def check_finite(run: SupervisedRun, loss_sum: torch.Tensor, epoch: int, batch_number: int) -> float:
+    """The running loss sum as a float (one host sync); raises once it is NaN or infinite."""
+    value = float(loss_sum)
+    if not math.isfinite(value):
+        raise TrainingDivergedError(
+            f"training diverged: loss is {value} at epoch {epoch}, by batch {batch_number}; "
+            f"lower learning_rate (now {run.config.learning_rate})"
+            + (" or train in fp32 (precision=fp32)" if run.amp_dtype is not None else "")
+        )
+    return value
 
 
 def optimizer_step(run: SupervisedRun) -> None:
@@ -213,32 +243,39 @@ def train_one_epoch(run: SupervisedRun, epoch: int, progress: bool) -> float:
     run.model.train()
     started = time.perf_counter()
     order = torch.randperm(len(run.train_ids), generator=run.shuffler).tolist()
-    batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-    loss_sum, n_seen = 0.0, 0
+    lengths = [len(ids) for ids in run.train_ids]
+    batches = epoch_batches(lengths, order, config.batch_size, config.speed)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
+    n_seen = 0
     run.optimizer.zero_grad(set_to_none=True)
     bar = tqdm(
         total=run.steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False
     )
     for b, batch_idx in enumerate(batches):
         # Report the classification loss alone so methods with a regulariser compare.
-        loss_sum += train_batch(run, batch_idx, epoch, b + 1) * len(batch_idx)
+        loss_sum += train_batch(run, batch_idx) * len(batch_idx)
         n_seen += len(batch_idx)
         if (b + 1) % config.gradient_accumulation_steps == 0 or b + 1 == len(batches):
             optimizer_step(run)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}")
+            if run.global_step % config.speed.log_every == 0 or b + 1 == len(batches):
+                bar.set_postfix(loss=f"{check_finite(run, loss_sum, epoch, b + 1) / n_seen:.4f}")
     bar.close()
+    mean_loss = check_finite(run, loss_sum, epoch, len(batches)) / max(n_seen, 1)
     run.train_seconds += time.perf_counter() - started
-    return loss_sum / n_seen
+    return mean_loss
 
 
 # ---- validate ----------------------------------------------------------------------------
 def validate(run: SupervisedRun) -> tuple[np.ndarray, float, float]:
     """(P(default) on the validation split, validation loss, validation AUC)."""
     config, data = run.config, run.data
-    val_logits = predict_logits(
-        run.model, run.tokenizer, data.val_texts, config.eval_batch_size, config.max_length
-    )
+
+    def predict(part: list[str]) -> np.ndarray:
+        return predict_logits(run.model, run.tokenizer, part, config.eval_batch_size, config.max_length)
+
+    # Each rank scores its share; the whole split's logits are gathered before the AUC.
+    val_logits = distributed.predict_sharded(predict, data.val_texts)
     val_proba = softmax_default(val_logits)
     val_auc = float(roc_auc_score(data.val_labels, val_proba))
     val_loss = float(run.val_loss_fn(torch.from_numpy(val_logits), torch.from_numpy(data.val_labels)))
@@ -260,6 +297,9 @@ def supervised_fit(
     """Train a prepared model on `data`; returns it with the best epoch's weights."""
     started = time.perf_counter()
     run = setup_run(method, model, tokenizer, data, config, cfg)
+    # Under torchrun: DDP, and each rank's share of the global batch's loss; else as they are.
+    run.forward = distributed.wrap_model(run.forward)
+    run.train_loss_fn = distributed.global_batch_loss(run.train_loss_fn, run.labels)
     best = BestEpoch()
     done, history = restore(run, best, checkpoint_dir) if is_resuming() and checkpoint_dir else (0, [])
     stopped_early = bool(done) and best.should_stop(config.patience)
@@ -269,7 +309,7 @@ def supervised_fit(
         record = run_epoch(run, epoch, progress)
         history.append(record)
         best.update(run, epoch, record["val_auc"], record.pop("_val_proba"))
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and distributed.is_main_process():
             save_checkpoint(
                 method.state_to_save(model, cfg), Path(checkpoint_dir) / f"epoch-{epoch}", record,
                 extra={TRAINER_STATE: trainer_state_bytes(run, best, history)},
@@ -292,7 +332,9 @@ def supervised_fit(
 def run_epoch(run: SupervisedRun, epoch: int, progress: bool) -> dict[str, Any]:
     """Train one epoch and validate; the epoch's history record (its P(default) under `_val_proba`)."""
     epoch_start = time.perf_counter()
-    train_loss = train_one_epoch(run, epoch, progress)
+    tokens_before, seconds_before = run.train_tokens, run.train_seconds
+    train_loss = distributed.mean_across_ranks(train_one_epoch(run, epoch, progress))
+    tokens_per_second = (run.train_tokens - tokens_before) / max(run.train_seconds - seconds_before, 1e-9)
     val_proba, val_loss, val_auc = validate(run)
     return {
         "epoch": epoch,
@@ -301,6 +343,7 @@ def run_epoch(run: SupervisedRun, epoch: int, progress: bool) -> dict[str, Any]:
         "val_auc": val_auc,
         "learning_rate": run.scheduler.get_last_lr()[0],
         "seconds": time.perf_counter() - epoch_start,
+        "train_tokens_per_second": tokens_per_second,
         "_val_proba": val_proba,
     }
 
@@ -321,7 +364,7 @@ def build_result(
         trainable_percent=100.0 * trainable / max(total, 1),
         wall_seconds=wall,
         peak_memory_mb=peak_memory_mb(run.device),
-        tokens_per_second=run.train_tokens / max(run.train_seconds, 1e-9),
+        tokens_per_second=distributed.sum_across_ranks(run.train_tokens) / max(run.train_seconds, 1e-9),
         device=str(run.device),
         method_name=run.method.name,
         method_config=run.cfg.model_dump(mode="json"),
