@@ -53,7 +53,15 @@ def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
             value = raw.split(",") if "," in raw else raw
-        params[key.strip()] = value
+        # A dotted key reaches a nested config (`speed.token_budget=16384`, `reward.epochs=2`),
+        # the way its keys are named in error messages.
+        *parents, leaf = [part.strip() for part in key.split(".")]
+        target = params
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {pair!r}: {part!r} is not a nested setting")
+        target[leaf] = value
     return params
 
 
