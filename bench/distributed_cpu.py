@@ -1,6 +1,7 @@
 """Benchmark: the fine-tune stage in one process vs two gloo processes (DDP) on this CPU.
 
     python bench/distributed_cpu.py [--epochs 1] [--method lora] [--rows 0]
+    python bench/distributed_cpu.py --every-method [--rows 120]
 
 Trains the tiny default model on the bundled German credit file (the same split, seed and
 config) once in-process and once through `torchrun` with two ranks, and reports for each:
@@ -8,7 +9,8 @@ the wall time of the whole stage (for two ranks: process start, model load in ea
 training, rank 0's saves), the epoch's own seconds, optimizer steps, train loss and validation
 AUC, with the load average before and after. The single process runs twice, on all cores and
 on one thread, because on a loaded machine two intra-op threads can be far slower than one.
-Results go to docs/scaling.md.
+With `--every-method`, each method whose objective is the supervised loop trains once in one
+process and once on two ranks, to show they agree. Results go to docs/scaling.md.
 
 On a 2-core machine two ranks share the cores the single process already had, so this shows
 that the multi-process path gives the same model, not that it is faster; the speed-up needs
@@ -36,6 +38,7 @@ from risk_app.data.examples import build_training_examples  # noqa: E402
 from risk_app.data.load import load_applications  # noqa: E402
 from risk_app.data.validate import validate_applications  # noqa: E402
 from risk_app.finetune.config import TrainConfig  # noqa: E402
+from risk_app.finetune.registry import list_methods  # noqa: E402
 from risk_app.finetune.resume import TRAINER_STATE  # noqa: E402
 from risk_app.run import stages  # noqa: E402
 from risk_app.run.launch import fine_tune_stage, read_launch_facts  # noqa: E402
@@ -65,6 +68,7 @@ def one_run(nproc: int, threads: int, config: TrainConfig, rows: int) -> dict[st
         "nproc": nproc, "threads": threads, "backend": facts["backend"], "strategy": facts["strategy"],
         "wall": wall, "train_seconds": sum(e.seconds or 0.0 for e in training.history),
         "steps": steps, "train_loss": training.history[-1].train_loss,
+        "val_loss": training.history[-1].val_loss or float("nan"),
         "val_auc": training.best_val_auc, "rows": int((examples["split"] == "train").sum()),
         "load": (load_before, os.getloadavg()[0]),
     }  # fmt: skip
@@ -93,12 +97,41 @@ def render(results: list[dict[str, Any]], config: TrainConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def every_method(rows: int) -> str:
+    """Each method whose objective is the supervised loop, 1 process vs 2 ranks: the agreement."""
+    lines = [
+        f"### Every method, 1 process vs 2 gloo ranks — CPU {cpu_model()}, {os.cpu_count()} cores",
+        "",
+        f"`python bench/distributed_cpu.py --every-method --rows {rows}`: tiny-qwen2, 1 epoch, batch 8, "
+        f"each method's default parameters, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| method | train loss, 1 process | train loss, 2 ranks | val loss, 1 / 2 | val AUC, 1 / 2 |",
+        "|---|---|---|---|---|",
+    ]
+    variants = [(name, {}) for name, _ in list_methods() if name != "rlhf"] + [("lora", {"dropout": 0.0})]
+    for name, params in variants:
+        config = TrainConfig(method=name, method_params=params, epochs=1, batch_size=8, patience=0)
+        one, two = (one_run(nproc, 1, config, rows) for nproc in (1, 2))
+        label = f"{name}, `{params}`" if params else name
+        lines.append(
+            f"| {label} | {one['train_loss']:.7f} | {two['train_loss']:.7f} "
+            f"| {one['val_loss']:.5f} / {two['val_loss']:.5f} | {one['val_auc']:.3f} / {two['val_auc']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--method", default="lora")
     parser.add_argument("--rows", type=int, default=0, help="First N valid rows (0: all).")
+    parser.add_argument("--every-method", action="store_true", help="The agreement table instead.")
     args = parser.parse_args()
+    if args.every_method:
+        body = every_method(args.rows or 120)
+        print(body)
+        replace_section(DOC, "distributed-every-method", body, header="# Scaling\n")
+        return
     config = TrainConfig(method=args.method, epochs=args.epochs, patience=0)
     cores = os.cpu_count() or 1
     # One process on all cores, one on one core, and the ranks on their share of the cores
