@@ -58,3 +58,29 @@ def benchmark_verdict(
     details = {"metric": rule.metric, "challenger": mine, "benchmark": best_name, "benchmark_value": best,
                "shortfall": shortfall, "benchmark_margin": margin}  # fmt: skip
     return PromotionDecision(promote=False, reason=reason, details=details)
+
+
+def same_rows_verdict(record: RunRecord, rule: PromotionRule) -> PromotionDecision | None:
+    """A rejection when the current champion, re-scored on this run's test rows (the evaluation's
+    `champion` row), is not beaten there by more than the rule's margin; else None.
+
+    The rule alone compares each version's metric on its own test split, so a challenger
+    trained on newer, easier loans can look better without being better. On the same rows the
+    comparison is like for like; ties keep the champion."""
+    evaluation = record.need("evaluation")
+    champion = evaluation.baselines.get("champion")
+    if champion is None:
+        return None
+    higher = bool(rule.higher_is_better)
+    theirs, mine = float(champion[rule.metric]), float(evaluation.test[rule.metric])
+    gain = mine - theirs if higher else theirs - mine
+    if gain > rule.min_margin:
+        return None
+    reason = (
+        f"on this run's test rows the champion scores {rule.metric} {format_metric(rule.metric, theirs)} "
+        f"and the challenger {format_metric(rule.metric, mine)} (change {gain:+.4f}, margin "
+        f"{rule.min_margin:.4f}); the champion stays"
+    )
+    details = {"metric": rule.metric, "challenger": mine, "champion_same_rows": theirs, "improvement": gain,
+               "min_margin": rule.min_margin}  # fmt: skip
+    return PromotionDecision(promote=False, reason=reason, details=details)

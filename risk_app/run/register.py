@@ -14,7 +14,7 @@ from typing import Literal
 from risk_app.registry import mlflow_registry
 from risk_app.registry.promotion import PromotionRule
 from risk_app.registry.reconcile import register_and_decide
-from risk_app.run.benchmark_gate import benchmark_verdict, configured_margin
+from risk_app.run.benchmark_gate import benchmark_verdict, configured_margin, same_rows_verdict
 from risk_app.run.record import RegistrationFacts, RunRecord
 from risk_app.run.render import mlflow_payload
 
@@ -52,12 +52,15 @@ def register_run(
         margin = configured_margin()
     else:
         margin = None if benchmark_margin == "off" else float(benchmark_margin)
-    gate = benchmark_verdict(record, rule or PromotionRule(), margin) if decision.promote else None
+    rule_used = rule or PromotionRule()
+    gate = None
+    if decision.promote:
+        # Like for like first (the champion on these same rows), then the classical benchmark.
+        gate = same_rows_verdict(record, rule_used) or benchmark_verdict(record, rule_used, margin)
     if gate is not None:
         # Recorded like any verdict (tags, audit line, alias `challenger`), so the UI says why.
-        decision = mlflow_registry.record_decision(
-            model_name, info.version, gate, rule, actor="benchmark gate"
-        )
+        actor = "same-rows check" if "champion_same_rows" in gate.details else "benchmark gate"
+        decision = mlflow_registry.record_decision(model_name, info.version, gate, rule, actor=actor)
     facts = RegistrationFacts(
         model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=decision
     )
