@@ -118,7 +118,7 @@ def table(results: list[dict[str, Any]]) -> str:
               f"hybrid above LightGBM on {int((diff > 0).sum())} of {len(diff)} splits."]  # fmt: skip
     lines += [
         "",
-        "| seed | hybrid | llm | lightgbm | logistic | stacker | seconds |",
+        "| seed | hybrid | llm_alone | lightgbm | logistic | stacker | seconds |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
