@@ -17,7 +17,6 @@ def test_a_missing_method_library_leaves_the_others_usable(monkeypatch: pytest.M
             raise ModuleNotFoundError("No module named 'pennylane'", name="pennylane")
         return real_import(name, *args, **kwargs)
 
-    import importlib
     import sys
 
     monkeypatch.delitem(sys.modules, "risk_app.finetune.methods.quantum", raising=False)
@@ -30,6 +29,7 @@ def test_a_missing_method_library_leaves_the_others_usable(monkeypatch: pytest.M
     finally:
         monkeypatch.setattr(builtins, "__import__", real_import)
         registry._UNAVAILABLE.pop("quantum", None)
+        # monkeypatch puts the original module object back into sys.modules; its class goes
+        # back into the registry (re-importing would register a second, different class).
         if saved is not None:
             registry._METHODS["quantum"] = saved
-        importlib.import_module("risk_app.finetune.methods.quantum")
