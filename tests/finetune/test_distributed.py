@@ -121,6 +121,7 @@ def _steps(record: RunRecord) -> int:
     return int(state["counters"][0])
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tiny_qwen2: Path) -> None:
     single, multi = _fine_tune(1), _fine_tune(2)
     one, two = single.need("training"), multi.need("training")
