@@ -185,5 +185,11 @@ _STAGE_METADATA: dict[str, Callable[[Any], dict[str, Any]]] = {
 
 
 def record_metadata(record: Any, stage: str) -> dict[str, Any]:
-    """The Dagster metadata of one stage of a run, rendered from the run record only."""
-    return {"run_id": record.run_id, "dataset": record.dataset.name, **_STAGE_METADATA[stage](record)}
+    """The Dagster metadata of one stage of a run, rendered from the run record only; `model`
+    names it as the CLI summary and the card do (`llm:lora`, `hybrid:lora+logistic`)."""
+    return {
+        "run_id": record.run_id,
+        "dataset": record.dataset.name,
+        "model": record.model_label,
+        **_STAGE_METADATA[stage](record),
+    }

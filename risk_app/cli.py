@@ -210,9 +210,12 @@ def _train_from_file(
 
 def _resume(run_id: str, policy_config: Any, register: bool, nproc: int) -> None:
     from risk_app import workflow
+    from risk_app.run.render import policy_sentence, summary_rows
 
     console.print(f"resuming run {run_id} from its last epoch checkpoint")
     record = workflow.resume_run(run_id, policy_config, nproc=nproc)
+    print_table("Test metrics (same split)", summary_rows(record))  # names the hybrid, if it stacks one
+    console.print(policy_sentence(record))
     if register:
         _register_and_report(record)
 

@@ -68,8 +68,11 @@ def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
 def print_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
     columns = columns or (list(rows[0]) if rows else [])
     out = Table(title=title, title_justify="left")
-    for column in columns:
-        out.add_column(column)
+    # The first column names the row (a model such as hybrid:lora+logistic): the other columns give
+    # way before it does, up to a width that still leaves them room.
+    name_width = min(max((len(str(r.get(columns[0], ""))) for r in rows), default=0), 32) if columns else 0
+    for i, column in enumerate(columns):
+        out.add_column(column, **({"no_wrap": True, "min_width": name_width} if i == 0 else {}))
     for row in rows:
         out.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.get(c) for c in columns)])
     console.print(out)

@@ -95,8 +95,24 @@ def train_run(
         method=train_config.method,
         run_id=run_id,
         split_seed=split_seed,
+        hybrid=hybrid_config,
     )
     record = fine_tune_stage(record, examples, train_config, nproc=nproc, progress=progress)
+    return _after_fine_tuning(record, valid, examples, policy_config, spec=spec, baselines=baselines)
+
+
+def _after_fine_tuning(
+    record: RunRecord,
+    valid: pd.DataFrame,
+    examples: pd.DataFrame,
+    policy_config: PolicyConfig | None,
+    *,
+    spec: Any,
+    baselines: Sequence[str] = DEFAULT_BASELINES,
+) -> RunRecord:
+    """[Stack the hybrid the run started with,] choose the policy, evaluate, package: the same
+    stages for a fresh run and a resumed one."""
+    hybrid_config = record.planned_hybrid or HybridConfig()  # runs started before it was saved: none
     if hybrid_config.enabled:
         record = stack_hybrid(record, valid, examples, hybrid_config, spec=spec)
     record = choose_credit_policy(record, policy_config)
@@ -109,7 +125,8 @@ def resume_run(
 ) -> RunRecord:
     """Continue a run killed during fine-tuning from its newest epoch checkpoint, then finish it.
 
-    Trains on exactly the rows, texts and spec the run started with (saved in its folder)."""
+    Trains on exactly the rows, texts and spec the run started with (saved in its folder) and
+    stacks the hybrid it was started with (`RunRecord.planned_hybrid`)."""
     run_dir = paths.runs_dir() / run_id
     record = RunRecord.load(run_dir)
     config = record.planned_training
@@ -120,6 +137,4 @@ def resume_run(
     spec = load_spec(run_dir / SPEC_COPY)
     valid, examples = pd.read_parquet(run_dir / VALID_FILE), pd.read_parquet(run_dir / EXAMPLES_FILE)
     record = fine_tune_stage(record, examples, config, nproc=nproc, progress=progress, resume=True)
-    record = choose_credit_policy(record, policy_config)
-    record = evaluate_run(record, valid, examples, spec=spec)
-    return package_run(record, spec=spec)
+    return _after_fine_tuning(record, valid, examples, policy_config, spec=spec)

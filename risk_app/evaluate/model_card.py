@@ -38,11 +38,65 @@ GENERAL_LIMITATIONS = (
     "confidence intervals.",
 )
 
+ABOUT_LLM = (
+    "Probability-of-default classifier for loan applications, fine-tuned from a decoder "
+    "language model that reads each application as text."
+)
+ABOUT_HYBRID = (
+    "Probability-of-default model for loan applications: a hybrid that stacks two parts, the "
+    "calibrated PD of a decoder language model fine-tuned to read each application as text and "
+    "the PD of LightGBM on the application's tabular columns."
+)
+
 QUANTUM_LIMITATION = (
     "The classification head is a variational quantum circuit executed on a classical "
     "simulator (PennyLane), not on quantum hardware. It offers no established accuracy or "
     "speed advantage; results on real, noisy devices would differ."
 )
+
+
+def _fitted(params: dict[str, Any]) -> str:
+    """A fitted calibrator's or stacker's parameters as `k=v` (4 significant digits)."""
+    kept = {k: v for k, v in params.items() if k not in ("kind", "steps")}
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in kept.items())
+
+
+def _stacker_formula(params: dict[str, Any]) -> str:
+    """The fitted stacker as the formula it applies to the two parts' PDs."""
+    kind = params.get("kind")
+    if kind == "logistic":
+        return (
+            f"PD = sigmoid({params['intercept']:.4g} + {params['coef_llm']:.4g} * logit(PD_llm) "
+            f"+ {params['coef_gbm']:.4g} * logit(PD_lightgbm))"
+        )
+    if kind == "convex":
+        w = float(params["weight_llm"])
+        return f"PD = {w:.4g} * PD_llm + {1 - w:.4g} * PD_lightgbm"
+    return _fitted(params)
+
+
+def _hybrid_section(record: RunRecord) -> list[str]:
+    """What the two parts of a hybrid are, how they are stacked and how each did on validation."""
+    facts, training = record.need("hybrid"), record.need("training")
+    llm_kind = facts.llm_calibration.get("kind", facts.config.llm_calibration)
+    return [
+        "## The hybrid: two parts, stacked",
+        "",
+        f"- **Model:** `{record.model_label}`",
+        f"- **Part 1, the language model:** {training.config.base_model} fine-tuned with "
+        f"{training.config.method} (details below); its PD calibrated by {llm_kind} on validation "
+        f"({_fitted(facts.llm_calibration)}).",
+        f"- **Part 2, LightGBM** on the data set's {len(facts.tabular_features)} tabular columns "
+        "(the spec's categories and numbers, fitted on the train split exactly like the "
+        "`lightgbm` baseline): " + ", ".join(f"`{c}`" for c in facts.tabular_features) + ".",
+        f"- **Stacker:** {facts.config.stacker}, fitted on validation with {facts.config.n_folds}-fold "
+        f"cross-fitting: {_stacker_formula(facts.stacker)}.",
+        f"- **Validation ROC AUC (cross-fitted):** hybrid {facts.val_auc_oof:.4f}, language model "
+        f"alone {facts.val_auc_llm:.4f}, LightGBM alone {facts.val_auc_tabular:.4f}.",
+        "",
+        "The credit policy below calibrates and cuts the stacked PD; the test table shows the "
+        "language model alone (its calibrated PD, cut by the same policy) beside it.",
+    ]
 
 
 def _details_section(record: RunRecord) -> list[str]:
@@ -71,12 +125,10 @@ def _details_section(record: RunRecord) -> list[str]:
         ]
     policy = record.policy
     if policy:
-        fitted = {k: v for k, v in policy.calibration.items() if k not in ("kind", "steps")}
-        described = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fitted.items()
-        )
+        which = "the stacked PD's calibration" if record.hybrid else "PD calibration"
         lines.append(
-            f"- **PD calibration (fitted on validation):** {policy.calibration.get('kind')} ({described})"
+            f"- **{which[0].upper() + which[1:]} (fitted on validation):** "
+            f"{policy.calibration.get('kind')} ({_fitted(policy.calibration)})"
         )
     excluded = record.dataset.excluded_fields
     lines.append("- **Fields left out of the text:** " + (", ".join(f"`{f}`" for f in excluded) or "none"))
@@ -110,9 +162,17 @@ def _data_section(dataset: DatasetFacts) -> list[str]:
 
 
 def _metrics_section(record: RunRecord) -> list[str]:
+    from risk_app.hybrid.stage import LLM_ROW  # the run layer's name for the LLM-alone row
+
     evaluation = record.need("evaluation")
-    rows = {"this model": evaluation.test.model_dump()}
-    rows.update({f"baseline: {name}": m.model_dump() for name, m in evaluation.baselines.items()})
+    baselines = dict(evaluation.baselines)
+    if record.hybrid is None:
+        rows = {"this model": evaluation.test.model_dump()}
+    else:  # the hybrid, then its language model alone right beside it, then the baselines
+        rows = {f"this model ({record.model_label})": evaluation.test.model_dump()}
+        if LLM_ROW in baselines:
+            rows[f"{LLM_ROW}: llm:{record.method} before stacking"] = baselines.pop(LLM_ROW).model_dump()
+    rows.update({f"baseline: {name}": m.model_dump() for name, m in baselines.items()})
     (tn, fp), (fn, tp) = evaluation.test.confusion_matrix
     return [
         "## Performance (held-out test set)",
@@ -193,6 +253,24 @@ def _fairness_section(fairness: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _hybrid_limitations(record: RunRecord) -> list[str]:
+    """What LightGBM reads that the language model's text may not: protected and excluded fields."""
+    tabular = record.need("hybrid").tabular_features
+    items = [
+        "The stacker and the LLM's calibration are fitted on the validation split, the same rows "
+        "the credit policy is chosen on; the stacked validation scores are cross-fitted "
+        "(out-of-fold), but the test split is the only untouched check."
+    ]
+    protected = [c for c in record.dataset.protected if c in tabular]
+    if protected:
+        items.append(
+            "The LightGBM part reads protected attributes directly ("
+            + ", ".join(f"`{c}`" for c in protected)
+            + "); leaving them out of the text does not leave them out of the hybrid."
+        )
+    return items
+
+
 def limitations(record: RunRecord) -> list[str]:
     """The data set's own limitations, data-quality findings, then the method's and ours."""
     items = [*record.dataset.limitations, *record.dataset.quality_warnings]
@@ -205,17 +283,23 @@ def limitations(record: RunRecord) -> list[str]:
         )
     if record.training and record.training.config.method == "quantum":
         items.append(QUANTUM_LIMITATION)
+    if record.hybrid:
+        items += _hybrid_limitations(record)
     return items + list(GENERAL_LIMITATIONS)
 
 
 def render_model_card(record: RunRecord) -> str:
     """Markdown model card: details, data, metrics vs baselines, policy, use, limits, fairness."""
+    if record.hybrid is None:
+        name, about, hybrid = record.method, ABOUT_LLM, []
+    else:
+        name, about, hybrid = record.model_label, ABOUT_HYBRID, [*_hybrid_section(record), ""]
     lines = [
-        f"# Model card: credit-risk model ({record.method}) on {record.dataset.name}",
+        f"# Model card: credit-risk model ({name}) on {record.dataset.name}",
         "",
-        "Probability-of-default classifier for loan applications, fine-tuned from a decoder "
-        "language model that reads each application as text.",
+        about,
         "",
+        *hybrid,
         *_details_section(record),
         "",
         *_data_section(record.dataset),

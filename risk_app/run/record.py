@@ -26,7 +26,7 @@ from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
-from risk_app.hybrid.config import HybridFacts
+from risk_app.hybrid.config import HybridConfig, HybridFacts
 from risk_app.registry.promotion import PromotionDecision
 
 RECORD_FILE = "run_record.json"
@@ -166,6 +166,10 @@ class RunRecord(_Section):
     planned_training: TrainConfig | None = Field(
         default=None, description="The training config, recorded before training starts (for --resume)."
     )
+    planned_hybrid: HybridConfig | None = Field(
+        default=None,
+        description="The hybrid option the run was started with, recorded before training (for --resume).",
+    )
     training: TrainingFacts | None = None
     hybrid: HybridFacts | None = Field(
         default=None,
@@ -179,6 +183,14 @@ class RunRecord(_Section):
     @property
     def method(self) -> str:
         return self.need("training").config.method
+
+    @property
+    def model_label(self) -> str:
+        """How every report names the model: `llm:<method>`, or `hybrid:<method>+<stacker>` when
+        the LLM is stacked with LightGBM (the CLI summary, the card, the Dagster metadata)."""
+        if self.hybrid is not None:
+            return f"hybrid:{self.method}+{self.hybrid.config.stacker}"
+        return f"llm:{self.method}"
 
     def need(self, stage: str) -> Any:
         """A stage's section, or a clear error naming the stage that has not run yet."""

@@ -37,12 +37,17 @@ class MlflowPayload:
 
 def model_rows(record: RunRecord) -> list[tuple[str, dict[str, float]]]:
     """(model name, test metrics) for the fine-tuned model first, then each baseline."""
+    from risk_app.hybrid.stage import LLM_ROW
+
     evaluation = record.need("evaluation")
-    # A hybrid run's model is the LLM stacked with LightGBM; its LLM alone is the row `llm_alone`.
-    hybrid = record.hybrid
-    label = f"hybrid:{record.method}+{hybrid.config.stacker}" if hybrid else f"llm:{record.method}"
-    rows = [(label, evaluation.test.values())]
-    return rows + [(name, m.values()) for name, m in evaluation.baselines.items()]
+    # A hybrid run's model is the LLM stacked with LightGBM; its LLM alone (the row `llm_alone`)
+    # comes right after it, then the baselines.
+    beside = (LLM_ROW,) if record.hybrid is not None else ()
+    names = [n for n in beside if n in evaluation.baselines]
+    names += [n for n in evaluation.baselines if n not in names]
+    return [(record.model_label, evaluation.test.values())] + [
+        (name, evaluation.baselines[name].values()) for name in names
+    ]
 
 
 def mlflow_payload(record: RunRecord) -> MlflowPayload:

@@ -40,6 +40,7 @@ from risk_app.finetune.registry import get_method
 from risk_app.finetune.resume import resuming
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
+from risk_app.hybrid.config import HybridConfig
 from risk_app.run.dataset import dataset_facts
 from risk_app.run.record import RECORD_FILE, EpochRecord, PolicyFacts, RunRecord, StrategyRow, TrainingFacts
 from risk_app.run.tracking import training_run
@@ -71,8 +72,10 @@ def start_run(
     run_id: str | None = None,
     split_strategy: str = "stratified",
     split_seed: int = 42,
+    hybrid: HybridConfig | None = None,
 ) -> RunRecord:
-    """A new run folder and its record, holding the facts about the data it trains on."""
+    """A new run folder and its record, holding the facts about the data it trains on (and the
+    hybrid option, so a resumed run stacks the LLM as the killed one would have)."""
     run_id = run_id or new_run_id(method)
     run_dir = paths.runs_dir() / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +94,7 @@ def start_run(
         split_strategy=split_strategy,
         split_seed=split_seed,
     )
-    record = RunRecord(run_id=run_id, run_dir=str(run_dir), dataset=facts)
+    record = RunRecord(run_id=run_id, run_dir=str(run_dir), dataset=facts, planned_hybrid=hybrid)
     record.save()
     return record
 
