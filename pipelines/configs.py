@@ -126,7 +126,8 @@ class CreditPolicyLaunchpad(CreditPolicyConfig):  # type: ignore[misc, valid-typ
     hybrid: HybridStacker = Field(
         default="none",
         description="Stack the LLM's calibrated PD with LightGBM on the spec's columns (cross-fitted "
-        "on validation): none, logistic or convex.",
+        "on validation): none, logistic or convex; or tabular_only to deploy LightGBM alone "
+        "(tabular:lightgbm, the LLM reported beside it).",
     )
 
     def policy_config(self) -> PolicyConfig:

@@ -130,7 +130,11 @@ def train(
         int, typer.Option(help="Training processes on this machine (torchrun: one per GPU, or gloo on CPU).")
     ] = 1,
     hybrid: Annotated[
-        str, typer.Option(help="Stack the LLM with LightGBM on the spec's columns: none, logistic or convex.")
+        str,
+        typer.Option(
+            help="Stack the LLM with LightGBM on the spec's columns: none, logistic, convex, or "
+            "tabular_only (deploy LightGBM alone; the LLM is still trained and reported)."
+        ),
     ] = "none",
 ) -> None:
     """Validate, fine-tune, choose the credit policy, evaluate beside the baselines, register.

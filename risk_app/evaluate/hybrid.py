@@ -4,13 +4,17 @@ The LLM reads the application as text, LightGBM reads the typed columns; their e
 only partly correlated, so a combination can beat both. The stacker must be fitted on data
 neither base model trained on, and in a 70/15/15 split that is the validation set alone.
 
-Two stackers:
+Three stackers:
 
 * ``logistic`` (default) — logistic regression on ``[logit(p_llm), logit(p_gbm)]``: learns
   how much to trust each score *and* recalibrates the result. Three parameters, so ~150
   validation rows are enough (mild L2, C=1).
 * ``convex`` — ``w * p_llm + (1 - w) * p_gbm`` with ``w`` on a grid of 0, 0.05 ... 1 chosen
   by validation ROC AUC. One parameter; use it when validation is very small.
+* ``tabular_only`` — ``p_gbm`` alone: nothing is fitted and the LLM's score is ignored. It is
+  how a run deploys the classical model by itself (where LightGBM ties or beats the LLM)
+  while the LLM is still trained and reported beside it. LightGBM never trained on
+  validation, so its validation scores are already honest: they are the "out-of-fold" scores.
 
 The catch: validation is then used twice, to fit the stacker and to choose the decline
 threshold, and the stacker's own validation scores are optimistic (it has seen those labels).
@@ -48,7 +52,7 @@ from risk_app.errors import ConfigError
 from risk_app.evaluate.calibration import check_labels_and_scores, logit
 from risk_app.evaluate.inputs import MetricInputError, check_probabilities
 
-HybridKind = Literal["logistic", "convex"]
+HybridKind = Literal["logistic", "convex", "tabular_only"]
 HYBRID_KINDS: tuple[str, ...] = get_args(HybridKind)
 CONVEX_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 
@@ -63,6 +67,8 @@ class _Stacker:
     weight_llm: float = 0.5
 
     def predict(self, llm: np.ndarray, gbm: np.ndarray) -> np.ndarray:
+        if self.kind == "tabular_only":
+            return np.asarray(gbm, dtype=float).copy()
         if self.kind == "convex":
             return self.weight_llm * llm + (1.0 - self.weight_llm) * gbm
         z = self.intercept + self.coef[0] * logit(llm) + self.coef[1] * logit(gbm)
@@ -70,6 +76,8 @@ class _Stacker:
 
 
 def _fit_stacker(kind: HybridKind, y: np.ndarray, llm: np.ndarray, gbm: np.ndarray, c: float) -> _Stacker:
+    if kind == "tabular_only":
+        return _Stacker(kind="tabular_only")  # nothing to fit: the tabular PD as it is
     if kind == "logistic":
         features = np.column_stack([logit(llm), logit(gbm)])
         model = LogisticRegression(C=c, max_iter=1000).fit(features, y)
@@ -100,6 +108,8 @@ class Hybrid:
     @property
     def params(self) -> dict[str, Any]:
         """JSON-friendly description of the stacker fitted on all of validation."""
+        if self.kind == "tabular_only":
+            return {"kind": "tabular_only"}
         if self.kind == "convex":
             return {"kind": "convex", "weight_llm": self.stacker.weight_llm}
         return {
@@ -127,7 +137,9 @@ def stacker_from_params(params: dict[str, Any]) -> Hybrid:
     The rebuilt object predicts exactly as the fitted one; it carries no validation scores.
     """
     kind = params.get("kind")
-    if kind == "convex":
+    if kind == "tabular_only":
+        stacker = _Stacker(kind="tabular_only")
+    elif kind == "convex":
         stacker = _Stacker(kind="convex", weight_llm=float(params["weight_llm"]))
     elif kind == "logistic":
         coef = (float(params["coef_llm"]), float(params["coef_gbm"]))
@@ -135,6 +147,24 @@ def stacker_from_params(params: dict[str, Any]) -> Hybrid:
     else:
         raise ConfigError(f"unknown hybrid stacker {kind!r}; choose one of {list(HYBRID_KINDS)}")
     return Hybrid(kind=kind, stacker=stacker, val_oof=np.empty(0), val_auc_oof=float("nan"), n_folds=0)
+
+
+def _cross_fitted(
+    kind: HybridKind, y: np.ndarray, llm: np.ndarray, gbm: np.ndarray, *, n_folds: int, seed: int, c: float
+) -> np.ndarray:
+    """Each validation row scored by a stacker fitted on the other folds."""
+    minority = int(min(y.sum(), len(y) - y.sum()))
+    if minority < n_folds:
+        raise MetricInputError(
+            f"fit_hybrid: only {minority} validation row(s) of the rarer class; cross-fitting needs "
+            f"at least one per fold ({n_folds} folds)"
+        )
+    oof = np.empty_like(llm)
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fit_idx, held_idx in folds.split(llm, y):
+        fold_stacker = _fit_stacker(kind, y[fit_idx], llm[fit_idx], gbm[fit_idx], c)
+        oof[held_idx] = fold_stacker.predict(llm[held_idx], gbm[held_idx])
+    return oof
 
 
 def fit_hybrid(
@@ -154,17 +184,10 @@ def fit_hybrid(
         raise ConfigError(f"hybrid n_folds must be >= 2, got {n_folds}")
     y, llm = check_labels_and_scores(y_val, llm_val, "fit_hybrid llm")
     _, gbm = check_labels_and_scores(y_val, gbm_val, "fit_hybrid gbm")
-    minority = int(min(y.sum(), len(y) - y.sum()))
-    if minority < n_folds:
-        raise MetricInputError(
-            f"fit_hybrid: only {minority} validation row(s) of the rarer class; cross-fitting needs "
-            f"at least one per fold ({n_folds} folds)"
-        )
-    oof = np.empty_like(llm)
-    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fit_idx, held_idx in folds.split(llm, y):
-        fold_stacker = _fit_stacker(kind, y[fit_idx], llm[fit_idx], gbm[fit_idx], c)
-        oof[held_idx] = fold_stacker.predict(llm[held_idx], gbm[held_idx])
+    if kind == "tabular_only":  # nothing is fitted, so LightGBM's own scores are out-of-fold
+        oof = gbm.copy()
+    else:
+        oof = _cross_fitted(kind, y, llm, gbm, n_folds=n_folds, seed=seed, c=c)
     return Hybrid(
         kind=kind,
         stacker=_fit_stacker(kind, y, llm, gbm, c),

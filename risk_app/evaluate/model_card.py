@@ -48,6 +48,12 @@ ABOUT_HYBRID = (
     "the PD of LightGBM on the application's tabular columns."
 )
 
+ABOUT_TABULAR = (
+    "Probability-of-default model for loan applications: LightGBM on the application's tabular "
+    "columns, deployed by itself because it scored as well as or better than the language model "
+    "trained in the same run (reported beside it)."
+)
+
 QUANTUM_LIMITATION = (
     "The classification head is a variational quantum circuit executed on a classical "
     "simulator (PennyLane), not on quantum hardware. It offers no established accuracy or "
@@ -96,6 +102,27 @@ def _hybrid_section(record: RunRecord) -> list[str]:
         "",
         "The credit policy below calibrates and cuts the stacked PD; the test table shows the "
         "language model alone (its calibrated PD, cut by the same policy) beside it.",
+    ]
+
+
+def _tabular_section(record: RunRecord) -> list[str]:
+    """What a tabular-only run deploys (LightGBM alone) and the language model trained beside it."""
+    facts, training = record.need("hybrid"), record.need("training")
+    return [
+        "## The deployed model: LightGBM alone",
+        "",
+        f"- **Model:** `{record.model_label}`",
+        f"- **LightGBM** on the data set's {len(facts.tabular_features)} tabular columns (the spec's "
+        "categories and numbers, fitted on the train split exactly like the `lightgbm` baseline): "
+        + ", ".join(f"`{c}`" for c in facts.tabular_features)
+        + ".",
+        f"- **Not deployed, reported beside it:** {training.config.base_model} fine-tuned with "
+        f"{training.config.method} (details below), the row `llm_alone` of the test table.",
+        f"- **Validation ROC AUC:** LightGBM {facts.val_auc_tabular:.4f}, language model "
+        f"{facts.val_auc_llm:.4f}.",
+        "",
+        "The credit policy below calibrates and cuts LightGBM's PD; scoring and reason codes "
+        "(each field set missing in the tabular features) need no language model.",
     ]
 
 
@@ -171,7 +198,8 @@ def _metrics_section(record: RunRecord) -> list[str]:
     else:  # the hybrid, then its language model alone right beside it, then the baselines
         rows = {f"this model ({record.model_label})": evaluation.test.model_dump()}
         if LLM_ROW in baselines:
-            rows[f"{LLM_ROW}: llm:{record.method} before stacking"] = baselines.pop(LLM_ROW).model_dump()
+            role = "trained, not deployed" if record.hybrid.config.tabular_only else "before stacking"
+            rows[f"{LLM_ROW}: llm:{record.method} {role}"] = baselines.pop(LLM_ROW).model_dump()
     rows.update({f"baseline: {name}": m.model_dump() for name, m in baselines.items()})
     (tn, fp), (fn, tp) = evaluation.test.confusion_matrix
     return [
@@ -256,17 +284,17 @@ def _fairness_section(fairness: dict[str, Any]) -> list[str]:
 def _hybrid_limitations(record: RunRecord) -> list[str]:
     """What LightGBM reads that the language model's text may not: protected and excluded fields."""
     tabular = record.need("hybrid").tabular_features
-    items = [
+    items = [] if record.need("hybrid").config.tabular_only else [
         "The stacker and the LLM's calibration are fitted on the validation split, the same rows "
         "the credit policy is chosen on; the stacked validation scores are cross-fitted "
         "(out-of-fold), but the test split is the only untouched check."
-    ]
+    ]  # fmt: skip
     protected = [c for c in record.dataset.protected if c in tabular]
     if protected:
         items.append(
             "The LightGBM part reads protected attributes directly ("
             + ", ".join(f"`{c}`" for c in protected)
-            + "); leaving them out of the text does not leave them out of the hybrid."
+            + "); leaving them out of the text does not leave them out of the deployed model."
         )
     return items
 
@@ -292,6 +320,8 @@ def render_model_card(record: RunRecord) -> str:
     """Markdown model card: details, data, metrics vs baselines, policy, use, limits, fairness."""
     if record.hybrid is None:
         name, about, hybrid = record.method, ABOUT_LLM, []
+    elif record.hybrid.config.tabular_only:
+        name, about, hybrid = record.model_label, ABOUT_TABULAR, [*_tabular_section(record), ""]
     else:
         name, about, hybrid = record.model_label, ABOUT_HYBRID, [*_hybrid_section(record), ""]
     lines = [

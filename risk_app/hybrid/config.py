@@ -2,6 +2,8 @@
 
 `HybridConfig` is what a user sets (`--hybrid logistic` on the CLI, `hybrid` in the Dagster
 launchpad); unknown keys and unknown stackers are refused with the allowed values.
+`tabular_only` deploys LightGBM by itself (`tabular:lightgbm` in every report): the LLM is
+still trained and evaluated beside it, but the deployed PD is LightGBM's alone.
 `HybridFacts` is what `stack_hybrid` records: the fitted stacker, its cross-fitted validation
 AUC beside each input's, and where the stacked scores and the fitted parts are.
 
@@ -19,7 +21,8 @@ from risk_app.errors import ConfigError
 from risk_app.evaluate.calibration import CalibrationKind
 from risk_app.finetune.config import format_validation_error
 
-HybridStacker = Literal["none", "logistic", "convex"]
+HybridStacker = Literal["none", "logistic", "convex", "tabular_only"]
+TABULAR_LABEL = "tabular:lightgbm"  # how reports name a run that deploys LightGBM alone
 HYBRID_STACKERS: tuple[str, ...] = get_args(HybridStacker)
 
 
@@ -31,7 +34,8 @@ class HybridConfig(BaseModel):
     stacker: HybridStacker = Field(
         default="none",
         description="none (the LLM alone), logistic (regression on both logits: weights and "
-        "recalibrates) or convex (w * LLM + (1 - w) * LightGBM, w by validation AUC).",
+        "recalibrates), convex (w * LLM + (1 - w) * LightGBM, w by validation AUC) or "
+        "tabular_only (LightGBM alone is deployed; the LLM is trained and reported beside it).",
     )
     n_folds: int = Field(
         default=5, ge=2, le=20, description="Cross-fitting folds within validation (honest stacked scores)."
@@ -44,6 +48,11 @@ class HybridConfig(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.stacker != "none"
+
+    @property
+    def tabular_only(self) -> bool:
+        """The deployed PD is LightGBM's alone (scoring and reasons need no LLM forward pass)."""
+        return self.stacker == "tabular_only"
 
     @classmethod
     def parse(cls, value: str | Mapping[str, Any] | HybridConfig | None) -> HybridConfig:

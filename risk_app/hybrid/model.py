@@ -14,6 +14,11 @@ and the tables (protected attributes never a reason), giving it a scorer that pa
 with its row's tabular features with the same field missing. `score_with_reasons` calls it
 (`risk_app/scoring/service.py: reason_explainer`).
 
+A run with the `tabular_only` stacker deploys LightGBM alone (`tabular:lightgbm`): its PD is
+the policy's calibration of LightGBM's PD, `load_risk_model` does not load the LLM at all
+(`model` and `tokenizer` are None), and reason codes occlude each field in the tabular
+features only, with no LLM forward pass.
+
     model = load_risk_model(folder)      # -> HybridRiskModel
     model.predict_proba(df); model.components(df); model.reason_codes(df, top_k=4).wide
 """
@@ -68,10 +73,16 @@ class HybridRiskModel(RiskModel):
         self.stacker: Hybrid = stacker_from_params(stored["stacker"])
         self.llm_calibrator = Calibrator.from_dict(stored["llm_calibration"])
 
+    @property
+    def tabular_only(self) -> bool:
+        """LightGBM alone is deployed: the LLM (not loaded) takes no part in scoring."""
+        return self.stacker.kind == "tabular_only"
+
     # ---- scoring ----------------------------------------------------------------------------
     def predict_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        kind = "LightGBM alone (tabular:lightgbm)" if self.tabular_only else "a hybrid (LLM + LightGBM)"
         raise RiskAppError(
-            f"model {self.version} is a hybrid (LLM + LightGBM): it scores applications, not texts; "
+            f"model {self.version} is {kind}: it scores applications, not texts; "
             "call predict_proba(DataFrame) with the application's fields"
         )
 
@@ -82,17 +93,27 @@ class HybridRiskModel(RiskModel):
 
     def _stack(self, p_llm: np.ndarray, p_tabular: np.ndarray) -> np.ndarray:
         """The deployed PD: stacked, then the run's credit-policy calibration."""
-        if not len(p_llm):
+        if not len(p_tabular):
             return np.zeros(0, dtype=float)
         return self.calibrator.transform(self.stacker.predict(p_llm, p_tabular))
 
+    def _deployed(self, texts: Sequence[str], p_tabular: np.ndarray) -> np.ndarray:
+        """The deployed PD of rows given as texts and tabular PDs; tabular-only skips the LLM."""
+        if self.tabular_only:
+            return self._stack(p_tabular, p_tabular)  # the stacker ignores its LLM input
+        return self._stack(self._llm(texts), p_tabular)
+
     def components(self, df: pd.DataFrame, batch_size: int = 64) -> pd.DataFrame:
-        """Each row's LLM PD, tabular PD and deployed (stacked) PD, for audits and explanations."""
-        p_llm = self._llm(self.serialize(df), batch_size)
+        """Each row's LLM PD, tabular PD and deployed (stacked) PD, for audits and explanations
+        (p_llm is NaN for a tabular-only model: its LLM is not loaded)."""
         p_tab = self.tabular.predict(df)
+        if self.tabular_only:
+            p_llm, deployed = np.full(len(df), np.nan), self._stack(p_tab, p_tab)
+        else:
+            p_llm = self._llm(self.serialize(df), batch_size)
+            deployed = self._stack(p_llm, p_tab)
         return pd.DataFrame(
-            {"p_llm": p_llm, "p_tabular": p_tab, "probability_of_default": self._stack(p_llm, p_tab)},
-            index=df.index,
+            {"p_llm": p_llm, "p_tabular": p_tab, "probability_of_default": deployed}, index=df.index
         )
 
     def predict_proba(self, df_or_texts: pd.DataFrame | Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -103,10 +124,16 @@ class HybridRiskModel(RiskModel):
 
     # ---- explanation ------------------------------------------------------------------------
     def text_fields(self) -> list[str]:
-        """The fields the LLM's text holds, in template order (what occlusion can leave out)."""
+        """The fields the LLM's text holds, in template order (what occlusion can leave out).
+
+        A tabular-only model reads no text: its fields are the template's and then every
+        tabular column, each occluded in the tabular features alone."""
         spec = self.dataset_spec if self.dataset_spec is not None else load_spec(None)
-        excluded = set(self.exclude_fields)
-        return [name for name in (self.field_order or spec.feature_columns) if name not in excluded]
+        excluded = set() if self.tabular_only else set(self.exclude_fields)
+        fields = [name for name in (self.field_order or spec.feature_columns) if name not in excluded]
+        if self.tabular_only:
+            fields += [name for name in self.tabular.columns if name not in fields]
+        return fields
 
     def reason_codes(self, df: pd.DataFrame, top_k: int = 4, only_declined: bool = False) -> ReasonCodes:
         """Reason codes for the stacked PD: each field occluded in the text and the tabular features."""
@@ -117,7 +144,7 @@ class HybridRiskModel(RiskModel):
         )  # fmt: skip
 
     def __repr__(self) -> str:
-        kind = f"{self.method.name}+{self.stacker.kind}"
+        kind = "tabular:lightgbm" if self.tabular_only else f"{self.method.name}+{self.stacker.kind}"
         return f"HybridRiskModel(version={self.version!r}, method={kind!r}, path={str(self.path)!r})"
 
 
@@ -164,7 +191,7 @@ class _StackedOcclusionScorer:
             if unknown:
                 raise RiskAppError("hybrid reason codes: asked to score a text that no application produced")
             p_tab = np.asarray([self._by_text[t] for t in texts], dtype=float)
-        return self.model._stack(self.model._llm(texts), p_tab)
+        return self.model._deployed(texts, p_tab)
 
 
 __all__ = ["HYBRID_DIR", "HybridRiskModel"]

@@ -16,6 +16,10 @@ and LightGBM's own PDs beside them, and the fitted parts under `<run>/hybrid/`. 
 stages need nothing else: the policy calibrates and cuts the stacked PD, the evaluation adds
 the LLM alone as the row `llm_alone` (`llm_alone_on_test`) and packaging copies the parts into the
 artifact (`artifact_parts`).
+
+With `HybridConfig(stacker="tabular_only")` the "stacked" PD is LightGBM's alone (nothing is
+fitted on validation), so the policy, evaluation and packaging deploy the classical model by
+itself, `tabular:lightgbm`, with the LLM still trained and reported beside it as `llm_alone`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from risk_app.evaluate.hybrid import fit_hybrid
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.evaluate.metrics import score_predictions
 from risk_app.hybrid.config import HybridConfig, HybridFacts
-from risk_app.hybrid.tabular import fit_tabular, tabular_columns
+from risk_app.hybrid.tabular import BOOSTER_FILE, fit_tabular, tabular_columns
 from risk_app.registry.artifact import sha256_file
 from risk_app.run.dataset import structured_splits
 from risk_app.run.record import RunRecord
@@ -150,7 +154,8 @@ class HybridParts:
     manifest: dict[str, Any] = field(default_factory=dict)  # {"hybrid": {...}} or {}
     files: dict[str, bytes] = field(default_factory=dict)  # artifact-relative name -> content
     version_tag: str = ""  # "+logistic": the version names the stacker beside the method
-    version_suffix: str = ""  # "-<sha of the stacker file>": a refitted stacker is a new version
+    # "-<sha of the stacker file>" (tabular-only: of the booster): a refitted part is a new version
+    version_suffix: str = ""
 
 
 def artifact_parts(record: RunRecord) -> HybridParts:
@@ -163,6 +168,7 @@ def artifact_parts(record: RunRecord) -> HybridParts:
     folder = Path(facts.model_dir)
     names = sorted(p.name for p in folder.iterdir() if p.is_file())
     hashes = {f"{HYBRID_DIR}/{name}": sha256_file(folder / name) for name in names}
+    tabular = facts.config.tabular_only  # its deployed part is the booster, not the stacker
     entry = {
         "stacker": facts.stacker,
         "llm_calibration": facts.llm_calibration,
@@ -177,7 +183,7 @@ def artifact_parts(record: RunRecord) -> HybridParts:
         manifest={"hybrid": entry},
         files={f"{HYBRID_DIR}/{name}": (folder / name).read_bytes() for name in names},
         version_tag=f"+{facts.config.stacker}",
-        version_suffix=f"-{hashes[f'{HYBRID_DIR}/{STACKER_FILE}'][:6]}",
+        version_suffix=f"-{hashes[f'{HYBRID_DIR}/{BOOSTER_FILE if tabular else STACKER_FILE}'][:6]}",
     )
 
 

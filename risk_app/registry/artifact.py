@@ -361,6 +361,11 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
 
     folder = Path(folder)
     metadata = read_metadata(folder)
+    hybrid = metadata.get("extra", {}).get("hybrid") or {}
+    if hybrid.get("config", {}).get("stacker") == "tabular_only":  # LightGBM alone: no LLM to load
+        from risk_app.hybrid.model import HybridRiskModel
+
+        return HybridRiskModel(get_method(metadata["method"]), None, None, metadata, folder)
     weights = verify_weights(folder, metadata)
     method = get_method(metadata["method"])
     cfg = method.parse_config(metadata["method_config"])

@@ -26,7 +26,7 @@ from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
-from risk_app.hybrid.config import HybridConfig, HybridFacts
+from risk_app.hybrid.config import TABULAR_LABEL, HybridConfig, HybridFacts
 from risk_app.registry.promotion import PromotionDecision
 
 RECORD_FILE = "run_record.json"
@@ -186,8 +186,11 @@ class RunRecord(_Section):
 
     @property
     def model_label(self) -> str:
-        """How every report names the model: `llm:<method>`, or `hybrid:<method>+<stacker>` when
-        the LLM is stacked with LightGBM (the CLI summary, the card, the Dagster metadata)."""
+        """How every report names the model: `llm:<method>`, `hybrid:<method>+<stacker>` when
+        the LLM is stacked with LightGBM, or `tabular:lightgbm` when LightGBM alone is deployed
+        (the CLI summary, the card, the Dagster metadata)."""
+        if self.hybrid is not None and self.hybrid.config.tabular_only:
+            return TABULAR_LABEL
         if self.hybrid is not None:
             return f"hybrid:{self.method}+{self.hybrid.config.stacker}"
         return f"llm:{self.method}"
