@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,9 +20,11 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from data_contracts.spec import load_spec
+from pipelines.assets import ALL_ASSETS
 from pipelines.cli import app
 from pipelines.configs import CreditPolicyLaunchpad
 from pipelines.metadata import record_metadata
+from pipelines.resources import build_resources
 from risk_app import workflow
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.model_card import render_model_card
@@ -147,3 +150,13 @@ def test_the_option_is_accepted_everywhere_a_stacker_is_named() -> None:
     assert not HybridConfig.parse("logistic").tabular_only
     launchpad = CreditPolicyLaunchpad(hybrid="tabular_only")
     assert launchpad.hybrid_config().tabular_only and "hybrid" not in launchpad.policy_config().model_dump()
+    # The Dagster launchpad's schema takes the value (and still refuses a typo).
+    defs = dg.Definitions(
+        assets=ALL_ASSETS, jobs=[dg.define_asset_job("policy", selection=["credit_policy"])],
+        resources=build_resources(),
+    )  # fmt: skip
+    job = defs.resolve_job_def("policy")
+    config = {"ops": {"credit_policy": {"config": {"hybrid": "tabular_only"}}}}
+    assert dg.validate_run_config(job, config)["ops"]["credit_policy"]["config"]["hybrid"] == "tabular_only"
+    with pytest.raises(dg.DagsterInvalidConfigError, match="hybrid"):
+        dg.validate_run_config(job, {"ops": {"credit_policy": {"config": {"hybrid": "lightgbm"}}}})
