@@ -27,6 +27,7 @@ from pipelines.metadata import record_metadata
 from pipelines.resources import build_resources
 from risk_app import workflow
 from risk_app.errors import RiskAppError
+from risk_app.evaluate.hybrid import fit_hybrid, stacker_from_params
 from risk_app.evaluate.model_card import render_model_card
 from risk_app.finetune.config import TrainConfig
 from risk_app.hybrid.config import HybridConfig
@@ -160,3 +161,13 @@ def test_the_option_is_accepted_everywhere_a_stacker_is_named() -> None:
     assert dg.validate_run_config(job, config)["ops"]["credit_policy"]["config"]["hybrid"] == "tabular_only"
     with pytest.raises(dg.DagsterInvalidConfigError, match="hybrid"):
         dg.validate_run_config(job, {"ops": {"credit_policy": {"config": {"hybrid": "lightgbm"}}}})
+
+
+def test_the_tabular_only_stacker_is_lightgbm_as_it_is() -> None:
+    y = [0, 1, 0, 0, 1, 0]  # two defaults: fewer than the folds, and nothing to cross-fit
+    llm, gbm = [0.9, 0.1, 0.8, 0.7, 0.2, 0.6], [0.1, 0.8, 0.3, 0.2, 0.9, 0.4]
+    hybrid = fit_hybrid(y, llm, gbm, kind="tabular_only", n_folds=5)
+    np.testing.assert_array_equal(hybrid.val_oof, gbm)
+    assert hybrid.val_auc_oof == 1.0 and hybrid.params == {"kind": "tabular_only"}
+    again = stacker_from_params(hybrid.params)
+    np.testing.assert_array_equal(again.predict([0.5, 0.5], [0.25, 0.75]), [0.25, 0.75])
