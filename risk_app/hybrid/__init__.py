@@ -8,6 +8,8 @@ the policy, evaluation and packaging stages, which treat it like any model. The 
 carries the tabular model and the stacker (`hybrid/`), and `load_risk_model` returns a
 `HybridRiskModel` whose `predict_proba(df)` stacks both PDs and whose `reason_codes(df)`
 occludes each field in the text and in the tabular features at once.
+`HybridConfig(stacker="tabular_only")` deploys LightGBM alone (`tabular:lightgbm`) through the
+same stage and artifact; its `HybridRiskModel` loads no LLM and explains by the tabular features.
 
     config.py   HybridConfig (the option), HybridFacts (the run record's section)
     tabular.py  TabularModel: the LightGBM baseline as plain JSON + LightGBM text, no pickle

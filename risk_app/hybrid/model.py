@@ -155,7 +155,8 @@ class _StackedOcclusionScorer:
     reasons.py builds the full texts, then each reason field's occluded texts (field-major);
     this scorer builds the same sequence with each entry's tabular PD. When it is asked for
     exactly that sequence it pairs them position by position; any other request is paired by
-    text (the mean tabular PD of the rows that produce that text).
+    text (the mean tabular PD of the rows that produce that text). For a tabular-only model the
+    texts only key the rows (they hold every tabular column) and the LLM is never called.
     """
 
     def __init__(self, model: HybridRiskModel, df: pd.DataFrame) -> None:
