@@ -28,6 +28,8 @@ def load_model(ref: str = "champion", model_name: str = "credit_risk_model") -> 
     return model
 
 
+# Declined rows explained at a time (a row is scored once per field, 17 for German credit).
+OCCLUSION_ROWS = 2_000
 # The columns of one reason k: `reason_<k><suffix>` (label, field, value as read, strength).
 REASON_COLUMN_TYPES: dict[str, str] = {
     "": "object", "_field": "object", "_value": "object", "_strength": "float64",
@@ -49,11 +51,16 @@ def occlusion_reasons(
     the rows' P(default) when already known (their full texts are then not scored again)."""
     from risk_app.evaluate.reasons import reason_codes
 
-    codes = reason_codes(
-        df, risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model),
-        spec=getattr(risk_model, "dataset_spec", None), scores=scores,
-    )  # fmt: skip
-    return codes.wide
+    # In slices: each row brings one text per field, and their token ids are the memory peak.
+    wides = []
+    for start in range(0, len(df), OCCLUSION_ROWS):
+        part = slice(start, start + OCCLUSION_ROWS)
+        codes = reason_codes(
+            df.iloc[part], risk_model, top_k=top_k, only_declined=False, field_order=model_fields(risk_model),
+            spec=getattr(risk_model, "dataset_spec", None), scores=None if scores is None else scores[part],
+        )  # fmt: skip
+        wides.append(codes.wide)
+    return pd.concat(wides) if len(wides) > 1 else wides[0]
 
 
 def explain_declines(df: pd.DataFrame, risk_model: Any, top_k: int, scores: np.ndarray) -> pd.DataFrame:

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from risk_app.data.serialize import serialize_frame
 from risk_app.evaluate.reasons import reason_codes
 from risk_app.finetune.predict import predict_proba
 from risk_app.models.loader import load_classifier
+from risk_app.scoring import service
 from risk_app.scoring.service import score_with_reasons
 from tests.scoring.doubles import german_credit
 
@@ -41,7 +43,7 @@ class TinyTextModel:
         return self.predict_texts(serialize_frame(df).tolist())
 
 
-def test_scoring_reasons_match_full_occlusion(tiny_qwen2: Path) -> None:
+def test_scoring_reasons_match_full_occlusion(tiny_qwen2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     frame = german_credit().head(24).reset_index(drop=True)
     model = TinyTextModel()
     p = model.predict_proba(frame)
@@ -61,3 +63,7 @@ def test_scoring_reasons_match_full_occlusion(tiny_qwen2: Path) -> None:
         atol=1e-5,
     )
     assert scored.loc[scored["decision"] == "approve", "reason_1"].isna().all()
+    # Declined rows explained a few at a time give the same table.
+    monkeypatch.setattr(service, "OCCLUSION_ROWS", 5)
+    sliced = score_with_reasons(frame, model, top_k=3)
+    pd.testing.assert_frame_equal(sliced.drop(columns="scored_at"), scored.drop(columns="scored_at"))
