@@ -12,7 +12,7 @@ features (category "<missing>", numbers the training median), and the stacked PD
 again. It reuses `risk_app.evaluate.reasons.reason_codes` for the occluded texts, the ranking
 and the tables (protected attributes never a reason), giving it a scorer that pairs each text
 with its row's tabular features with the same field missing. `score_with_reasons` calls it
-(`risk_app/scoring/service.py: reason_explainer`).
+(`risk_app/scoring/service.py: explain_declines`).
 
 A run with the `tabular_only` stacker deploys LightGBM alone (`tabular:lightgbm`): its PD is
 the policy's calibration of LightGBM's PD, `load_risk_model` does not load the LLM at all
