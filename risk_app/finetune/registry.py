@@ -1,9 +1,10 @@
 """Registry of fine-tuning methods, by name.
 
 Each method module decorates its class with `@register`. The built-in modules are listed in
-`BUILTIN_METHOD_MODULES` and imported on the first lookup, so they all register before any
-name is resolved. Dispatch is one dict lookup, so adding a method never touches an if/elif
-chain: write `methods/<name>.py` and add its module name to the tuple below.
+`BUILTIN_METHOD_MODULES`; `get_method(name)` imports the module of that name on first use
+(scoring loads only its model's method), `list_methods` and an unknown name import them all.
+Dispatch is one dict lookup, so adding a method never touches an if/elif chain: write
+`methods/<name>.py` and add its module name to the tuple below.
 
 Import direction: this module imports no method at load time. The method modules import it
 (to call `register`), and `methods/rlhf.py` sits above the trainer (it runs the RLHF
@@ -59,22 +60,32 @@ def register(method_cls: M) -> M:
 _UNAVAILABLE: dict[str, str] = {}
 
 
+def _import_builtin(module: str) -> None:
+    """Import one built-in method module (deferred: the method modules import this one)."""
+    try:
+        importlib.import_module(f"risk_app.finetune.methods.{module}")
+    except ModuleNotFoundError as exc:
+        # A method's own library missing (pennylane for `quantum`, say, on a bare GPU
+        # image) must not take the other methods down with it; our own code missing must.
+        if not exc.name or exc.name.split(".")[0] == "risk_app":
+            raise
+        _UNAVAILABLE[module] = exc.name
+
+
 def _load_builtin_methods() -> None:
-    # Deferred to the first lookup: the method modules import this one (see the docstring).
     for module in BUILTIN_METHOD_MODULES:
-        try:
-            importlib.import_module(f"risk_app.finetune.methods.{module}")
-        except ModuleNotFoundError as exc:
-            # A method's own library missing (pennylane for `quantum`, say, on a bare GPU
-            # image) must not take the other methods down with it; our own code missing must.
-            if not exc.name or exc.name.split(".")[0] == "risk_app":
-                raise
-            _UNAVAILABLE[module] = exc.name
+        _import_builtin(module)
 
 
 def get_method(name: str) -> FineTuneMethod:
     """A fresh instance of the method registered under `name`."""
-    _load_builtin_methods()
+    # Only the module of the name asked for: scoring needs only its model's own method, and
+    # importing every built-in (pennylane for `quantum`, bitsandbytes for `qlora`) cost a
+    # scoring command about 10 s of CPU at start.
+    if name in BUILTIN_METHOD_MODULES and name not in _METHODS and name not in _UNAVAILABLE:
+        _import_builtin(name)
+    if name not in _METHODS and name not in _UNAVAILABLE:
+        _load_builtin_methods()  # an unknown name: the error lists every registered method
     try:
         method_cls = _METHODS[name]
     except KeyError:
