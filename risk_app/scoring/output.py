@@ -212,9 +212,17 @@ def score_and_record(
     # A bad file is refused before hashing it or loading the (slow) model.
     source = check_data_file(input_path)
     batch_id = file_batch_id(source)
-    target = _target_path(source, batch_id, output_path, fmt, overwrite)
+    # The batch-named default output may exist because this very batch was already scored by
+    # this model (a re-run, or a second run started at the same moment that finished first):
+    # that is "already scored", decided once the model's version is known, not an error.
+    target = _target_path(source, batch_id, output_path, fmt, overwrite or output_path is None)
     asked = load_spec(spec)
     model = risk_model or scoring.load_model(model_ref, model_name=model_name or asked.name)
+    if target.exists() and not overwrite:
+        done = _already_scored(source, batch_id, target, model, warehouse) if output_path is None else None
+        if done is None:
+            raise OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
+        return done
     data_spec = model_spec_for(model, asked, explicit=spec is not None)
     tags = {"batch_id": batch_id, "dataset": dataset or data_spec.name, "source_file": str(source.resolve())}
     with BatchStage(target, tags) as stage:
@@ -238,6 +246,44 @@ def score_and_record(
         quarantine_path=str(written_q) if written_q else None, model_version=str(model.version), n_in=n_in,
         n_scored=n_scored, n_quarantined=n_quarantined, n_declined=n_declined, record=record,
     )  # fmt: skip
+
+
+def _already_scored(
+    source: Path, batch_id: str, target: Path, model: Any, warehouse: Any
+) -> ScoringOutcome | None:
+    """The outcome of this batch's earlier scoring by this model version, read from the ledger
+    (None when the ledger has no such batch: then the existing file is someone else's)."""
+    from risk_app.storage.scores import scoring_ledger
+
+    ledger = scoring_ledger(warehouse)
+    version = str(model.version)
+    rows = ledger[(ledger["batch_id"] == batch_id) & (ledger["model_version"] == version)]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    quarantine = default_quarantine_path(target)
+    record = BatchRecord(
+        "already_recorded",
+        batch_id,
+        version,
+        int(row["n_scored"]),
+        previous={"scored_at": str(row["scored_at"])},
+    )
+    return ScoringOutcome(
+        batch_id=batch_id, input_path=str(source), output_path=str(target),
+        quarantine_path=str(quarantine) if quarantine.exists() else None, model_version=version,
+        n_in=int(row.get("n_in", row["n_scored"])), n_scored=int(row["n_scored"]),
+        n_quarantined=int(row.get("n_quarantined", 0)), n_declined=_declines_in(target), record=record,
+    )  # fmt: skip
+
+
+def _declines_in(output: Path) -> int:
+    """Declined rows in a published scores file (the ledger does not keep the count)."""
+    if output.suffix == ".csv":
+        decisions = pd.read_csv(output, usecols=["decision"])["decision"]
+    else:
+        decisions = pd.read_parquet(output, columns=["decision"])["decision"]
+    return int((decisions == "decline").sum())
 
 
 def _publish(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from risk_app.scoring.output import batch_output_path, score_and_record
+from risk_app.scoring.output import OutputExistsError, batch_output_path, score_and_record
 from risk_app.storage.scores import file_batch_id, scored_rows_per_batch, scoring_ledger
 from risk_app.storage.warehouse import query
 from tests.reliability.conftest import KILLED, applications, run_child, start_child
@@ -124,3 +124,22 @@ def test_same_content_under_another_name_adds_nothing_and_says_so(
     other_model = score_and_record(batch, risk_model=model, reasons=0, overwrite=True)
     assert other_model.record.status == "appended"
     assert len(query("select * from risk.scored_applications")) == 80
+
+
+def test_the_same_file_scored_again_after_the_first_finished_is_already_scored(
+    batch: Path, double_model: Path, risk_app_home: Path
+) -> None:
+    """The race two scorings of one file can lose: the second starts after the first published."""
+    from tests.scoring.doubles import load_double_artifact
+
+    model = load_double_artifact(double_model)
+    first = score_and_record(batch, risk_model=model, reasons=0)
+    again = score_and_record(batch, risk_model=model, reasons=0)
+    assert first.record.status == "appended" and again.record.status == "already_recorded"
+    assert again.output_path == first.output_path and again.n_scored == first.n_scored == 40
+    assert again.n_declined == first.n_declined
+    # Another model finds the file of the first: refused, and nothing is added to the ledger.
+    model.version = "double-v2"
+    with pytest.raises(OutputExistsError, match="already exists"):
+        score_and_record(batch, risk_model=model, reasons=0)
+    assert len(scoring_ledger()) == 1
