@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from risk_app.finetune import speed
+
 # Padded tokens per batch on a GPU: enough work per launch for a small model, far below memory.
 GPU_TOKEN_BUDGET = 65_536
 # Texts tokenized a call: each call starts the tokenizer's thread pool again (system time), so
@@ -85,20 +87,10 @@ def token_budget_batches(lengths: Sequence[int], budget: int, multiple: int = 8)
     """Row positions sorted by length and cut into batches of at most `budget` padded tokens.
 
     For an accelerator: one launch does a useful amount of work whatever the lengths, and the
-    sort keeps the padding of each batch small (widths are rounded up to `multiple`)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        # The longest row of a batch comes first, so it sets the padded width.
-        width = -(-max(lengths[current[0]] if current else 0, lengths[i]) // multiple) * multiple
-        if current and width * (len(current) + 1) > budget:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
+    sort keeps the padding of each batch small (widths are rounded up to `multiple`). The
+    training loop's length buckets with one bucket holding every row (no shuffle to keep)."""
+    order = list(range(len(lengths)))
+    return speed.token_budget_batches(lengths, order, budget, max_rows=max(1, len(order)), multiple=multiple)
 
 
 def _run_batches(
