@@ -33,30 +33,16 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: 
     With `overwrite=False` an existing file is refused with `FileExistsError`: the new file is
     linked into place, which fails if the name exists, so the check and the write are one step.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _default_mode())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            os.link(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return target
+    with atomic_file(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write in pieces; it becomes `path` only if the block
-    finishes (fsynced; `overwrite=False` links it into place as `atomic_write_bytes` does), so a
-    file written incrementally is still whole or absent."""
+    finishes (fsynced; with `overwrite=False` it is linked into place, which fails with
+    `FileExistsError` if the name exists), so a file written in pieces is still whole or absent."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
