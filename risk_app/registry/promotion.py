@@ -116,7 +116,8 @@ def _number(metrics: Mapping[str, Any], key: str) -> float | None:
     return None if math.isnan(out) else out
 
 
-def _improvement(challenger: float, champion: float, higher_is_better: bool) -> float:
+def improvement(challenger: float, champion: float, higher_is_better: bool) -> float:
+    """How much better `challenger` is than `champion` on a metric (negative: worse)."""
     return challenger - champion if higher_is_better else champion - challenger
 
 
@@ -147,7 +148,7 @@ def _compare_primary(
         )
         return refusal, ""
 
-    gain = _improvement(challenger_value, champion_value, bool(rule.higher_is_better))
+    gain = improvement(challenger_value, champion_value, bool(rule.higher_is_better))
     details["improvement"] = gain
     compared = f"{rule.metric} {challenger_value:.4f} vs champion {champion_value:.4f} (change {gain:+.4f})"
     if gain <= rule.min_margin:
@@ -179,7 +180,7 @@ def _check_guard(
     if c is None:
         result.update(holds=False, note="challenger has no value")
         return result, f"{guard.metric} missing for challenger"
-    worsening = -_improvement(c, h, bool(guard.higher_is_better))
+    worsening = -improvement(c, h, bool(guard.higher_is_better))
     holds = worsening <= guard.max_worsening
     result.update(worsening=worsening, holds=holds)
     if holds:

@@ -14,7 +14,7 @@ import os
 
 from risk_app.errors import ConfigError
 from risk_app.evaluate.metric_table import format_metric
-from risk_app.registry.promotion import PromotionDecision, PromotionRule
+from risk_app.registry.promotion import PromotionDecision, PromotionRule, improvement
 from risk_app.run.record import RunRecord
 
 DEFAULT_BENCHMARK_MARGIN = 0.02
@@ -71,9 +71,8 @@ def same_rows_verdict(record: RunRecord, rule: PromotionRule) -> PromotionDecisi
     champion = evaluation.baselines.get("champion")
     if champion is None:
         return None
-    higher = bool(rule.higher_is_better)
     theirs, mine = float(champion[rule.metric]), float(evaluation.test[rule.metric])
-    gain = mine - theirs if higher else theirs - mine
+    gain = improvement(mine, theirs, bool(rule.higher_is_better))
     if gain > rule.min_margin:
         return None
     reason = (
