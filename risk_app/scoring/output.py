@@ -139,13 +139,15 @@ def model_spec_for(model: Any, asked: Any, *, explicit: bool) -> Any:
     return own
 
 
-def _target_path(source: Path, batch_id: str, output_path: Any, fmt: OutputFormat, overwrite: bool) -> Path:
-    """Where the scores go; an existing file is refused before any scoring unless `overwrite`."""
+def _target_path(source: Path, batch_id: str, output_path: Any, fmt: OutputFormat) -> Path:
+    """Where the scores go: `output_path`, or the batch-named file beside the outputs."""
     target = Path(output_path) if output_path is not None else batch_output_path(source, batch_id, fmt=fmt)
     check_output_suffix(target, "output")
-    if target.exists() and not overwrite:
-        raise OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
     return target
+
+
+def _exists_error(target: Path) -> OutputExistsError:
+    return OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
 
 
 def _score_chunks(
@@ -212,16 +214,18 @@ def score_and_record(
     # A bad file is refused before hashing it or loading the (slow) model.
     source = check_data_file(input_path)
     batch_id = file_batch_id(source)
-    # The batch-named default output may exist because this very batch was already scored by
-    # this model (a re-run, or a second run started at the same moment that finished first):
-    # that is "already scored", decided once the model's version is known, not an error.
-    target = _target_path(source, batch_id, output_path, fmt, overwrite or output_path is None)
+    target = _target_path(source, batch_id, output_path, fmt)
+    if target.exists() and not overwrite and output_path is not None:
+        raise _exists_error(target)  # refused before loading the (slow) model
     asked = load_spec(spec)
     model = risk_model or scoring.load_model(model_ref, model_name=model_name or asked.name)
     if target.exists() and not overwrite:
-        done = _already_scored(source, batch_id, target, model, warehouse) if output_path is None else None
+        # The batch-named output exists: if this model already scored this batch (a re-run, or
+        # a second run started at the same moment that finished first) that is "already
+        # scored", known only once the model's version is; else another model's file.
+        done = _already_scored(source, batch_id, target, model, warehouse)
         if done is None:
-            raise OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
+            raise _exists_error(target)
         return done
     data_spec = model_spec_for(model, asked, explicit=spec is not None)
     tags = {"batch_id": batch_id, "dataset": dataset or data_spec.name, "source_file": str(source.resolve())}
@@ -253,27 +257,20 @@ def _already_scored(
 ) -> ScoringOutcome | None:
     """The outcome of this batch's earlier scoring by this model version, read from the ledger
     (None when the ledger has no such batch: then the existing file is someone else's)."""
-    from risk_app.storage.scores import scoring_ledger
+    from risk_app.storage.scores import recorded_batch
 
-    ledger = scoring_ledger(warehouse)
     version = str(model.version)
-    rows = ledger[(ledger["batch_id"] == batch_id) & (ledger["model_version"] == version)]
-    if rows.empty:
+    row = recorded_batch(batch_id, version, warehouse)
+    if row is None:
         return None
-    row = rows.iloc[0]
     quarantine = default_quarantine_path(target)
-    record = BatchRecord(
-        "already_recorded",
-        batch_id,
-        version,
-        int(row["n_scored"]),
-        previous={"scored_at": str(row["scored_at"])},
-    )
+    # The same record `record_scored_batch` returns for a batch it finds already recorded.
+    record = BatchRecord("already_recorded", batch_id, version, int(row["n_scored"]), previous=row)
     return ScoringOutcome(
         batch_id=batch_id, input_path=str(source), output_path=str(target),
         quarantine_path=str(quarantine) if quarantine.exists() else None, model_version=version,
-        n_in=int(row.get("n_in", row["n_scored"])), n_scored=int(row["n_scored"]),
-        n_quarantined=int(row.get("n_quarantined", 0)), n_declined=_declines_in(target), record=record,
+        n_in=int(row["n_in"]), n_scored=int(row["n_scored"]), n_quarantined=int(row["n_quarantined"]),
+        n_declined=_declines_in(target), record=record,
     )  # fmt: skip
 
 

@@ -239,13 +239,13 @@ def _ledger_row(batch: ScoredBatch) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def _previous(con: duckdb.DuckDBPyConnection, batch: ScoredBatch) -> dict[str, Any] | None:
+def _previous(con: duckdb.DuckDBPyConnection, batch_id: str, model_version: str) -> dict[str, Any] | None:
     if not _columns(con, BATCHES):
         return None
     found = con.execute(
         f'select * from {SCHEMA}."{BATCHES}" where batch_id = ? and model_version = ? '
         "order by recorded_at limit 1",
-        [batch.batch_id, batch.model_version],
+        [batch_id, model_version],
     ).fetchdf()
     return None if found.empty else {k: str(v) for k, v in found.iloc[0].to_dict().items()}
 
@@ -279,7 +279,7 @@ def record_scored_batch(
         try:
             for table in (BATCHES, SCORES, APPLICATIONS, QUARANTINE):
                 _retire_legacy(con, table)
-            previous = _previous(con, batch)
+            previous = _previous(con, batch.batch_id, batch.model_version)
             if previous is not None and mode == "append":
                 con.rollback()
                 return BatchRecord(
@@ -299,6 +299,14 @@ def record_scored_batch(
     status: Status = "replaced" if replaced else "appended"
     n_scored = _facts(batch)[0] if isinstance(batch.scores, Path) else len(batch.scores)
     return BatchRecord(status, batch.batch_id, batch.model_version, n_scored, replaced, previous)
+
+
+def recorded_batch(
+    batch_id: str, model_version: str, path: str | os.PathLike[str] | None = None
+) -> dict[str, Any] | None:
+    """The ledger row of `batch_id` scored by `model_version` (the first, values as text), or None."""
+    with warehouse_connection(path, read_only=True) as con:
+        return _previous(con, batch_id, model_version)
 
 
 def scoring_ledger(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
