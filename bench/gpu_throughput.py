@@ -388,7 +388,9 @@ def render(rows: list[dict], label: str) -> str:
     if scoring:
         lines += ["", "| model | scoring path | applications/s |", "|---|---|---:|"]
         lines += [
-            f"| {r['model']} | {r['path']} | {r.get('apps_per_second', float('nan')):,.0f} |" for r in scoring
+            f"| {r['model']} | {r['path']} | "
+            + (f"failed: {r['error']} |" if "error" in r else f"{r['apps_per_second']:,.0f} |")
+            for r in scoring
         ]
     for r in rows:
         if r["kind"] == "qlora-7b":
@@ -469,11 +471,13 @@ def main(argv: list[str] | None = None) -> None:
         train_rows(
             name, folder, texts, labels, args, lambda r, f=folder, m=mean_len: record(add_mfu(r, f, m))
         )
-        scored = timed(
-            lambda r: None, {}, lambda f=folder: {"rows": scoring_rows(f, texts[: args.score_rows], args)}
-        )
-        for row in (scored or {}).get("rows", []):
-            record({"kind": "score", "model": name, **row})
+        # One row per scoring path; a failure becomes one row saying why, as for training.
+        def record_scoring(r: dict, model_name: str = name) -> None:
+            for row in r.get("rows", [r]):
+                record({"kind": "score", "model": model_name, **row})
+
+        timed(record_scoring, {"path": "scoring"},
+              lambda f=folder: {"rows": scoring_rows(f, texts[: args.score_rows], args)})  # fmt: skip
     if args.qlora_7b:
         timed(record, {"kind": "qlora-7b", "model": "Qwen2-7B shape", "method": "qlora", "path": "ours"},
               lambda: qlora_7b_row(args, args.smollm2 or str(ensure_tiny()), texts, labels))  # fmt: skip
