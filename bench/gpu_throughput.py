@@ -68,7 +68,7 @@ SHORT_LADDER = ("ours, levers off", "+ fused AdamW", "+ token-budget batches", "
 
 
 # ---- data and models ---------------------------------------------------------------------
-def load_texts(path: str | None, n: int, smoke: bool) -> tuple[list[str], np.ndarray]:
+def load_texts(path: str | None, n: int) -> tuple[list[str], np.ndarray]:
     """`n` serialized applications (repeated when the file has fewer) and their labels."""
     if path:
         payload = json.loads(Path(path).read_text())
@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> None:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
 
-    texts, labels = load_texts(args.texts, args.rows + 256, args.smoke)
+    texts, labels = load_texts(args.texts, args.rows + 256)
     models: dict[str, str] = {}
     if args.smoke:
         from risk_app.models.tiny import ensure_tiny_qwen2
