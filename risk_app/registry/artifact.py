@@ -393,6 +393,8 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
     model.config.pad_token_id = tokenizer.pad_token_id
     model = method.prepare(model, cfg)
     method.load_state(model, state)
+    # A loaded artifact only predicts: the method may fold its trained parts into the base.
+    model = method.for_inference(model, cfg)
     if device is not None:
         model.to(device)
     model.eval()

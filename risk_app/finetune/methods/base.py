@@ -109,6 +109,13 @@ class FineTuneMethod(ABC):
         inference, so `prepare` must build the same structure either way.
         """
 
+    def for_inference(self, model: Any, cfg: BaseModel) -> Any:
+        """The model to predict with once it will not train again (a loaded artifact).
+
+        Default: as it is. A method whose trained parts fold into the base weights (LoRA)
+        returns the folded model, which gives the same scores for fewer operations a token."""
+        return model
+
     # ---- training hooks (the trainer calls them; they keep nothing on `self`) -------------
     def regularizer(
         self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: BaseModel

@@ -144,6 +144,16 @@ class LoraMethod(FineTuneMethod):
         assert isinstance(cfg, LoraParams)
         return apply_lora(model, cfg, plan.total_steps if plan is not None else None)
 
+    def for_inference(self, model: Any, cfg: BaseModel) -> Any:
+        """The adapters folded into the projections they sit on (peft `merge_and_unload`),
+        the trained score head put in place of the base one.
+
+        Scoring then runs the base model's plain linear layers: on the tiny default, 20,000
+        rows score about 1.5x faster (bench/scoring_throughput.py), and the scores agree
+        with the unmerged model to float rounding (tests/finetune/test_for_inference.py)."""
+        # A model that is not a PeftModel (a test double) has nothing to fold.
+        return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
     def regularizer(
         self, model: Any, tokenizer: Any, data: TrainData, train_cfg: TrainConfig, cfg: BaseModel
     ) -> Regularizer | None:

@@ -151,6 +151,11 @@ class QLoraMethod(LoraMethod):
         )
         return super().prepare(model, cfg, plan)
 
+    def for_inference(self, model: Any, cfg: BaseModel) -> Any:
+        """As trained: folding adapters into 4-bit weights would quantize them again and move
+        the scores away from the ones the model was validated with."""
+        return model
+
     def make_optimizer(
         self, param_groups: list[dict[str, Any]], train_cfg: TrainConfig, cfg: BaseModel
     ) -> torch.optim.Optimizer:
