@@ -18,8 +18,11 @@ import torch
 
 from risk_app.finetune import speed
 
-# Padded tokens per batch on a GPU: enough work per launch for a small model, far below memory.
+# Padded tokens per batch on a GPU: enough work per launch for a small model ...
 GPU_TOKEN_BUDGET = 65_536
+# ... but no more than a layer's transient activations fit in this much memory: a fixed 65,536
+# tokens through a 7B layer (MLP width 18,944) is about 10 GB, more than its 4-bit weights.
+GPU_ACTIVATION_BYTES = 1 << 30
 # Texts tokenized a call: each call starts the tokenizer's thread pool again (system time), so
 # not too few either.
 ENCODE_SLICE = 16_384
@@ -93,6 +96,20 @@ def token_budget_batches(lengths: Sequence[int], budget: int, multiple: int = 8)
     return speed.token_budget_batches(lengths, order, budget, max_rows=max(1, len(order)), multiple=multiple)
 
 
+def gpu_token_budget(model: Any) -> int:
+    """Padded tokens per GPU batch for this model: `GPU_TOKEN_BUDGET`, less for wide models.
+
+    A decoder layer's inference holds about (3 x MLP width + 6 x hidden) bf16 values a token at
+    once (gate, up and their product; the residual stream, norms and attention outputs)."""
+    config = getattr(model, "config", None)
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    width = int(getattr(config, "intermediate_size", 0) or 4 * hidden)
+    per_token = 2 * (3 * width + 6 * hidden)
+    if per_token <= 0:
+        return GPU_TOKEN_BUDGET
+    return max(2_048, min(GPU_TOKEN_BUDGET, GPU_ACTIVATION_BYTES // per_token))
+
+
 def _run_batches(
     model: Any, tokenizer: Any, sequences: list[list[int]], batches: list[list[int]], device: torch.device
 ) -> np.ndarray:
@@ -131,13 +148,13 @@ def predict_logits(
     batch_size: int = 64,
     max_length: int = 256,
     *,
-    token_budget: int = GPU_TOKEN_BUDGET,
+    token_budget: int | None = None,
 ) -> np.ndarray:
     """Raw class logits, shape (n_texts, num_labels), float32, in input order.
 
     On the CPU, batches of at most `batch_size` rows of one token length (no padding); on a
-    CUDA device, length-sorted batches of at most `token_budget` padded tokens in bf16
-    autocast. Both under `torch.inference_mode`."""
+    CUDA device, length-sorted batches of at most `token_budget` padded tokens (default: what
+    `gpu_token_budget` allows the model) in bf16 autocast. Both under `torch.inference_mode`."""
     texts = list(texts)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -148,7 +165,8 @@ def predict_logits(
     lengths = [len(seq) for seq in sequences]
     device = model_device(model)
     if device.type == "cuda":
-        batches = token_budget_batches(lengths, max(token_budget, max(lengths)))
+        budget = token_budget or gpu_token_budget(model)
+        batches = token_budget_batches(lengths, max(budget, max(lengths)))
     else:
         batches = length_batches(lengths, batch_size)
     was_training = model.training

@@ -65,6 +65,25 @@ def test_a_token_budget_run_trains_and_plans_its_steps(_tiny_qwen2_build: Path) 
     assert all(h["train_tokens_per_second"] > 0 for h in result.history)
 
 
+def test_activation_checkpointing_recomputes_and_trains_the_same(_tiny_qwen2_build: Path) -> None:
+    # The memory lever must not change the run: dropout's random state is replayed in the
+    # recomputation, so losses match the plain run to float rounding.
+    data = suite_data()
+    runs = {}
+    for on in (False, True):
+        config = suite_train_config(
+            "lora", str(_tiny_qwen2_build), epochs=1, speed={"activation_checkpointing": on}
+        )
+        runs[on] = train_classifier(
+            data.train_texts, data.train_labels, data.val_texts, data.val_labels, config, None, progress=False
+        )
+    on, off = runs[True], runs[False]
+    assert on.model.get_base_model().is_gradient_checkpointing
+    assert not off.model.get_base_model().is_gradient_checkpointing
+    assert on.history[0]["train_loss"] == pytest.approx(off.history[0]["train_loss"], abs=1e-6)
+    assert on.best_val_auc == pytest.approx(off.best_val_auc, abs=1e-6)
+
+
 def test_a_diverging_loss_is_reported_even_between_host_syncs(
     _tiny_qwen2_build: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,9 +3,17 @@ padded-token budget on a GPU; every row exactly once."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
-from risk_app.finetune.predict import _gpu_autocast, length_batches, token_budget_batches
+from risk_app.finetune.predict import (
+    GPU_TOKEN_BUDGET,
+    _gpu_autocast,
+    gpu_token_budget,
+    length_batches,
+    token_budget_batches,
+)
 
 LENGTHS = [5, 9, 9, 3, 9, 5, 12, 3, 3, 3]
 
@@ -30,3 +38,15 @@ def test_no_autocast_off_a_gpu() -> None:
     model = torch.nn.Linear(2, 2)
     with _gpu_autocast(model, torch.device("cpu")):
         assert not torch.is_autocast_enabled()
+
+
+def test_gpu_budget_shrinks_for_wide_models() -> None:
+    def shaped(hidden: int, width: int) -> SimpleNamespace:
+        return SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, intermediate_size=width))
+
+    small, half_b, seven_b = shaped(576, 1536), shaped(896, 4864), shaped(3584, 18944)
+    assert gpu_token_budget(small) == GPU_TOKEN_BUDGET  # SmolLM2: the full budget
+    # Qwen2.5-0.5B and Qwen2-7B widths: the budget keeps a layer's activations near 1 GiB.
+    assert 20_000 < gpu_token_budget(half_b) < 30_000
+    assert 5_000 < gpu_token_budget(seven_b) < 8_000
+    assert gpu_token_budget(torch.nn.Linear(2, 2)) == GPU_TOKEN_BUDGET  # no config: the default

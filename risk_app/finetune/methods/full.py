@@ -33,6 +33,7 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import encode_texts, model_device, pad_batch
 from risk_app.finetune.registry import register
+from risk_app.finetune.speed import enable_activation_checkpointing
 from risk_app.finetune.types import RunPlan, TrainData
 
 
@@ -159,10 +160,7 @@ class FullMethod(FineTuneMethod):
         for param in model.parameters():
             param.requires_grad_(True)
         if cfg.gradient_checkpointing:
-            # transformers 5 renamed gradient checkpointing to activation checkpointing. The
-            # non-reentrant variant works with inputs that need no grad and under autocast.
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            model.config.use_cache = False
+            enable_activation_checkpointing(model)
         return model
 
     def regularizer(
