@@ -178,10 +178,9 @@ def run(
     )
     console.rule("summary")
     print_training_summary(record)
-    grades = scored["risk_grade"].value_counts().sort_index().to_dict()
     console.print(
-        f"scored {len(scored)} applications → {output}  grades {grades}, "
-        f"declined {int((scored['decision'] == 'decline').sum())}"
+        f"scored {scored.outcome.n_scored} applications → {output}  grades {scored.summary.grades}, "
+        f"declined {scored.outcome.n_declined}"
     )
     console.print(
         f"wall time {time.perf_counter() - started:.1f} s; Dagster runs in {os.environ['DAGSTER_HOME']}"

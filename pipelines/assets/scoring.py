@@ -3,8 +3,15 @@
 Each partition is one input file pinned by its content hash (`<file name>-<12 hex>`, added by
 `landing_folder_sensor`), so the UI lists which files were scored. Materializing a partition
 replaces exactly that batch in the warehouse ledger in one transaction
-(`risk_app.storage.scores`); other batches are never touched. Frames travel between the steps
-through the pickling IO manager, per partition, so two runs at once cannot mix batches.
+(`risk_app.storage.scores`); other batches are never touched.
+
+A file may be larger than memory, so no step holds it whole (`risk_app.scoring.staged`):
+`scoring_batch` validates it chunk by chunk into Parquet parts staged under
+`<home>/scoring_stage/<partition>/<run id>` and hands on only a small `StagedBatch` (where the
+parts are, the counts, the batch's identity); `scored_applications` scores the parts one by
+one, records the batch once, publishes the scores atomically, removes the stage and hands on
+a `StagedScoring` (outcome, summary, drift verdict). Stages are per run, so two runs at once
+cannot mix batches; a failed run's stage stays for re-execution from the failure.
 """
 
 import re
@@ -20,12 +27,19 @@ from data_contracts.spec import DatasetSpec
 from pipelines.metadata import table, user_errors, validation_counts
 from pipelines.resources import RiskAppSettings
 from risk_app import paths, scoring
-from risk_app.data.load import load_applications
-from risk_app.data.validate import validate_applications
 from risk_app.errors import ConfigError, RiskAppError
-from risk_app.evaluate.batch_drift import batch_drift
-from risk_app.scoring.output import batch_output_path, write_output
-from risk_app.storage.scores import BATCH_COLUMNS, ScoredBatch, file_batch_id, record_scored_batch
+from risk_app.evaluate.batch_drift import BatchDrift
+from risk_app.scoring.output import DEFAULT_CHUNK_ROWS
+from risk_app.scoring.staged import (
+    StagedBatch,
+    StagedScoring,
+    prune_stale_stages,
+    score_staged,
+    stage_folder,
+    validate_to_stage,
+)
+from risk_app.scoring.summary import DRIFT_SAMPLE_ROWS, model_drift
+from risk_app.storage.scores import file_batch_id
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
 
@@ -50,6 +64,12 @@ class ScoringInputConfig(dg.Config):
     dataset: str = Field(
         default="", description="Data set name recorded with the batch (default: the data set spec's name)."
     )
+    chunk_rows: int = Field(
+        default=DEFAULT_CHUNK_ROWS,
+        ge=1,
+        description="Rows read, validated and (next step) scored at a time: memory follows this, "
+        "not the size of the file.",
+    )
 
 
 class ScoringConfig(dg.Config):
@@ -64,6 +84,12 @@ class ScoringConfig(dg.Config):
     reason_codes: int = Field(
         default=4, description="Principal reasons listed for each declined application (0 = none)."
     )
+    drift_sample_rows: int = Field(
+        default=DRIFT_SAMPLE_ROWS,
+        ge=1,
+        description="The drift check judges a seeded random sample of at most this many scored rows "
+        "(the whole batch when it is smaller).",
+    )
 
 
 def _source(context: dg.AssetExecutionContext, config: ScoringInputConfig) -> Path:
@@ -75,24 +101,18 @@ def _source(context: dg.AssetExecutionContext, config: ScoringInputConfig) -> Pa
     return paths.landing_dir() / match["name"]
 
 
-def _tag(frame: pd.DataFrame, values: tuple[str, str, str]) -> pd.DataFrame:
-    out = frame.copy()
-    for column, value in zip(BATCH_COLUMNS, values, strict=True):
-        out[column] = pd.Series([value] * len(out), index=out.index, dtype="string")
-    return out
-
-
 @dg.multi_asset(
     outs={
         "scoring_applications": dg.AssetOut(
             group_name="scoring",
-            kinds={"pandas"},
+            kinds={"parquet"},
             io_manager_key="fs_io_manager",
-            description="Contract-valid applications of the batch (tagged with its batch_id).",
+            description="Contract-valid applications of the batch, staged as Parquet parts "
+            "(the value handed on describes them: folder, counts, batch_id).",
         ),
         "scoring_quarantine": dg.AssetOut(
             group_name="scoring",
-            kinds={"pandas"},
+            kinds={"parquet"},
             io_manager_key="fs_io_manager",
             description="Failed checks of the batch; these rows are not scored.",
         ),
@@ -102,8 +122,8 @@ def _tag(frame: pd.DataFrame, values: tuple[str, str, str]) -> pd.DataFrame:
 @user_errors
 def scoring_batch(
     context: dg.AssetExecutionContext, config: ScoringInputConfig, dataset_spec: DatasetSpec
-) -> tuple[dg.Output[pd.DataFrame], dg.Output[pd.DataFrame]]:
-    """Load and validate one landing file (its content hash checked); the target is optional."""
+) -> tuple[dg.Output[StagedBatch], dg.Output[StagedBatch]]:
+    """Validate one landing file chunk by chunk (its content hash checked); the target is optional."""
     source = _source(context, config)
     if not source.is_file():
         raise RiskAppError(f"{source}: no such file to score")
@@ -113,29 +133,27 @@ def scoring_batch(
             f"{source}: content changed since the sensor saw it (sha256 {batch_id[:12]}, "
             f"expected {config.expected_batch_id[:12]}); the new content gets its own partition"
         )
-    frame = load_applications(source, dataset_spec)
-    result = validate_applications(frame, source=str(source), require_target=False, spec=dataset_spec)
-    if file_batch_id(source) != batch_id:
-        raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
-    tags = (batch_id, config.dataset or dataset_spec.name, str(source.resolve()))
-    counts = {"source_file": str(source), "batch_id": batch_id, **validation_counts(result)}
+    prune_stale_stages()
+    batch = validate_to_stage(
+        source, dataset_spec, stage_folder(context.partition_key, context.run_id), batch_id=batch_id,
+        dataset=config.dataset or dataset_spec.name, chunk_rows=config.chunk_rows,
+    )  # fmt: skip
+    counts = {
+        "source_file": str(source),
+        "batch_id": batch_id,
+        **validation_counts(batch),
+        "chunks": batch.parts,
+    }
     # Returned, not yielded: `user_errors` can only turn errors into one-line failures when the
     # body runs inside it (a generator would run after the wrapper has returned).
     return (
-        dg.Output(_tag(result.valid, tags), output_name="scoring_applications", metadata=counts),
+        dg.Output(batch, output_name="scoring_applications", metadata=counts),
         dg.Output(
-            _tag(result.quarantine, tags),
+            batch,
             output_name="scoring_quarantine",
-            metadata={**counts, "sample": table(result.quarantine)},
+            metadata={**counts, "sample": table(batch.quarantine_head)},
         ),
     )
-
-
-def _batch_of(applications: pd.DataFrame, quarantine: pd.DataFrame) -> tuple[str, str, str]:
-    for frame in (applications, quarantine):
-        if len(frame):
-            return tuple(str(frame[c].iloc[0]) for c in BATCH_COLUMNS)  # type: ignore[return-value]
-    raise RiskAppError("the batch has no rows to score or quarantine")
 
 
 # Lineage: scores come from the champion (resolved from the registry at run time, so the
@@ -143,7 +161,8 @@ def _batch_of(applications: pd.DataFrame, quarantine: pd.DataFrame) -> tuple[str
 @dg.asset(
     group_name="scoring",
     kinds={"pytorch", "duckdb"},
-    deps=["champion_model"],
+    # scoring_quarantine describes the same staged batch as scoring_applications: lineage only.
+    deps=["champion_model", "scoring_quarantine"],
     partitions_def=landing_files,
     io_manager_key="fs_io_manager",
     # The drift check runs inside the asset, on this partition's batch alone: a separate check
@@ -162,83 +181,81 @@ def _batch_of(applications: pd.DataFrame, quarantine: pd.DataFrame) -> tuple[str
 def scored_applications(
     context: dg.AssetExecutionContext,
     config: ScoringConfig,
-    scoring_applications: pd.DataFrame,
-    scoring_quarantine: pd.DataFrame,
+    scoring_applications: StagedBatch,
     dataset_spec: DatasetSpec,
     settings: RiskAppSettings,
-) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
+) -> Iterator[dg.Output[StagedScoring] | dg.AssetCheckResult]:
     """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
-    batch_id, dataset, source = _batch_of(scoring_applications, scoring_quarantine)
-    model_name = settings.registered_name(dataset_spec.name)
-    risk_model = scoring.load_model(config.model, model_name=model_name)
-    applications = scoring_applications.drop(columns=list(BATCH_COLUMNS))
-    context.log.info(f"scoring batch {batch_id[:12]} ({len(applications)} rows) with {risk_model.version}")
-    scored = scoring.score_with_reasons(applications, risk_model, top_k=config.reason_codes)
-    output = Path(config.output_path) if config.output_path else batch_output_path(source, batch_id)
-    n_quarantined = int(scoring_quarantine["row_number"].nunique()) if len(scoring_quarantine) else 0
-    record = record_scored_batch(
-        ScoredBatch(
-            batch_id=batch_id,
-            model_version=str(risk_model.version),
-            dataset=dataset,
-            source_file=source,
-            scores=scored,
-            applications=applications,
-            quarantine=scoring_quarantine.drop(columns=list(BATCH_COLUMNS)),
-            partition_key=context.partition_key,
-            output_path=str(output),
-            origin="dagster",
-            n_in=len(applications) + n_quarantined,
-        ),
-        mode="replace",
+    batch = scoring_applications
+    risk_model = scoring.load_model(config.model, model_name=settings.registered_name(dataset_spec.name))
+    context.log.info(
+        f"scoring batch {batch.batch_id[:12]} ({batch.n_valid} rows in {batch.parts} chunk(s)) "
+        f"with {risk_model.version}"
     )
-    context.log.info(record.message)
-    # The batch-named default belongs to this batch alone, so a re-run replaces it.
-    write_output(scored, output, overwrite=config.overwrite or not config.output_path)
-    grades = scored["risk_grade"].value_counts().sort_index()
-    yield dg.Output(
-        scored,
-        metadata={
-            "batch_id": batch_id,
-            "warehouse": record.message,
-            "rows_scored": len(scored),
-            "model_version": str(risk_model.version),
-            "output_path": dg.MetadataValue.path(str(output)),
-            "decline_rate": dg.MetadataValue.float(
-                round(float((scored["decision"] == "decline").mean()), 4) if len(scored) else 0.0
-            ),
-            "mean_probability_of_default": dg.MetadataValue.float(
-                round(float(scored["probability_of_default"].mean()), 4) if len(scored) else 0.0
-            ),
-            "grades": table(grades.rename_axis("risk_grade").reset_index(name="applications")),
-            "sample": table(scored.round({"probability_of_default": 4})),
-        },
+    result = score_staged(
+        batch, risk_model, output_path=config.output_path or None,
+        # The batch-named default belongs to this batch alone, so a re-run replaces it.
+        overwrite=config.overwrite or not config.output_path, reasons=config.reason_codes,
+        partition_key=context.partition_key, origin="dagster", mode="replace",
+        drift=settings.drift_thresholds(), sample_rows=config.drift_sample_rows,
+    )  # fmt: skip
+    batch.remove()
+    context.log.info(result.outcome.record.message)
+    yield dg.Output(result, metadata=scoring_metadata(result))
+    assert result.drift is not None  # asked for above
+    yield drift_result(result.drift, of_rows=result.summary.n_scored)
+
+
+def scoring_metadata(result: StagedScoring) -> dict[str, Any]:
+    """Counts, rates, grades and the first rows of one scored batch, as the UI shows them."""
+    outcome, summary = result.outcome, result.summary
+    quarantine = (
+        {"quarantine_path": dg.MetadataValue.path(outcome.quarantine_path)} if outcome.quarantine_path else {}
     )
-    yield drift_check(applications, scored, risk_model, settings)
+    return {
+        "batch_id": outcome.batch_id,
+        "warehouse": outcome.record.message,
+        "rows_in": outcome.n_in,
+        "rows_scored": outcome.n_scored,
+        "rows_quarantined": outcome.n_quarantined,
+        "chunks": result.chunks,
+        "model_version": outcome.model_version,
+        "output_path": dg.MetadataValue.path(outcome.output_path),
+        **quarantine,
+        "decline_rate": dg.MetadataValue.float(round(summary.decline_rate, 4)),
+        "mean_probability_of_default": dg.MetadataValue.float(round(summary.mean_probability_of_default, 4)),
+        "grades": table(summary.grade_table()),
+        "sample": table(summary.head.round({"probability_of_default": 4})),
+    }
 
 
 def drift_check(
     applications: pd.DataFrame, scored: pd.DataFrame, risk_model: Any, settings: RiskAppSettings
 ) -> dg.AssetCheckResult:
-    """The batch's drift against the training population the model carries: one sentence, the
-    PSI table, warn or fail. Models packaged before they carried it: the score alone."""
-    reference = list(getattr(risk_model, "metadata", {}).get("extra", {}).get("reference_scores") or [])
-    # Test doubles and older models may carry neither the training rows nor the spec.
-    train = getattr(risk_model, "reference_features", lambda: None)()
-    spec = getattr(risk_model, "dataset_spec", None)
-    report = batch_drift(
-        train, applications, spec, reference, scored["probability_of_default"].to_numpy(),
-        settings.drift_thresholds(),
-    )  # fmt: skip
+    """The drift of `applications` (scored as `scored`) against the training population the model
+    carries: one sentence, the PSI table, warn or fail. Models packaged before they carried it:
+    the score alone."""
+    report = model_drift(
+        risk_model, applications, scored["probability_of_default"].to_numpy(), settings.drift_thresholds()
+    )
+    return drift_result(report, of_rows=len(applications))
+
+
+def drift_result(report: BatchDrift, *, of_rows: int) -> dg.AssetCheckResult:
+    """The `scoring_drift` check of a drift report; `of_rows`: the batch's scored rows, when the
+    report judged a sample of them."""
+    sampled = report.rows < of_rows
+    prefix = f"Judged on a random sample of {report.rows} of {of_rows} scored rows. " if sampled else ""
     return dg.AssetCheckResult(
         check_name="scoring_drift",
         # "Too few rows" is a warning, not a pass: the batch was not judged.
         passed=report.status in ("ok", "warn"),
         severity=dg.AssetCheckSeverity.ERROR if report.status == "fail" else dg.AssetCheckSeverity.WARN,
-        description=report.sentence,
+        description=prefix + report.sentence,
         metadata={
             "status": report.status,
             "rows": report.rows,
+            "rows_scored": of_rows,
             "psi": table(report.table.round(4), 25),
         },
     )

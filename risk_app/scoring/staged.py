@@ -1,0 +1,281 @@
+"""Scoring a file larger than memory in two steps, with what passes between them on disk.
+
+A pipeline that hands work from one step to the next (the Dagster scoring partition:
+`scoring_batch` -> `scored_applications`) cannot pass a whole file's rows between its steps.
+Here the file goes through in chunks twice, and memory holds one chunk at a time:
+
+1. `validate_to_stage` reads the file chunk by chunk (`risk_app.data.load.iter_applications`),
+   validates each chunk (ids repeated across chunks quarantined, as `score_and_record` does),
+   writes the chunk's valid rows and quarantine lines as Parquet parts into a staging folder
+   and returns a `StagedBatch`: the folder, the counts and the batch's identity, small enough
+   to pickle.
+2. `score_staged` scores the staged parts one by one into a `risk_app.scoring.stream.BatchStage`
+   (the scores file written incrementally, the ledger rows staged), records the batch in the
+   warehouse exactly once, publishes the scores (and the quarantine beside them) atomically,
+   and returns a `StagedScoring`: the outcome, a `ScoreSummary` and the drift verdict on a
+   bounded random sample of the batch (`risk_app.scoring.summary`).
+
+Rows in = scored + quarantined is checked chunk by chunk and for the batch.
+
+    batch = validate_to_stage("landing/batch_A.csv", spec, stage_folder("batch_A.csv-3f2a", "run-1"))
+    result = score_staged(batch, model, drift=BatchDriftThresholds())
+    batch.remove()
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from risk_app import paths
+from risk_app.data.validate import QUARANTINE_COLUMNS, ValidationResult
+from risk_app.errors import RiskAppError
+from risk_app.evaluate.batch_drift import BatchDrift, BatchDriftThresholds
+from risk_app.scoring.batch import check_output_suffix, default_quarantine_path
+from risk_app.scoring.output import (
+    _EMPTY_SCORES,
+    DEFAULT_CHUNK_ROWS,
+    OutputExistsError,
+    ScoringOutcome,
+    batch_output_path,
+)
+from risk_app.scoring.stream import BatchStage, RepeatedIds
+from risk_app.scoring.summary import DRIFT_SAMPLE_ROWS, HEAD_ROWS, ScoreSummary, ScoreTally, model_drift
+from risk_app.storage.scores import Origin, ScoredBatch, WriteMode, file_batch_id, record_scored_batch
+
+Staged = Literal["valid", "quarantine"]
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# A stage left by a run that failed after validating is kept for re-execution from the failure;
+# one this old belongs to a run nobody will resume.
+STALE_STAGE_S = 7 * 24 * 3600.0
+
+
+def stage_root() -> Path:
+    return paths.home() / "scoring_stage"
+
+
+def stage_folder(*names: str) -> Path:
+    """`<home>/scoring_stage/<name>/...`, each name made safe for a path."""
+    return stage_root().joinpath(*(_UNSAFE.sub("_", n).strip(".") or "_" for n in names))
+
+
+def prune_stale_stages(max_age_s: float = STALE_STAGE_S) -> list[Path]:
+    """Remove stage folders (two levels under the root) untouched for `max_age_s`; the removed."""
+    removed, cutoff = [], time.time() - max_age_s
+    for folder in stage_root().glob("*/*"):
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def iter_validated(source: Path, spec: Any, chunk_rows: int | None) -> Iterator[ValidationResult]:
+    """The file's chunks validated for scoring (no target needed), an id repeated from an earlier
+    chunk quarantined as the contract's uniqueness check does within one chunk."""
+    from risk_app.data.load import iter_applications
+    from risk_app.data.validate import validate_applications
+
+    repeated = RepeatedIds()
+    for chunk in iter_applications(source, spec, chunk_rows=chunk_rows):
+        checked = validate_applications(chunk, source=str(source), require_target=False, spec=spec)
+        yield repeated.split(checked, chunk, spec.id_column)
+
+
+def score_chunk(validation: ValidationResult, model: Any, reasons: int, stage: BatchStage) -> pd.DataFrame:
+    """Score one validated chunk, check its scores and row accounting, stage it; its scores."""
+    from risk_app import scoring
+    from risk_app.scoring.batch import check_scored_output
+
+    scored = scoring.score_with_reasons(validation.valid, model, top_k=reasons)
+    check_scored_output(scored)
+    if validation.n_in != len(scored) + validation.n_quarantined:
+        raise RiskAppError(f"{validation.source}: scored {len(scored)} + quarantined "
+                           f"{validation.n_quarantined} != {validation.n_in} rows read")  # fmt: skip
+    stage.add(scored, validation)
+    return scored
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """One file validated in chunks: where its parts are staged, its counts and its identity."""
+
+    batch_id: str
+    dataset: str
+    source: str  # as given: quarantine lines and messages name it so
+    source_file: str  # resolved: the warehouse's tag
+    folder: str
+    parts: int
+    n_in: int
+    n_valid: int
+    n_quarantined: int
+    contract_version: str
+    quarantine_head: pd.DataFrame
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The BATCH_COLUMNS values every ledger row of the batch carries."""
+        return {"batch_id": self.batch_id, "dataset": self.dataset, "source_file": self.source_file}
+
+    def part(self, kind: Staged, index: int) -> Path:
+        return Path(self.folder) / f"{kind}-{index:06d}.parquet"
+
+    def chunk(self, index: int) -> ValidationResult:
+        """Chunk `index` as it was validated (its valid rows with their dtypes, its quarantine)."""
+        valid_file, quarantine_file = self.part("valid", index), self.part("quarantine", index)
+        if not valid_file.is_file():
+            raise RiskAppError(
+                f"batch {self.batch_id[:12]}: its validated rows are gone from {self.folder} (they are "
+                "removed once scored); validate the file again (materialize scoring_batch with it)"
+            )
+        valid = pd.read_parquet(valid_file)
+        quarantine = (
+            pd.read_parquet(quarantine_file) if quarantine_file.is_file()
+            else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+        )  # fmt: skip
+        n_bad = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
+        return ValidationResult(
+            source=self.source, valid=valid, quarantine=quarantine, n_in=len(valid) + n_bad,
+            n_valid=len(valid), n_quarantined=n_bad, contract_version=self.contract_version,
+            require_target=False, dataset=self.dataset,
+        )  # fmt: skip
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def validate_to_stage(
+    input_path: str | os.PathLike[str],
+    spec: Any,
+    folder: str | os.PathLike[str],
+    *,
+    batch_id: str | None = None,
+    dataset: str | None = None,
+    chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+) -> StagedBatch:
+    """Validate the file `chunk_rows` rows at a time into Parquet parts under `folder` (emptied
+    first). `batch_id`: the file's sha256 when already known; the file must still have it once
+    read. A failure leaves no folder behind."""
+    from data_contracts.spec import load_spec
+    from risk_app.data.load import check_data_file
+
+    source = check_data_file(input_path)
+    spec = load_spec(spec)
+    batch_id = batch_id or file_batch_id(source)
+    stage = Path(folder)
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    parts = n_in = n_valid = n_quarantined = 0
+    head: list[pd.DataFrame] = []
+    try:
+        for validation in iter_validated(source, spec, chunk_rows):
+            # Written even when empty: scoring a part needs its columns and dtypes.
+            validation.valid.to_parquet(stage / f"valid-{parts:06d}.parquet", index=False)
+            if len(validation.quarantine):
+                validation.quarantine.to_parquet(stage / f"quarantine-{parts:06d}.parquet", index=False)
+                head.append(validation.quarantine.head(HEAD_ROWS))
+                head = [pd.concat(head, ignore_index=True).head(HEAD_ROWS)]
+            parts += 1
+            n_in, n_valid = n_in + validation.n_in, n_valid + validation.n_valid
+            n_quarantined += validation.n_quarantined
+        if file_batch_id(source) != batch_id:
+            raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    quarantine_head = head[0] if head else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+    return StagedBatch(
+        batch_id=batch_id, dataset=dataset or spec.name, source=str(source),
+        source_file=str(source.resolve()), folder=str(stage), parts=parts, n_in=n_in, n_valid=n_valid,
+        n_quarantined=n_quarantined, contract_version=spec.contract_version, quarantine_head=quarantine_head,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StagedScoring:
+    """A staged batch scored, recorded and published: the outcome, its summary, its drift."""
+
+    outcome: ScoringOutcome
+    summary: ScoreSummary
+    drift: BatchDrift | None  # None: not asked for
+    chunks: int
+
+
+def _target(batch: StagedBatch, output_path: str | os.PathLike[str] | None, overwrite: bool) -> Path:
+    target = Path(output_path) if output_path is not None else batch_output_path(batch.source, batch.batch_id)
+    check_output_suffix(target, "output")
+    if output_path is not None and target.exists() and not overwrite:
+        # Refused before scoring anything.
+        raise OutputExistsError(f"{target}: already exists; not overwritten (set overwrite)")
+    return target
+
+
+def score_staged(
+    batch: StagedBatch,
+    model: Any,
+    *,
+    output_path: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    reasons: int = 4,
+    partition_key: str | None = None,
+    origin: Origin = "dagster",
+    mode: WriteMode = "replace",
+    warehouse: str | os.PathLike[str] | None = None,
+    drift: BatchDriftThresholds | None = None,
+    sample_rows: int = DRIFT_SAMPLE_ROWS,
+) -> StagedScoring:
+    """Score `batch` part by part, record it once (`mode`: "replace" its earlier rows, or
+    "append" once), publish `output_path` (default: `batch_output_path`) and, when any row was
+    quarantined, `<output stem>.quarantine.parquet` beside it, each whole or absent.
+    `drift`: judge drift on a seeded random sample of at most `sample_rows` scored rows."""
+    target = _target(batch, output_path, overwrite)
+    tally = ScoreTally(sample_rows=sample_rows)
+    with BatchStage(target, batch.tags) as stage:
+        for index in range(batch.parts):
+            validation = batch.chunk(index)
+            tally.add(validation.valid, score_chunk(validation, model, reasons, stage))
+        if tally.n_scored + batch.n_quarantined != batch.n_in:
+            raise RiskAppError(f"{batch.source}: scored {tally.n_scored} + quarantined "
+                               f"{batch.n_quarantined} != {batch.n_in} rows read")  # fmt: skip
+        record = record_scored_batch(
+            ScoredBatch(
+                batch_id=batch.batch_id, model_version=str(model.version), dataset=batch.dataset,
+                source_file=batch.source_file, scores=stage.ledger_path("scores") or _EMPTY_SCORES,
+                applications=stage.ledger_path("applications"), quarantine=stage.ledger_path("quarantine"),
+                partition_key=partition_key, output_path=str(target), origin=origin, n_in=batch.n_in,
+            ),
+            mode=mode, path=warehouse,
+        )  # fmt: skip
+        quarantine = default_quarantine_path(target) if batch.n_quarantined else None
+        try:
+            stage.publish(overwrite=overwrite, quarantine_path=quarantine)
+        except FileExistsError:
+            raise OutputExistsError(f"{target}: already exists; not overwritten (set overwrite)") from None
+    summary = tally.summary()
+    outcome = ScoringOutcome(
+        batch_id=batch.batch_id, input_path=batch.source, output_path=str(target),
+        quarantine_path=str(quarantine) if quarantine else None, model_version=str(model.version),
+        n_in=batch.n_in, n_scored=summary.n_scored, n_quarantined=batch.n_quarantined,
+        n_declined=summary.n_declined, record=record,
+    )  # fmt: skip
+    report = model_drift(model, tally.sample(), tally.sample_scores(), drift) if drift is not None else None
+    return StagedScoring(outcome=outcome, summary=summary, drift=report, chunks=batch.parts)
+
+
+__all__ = [
+    "StagedBatch",
+    "StagedScoring",
+    "iter_validated",
+    "prune_stale_stages",
+    "score_chunk",
+    "score_staged",
+    "stage_folder",
+    "validate_to_stage",
+]
