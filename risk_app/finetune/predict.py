@@ -47,20 +47,19 @@ def pad_batch(
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         raise ValueError("tokenizer has no pad token; load it through risk_app.models.loader")
-    width = max(len(seq) for seq in sequences)
+    lengths = np.fromiter((len(seq) for seq in sequences), dtype=np.int64, count=len(sequences))
+    width = int(lengths.max())
     if multiple:
         width = -(-width // multiple) * multiple
     left = getattr(tokenizer, "padding_side", "right") == "left"
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        n = len(seq)
-        if left:
-            ids[row, width - n :] = torch.tensor(seq, dtype=torch.long)
-            mask[row, width - n :] = 1
-        else:
-            ids[row, :n] = torch.tensor(seq, dtype=torch.long)
-            mask[row, :n] = 1
+    # One vectorized fill rather than a tensor per row: on a GPU the host builds every batch,
+    # and a Python loop over thousands of rows kept the device waiting. Row-major order of the
+    # real positions is each row's tokens in order, for either padding side.
+    cols = np.arange(width)
+    real = cols >= (width - lengths)[:, None] if left else cols < lengths[:, None]
+    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    ids[real] = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+    ids, mask = torch.from_numpy(ids), torch.from_numpy(real.astype(np.int64))
     return {"input_ids": ids, "attention_mask": mask}
 
 
@@ -115,7 +114,7 @@ def _run_batches(
 ) -> np.ndarray:
     """Logits of every batch, put back in `sequences` order."""
     on_gpu = device.type == "cuda"
-    out: np.ndarray | None = None
+    pieces: list[torch.Tensor] = []
     with torch.inference_mode(), _gpu_autocast(model, device):
         for batch_idx in batches:
             batch = pad_batch(tokenizer, [sequences[i] for i in batch_idx])
@@ -123,11 +122,12 @@ def _run_batches(
                 batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
             else:
                 batch = {k: v.to(device) for k, v in batch.items()}
-            logits = model(**batch).logits.float().cpu().numpy()
-            if out is None:
-                out = np.empty((len(sequences), logits.shape[1]), dtype=np.float32)
-            out[np.asarray(batch_idx)] = logits
-    assert out is not None  # sequences is not empty
+            # Kept on the device: a copy back per batch would make the host wait for every
+            # batch instead of preparing the next one while the GPU computes.
+            pieces.append(model(**batch).logits.float())
+    logits = torch.cat(pieces).cpu().numpy()
+    out = np.empty_like(logits)
+    out[np.concatenate([np.asarray(b) for b in batches])] = logits
     return out
 
 
