@@ -13,7 +13,12 @@ from bitsandbytes.nn import Linear4bit
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.lora import LoraMethod, LoraParams
-from risk_app.finetune.methods.qlora import QLoraMethod, QLoraParams, resolve_compute_dtype
+from risk_app.finetune.methods.qlora import (
+    QLoraMethod,
+    QLoraParams,
+    resolve_compute_dtype,
+    shrink_frozen_embeddings,
+)
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.run_setup import seed_everything
 from risk_app.finetune.trainer import train_classifier
@@ -69,6 +74,22 @@ def test_prepare_refuses_an_unquantized_base(tiny_qwen2: Path) -> None:
     plain, _ = LoraMethod().load_base("tiny-qwen2", LoraParams())
     with pytest.raises(ConfigError, match="needs a 4-bit base"):
         QLoraMethod().prepare(plain, QLoraParams())
+
+
+def test_frozen_embeddings_go_back_to_the_compute_dtype(tiny_qwen2: Path) -> None:
+    from risk_app.models.loader import load_classifier
+
+    model, _ = load_classifier(str(tiny_qwen2), num_labels=2)
+    table = model.get_input_embeddings().weight
+    table.requires_grad_(False)
+    # The CPU's compute dtype is fp32: nothing to shrink.
+    assert not shrink_frozen_embeddings(model, QLoraParams())
+    assert shrink_frozen_embeddings(model, QLoraParams(compute_dtype="bfloat16"))
+    assert model.get_input_embeddings().weight.dtype == torch.bfloat16
+    kept = QLoraParams(compute_dtype="float16", embedding_dtype="float32")
+    assert not shrink_frozen_embeddings(model, kept)
+    table.requires_grad_(True)  # a trained table keeps its dtype
+    assert not shrink_frozen_embeddings(model, QLoraParams(compute_dtype="float16"))
 
 
 def test_cpu_optimizer_choice_comes_from_the_config() -> None:

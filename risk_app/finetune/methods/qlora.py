@@ -68,6 +68,13 @@ class QLoraParams(LoraParams):
     gradient_checkpointing: bool = Field(
         default=True, description="Recompute activations in the backward pass to save memory (slower)."
     )
+    embedding_dtype: Literal["compute", "float32"] = Field(
+        default="compute",
+        description=(
+            "Dtype of the frozen input embeddings: 'compute' = the 4-bit matmuls' dtype (bf16 on "
+            "CUDA: half the memory of peft's fp32 upcast; 1.1 GB saved on a 7B vocabulary)."
+        ),
+    )
 
 
 def resolve_compute_dtype(choice: str, device: torch.device) -> torch.dtype:
@@ -104,6 +111,24 @@ def disable_cpu_inference_repacking(model: torch.nn.Module) -> int:
     for layer in layers:
         layer.support_avx512bf16_for_cpu = False
     return len(layers)
+
+
+def shrink_frozen_embeddings(model: Any, cfg: QLoraParams) -> bool:
+    """Put the frozen input embeddings back in the compute dtype after peft's fp32 upcast.
+
+    `prepare_model_for_kbit_training` upcasts every unquantized weight to fp32 for stable
+    norms; the embedding table is the one large such weight (vocabulary x hidden), it never
+    trains, and a lookup does no arithmetic, so fp32 only doubles its memory. On the CPU the
+    compute dtype is fp32 and nothing changes. Returns whether the table was cast."""
+    embeddings = model.get_input_embeddings()
+    weight = getattr(embeddings, "weight", None)
+    if cfg.embedding_dtype != "compute" or weight is None or weight.requires_grad:
+        return False
+    dtype = resolve_compute_dtype(cfg.compute_dtype, weight.device)
+    if weight.dtype == dtype:
+        return False
+    weight.data = weight.data.to(dtype)
+    return True
 
 
 def _target_device(train_cfg: TrainConfig | None) -> torch.device:
@@ -149,6 +174,7 @@ class QLoraMethod(LoraMethod):
             use_gradient_checkpointing=cfg.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": True},
         )
+        shrink_frozen_embeddings(model, cfg)
         return super().prepare(model, cfg, plan)
 
     def for_inference(self, model: Any, cfg: BaseModel) -> Any:
