@@ -33,7 +33,7 @@ from risk_app import paths
 from risk_app.atomic import atomic_write_bytes
 from risk_app.errors import RiskAppError
 from risk_app.scoring.batch import OUTPUT_COLUMNS, check_output_suffix, default_quarantine_path
-from risk_app.scoring.stream import BatchStage, RepeatedIds
+from risk_app.scoring.stream import BatchStage
 from risk_app.storage.scores import BatchRecord, Origin, ScoredBatch, WriteMode, file_batch_id
 
 # OWASP: cells starting with these are run as formulas by Excel, LibreOffice and Sheets.
@@ -154,22 +154,12 @@ def _score_chunks(
     source: Path, data_spec: Any, model: Any, reasons: int, stage: BatchStage, chunk_rows: int | None
 ) -> tuple[int, int, int, int]:
     """Read, validate, score and stage the file chunk by chunk: (rows in, scored, quarantined, declined)."""
-    from risk_app import scoring
-    from risk_app.data.load import iter_applications
-    from risk_app.data.validate import validate_applications
-    from risk_app.scoring.batch import check_scored_output
+    # The same chunk steps as the two-step (Dagster) path; imported here, it imports this module.
+    from risk_app.scoring.staged import iter_validated, score_chunk
 
-    repeated = RepeatedIds()
     n_in = n_scored = n_quarantined = n_declined = 0
-    for chunk in iter_applications(source, data_spec, chunk_rows=chunk_rows):
-        checked = validate_applications(chunk, source=str(source), require_target=False, spec=data_spec)
-        validation = repeated.split(checked, chunk, data_spec.id_column)
-        scored = scoring.score_with_reasons(validation.valid, model, top_k=reasons)
-        check_scored_output(scored)
-        if validation.n_in != len(scored) + validation.n_quarantined:
-            raise RiskAppError(f"{source}: scored {len(scored)} + quarantined {validation.n_quarantined} "
-                               f"!= {validation.n_in} rows read")  # fmt: skip
-        stage.add(scored, validation)
+    for validation in iter_validated(source, data_spec, chunk_rows):
+        scored = score_chunk(validation, model, reasons, stage)
         n_in += validation.n_in
         n_scored += len(scored)
         n_quarantined += validation.n_quarantined
