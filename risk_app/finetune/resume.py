@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from risk_app.finetune import distributed
+
 TRAINER_STATE = "trainer_state.pt"
 STATE_FILE = "state.safetensors"
 _EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
@@ -73,7 +75,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def trainer_state_bytes(run: Any, best: Any, history: list[dict[str, float]]) -> bytes:
     """Everything besides the weights that the next epoch depends on, serialized."""
     state = {
-        "optimizer": run.optimizer.state_dict(),
+        "optimizer": distributed.optimizer_state(run.model, run.optimizer),  # FSDP: gathered whole
         "scheduler": run.scheduler.state_dict(),
         "shuffler": run.shuffler.get_state(),
         "rng": _rng_state(),
@@ -112,8 +114,8 @@ def restore(run: Any, best: Any, checkpoint_dir: str | Path) -> tuple[int, list[
         return 0, []
     epoch, folder = latest
     state = torch.load(folder / TRAINER_STATE, weights_only=True)
-    run.method.load_state(run.model, load_file(str(folder / STATE_FILE)), run.cfg)
-    run.optimizer.load_state_dict(state["optimizer"])
+    distributed.load_state(run.method, run.model, load_file(str(folder / STATE_FILE)), run.cfg)
+    distributed.load_optimizer_state(run.model, run.optimizer, state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.shuffler.set_state(state["shuffler"])
     _set_rng_state(state["rng"])

@@ -20,13 +20,16 @@ signature, its name in `types.ObjectiveName`, and one entry in `OBJECTIVES` belo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import BaseModel
 
+from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.objectives.frozen_features import frozen_features_fit
@@ -90,4 +93,24 @@ def train_classifier(
     model, tokenizer = method.load_base(config.base_model, cfg, config)
     model = apply_load_levers(model, config.speed, resolve_device(config.device))
     model = method.prepare(model, cfg, plan)
-    return run_objective(method, model, tokenizer, data, config, cfg, checkpoint_dir, progress=progress)
+    result = run_objective(method, model, tokenizer, data, config, cfg, checkpoint_dir, progress=progress)
+    return unsharded(result, method, cfg, config) if distributed.is_sharded(result.model) else result
+
+
+def unsharded(
+    result: TrainResult, method: FineTuneMethod, cfg: BaseModel, config: TrainConfig
+) -> TrainResult:
+    """An FSDP-trained result with, on rank 0, the same weights in an ordinary model.
+
+    What rank 0 does next (save the weights, score the test split) runs in rank 0 alone, and a
+    sharded model's forward would wait for the other ranks. Every rank helps gather the weights;
+    rank 0 rebuilds the model as an artifact is rebuilt (`prepare(load_base(...))`) and loads
+    them. Other ranks, which write nothing, keep their shards."""
+    state = distributed.full_state(method.state_to_save(result.model, cfg))
+    if not distributed.is_main_process():
+        return result
+    device = torch.device(result.device)  # next to rank 0's shards, 1/N of the weights
+    model, _ = method.load_base(config.base_model, cfg, config)
+    model = method.prepare(apply_load_levers(model, config.speed, device), cfg, None)
+    method.load_state(model, state, cfg)
+    return dataclasses.replace(result, model=model.to(device).eval())

@@ -9,11 +9,12 @@ the model, so it holds no GPU and no weights while the ranks train.
 Each rank reads the run folder `start_run` wrote (examples, record with the planned config):
 
 * rank 0 runs `stages.fine_tune` — the MLflow run, the checkpoints, the trained weights, the
-  raw scores and the record — and writes `distributed.json` (world size, backend, strategy,
-  and why, e.g. `full` running DDP rather than FSDP);
+  raw scores and the record — and writes `distributed.json` (world size, backend, strategy:
+  `ddp` for a frozen base, `fsdp` for `full`, and why when it is not the usual one, e.g. `full`
+  with EWC on DDP);
 * every other rank runs the same `train_classifier` on the same data with nothing to write;
-  the supervised loop shards each global batch, synchronizes gradients and gathers the
-  validation logits (`risk_app.finetune.distributed`).
+  the supervised loop shards each global batch, synchronizes gradients (DDP) or shards the
+  weights themselves (FSDP) and gathers the validation logits (`risk_app.finetune.distributed`).
 
 Under Dagster Pipes (`DAGSTER_PIPES_CONTEXT` in the environment), rank 0 sends its epoch lines
 as Pipes log messages and the launch facts as materialization metadata, through the light
@@ -163,7 +164,8 @@ def run_rank(run_dir: Path, *, resume: bool) -> None:
     if config is None:
         raise RiskAppError(f"run {record.run_id} has no planned training config to launch")
     examples = pd.read_parquet(run_dir / stages.EXAMPLES_FILE)
-    facts = distributed.launch_facts(config.method)
+    method = get_method(config.method)
+    facts = distributed.launch_facts(method.name, method.parse_config(config.method_params))
     if not distributed.is_main_process():
         follow_training(examples, config, run_dir, resume=resume)
         return

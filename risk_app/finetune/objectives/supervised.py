@@ -106,7 +106,8 @@ class BestEpoch:
         """Keep this epoch if its AUC is the best so far (strictly better)."""
         if auc > self.auc:
             self.auc, self.epoch, self.proba = auc, epoch, proba
-            state = run.method.state_to_save(run.model, run.cfg)
+            # Under FSDP every rank gathers (collective); only rank 0 keeps the whole tensors.
+            state = distributed.full_state(run.method.state_to_save(run.model, run.cfg))
             self.state = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
             self.epochs_without_gain = 0
         else:
@@ -148,6 +149,8 @@ def setup_run(
     regularizer = method.regularizer(model, tokenizer, data, config, cfg)
     train_ids = encode_texts(tokenizer, data.train_texts, config.max_length)
     train_loss_fn, val_loss_fn = loss_functions(data, config, device)
+    if distributed.choose_strategy(method.name, cfg)[0] == "fsdp":
+        distributed.shard_parameters(model)  # replaces the parameters: before the optimizer
     named = method.trainable_parameters(model)
     if not named:
         raise ConfigError(f"method {method.name!r} left no trainable parameters")
@@ -275,7 +278,8 @@ def validate(run: SupervisedRun) -> tuple[np.ndarray, float, float]:
         return predict_logits(run.model, run.tokenizer, part, config.eval_batch_size, config.max_length)
 
     # Each rank scores its share; the whole split's logits are gathered before the AUC.
-    val_logits = distributed.predict_sharded(predict, data.val_texts)
+    with distributed.full_parameters(run.model):
+        val_logits = distributed.predict_sharded(predict, data.val_texts)
     val_proba = softmax_default(val_logits)
     val_auc = float(roc_auc_score(data.val_labels, val_proba))
     val_loss = float(run.val_loss_fn(torch.from_numpy(val_logits), torch.from_numpy(data.val_labels)))
@@ -297,7 +301,8 @@ def supervised_fit(
     """Train a prepared model on `data`; returns it with the best epoch's weights."""
     started = time.perf_counter()
     run = setup_run(method, model, tokenizer, data, config, cfg)
-    # Under torchrun: DDP, and each rank's share of the global batch's loss; else as they are.
+    # Under torchrun: DDP (FSDP needs no wrapper), and each rank's share of the global batch's
+    # loss; else as they are.
     run.forward = distributed.wrap_model(run.forward)
     run.train_loss_fn = distributed.global_batch_loss(run.train_loss_fn, run.labels)
     best = BestEpoch()
@@ -309,11 +314,8 @@ def supervised_fit(
         record = run_epoch(run, epoch, progress)
         history.append(record)
         best.update(run, epoch, record["val_auc"], record.pop("_val_proba"))
-        if checkpoint_dir is not None and distributed.is_main_process():
-            save_checkpoint(
-                method.state_to_save(model, cfg), Path(checkpoint_dir) / f"epoch-{epoch}", record,
-                extra={TRAINER_STATE: trainer_state_bytes(run, best, history)},
-            )  # fmt: skip
+        if checkpoint_dir is not None:
+            save_epoch_checkpoint(run, best, history, record, Path(checkpoint_dir) / f"epoch-{epoch}")
         epoch_ended(record)
         if progress:
             tqdm.write(
@@ -324,9 +326,22 @@ def supervised_fit(
             stopped_early = epoch < config.epochs
             break
     if best.state is not None and best.epoch != len(history):
-        method.load_state(model, best.state, cfg)
+        distributed.load_state(method, model, best.state, cfg)
     model.eval()
     return build_result(run, history, best, stopped_early, time.perf_counter() - started)
+
+
+def save_epoch_checkpoint(
+    run: SupervisedRun, best: BestEpoch, history: list[dict[str, Any]], record: dict[str, Any], folder: Path
+) -> None:
+    """Rank 0 writes the epoch's checkpoint; under FSDP every rank first helps gather the whole
+    weights and optimizer state (collectives), which rank 0 alone then holds."""
+    if not (distributed.is_main_process() or distributed.is_sharded(run.model)):
+        return
+    state = distributed.full_state(run.method.state_to_save(run.model, run.cfg))
+    trainer_state = trainer_state_bytes(run, best, history)
+    if distributed.is_main_process():
+        save_checkpoint(state, folder, record, extra={TRAINER_STATE: trainer_state})
 
 
 def run_epoch(run: SupervisedRun, epoch: int, progress: bool) -> dict[str, Any]:
