@@ -60,11 +60,15 @@ LADDER: list[tuple[str, dict[str, Any]]] = [
     ("+ bf16 frozen base", {"log_every": 50, "frozen_dtype": "auto", "fused_adamw": "off"}),
     ("+ fused AdamW", {"log_every": 50}),
     ("+ token-budget batches", {"log_every": 50, "token_budget": None}),  # budget set per run
+    ("+ activation checkpointing", {"log_every": 50, "token_budget": None, "activation_checkpointing": True}),
     ("+ Liger kernels", {"log_every": 50, "token_budget": None, "fused_kernels": True}),
     ("+ compile", {"log_every": 50, "token_budget": None, "fused_kernels": True, "compile": True,
                    "pad_to_multiple_of": 64}),
 ]  # fmt: skip
-SHORT_LADDER = ("ours, levers off", "+ fused AdamW", "+ token-budget batches", "+ Liger kernels")
+SHORT_LADDER = (
+    "ours, levers off", "+ fused AdamW", "+ token-budget batches", "+ activation checkpointing",
+    "+ Liger kernels",
+)  # fmt: skip
 
 
 # ---- data and models ---------------------------------------------------------------------
@@ -207,15 +211,16 @@ def plain_train(
 
 # ---- our path ----------------------------------------------------------------------------
 def ours_train(
-    folder: str, method: str, texts: list[str], labels: np.ndarray, speed: dict, args: argparse.Namespace
-) -> dict:
+    folder: str, method: str, texts: list[str], labels: np.ndarray, speed: dict, args: argparse.Namespace,
+    extra: dict | None = None,
+) -> dict:  # fmt: skip
     """Two epochs through `train_classifier`; tokens/s of the second, from the run's history."""
     from risk_app.finetune.config import TrainConfig
     from risk_app.finetune.trainer import train_classifier
 
     method_params: dict[str, Any] = {}
     if method in ("lora", "qlora"):
-        method_params = dict(LORA)
+        method_params = {**LORA, **(extra or {})}
     n_val = min(256, len(texts) // 4)
     config = TrainConfig(
         method=method, method_params=method_params, base_model=folder, epochs=2, learning_rate=1e-4,
@@ -238,6 +243,7 @@ def ladder_for(method: str, quick: bool, budget: int) -> list[tuple[str, dict]]:
     rungs = [(name, dict(s)) for name, s in LADDER if not quick or name in SHORT_LADDER]
     if method == "qlora":  # 4-bit weights and paged 8-bit AdamW: the fused levers do not apply
         rungs = [(n, s) for n, s in rungs if n in ("ours, levers off", "+ token-budget batches")]
+        # qlora checkpoints by default (its method parameter), so that rung is already there.
     for _, speed in rungs:
         if "token_budget" in speed:
             speed["token_budget"] = budget
@@ -351,14 +357,17 @@ def add_mfu(row: dict, folder: str, mean_len: float) -> dict:
     return row
 
 
-def qlora_7b_row(args: argparse.Namespace, tokenizer_src: str, texts: list[str], labels: np.ndarray) -> dict:
+def qlora_7b_row(
+    args: argparse.Namespace, tokenizer_src: str, texts: list[str], labels: np.ndarray, extra: dict
+) -> dict:
     """Peak GPU memory of our QLoRA on a Qwen2-7B-shaped classifier, sequence 256, batch 8."""
     folder = shape_model(Path(args.work) / "qwen2-7b-shape", tokenizer_src, QWEN7B_SHAPE)
-    long_texts = [" ".join([t] * 3) for t in texts[:512]]  # about 256 tokens after truncation
+    long_texts = [" ".join([t] * 3) for t in texts[:320]]  # about 256 tokens after truncation
     sub = argparse.Namespace(**{**vars(args), "batch_size": 8})
-    out = ours_train(str(folder), "qlora", long_texts, labels[:512], {"log_every": 50}, sub)
+    out = ours_train(str(folder), "qlora", long_texts, labels[:320], {"log_every": 50}, sub, extra)
     out.pop("model", None)
-    return {"kind": "qlora-7b", "model": "Qwen2-7B shape", "method": "qlora", "path": "ours", **out}
+    return {"kind": "qlora-7b", "model": "Qwen2-7B shape", "method": "qlora", "path": "ours",
+            "method_params": extra, **out}  # fmt: skip
 
 
 def render(rows: list[dict], label: str) -> str:
@@ -396,8 +405,9 @@ def render(rows: list[dict], label: str) -> str:
         if r["kind"] == "qlora-7b":
             peak, rate = r.get("peak_memory_mb", float("nan")), r.get("tokens_per_second", 0.0)
             failed = f"; failed: {r['error']}" if "error" in r else ""
-            lines += ["", f"QLoRA on a Qwen2-7B-shaped classifier (sequence 256, batch 8): peak GPU memory "
-                      f"{peak:,.0f} MiB, {rate:,.0f} real tokens/s{failed}."]  # fmt: skip
+            params = ", ".join(f"{k}={v}" for k, v in (r.get("method_params") or {}).items()) or "defaults"
+            lines += ["", f"QLoRA on a Qwen2-7B-shaped classifier (sequence 256, batch 8; {params}): peak "
+                      f"GPU memory {peak:,.0f} MiB, {rate:,.0f} real tokens/s{failed}."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -479,8 +489,12 @@ def main(argv: list[str] | None = None) -> None:
         timed(record_scoring, {"path": "scoring"},
               lambda f=folder: {"rows": scoring_rows(f, texts[: args.score_rows], args)})  # fmt: skip
     if args.qlora_7b:
-        timed(record, {"kind": "qlora-7b", "model": "Qwen2-7B shape", "method": "qlora", "path": "ours"},
-              lambda: qlora_7b_row(args, args.smollm2 or str(ensure_tiny()), texts, labels))  # fmt: skip
+        # Default (bf16 frozen embeddings), then peft's fp32 embeddings, so the lever is measured.
+        source = args.smollm2 or str(ensure_tiny())
+        for extra in ({}, {"embedding_dtype": "float32"}):
+            base = {"kind": "qlora-7b", "model": "Qwen2-7B shape", "method": "qlora", "path": "ours"}
+            timed(record, {**base, "method_params": extra},
+                  lambda e=extra: qlora_7b_row(args, source, texts, labels, e))  # fmt: skip
     table = render(rows, machine())
     print(table)
     if args.out:
