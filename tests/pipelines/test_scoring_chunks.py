@@ -150,3 +150,13 @@ def test_the_drift_check_says_when_it_judged_a_sample(
     outcome = result.output_for_node("scored_applications").outcome
     assert Path(outcome.output_path).parent == risk_app_home / "outputs"
     assert Path(outcome.quarantine_path).is_file() and len(pd.read_parquet(outcome.output_path)) == 28
+
+    # The stage went with the run; scoring the partition again alone says what to do.
+    alone = {"ops": {"scored_applications": run_config["ops"]["scored_applications"]}}
+    again = dg.materialize(
+        [dataset_spec, scoring_batch, scored_applications], selection=[scored_applications],
+        partition_key=KEY, run_config=alone,
+        resources=build_resources(), instance=instance, raise_on_error=False,
+    )  # fmt: skip
+    [failure] = [e for e in again.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "validate the file again (materialize scoring_batch" in failure.event_specific_data.error.message
