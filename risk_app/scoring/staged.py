@@ -24,6 +24,7 @@ Rows in = scored + quarantined is checked chunk by chunk and for the batch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -148,7 +149,10 @@ class StagedBatch:
         )  # fmt: skip
 
     def remove(self) -> None:
+        """The staged parts, and the folder above when no other run's stage is left in it."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: another run of the partition is staged
+            Path(self.folder).parent.rmdir()
 
 
 def validate_to_stage(
