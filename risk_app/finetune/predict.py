@@ -132,11 +132,13 @@ def _run_batches(
 
 
 def _gpu_autocast(model: Any, device: torch.device) -> Any:
-    """bf16 autocast on a CUDA device whose model is still in fp32; nothing elsewhere."""
+    """bf16 autocast on a CUDA device whose model still holds fp32 weights; nothing elsewhere.
+
+    Any fp32 weight counts, not only the first: a QLoRA model keeps bf16 embeddings beside
+    its fp32 head and adapters, and without autocast their matmuls meet mismatched dtypes."""
     if device.type != "cuda" or not torch.cuda.is_bf16_supported():
         return contextlib.nullcontext()
-    first = next((p for p in model.parameters() if p.is_floating_point()), None)
-    if first is None or first.dtype != torch.float32:
+    if not any(p.dtype == torch.float32 for p in model.parameters()):
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
