@@ -12,7 +12,9 @@ after the left-out clause, on top of the prefix part of that cache, at its own p
     without C1   [ C2 | C3 | C4 ]             no shared prefix: the whole variant runs
 
 About half the tokens of the variants of a row are skipped, and no variant is tokenized: the
-clauses are tokenized once per distinct value and put together. Both shortcuts are exact, and
+clauses are tokenized once per distinct value and put together. The head reads one token, so
+the last decoder layer of a variant runs in full only there; for its other tokens it stops once
+their keys and values (all later tokens need) are in the cache. These shortcuts are exact, and
 checked rather than assumed:
 
 * tokens: a row is taken only if its clauses' tokens put together equal the tokenizer's tokens
@@ -34,8 +36,9 @@ suffix tokens up to itself.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +73,8 @@ class _Classifier:
     tokenizer: Any
     max_length: int
     calibrator: Any
+    last_layer: nn.Module | None  # the last decoder layer when it can run for one token a row
+    last_layer_index: int
 
 
 def classifier_for_cache(risk_model: Any) -> _Classifier | None:
@@ -106,7 +111,22 @@ def classifier_for_cache(risk_model: Any) -> _Classifier | None:
     probe = tokenizer("a")["input_ids"]
     if probe != tokenizer("a", add_special_tokens=False)["input_ids"]:
         return None  # special tokens around the text: clause pieces cannot simply be joined
-    return _Classifier(model, head, tokenizer, int(risk_model.max_length), risk_model.calibrator)
+    layer, index = _last_decoder_layer(model)
+    return _Classifier(
+        model, head, tokenizer, int(risk_model.max_length), risk_model.calibrator, layer, index
+    )
+
+
+def _last_decoder_layer(model: nn.Module) -> tuple[nn.Module | None, int]:
+    """The last decoder layer and its cache index, when it is a layer of the usual form (it takes
+    the mask, positions, rotary embeddings and cache as keywords: Llama, Qwen2, Mistral ...)."""
+    layers = getattr(getattr(model, "base_model", None), "layers", None)
+    if not isinstance(layers, nn.ModuleList) or not len(layers):
+        return None, 0
+    wanted = {"attention_mask", "position_ids", "position_embeddings", "past_key_values"}
+    if not wanted <= set(inspect.signature(layers[-1].forward).parameters):
+        return None, 0
+    return layers[-1], len(layers) - 1
 
 
 def _sliding(config: Any) -> bool:
@@ -238,12 +258,76 @@ def _suffix_batch(
     causal = torch.ones(s_max, s_max, dtype=torch.bool).tril()[None].expand(b, s_max, s_max)
     allowed = torch.cat([seen_prefix, causal], dim=2)[:, None]
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
-    cls.model(
-        input_ids=ids, past_key_values=cache, position_ids=positions, attention_mask=mask, use_cache=True
-    )
-    every = hook.take()
     last = torch.tensor([len(s) - 1 for s in suffixes])
+    with _last_layer_at(cls, last):
+        cls.model(
+            input_ids=ids, past_key_values=cache, position_ids=positions, attention_mask=mask, use_cache=True
+        )
+    every = hook.take()
     return every[torch.arange(b), last].numpy()
+
+
+class NotExactError(RuntimeError):
+    """The model did something the cached path does not reproduce; the caller scores texts."""
+
+
+class _StopAfterKeys(Exception):
+    """Raised by _KeyRecorder once the layer has computed its keys and values."""
+
+
+class _KeyRecorder:
+    """Stands in for the cache during one layer call: keeps the keys and values the attention
+    hands to `update` (computed exactly as in a normal pass) and stops the layer there."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+
+    def update(self, keys: torch.Tensor, values: torch.Tensor, *args: Any, **kwargs: Any) -> Any:  # noqa: ARG002
+        self.keys, self.values = keys, values
+        raise _StopAfterKeys
+
+
+@contextlib.contextmanager
+def _last_layer_at(cls: _Classifier, last: torch.Tensor) -> Iterator[None]:
+    """Within: the last decoder layer computes its output only at token `last[b]` of each row.
+
+    The head reads nothing else, so the rest of that layer (queries, attention, MLP of every
+    other token) is skipped: the layer runs once on all tokens up to its keys and values, which
+    go into the cache, and once on the one token per row that the head reads."""
+    layer = cls.last_layer
+    if layer is None:
+        yield
+        return
+    original = layer.forward
+    rows = torch.arange(len(last))
+
+    def forward(hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        cache, mask = kwargs["past_key_values"], kwargs["attention_mask"]
+        recorder = _KeyRecorder()
+        with contextlib.suppress(_StopAfterKeys):
+            original(hidden_states, *args, **{**kwargs, "past_key_values": recorder})
+        if not hasattr(recorder, "keys"):  # the layer never handed its keys to the cache
+            raise NotExactError("the last decoder layer did not use its cache")
+        cache.update(recorder.keys, recorder.values, cls.last_layer_index)
+        # The one query per row sees what it saw before; the copy of its own key and value that
+        # its attention appends to the cache is masked (it is already in the suffix slots).
+        own = mask.new_full((len(last), 1, 1, 1), torch.finfo(mask.dtype).min)
+        one = {
+            **kwargs,
+            "attention_mask": torch.cat([mask[rows, :, last][:, :, None], own], dim=3),
+            "position_ids": kwargs["position_ids"][rows, last][:, None],
+            "position_embeddings": tuple(t[rows, last][:, None] for t in kwargs["position_embeddings"]),
+        }
+        out = original(hidden_states[rows, last][:, None], *args, **one)
+        full = hidden_states.new_zeros(hidden_states.shape)
+        full[rows, last] = out[:, 0]
+        return full
+
+    layer.forward = forward
+    try:
+        yield
+    finally:
+        del layer.forward  # the instance attribute; the class's forward shows again
 
 
 def _plain_batches(cls: _Classifier, hook: _HeadLogits, seqs: list[list[int]]) -> np.ndarray:
@@ -342,7 +426,10 @@ def cached_occlusion(
         with torch.inference_mode():
             for begin in range(0, todo.size, block):
                 rows = todo[begin : begin + block]
-                logits = _block_logits(cls, hook, tokens, rows, occluded)
+                try:
+                    logits = _block_logits(cls, hook, tokens, rows, occluded)
+                except NotExactError:
+                    return None
                 if logits is None:
                     return None
                 p_full[rows] = _probability(cls, logits[0])

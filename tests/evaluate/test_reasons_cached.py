@@ -79,6 +79,8 @@ def test_cached_strengths_equal_full_occlusion(
     tiny_qwen2: Path, tmp_path: Path, frame: pd.DataFrame, lora: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = _risk_model(tmp_path, lora)
+    # The cache serves this model, and its last layer runs in full only for the token the head reads.
+    assert occlusion_cache.classifier_for_cache(model).last_layer is not None  # type: ignore[union-attr]
     counts = _count_texts(monkeypatch)
     cached = reason_codes(frame, model, top_k=4, only_declined=False, field_order=ORDER, spec=SPEC)
     texts_cached = sum(counts)
