@@ -8,14 +8,14 @@ after the left-out clause, on top of the prefix part of that cache, at its own p
 
     full text    [ C1 | C2 | C3 | C4 ]        one pass, cache kept
     without C3   [ C1 | C2 ]+[ C4 ]           C4's tokens only, positions after C2
-    without C4   [ C1 | C2 | C3 ]             nothing to run: the full pass's logits after C3
+    without C4   [ C1 | C2 | C3 ]             C3's last token again, on the cache before it
     without C1   [ C2 | C3 | C4 ]             no shared prefix: the whole variant runs
 
 About half the tokens of the variants of a row are skipped, and no variant is tokenized: the
 clauses are tokenized once per distinct value and put together. The head reads one token, so
-the last decoder layer of a variant runs in full only there; for its other tokens it stops once
-their keys and values (all later tokens need) are in the cache. These shortcuts are exact, and
-checked rather than assumed:
+the last decoder layer (of the full pass and of each variant) runs in full only there; for the
+other tokens it stops once their keys and values, which the later tokens need, are computed.
+These shortcuts are exact, and checked rather than assumed:
 
 * tokens: a row is taken only if its clauses' tokens put together equal the tokenizer's tokens
   of its full text (a ByteLevel BPE splits before " Label" at every clause; a tokenizer that
@@ -23,7 +23,9 @@ checked rather than assumed:
 * model: only a plain `*ForSequenceClassification` decoder (or one with LoRA-style PEFT layers
   inside), on the CPU, whose forward takes a cache and whose pooled logits equal its `score`
   head at the last token; anything else (prompt or prefix tuning, a quantum head, a hybrid, a
-  pooled head) returns None and the caller scores every variant as text, as before.
+  pooled head) returns None and the caller scores every variant as text, as before. The
+  caller (`reasons.reason_codes`) also scores one row's texts on every call and drops the
+  cache's numbers if they differ.
 
     scored = cached_occlusion(risk_model, clauses, occluded, full_texts)
     if scored is not None: scored.p_without[scored.exact_rows]  # calibrated, rows x occluded
@@ -195,7 +197,7 @@ class _HeadLogits:
 
 @dataclass
 class _FullPass:
-    logits: list[np.ndarray]  # per row: (n_tokens, n_labels), the head at every position
+    logits: np.ndarray  # (n_rows, n_labels): the head at the last token
     keys: list[torch.Tensor]  # per layer: (n_rows, kv_heads, longest, head_dim)
     values: list[torch.Tensor]
     consistent: bool  # the model's pooled logits equal its head at the last token
@@ -209,7 +211,12 @@ def _full_pass(cls: _Classifier, ids: list[list[int]], hook: _HeadLogits) -> _Fu
     values: list[torch.Tensor] = []
     consistent = True
     for batch in length_batches([len(seq) for seq in ids], FULL_BATCH):
-        out = cls.model(input_ids=torch.tensor([ids[i] for i in batch]), use_cache=True)
+        width = len(ids[batch[0]])
+        positions = torch.arange(width)[None, :].expand(len(batch), width)
+        with _last_layer_at(cls, torch.full((len(batch),), width - 1)):
+            out = cls.model(
+                input_ids=torch.tensor([ids[i] for i in batch]), position_ids=positions, use_cache=True
+            )
         every = hook.take()
         consistent &= torch.allclose(out.logits.float(), every[:, -1], atol=1e-6, rtol=0)
         for layer, cache in enumerate(out.past_key_values.layers):
@@ -219,12 +226,11 @@ def _full_pass(cls: _Classifier, ids: list[list[int]], hook: _HeadLogits) -> _Fu
                 shape = (n, cache.keys.shape[1], longest, cache.keys.shape[3])
                 keys.append(cache.keys.new_zeros(shape))
                 values.append(cache.values.new_zeros(shape))
-            width = cache.keys.shape[2]
             keys[layer][batch, :, :width] = cache.keys
             values[layer][batch, :, :width] = cache.values
         for pos, i in enumerate(batch):
-            logits[i] = every[pos].numpy()
-    return _FullPass(logits, keys, values, consistent)
+            logits[i] = every[pos, -1].numpy()
+    return _FullPass(np.stack(logits), keys, values, consistent)
 
 
 def _suffix_batch(
@@ -287,13 +293,24 @@ class _KeyRecorder:
         raise _StopAfterKeys
 
 
+class _KnownKeys:
+    """Stands in for the cache when the last layer runs for one token a row: its attention gets
+    the keys and values of every token already (its own among them) instead of appending."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self.keys, self.values = keys, values
+
+    def update(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ARG002
+        return self.keys, self.values
+
+
 @contextlib.contextmanager
 def _last_layer_at(cls: _Classifier, last: torch.Tensor) -> Iterator[None]:
     """Within: the last decoder layer computes its output only at token `last[b]` of each row.
 
     The head reads nothing else, so the rest of that layer (queries, attention, MLP of every
-    other token) is skipped: the layer runs once on all tokens up to its keys and values, which
-    go into the cache, and once on the one token per row that the head reads."""
+    other token) is skipped: the layer runs once on all tokens up to their keys and values, and
+    once on the one token per row that the head reads, with those keys and values."""
     layer = cls.last_layer
     if layer is None:
         yield
@@ -308,13 +325,14 @@ def _last_layer_at(cls: _Classifier, last: torch.Tensor) -> Iterator[None]:
             original(hidden_states, *args, **{**kwargs, "past_key_values": recorder})
         if not hasattr(recorder, "keys"):  # the layer never handed its keys to the cache
             raise NotExactError("the last decoder layer did not use its cache")
-        cache.update(recorder.keys, recorder.values, cls.last_layer_index)
-        # The one query per row sees what it saw before; the copy of its own key and value that
-        # its attention appends to the cache is masked (it is already in the suffix slots).
-        own = mask.new_full((len(last), 1, 1, 1), torch.finfo(mask.dtype).min)
+        # Every key and value of the row, its prefix's and all its suffix tokens' (the token the
+        # head reads among them): the one query per row sees exactly what it saw before.
+        keys, values = cache.update(recorder.keys, recorder.values, cls.last_layer_index)
         one = {
             **kwargs,
-            "attention_mask": torch.cat([mask[rows, :, last][:, :, None], own], dim=3),
+            "past_key_values": _KnownKeys(keys, values),
+            # No mask (a full pass, unpadded): the one query per row sees every key, as before.
+            "attention_mask": None if mask is None else mask[rows, :, last][:, :, None],
             "position_ids": kwargs["position_ids"][rows, last][:, None],
             "position_embeddings": tuple(t[rows, last][:, None] for t in kwargs["position_embeddings"]),
         }
@@ -328,17 +346,6 @@ def _last_layer_at(cls: _Classifier, last: torch.Tensor) -> Iterator[None]:
         yield
     finally:
         del layer.forward  # the instance attribute; the class's forward shows again
-
-
-def _plain_batches(cls: _Classifier, hook: _HeadLogits, seqs: list[list[int]]) -> np.ndarray:
-    """Logits at the last token of whole sequences, batched by length (no padding)."""
-    results: list[np.ndarray] = [np.empty(0)] * len(seqs)
-    for batch in length_batches([len(s) for s in seqs], FULL_BATCH):
-        cls.model(input_ids=torch.tensor([seqs[i] for i in batch]), use_cache=False)
-        every = hook.take()
-        for pos, i in enumerate(batch):
-            results[i] = every[pos, -1].numpy()
-    return np.stack(results)
 
 
 # ---- the variants of a block of rows --------------------------------------------------------
@@ -361,22 +368,19 @@ def _block_logits(
     full = _full_pass(cls, ids, hook)
     if not full.consistent:
         return None
-    n_labels = full.logits[0].shape[1]
+    n_labels = full.logits.shape[1]
     out = np.empty((len(rows), len(occluded), n_labels), dtype=np.float32)
     jobs: list[tuple[int, int, int, list[int]]] = []  # (row in block, variant, prefix, suffix)
-    alone: list[tuple[int, int, list[int]]] = []  # variants with no prefix to share
     for i, r in enumerate(rows):
         starts = tokens.starts[r]
         for j, k in enumerate(occluded):
             begin, end = int(starts[k]), int(starts[k + 1])
             if begin == 0:  # the first clause: the next one opens the text without its space
-                alone.append((i, j, tokens.first_alone[r] + ids[i][int(starts[2]) :]))
-            elif end == len(ids[i]):  # the last clause: the full pass already scored its prefix
-                out[i, j] = full.logits[i][begin - 1]
+                jobs.append((i, j, 0, tokens.first_alone[r] + ids[i][int(starts[2]) :]))
+            elif end == len(ids[i]):  # the last clause: its variant is the prefix; rerun its last token
+                jobs.append((i, j, begin - 1, ids[i][begin - 1 : begin]))
             else:
                 jobs.append((i, j, begin, ids[i][end:]))
-    if alone:
-        out[[a[0] for a in alone], [a[1] for a in alone]] = _plain_batches(cls, hook, [a[2] for a in alone])
     # Longest suffixes first, cut by a token budget: the suffixes of a batch differ little in length.
     jobs.sort(key=lambda job: -len(job[3]))
     start = 0
@@ -388,7 +392,7 @@ def _block_logits(
         )
         out[[b[0] for b in batch], [b[1] for b in batch]] = logits
         start += size
-    return np.stack([logits[-1] for logits in full.logits]), out
+    return full.logits, out
 
 
 def _probability(cls: _Classifier, logits: np.ndarray) -> np.ndarray:
