@@ -263,8 +263,10 @@ def plain_scoring(model: Any, tokenizer: Any, texts: list[str], device: torch.de
 
 
 def ours_scoring(model: Any, tokenizer: Any, texts: list[str], device: torch.device) -> float:
-    from risk_app.finetune.predict import predict_proba
+    from risk_app.finetune.predict import cast_for_gpu_inference, predict_proba
 
+    # What load_risk_model(folder, device="cuda") does to a model that will only score.
+    model = cast_for_gpu_inference(model)
     model.eval()
     started = _now(device)
     predict_proba(model, tokenizer, texts, batch_size=64, max_length=256)
@@ -418,13 +420,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--models", default="smollm2,qwen0.5b-shape", help="comma-separated: smollm2, qwen0.5b-shape"
     )
-    p.add_argument("--methods", default="full,lora,qlora", type=lambda s: s.split(","))
+    p.add_argument("--methods", default="full,lora,qlora", type=lambda s: [m for m in s.split(",") if m])
     p.add_argument("--rows", type=int, default=2304, help="training rows per epoch (+ 256 validation)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--token-budget", type=int, default=16384)
     p.add_argument("--score-rows", type=int, default=8192)
     p.add_argument("--quick", action="store_true", help="short ladder for every method")
     p.add_argument("--qlora-7b", action="store_true")
+    p.add_argument(
+        "--qlora-7b-params", type=json.loads, default=[{}, {"embedding_dtype": "float32"}],
+        help="JSON list of qlora method_params, one 7B row each (default: bf16, then fp32 embeddings)",
+    )
+    p.add_argument(
+        "--activation-mib", type=int, default=None,
+        help="GPU inference batches hold about this much activation memory (predict.GPU_ACTIVATION_BYTES)",
+    )
     p.add_argument("--work", default=os.environ.get("BENCH_WORK", "/tmp/gpu_throughput"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None, help="append each row here as a JSON line")
@@ -455,7 +465,11 @@ def main(argv: list[str] | None = None) -> None:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
 
-    texts, labels = load_texts(args.texts, args.rows + 256)
+    if args.activation_mib:
+        from risk_app.finetune import predict
+
+        predict.GPU_ACTIVATION_BYTES = args.activation_mib << 20
+    texts, labels = load_texts(args.texts, max(args.rows + 256, args.score_rows))
     models: dict[str, str] = {}
     if args.smoke:
         from risk_app.models.tiny import ensure_tiny_qwen2
@@ -478,9 +492,11 @@ def main(argv: list[str] | None = None) -> None:
     for name, folder in models.items():
         tok = AutoTokenizer.from_pretrained(folder)
         mean_len = float(np.mean([min(len(ids), 256) for ids in tok(texts[:512])["input_ids"]]))
+        n_train = args.rows + 256  # the scoring rows may be more
         train_rows(
-            name, folder, texts, labels, args, lambda r, f=folder, m=mean_len: record(add_mfu(r, f, m))
-        )
+            name, folder, texts[:n_train], labels[:n_train], args,
+            lambda r, f=folder, m=mean_len: record(add_mfu(r, f, m)),
+        )  # fmt: skip
         # One row per scoring path; a failure becomes one row saying why, as for training.
         def record_scoring(r: dict, model_name: str = name) -> None:
             for row in r.get("rows", [r]):
@@ -491,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.qlora_7b:
         # Default (bf16 frozen embeddings), then peft's fp32 embeddings, so the lever is measured.
         source = args.smollm2 or str(ensure_tiny())
-        for extra in ({}, {"embedding_dtype": "float32"}):
+        for extra in args.qlora_7b_params:
             base = {"kind": "qlora-7b", "model": "Qwen2-7B shape", "method": "qlora", "path": "ours"}
             timed(record, {**base, "method_params": extra},
                   lambda e=extra: qlora_7b_row(args, source, texts, labels, e))  # fmt: skip

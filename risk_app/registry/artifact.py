@@ -40,6 +40,7 @@ from risk_app.atomic import atomic_dir, atomic_write_json
 from risk_app.errors import ModelNotFoundError, RiskAppError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.predict import cast_for_gpu_inference
 from risk_app.finetune.predict import predict_proba as predict_texts_proba
 from risk_app.finetune.registry import get_method
 from risk_app.registry.base_model import PINS_KEY, BaseModelError, pin_base_model, verify_base_model
@@ -397,6 +398,7 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
     model = method.for_inference(model, cfg)
     if device is not None:
         model.to(device)
+        model = cast_for_gpu_inference(model)
     model.eval()
     if metadata.get("extra", {}).get("hybrid"):  # the LLM stacked with a tabular model
         from risk_app.hybrid.model import HybridRiskModel
