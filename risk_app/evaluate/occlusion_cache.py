@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,8 @@ import torch
 from torch import nn
 
 from risk_app.finetune.predict import encode_texts, length_batches, model_device, softmax_default
+
+_log = logging.getLogger(__name__)
 
 # Rows whose full-text caches are kept at a time: the cache of a row is
 # layers x 2 x kv_heads x tokens x head_dim floats (about 100 KB for tiny-qwen2).
@@ -432,7 +435,9 @@ def cached_occlusion(
                 rows = todo[begin : begin + block]
                 try:
                     logits = _block_logits(cls, hook, tokens, rows, occluded)
-                except NotExactError:
+                except (NotExactError, RuntimeError, TypeError, ValueError, IndexError) as exc:
+                    # A shortcut must not fail a batch the text path can score: say so, use that.
+                    _log.warning("reason codes: no prefix cache for %s (%s)", type(cls.model).__name__, exc)
                     return None
                 if logits is None:
                     return None

@@ -127,7 +127,9 @@ def test_rows_whose_text_is_not_their_clauses_keep_the_text_path(
     np.testing.assert_allclose(scored.p_without[:3, 0], model.predict_texts(without_first[:3]), atol=1e-5)
 
 
-def test_models_it_is_not_exact_for_fall_back(tiny_qwen2: Path, tmp_path: Path, frame: pd.DataFrame) -> None:
+def test_models_it_is_not_exact_for_fall_back(
+    tiny_qwen2: Path, tmp_path: Path, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from peft import PromptTuningConfig, TaskType, get_peft_model
 
     clauses = [serialize_frame(frame, field_order=[name]).tolist() for name in ORDER]
@@ -141,6 +143,16 @@ def test_models_it_is_not_exact_for_fall_back(tiny_qwen2: Path, tmp_path: Path, 
     class StackedModel(RiskModel):  # scores texts some other way than its language model
         def predict_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
             return 1.0 - super().predict_texts(texts, batch_size)
+
+    # A model the cache fails on mid-way (here: every variant batch raises) gets the text path.
+    plain = _risk_model(tmp_path, lora=False)
+
+    def broken(*args: object) -> np.ndarray:
+        raise RuntimeError("no such attention mask")
+
+    monkeypatch.setattr(occlusion_cache, "_suffix_batch", broken)
+    assert occlusion_cache.cached_occlusion(plain, clauses, [1, 2], texts) is None
+    monkeypatch.undo()
 
     stacked = _risk_model(tmp_path, lora=False, cls=StackedModel)
     assert occlusion_cache.cached_occlusion(stacked, clauses, [1, 2], texts) is None
