@@ -2,14 +2,16 @@
 
     python bench/reason_codes_cache.py                          # 2,000 rows, tiny default model
     python bench/reason_codes_cache.py --rows 2000 --threads 1 --model /path/to/artifact
+    python bench/reason_codes_cache.py --rows 2000 --command-rows 20000   # the command on 20k rows
 
 One run, in order, on one application file resampled from the German data (fresh ids):
   1. in process, the scoring path's call (`reason_codes` on the declined rows, their scores
      given) with `prefix_cache=False` (every occluded text scored) and with the cache: seconds,
      CPU seconds, declined rows per second, and how far apart the two tables are (largest
      strength difference over every field of every row, same top-4 reason fields);
-  2. `risk-app score` on the file as a user runs it (4 reason codes), one fresh process each,
-     with the cache and with it switched off: wall and CPU seconds, rows per second.
+  2. `risk-app score` on the file (or one of `--command-rows`) as a user runs it (4 reason
+     codes), one fresh process each, with the cache switched off and on: wall and CPU seconds,
+     rows per second.
 
 The table goes to docs/performance.md (section reason-codes-cache). The machine's cores may be
 shared: CPU seconds are the figure other people's load disturbs least.
@@ -101,7 +103,10 @@ def command(model_dir: Path, source: Path, work: Path, cache: bool, threads: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000)
+    parser.add_argument("--rows", type=int, default=2_000, help="Rows of the in-process comparison.")
+    parser.add_argument(
+        "--command-rows", type=int, default=None, help="Rows of the command comparison (default: --rows)."
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch/OMP threads (default: torch's).")
     parser.add_argument("--model", type=Path, default=None, help="Artifact folder (default: train one).")
     parser.add_argument(
@@ -118,8 +123,9 @@ def main() -> None:
     lines, agreement = in_process(model, source)
     for line in lines:
         print(line, flush=True)
+    big = make_file(args.command_rows, work) if args.command_rows else source
     for cache in (False, True):
-        lines.append(command(model, source, work, cache, args.threads))
+        lines.append(command(model, big, work, cache, args.threads))
         print(lines[-1], flush=True)
     write_doc(lines, agreement, args)
 

@@ -150,8 +150,10 @@ def _cached_occlusion(
     scoring that row's texts (checked on every call: a model that slips through the structural
     checks costs one row's texts, not wrong reasons)."""
     # Imported here: it pulls in torch, which a scorer that is not a language model never needs.
-    from risk_app.evaluate.occlusion_cache import cached_occlusion
+    from risk_app.evaluate.occlusion_cache import cached_occlusion, classifier_for_cache
 
+    if classifier_for_cache(risk_model) is None:  # not a model the cache is exact for
+        return None, 0
     text_fields, fields, spec = setup
     clauses = [serialize_frame(subset, field_order=[name], spec=spec).tolist() for name in text_fields]
     occluded = [text_fields.index(name) for name in fields]
