@@ -278,6 +278,7 @@ def agreement(model_dir: Path, source: Path, n: int) -> str:
         only_declined=False,
         field_order=model_fields(model),
         spec=model.dataset_spec,
+        prefix_cache=False,  # every occluded text scored: the reference
     ).wide
     full = full.set_index(full["application_id"].astype(str)).loc[declined.index]
     same = (declined["reason_1_field"] == full["reason_1_field"]).mean()
@@ -288,7 +289,8 @@ def agreement(model_dir: Path, source: Path, n: int) -> str:
         f"Reason codes of the scoring path against full occlusion that scores every text again, on the "
         f"first {n} rows ({len(declined)} declined): same top reason for {same:.1%}, largest strength "
         f"difference {diff:.1e}. They are the same computation: occlusion of every field, with the "
-        "declined rows' scores reused instead of recomputed."
+        "declined rows' scores reused instead of recomputed and the variants run on each row's "
+        "prefix cache (`risk_app/evaluate/occlusion_cache.py`)."
     )
 
 
