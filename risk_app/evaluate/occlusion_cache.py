@@ -13,8 +13,9 @@ after the left-out clause, on top of the prefix part of that cache, at its own p
 
 About half the tokens of the variants of a row are skipped, and no variant is tokenized: the
 clauses are tokenized once per distinct value and put together. The head reads one token, so
-the last decoder layer (of the full pass and of each variant) runs in full only there; for the
-other tokens it stops once their keys and values, which the later tokens need, are computed.
+the last decoder layer (of the full pass and of each variant) runs in full only there; for
+the other tokens it stops once their keys and values, which the later tokens need, are
+computed (`last_token_layer`).
 These shortcuts are exact, and checked rather than assumed:
 
 * tokens: a row is taken only if its clauses' tokens put together equal the tokenizer's tokens
@@ -38,10 +39,9 @@ suffix tokens up to itself.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from risk_app.evaluate.last_token_layer import NotExactError, last_decoder_layer, last_layer_at
 from risk_app.finetune.predict import encode_texts, length_batches, model_device, softmax_default
 
 _log = logging.getLogger(__name__)
@@ -116,22 +117,10 @@ def classifier_for_cache(risk_model: Any) -> _Classifier | None:
     probe = tokenizer("a")["input_ids"]
     if probe != tokenizer("a", add_special_tokens=False)["input_ids"]:
         return None  # special tokens around the text: clause pieces cannot simply be joined
-    layer, index = _last_decoder_layer(model)
+    layer, index = last_decoder_layer(model)
     return _Classifier(
         model, head, tokenizer, int(risk_model.max_length), risk_model.calibrator, layer, index
     )
-
-
-def _last_decoder_layer(model: nn.Module) -> tuple[nn.Module | None, int]:
-    """The last decoder layer and its cache index, when it is a layer of the usual form (it takes
-    the mask, positions, rotary embeddings and cache as keywords: Llama, Qwen2, Mistral ...)."""
-    layers = getattr(getattr(model, "base_model", None), "layers", None)
-    if not isinstance(layers, nn.ModuleList) or not len(layers):
-        return None, 0
-    wanted = {"attention_mask", "position_ids", "position_embeddings", "past_key_values"}
-    if not wanted <= set(inspect.signature(layers[-1].forward).parameters):
-        return None, 0
-    return layers[-1], len(layers) - 1
 
 
 def _sliding(config: Any) -> bool:
@@ -216,7 +205,7 @@ def _full_pass(cls: _Classifier, ids: list[list[int]], hook: _HeadLogits) -> _Fu
     for batch in length_batches([len(seq) for seq in ids], FULL_BATCH):
         width = len(ids[batch[0]])
         positions = torch.arange(width)[None, :].expand(len(batch), width)
-        with _last_layer_at(cls, torch.full((len(batch),), width - 1)):
+        with last_layer_at(cls.last_layer, cls.last_layer_index, torch.full((len(batch),), width - 1)):
             out = cls.model(
                 input_ids=torch.tensor([ids[i] for i in batch]), position_ids=positions, use_cache=True
             )
@@ -268,87 +257,12 @@ def _suffix_batch(
     allowed = torch.cat([seen_prefix, causal], dim=2)[:, None]
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
     last = torch.tensor([len(s) - 1 for s in suffixes])
-    with _last_layer_at(cls, last):
+    with last_layer_at(cls.last_layer, cls.last_layer_index, last):
         cls.model(
             input_ids=ids, past_key_values=cache, position_ids=positions, attention_mask=mask, use_cache=True
         )
     every = hook.take()
     return every[torch.arange(b), last].numpy()
-
-
-class NotExactError(RuntimeError):
-    """The model did something the cached path does not reproduce; the caller scores texts."""
-
-
-class _StopAfterKeys(Exception):
-    """Raised by _KeyRecorder once the layer has computed its keys and values."""
-
-
-class _KeyRecorder:
-    """Stands in for the cache during one layer call: keeps the keys and values the attention
-    hands to `update` (computed exactly as in a normal pass) and stops the layer there."""
-
-    keys: torch.Tensor
-    values: torch.Tensor
-
-    def update(self, keys: torch.Tensor, values: torch.Tensor, *args: Any, **kwargs: Any) -> Any:  # noqa: ARG002
-        self.keys, self.values = keys, values
-        raise _StopAfterKeys
-
-
-class _KnownKeys:
-    """Stands in for the cache when the last layer runs for one token a row: its attention gets
-    the keys and values of every token already (its own among them) instead of appending."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        self.keys, self.values = keys, values
-
-    def update(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ARG002
-        return self.keys, self.values
-
-
-@contextlib.contextmanager
-def _last_layer_at(cls: _Classifier, last: torch.Tensor) -> Iterator[None]:
-    """Within: the last decoder layer computes its output only at token `last[b]` of each row.
-
-    The head reads nothing else, so the rest of that layer (queries, attention, MLP of every
-    other token) is skipped: the layer runs once on all tokens up to their keys and values, and
-    once on the one token per row that the head reads, with those keys and values."""
-    layer = cls.last_layer
-    if layer is None:
-        yield
-        return
-    original = layer.forward
-    rows = torch.arange(len(last))
-
-    def forward(hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        cache, mask = kwargs["past_key_values"], kwargs["attention_mask"]
-        recorder = _KeyRecorder()
-        with contextlib.suppress(_StopAfterKeys):
-            original(hidden_states, *args, **{**kwargs, "past_key_values": recorder})
-        if not hasattr(recorder, "keys"):  # the layer never handed its keys to the cache
-            raise NotExactError("the last decoder layer did not use its cache")
-        # Every key and value of the row, its prefix's and all its suffix tokens' (the token the
-        # head reads among them): the one query per row sees exactly what it saw before.
-        keys, values = cache.update(recorder.keys, recorder.values, cls.last_layer_index)
-        one = {
-            **kwargs,
-            "past_key_values": _KnownKeys(keys, values),
-            # No mask (a full pass, unpadded): the one query per row sees every key, as before.
-            "attention_mask": None if mask is None else mask[rows, :, last][:, :, None],
-            "position_ids": kwargs["position_ids"][rows, last][:, None],
-            "position_embeddings": tuple(t[rows, last][:, None] for t in kwargs["position_embeddings"]),
-        }
-        out = original(hidden_states[rows, last][:, None], *args, **one)
-        full = hidden_states.new_zeros(hidden_states.shape)
-        full[rows, last] = out[:, 0]
-        return full
-
-    layer.forward = forward
-    try:
-        yield
-    finally:
-        del layer.forward  # the instance attribute; the class's forward shows again
 
 
 # ---- the variants of a block of rows --------------------------------------------------------
