@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,10 +82,12 @@ def last_layer_at(layer: nn.Module | None, index: int, last: torch.Tensor) -> It
     if layer is None:
         yield
         return
-    original = layer.forward
+    original, owner = layer.forward, threading.get_ident()
     rows = torch.arange(len(last))
 
     def forward(hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if threading.get_ident() != owner:  # another thread's pass over the same model: as is
+            return original(hidden_states, *args, **kwargs)
         cache, mask = kwargs["past_key_values"], kwargs["attention_mask"]
         recorder = _KeyRecorder()
         with contextlib.suppress(_StopAfterKeys):
@@ -111,4 +114,7 @@ def last_layer_at(layer: nn.Module | None, index: int, last: torch.Tensor) -> It
     try:
         yield
     finally:
-        del layer.forward  # the instance attribute; the class's forward shows again
+        # Ours may have been wrapped meanwhile (another thread): only our own is taken away. A
+        # layer left unwrapped early just runs in full, which gives the same head outputs.
+        if layer.__dict__.get("forward") is forward:
+            del layer.forward  # the instance attribute; the class's forward shows again

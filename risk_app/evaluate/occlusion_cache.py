@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -169,14 +170,17 @@ def row_tokens(cls: _Classifier, clauses: Sequence[Sequence[str]], full_texts: S
 
 # ---- forward passes -----------------------------------------------------------------------
 class _HeadLogits:
-    """Captures the `score` head's output at every position during a forward pass."""
+    """Captures the `score` head's output at every position during this thread's forward passes
+    (another thread scoring with the same model meanwhile is left alone)."""
 
     def __init__(self, head: nn.Module) -> None:
         self.last: torch.Tensor | None = None
+        self._owner = threading.get_ident()
         self._handle = head.register_forward_hook(self._keep)
 
     def _keep(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:  # noqa: ARG002
-        self.last = output
+        if threading.get_ident() == self._owner:
+            self.last = output
 
     def take(self) -> torch.Tensor:
         assert self.last is not None, "the forward pass did not run the score head"
