@@ -47,7 +47,7 @@ def benchmark_verdict(
     values = {name: float(m[rule.metric]) for name, m in benchmarks.items()}
     best_name = max(values, key=values.get) if higher else min(values, key=values.get)  # type: ignore[arg-type]
     best, mine = values[best_name], float(evaluation.test[rule.metric])
-    shortfall = best - mine if higher else mine - best
+    shortfall = -improvement(mine, best, higher)
     if shortfall <= margin:
         return None
     reason = (
