@@ -31,6 +31,7 @@ from risk_app.hybrid.tabular import NoTabularFeaturesError, TabularModel, fit_ta
 from risk_app.registry.artifact import CorruptArtifactError, load_risk_model
 from risk_app.run.register import register_run
 from risk_app.run.stages import calibrated_scores
+from tests.hybrid.conftest import score_tail_from_cli
 
 runner = CliRunner()
 
@@ -87,16 +88,7 @@ def test_register_then_score_a_file_with_reasons_from_the_cli(hybrid_run, risk_a
     record, _, _ = hybrid_run
     registered = register_run(record, model_name="german_credit", benchmark_margin="off")
     version = registered.need("registration").version
-    source = risk_app_home / "new.csv"
-    frame = pd.read_csv(load_spec("german_credit").data_path).drop(columns="creditability")
-    frame.tail(30).to_csv(source, index=False)
-    out = risk_app_home / "scores.parquet"
-    result = runner.invoke(
-        app, ["score", "-i", str(source), "-o", str(out), "--model", str(version), "--reasons", "2"],
-        terminal_width=200,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    scored = pd.read_parquet(out)
+    frame, scored = score_tail_from_cli(risk_app_home, version)
     assert len(scored) == 30 and scored["probability_of_default"].between(0, 1).all()
     assert "+logistic" in str(scored["model_version"].iloc[0]) or str(version) in str(
         scored["model_version"].iloc[0]
@@ -110,7 +102,7 @@ def test_register_then_score_a_file_with_reasons_from_the_cli(hybrid_run, risk_a
 
     mlflow.set_tracking_uri(paths.mlflow_tracking_uri())
     pyfunc = mlflow.pyfunc.load_model(f"models:/german_credit/{version}")
-    p = pyfunc.predict(frame.tail(30).reset_index(drop=True))["probability_of_default"].to_numpy()
+    p = pyfunc.predict(frame.reset_index(drop=True))["probability_of_default"].to_numpy()
     np.testing.assert_allclose(p, scored["probability_of_default"].to_numpy(), atol=1e-6)
 
 

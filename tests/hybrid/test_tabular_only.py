@@ -19,17 +19,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from data_contracts.spec import load_spec
 from pipelines.assets import ALL_ASSETS
-from pipelines.cli import app
 from pipelines.configs import CreditPolicyLaunchpad
 from pipelines.metadata import record_metadata
 from pipelines.resources import build_resources
-from risk_app import workflow
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.hybrid import fit_hybrid, stacker_from_params
 from risk_app.evaluate.model_card import render_model_card
-from risk_app.finetune.config import TrainConfig
 from risk_app.hybrid.config import HybridConfig
 from risk_app.hybrid.model import HybridRiskModel
 from risk_app.hybrid.tabular import with_missing
@@ -40,6 +36,7 @@ from risk_app.run.evaluate import evaluate_run
 from risk_app.run.register import promote_run, register_run
 from risk_app.run.render import summary_rows
 from risk_app.run.stages import calibrated_scores
+from tests.hybrid.conftest import score_tail_from_cli, train_hybrid
 
 runner = CliRunner()
 
@@ -51,13 +48,7 @@ def _rows(valid: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
 
 @pytest.fixture
 def run(small_file: Path, tiny_qwen2: Path):  # type: ignore[no-untyped-def]
-    validation = workflow.ingest_and_validate(small_file)
-    examples = workflow.prepare_examples(validation.valid, seed=7)
-    config = TrainConfig(epochs=1, max_length=96, seed=7)
-    record = workflow.train_run(
-        validation.valid, examples, config, source=str(small_file), progress=False, hybrid="tabular_only"
-    )
-    return record, validation.valid, examples
+    return train_hybrid(small_file, "tabular_only")
 
 
 def test_the_run_deploys_lightgbm_alone_and_reports_name_it(run) -> None:  # type: ignore[no-untyped-def]
@@ -122,15 +113,7 @@ def test_register_score_with_reasons_and_the_champion_checks(run, risk_app_home:
     assert registered.need("registration").decision.promote
     assert promote_run(registered).need("registration").promoted  # the first champion
     version = registered.need("registration").version
-    source, out = risk_app_home / "new.csv", risk_app_home / "scores.parquet"
-    frame = pd.read_csv(load_spec("german_credit").data_path).drop(columns="creditability").tail(30)
-    frame.to_csv(source, index=False)
-    result = runner.invoke(
-        app, ["score", "-i", str(source), "-o", str(out), "--model", str(version), "--reasons", "2"],
-        terminal_width=200,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    scored = pd.read_parquet(out)
+    frame, scored = score_tail_from_cli(risk_app_home, version)
     model = load_risk_model(record.need("artifact").path)
     expected = model.calibrator.transform(model.tabular.predict(frame.reset_index(drop=True)))
     np.testing.assert_allclose(scored["probability_of_default"].to_numpy(), expected, atol=1e-6)
