@@ -12,6 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from data_contracts.spec_model import BOOLEAN_VALUES, RESERVED_COLUMNS, ColumnSpec, ProtectedSpec, _canonical
+from risk_app.storage.sql import SAFE_NAME_RULE, is_safe_name
+
+# Limits that keep a hostile or mistaken spec from taking the validator down.
+MAX_CATEGORIES = 5_000
+MAX_COLUMNS = 2_000
 
 if TYPE_CHECKING:
     from data_contracts.spec_model import DatasetSpec
@@ -19,7 +24,18 @@ if TYPE_CHECKING:
 
 def column_problems(name: str, col: ColumnSpec) -> list[str]:
     """What is wrong within one column: options that do not fit its type, labels that break parsing."""
+    # A column name travels into SQL (the warehouse's tables): only names of a safe shape, and
+    # they are still quoted there (risk_app.storage.sql).
+    if not is_safe_name(name):
+        shown = repr(name[:40]) + ("…" if len(name) > 40 else "")
+        return [f"columns.{shown}: the column name is not allowed: use {SAFE_NAME_RULE}"]
     where = f"columns.{name}"
+    if len(col.categories or {}) > MAX_CATEGORIES:
+        # Each category is a check on every row and a level of every baseline's encoder.
+        return [
+            f"{where}.categories: {len(col.categories or {}):,} categories; at most {MAX_CATEGORIES:,} "
+            "are allowed (declare a column with that many values as type text)"
+        ]
     problems = []
     if col.categories is not None and col.type != "category":
         problems.append(f"{where}.categories: categories are only for category columns, not {col.type}")
@@ -50,6 +66,8 @@ def column_problems(name: str, col: ColumnSpec) -> list[str]:
 def role_problems(spec: DatasetSpec) -> list[str]:
     """What is wrong across columns: id, target, protected, exclude and date roles, reserved names, labels."""
     cols = spec.columns
+    if len(cols) > MAX_COLUMNS:
+        return [f"columns: {len(cols):,} columns; a spec may declare at most {MAX_COLUMNS:,}"]
     problems = []
     if spec.id_column not in cols:
         problems.append(f"id_column: {spec.id_column!r} is not a column; declare it (type text)")

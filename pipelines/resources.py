@@ -11,6 +11,7 @@ from risk_app import paths
 from risk_app.evaluate.batch_drift import BatchDriftThresholds
 from risk_app.registry.promotion import GuardRule, PromotionRule
 from risk_app.run.benchmark_gate import configured_margin
+from risk_app.storage.sql import qualified, quote_ident
 
 
 class ReplaceTableTypeHandler(DuckDBPandasTypeHandler):
@@ -24,9 +25,10 @@ class ReplaceTableTypeHandler(DuckDBPandasTypeHandler):
     def handle_output(self, context, table_slice, obj: pd.DataFrame, connection) -> None:  # noqa: ANN001
         # Empty object columns have no type for DuckDB; declare them as text.
         frame = obj.astype({c: "string" for c in obj.columns if obj[c].dtype == object}) if obj.empty else obj  # noqa: F841 - read by DuckDB by name
-        connection.execute(f"create schema if not exists {table_slice.schema}")
+        connection.execute(f"create schema if not exists {quote_ident(table_slice.schema, 'schema')}")
         connection.execute(
-            f"create or replace table {table_slice.schema}.{table_slice.table} as select * from frame"
+            f"create or replace table {qualified(table_slice.schema, table_slice.table)} "
+            "as select * from frame"
         )
         context.add_output_metadata({"dagster/row_count": len(obj)})
 

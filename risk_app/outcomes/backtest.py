@@ -207,10 +207,10 @@ def record_backtest(book: pd.DataFrame, dataset: str, vintage: str) -> list[Vint
 
 def recorded_backtests(dataset: str, model_version: str | None = None) -> pd.DataFrame:
     """Backtest rows of a data set (optionally one model version), newest vintage first."""
-    where, params = "dataset = ?", [dataset]
+    equals = {"dataset": dataset}
     if model_version is not None:
-        where, params = where + " and model_version = ?", [*params, model_version]
-    rows = store.read_rows(store.BACKTESTS, where, params)
+        equals["model_version"] = model_version
+    rows = store.read_rows(store.BACKTESTS, equals)
     return rows.sort_values(["vintage", "model_version", "grade"], ascending=[False, True, True]).reset_index(
         drop=True
     )

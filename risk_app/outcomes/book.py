@@ -37,6 +37,7 @@ from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.outcomes import store
 from risk_app.storage.scores import warehouse_connection
+from risk_app.storage.sql import qualified
 
 BookStatus = Literal["with_outcome", "pending", "declined"]
 STATUSES: tuple[BookStatus, ...] = ("with_outcome", "pending", "declined")
@@ -68,7 +69,7 @@ def _ledger_frames(dataset: str, path: str | os.PathLike[str] | None) -> tuple[p
             if store.has_table(con, table) and _has_column(con, table, "dataset"):
                 frames.append(
                     con.execute(
-                        f"select * from {store.SCHEMA}.{table} where dataset = ?", [dataset]
+                        f"select * from {qualified(store.SCHEMA, table)} where dataset = ?", [dataset]
                     ).fetchdf()
                 )
             else:
@@ -118,7 +119,7 @@ def labeled_book(
         on=["application_id", "batch_id"],
         how="left",
     )
-    outcomes = store.read_rows(store.OUTCOMES, "dataset = ?", [spec.name], path=path)
+    outcomes = store.read_rows(store.OUTCOMES, {"dataset": spec.name}, path=path)
     outcomes = outcomes.sort_values("recorded_at").drop_duplicates("application_id", keep="first")
     book = book.merge(
         outcomes[["application_id", "outcome_label", "outcome_default", "observation_date"]],

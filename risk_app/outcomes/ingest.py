@@ -35,6 +35,7 @@ from risk_app.errors import DataFileError, RiskAppError
 from risk_app.outcomes import store
 from risk_app.outcomes.book import labeled_book
 from risk_app.storage.scores import file_batch_id, warehouse_connection
+from risk_app.storage.sql import qualified
 
 OutcomeOrigin = Literal["cli", "dagster", "library", "simulation"]
 IngestStatus = Literal["recorded", "already_recorded"]
@@ -219,7 +220,7 @@ def _outcome_rows(
 
 
 def _previous_file(file_id: str, dataset: str, path: str | os.PathLike[str] | None) -> pd.DataFrame:
-    return store.read_rows(store.FILES, "file_id = ? and dataset = ?", [file_id, dataset], path=path)
+    return store.read_rows(store.FILES, {"file_id": file_id, "dataset": dataset}, path=path)
 
 
 def _write_once(
@@ -236,7 +237,8 @@ def _write_once(
         try:
             # Checked again under the lock: two callers with the same file record it once.
             seen = con.execute(
-                f"select count(*) from {store.SCHEMA}.{store.FILES} where file_id = ? and dataset = ?",
+                f"select count(*) from {qualified(store.SCHEMA, store.FILES)} "
+                "where file_id = ? and dataset = ?",
                 [file_id, dataset],
             ).fetchall()[0]
             if seen and seen[0]:
@@ -276,7 +278,7 @@ def add_outcome_file(
     if len(previous):
         first = previous.iloc[0]
         quarantine = store.read_rows(
-            store.QUARANTINE, "file_id = ? and dataset = ?", [file_id, spec.name], path=path
+            store.QUARANTINE, {"file_id": file_id, "dataset": spec.name}, path=path
         )
         return OutcomeFileReport(
             "already_recorded", file_id, spec.name, str(first["source_file"]), int(first["n_in"]),
@@ -284,7 +286,7 @@ def add_outcome_file(
         )  # fmt: skip
     frame = read_outcome_file(source, spec)
     book = labeled_book(spec, path=path)
-    earlier = store.read_rows(store.OUTCOMES, "dataset = ?", [spec.name], path=path)
+    earlier = store.read_rows(store.OUTCOMES, {"dataset": spec.name}, path=path)
     accepted, quarantine = validate_outcomes(frame, str(source), spec, book, earlier)
     now = pd.Timestamp.now(tz="UTC")
     n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
@@ -307,9 +309,8 @@ def add_outcome_file(
 
 def outcome_files(dataset: str | None = None, path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """The outcome files taken in (all data sets, or one), oldest first."""
-    where, params = ("dataset = ?", [dataset]) if dataset else ("", [])
     return (
-        store.read_rows(store.FILES, where, params, path=path)
+        store.read_rows(store.FILES, {"dataset": dataset} if dataset else None, path=path)
         .sort_values("recorded_at")
         .reset_index(drop=True)
     )

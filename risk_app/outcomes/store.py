@@ -18,12 +18,14 @@ transaction, so a reader sees a file's outcomes whole or not at all.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import duckdb
 import pandas as pd
 
 from risk_app.storage.scores import warehouse_connection
+from risk_app.storage.sql import qualified, quote_ident
 
 SCHEMA = "risk"
 FILES, OUTCOMES, QUARANTINE, BACKTESTS = ("outcome_files", "outcomes", "outcome_quarantine", "backtests")
@@ -48,9 +50,9 @@ _DDL: dict[str, str] = {
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the schema and the outcome tables when they are not there yet."""
-    con.execute(f"create schema if not exists {SCHEMA}")
-    for table, columns in _DDL.items():
-        con.execute(f"create table if not exists {SCHEMA}.{table} ({columns})")
+    con.execute(f"create schema if not exists {quote_ident(SCHEMA, 'schema')}")
+    for table, columns in _DDL.items():  # fixed DDL of this module, not user text
+        con.execute(f"create table if not exists {qualified(SCHEMA, table)} ({columns})")
 
 
 def table_columns(table: str) -> list[str]:
@@ -68,7 +70,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame)
     ordered = frame[table_columns(table)]
     con.register("_outcome_rows", ordered)
     try:
-        con.execute(f"insert into {SCHEMA}.{table} by name select * from _outcome_rows")
+        con.execute(f"insert into {qualified(SCHEMA, table)} by name select * from _outcome_rows")
     finally:
         con.unregister("_outcome_rows")
 
@@ -82,14 +84,17 @@ def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def read_rows(
-    table: str, where: str = "", params: list[Any] | None = None, path: str | os.PathLike[str] | None = None
+    table: str, equals: Mapping[str, Any] | None = None, path: str | os.PathLike[str] | None = None
 ) -> pd.DataFrame:
-    """Rows of an outcome table (all its columns; empty with those columns when it is absent)."""
+    """Rows of an outcome table whose columns equal `equals` (all rows when empty); all its columns,
+    and an empty frame with those columns when the table is absent."""
+    equals = dict(equals or {})
     with warehouse_connection(path) as con:
         if not has_table(con, table):
             return pd.DataFrame(columns=table_columns(table))
-        sql = f"select * from {SCHEMA}.{table}" + (f" where {where}" if where else "")
-        return con.execute(sql, params or []).fetchdf()
+        where = " and ".join(f"{quote_ident(column)} = ?" for column in equals)
+        sql = f"select * from {qualified(SCHEMA, table)}" + (f" where {where}" if where else "")
+        return con.execute(sql, list(equals.values())).fetchdf()
 
 
 def replace_backtest(
@@ -101,7 +106,8 @@ def replace_backtest(
         con.begin()
         try:
             con.execute(
-                f"delete from {SCHEMA}.{BACKTESTS} where dataset = ? and vintage = ?", [dataset, vintage]
+                f"delete from {qualified(SCHEMA, BACKTESTS)} where dataset = ? and vintage = ?",
+                [dataset, vintage],
             )
             insert_rows(con, BACKTESTS, rows)
             con.commit()
@@ -117,11 +123,11 @@ def write_book_table(book: pd.DataFrame, dataset: str, path: str | os.PathLike[s
     # Empty object columns have no type for DuckDB; declare them as text.
     frame = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
     with warehouse_connection(path) as con:
-        con.execute(f"create schema if not exists {SCHEMA}")
+        con.execute(f"create schema if not exists {quote_ident(SCHEMA, 'schema')}")
         con.begin()
         try:
             con.register("_book", frame)
-            con.execute(f"create or replace table {SCHEMA}.{BOOK} as select * from _book")
+            con.execute(f"create or replace table {qualified(SCHEMA, BOOK)} as select * from _book")
             con.unregister("_book")
             con.commit()
         except BaseException:

@@ -193,14 +193,11 @@ class BatchStage:
         self._finish_scores()
         staged_q = self.ledger_path("quarantine")
         if quarantine_path is not None and staged_q is not None:
-            columns = ", ".join(f'"{c}"' for c in QUARANTINE_COLUMNS)
-            source = str(staged_q).replace("'", "''")
+            # The relation API: neither path becomes SQL text.
             with atomic_file(quarantine_path, overwrite=True) as tmp, duckdb.connect() as con:
-                out = str(tmp).replace("'", "''")
-                con.execute(
-                    f"copy (select {columns} from read_parquet('{source}', union_by_name = true) "
-                    f"order by row_number) to '{out}' (format parquet)"
-                )
+                rows = con.read_parquet(str(staged_q), union_by_name=True)
+                columns = [duckdb.ColumnExpression(c) for c in QUARANTINE_COLUMNS]
+                rows.select(*columns).order("row_number").write_parquet(str(tmp))
         with atomic_file(self.target, overwrite=overwrite) as tmp:
             os.replace(self.scores_file, tmp)
 

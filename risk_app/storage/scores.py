@@ -39,6 +39,7 @@ from risk_app import paths
 from risk_app.errors import RiskAppError
 from risk_app.storage.hashing import sha256_file
 from risk_app.storage.locks import file_lock
+from risk_app.storage.sql import qualified, quote_ident, sql_type
 
 SCHEMA = "risk"
 BATCHES, SCORES, APPLICATIONS, QUARANTINE = (
@@ -149,18 +150,21 @@ def _retire_legacy(con: duckdb.DuckDBPyConnection, table: str) -> None:
     columns = _columns(con, table)
     if columns and "batch_id" not in columns:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-        con.execute(f'alter table {SCHEMA}."{table}" rename to "{table}_before_ledger_{stamp}"')
+        con.execute(
+            f"alter table {qualified(SCHEMA, table)} "
+            f"rename to {quote_ident(f'{table}_before_ledger_{stamp}', 'table')}"
+        )
 
 
-def _parquet_sql(path: Path) -> str:
-    quoted = str(path).replace("'", "''")
-    return f"read_parquet('{quoted}', union_by_name = true)"
+def _parquet(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation:
+    """Staged Parquet file(s) (a path or a glob) as a relation: the path never becomes SQL text."""
+    return con.read_parquet(str(path), union_by_name=True)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | Path) -> None:
     """Insert rows by column name, adding columns the table does not have yet."""
     if isinstance(frame, Path):
-        con.execute(f"create or replace temp view _incoming as select * from {_parquet_sql(frame)}")
+        _parquet(con, frame).create_view("_incoming", replace=True)
     else:
         # Empty object columns have no type for DuckDB; declare them as text.
         incoming = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
@@ -168,15 +172,18 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | Pa
     try:
         existing = _columns(con, table)
         if not existing:
-            con.execute(f'create table {SCHEMA}."{table}" as select * from _incoming')
+            con.execute(f"create table {qualified(SCHEMA, table)} as select * from _incoming")
             return
         types = dict(
             con.execute("select column_name, column_type from (describe select * from _incoming)").fetchall()
         )
         for column in types:  # the incoming columns, in order
             if column not in existing:
-                con.execute(f'alter table {SCHEMA}."{table}" add column "{column}" {types[column]}')
-        con.execute(f'insert into {SCHEMA}."{table}" by name select * from _incoming')
+                con.execute(
+                    f"alter table {qualified(SCHEMA, table)} "
+                    f"add column {quote_ident(column)} {sql_type(types[column])}"
+                )
+        con.execute(f"insert into {qualified(SCHEMA, table)} by name select * from _incoming")
     finally:
         if isinstance(frame, Path):
             con.execute("drop view if exists _incoming")
@@ -202,16 +209,14 @@ def _facts(batch: ScoredBatch) -> tuple[int, int, Any]:
     """(rows scored, rows quarantined, first scored_at) of frames or of staged Parquet files."""
     scores, quarantine = batch.scores, batch.quarantine
     if isinstance(scores, Path):
-        sql = f"select count(*), min(scored_at) from {_parquet_sql(scores)}"
         with duckdb.connect() as con:  # in memory: only reads the staged files
-            n_scored, scored_at = con.execute(sql).fetchone()
+            n_scored, scored_at = _parquet(con, scores).aggregate("count(*), min(scored_at)").fetchall()[0]
     else:
         n_scored = len(scores)
         scored_at = scores["scored_at"].iloc[0] if n_scored and "scored_at" in scores else None
     if isinstance(quarantine, Path):
-        sql = f"select count(distinct row_number) from {_parquet_sql(quarantine)}"
         with duckdb.connect() as con:
-            n_quarantined = con.execute(sql).fetchone()[0]
+            n_quarantined = _parquet(con, quarantine).aggregate("count(distinct row_number)").fetchall()[0][0]
     elif quarantine is not None and "row_number" in quarantine:
         n_quarantined = quarantine["row_number"].nunique()
     else:
@@ -243,7 +248,7 @@ def _previous(con: duckdb.DuckDBPyConnection, batch_id: str, model_version: str)
     if not _columns(con, BATCHES):
         return None
     found = con.execute(
-        f'select * from {SCHEMA}."{BATCHES}" where batch_id = ? and model_version = ? '
+        f"select * from {qualified(SCHEMA, BATCHES)} where batch_id = ? and model_version = ? "
         "order by recorded_at limit 1",
         [batch_id, model_version],
     ).fetchdf()
@@ -255,11 +260,11 @@ def _delete_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
     for table in (BATCHES, SCORES, APPLICATIONS, QUARANTINE):
         if "batch_id" in _columns(con, table):
             count = con.execute(
-                f'select count(*) from {SCHEMA}."{table}" where batch_id = ?', [batch_id]
-            ).fetchone()
+                f"select count(*) from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id]
+            ).fetchall()[0]
             if table == SCORES and count:
                 removed = int(count[0])
-            con.execute(f'delete from {SCHEMA}."{table}" where batch_id = ?', [batch_id])
+            con.execute(f"delete from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id])
     return removed
 
 
@@ -274,7 +279,7 @@ def record_scored_batch(
     if not batch.batch_id or not batch.model_version:
         raise RiskAppError("record_scored_batch: batch_id and model_version are required")
     with warehouse_connection(path, timeout_s=timeout_s) as con:
-        con.execute(f"create schema if not exists {SCHEMA}")
+        con.execute(f"create schema if not exists {quote_ident(SCHEMA, 'schema')}")
         con.begin()
         try:
             for table in (BATCHES, SCORES, APPLICATIONS, QUARANTINE):
@@ -314,7 +319,7 @@ def scoring_ledger(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     with warehouse_connection(path) as con:
         if not _columns(con, BATCHES):
             return pd.DataFrame(columns=["batch_id", "model_version", "dataset", "source_file", "n_scored"])
-        return con.execute(f'select * from {SCHEMA}."{BATCHES}" order by recorded_at').fetchdf()
+        return con.execute(f"select * from {qualified(SCHEMA, BATCHES)} order by recorded_at").fetchdf()
 
 
 def scored_rows_per_batch(path: str | os.PathLike[str] | None = None) -> dict[str, int]:
@@ -322,7 +327,8 @@ def scored_rows_per_batch(path: str | os.PathLike[str] | None = None) -> dict[st
     with warehouse_connection(path) as con:
         if "batch_id" not in _columns(con, SCORES):
             return {}
-        rows = con.execute(f'select batch_id, count(*) from {SCHEMA}."{SCORES}" group by 1').fetchall()
+        sql = f"select batch_id, count(*) from {qualified(SCHEMA, SCORES)} group by 1"
+        rows = con.execute(sql).fetchall()
     return {str(batch_id): int(n) for batch_id, n in rows}
 
 

@@ -9,7 +9,6 @@ the new one, never a half-written one.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,8 @@ import duckdb
 import pandas as pd
 
 from risk_app import paths
-from risk_app.errors import ConfigError, RiskAppError
-
-# Plain SQL identifiers only: names are interpolated into SQL, so this is also the injection guard.
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+from risk_app.errors import RiskAppError
+from risk_app.storage.sql import check_name, quote_ident
 
 
 class TableNotFoundError(RiskAppError):
@@ -28,11 +25,8 @@ class TableNotFoundError(RiskAppError):
 
 
 def check_table_name(name: str) -> str:
-    if not isinstance(name, str) or not _TABLE_NAME.match(name):
-        raise ConfigError(
-            f"invalid table name {name!r}: use letters, digits and underscores, starting with a letter or _"
-        )
-    return name
+    """`name` when it may name a warehouse table (`risk_app.storage.sql.SAFE_NAME`), else ConfigError."""
+    return check_name(name, "table")
 
 
 def _resolve(path: str | os.PathLike[str] | None) -> Path:
@@ -49,7 +43,7 @@ def write_table(name: str, df: pd.DataFrame, path: str | os.PathLike[str] | None
         con.begin()
         try:
             con.register("_incoming", df)
-            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _incoming')
+            con.execute(f"CREATE OR REPLACE TABLE {quote_ident(name, 'table')} AS SELECT * FROM _incoming")
             con.unregister("_incoming")
             con.commit()
         except BaseException:
@@ -79,7 +73,7 @@ def read_table(name: str, path: str | os.PathLike[str] | None = None) -> pd.Data
     target = _resolve(path)
     if name not in list_tables(target):
         raise TableNotFoundError(f"{target}: no table '{name}' in the warehouse")
-    return query(f'SELECT * FROM "{name}"', path=target)
+    return query(f"SELECT * FROM {quote_ident(name, 'table')}", path=target)
 
 
 def query(
