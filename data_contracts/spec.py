@@ -40,6 +40,7 @@ from data_contracts.spec_model import (
     TargetSpec,
     Unit,
 )
+from data_contracts.spec_yaml import SpecYamlError, load_spec_yaml
 
 SPEC_FILE_NAME = "spec.yaml"
 
@@ -72,7 +73,9 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
 def parse_spec(text: str, source: str | Path = "<spec>") -> DatasetSpec:
     """A spec from YAML text; `source` names the file in every error message."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_spec_yaml(text)
+    except SpecYamlError as exc:
+        raise SpecError(source, [f"<spec>: {exc}"]) from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""

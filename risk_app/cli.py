@@ -82,10 +82,12 @@ def validate(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet file.")],
     dataset: Annotated[str, typer.Option(help="Data set: a built-in name or a spec file.")] = DEFAULT_DATASET,
 ) -> None:
-    """Check a file against a data set's contract and show what would be quarantined."""
+    """Check a file against a data set's contract and show what would be quarantined.
+
+    A file with the target column is checked as training data (the same checks as `train`)."""
     from risk_app.workflow import ingest_and_validate
 
-    result = ingest_and_validate(input, require_target=False, spec=dataset)
+    result = ingest_and_validate(input, require_target=None, spec=dataset)
     console.print(f"{input}: {result.n_in} rows: {result.n_valid} valid, {result.n_quarantined} quarantined")
     if result.n_quarantined:
         print_table("First failures", result.quarantine.head(20).to_dict("records"))

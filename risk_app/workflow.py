@@ -42,9 +42,17 @@ from risk_app.run.stages import (
 )
 
 
-def ingest_and_validate(path: str | Path, require_target: bool = True, spec: Any = None) -> ValidationResult:
-    """Load a CSV/Parquet file and split it into contract-valid rows and quarantined rows."""
+def ingest_and_validate(
+    path: str | Path, require_target: bool | None = True, spec: Any = None
+) -> ValidationResult:
+    """Load a CSV/Parquet file and split it into contract-valid rows and quarantined rows.
+
+    `require_target=None` decides from the file: a file that holds the target column is checked
+    as training data (labels required, and the positive label must occur), else as scoring data.
+    """
     frame = load_applications(path, spec=spec)
+    if require_target is None:
+        require_target = load_spec(spec).target.column in frame.columns
     return validate_applications(frame, source=str(path), require_target=require_target, spec=spec)
 
 
