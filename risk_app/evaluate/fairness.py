@@ -6,6 +6,12 @@ the adverse impact ratio (AIR = group approval rate / most-favoured group's appr
 the decline-rate difference against a reference value. A group with AIR < 0.8 is flagged: that
 is the four-fifths rule regulators use as a first screen for disparate impact.
 
+The comparison group (the denominator of every AIR of a grouping) is the most-favoured value
+among those with at least `min_group_size` applicants (30 by default): a group of one applicant
+who happened to be approved would otherwise make every large group look disfavoured. Only when
+no value of a grouping has that many applicants is the most-favoured of all values used, and
+the notes say so. Values are shown as the spec's category texts ("married", not "1").
+
 Each AIR comes with a 95 % interval by the Katz log method for a ratio of two independent
 proportions: log(AIR) +- 1.96 * sqrt((1 - p_g)/a_g + (1 - p_f)/a_f), with p the approval rates and
 a the approval counts of the group and of the most-favoured group (0.5 added to every cell of the
@@ -32,7 +38,7 @@ Any other column of the frame can be named as a grouping too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,7 +163,14 @@ def group_values(df: pd.DataFrame, group: str, spec: DatasetSpec | str | None = 
     missing = np.flatnonzero(values.isna().to_numpy())
     if missing.size:
         raise RiskAppError(f"{_row_name(df, int(missing[0]))}: field {column} is missing")
-    return values.astype(str).rename(group)
+    return values.astype(str).map(_category_texts(spec, column)).rename(group)
+
+
+def _category_texts(spec: DatasetSpec, column: str) -> Callable[[str], str]:
+    """A mapper from a category's stored value to the text the spec gives it (itself when none)."""
+    col = spec.columns.get(column)
+    texts = dict(col.categories or {}) if col is not None and col.type == "category" else {}
+    return lambda value: texts.get(value, value)
 
 
 def _group_order(group: str, spec: DatasetSpec) -> dict[str, int] | None:
@@ -199,13 +212,17 @@ def _checked_inputs(
 
 
 def _grouping_with_reference(
-    df: pd.DataFrame, approved: np.ndarray, group: str, spec: Any, air_limit: float, reference: dict
-) -> tuple[pd.DataFrame, tuple[str, float], str]:
+    df: pd.DataFrame, approved: np.ndarray, group: str, spec: Any, air_limit: float, reference: dict,
+    min_group_size: int,
+) -> tuple[pd.DataFrame, tuple[str, float], str]:  # fmt: skip
     """One grouping's table with decline-rate differences to its reference value."""
-    stats = _grouping_table(df, approved, group, spec, air_limit)
-    top = stats.loc[stats["approval_rate"].idxmax()]
+    stats = _grouping_table(df, approved, group, spec, air_limit, min_group_size)
+    top = stats.loc[stats["is_most_favoured"]].iloc[0]
     favoured = (str(top["value"]), float(top["approval_rate"]))
     ref = reference.get(group, favoured[0])
+    item = next((p for p in spec.protected if p.group_name == group), None)
+    if item is None or (item.edges is None and item.groups is None):
+        ref = _category_texts(spec, item.column if item else group)(ref)  # a stored code names its text
     if ref not in set(stats["value"]):
         raise RiskAppError(
             f"fairness_report: reference {group}={ref!r} not found; values are {stats['value'].tolist()}"
@@ -269,8 +286,9 @@ def fairness_report(
     """Approval/decline rates, adverse impact ratio and flags per protected group.
 
     `reference` picks, per grouping, the value decline-rate differences are measured against;
-    by default it is the most-favoured value (highest approval rate). Groups smaller than
-    `min_group_size` are still reported and flagged, with a note that the rate is noisy.
+    by default it is the most-favoured value (highest approval rate) among values with at least
+    `min_group_size` applicants, which is also every AIR's denominator (module docstring).
+    Smaller groups are still reported and flagged, with a note that the rate is noisy.
     `groups` defaults to the spec's protected groupings (`protected[].name`, else the column).
     """
     spec = load_spec(spec)
@@ -281,7 +299,7 @@ def fairness_report(
     frames, references, favoured = [], {}, {}
     for group in groups:
         stats, favoured[group], references[group] = _grouping_with_reference(
-            df, approved, group, spec, air_limit, reference
+            df, approved, group, spec, air_limit, reference, min_group_size
         )
         frames.append(stats)
     table = pd.concat(frames, ignore_index=True)
@@ -298,9 +316,12 @@ def fairness_report(
 
 
 def _grouping_table(
-    df: pd.DataFrame, approved: np.ndarray, group: str, spec: DatasetSpec, air_limit: float
+    df: pd.DataFrame, approved: np.ndarray, group: str, spec: DatasetSpec, air_limit: float, min_n: int
 ) -> pd.DataFrame:
-    """One grouping's rows: n, approvals, rates, AIR against the most favoured, its interval, flag."""
+    """One grouping's rows: n, approvals, rates, AIR against the most favoured, its interval, flag.
+
+    The most favoured is the highest approval rate among values with at least `min_n` rows (the
+    highest of all values when none is that large)."""
     values = group_values(df, group, spec).to_numpy()
     stats = (
         pd.DataFrame({"value": values, "approved": approved})
@@ -314,10 +335,12 @@ def _grouping_table(
     stats.insert(0, "group", group)
     stats["approval_rate"] = stats["approvals"] / stats["n"]
     stats["decline_rate"] = 1.0 - stats["approval_rate"]
-    best = stats["approval_rate"].max()
+    eligible = stats[stats["n"] >= min_n] if (stats["n"] >= min_n).any() else stats
+    top = stats.loc[eligible["approval_rate"].idxmax()]
+    stats["is_most_favoured"] = stats["value"] == top["value"]
+    best = float(top["approval_rate"])
     # All declined: nobody is favoured, and AIR has no meaning.
     stats["adverse_impact_ratio"] = stats["approval_rate"] / best if best > 0 else np.nan
-    top = stats.loc[stats["approval_rate"].idxmax()]
     intervals = [
         air_interval(int(a), int(n), int(top["approvals"]), int(top["n"]))
         if best > 0 and v != top["value"]

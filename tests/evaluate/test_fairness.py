@@ -78,12 +78,31 @@ def test_default_groups_are_the_specs_protected_groupings() -> None:
     cards = pd.DataFrame({"MARRIAGE": ["1", "2", "2", "3"] * 10})
     other = fairness_report(cards, np.linspace(0, 1, 40), 0.5, spec="uci_credit_card")
     assert set(other.table["group"]) == {"marital_status"}
-    assert set(other.table["value"]) == {"1", "2", "3"}
+    # Shown as the spec's texts, not the stored codes (issue 21 §4).
+    assert set(other.table["value"]) == {"married", "single", "other"}
+
+
+def test_the_comparison_group_has_enough_applicants() -> None:
+    """A group of one approved applicant is not the yardstick for 439 others (issue 21 §4)."""
+    cards = pd.DataFrame({"MARRIAGE": ["3"] + ["1"] * 439 + ["2"] * 200})
+    # Everyone in the small group is approved; 60 % of 'married', 70 % of 'single'.
+    p = np.r_[[0.1], np.where(np.arange(439) < 263, 0.1, 0.9), np.where(np.arange(200) < 140, 0.1, 0.9)]
+    report = fairness_report(cards, p, 0.5, spec="uci_credit_card")
+    table = report.table.set_index("value")
+    assert report.summary["groups"]["marital_status"]["most_favoured"] == "single"
+    assert table.loc["married", "adverse_impact_ratio"] == pytest.approx((263 / 439) / 0.7)
+    assert not table.loc["married", "flagged"]  # 0.856: above four-fifths once measured against 200
+    assert table.loc["other", "adverse_impact_ratio"] == pytest.approx(1 / 0.7)
+    assert "too few applicants" not in table.loc["married", "note"]
+    # A reference named by its stored code finds its row.
+    coded = fairness_report(cards, p, 0.5, spec="uci_credit_card", reference={"marital_status": "1"})
+    assert coded.references == {"marital_status": "married"}
 
 
 def test_four_fifths_flags_only_the_group_below_point_eight() -> None:
     df, p = constructed_case()
-    report = fairness_report(df, p, threshold=0.5)
+    # Every value here has at least 25 applicants: all may be the comparison group.
+    report = fairness_report(df, p, threshold=0.5, min_group_size=25)
     table = report.table.set_index(["group", "value"])
 
     assert table.loc[("foreign_worker", "yes"), "approval_rate"] == pytest.approx(54 / 70)
@@ -124,7 +143,11 @@ def test_any_column_can_be_a_group_and_real_data_runs() -> None:
     assert set(report.table["group"]) == {"age_band", "sex", "foreign_worker", "housing"}
     for group, frame in report.table.groupby("group"):
         assert frame["n"].sum() == 300, group
-        assert frame["adverse_impact_ratio"].max() == pytest.approx(1.0)
+        # The comparison group (AIR 1) has at least 30 applicants; a smaller one may lie above it.
+        favoured = frame[frame["is_most_favoured"]]
+        assert len(favoured) == 1 and favoured["adverse_impact_ratio"].iloc[0] == pytest.approx(1.0)
+        assert favoured["n"].iloc[0] >= 30 or (frame["n"] < 30).all()
+        assert frame.loc[frame["n"] >= 30, "adverse_impact_ratio"].max() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
@@ -208,22 +231,27 @@ def test_a_clear_pass_is_not_flagged() -> None:
     assert report.flags == [] and not report.table["flagged"].any() and report.notes == []
 
 
-def test_a_small_reference_group_is_noted_even_when_nothing_is_flagged() -> None:
-    # foreign_worker = no with n = 4, all approved: every ratio divides by a rate from 4 people.
-    df, p = synthetic_groups(300, 4, 0.85, 1.0)
-    report = fairness_report(df, p, 0.5, groups=("foreign_worker",), min_group_size=30)
-    assert report.flags == []
-    assert report.notes == [
-        "foreign_worker=no, the most favoured group, has only 4 applicants (fewer than 30), "
-        "so every foreign_worker ratio measured against it is unreliable"
-    ]
-    assert report.table.set_index("value").loc["no", "note"] == report.notes[0]
-    # Flagged against that tiny reference: the flag is kept, unsure, and says why.
+def test_a_small_group_is_never_the_yardstick_while_a_large_one_exists() -> None:
+    # foreign_worker = no with n = 4, all approved: the 296 others are measured against their own
+    # group's peers of at least 30, not against a rate from 4 people (issue 21 §4).
     df, p = synthetic_groups(300, 4, 0.7, 1.0)
-    flagged = fairness_report(df, p, 0.5, groups=("foreign_worker",))
+    report = fairness_report(df, p, 0.5, groups=("foreign_worker",), min_group_size=30)
+    assert report.flags == [] and report.notes == []
+    table = report.table.set_index("value")
+    assert report.summary["groups"]["foreign_worker"]["most_favoured"] == "yes"
+    assert table.loc["no", "adverse_impact_ratio"] == pytest.approx(1 / 0.7)
+
+
+def test_when_every_group_is_small_the_note_says_so() -> None:
+    df, p = synthetic_groups(20, 4, 0.7, 1.0)
+    flagged = fairness_report(df, p, 0.5, groups=("foreign_worker",), min_group_size=30)
     (flag,) = flagged.flags
     assert "the interval reaches 0.8" in flag and "too few applicants to be sure" in flag
     assert "has only 4 applicants" in flag
+    assert flagged.notes == [
+        "foreign_worker=no, the most favoured group, has only 4 applicants (fewer than 30), "
+        "so every foreign_worker ratio measured against it is unreliable"
+    ]
     payload = flagged.to_dict()
     json.dumps(payload)
     assert payload["notes"] == flagged.notes and {"air_ci_low", "air_ci_high", "note"} <= set(
@@ -238,7 +266,7 @@ def test_the_dagster_check_says_it_in_one_sentence() -> None:
     assert _fairness_sentence(fairness_report(df, p, 0.5, groups=("foreign_worker",)).to_dict()) == (
         "1 group(s) below four-fifths: foreign_worker=yes at 0.56 (with confidence)."
     )
-    df, p = synthetic_groups(300, 4, 0.85, 1.0)
+    df, p = synthetic_groups(25, 4, 0.85, 1.0)
     assert _fairness_sentence(fairness_report(df, p, 0.5, groups=("foreign_worker",)).to_dict()) == (
         "Every group's adverse impact ratio is at least 0.8 (but 1 grouping(s) are measured against "
         "a small group)."
