@@ -6,7 +6,7 @@ promotion rule, so every move of the champion is accountable.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,10 +16,29 @@ from risk_app.cli_common import clear_errors, console, print_table
 models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, promote, roll back.")
 
 
+def _compact(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The columns that fit an 80-column terminal: short values, the reason left for its own line."""
+    out = []
+    for row in rows:
+        auc = row.get("roc_auc")
+        out.append(
+            {
+                "version": row.get("version"),
+                "aliases": ", ".join(row.get("aliases") or []) or "-",
+                "method": row.get("method") or "-",
+                "auc": f"{auc:.3f}" if isinstance(auc, float) else "-",
+                "created": str(row.get("created") or "")[:16].replace("T", " "),
+                "decision": row.get("promotion_decision") or "undecided",
+            }
+        )
+    return out
+
+
 @models_app.command("list")
 @clear_errors
 def models_list(
     name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
+    wide: Annotated[bool, typer.Option("--wide", help="Every field in one wide table.")] = False,
 ) -> None:
     """Registered versions with aliases, method, test AUC and promotion decision."""
     from risk_app.registry.mlflow_registry import list_versions
@@ -28,7 +47,13 @@ def models_list(
     if not rows:
         console.print(f"no versions of {name!r} registered yet; run `risk-app train` first")
         return
-    print_table(f"{name} versions", rows)
+    if wide:
+        print_table(f"{name} versions", rows)
+        return
+    print_table(f"{name} versions", _compact(rows))
+    for row in rows:  # each reason on its own line, wrapped by the terminal, not squeezed into a column
+        if row.get("promotion_reason"):
+            console.print(f"  v{row['version']}: {row['promotion_reason']}", soft_wrap=False, overflow="fold")
 
 
 @models_app.command("promote")
