@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from data_contracts.spec import _pydantic_problems
 from data_contracts.spec_model import BOOLEAN_VALUES, RESERVED_COLUMNS, DatasetSpec, SpecError, _canonical
+from data_contracts.spec_parse import ParseSpec
 from risk_app.errors import ConfigError
 
 ID_NAME = re.compile(
@@ -33,6 +34,8 @@ ID_NAME = re.compile(
     r"|(^|_)(loan|application|customer|contract|account)_?(id|no|number|ref)$",
     re.I,
 )
+# Words of a column name (split at _, spaces and camelCase) that mark an identifier: LoanNr_ChkDgt.
+ID_WORDS = frozenset({"id", "nr", "no", "num", "number", "identifier", "key", "ref", "reference"})
 # Words (of a column name split at "_", spaces and camelCase) that suggest a protected attribute.
 PROTECTED_WORDS: tuple[str, ...] = (
     "age",
@@ -94,6 +97,67 @@ def _dates(values: pd.Series) -> pd.Series | None:
     return parsed if parsed.notna().all() else None
 
 
+# Date formats lenders' exports use, tried in order; the first that reads every value is drafted.
+# Day-first and month-first both reading every value is ambiguous: the note says so.
+DATE_FORMATS = ("%d-%b-%y", "%d-%b-%Y", "%b-%Y", "%b-%y", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y",
+                "%d.%m.%Y", "%Y%m%d", "%d %b %Y", "%b %d, %Y")  # fmt: skip
+
+
+def _date_format(values: pd.Series) -> tuple[str, bool] | None:
+    """(format, ambiguous) of the first format in DATE_FORMATS that reads every value, or None."""
+    if not values.str.contains(r"\d").all():
+        return None
+    readers = [
+        f for f in DATE_FORMATS
+        if pd.to_datetime(values, format=f, errors="coerce").notna().mean() >= MIN_PARSED_SHARE
+    ]  # fmt: skip
+    if not readers:
+        return None
+    swapped = readers[0].replace("%m", "%M").replace("%d", "%m").replace("%M", "%d")
+    return readers[0], swapped != readers[0] and swapped in readers
+
+
+_MONEY = re.compile(
+    r"^(?P<neg>\()?\s*(?P<cur>[$€£¥]|[A-Z]{3})?\s*-?(\d{1,3}(?P<sep>[,.' ])\d{3}((?P=sep)\d{3})*|\d+)"
+    r"(?P<dec>[.,]\d{1,4})?\s*(?P<pct>%)?\s*\)?$"
+)
+# A drafted parse rule must read nearly every value; the rest are quarantined by validation
+# (a typo in one cell should not turn a money column into free text).
+MIN_PARSED_SHARE = 0.98
+
+
+def _money(values: pd.Series) -> tuple[dict[str, Any], pd.Series, bool] | None:
+    """(`parse:` block, numbers, whole) when every value is money or a percentage written as text;
+    `whole` when no value has decimals."""
+    found = [m for m in map(_MONEY.match, values) if m is not None]
+    marked = any(m["cur"] or m["pct"] or m["sep"] for m in found)  # plain numbers are read as such
+    if len(found) < MIN_PARSED_SHARE * len(values) or not marked:
+        return None
+    currencies = {m["cur"] for m in found if m["cur"]}
+    separators = {m["sep"] for m in found if m["sep"]}
+    decimals = {m["dec"][0] for m in found if m["dec"]}
+    if len(currencies) > 1 or len(separators) > 1 or len(decimals) > 1 or separators & decimals:
+        return None
+    parse: dict[str, Any] = {}
+    if currencies:
+        parse["currency"] = currencies.pop()
+    if separators:
+        parse["thousands"] = separators.pop()
+    if decimals and decimals != {"."}:
+        parse["decimal"] = decimals.pop()
+    if any(m["pct"] for m in found):
+        parse["percent"] = True
+    if any(m["neg"] for m in found):
+        parse["negative_parentheses"] = True
+    numbers = pd.to_numeric(ParseSpec(**parse).numeric_parser()(values), errors="coerce")
+    whole = not any(m["dec"] for m in found)
+    return (parse, numbers.dropna(), whole) if numbers.notna().mean() >= MIN_PARSED_SHARE else None
+
+
+def _short(values: pd.Series, longest: int = 60) -> bool:
+    return bool(values.str.len().max() <= longest)
+
+
 def _margin_range(numbers: pd.Series, integer: bool) -> tuple[float, float]:
     low, high = float(numbers.min()), float(numbers.max())
     margin = max((high - low) * 0.1, 1.0 if integer else 0.0)
@@ -102,7 +166,18 @@ def _margin_range(numbers: pd.Series, integer: bool) -> tuple[float, float]:
         lo = max(lo, 0.0)
     if integer:
         lo, hi = math.floor(lo), math.ceil(hi)
+    else:  # 1.824, not 1.8239999999999998: a reviewer reads and edits these
+        lo, hi = _round_down(lo), _round_up(hi)
     return lo, hi
+
+
+def _round_down(x: float, digits: int = 3) -> float:
+    scale = 10 ** (digits - 1 - math.floor(math.log10(abs(x)))) if x else 1
+    return math.floor(x * scale) / scale
+
+
+def _round_up(x: float, digits: int = 3) -> float:
+    return -_round_down(-x, digits)
 
 
 def _column_draft(name: str, values: pd.Series, n_rows: int, max_code_values: int) -> dict[str, Any]:
@@ -130,9 +205,19 @@ def _column_draft(name: str, values: pd.Series, n_rows: int, max_code_values: in
         column["type"] = "integer" if integer else "float"
         column["min"], column["max"] = _margin_range(numbers, integer)
         inferred += ["min", "max"]
+    elif len(present) and (money := _money(present)) is not None:
+        column["parse"], parsed, integer = money
+        column["type"] = "integer" if integer else "float"
+        column["min"], column["max"] = _margin_range(parsed, integer)
+        inferred += ["parse", "min", "max"]
     elif len(present) and _dates(present) is not None:
         column["type"] = "date"
-    elif len(distinct) <= 50 and len(distinct) <= 0.5 * max(len(present), 1):
+    elif len(present) and (dated := _date_format(present)) is not None:
+        column["type"] = "date"
+        column["parse"] = {"format": dated[0]}
+        inferred.append("parse.format (day and month could be swapped)" if dated[1] else "parse")
+    elif len(distinct) <= 100 and len(distinct) <= 0.5 * max(len(present), 1) and _short(present):
+        # Few distinct short values (two-letter state codes, a purpose list): categories.
         column["type"] = "category"
         column["categories"] = {v: _clause_safe(" ".join(v.split())) for v in sorted(raw.unique())}
         inferred.append("categories")
@@ -182,7 +267,10 @@ def _pick_id(columns: dict[str, dict[str, Any]], frame: pd.DataFrame, target: st
     candidates = [
         c
         for c in frame.columns
-        if c != target and ID_NAME.search(c) and frame[c].notna().all() and frame[c].is_unique
+        if c != target
+        and (ID_NAME.search(c) or set(name_words(c)) & ID_WORDS)
+        and frame[c].notna().all()
+        and frame[c].is_unique
     ]
     if candidates:
         columns[candidates[0]] = {"type": "text", "label": "Application id", "inferred": ["type"]}

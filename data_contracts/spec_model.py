@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from data_contracts.spec_parse import ParseSpec
 from risk_app.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -92,6 +93,9 @@ class ColumnSpec(_Strict):
     max_chars: int | None = Field(default=None, gt=0, description="Free text is cut to this many characters.")
     perturb: bool = Field(
         default=False, description="number_perturbation augmentation may nudge this value within [min, max]."
+    )
+    parse: ParseSpec | None = Field(
+        default=None, description="How the file writes the cells: money, percent or a date format."
     )
     description: str = Field(default="", description="What the column means, for reviewers.")
     inferred: list[str] = Field(

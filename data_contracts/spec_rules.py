@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from data_contracts.spec_model import BOOLEAN_VALUES, RESERVED_COLUMNS, ColumnSpec, ProtectedSpec, _canonical
+from data_contracts.spec_parse import parse_problems
 from risk_app.storage.sql import SAFE_NAME_RULE, is_safe_name
 
 # Limits that keep a hostile or mistaken spec from taking the validator down.
@@ -50,6 +51,8 @@ def column_problems(name: str, col: ColumnSpec) -> list[str]:
         problems.append(f"{where}.unit: a unit is only for integer or float columns")
     if col.perturb and not (col.is_numeric and col.min is not None and col.max is not None):
         problems.append(f"{where}.perturb: only a numeric column with min and max can be perturbed")
+    if col.parse is not None:
+        problems += parse_problems(where, col.parse, col.type)
     if col.max_chars is not None and col.type != "text":
         problems.append(f"{where}.max_chars: only free-text columns are truncated")
     # The text is "Label: value." clauses; a ':' or '.' in a label would break clause parsing.

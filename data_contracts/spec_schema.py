@@ -15,11 +15,13 @@ ignored; `risk_app.data.validate` keeps only spec columns.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 
 from data_contracts.spec_model import BOOLEAN_VALUES, ColumnSpec, DatasetSpec
+from data_contracts.spec_parse import cell_parser
 
 # C0/C1 controls (tab, newline and carriage return are allowed in free text only), and the
 # bidirectional marks, embeddings, overrides and isolates.
@@ -62,7 +64,11 @@ def column_schema(
 ) -> pa.Column:
     """The pandera column for one spec column."""
     nullable = col.nullable if nullable is None else nullable
-    kwargs = {"nullable": nullable, "required": required, "description": col.description or col.label}
+    kwargs: dict[str, Any] = {"nullable": nullable, "required": required}
+    kwargs["description"] = col.description or col.label
+    parser = cell_parser(col.parse, col.type)
+    if parser is not None:  # before coercion: "$60,000.00" becomes 60000.0, "28-Feb-97" a date
+        kwargs["parsers"] = pa.Parser(parser)
     if col.type == "integer":
         return pa.Column("Int64" if nullable else "int64", _range_checks(col), **kwargs)
     if col.type == "float":

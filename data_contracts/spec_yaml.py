@@ -37,8 +37,8 @@ class _SpecLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise SpecYamlError(
-                f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed in a spec; "
-                "write the values out"
+                f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed "
+                "in a spec; write the values out"
             )
         return super().compose_node(parent, index)
 

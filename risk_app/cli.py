@@ -90,7 +90,13 @@ def validate(
     result = ingest_and_validate(input, require_target=None, spec=dataset)
     console.print(f"{input}: {result.n_in} rows: {result.n_valid} valid, {result.n_quarantined} quarantined")
     if result.n_quarantined:
-        print_table("First failures", result.quarantine.head(20).to_dict("records"))
+        # One sentence per failure (file, row, field, value, why): a table of seven columns does not
+        # fit a terminal, and the sentence is what the quarantine table's `reason` holds anyway.
+        console.print("First failures:")
+        for reason in result.quarantine["reason"].head(20):
+            console.print(f"  {reason}", overflow="fold")
+        if len(result.quarantine) > 20:
+            console.print(f"  … and {len(result.quarantine) - 20} more (all in the quarantine table)")
 
 
 @app.command()

@@ -93,7 +93,7 @@ class ValidationResult:
 def _describe_check(check: str) -> str:
     """A readable reason for a pandera check name."""
     patterns: list[tuple[str, str]] = [
-        (r"^coerce_dtype\('?(\w+)'?\)$", "cannot be read as {0}"),
+        (r"^coerce_dtype\('?([\w\[\]]+)'?\)$", "cannot be read as {0}"),
         (r"^dtype\('?(\w+)'?\)$", "wrong type, expected {0}"),
         (r"^greater_than_or_equal_to\((.+)\)$", "must be >= {0}"),
         (r"^greater_than\((.+)\)$", "must be > {0}"),
@@ -106,7 +106,10 @@ def _describe_check(check: str) -> str:
         match = re.match(pattern, check, flags=re.DOTALL)
         if match:
             text = template.format(match.group(1))
-            return text.replace("int64", "a whole number").replace("float64", "a number")
+            for dtype, words in (("Int64", "a whole number"), ("int64", "a whole number"),
+                                 ("float64", "a number"), ("datetime64[ns]", "a date")):  # fmt: skip
+                text = text.replace(dtype, words)
+            return text
     return {
         "not_nullable": "missing value",
         "field_uniqueness": "duplicate id (an earlier row has the same id)",
@@ -118,6 +121,11 @@ def _describe_check(check: str) -> str:
 def _reason(column: str, check: str, spec: DatasetSpec) -> str:
     if column == spec.target.column and check == "not_nullable":
         return f"missing label ({column} is required for training data)"
+    parse = spec.columns[column].parse if column in spec.columns else None
+    if parse is not None and check.startswith("coerce_dtype"):
+        # Say how the spec told us to read it: the analyst then sees the cell and the rule side by side.
+        rule = f"format {parse.format}" if parse.format else parse.model_dump_json(exclude_defaults=True)
+        return f"{_describe_check(check)} (spec parse: {rule})"
     return _describe_check(check)
 
 
