@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+import pipelines._quiet  # noqa: F401 - first: sets the libraries' log levels before they are imported
 from pipelines.assets import ALL_ASSETS
 from pipelines.checks import ALL_CHECKS
 from pipelines.jobs import (
@@ -17,9 +18,6 @@ from pipelines.jobs import (
 from pipelines.resources import build_resources
 from pipelines.schedules import weekly_retraining
 from pipelines.sensors import champion_alias_watch, landing_folder_sensor, outcome_landing_sensor
-from risk_app.quiet import quiet_libraries
-
-quiet_libraries()
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
