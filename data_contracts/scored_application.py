@@ -7,10 +7,11 @@ exports) can rely on these columns, types and value sets.
 
 from __future__ import annotations
 
+import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-SCORED_CONTRACT_VERSION = "1.0.0"
+SCORED_CONTRACT_VERSION = "1.1.0"  # 1.1: the credit policy of each decision
 
 # Risk grades from lowest (A) to highest (E) probability of default. The cut-offs live with the
 # scorer; the contract only fixes the set of labels.
@@ -23,6 +24,9 @@ SCORED_COLUMNS: tuple[str, ...] = (
     "risk_grade",
     "decision",
     "model_version",
+    "policy_id",
+    "policy_cutoff",
+    "policy_objective",
 )
 
 
@@ -40,6 +44,18 @@ class ScoredApplication(pa.DataFrameModel):
     model_version: Series[str] = pa.Field(
         nullable=False, str_length={"min_value": 1}, description="Version of the model that scored it."
     )
+    policy_id: Series[str] = pa.Field(
+        nullable=False, description="Id of the credit policy that decided (empty for a model without one)."
+    )
+    policy_cutoff: Series[float] = pa.Field(
+        ge=0.0, le=1.0, nullable=False, description="The policy's cut-off: decline when PD >= it."
+    )
+    policy_objective: Series[str] = pa.Field(nullable=False, description="How the cut-off was chosen.")
+
+    @pa.dataframe_check
+    def decision_follows_cutoff(cls, df: pd.DataFrame) -> Series[bool]:
+        """Declined exactly when PD >= the recorded cut-off: the recorded policy made the decision."""
+        return (df["decision"] == "decline") == (df["probability_of_default"] >= df["policy_cutoff"])
 
     class Config:
         # Output is ours, so it is exact: an unexpected column means a scorer bug.

@@ -167,9 +167,13 @@ def _artifact_metadata(record: Any) -> dict[str, Any]:
 
 def _registration_metadata(record: Any) -> dict[str, Any]:
     registration = record.need("registration")
+    # A version of the same weights with the policy chosen again says which one it follows.
+    rechosen = registration.rechosen_from
     return {
         "model_name": registration.model_name,
         "version": registration.version,
+        "policy_id": record.need("policy").policy_id,
+        **({"policy_rechosen_from": rechosen} if rechosen is not None else {}),
         "promote": registration.decision.promote,
         "reason": dg.MetadataValue.text(registration.decision.reason),
     }

@@ -29,6 +29,7 @@ from pipelines.resources import RiskAppSettings
 from risk_app import paths, scoring
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.batch_drift import BatchDrift
+from risk_app.scoring.batch import policy_of
 from risk_app.scoring.output import DEFAULT_CHUNK_ROWS
 from risk_app.scoring.staged import (
     StagedBatch,
@@ -188,9 +189,11 @@ def scored_applications(
     """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
     batch = scoring_applications
     risk_model = scoring.load_model(config.model, model_name=settings.registered_name(dataset_spec.name))
+    policy = policy_of(risk_model)
     context.log.info(
         f"scoring batch {batch.batch_id[:12]} ({batch.n_valid} rows in {batch.parts} chunk(s)) "
-        f"with {risk_model.version}"
+        f"with {risk_model.version}: decline when PD >= {policy['policy_cutoff']:.4f} "
+        f"(policy {policy['policy_id'] or 'unnamed'}, objective {policy['policy_objective'] or 'unknown'})"
     )
     result = score_staged(
         batch, risk_model, output_path=config.output_path or None,
@@ -201,7 +204,7 @@ def scored_applications(
     )  # fmt: skip
     batch.remove()
     context.log.info(result.outcome.record.message)
-    yield dg.Output(result, metadata=scoring_metadata(result))
+    yield dg.Output(result, metadata={**scoring_metadata(result), **policy})
     assert result.drift is not None  # asked for above
     yield drift_result(result.drift, of_rows=result.summary.n_scored)
 

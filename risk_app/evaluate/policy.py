@@ -24,10 +24,12 @@ trained model without retraining it; the Dagster `credit_policy` asset does that
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -120,6 +122,19 @@ class PolicyConfig(BaseModel):
         if self.max_decline_rate:
             text += f", decline rate capped at {self.max_decline_rate:.0%}"
         return text
+
+
+def policy_id(
+    config: PolicyConfig | Mapping[str, Any], calibration: Mapping[str, Any], threshold: float
+) -> str:
+    """The identity of a policy: 12 hex of the sha256 of everything that turns a model's raw
+    scores into decisions (the calibration map, the cut-off, and the config that chose them,
+    grade bands included). Two artifacts of the same weights with another id decide differently:
+    the artifact version, the registered version and every scored batch carry it."""
+    settings = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
+    canonical = {"config": settings, "calibration": dict(calibration), "threshold": float(threshold)}
+    text = json.dumps(canonical, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

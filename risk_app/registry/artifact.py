@@ -250,11 +250,19 @@ class RiskModel:
         self.max_length = int(metadata["train_config"].get("max_length", 256))
         # Lazily imported: the evaluate package pulls in scikit-learn and scipy.
         from risk_app.evaluate.calibration import Calibrator
+        from risk_app.evaluate.policy import policy_id
 
-        self.calibrator = Calibrator.from_dict(
-            metadata.get("extra", {}).get("calibration") or {"kind": "none"}
-        )
+        extra = metadata.get("extra", {})
+        self.calibrator = Calibrator.from_dict(extra.get("calibration") or {"kind": "none"})
         self.dataset_spec = _artifact_spec(path)
+        # The credit policy it decides by, recorded beside every scored batch and row; artifacts
+        # packaged before the policy had an id get it from their stored config, map and cut-off.
+        policy = extra.get("policy") or {}
+        self.policy_objective: str = str(policy.get("objective", ""))
+        self.policy_id: str = str(
+            extra.get("policy_id")
+            or (policy_id(policy, extra.get("calibration") or {}, self.threshold) if policy else "")
+        )
 
     def reference_features(self) -> pd.DataFrame | None:
         """The training rows the model carries for drift checks; None for older artifacts."""

@@ -79,10 +79,11 @@ from risk_app.registry.mlflow_store import read_artifact_metadata as _read_artif
 from risk_app.registry.mlflow_store import registry_client as _client
 from risk_app.registry.mlflow_store import registry_lock as registry_lock
 from risk_app.registry.mlflow_store import registry_lock_path as registry_lock_path
+from risk_app.registry.mlflow_store import same_training_run
 from risk_app.registry.mlflow_store import tag_version as _tag
 from risk_app.registry.mlflow_store import version_metrics as _version_metrics
 from risk_app.registry.processes import process_tags
-from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide
+from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide, decide_rechosen_policy
 from risk_app.registry.pyfunc_model import RiskModelPyfunc as RiskModelPyfunc
 from risk_app.registry.pyfunc_model import log_run_contents
 
@@ -201,6 +202,12 @@ def _decide_against_champion(
         decision = PromotionDecision(
             promote=False, reason=f"version {target} is already the champion", details={}
         )
+    elif champion is not None and same_training_run(candidate, champion):
+        # The champion's own weights with another policy: judged as a re-chosen policy.
+        decision = decide_rechosen_policy(
+            _version_metrics(client, candidate), _version_metrics(client, champion), rule,
+            champion_version=str(champion_version),
+        )  # fmt: skip
     else:
         champion_metrics = _version_metrics(client, champion) if champion is not None else None
         decision = decide(_version_metrics(client, candidate), champion_metrics, rule)

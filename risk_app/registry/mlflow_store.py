@@ -44,6 +44,13 @@ TEST_METRIC_PREFIX = "test_"
 LINEAGE_TAGS: tuple[str, ...] = ("method", "data_hash", "contract_version", "code_version")
 # Tag on a version whose champion move completed; its value is the move's audit timestamp.
 MOVE_TAG = "champion_move"
+# What a registered version holds (`reconcile.register_and_decide`): the training run that made
+# its weights, and the artifact made from them (its version names any stacker and the credit
+# policy). One version per pair; a version whose run an earlier version shares names that one
+# in RECHOSEN_TAG: same weights, the policy chosen again.
+RUN_KEY_TAG = "risk_app.run_key"
+ARTIFACT_KEY_TAG = "risk_app.artifact_key"
+RECHOSEN_TAG = "policy_rechosen_from"
 
 # MLflow's documented limits (param value 6000 chars, key 250; tags 5000 for portability).
 MAX_KEY, MAX_PARAM_VALUE, MAX_TAG_VALUE = 250, 6000, 5000
@@ -204,6 +211,12 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
+
+
+def same_training_run(a: ModelVersion, b: ModelVersion) -> bool:
+    """Whether two versions hold the weights of the same training run (`RUN_KEY_TAG`)."""
+    key = (a.tags or {}).get(RUN_KEY_TAG)
+    return bool(key) and key == (b.tags or {}).get(RUN_KEY_TAG)
 
 
 def version_metrics(client: MlflowClient, mv: ModelVersion) -> dict[str, float]:

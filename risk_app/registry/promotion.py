@@ -4,6 +4,8 @@ The rule is data, not code: a `PromotionRule` names the metric that must improve
 much) and guard metrics that must not get worse, so the Dagster launchpad and the CLI can
 change it without editing Python. `decide` is pure — it compares two metric dicts and explains
 its verdict with the numbers, so the audit log says *why* a model was or wasn't promoted.
+`decide_rechosen_policy` judges a version that only re-chooses the champion's credit policy
+(same weights): it need not beat the champion, only not rank or calibrate worse.
 
     rule = PromotionRule(metric="roc_auc", min_margin=0.005,
                          guards=[GuardRule(metric="brier", max_worsening=0.01)])
@@ -229,3 +231,48 @@ def decide(
             details=details,
         )
     return PromotionDecision(promote=True, reason=f"challenger is better: {compared}", details=details)
+
+
+# Float noise only: the same weights under the same calibration give the very same ranking.
+_SAME = 1e-12
+
+
+def decide_rechosen_policy(
+    challenger_metrics: Mapping[str, Any],
+    champion_metrics: Mapping[str, Any],
+    rule: PromotionRule | None = None,
+    *,
+    champion_version: str,
+) -> PromotionDecision:
+    """The verdict on a version that re-chooses the policy of the champion's own weights (the same
+    training run: another cut-off, calibration, grade bands or stacker, chosen on validation).
+
+    There is no better model to prove: the weights are the champion's and the policy is the
+    analyst's choice, so it replaces the champion unless it ranks worse on the rule's metric or a
+    guard (calibration) worsens beyond its allowance. The reason names both cut-offs."""
+    rule = rule or PromotionRule()
+    mine, theirs = _number(challenger_metrics, rule.metric), _number(champion_metrics, rule.metric)
+    new_cut, old_cut = _number(challenger_metrics, "threshold"), _number(champion_metrics, "threshold")
+    known = new_cut is not None and old_cut is not None
+    change = f"cut-off {old_cut:.4f} -> {new_cut:.4f}" if known else "cut-off re-chosen"
+    what = f"policy re-chosen on the weights of champion version {champion_version} ({change})"
+    details: dict[str, Any] = {
+        "metric": rule.metric, "challenger": mine, "champion": theirs, "rechosen_from": champion_version,
+        "cutoff": new_cut, "champion_cutoff": old_cut,
+    }  # fmt: skip
+    if mine is None or theirs is None:
+        reason = f"{what}, but {rule.metric} is missing on one of them; promote manually if intended"
+        return PromotionDecision(promote=False, reason=reason, details=details)
+    gain = improvement(mine, theirs, bool(rule.higher_is_better))
+    details["improvement"] = gain
+    if gain < -_SAME:
+        reason = f"{what}, but {rule.metric} falls {theirs:.4f} -> {mine:.4f}; the champion stays"
+        return PromotionDecision(promote=False, reason=reason, details=details)
+    results = [_check_guard(guard, challenger_metrics, champion_metrics) for guard in rule.guards]
+    details["guards"] = [result for result, _ in results]
+    violations = [violation for _, violation in results if violation is not None]
+    if violations:
+        reason = f"{what}, but guard violated: {'; '.join(violations)}; the champion stays"
+        return PromotionDecision(promote=False, reason=reason, details=details)
+    reason = f"{what}; {rule.metric} {mine:.4f} (change {gain:+.4f}), guards hold"
+    return PromotionDecision(promote=True, reason=reason, details=details)

@@ -1,9 +1,14 @@
 """Registration and its promotion verdict as one idempotent step, and recovery after a kill.
 
-`register_and_decide(artifact_dir, run_key=...)` registers a training run's artifact and records
-the verdict against the champion of that moment, under the registry lock. It is keyed by
-`run_key` (the training run id): called again for the same run, e.g. a Dagster retry or a CLI
-re-run after a crash, it registers nothing new and returns the version and verdict it has.
+`register_and_decide(artifact_dir, run_key=..., artifact_key=...)` registers a training run's
+artifact and records the verdict against the champion of that moment, under the registry lock.
+It is keyed by `run_key` (the training run id: the weights) and `artifact_key` (the artifact's
+version, which names any stacker and the credit policy): called again for the same pair, e.g. a
+Dagster retry or a CLI re-run after a crash, it registers nothing new and returns the version
+and verdict it has. The same run with another artifact key (the policy chosen again on the same
+weights) is a new version, tagged with the version whose policy it re-chose
+(`policy_rechosen_from`) and judged by `promotion.decide_rechosen_policy` when that run holds
+the champion.
 
 `reconcile_registry(name)` finishes what a killed process left behind (it runs at the start of
 `register_and_decide` and can be called by any entry point on start-up):
@@ -33,23 +38,25 @@ from mlflow.exceptions import MlflowException
 
 from risk_app.registry import mlflow_registry as reg
 from risk_app.registry.audit import append_audit_record, read_audit_log
+from risk_app.registry.mlflow_store import ARTIFACT_KEY_TAG, RECHOSEN_TAG, RUN_KEY_TAG
 from risk_app.registry.processes import process_is_gone
 from risk_app.registry.promotion import PromotionDecision, PromotionRule
 
-RUN_KEY_TAG = "risk_app.run_key"
 # Verdict tags that count as "decided" (see mlflow_registry._record_verdict and set_champion).
 DECIDED = {"promoted", "recommended", "rejected", "set_champion", "rolled_back"}
 
 
 @dataclass(frozen=True)
 class Registration:
-    """A registered version and its verdict; `reused` when an earlier attempt had registered it."""
+    """A registered version and its verdict; `reused` when an earlier attempt had registered it;
+    `rechosen_from`: the earlier version of the same run whose policy this one re-chose."""
 
     name: str
     version: str
     run_id: str
     decision: PromotionDecision
     reused: bool
+    rechosen_from: str | None = None
 
 
 @dataclass
@@ -180,6 +187,7 @@ def register_and_decide(
     artifact_dir: str | os.PathLike[str],
     *,
     run_key: str,
+    artifact_key: str = "",
     metrics: Mapping[str, Any],
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
@@ -189,7 +197,7 @@ def register_and_decide(
     rule: PromotionRule | None = None,
     actor: str | None = None,
 ) -> Registration:
-    """Register `artifact_dir` once per `run_key` and record its verdict; idempotent.
+    """Register `artifact_dir` once per (`run_key`, `artifact_key`) and record its verdict; idempotent.
 
     The verdict is a recommendation (alias `challenger`); `mlflow_registry.promote_if_better`
     carries it out, deciding again under the lock against the champion of that moment.
@@ -199,25 +207,39 @@ def register_and_decide(
     client = reg._client()
     with reg.registry_lock(model_name):
         _reconcile_locked(client, model_name, rule, ReconcileReport())
-        existing = [mv for mv in _versions(client, model_name) if (mv.tags or {}).get(RUN_KEY_TAG) == run_key]
+        same_run = [mv for mv in _versions(client, model_name) if (mv.tags or {}).get(RUN_KEY_TAG) == run_key]
+        existing = [mv for mv in same_run if (mv.tags or {}).get(ARTIFACT_KEY_TAG, "") == artifact_key]
         if existing:
             mv = existing[0]
             if (mv.tags or {}).get("promotion_decision") in DECIDED:
                 decision = _recorded_decision(mv)
             else:
                 decision = reg.decide_and_record(client, model_name, str(mv.version), rule, actor)
-            return Registration(model_name, str(mv.version), mv.run_id or "", decision, reused=True)
+            earlier = (mv.tags or {}).get(RECHOSEN_TAG)
+            return Registration(
+                model_name, str(mv.version), mv.run_id or "", decision, reused=True, rechosen_from=earlier
+            )
+        # The same weights registered before with another policy: this version re-chooses it.
+        rechosen_from = str(same_run[-1].version) if same_run else None
+        keys = {RUN_KEY_TAG: run_key, ARTIFACT_KEY_TAG: artifact_key, RECHOSEN_TAG: rechosen_from}
         info = reg.register_model_version(
             artifact_dir,
             metrics=metrics,
             params=params,
-            tags={**dict(tags or {}), RUN_KEY_TAG: run_key},
+            tags={**dict(tags or {}), **{k: v for k, v in keys.items() if v}},
             model_name=model_name,
             run_name=run_name or run_key,
             extra_artifacts=extra_artifacts,
         )
+        if rechosen_from is not None:
+            client.update_model_version(
+                model_name, info.version,
+                description=f"policy re-chosen from version {rechosen_from}, same weights",
+            )  # fmt: skip
         decision = reg.decide_and_record(client, model_name, info.version, rule, actor)
-    return Registration(model_name, info.version, info.run_id, decision, reused=False)
+    return Registration(
+        model_name, info.version, info.run_id, decision, reused=False, rechosen_from=rechosen_from
+    )
 
 
 __all__ = ["RUN_KEY_TAG", "ReconcileReport", "Registration", "reconcile_registry", "register_and_decide"]

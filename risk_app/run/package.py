@@ -1,9 +1,11 @@
 """The packaging stage: the trained weights plus a manifest and model card, as one artifact.
 
 The artifact folder (`risk_app.registry.artifact` format) is written atomically from the run's
-`trained/` folder; its manifest and its MODEL_CARD.md are both rendered from the run record, so
-the two cannot disagree. Scoring reads the calibration, the fields left out of the text and the
-reference scores for drift from the manifest's `extra` section, which is `manifest_extra`.
+`trained/` folder. Its version names the weights, any stacker and the credit policy
+(`<method>-<weights sha>-p<policy id>`); its manifest and its MODEL_CARD.md are both rendered
+from the run record, so the two cannot disagree. Scoring reads the calibration, the fields left
+out of the text and the reference scores for drift from the manifest's `extra` section, which
+is `manifest_extra`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def manifest_extra(record: RunRecord) -> dict[str, Any]:
         "data_source": record.dataset.source,
         "calibration": policy.calibration,
         "policy": policy.config.model_dump(mode="json"),
+        "policy_id": policy.policy_id,
         # Methods that pick parameters by name (freeze) record exactly which ones trained.
         "trainable_parameter_names": training.trainable_parameter_names,
         # Scoring must serialize new applications exactly as training did.
@@ -59,11 +62,14 @@ def package_run(record: RunRecord, spec: Any = None) -> RunRecord:
     spec = load_spec(spec)
     trained = Path(training.trained_dir)
     weights_sha = sha256_file(trained / WEIGHTS_FILE)
-    # A hybrid carries its tabular model and stacker too; its version names the stacker.
+    # A hybrid carries its tabular model and stacker too; its version names the stacker. The
+    # policy ends the version: the same weights with another cut-off are another artifact (and
+    # so another registered version, `run.register`).
     hybrid = artifact_parts(record)
+    scorer = f"{training.config.method}{hybrid.version_tag}-{weights_sha[:12]}{hybrid.version_suffix}"
     identity = ArtifactFacts(
         path=str(Path(record.run_dir) / "artifact"),
-        version=f"{training.config.method}{hybrid.version_tag}-{weights_sha[:12]}{hybrid.version_suffix}",
+        version=f"{scorer}-p{policy.policy_id}",
         weights_sha256=weights_sha,
         code_version=code_version(),
         library_versions=library_versions(),

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from risk_app.atomic import atomic_write_json
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
-from risk_app.evaluate.policy import PolicyConfig
+from risk_app.evaluate.policy import PolicyConfig, policy_id
 from risk_app.finetune.config import TrainConfig
 from risk_app.hybrid.config import TABULAR_LABEL, HybridConfig, HybridFacts
 from risk_app.registry.promotion import PromotionDecision
@@ -120,6 +120,11 @@ class PolicyFacts(_Section):
     expected_cost: float = Field(description="Expected cost per application on validation at the cut-off.")
     strategy: list[StrategyRow] = Field(default_factory=list, description="Cut-offs and their effect.")
 
+    @property
+    def policy_id(self) -> str:
+        """12 hex naming calibration, cut-off and config (`evaluate.policy.policy_id`)."""
+        return policy_id(self.config, self.calibration, self.threshold)
+
 
 class EvaluationFacts(_Section):
     """Test-split results of the model beside each baseline, fairness and the report files."""
@@ -154,6 +159,11 @@ class RegistrationFacts(_Section):
     mlflow_run_id: str
     decision: PromotionDecision
     promoted: bool = False
+    rechosen_from: int | None = Field(
+        default=None,
+        description="The earlier version of the same training run (same weights) whose policy this "
+        "version re-chose; None for a version of newly trained weights.",
+    )
 
 
 class RunRecord(_Section):

@@ -1,9 +1,16 @@
 """The registration stage: the packaged artifact becomes an MLflow model version, with a verdict.
 
 `register_run` logs the artifact with the params, metrics and tags rendered from the run record
-(`render.mlflow_payload`) once per run id (idempotent: a retry after a kill reuses the version)
-and records the promotion rule's verdict against the current champion of the same registered
-model; `promote_run` carries out a positive verdict, deciding again under the registry lock.
+(`render.mlflow_payload`) once per run id and artifact version (idempotent: a retry after a kill
+reuses the version) and records the promotion rule's verdict against the current champion of
+the same registered model; `promote_run` carries out a positive verdict, deciding again under
+the registry lock.
+
+A credit policy chosen again on a trained run (the Dagster `credit_policy` asset re-materialized
+with another objective) changes the artifact's version, which names the policy, so it becomes a
+new registered version whose tag `policy_rechosen_from` names the version of the same weights it
+follows; when that run holds the champion, the verdict is `promotion.decide_rechosen_policy`'s
+(the analyst's policy replaces the champion's unless the model ranks or calibrates worse).
 """
 
 from __future__ import annotations
@@ -35,10 +42,12 @@ def register_run(
     reports = [Path(p) for p in evaluation.plots.values()]
     if evaluation.lift_table:
         reports.append(Path(evaluation.lift_table))
-    # Keyed by the run id: a retry after a kill finds the version it registered, not a twin.
+    # Keyed by the run id and the artifact version (weights, stacker, policy): a retry after a
+    # kill finds the version it registered, not a twin; another policy is another version.
     info = register_and_decide(
         artifact.path,
         run_key=record.run_id,
+        artifact_key=artifact.version,
         metrics=payload.metrics,
         params=payload.params,
         tags=payload.tags,
@@ -54,16 +63,20 @@ def register_run(
         margin = None if benchmark_margin == "off" else float(benchmark_margin)
     rule_used = rule or PromotionRule()
     gate = None
+    # A re-chosen policy of the champion's own weights has no other model to beat on these rows.
+    rechosen = "rechosen_from" in decision.details
     if decision.promote:
         # Like for like first (the champion on these same rows), then the classical benchmark.
-        gate = same_rows_verdict(record, rule_used) or benchmark_verdict(record, rule_used, margin)
+        same_rows = None if rechosen else same_rows_verdict(record, rule_used)
+        gate = same_rows or benchmark_verdict(record, rule_used, margin)
     if gate is not None:
         # Recorded like any verdict (tags, audit line, alias `challenger`), so the UI says why.
         actor = "same-rows check" if "champion_same_rows" in gate.details else "benchmark gate"
         decision = mlflow_registry.record_decision(model_name, info.version, gate, rule, actor=actor)
     facts = RegistrationFacts(
-        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=decision
-    )
+        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=decision,
+        rechosen_from=int(info.rechosen_from) if info.rechosen_from else None,
+    )  # fmt: skip
     updated = record.model_copy(update={"registration": facts})
     updated.save()
     return updated

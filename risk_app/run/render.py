@@ -72,6 +72,9 @@ def mlflow_payload(record: RunRecord) -> MlflowPayload:
     }
     tags = {
         "run_id": record.run_id,
+        # The credit policy this version decides by, as scoring records it beside each batch.
+        "policy_id": policy.policy_id,
+        "policy": f"cut-off PD >= {policy.threshold:.4f} ({policy.config.describe()})",
         "dataset": record.dataset.name,
         "spec_hash": record.dataset.spec_hash,
         "data_hash": record.dataset.data_hash,

@@ -195,9 +195,8 @@ def fine_tune(
         mlflow_run_id=tracker.mlflow_run_id,
         predictions_path=str(run_dir / PREDICTIONS_FILE),
     )
-    updated = record.model_copy(
-        update={"training": facts, "hybrid": None, "policy": None, "evaluation": None, "artifact": None}
-    )
+    later = ("hybrid", "policy", "evaluation", "artifact", "registration")  # stale once retrained
+    updated = record.model_copy(update={"training": facts, **dict.fromkeys(later)})
     updated.save()
     return updated, result
 
@@ -228,7 +227,9 @@ def choose_credit_policy(record: RunRecord, config: PolicyConfig | None = None) 
         expected_cost=float(at_cutoff["expected_cost"]),
         strategy=[StrategyRow(**row) for row in table.to_dict("records")],
     )
-    updated = record.model_copy(update={"policy": facts, "evaluation": None, "artifact": None})
+    # A registration belongs to the artifact of the policy it was made with, not to this one.
+    stale = {"evaluation": None, "artifact": None, "registration": None}
+    updated = record.model_copy(update={"policy": facts, **stale})
     updated.save()
     return updated
 

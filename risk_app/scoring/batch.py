@@ -15,7 +15,7 @@ import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -31,17 +31,34 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "risk_grade",
     "decision",
     "model_version",
+    # The credit policy the decision was made by (`policy_of`): with the model version, every
+    # row says which cut-off declined it.
+    "policy_id",
+    "policy_cutoff",
+    "policy_objective",
     "scored_at",
 )
 
 
 class RiskModelLike(Protocol):
-    """What scoring needs from `risk_app.registry.artifact.RiskModel`."""
+    """What scoring needs from `risk_app.registry.artifact.RiskModel` (which also names its
+    `policy_id` and `policy_objective`; a model without them records them empty)."""
 
     threshold: float
     version: str
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray: ...
+
+
+def policy_of(risk_model: RiskModelLike) -> dict[str, Any]:
+    """The credit policy a model decides by: its id (`evaluate.policy.policy_id`), the cut-off
+    (decline when PD >= it) and the objective that chose it. Recorded with every scored row and
+    in the scoring ledger, so a batch says which policy made its decisions."""
+    return {
+        "policy_id": str(getattr(risk_model, "policy_id", "") or ""),
+        "policy_cutoff": float(risk_model.threshold),
+        "policy_objective": str(getattr(risk_model, "policy_objective", "") or ""),
+    }
 
 
 def _predict(risk_model: RiskModelLike, df: pd.DataFrame, batch_size: int) -> np.ndarray:
@@ -69,7 +86,8 @@ def score_applications(
     bands: Sequence[tuple[str, float]] | None = None,
 ) -> pd.DataFrame:
     """Score contract-valid applications: application_id, probability_of_default, risk_grade,
-    decision ("decline" when PD >= the model's threshold), model_version, scored_at (UTC).
+    decision ("decline" when PD >= the model's threshold), model_version, the policy (`policy_of`)
+    and scored_at (UTC).
 
     Grades use `bands`, else the bands the model's credit policy named, else `GRADE_BANDS`."""
     bands = bands or getattr(risk_model, "grade_bands", None) or GRADE_BANDS
@@ -82,6 +100,7 @@ def score_applications(
         raise ConfigError(f"model {risk_model.version}: threshold {threshold} is not a probability")
     p = _predict(risk_model, df, batch_size) if len(df) else np.zeros(0, dtype=float)
     scored_at = pd.Timestamp.now(tz="UTC")
+    policy = policy_of(risk_model)
     return pd.DataFrame(
         {
             ID_COLUMN: df[ID_COLUMN].astype(str).to_numpy(),
@@ -89,6 +108,9 @@ def score_applications(
             "risk_grade": pd.Series(assign_grades(p, bands), dtype=object),
             "decision": np.where(p >= threshold, "decline", "approve").astype(object),
             "model_version": str(risk_model.version),
+            "policy_id": policy["policy_id"],
+            "policy_cutoff": pd.Series([threshold] * len(p), dtype="float64"),
+            "policy_objective": policy["policy_objective"],
             "scored_at": pd.Series([scored_at] * len(p), dtype="datetime64[ns, UTC]"),
         },
         columns=list(OUTPUT_COLUMNS),

@@ -32,7 +32,7 @@ import pandas as pd
 from risk_app import paths
 from risk_app.atomic import atomic_write_bytes
 from risk_app.errors import RiskAppError
-from risk_app.scoring.batch import OUTPUT_COLUMNS, check_output_suffix, default_quarantine_path
+from risk_app.scoring.batch import OUTPUT_COLUMNS, check_output_suffix, default_quarantine_path, policy_of
 from risk_app.scoring.stream import BatchStage
 from risk_app.storage.scores import BatchRecord, Origin, ScoredBatch, WriteMode, file_batch_id
 
@@ -45,7 +45,7 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 DEFAULT_CHUNK_ROWS = 50_000
 # What the ledger records for a file with no valid row at all.
 _EMPTY_SCORES = pd.DataFrame({c: pd.Series(dtype="string") for c in OUTPUT_COLUMNS}).astype(
-    {"probability_of_default": "float64", "scored_at": "datetime64[ns, UTC]"}
+    {"probability_of_default": "float64", "policy_cutoff": "float64", "scored_at": "datetime64[ns, UTC]"}
 )
 
 
@@ -229,7 +229,7 @@ def score_and_record(
             batch_id=batch_id, model_version=str(model.version), dataset=tags["dataset"],
             source_file=tags["source_file"], scores=stage.ledger_path("scores") or _EMPTY_SCORES,
             applications=stage.ledger_path("applications"), quarantine=stage.ledger_path("quarantine"),
-            output_path=str(target), origin=origin, n_in=n_in,
+            output_path=str(target), origin=origin, n_in=n_in, **policy_of(model),
         )  # fmt: skip
         record = record_scored_batch(batch, mode=mode, path=warehouse)
         written_q = default_quarantine_path(target) if n_quarantined else None

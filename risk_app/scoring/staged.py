@@ -40,7 +40,7 @@ from risk_app import paths
 from risk_app.data.validate import QUARANTINE_COLUMNS, ValidationResult
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.batch_drift import BatchDrift, BatchDriftThresholds
-from risk_app.scoring.batch import check_output_suffix, default_quarantine_path
+from risk_app.scoring.batch import check_output_suffix, default_quarantine_path, policy_of
 from risk_app.scoring.output import (
     _EMPTY_SCORES,
     DEFAULT_CHUNK_ROWS,
@@ -254,6 +254,7 @@ def score_staged(
                 source_file=batch.source_file, scores=stage.ledger_path("scores") or _EMPTY_SCORES,
                 applications=stage.ledger_path("applications"), quarantine=stage.ledger_path("quarantine"),
                 partition_key=partition_key, output_path=str(target), origin=origin, n_in=batch.n_in,
+                **policy_of(model),
             ),
             mode=mode, path=warehouse,
         )  # fmt: skip

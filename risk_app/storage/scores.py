@@ -4,8 +4,9 @@ A batch is one input file, identified by the sha256 of its bytes (`file_batch_id
 content under another name is the same batch. `record_scored_batch` writes, in one DuckDB
 transaction under an inter-process lock:
 
-    risk.scoring_batches       one row per (batch_id, model_version): data set, source file,
-                               partition, row counts, output file, origin, scored_at
+    risk.scoring_batches       one row per (batch_id, model_version): the policy (id, cut-off,
+                               objective), data set, source file, partition, row counts, output
+                               file, origin, scored_at
     risk.scored_applications   the scores, each row tagged with batch_id, dataset, source_file
     risk.scoring_applications  the contract-valid input rows of the batch (when given)
     risk.scoring_quarantine    the batch's failed checks (when given)
@@ -71,6 +72,10 @@ class ScoredBatch:
     output_path: str | None = None
     origin: Origin = "library"
     n_in: int | None = None
+    # The credit policy that made the decisions (`scoring.batch.policy_of`), beside the model version.
+    policy_id: str = ""
+    policy_cutoff: float | None = None
+    policy_objective: str = ""
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,9 @@ def _ledger_row(batch: ScoredBatch) -> pd.DataFrame:
     row = {
         "batch_id": batch.batch_id,
         "model_version": batch.model_version,
+        "policy_id": batch.policy_id,
+        "policy_cutoff": batch.policy_cutoff,
+        "policy_objective": batch.policy_objective,
         "dataset": batch.dataset,
         "source_file": batch.source_file,
         "partition_key": batch.partition_key or "",
@@ -241,7 +249,7 @@ def _ledger_row(batch: ScoredBatch) -> pd.DataFrame:
         "scored_at": _utc(scored_at),
         "recorded_at": _utc(pd.Timestamp.now(tz="UTC")),
     }
-    return pd.DataFrame([row])
+    return pd.DataFrame([row]).astype({"policy_cutoff": "float64"})  # None: NULL, not text
 
 
 def _previous(con: duckdb.DuckDBPyConnection, batch_id: str, model_version: str) -> dict[str, Any] | None:

@@ -135,12 +135,17 @@ def test_scored_application_contract() -> None:
             "risk_grade": [GRADES[0], GRADES[-1]],
             "decision": ["approve", "decline"],
             "model_version": ["3", "3"],
+            "policy_id": ["0f3c9a1b2d4e", "0f3c9a1b2d4e"],
+            "policy_cutoff": [0.5, 0.5],
+            "policy_objective": ["min_cost", "min_cost"],
         }
     )
     ScoredApplication.validate(good)
     import pandera.errors
 
-    for column, value in [("probability_of_default", 1.5), ("risk_grade", "F"), ("decision", "maybe")]:
+    # A decision the recorded cut-off did not make is as wrong as a bad value.
+    bad_values = [("probability_of_default", 1.5), ("risk_grade", "F"), ("decision", "maybe")]
+    for column, value in [*bad_values, ("policy_cutoff", 0.95)]:
         bad = good.copy()
         bad[column] = bad[column].astype(object)
         bad.loc[1, column] = value

@@ -1,11 +1,12 @@
-"""Champion/challenger rules: every branch of `decide`, with the reason it gives."""
+"""Champion/challenger rules: every branch of `decide` (and of `decide_rechosen_policy`, the
+verdict on the champion's weights with a policy chosen again), with the reason it gives."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from risk_app.registry.promotion import GuardRule, PromotionRule, decide
+from risk_app.registry.promotion import GuardRule, PromotionRule, decide, decide_rechosen_policy
 
 CHAMPION = {"roc_auc": 0.780, "brier": 0.170, "f1": 0.60}
 
@@ -84,3 +85,14 @@ def test_rule_validation() -> None:
         PromotionRule(min_margin=-0.1)
     assert GuardRule(metric="profit", higher_is_better=True).higher_is_better is True
     assert PromotionRule.model_validate({"metric": "ks", "min_margin": 0.01}).higher_is_better is True
+
+
+def test_rechosen_policy_need_not_beat_the_champion_but_may_not_calibrate_worse() -> None:
+    champion = {**CHAMPION, "threshold": 0.17}
+    same = {**CHAMPION, "threshold": 0.26}
+    assert not decide(same, champion, PromotionRule()).promote  # a tie is no win for a new model
+    kept = decide_rechosen_policy(same, champion, PromotionRule(), champion_version="1")
+    assert kept.promote and "cut-off 0.1700 -> 0.2600" in kept.reason and kept.details["rechosen_from"] == "1"
+    worse_brier = {**same, "brier": 0.19}
+    refused = decide_rechosen_policy(worse_brier, champion, PromotionRule(), champion_version="1")
+    assert not refused.promote and "brier worsened" in refused.reason and "champion stays" in refused.reason
