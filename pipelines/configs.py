@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import dagster as dg
-from pydantic import BaseModel, Field, create_model
+from pydantic import (
+    BaseModel,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from data_contracts.spec import DEFAULT_DATASET
@@ -130,11 +137,32 @@ class CreditPolicyLaunchpad(CreditPolicyConfig):  # type: ignore[misc, valid-typ
         "(tabular:lightgbm, the LLM reported beside it).",
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refused_in_one_sentence(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """A policy the library refuses (`target_approval` without a rate, a rate out of range)
+        fails the step in one sentence as it starts, before anything is read: Dagster's launchpad
+        checks types, not the policy's cross-field rules, and would show pydantic's trace."""
+        try:
+            config = handler(data)
+            config.policy_config()
+        except ValidationError as exc:
+            problems = "; ".join(_problem(error) for error in exc.errors())
+            raise dg.Failure(description=f"credit_policy config: {problems}", allow_retries=False) from None
+        return config
+
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig.model_validate(self.model_dump(exclude={"hybrid"}))
 
     def hybrid_config(self) -> HybridConfig:
         return HybridConfig(stacker=self.hybrid)
+
+
+def _problem(error: Any) -> str:
+    """One pydantic error as a phrase: the field and what is wrong (a cross-field rule's own words)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    field = ".".join(str(part) for part in error["loc"])
+    return f"{field}: {message} (got {error['input']!r})" if field else message
 
 
 class DatasetConfig(dg.Config):

@@ -76,6 +76,38 @@ def test_launchpad_typos_are_refused_with_the_allowed_values(op: str, config: di
         dg.validate_run_config(job, {"ops": {op: {"config": config}}})
 
 
+@pytest.mark.parametrize(
+    ("config", "sentence"),
+    [
+        (
+            {"objective": "target_approval"},
+            "objective 'target_approval' needs target_approval_rate, e.g. 0.7",
+        ),
+        (
+            {"objective": "target_approval", "target_approval_rate": 1.5},
+            "target_approval_rate: Input should be less than 1 (got 1.5)",
+        ),
+    ],
+)
+def test_a_policy_the_library_refuses_fails_the_step_in_one_sentence(config: dict, sentence: str) -> None:
+    """The launchpad accepts these (it checks types only); the step then fails with the policy's
+    own sentence as its message, not pydantic's trace."""
+    from pipelines.configs import CreditPolicyLaunchpad
+
+    @dg.asset
+    def credit_policy(config: CreditPolicyLaunchpad) -> str:  # the real asset's config class
+        return config.objective
+
+    job = defs.resolve_job_def("training_job")
+    assert dg.validate_run_config(job, {"ops": {"credit_policy": {"config": config}}})
+    result = dg.materialize(
+        [credit_policy], run_config={"ops": {"credit_policy": {"config": config}}}, raise_on_error=False
+    )
+    [failure] = [e.step_failure_data for e in result.all_events if e.is_step_failure]
+    assert failure.user_failure_data.description == f"credit_policy config: {sentence}"
+    assert "ValidationError" not in failure.error.message and "pydantic" not in failure.error.message
+
+
 def test_launchpad_configs_are_generated_from_the_library_configs() -> None:
     from pipelines.configs import CreditPolicyConfig, TrainingConfig
     from risk_app.evaluate.policy import PolicyConfig
