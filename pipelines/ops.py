@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from pipelines.metadata import user_errors
+from risk_app.errors import NothingToRollBackError
 from risk_app.registry.mlflow_registry import rollback_champion, set_champion
 from risk_app.run.register import champion_version
 
@@ -46,13 +47,18 @@ def promote_version(context: dg.OpExecutionContext, config: PromoteVersionConfig
 def rollback_to_previous_champion(context: dg.OpExecutionContext, config: RollbackConfig) -> dg.Output[str]:
     actor = f"dagster:{context.run.tags.get('dagster/user', 'ui')}"
     withdrawn = champion_version(config.model_name)
-    version = rollback_champion(config.model_name, reason=config.reason, actor=actor)
+    try:
+        version = rollback_champion(config.model_name, reason=config.reason, actor=actor)
+    except NothingToRollBackError as nothing:
+        # Nothing moved and nothing is broken: one sentence, not a failure with Dagster's trace.
+        context.log.warning(str(nothing))
+        return dg.Output(str(nothing), metadata={"champion": withdrawn or "none", "rolled_back": False})
     sentence = (
         f"rolled back: version {withdrawn} withdrawn, "
         f"version {version} of {config.model_name} is champion again"
     )
     context.log.info(sentence)
-    return dg.Output(sentence, metadata={"champion": version})
+    return dg.Output(sentence, metadata={"champion": version, "rolled_back": True})
 
 
 class UnauditedMoveConfig(dg.Config):

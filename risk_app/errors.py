@@ -27,3 +27,7 @@ class ConfigError(RiskAppError):
 
 class ModelNotFoundError(RiskAppError):
     """A model reference (alias, version, path) that resolves to nothing."""
+
+
+class NothingToRollBackError(ModelNotFoundError):
+    """A rollback asked of a model with no champion, or whose champion replaced none: nothing moves."""

@@ -94,3 +94,24 @@ def test_score_bad_input_is_one_clear_line(args: list[str], message: str, risk_a
     assert result.exit_code == 2
     assert "error:" in result.output and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_score_with_no_champion_says_what_to_do(risk_app_home: Path) -> None:
+    """A first version the benchmark gate held back leaves no champion: scoring says how to go on."""
+    from risk_app.registry import mlflow_registry as reg
+    from risk_app.registry.promotion import PromotionDecision
+    from tests.scoring.doubles import save_double_artifact
+
+    folder = save_double_artifact(risk_app_home / "held", version="held-1", n_train=80)
+    info = reg.register_model_version(folder, metrics={"roc_auc": 0.6}, model_name="german_credit")
+    held = PromotionDecision(promote=False, reason="trails the classical benchmark lightgbm")
+    reg.record_decision("german_credit", info.version, held, actor="benchmark gate")
+    pd.read_csv(load_spec("german_credit").data_path).head(3).to_csv(risk_app_home / "apps.csv", index=False)
+
+    result = runner.invoke(app, ["score", "-i", str(risk_app_home / "apps.csv")], terminal_width=400)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "no champion yet" in result.output and "no alias" not in result.output
+    assert "risk-app models promote 1 --name german_credit --reason" in result.output
+    assert "--model challenger" in result.output
+    back = runner.invoke(app, ["models", "rollback", "--reason", "first try"], terminal_width=400)
+    assert back.exit_code == 2 and "nothing to roll back: 'german_credit' has no champion" in back.output

@@ -21,7 +21,7 @@ from risk_app.run.launch import check_nproc
 from risk_app.run.package import package_run
 from risk_app.run.record import RunRecord
 from risk_app.run.register import champion_version, promote_run, register_run
-from risk_app.run.render import model_rows
+from risk_app.run.render import champion_sentence, model_rows
 
 PICKLED = "fs_io_manager"
 
@@ -148,12 +148,7 @@ def champion_model(
     record = promote_run(registered_model, settings.promotion_rule(), actor="dagster")
     registration = record.need("registration")
     champion = champion_version(registration.model_name)
-    sentence = (
-        f"version {registration.version} is the new champion: {registration.decision.reason}"
-        if registration.promoted
-        else f"version {champion} stays champion; version {registration.version} was not promoted: "
-        f"{registration.decision.reason}"
-    )
+    sentence = champion_sentence(registration, champion)
     context.log.info(sentence)
     return dg.Output(
         record,

@@ -50,7 +50,7 @@ from mlflow.exceptions import MlflowException
 
 from risk_app.errors import ConfigError as ConfigError
 from risk_app.errors import ModelNotFoundError as ModelNotFoundError
-from risk_app.errors import RiskAppError
+from risk_app.errors import NothingToRollBackError, RiskAppError
 from risk_app.registry.audit import append_audit_record
 from risk_app.registry.mlflow_resolve import ResolvedModel as ResolvedModel
 from risk_app.registry.mlflow_resolve import list_versions as list_versions
@@ -364,7 +364,10 @@ def set_champion(name: str, version: str | int, reason: str, actor: str | None =
 
 
 def rollback_champion(name: str, reason: str, actor: str | None = None) -> str:
-    """Give the champion alias back to the model the current champion replaced. Returns that version."""
+    """Give the champion alias back to the model the current champion replaced. Returns that version.
+
+    `NothingToRollBackError` (one sentence, nothing moved, no audit line) when there is no
+    champion or the champion is the first one."""
     if not reason or not reason.strip():
         raise ConfigError("rollback_champion: a reason is required for the audit log")
     client = _client()
@@ -372,14 +375,14 @@ def rollback_champion(name: str, reason: str, actor: str | None = None) -> str:
         versions, aliases = _existing(client, name)
         current = _alias_version(client, name, CHAMPION)
         if current is None:
-            raise ModelNotFoundError(
-                f"model {name!r} has no champion to roll back ({_describe(versions, aliases)})"
+            raise NothingToRollBackError(
+                f"nothing to roll back: {name!r} has no champion ({_describe(versions, aliases)})"
             )
         previous = (current.tags or {}).get("previous_champion")
         if not previous:
-            raise ModelNotFoundError(
-                f"champion v{current.version} of {name!r} replaced no earlier champion; "
-                "nothing to roll back to"
+            raise NothingToRollBackError(
+                f"nothing to roll back to: version {current.version} is the first champion of {name!r} "
+                "and stays champion"
             )
         target = str(_get_version(client, name, previous).version)
         intent = append_audit_record(

@@ -18,6 +18,7 @@ from typing import Any
 from risk_app.errors import ModelNotFoundError
 from risk_app.registry.cache import ARTIFACT_FILE, download_version, find_artifact_folder
 from risk_app.registry.mlflow_store import (
+    CHALLENGER,
     CHAMPION,
     DEFAULT_MODEL_NAME,
     METRIC_TAG_PREFIX,
@@ -66,12 +67,30 @@ def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_N
         version = str(get_version(client, name, text).version)
     elif text in aliases:
         version = aliases[text]
+    elif text == CHAMPION and versions:
+        # Versions exist, none was promoted (the promotion rule or the benchmark gate held it back).
+        held = aliases.get(CHALLENGER)
+        latest = str(versions[-1].version)
+        advice = no_champion_advice(name, held) if held else no_champion_advice(name, latest, ref=latest)
+        raise ModelNotFoundError(
+            f"model {name!r} has no champion yet ({describe_versions(versions, aliases)}); {advice}"
+        )
     else:
         known = describe_versions(versions, aliases)
         raise ModelNotFoundError(f"model {name!r} has no alias {text!r} ({known})")
     folder = download_version(name, version)
     return ResolvedModel(
         version=version, local_artifact_dir=folder, metadata=read_artifact_metadata(folder), name=name
+    )
+
+
+def no_champion_advice(name: str, version: str | int, ref: str = CHALLENGER) -> str:
+    """What to do when no version of `name` is champion: promote `version` with a reason, or
+    score with it as it is, by `ref` (its alias or number); both doors, CLI and Dagster, named."""
+    return (
+        f"promote version {version} with a reason (`risk-app models promote {version} --name {name} "
+        f'--reason "..."` or Dagster\'s promote_version_job), or score with it as it is '
+        f"(`--model {ref}`, or `model: {ref}` in the scoring launchpad)"
     )
 
 

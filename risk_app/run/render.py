@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from risk_app.evaluate.metric_table import HEADLINE_METRICS, format_metric
-from risk_app.run.record import RunRecord
+from risk_app.registry.mlflow_resolve import no_champion_advice
+from risk_app.run.record import RegistrationFacts, RunRecord
 
 TRAINING_METRICS = (
     "best_val_auc",
@@ -106,3 +107,15 @@ def policy_sentence(record: RunRecord) -> str:
         f"bad rate among approved {val.bad_rate_approved:.1%}, "
         f"catches {val.recall:.1%} of defaults, expected cost {policy.expected_cost:.3f} per application"
     )
+
+
+def champion_sentence(registration: RegistrationFacts, champion: int | None) -> str:
+    """What promotion did, in one sentence: the new champion, the champion that stays, or (no
+    champion at all, e.g. a first version the benchmark gate held back) what to do next."""
+    version, reason = registration.version, registration.decision.reason
+    if registration.promoted:
+        return f"version {version} is the new champion: {reason}"
+    if champion is None:
+        advice = no_champion_advice(registration.model_name, version)
+        return f"no champion yet: version {version} was not promoted ({reason}); {advice}"
+    return f"version {champion} stays champion; version {version} was not promoted: {reason}"

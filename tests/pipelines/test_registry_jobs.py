@@ -71,3 +71,29 @@ def test_a_promotion_needs_a_real_reason() -> None:
                 "ops": {"promote_version": {"config": {"model_name": "b", "version": 1, "reason": "ok"}}}
             }
         )
+
+
+def test_a_rollback_with_nothing_to_roll_back_to_is_one_sentence(risk_app_home: Path) -> None:
+    """The first champion replaced none: the run says so in one sentence (a warning, not a
+    failure with Dagster's stack trace), nothing moves and the audit log gets no rollback."""
+    from risk_app.registry import mlflow_registry as reg
+    from tests.scoring.doubles import save_double_artifact
+
+    folder = save_double_artifact(risk_app_home / "first", version="first-1", n_train=80)
+    reg.register_model_version(folder, metrics={"roc_auc": 0.7}, model_name="book")
+    config = {
+        "rollback_to_previous_champion": {"config": {"model_name": "book", "reason": "drift on amount"}}
+    }
+    before_champion = _run("rollback_champion_job", config)
+    assert before_champion.output_for_node("rollback_to_previous_champion").startswith(
+        "nothing to roll back: 'book' has no champion"
+    )
+    assert reg.promote_if_better("book", "1").promote
+    result = _run("rollback_champion_job", config)
+    assert result.success
+    sentence = result.output_for_node("rollback_to_previous_champion")
+    assert sentence == "nothing to roll back to: version 1 is the first champion of 'book' and stays champion"
+    assert resolve_model("champion", name="book").version == "1"
+    assert [r["action"] for r in read_audit_log()] == ["promote"]
+    typo = {"rollback_to_previous_champion": {"config": {"model_name": "bok", "reason": "drift on amount"}}}
+    assert not _run("rollback_champion_job", typo).success  # an unknown model is still an error

@@ -63,3 +63,19 @@ def test_metric_table_drives_credit_metrics_and_promotion_directions() -> None:
     with pytest.raises(KeyError, match="known metrics"):
         metric_spec("auc")
     assert isinstance(METRICS[0], MetricSpec)
+
+
+def test_champion_sentence_never_reads_version_none() -> None:
+    from risk_app.registry.promotion import PromotionDecision
+    from risk_app.run.record import RegistrationFacts
+    from risk_app.run.render import champion_sentence
+
+    held = RegistrationFacts(
+        model_name="german_credit", version=1, mlflow_run_id="r",
+        decision=PromotionDecision(promote=False, reason="trails the classical benchmark"),
+    )  # fmt: skip
+    first = champion_sentence(held, champion=None)
+    assert "None" not in first and first.startswith("no champion yet: version 1 was not promoted")
+    assert "risk-app models promote 1 --name german_credit" in first and "--model challenger" in first
+    stays = champion_sentence(held, champion=3)
+    assert stays.startswith("version 3 stays champion; version 1 was not promoted")
