@@ -1,6 +1,9 @@
 """The CLI path of a credit policy: `risk-app train --policy ...` decides by that policy when
 scoring, and the same run's policy chosen again (the library stages the Dagster asset calls) is
-a new version that `risk-app score` then uses, each batch recording the version and the policy."""
+a new version that `risk-app score` then uses, each batch recording the version and the policy.
+
+LightGBM is the deployed scorer (`--hybrid tabular_only`): the tiny test LLM's calibrated PDs all
+sit at the base rate, where two objectives choose cut-offs that differ only in float noise."""
 
 from pathlib import Path
 
@@ -35,7 +38,17 @@ def test_cli_policy_reaches_scoring_and_a_rechosen_policy_is_a_new_version(
     train, batch = risk_app_home / "train.csv", risk_app_home / "batch.csv"
     frame.head(200).to_csv(train, index=False)
     frame.tail(60).drop(columns="creditability").to_csv(batch, index=False)
-    args = ["train", "--data", str(train), "--epochs", "1", "--set", "max_length=64"]
+    args = [
+        "train",
+        "--data",
+        str(train),
+        "--epochs",
+        "1",
+        "--set",
+        "max_length=64",
+        "--hybrid",
+        "tabular_only",
+    ]
     policy = ["--policy", "objective=target_approval", "--policy", "target_approval_rate=0.7"]
     result = runner.invoke(app, [*args, *policy], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -59,7 +72,7 @@ def test_cli_policy_reaches_scoring_and_a_rechosen_policy_is_a_new_version(
     record = promote_run(register_run(record, model_name="german_credit"), actor="test")
     second = record.need("policy")
     assert (record.registration.version, record.registration.rechosen_from) == (2, 1)
-    assert record.registration.promoted and second.threshold < first.threshold
+    assert record.registration.promoted and second.threshold < first.threshold - 0.01
 
     rescored = _score(batch, risk_app_home / "v2.parquet")
     assert set(rescored["model_version"]) == {"german_credit/2"} and set(rescored["policy_id"]) == {
@@ -67,7 +80,7 @@ def test_cli_policy_reaches_scoring_and_a_rechosen_policy_is_a_new_version(
     }
     p = rescored["probability_of_default"]
     assert (rescored["decision"] == "decline").tolist() == (p >= second.threshold).tolist()
-    assert ((p >= second.threshold) & (p < first.threshold)).any()  # decided differently now
+    assert ((p >= second.threshold) & (p < first.threshold)).sum() >= 3  # decided differently now
     ledger = scoring_ledger()
     assert ledger[["model_version", "policy_id", "policy_objective"]].values.tolist() == [
         ["german_credit/1", first.policy_id, "target_approval"],
