@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from data_contracts.spec_parse import ParseSpec
+from data_contracts.spec_text import ESTIMATED_TOKENS, TextSpec, TokenCounter
 from risk_app.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "risk_app" / "datasets"
 
 ColumnType = Literal["integer", "float", "category", "boolean", "date", "text"]
 NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "float"})
+# The most characters a free-text cell may be read for (about 5,000 tokens): cleaning patterns
+# run on at most this many characters of a cell.
+MAX_TEXT_CHARS = 20_000
 # Columns the library adds to frames; a data set may not use these names for its own columns.
 RESERVED_COLUMNS: frozenset[str] = frozenset(
     {"source_row", "text", "split", "augmented", "source_application_id", "default", "application_id"}
@@ -90,7 +94,18 @@ class ColumnSpec(_Strict):
     )
     min: float | None = Field(default=None, description="Smallest allowed value (numeric columns).")
     max: float | None = Field(default=None, description="Largest allowed value (numeric columns).")
-    max_chars: int | None = Field(default=None, gt=0, description="Free text is cut to this many characters.")
+    max_chars: int | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TEXT_CHARS,
+        description="Free text: hard cap on the characters read from a cell, before cleaning; a longer "
+        "cell is cut on a word boundary and marked with '…'.",
+    )
+    text: TextSpec | None = Field(
+        default=None,
+        description="Free text: cleaning rules, token budget, place in the prompt and what an empty "
+        "text reads (data_contracts.spec_text).",
+    )
     perturb: bool = Field(
         default=False, description="number_perturbation augmentation may nudge this value within [min, max]."
     )
@@ -194,6 +209,8 @@ class DatasetSpec(_Strict):
     costs: CreditCosts | None = Field(default=None, description="Credit-policy error costs.")
 
     _spec_path: Path | None = PrivateAttr(default=None)
+    _token_counter: TokenCounter | None = PrivateAttr(default=None)
+    _token_counter_name: str = PrivateAttr(default=ESTIMATED_TOKENS)
 
     @model_validator(mode="after")
     def _check_rules(self) -> DatasetSpec:
@@ -242,6 +259,10 @@ class DatasetSpec(_Strict):
     def text_columns(self) -> tuple[str, ...]:
         return self._features_of("text")
 
+    def text_spec(self, column: str) -> TextSpec:
+        """How free-text column `column` is read (the defaults when it has no `text:` block)."""
+        return self.columns[column].text or TextSpec()
+
     @property
     def protected_columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(p.column for p in self.protected))
@@ -253,8 +274,36 @@ class DatasetSpec(_Strict):
 
     @property
     def hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for col in data["columns"].values():
+            if col.get("text") is None:
+                col.pop("text", None)  # a spec without text blocks keeps the hash it had before them
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    # --- how tokens of free text are counted ------------------------------------------------
+    def counting_tokens_with(self, counter: TokenCounter, name: str) -> DatasetSpec:
+        """A copy of this spec whose free-text budgets (`text.max_tokens`) count tokens with
+        `counter` (e.g. the base model's tokenizer, `risk_app.data.text.tokenizer_counter`).
+
+        The counter is part of how a model reads the data, not of the data contract: the copy
+        has the same hash and YAML. A run binds it once, where the tokenizer is known, and
+        every serialization from that spec (training examples, augmentation, the hybrid,
+        reason codes, scoring through the artifact) counts the same way."""
+        bound = self.model_copy()
+        bound._token_counter = counter
+        bound._token_counter_name = name
+        return bound
+
+    @property
+    def token_counter(self) -> TokenCounter | None:
+        """The bound token counter; None means the documented estimate (risk_app.data.text)."""
+        return self._token_counter
+
+    @property
+    def token_counter_name(self) -> str:
+        """What counts tokens: the name given to `counting_tokens_with`, or "estimate"."""
+        return self._token_counter_name
 
     def to_yaml(self) -> str:
         data = self.model_dump(mode="json", exclude_defaults=True)

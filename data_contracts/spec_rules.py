@@ -55,6 +55,13 @@ def column_problems(name: str, col: ColumnSpec) -> list[str]:
         problems += parse_problems(where, col.parse, col.type)
     if col.max_chars is not None and col.type != "text":
         problems.append(f"{where}.max_chars: only free-text columns are truncated")
+    if col.text is not None and col.type != "text":
+        problems.append(f"{where}.text: cleaning and token budgets are for free-text columns, not {col.type}")
+    if col.text is not None and _unsafe_value_text(col.text.empty):
+        problems.append(
+            f"{where}.text.empty: {col.text.empty!r} may not contain ': ', end with '.' or have "
+            "surrounding spaces"
+        )
     # The text is "Label: value." clauses; a ':' or '.' in a label would break clause parsing.
     if any(ch in col.label for ch in ".:") or col.label != col.label.strip():
         problems.append(f"{where}.label: {col.label!r} may not contain '.' or ':' or surrounding spaces")
@@ -64,6 +71,11 @@ def column_problems(name: str, col: ColumnSpec) -> list[str]:
                 f"{where}.categories.{value}: text {text!r} may not be empty, contain ': ' or end with '.'"
             )
     return problems
+
+
+def _unsafe_value_text(text: str) -> bool:
+    """Would this fixed value text end a clause early or fake a label (see risk_app.data.serialize)?"""
+    return ": " in text or text.strip() != text or text.endswith(".") or not text
 
 
 def role_problems(spec: DatasetSpec) -> list[str]:
@@ -113,7 +125,8 @@ def role_problems(spec: DatasetSpec) -> list[str]:
     for name in spec.text_columns if spec.id_column in cols else ():
         if cols[name].max_chars is None:
             problems.append(
-                f"columns.{name}.max_chars: a free-text column needs max_chars (how much the model reads)"
+                f"columns.{name}.max_chars: a free-text column needs max_chars (the most characters read "
+                "from a cell; text.max_tokens sets a budget in tokens)"
             )
     labels: dict[str, str] = {}
     for name, col in cols.items():

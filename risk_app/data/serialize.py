@@ -8,9 +8,14 @@ spaces:
 
 How a value reads comes from the spec too: a number with the column's unit (singular for 1,
 plural otherwise), a category as the text the spec gives for it ("... < 0 DM" reads "< 0 DM"),
-a boolean as yes/no, a date as YYYY-MM-DD, free text verbatim (whitespace collapsed) cut to the
-column's `max_chars`. A missing value of a nullable column reads "unknown". Generic safety rules
-keep a value from faking a clause: ": " inside a value reads ", " and a trailing "." is dropped.
+a boolean as yes/no, a date as YYYY-MM-DD. Free text as `risk_app.data.text.read_text` makes it:
+cleaned by the column's rules, capped at `max_chars`, fitted to its token budget `max_tokens`
+(a cut ends with "…"), and a missing or emptied text reads the column's `text.empty`. A free-text
+column with `text.position: end` comes after every other clause (in spec order among such
+columns), whatever order a caller asks for. A missing value of any other nullable column reads
+"unknown". Generic safety rules keep a value from faking a clause: ": " inside a value reads ", "
+and a trailing "." is dropped. A data set without free text serializes exactly as before those
+rules existed (a golden test pins German credit's texts).
 
 Training, augmentation, scoring and reason codes all go through `serialize_application` /
 `serialize_frame`, so the text a model was trained on is exactly the text it scores. The id,
@@ -31,6 +36,7 @@ import pandas as pd
 
 from data_contracts.spec import DatasetSpec, load_spec
 from data_contracts.spec_model import BOOLEAN_VALUES
+from risk_app.data.text import clause_safe, read_text
 from risk_app.errors import ConfigError, RiskAppError
 
 MISSING_TEXT = "unknown"
@@ -40,10 +46,16 @@ MISSING_TEXT = "unknown"
 _CLAUSE_BOUNDARY = re.compile(r"(?<=\.)\s+(?=[^\s.:][^.:]*:\s)")
 
 
+def template_order(spec: DatasetSpec, fields: Sequence[str]) -> list[str]:
+    """`fields` in the order the text shows them: free text with `position: end` moved last."""
+    at_end = {name for name in fields if name in spec.text_columns and spec.text_spec(name).position == "end"}
+    return [name for name in fields if name not in at_end] + [name for name in fields if name in at_end]
+
+
 def field_labels(spec: DatasetSpec | str | None = None) -> dict[str, str]:
     """Feature column -> label, in template order."""
     spec = load_spec(spec)
-    return {name: spec.columns[name].label for name in spec.feature_columns}
+    return {name: spec.columns[name].label for name in template_order(spec, spec.feature_columns)}
 
 
 def label_to_field(spec: DatasetSpec | str | None = None) -> dict[str, str]:
@@ -51,9 +63,8 @@ def label_to_field(spec: DatasetSpec | str | None = None) -> dict[str, str]:
     return {label: name for name, label in field_labels(spec).items()}
 
 
-def _clause_safe(text: str) -> str:
-    # A value must not end a clause early or look like a new label (see _CLAUSE_BOUNDARY).
-    return text.replace(": ", ", ").rstrip(".")
+# A value must not end a clause early or look like a new label (see _CLAUSE_BOUNDARY).
+_clause_safe = clause_safe
 
 
 def _format_number(number: float) -> str:
@@ -75,6 +86,8 @@ def format_value(column: str, value: Any, spec: DatasetSpec | str | None = None)
     col = spec.columns.get(column)
     if col is None:
         raise ConfigError(f"data set {spec.name}: no column {column!r}")
+    if col.type == "text":
+        return read_text(value, column, spec).text
     if _is_missing(value):
         return MISSING_TEXT
     if hasattr(value, "item") and not isinstance(value, (str, pd.Timestamp)):  # numpy scalar
@@ -98,9 +111,7 @@ def format_value(column: str, value: Any, spec: DatasetSpec | str | None = None)
         if isinstance(value, (dt.date, pd.Timestamp)):
             return value.strftime("%Y-%m-%d")
         return _clause_safe(str(value))
-    # Free text: verbatim apart from whitespace, cut to the length the spec allows.
-    text = " ".join(str(value).split())
-    return _clause_safe(text[: col.max_chars]) or MISSING_TEXT
+    raise ConfigError(f"data set {spec.name}: column {column!r} has unknown type {col.type!r}")
 
 
 def _resolve_fields(
@@ -118,7 +129,7 @@ def _resolve_fields(
         raise ConfigError(f"field(s) {forbidden} are never serialized (label, id, date or excluded)")
     if len(set(order)) != len(order):
         raise ConfigError(f"field_order lists a field twice: {order}")
-    return [name for name in order if name not in excluded]
+    return template_order(spec, [name for name in order if name not in excluded])
 
 
 def _missing_error(spec: DatasetSpec, ident: Any, name: str) -> RiskAppError:
@@ -172,7 +183,7 @@ def serialize_frame(
             id_col = spec.id_column if spec.id_column in df.columns else "application_id"
             raise _missing_error(spec, df.at[first, id_col] if id_col in df.columns else first, name)
         rendered = {value: format_value(name, value, spec) for value in column.dropna().unique()}
-        text = column.map(rendered).astype(object).where(column.notna(), MISSING_TEXT)
+        text = column.map(rendered).astype(object).where(column.notna(), format_value(name, None, spec))
         parts.append(spec.columns[name].label + ": " + text + ".")
     text = parts[0]
     for part in parts[1:]:
@@ -209,4 +220,5 @@ __all__ = [
     "parse_clauses",
     "serialize_application",
     "serialize_frame",
+    "template_order",
 ]
