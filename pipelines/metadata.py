@@ -101,6 +101,10 @@ def _training_metadata(record: Any) -> dict[str, Any]:
         "wall_seconds": dg.MetadataValue.float(round(training.wall_seconds, 1)),
         "tokens_per_second": dg.MetadataValue.float(round(training.tokens_per_second, 1)),
         "history": table(pd.DataFrame([e.model_dump() for e in training.history]).round(4)),
+        "texts_over_max_length": training.texts_over_max_length,
+        "free_text": dg.MetadataValue.json(
+            {column: stats.model_dump() for column, stats in record.dataset.text_columns.items()}
+        ),
         "run_dir": dg.MetadataValue.path(record.run_dir),
     }
 

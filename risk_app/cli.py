@@ -200,6 +200,8 @@ def _train_from_file(
     get_method(config.method).parse_config(config.method_params)  # fail fast, before loading data
     check_hybrid(hybrid, spec)
     check_nproc(nproc, config)
+    # Free-text budgets (text.max_tokens) count the base model's tokens, in training and scoring.
+    spec = workflow.spec_counting_tokens_of(spec, config.base_model)
     with console.status("validating data"):
         validation = workflow.ingest_and_validate(data, spec=spec)
         examples = workflow.prepare_examples(
@@ -215,6 +217,13 @@ def _train_from_file(
         split_seed=config.seed, nproc=nproc, hybrid=hybrid,
     )  # fmt: skip
     print_table("Test metrics (same split)", summary_rows(record))
+    over = record.need("training").texts_over_max_length
+    if over:
+        console.print(
+            f"[yellow]warning:[/yellow] {over} application texts are longer than max_length="
+            f"{config.max_length} tokens; the model read only their beginning (see the model card). "
+            "Raise it with --set max_length=N."
+        )
     console.print(policy_sentence(record))
     console.print(f"artifact: {record.need('artifact').path}")
     return record

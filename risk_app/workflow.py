@@ -1,9 +1,16 @@
 """A training run end to end, as the CLI and tests drive it: prepare data, then the stages.
 
-    validation = ingest_and_validate("loans.csv", spec="german_credit")
-    examples = prepare_examples(validation.valid, spec="german_credit", seed=42)
-    record = train_run(validation.valid, examples, TrainConfig(method="lora"), spec="german_credit")
+    config = TrainConfig(method="lora")
+    spec = spec_counting_tokens_of("german_credit", config.base_model)  # free-text budgets in its tokens
+    validation = ingest_and_validate("loans.csv", spec=spec)
+    examples = prepare_examples(validation.valid, spec=spec, seed=42)
+    record = train_run(validation.valid, examples, config, spec=spec)
     record = register_run(record, model_name="german_credit")   # risk_app.run.register
+
+A data set with free text counts its token budgets in the base model's tokens when the spec is
+bound first (`spec_counting_tokens_of`, as the CLI does); unbound, the budgets use the
+documented estimate (`risk_app.data.text`). Either way the run records which, and scoring
+through the artifact counts the same way.
 
 `train_run` calls the stages of `risk_app.run` in the order the Dagster assets run them
 (fine-tune → [hybrid] → credit policy → evaluate → package), so both paths produce the same
@@ -19,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from data_contracts.spec import load_spec
+from data_contracts.spec_text import ESTIMATED_TOKENS
 from risk_app import paths
 from risk_app.data.examples import build_training_examples
 from risk_app.data.load import load_applications
@@ -29,6 +37,7 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import get_method
 from risk_app.hybrid.config import HybridConfig
 from risk_app.hybrid.stage import check_hybrid, stack_hybrid
+from risk_app.run.dataset import spec_counting_tokens_of
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
 from risk_app.run.launch import check_nproc, fine_tune_stage
 from risk_app.run.package import package_run
@@ -143,6 +152,8 @@ def resume_run(
     if config is None:
         raise RiskAppError(f"run {run_id} stopped before training started; start a new run instead")
     spec = load_spec(run_dir / SPEC_COPY)
+    if record.dataset.text_tokens != ESTIMATED_TOKENS:  # count free text as the killed run did
+        spec = spec_counting_tokens_of(spec, config.base_model)
     valid, examples = pd.read_parquet(run_dir / VALID_FILE), pd.read_parquet(run_dir / EXAMPLES_FILE)
     record = fine_tune_stage(record, examples, config, nproc=nproc, progress=progress, resume=True)
     return _after_fine_tuning(record, valid, examples, policy_config, spec=spec)

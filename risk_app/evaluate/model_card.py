@@ -185,6 +185,28 @@ def _data_section(dataset: DatasetFacts) -> list[str]:
     ]
     if dataset.augmented_rows:
         lines.append(f"- **Augmented training rows:** {dataset.augmented_rows} (text augmentation)")
+    return lines + _free_text_lines(dataset)
+
+
+def _free_text_lines(dataset: DatasetFacts) -> list[str]:
+    """What cleaning and the budgets did to each free-text column the model reads."""
+    if not dataset.text_columns:
+        return []
+    lines = [
+        "",
+        "Free text the model reads (cleaned by the spec's rules; a text over its budget is cut on a word "
+        f"boundary and ends with '…'; tokens counted with: {dataset.text_tokens}):",
+        "",
+        "| column | rows | cleaned | cut at max_chars | cut at max_tokens | empty | tokens mean / max "
+        "| budget | place |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for column, s in dataset.text_columns.items():
+        budget = f"{s.max_chars} chars" + (f", {s.max_tokens} tokens" if s.max_tokens else "")
+        lines.append(
+            f"| `{column}` | {s.rows} | {s.cleaned} | {s.cut_chars} | {s.cut_tokens} | {s.empty} | "
+            f"{s.tokens_mean:.1f} / {s.tokens_max} | {budget} | {s.position} |"
+        )
     return lines
 
 
@@ -254,6 +276,13 @@ def _fairness_section(fairness: dict[str, Any]) -> list[str]:
     lines = ["## Fairness", ""]
     if not fairness:
         return [*lines, "No fairness assessment was made for this run. Run one before any use in decisions."]
+    if fairness.get("assessable") is False:
+        return [
+            *lines,
+            f"{fairness.get('reason', 'Fairness not assessable.')} The approval rates of protected groups "
+            "could not be compared, so this model's disparate impact is unknown: assess it on data that "
+            "records the protected attributes before any use in decisions.",
+        ]
     limit = float(fairness.get("air_limit", 0.8))
     lines += [
         f"Approval = P(default) < threshold. Adverse impact ratio (AIR) = a group's approval rate / "
@@ -302,6 +331,14 @@ def _hybrid_limitations(record: RunRecord) -> list[str]:
 def limitations(record: RunRecord) -> list[str]:
     """The data set's own limitations, data-quality findings, then the method's and ours."""
     items = [*record.dataset.limitations, *record.dataset.quality_warnings]
+    training = record.training
+    if training is not None and training.texts_over_max_length:
+        items.append(
+            f"{training.texts_over_max_length} application texts are longer than the model's token limit "
+            f"(max_length={training.config.max_length}; the longest has {training.longest_text_tokens} "
+            "tokens): the model read only their beginning, and the clauses at the end of those texts "
+            "not at all. Raise max_length or lower the free-text budgets (text.max_tokens)."
+        )
     if record.dataset.protected:
         items.append(
             "Protected attributes are present in the data ("

@@ -133,6 +133,16 @@ def load_classifier(
     return model, tokenizer
 
 
+def load_tokenizer(name_or_path: str | Path) -> Any:
+    """The tokenizer of base model `name_or_path` alone (any form `load_classifier` accepts), to
+    count tokens of free text before the model itself is loaded."""
+    source, gguf_file = _resolve_source(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
+    except (OSError, ValueError, KeyError) as exc:
+        raise _not_found(str(name_or_path), exc) from exc
+
+
 def convert_gguf_to_safetensors(gguf_path: str | Path, out_dir: str | Path) -> Path:
     """Dequantize a GGUF file once and save it as a transformers folder (safetensors).
 

@@ -254,7 +254,7 @@ class RiskModel:
 
         extra = metadata.get("extra", {})
         self.calibrator = Calibrator.from_dict(extra.get("calibration") or {"kind": "none"})
-        self.dataset_spec = _artifact_spec(path)
+        self.dataset_spec = _artifact_spec(path, tokenizer, extra.get("text_tokens"))
         # The credit policy it decides by, recorded beside every scored batch and row; artifacts
         # packaged before the policy had an id get it from their stored config, map and cut-off.
         policy = extra.get("policy") or {}
@@ -315,13 +315,22 @@ class RiskModel:
         return f"RiskModel(version={self.version!r}, method={self.method.name!r}, path={str(self.path)!r})"
 
 
-def _artifact_spec(folder: Path) -> Any:
+def _artifact_spec(folder: Path, tokenizer: Any = None, text_tokens: str | None = None) -> Any:
     """The data set spec the model was trained on (`dataset_spec.yaml`), or None for artifacts
-    made before models carried their spec (they were all German credit)."""
+    made before models carried their spec (they were all German credit). Free-text token budgets
+    count as the training run counted them: with the artifact's tokenizer (the base model's) when
+    the run recorded `text_tokens` other than the estimate."""
     from data_contracts.spec import load_spec
+    from data_contracts.spec_text import ESTIMATED_TOKENS
+    from risk_app.data.text import tokenizer_counter
 
     path = folder / SPEC_FILE
-    return load_spec(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    spec = load_spec(path)
+    if text_tokens and text_tokens != ESTIMATED_TOKENS and tokenizer is not None:
+        spec = spec.counting_tokens_with(tokenizer_counter(tokenizer), text_tokens)
+    return spec
 
 
 def read_metadata(folder: str | Path) -> dict[str, Any]:

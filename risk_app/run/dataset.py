@@ -2,7 +2,8 @@
 
 `dataset_facts` is where the run record's dataset section comes from: the spec's identity
 (name, version, hash, description, origin, licence, target, protected attributes), the file, the
-data hash, split sizes, the fields left out of the text, and data-quality warnings.
+data hash, split sizes, the fields left out of the text, data-quality warnings, and what cleaning
+and token budgets did to each free-text column (`risk_app.data.text.text_column_stats`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,25 @@ from typing import Any
 
 import pandas as pd
 
-from data_contracts.spec import load_spec
+from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.data.quality import detached_sorted_columns
 from risk_app.data.serialize import clause_label, field_labels, parse_clauses
+from risk_app.data.text import text_column_stats, text_warnings, tokenizer_counter
+from risk_app.models.loader import load_tokenizer
 from risk_app.run.record import DatasetFacts
 
 SPLITS = ("train", "validation", "test")
+
+
+def spec_counting_tokens_of(spec: Any, base_model: str) -> DatasetSpec:
+    """The data set's spec with its free-text budgets (`text.max_tokens`) counted in tokens of
+    `base_model`'s tokenizer; the spec unchanged when it has no free text. Bind it before the
+    examples are serialized and pass it to every later stage: the artifact counts the same way."""
+    spec = load_spec(spec)
+    if not spec.text_columns:
+        return spec
+    counter = tokenizer_counter(load_tokenizer(base_model))
+    return spec.counting_tokens_with(counter, f"tokenizer of {base_model}")
 
 
 def excluded_fields(examples: pd.DataFrame, spec: Any) -> list[str]:
@@ -73,6 +87,8 @@ def dataset_facts(
 ) -> DatasetFacts:
     """The record's dataset section for these validated rows and their examples."""
     spec = load_spec(spec)
+    excluded = excluded_fields(examples, spec)
+    text = text_column_stats(spec, valid[[c for c in spec.text_columns if c in valid and c not in excluded]])
     return DatasetFacts(
         name=spec.name,
         spec_version=spec.version,
@@ -90,9 +106,11 @@ def dataset_facts(
         split_seed=split_seed,
         rows={s: int((examples["split"] == s).sum()) for s in SPLITS},
         augmented_rows=int(examples["augmented"].astype(bool).sum()),
-        excluded_fields=excluded_fields(examples, spec),
+        excluded_fields=excluded,
         vintages=split_vintages(valid, examples, spec),
-        quality_warnings=quality_warnings(valid, spec),
+        quality_warnings=quality_warnings(valid, spec) + text_warnings(text, spec),
+        text_columns=text,
+        text_tokens=spec.token_counter_name,
     )
 
 

@@ -44,6 +44,7 @@ def manifest_extra(record: RunRecord) -> dict[str, Any]:
         "trainable_parameter_names": training.trainable_parameter_names,
         # Scoring must serialize new applications exactly as training did.
         "exclude_fields": record.dataset.excluded_fields,
+        "text_tokens": record.dataset.text_tokens,
         "data_quality_warnings": record.dataset.quality_warnings,
         "fairness_flags": evaluation.fairness_flags,
         # Holdout scores are the reference distribution for score drift (PSI) at scoring time.

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from risk_app.atomic import atomic_write_json
+from risk_app.data.text import TextColumnStats
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.evaluate.policy import PolicyConfig, policy_id
@@ -64,6 +65,15 @@ class DatasetFacts(_Section):
     augmented_rows: int = Field(default=0)
     excluded_fields: list[str] = Field(default_factory=list, description="Fields left out of the text.")
     quality_warnings: list[str] = Field(default_factory=list, description="Data-quality findings.")
+    text_columns: dict[str, TextColumnStats] = Field(
+        default_factory=dict,
+        description="Per free-text column the model reads: rows cleaned, cut and empty, tokens read.",
+    )
+    text_tokens: str = Field(
+        default="estimate",
+        description="What counted free-text tokens for the budgets: 'estimate' or 'tokenizer of <base "
+        "model>'; scoring counts the same way (the artifact's tokenizer).",
+    )
 
 
 class EpochRecord(_Section):
@@ -93,6 +103,12 @@ class TrainingFacts(_Section):
     tokens_per_second: float
     device: str
     trainable_parameter_names: list[str] = Field(default_factory=list)
+    texts_over_max_length: int = Field(
+        default=0,
+        description="Original (not augmented) texts longer than max_length tokens: the model read only "
+        "their first max_length tokens.",
+    )
+    longest_text_tokens: int = Field(default=0, description="Tokens of the longest original text.")
     history: list[EpochRecord] = Field(default_factory=list)
     trained_dir: str = Field(description="Folder with the trained weights and tokenizer.")
     mlflow_run_id: str = Field(default="", description="The MLflow run that logged training as it happened.")
@@ -136,7 +152,11 @@ class EvaluationFacts(_Section):
     report_dir: str
     plots: dict[str, str] = Field(default_factory=dict, description="Chart name -> PNG path.")
     lift_table: str = Field(default="", description="CSV path of the decile lift table.")
-    fairness: dict[str, Any] = Field(default_factory=dict, description="FairnessReport.to_dict().")
+    fairness: dict[str, Any] = Field(
+        default_factory=dict,
+        description="FairnessReport.to_dict(), or fairness.not_assessable() when the spec declares no "
+        "protected attribute.",
+    )
     fairness_flags: list[str] = Field(default_factory=list)
 
 

@@ -152,6 +152,15 @@ def _save_predictions(result: TrainResult, examples: pd.DataFrame, config: Train
     pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
 
 
+def _token_lengths(tokenizer: Any, texts: pd.Series, slice_rows: int = 1024) -> np.ndarray:
+    """Tokens of each text as the model encodes it (untruncated), counted slice by slice."""
+    lengths: list[int] = []
+    for start in range(0, len(texts), slice_rows):
+        piece = texts.iloc[start : start + slice_rows].tolist()
+        lengths += [len(ids) for ids in tokenizer(piece, padding=False, verbose=False)["input_ids"]]
+    return np.asarray(lengths, dtype=np.int64)
+
+
 def fine_tune(
     record: RunRecord,
     examples: pd.DataFrame,
@@ -185,11 +194,14 @@ def fine_tune(
     trained_dir = _save_trained(result, config.method, run_dir / TRAINED_DIR)
     _save_predictions(result, examples, config, run_dir / PREDICTIONS_FILE)
     summary = result.summary()
+    lengths = _token_lengths(result.tokenizer, examples.loc[~examples["augmented"].astype(bool), "text"])
     facts = TrainingFacts(
         config=config,
         method_params=method_cfg.model_dump(mode="json"),
         **{k: summary[k] for k in TrainingFacts.model_fields if k in summary},
         trainable_parameter_names=list(result.trainable_parameter_names),
+        texts_over_max_length=int((lengths > config.max_length).sum()),
+        longest_text_tokens=int(lengths.max(initial=0)),
         history=[EpochRecord(**epoch) for epoch in result.history],
         trained_dir=str(trained_dir),
         mlflow_run_id=tracker.mlflow_run_id,
