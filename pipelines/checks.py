@@ -69,7 +69,7 @@ def fairness_four_fifths(model_evaluation: RunRecord) -> dg.AssetCheckResult:
     rows = pd.DataFrame(fairness.get("rows", []))
     flags = fairness.get("flags", [])
     return dg.AssetCheckResult(
-        passed=not flags,
+        passed=not flags and fairness.get("assessable", True),
         severity=WARN,
         description=_fairness_sentence(fairness),
         metadata={
@@ -82,6 +82,8 @@ def fairness_four_fifths(model_evaluation: RunRecord) -> dg.AssetCheckResult:
 
 def _fairness_sentence(fairness: dict) -> str:
     """One plain sentence: which groups fall below four-fifths and how sure, or that none does."""
+    if fairness.get("assessable") is False:
+        return str(fairness.get("reason", "Fairness not assessable."))
     limit = float(fairness.get("air_limit", 0.8))
     notes = fairness.get("notes", [])
     small = f" (but {len(notes)} grouping(s) are measured against a small group)" if notes else ""

@@ -33,7 +33,9 @@ in it divides by that small group's rate.
 Groupings come from the data set's spec (`protected`): a numeric attribute is banded by its
 `edges` (age [25, 35, 50] -> <25, 25-34, 35-49, 50+), a category attribute is mapped to groups
 (sex from German credit's combined `personal_status_and_sex`), or its values are the groups.
-Any other column of the frame can be named as a grouping too.
+Any other column of the frame can be named as a grouping too. A data set whose spec declares no
+protected attribute (e.g. a loan book that records none) gets `not_assessable(spec)` in place
+of a report: the run trains and evaluates, and every report says fairness was not assessed and why.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from risk_app.errors import RiskAppError
 FOUR_FIFTHS = 0.8
 Z_95 = 1.959963984540054
 INTERVAL_METHOD = "AIR intervals are 95% Katz log intervals for a ratio of two approval rates"
+NO_PROTECTED_ATTRIBUTE = "not assessable: the spec declares no protected attribute"
 
 
 def air_interval(
@@ -95,6 +98,19 @@ class FairnessReport:
             "interval_method": INTERVAL_METHOD,
             "summary": self.summary,
         }
+
+
+def not_assessable(spec: DatasetSpec | str | None = None) -> dict[str, Any]:
+    """What a run records in place of `FairnessReport.to_dict()` when the spec declares no
+    protected attribute: no rows, no flags, and the reason in one sentence."""
+    spec = load_spec(spec)
+    return {
+        "assessable": False,
+        "reason": f"Fairness {NO_PROTECTED_ATTRIBUTE} (data set {spec.name}).",
+        "rows": [],
+        "flags": [],
+        "notes": [],
+    }
 
 
 def _row_name(df: pd.DataFrame, position: int) -> str:

@@ -21,7 +21,7 @@ import pandas as pd
 from data_contracts.spec import load_spec
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.baselines import score_baselines
-from risk_app.evaluate.fairness import fairness_report
+from risk_app.evaluate.fairness import fairness_report, not_assessable
 from risk_app.evaluate.metrics import score_predictions
 from risk_app.evaluate.report import build_evaluation_report
 from risk_app.run.dataset import structured_splits
@@ -110,9 +110,12 @@ def evaluate_run(
         model_name=record.method,
     )
     order = pd.Index(frames["test"]["application_id"].astype(str)).get_indexer(test_ids)
-    fairness = fairness_report(
-        frames["test"].iloc[order].reset_index(drop=True), p_test, policy.threshold, spec=spec
-    ).to_dict()
+    test_rows = frames["test"].iloc[order].reset_index(drop=True)
+    fairness = (
+        fairness_report(test_rows, p_test, policy.threshold, spec=spec).to_dict()
+        if spec.protected
+        else not_assessable(spec)
+    )
     paths = {k: str(v) for k, v in report.paths.items()}
     facts = EvaluationFacts(
         test=score_predictions(y_test, p_test, policy.threshold),
