@@ -317,7 +317,10 @@ def _column_notes(columns: dict[str, dict[str, Any]], skip: set[str]) -> list[st
         if col["type"] == "category" and all(re.fullmatch(r"-?\d+(\.\d+)?", v) for v in codes):
             notes.append(f"columns.{c}: category with {len(codes)} values; is it a code list or a number?")
         if col["type"] == "text":
-            notes.append(f"columns.{c}: free text, the model reads its first {col['max_chars']} characters")
+            notes.append(
+                f"columns.{c}: free text, the model reads at most {col['max_chars']} characters; a text: "
+                "block adds cleaning, a token budget, its place and its empty text (docs/datasets.md)"
+            )
     return notes
 
 

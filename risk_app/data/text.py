@@ -11,8 +11,8 @@ column's spec, `ColumnSpec.max_chars` and its `text:` block, `data_contracts.spe
    text (`data_contracts.spec_schema`); removing them here too covers text that was never
    validated and the zero-width characters validation lets through.
 3. `clean.strip_html`: tags become spaces, entities are unescaped (`&amp;` -> `&`).
-4. `clean.remove`: each pattern's matches become spaces, in order.
-5. Whitespace folded to single spaces.
+4. Whitespace folded to single spaces, so a pattern's `^` is the text's first word.
+5. `clean.remove`: each pattern's matches become spaces, in order; whitespace folded again.
 6. For the model's text (`read_text`), the serializer's clause safety (": " reads ", ", no
    trailing "."), then the **token budget** `max_tokens`: a longer text is cut on a word
    boundary (on a character where a script has no spaces) so that it and the mark fit.
@@ -152,6 +152,7 @@ def clean_text(value: Any, column: ColumnSpec) -> CleanedText:
         stripped = html.unescape(_HTML_TAG.sub(" ", text))
         cleaned = cleaned or stripped != text
         text = stripped
+    text = " ".join(text.split())  # folded first, so a pattern's ^ is the text's first word
     for pattern in rules.clean.patterns:
         text, n = pattern.subn(" ", text)
         cleaned = cleaned or n > 0

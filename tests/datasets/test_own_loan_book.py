@@ -216,6 +216,7 @@ def test_the_example_spec_in_the_docs_loads_and_reads_as_documented() -> None:
         "homeowner",
         "gender",
         "employer",
+        "officer_note",
     )
     row = {
         "loan_ref": "L1",
@@ -225,6 +226,7 @@ def test_the_example_spec_in_the_docs_loads_and_reads_as_documented() -> None:
         "homeowner": True,
         "gender": "F",
         "employer": "Acme Corp: logistics",
+        "officer_note": "<p>Note 2: Long-time customer,\n two loans repaid early.</p>",
         "branch": "north",
         "went_bad": 0,
     }
