@@ -110,6 +110,12 @@ def show(
             values = f"{col.min:g} .. {col.max:g}" if col.min is not None and col.max is not None else "open"
         else:
             values = f"<= {col.max_chars} chars" if col.max_chars else ""
+            if col.text is not None:  # free text: its budget, place and cleaning in a few words
+                rules = col.text
+                values += f", {rules.max_tokens} tokens" if rules.max_tokens else ""
+                values += ", read last" if rules.position == "end" else ""
+                values += f", {len(rules.clean.remove)} patterns" if rules.clean.remove else ""
+                values += ", HTML stripped" if rules.clean.strip_html else ""
         unit = f" ({col.unit.plural})" if col.unit else ""
         table.add_row(name, col.type, col.label + unit, values, roles[name], ", ".join(col.inferred))
     _console.print(table)

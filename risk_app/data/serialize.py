@@ -87,7 +87,7 @@ def format_value(column: str, value: Any, spec: DatasetSpec | str | None = None)
     if col is None:
         raise ConfigError(f"data set {spec.name}: no column {column!r}")
     if col.type == "text":
-        return read_text(value, column, spec).text
+        return read_text(value, column, spec, count_all=False).text
     if _is_missing(value):
         return MISSING_TEXT
     if hasattr(value, "item") and not isinstance(value, (str, pd.Timestamp)):  # numpy scalar

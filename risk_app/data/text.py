@@ -56,6 +56,7 @@ _INVISIBLE = re.compile("[\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\uf
 _HTML_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
 # Punctuation left dangling before a cut mark ("money, …" reads "money…").
 _BEFORE_MARK = " \t,;:.-\u2013\u2014"
+_NO_RULES = TextSpec()  # a free-text column without a text block
 
 
 def estimate_tokens(text: str) -> int:
@@ -104,21 +105,24 @@ def _marked(head: str) -> str:
     return head.rstrip(_BEFORE_MARK) + CUT_MARK
 
 
-def fit_tokens(text: str, max_tokens: int, count: TokenCounter) -> tuple[str, bool]:
-    """(`text` cut so that it and the cut mark take at most `max_tokens` tokens, whether it was cut)."""
-    if count(text) <= max_tokens:
-        return text, False
+def fit_tokens(text: str, max_tokens: int, count: TokenCounter) -> tuple[str, bool, int]:
+    """(`text` cut so that it and the cut mark take at most `max_tokens` tokens, whether it was
+    cut, its tokens). A text within budget costs one count; a cut about log2(len) more."""
+    tokens = count(text)
+    if tokens <= max_tokens:
+        return text, False, tokens
     body = text.removesuffix(CUT_MARK)
     # Binary search for the longest prefix whose marked cut fits; 0 always fits (the mark alone).
-    # Token counts grow with the prefix (closely enough for BPE), so about log2(len) counts.
-    low, high = 0, len(body)
+    # Token counts grow with the prefix (closely enough for BPE for the search to converge).
+    low, high, best = 0, len(body), count(CUT_MARK)
     while low < high:
         mid = (low + high + 1) // 2
-        if count(_marked(_head(body, mid))) <= max_tokens:
-            low = mid
+        tokens = count(_marked(_head(body, mid)))
+        if tokens <= max_tokens:
+            low, best = mid, tokens
         else:
             high = mid - 1
-    return _marked(_head(body, low)), True
+    return _marked(_head(body, low)), True, best
 
 
 def clause_safe(text: str) -> str:
@@ -147,7 +151,7 @@ def clean_text(value: Any, column: ColumnSpec) -> CleanedText:
     controls = _CONTROLS.findall(text)
     cleaned = n_invisible > 0 or any(ch not in "\t\n\r" for ch in controls)
     text = _CONTROLS.sub(" ", text) if controls else text
-    rules = column.text or TextSpec()
+    rules = column.text or _NO_RULES
     if rules.clean.strip_html:
         stripped = html.unescape(_HTML_TAG.sub(" ", text))
         cleaned = cleaned or stripped != text
@@ -171,22 +175,25 @@ class ReadText:
     cut_chars: bool
     cut_tokens: bool
     empty: bool  # missing, or empty after cleaning: `text` is the spec's empty text
-    tokens: int  # tokens of `text` (0 for the empty text, which is fixed wording)
+    tokens: int  # tokens of `text` (0 for the empty text, which is fixed wording; see read_text)
 
 
-def read_text(value: Any, column: str, spec: DatasetSpec) -> ReadText:
-    """Steps 1-6 of the module docstring for one cell of free-text column `column`."""
+def read_text(value: Any, column: str, spec: DatasetSpec, *, count_all: bool = True) -> ReadText:
+    """Steps 1-6 of the module docstring for one cell of free-text column `column`.
+
+    With `count_all=False` (the serializer) tokens are counted only where a budget needs them,
+    and `tokens` is -1 for a text without a budget: scoring pays for no count it does not use."""
     col = spec.columns[column]
-    rules = col.text or TextSpec()
+    rules = col.text or _NO_RULES
     done = clean_text(value, col)
     text = clause_safe(done.text)
     if not text.strip(_BEFORE_MARK + CUT_MARK):
         return ReadText(rules.empty, done.cleaned, done.cut_chars, False, True, 0)
     count = spec.token_counter or estimate_tokens
-    cut_tokens = False
     if rules.max_tokens is not None:
-        text, cut_tokens = fit_tokens(text, rules.max_tokens, count)
-    return ReadText(text, done.cleaned, done.cut_chars, cut_tokens, False, count(text))
+        text, cut_tokens, tokens = fit_tokens(text, rules.max_tokens, count)
+        return ReadText(text, done.cleaned, done.cut_chars, cut_tokens, False, tokens)
+    return ReadText(text, done.cleaned, done.cut_chars, False, False, count(text) if count_all else -1)
 
 
 def _require_text_column(spec: DatasetSpec, column: str) -> None:
@@ -214,7 +221,8 @@ def read_text_column(spec: DatasetSpec | str | None, column: str, series: pd.Ser
     """Exactly what the language model reads after the column's label (steps 1-6), same index."""
     spec = load_spec(spec)
     _require_text_column(spec, column)
-    rendered = {value: read_text(value, column, spec).text for value in series.dropna().unique()}
+    values = series.dropna().unique()
+    rendered = {value: read_text(value, column, spec, count_all=False).text for value in values}
     return series.map(rendered).where(series.notna(), read_text(None, column, spec).text).astype(object)
 
 

@@ -218,7 +218,7 @@ def test_clean_and_read_text_columns_for_other_readers_of_the_text(spec: Dataset
 
 
 def test_fit_tokens_leaves_a_text_within_budget_alone() -> None:
-    assert fit_tokens("short text", 8, estimate_tokens) == ("short text", False)
+    assert fit_tokens("short text", 8, estimate_tokens) == ("short text", False, 3)
     assert estimate_tokens("abcd") == 1 and estimate_tokens("2014") == 4 and estimate_tokens("é") == 1
 
 
