@@ -22,6 +22,8 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# What a date cell that its declared format cannot read becomes: text no date reader accepts.
+UNREADABLE_DATE = "not a date in the declared format"
 # strftime directives a date format may use: a spec's format is data, so it is checked.
 _FORMAT = re.compile(r"^(?:%[dmyYbBHMSjpaAIfzZ]|[-/ .:,T]){1,40}$")
 
@@ -87,7 +89,11 @@ class ParseSpec(BaseModel):
         def parse(series: pd.Series) -> pd.Series:
             text = series.astype("string").str.strip()
             dates = pd.to_datetime(text, format=self.format, errors="coerce")
-            return dates.astype(object).where(dates.notna(), series)
+            # A cell the format cannot read must fail coercion; left as written, pandera would guess
+            # a date from it ('Nov-1994' read as 1994-11-01). The quarantine quotes the file's cell.
+            unreadable = dates.isna() & text.notna() & (text != "")
+            out = dates.astype(object).where(dates.notna(), series)
+            return out.where(~unreadable.fillna(False).astype(bool), UNREADABLE_DATE)
 
         return parse
 

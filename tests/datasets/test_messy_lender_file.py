@@ -41,6 +41,7 @@ def _messy_file(tmp_path: Path, n: int = 400) -> Path:
     )  # fmt: skip
     frame.loc[3, "GrAppv"] = "$1,2a4.00"  # a typo in one money cell
     frame.loc[5, "ApprovalDate"] = "31-Feb-97"  # a date that does not exist
+    frame.loc[7, "ApprovalDate"] = "Nov-1997"  # a date, but not in the file's format: not guessed
     path = tmp_path / "sba.csv"
     frame.to_csv(path, index=False)
     return path
@@ -64,12 +65,16 @@ def test_the_draft_reads_money_percent_dates_ids_and_state_codes(tmp_path: Path)
     spec_file = tmp_path / "sba.yaml"
     spec_file.write_text(draft.spec.to_yaml())
     result = ingest_and_validate(source, require_target=None, spec=spec_file)
-    assert (result.n_in, result.n_valid, result.n_quarantined) == (400, 398, 2)
+    assert (result.n_in, result.n_valid, result.n_quarantined) == (400, 397, 3)
     assert result.valid["GrAppv"].dtype == "float64" and result.valid["Rate"].dtype == "float64"
     assert str(result.valid["ApprovalDate"].dtype).startswith("datetime64")
     first = result.valid.set_index("LoanNr_ChkDgt").iloc[0]
     assert first["GrAppv"] == float(frame.loc[0, "GrAppv"].strip("$ ").replace(",", ""))
     reasons = result.quarantine.set_index("column")["reason"]
+    assert reasons["ApprovalDate"].tolist()[1] == (
+        "row 8, field ApprovalDate='Nov-1997': cannot be read as a date (spec parse: format %d-%b-%y)"
+    )
+    reasons = result.quarantine.drop_duplicates("column").set_index("column")["reason"]
     assert reasons["GrAppv"] == (
         "row 4, field GrAppv='$1,2a4.00': cannot be read as a number "
         '(spec parse: {"currency":"$","thousands":","})'
