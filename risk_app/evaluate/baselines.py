@@ -68,22 +68,48 @@ def default_target(df: pd.DataFrame, spec: DatasetSpec | str | None = None) -> n
     return y.to_numpy(dtype=int)
 
 
-def _preprocessor(scale_numeric: bool, spec: DatasetSpec) -> ColumnTransformer:
+def tabular_preprocessor(scale_numeric: bool, spec: DatasetSpec, sparse: bool = False) -> ColumnTransformer:
+    """The unfitted column preprocessing of the baselines: one-hot categories, median-imputed
+    numerics (scaled for a linear model)."""
     # Unknown categories at scoring time become an all-zero one-hot row instead of an error.
     # Output stays a numpy array: LightGBM rejects one-hot names such as "male : single" (JSON chars).
+    # `sparse` (for a hstack with a TF-IDF matrix, text_baselines.py) returns a CSR matrix instead.
     imputer = SimpleImputer(strategy="median", keep_empty_features=True)
     numeric = Pipeline([("impute", imputer), ("scale", StandardScaler())]) if scale_numeric else imputer
     return ColumnTransformer(
         [
             (
                 "categorical",
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                OneHotEncoder(handle_unknown="ignore", sparse_output=sparse),
                 list(spec.categorical_columns),
             ),
             ("numeric", numeric, list(spec.numeric_columns)),
         ],
-        sparse_threshold=0.0,
+        sparse_threshold=1.0 if sparse else 0.0,
         verbose_feature_names_out=False,
+    )
+
+
+def lightgbm_classifier(seed: int) -> LGBMClassifier:
+    """The LightGBM of the `lightgbm` baseline; the text baselines use the very same settings,
+    so a difference between them is the text's."""
+    # Small and regularized for ~700 training rows; deterministic + 1 thread for reproducibility.
+    return LGBMClassifier(
+        n_estimators=200,
+        learning_rate=0.03,
+        num_leaves=8,
+        max_depth=4,
+        min_child_samples=20,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        reg_lambda=1.0,
+        class_weight="balanced",
+        random_state=seed,
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=1,
+        verbose=-1,
     )
 
 
@@ -93,27 +119,10 @@ def build_baseline(name: BaselineName, seed: int = 42, spec: DatasetSpec | str |
     if name == "logistic":
         # class_weight="balanced": German credit is 30% bad; unweighted LR under-predicts defaults.
         clf = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
-        return Pipeline([("features", _preprocessor(True, spec)), ("model", clf)])
+        return Pipeline([("features", tabular_preprocessor(True, spec)), ("model", clf)])
     if name == "lightgbm":
-        # Small and regularized for ~700 training rows; deterministic + 1 thread for reproducibility.
-        clf = LGBMClassifier(
-            n_estimators=200,
-            learning_rate=0.03,
-            num_leaves=8,
-            max_depth=4,
-            min_child_samples=20,
-            subsample=0.8,
-            subsample_freq=1,
-            colsample_bytree=0.8,
-            reg_lambda=1.0,
-            class_weight="balanced",
-            random_state=seed,
-            deterministic=True,
-            force_row_wise=True,
-            n_jobs=1,
-            verbose=-1,
-        )
-        return Pipeline([("features", _preprocessor(False, spec)), ("model", clf)])
+        clf = lightgbm_classifier(seed)
+        return Pipeline([("features", tabular_preprocessor(False, spec)), ("model", clf)])
     raise ConfigError(f"unknown baseline {name!r}; choose one of {list(BASELINE_NAMES)}")
 
 

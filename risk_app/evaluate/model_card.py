@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from risk_app.evaluate.metric_table import METRICS, format_metric
 from risk_app.evaluate.metrics import metrics_table
+from risk_app.evaluate.text_baselines import TEXT_BASELINE_SUMMARY
 
 if TYPE_CHECKING:
-    from risk_app.run.record import DatasetFacts, RunRecord
+    from risk_app.run.record import DatasetFacts, EvaluationFacts, RunRecord
 
 INTENDED_USE = (
     "Decision support for credit analysts: the model estimates the probability that a loan "
@@ -229,6 +230,7 @@ def _metrics_section(record: RunRecord) -> list[str]:
         "",
         metrics_table(rows).rstrip("\n"),
         "",
+        *_text_baseline_lines(evaluation),
         f"Expected calibration error {format_metric('brier', evaluation.ece)}; "
         f"top-decile lift {evaluation.top_decile_lift:.2f}.",
         "",
@@ -239,6 +241,17 @@ def _metrics_section(record: RunRecord) -> list[str]:
         f"| good | {tn} | {fp} |",
         f"| default | {fn} | {tp} |",
     ]
+
+
+def _text_baseline_lines(evaluation: EvaluationFacts) -> list[str]:
+    """What the baselines that read the free text are, and why any of them is missing."""
+    reading = [name for name in TEXT_BASELINE_SUMMARY if name in evaluation.baselines]
+    if not reading and not evaluation.baseline_notes:
+        return []
+    lines = ["Baselines that read the free-text columns too (every part fitted on the training rows only):"]
+    lines += [f"- `{name}`: {TEXT_BASELINE_SUMMARY[name]}" for name in reading]
+    lines += [f"- `{name}`: {note}" for name, note in evaluation.baseline_notes.items()]
+    return [*lines, ""]
 
 
 def _policy_section(record: RunRecord) -> list[str]:

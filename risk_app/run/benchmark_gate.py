@@ -1,11 +1,14 @@
 """Champion by evidence: a challenger must also hold its own against the classical benchmark.
 
 The promotion rule compares a challenger with the champion; this gate compares it with the
-best classical model (logistic regression, LightGBM) trained on the same split and scored on
-the same test rows in the same run. A challenger that loses to that benchmark by more than
-`margin` on the rule's metric is not promoted automatically, however it compares with the
-champion; an analyst can still promote it with a reason (`risk-app models promote`, the
-`promote_version_job`), which the audit log keeps.
+best classical model trained on the same split and scored on the same test rows in the same
+run: logistic regression and LightGBM on the tabular columns and, on a data set with free
+text, the ones that read the text too (TF-IDF, sentence embeddings;
+evaluate/text_baselines.py). Other rows of the evaluation (the champion re-scored, a hybrid's
+LLM alone) are not classical benchmarks and are not compared here. A challenger that loses to
+the best of them by more than `margin` on the rule's metric is not promoted automatically,
+however it compares with the champion; an analyst can still promote it with a reason
+(`risk-app models promote`, the `promote_version_job`), which the audit log keeps.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 
 from risk_app.errors import ConfigError
 from risk_app.evaluate.metric_table import format_metric
+from risk_app.evaluate.text_baselines import CLASSICAL_BASELINES
 from risk_app.registry.promotion import PromotionDecision, PromotionRule, improvement
 from risk_app.run.record import RunRecord
 
@@ -37,10 +41,11 @@ def configured_margin() -> float | None:
 def benchmark_verdict(
     record: RunRecord, rule: PromotionRule, margin: float | None
 ) -> PromotionDecision | None:
-    """A rejection when the challenger trails the best classical model by more than `margin`,
-    else None (the champion comparison stands). `margin=None` turns the gate off."""
+    """A rejection when the challenger trails the best classical model (tabular or text-reading)
+    by more than `margin`, else None (the champion comparison stands). `margin=None` turns the
+    gate off."""
     evaluation = record.need("evaluation")
-    benchmarks = {name: m for name, m in evaluation.baselines.items() if name != "champion"}
+    benchmarks = {name: m for name, m in evaluation.baselines.items() if name in CLASSICAL_BASELINES}
     if margin is None or not benchmarks:
         return None
     higher = bool(rule.higher_is_better)

@@ -7,6 +7,11 @@ objective and decline cap, and scored on the same test applications in the same 
 the data set's registered model has a champion, it is re-scored on the same test rows at its
 own cut-off and shown as the row `champion`, so a challenger trained on the newest loans is
 compared like for like.
+
+On a data set with free-text columns the classical models that read the text too
+(`logistic_tfidf`, `lightgbm_tfidf`, `lightgbm_embeddings`; evaluate/text_baselines.py) are
+rows beside the tabular ones; one that cannot be fitted (say the sentence encoder could not be
+fetched) is left out with its reason in `EvaluationFacts.baseline_notes`, never failing the run.
 """
 
 from __future__ import annotations
@@ -24,32 +29,40 @@ from risk_app.evaluate.baselines import score_baselines
 from risk_app.evaluate.fairness import fairness_report, not_assessable
 from risk_app.evaluate.metrics import score_predictions
 from risk_app.evaluate.report import build_evaluation_report
+from risk_app.evaluate.text_baselines import CLASSICAL_BASELINES, TEXT_BASELINE_NAMES, score_text_baselines
 from risk_app.run.dataset import structured_splits
 from risk_app.run.record import EvaluationFacts, RunRecord
 from risk_app.run.stages import baseline_policy_threshold, calibrated_scores
 
-DEFAULT_BASELINES = ("logistic", "lightgbm")
+# Every classical model; the text-reading ones only run on a data set with text columns.
+DEFAULT_BASELINES = CLASSICAL_BASELINES
 # The row of `EvaluationFacts.baselines` holding the champion re-scored on the same test rows.
 CHAMPION_ROW = "champion"
 
 
 def _baseline_metrics(
     record: RunRecord, frames: dict[str, pd.DataFrame], test_ids: list[str], names: Sequence[str], spec: Any
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Each baseline's test Metrics and its test scores in the model's test order."""
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, str]]:
+    """Each baseline's test Metrics, its test scores in the model's test order, and why any
+    text baseline was skipped."""
     seed = record.need("training").config.seed
-    fitted = score_baselines(
-        frames["train"], frames["validation"], frames["test"], names=tuple(names), seed=seed, spec=spec
+    train, val, test = frames["train"], frames["validation"], frames["test"]
+    tabular = tuple(n for n in names if n not in TEXT_BASELINE_NAMES)
+    fitted = score_baselines(train, val, test, names=tabular, seed=seed, spec=spec) if tabular else {}  # type: ignore[arg-type]
+    text = tuple(n for n in names if n in TEXT_BASELINE_NAMES)
+    text_scores, notes = (
+        score_text_baselines(train, val, test, text, seed=seed, spec=spec) if text else ({}, {})
     )
-    y_val = frames["validation"]["default"].to_numpy(np.int64)
-    order = pd.Index(frames["test"]["application_id"].astype(str)).get_indexer(test_ids)
-    y_test = frames["test"]["default"].to_numpy(np.int64)[order]
+    fitted.update(text_scores)
+    y_val = val["default"].to_numpy(np.int64)
+    order = pd.Index(test["application_id"].astype(str)).get_indexer(test_ids)
+    y_test = test["default"].to_numpy(np.int64)[order]
     metrics, scores = {}, {}
     for name, (p_val, p_test) in fitted.items():
         threshold = baseline_policy_threshold(record, y_val, p_val)
         scores[name] = np.asarray(p_test)[order]
         metrics[name] = score_predictions(y_test, scores[name], threshold)
-    return metrics, scores
+    return metrics, scores, notes
 
 
 def _champion_on_test(
@@ -93,7 +106,7 @@ def evaluate_run(
     y_test, p_test, test_ids = calibrated_scores(record, "test")
     test_ids = [str(i) for i in test_ids]
     frames = structured_splits(valid, examples)
-    baseline_metrics, baseline_scores = _baseline_metrics(record, frames, test_ids, baselines, spec)
+    baseline_metrics, baseline_scores, notes = _baseline_metrics(record, frames, test_ids, baselines, spec)
     if record.hybrid is not None:  # the model is the LLM stacked with LightGBM: show the LLM alone too
         from risk_app.hybrid.stage import LLM_ROW, llm_alone_on_test
 
@@ -120,6 +133,7 @@ def evaluate_run(
     facts = EvaluationFacts(
         test=score_predictions(y_test, p_test, policy.threshold),
         baselines=baseline_metrics,
+        baseline_notes=notes,
         ece=report.ece,
         top_decile_lift=report.top_decile_lift,
         report_dir=str(report.out_dir),

@@ -147,6 +147,9 @@ class EvaluationFacts(_Section):
 
     test: Metrics
     baselines: dict[str, Metrics] = Field(default_factory=dict)
+    baseline_notes: dict[str, str] = Field(
+        default_factory=dict, description="Baseline name -> why it is not among `baselines` (e.g. skipped)."
+    )
     ece: float
     top_decile_lift: float
     report_dir: str

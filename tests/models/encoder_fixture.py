@@ -17,10 +17,36 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 from risk_app.models.catalogue import WheelPart
 from risk_app.models.encoder import EncoderSpec
 
-WORDS = (
-    "stable job salary rent family car savings account paid monthly loan home repair student teacher "
-    "nurse driver city village small business wedding travel medical bills casino officer note"
-).split()
+WORDS = [
+    "stable",
+    "job",
+    "salary",
+    "rent",
+    "family",
+    "car",
+    "savings",
+    "account",
+    "paid",
+    "monthly",
+    "loan",
+    "home",
+    "repair",
+    "student",
+    "teacher",
+    "nurse",
+    "driver",
+    "city",
+    "village",
+    "small",
+    "business",
+    "wedding",
+    "travel",
+    "medical",
+    "bills",
+    "casino",
+    "officer",
+    "note",
+]
 
 
 def build_tiny_encoder(folder: Path) -> Path:
@@ -42,7 +68,9 @@ def pack_wheel(folder: Path, out_dir: Path, *, corrupt: str | None = None) -> tu
     `corrupt` names a file whose last byte is flipped inside the wheel."""
     part = WheelPart("fake-encoder", "0.0.1", "fake_encoder/model")
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    pins = tuple((p.relative_to(folder).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()) for p in files)
+    pins = tuple(
+        (p.relative_to(folder).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest()) for p in files
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     wheel = out_dir / f"{part.wheel_prefix}py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
