@@ -184,3 +184,34 @@ def test_the_model_card_lists_the_text_baselines_and_why_one_is_missing() -> Non
     assert "- `logistic_tfidf`: logistic regression on the tabular features and a TF-IDF" in card
     assert f"- `lightgbm_embeddings`: {note}" in card
     assert "free-text columns" not in render_model_card(_record(GOOD, {"logistic": WEAK}))
+
+
+def test_the_evaluation_stage_adds_the_text_rows_only_where_there_is_text(book) -> None:  # type: ignore[no-untyped-def]
+    from risk_app.run.evaluate import DEFAULT_BASELINES, _baseline_metrics
+
+    frames = {
+        split: frame.assign(default=frame["bad"])
+        for split, frame in zip(("train", "validation", "test"), book, strict=True)
+    }
+    test_ids = frames["test"]["application_id"].tolist()[::-1]  # the model's own test order
+    names = [n for n in DEFAULT_BASELINES if n != "lightgbm_embeddings"]  # no encoder download here
+    metrics, scores, notes = _baseline_metrics(make_record(), frames, test_ids, names, notes_spec())
+    assert set(metrics) == {"logistic", "lightgbm", *TFIDF} and notes == {}
+    assert metrics["lightgbm_tfidf"].roc_auc > metrics["lightgbm"].roc_auc + 0.2
+    direct, _ = score_text_baselines(*book, ("lightgbm_tfidf",), spec=notes_spec())
+    np.testing.assert_array_equal(scores["lightgbm_tfidf"], direct["lightgbm_tfidf"][1][::-1])
+    german = _german_frames()
+    ids = german["test"]["application_id"].astype(str).tolist()
+    rows, _, notes = _baseline_metrics(make_record(), german, ids, DEFAULT_BASELINES, "german_credit")
+    assert set(rows) == {"logistic", "lightgbm"} and notes == {}  # no text columns: no text rows
+
+
+def _german_frames() -> dict[str, pd.DataFrame]:
+    from risk_app.data.load import load_applications
+    from risk_app.data.split import assign_split
+    from risk_app.data.validate import validate_applications
+    from risk_app.paths import DEFAULT_DATASET
+
+    valid = validate_applications(load_applications(DEFAULT_DATASET), str(DEFAULT_DATASET)).valid
+    split = assign_split(valid, seed=42)
+    return {name: valid[split == name].reset_index(drop=True) for name in ("train", "validation", "test")}
