@@ -20,7 +20,7 @@ Every fitted part (scaler, vocabulary and idf, SVD, PCA, model) sees the trainin
 validation chooses the cut-off and test is scored once, as for the tabular baselines. A spec
 without text columns has no text baselines at all.
 
-The text of a row is its text columns joined as "Label: text" (`text_of`).
+The text of a row is its text columns, cleaned, joined as "Label: text" (`text_of`).
 
     scores, notes = score_text_baselines(train_df, val_df, test_df, spec=spec)
 """
@@ -76,22 +76,30 @@ class BaselineSkipped(RiskAppError):
     """A text baseline that cannot be fitted on this run (its reason is one sentence)."""
 
 
-def text_of(df: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
-    """Each row's text columns as one string, "Label: text" joined by " | "; an empty cell is
-    left out, so a row without text is "" (and the label's presence says which fields exist).
+def _cleaned(spec: DatasetSpec, column: str, series: pd.Series) -> pd.Series:
+    """The column's text as the classical models read it ("" when missing): whitespace folded.
 
-    Only whitespace is folded here. Swap point: when the spec's text cleaning lands
-    (risk_app/data, branch text-spec), clean each column with it in `_cell` below."""
-    missing = [c for c in spec.text_columns if c not in df.columns]
-    if missing:
-        raise ConfigError(f"text baselines: frame lacks text column(s) {missing} of data set {spec.name}")
+    Swap point: when the spec's text cleaning lands (branch text-spec), this body becomes
+    `return clean_text_column(spec, column, series)` from risk_app.data.text (its cleaning rules,
+    HTML stripping and max_chars cap, without the language model's token budget)."""
 
     def _cell(value: object) -> str:
         return "" if value is None or pd.isna(value) else _SPACE.sub(" ", str(value)).strip()
 
+    return series.map(_cell)
+
+
+def text_of(df: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+    """Each row's text columns, cleaned, as one string: "Label: text" joined by " | "; an
+    empty cell is left out, so a row without text is "" (and the labels present say which
+    fields a row has)."""
+    missing = [c for c in spec.text_columns if c not in df.columns]
+    if missing:
+        raise ConfigError(f"text baselines: frame lacks text column(s) {missing} of data set {spec.name}")
+
     def _labelled(col: str) -> pd.Series:
         label = spec.label(col)
-        return df[col].map(_cell).map(lambda text: f"{label}: {text}" if text else "")
+        return _cleaned(spec, col, df[col]).map(lambda text: f"{label}: {text}" if text else "")
 
     parts = [_labelled(col) for col in spec.text_columns]
     joined = pd.concat(parts, axis=1).apply(lambda row: " | ".join(t for t in row if t), axis=1)
