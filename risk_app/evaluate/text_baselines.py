@@ -28,7 +28,6 @@ The text of a row is its text columns, cleaned, joined as "Label: text" (`text_o
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
@@ -41,6 +40,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
 from data_contracts.spec import DatasetSpec, load_spec
+from risk_app.data.text import clean_text_column
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.baselines import (
     BASELINE_NAMES,
@@ -69,7 +69,6 @@ EMBEDDING_COMPONENTS = 8
 SVD_COMPONENTS = 20
 EncoderLoader = Callable[[], SentenceEncoder]
 _log = logging.getLogger(__name__)
-_SPACE = re.compile(r"\s+")
 
 
 class BaselineSkipped(RiskAppError):
@@ -77,16 +76,10 @@ class BaselineSkipped(RiskAppError):
 
 
 def _cleaned(spec: DatasetSpec, column: str, series: pd.Series) -> pd.Series:
-    """The column's text as the classical models read it ("" when missing): whitespace folded.
-
-    Swap point: when the spec's text cleaning lands (branch text-spec), this body becomes
-    `return clean_text_column(spec, column, series)` from risk_app.data.text (its cleaning rules,
-    HTML stripping and max_chars cap, without the language model's token budget)."""
-
-    def _cell(value: object) -> str:
-        return "" if value is None or pd.isna(value) else _SPACE.sub(" ", str(value)).strip()
-
-    return series.map(_cell)
+    """The column's text as the classical models read it ("" when missing): the spec's cleaning
+    rules, HTML stripping and max_chars cap (risk_app.data.text), without the language model's
+    token budget: the same words the LLM is given, so the fight is fair."""
+    return clean_text_column(spec, column, series)
 
 
 def text_of(df: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
