@@ -6,7 +6,16 @@ accepted spellings (true/false, yes/no, 1/0), date -> datetime64, text -> str. `
 turns CSV text into those types and reports an uncoercible cell as a per-row failure; the id
 column is unique and non-empty. The id and free-text columns refuse control characters and
 Unicode bidirectional overrides (U+202E and friends): they can make a quarantine report or an
-analyst's screen show something other than what the model reads.
+analyst's screen show something other than what the model reads. Ids also refuse zero-width
+characters (U+200B and friends, the soft hyphen, the BOM): `ab\u200bc` looks like `abc` on every
+screen but is another id. Free text keeps them (U+200C/U+200D join letters in Persian and Indic
+scripts and build emoji).
+
+Length caps, so that one cell cannot fill the warehouse or the quarantine table: an id holds
+at most `MAX_ID_CHARS` (256) characters, a free-text cell at most `MAX_TEXT_CHARS` (10,000) or
+its `max_chars` when that is larger (the model reads the first `max_chars`; the cap is for
+cells that are an accident or an attack, not a long note). Category, boolean and number cells
+need no cap: a long one fails its `isin` or type check anyway.
 
 The schema is non-strict: extra columns (a vendor's notes, `source_row`) are allowed and
 ignored; `risk_app.data.validate` keeps only spec columns.
@@ -29,6 +38,15 @@ _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _CONTROL_ANY = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
 _CONTROL_TEXT = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_BIDI}]")
 CONTROL_CHECK_NAME = "no_control_or_bidi_characters"
+# pandera reports a failed custom check under its `error` text: these are what reports match on.
+CONTROL_ERROR = "contains control or bidirectional-override characters"
+INVISIBLE_ERROR = "contains zero-width characters"
+# Zero-width and otherwise invisible format characters: soft hyphen, combining grapheme joiner,
+# Mongolian vowel separator, zero-width space/joiners, word joiner and invisible operators, BOM.
+_INVISIBLE = re.compile("[\u00ad\u034f\u180e\u200b-\u200d\u2060-\u2064\ufeff]")
+INVISIBLE_CHECK_NAME = "no_zero_width_characters"
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 10_000
 
 
 def _no_control_characters(pattern: re.Pattern[str]) -> pa.Check:
@@ -36,9 +54,24 @@ def _no_control_characters(pattern: re.Pattern[str]) -> pa.Check:
         text = series.astype("string")
         return ~text.str.contains(pattern, regex=True).fillna(False).astype(bool)
 
-    return pa.Check(
-        check, name=CONTROL_CHECK_NAME, error="contains control or bidirectional-override characters"
-    )
+    return pa.Check(check, name=CONTROL_CHECK_NAME, error=CONTROL_ERROR)
+
+
+def _no_invisible_characters() -> pa.Check:
+    def check(series: pd.Series) -> pd.Series:
+        text = series.astype("string")
+        return ~text.str.contains(_INVISIBLE, regex=True).fillna(False).astype(bool)
+
+    return pa.Check(check, name=INVISIBLE_CHECK_NAME, error=INVISIBLE_ERROR)
+
+
+def _at_most_chars(limit: int) -> pa.Check:
+    """Cells of at most `limit` characters (a missing cell passes; not_nullable speaks for it)."""
+
+    def check(series: pd.Series) -> pd.Series:
+        return (series.astype("string").str.len() <= limit).fillna(True).astype(bool)
+
+    return pa.Check(check, name=f"max_chars({limit})", error=f"longer than {limit} characters")
 
 
 def _bound(value: float) -> float | int:
@@ -79,7 +112,8 @@ def column_schema(
         return pa.Column(str, pa.Check.isin(_boolean_spellings()), **kwargs)
     if col.type == "date":
         return pa.Column("datetime64[ns]", **kwargs)
-    return pa.Column(str, _no_control_characters(_CONTROL_TEXT), **kwargs)
+    cap = max(MAX_TEXT_CHARS, col.max_chars or 0)
+    return pa.Column(str, [_no_control_characters(_CONTROL_TEXT), _at_most_chars(cap)], **kwargs)
 
 
 def build_schema(spec: DatasetSpec, require_target: bool = True) -> pa.DataFrameSchema:
@@ -90,7 +124,12 @@ def build_schema(spec: DatasetSpec, require_target: bool = True) -> pa.DataFrame
             # Ids are text whatever the file holds (the loader normalizes 7.0 to "7").
             columns[name] = pa.Column(
                 str,
-                [pa.Check.str_length(min_value=1), _no_control_characters(_CONTROL_ANY)],
+                [
+                    pa.Check.str_length(min_value=1),
+                    _at_most_chars(MAX_ID_CHARS),
+                    _no_control_characters(_CONTROL_ANY),
+                    _no_invisible_characters(),
+                ],
                 nullable=False,
                 unique=True,
                 description="Unique application id.",
@@ -110,4 +149,13 @@ def build_schema(spec: DatasetSpec, require_target: bool = True) -> pa.DataFrame
     )
 
 
-__all__ = ["CONTROL_CHECK_NAME", "build_schema", "column_schema"]
+__all__ = [
+    "CONTROL_CHECK_NAME",
+    "CONTROL_ERROR",
+    "INVISIBLE_CHECK_NAME",
+    "INVISIBLE_ERROR",
+    "MAX_ID_CHARS",
+    "MAX_TEXT_CHARS",
+    "build_schema",
+    "column_schema",
+]

@@ -15,13 +15,23 @@ Two columns are added:
   columns), so re-loading the same file (or the same applicant in another file, with or
   without a label, in CSV or Parquet) gives the same id. Exact duplicate rows get "-2", "-3" ...
   in file order so ids stay unique.
+
+Two things a CSV reader would otherwise get wrong without a word (issue 20 §3):
+- a NUL byte inside a cell: pandas' C reader keeps only what comes before it (`nul\x00id`
+  became `nul`, another applicant's id). A file holding NUL bytes is read with each NUL kept
+  as a character (`read_csv_cells`), so the contract quarantines the cell as it does for Parquet;
+- duplicate header names: pandas renames the second `x` to `x.1` and the first copy silently
+  wins. The raw header is read first and a file with a name twice is refused, naming it.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +50,10 @@ ALLOWED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
 # differently.
 _FIELD_SEP = "\x1f"
 _KV_SEP = "\x1e"
+# NUL bytes are carried through pandas' C reader as this noncharacter (it cuts a cell at a NUL)
+# and put back as NUL in every cell afterwards. Only files that hold a NUL are read this way.
+_NUL_STAND_IN = "\ufffe"
+_SCAN_BLOCK = 1 << 20
 
 
 def _canonical_value(value: Any) -> str:
@@ -130,9 +144,29 @@ def check_data_file(path: str | os.PathLike[str]) -> Path:
     return file
 
 
+def duplicate_names(names: Iterable[object]) -> list[str]:
+    """Header names (stripped; empty ones left out) that occur more than once, in file order."""
+    counts = Counter(str(n).strip() for n in names)
+    return [name for name, n in counts.items() if n > 1 and name]
+
+
+def _refuse_duplicates(file: Path, names: Iterable[object]) -> None:
+    twice = duplicate_names(names)
+    if twice:
+        more = f" and {len(twice) - 6} more" if len(twice) > 6 else ""
+        shown = ", ".join(repr(n) for n in twice[:6]) + more
+        raise DataFileError(
+            file,
+            f"duplicate column name(s) in the header: {shown}; every column must be named once "
+            "(which copy holds the data would be a guess)",
+        )
+
+
 def _checked_columns(df: pd.DataFrame, file: Path, spec: DatasetSpec) -> pd.DataFrame:
-    """Header names stripped; `DataFileError` when a feature column of the spec is missing."""
+    """Header names stripped; `DataFileError` when a name occurs twice or a feature column of
+    the spec is missing."""
     # Stray spaces around header names are a common export artefact, never meaningful.
+    _refuse_duplicates(file, df.columns)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in spec.feature_columns if c not in df.columns]
     if missing:
@@ -154,35 +188,102 @@ def _with_rows_and_ids(
     return df
 
 
+def _has_nul(file: Path) -> bool:
+    with file.open("rb") as handle:
+        while block := handle.read(_SCAN_BLOCK):
+            if b"\x00" in block:
+                return True
+    return False
+
+
+class _NulStandIn(io.RawIOBase):
+    """The file's bytes with every NUL replaced by the UTF-8 bytes of `_NUL_STAND_IN`."""
+
+    def __init__(self, file: Path) -> None:
+        super().__init__()
+        self._raw = file.open("rb")
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            block = self._raw.read(_SCAN_BLOCK)
+            if not block:
+                return 0
+            self._pending = block.replace(b"\x00", _NUL_STAND_IN.encode("utf-8"))
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _put_back_nul(df: pd.DataFrame) -> pd.DataFrame:
+    df.columns = [str(c).replace(_NUL_STAND_IN, "\x00") for c in df.columns]
+    for column in df.columns:
+        if df[column].dtype == object:
+            df[column] = df[column].str.replace(_NUL_STAND_IN, "\x00", regex=False)
+    return df
+
+
+def _raw_header(file: Path) -> list[str]:
+    """The first CSV record as written (quotes honoured): pandas renames a repeated name."""
+    with file.open("r", encoding="utf-8-sig", newline="") as handle:
+        # pandas skips blank lines before the header as well.
+        return next((row for row in csv.reader(handle) if row), [])
+
+
 def _csv_chunks(file: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     try:
+        _refuse_duplicates(file, _raw_header(file))
         # dtype=str: values stay as written; the contract coerces them row by row later.
         # keep_default_na: empty cells (and "NA") become missing, which the contract reports.
         options: dict[str, Any] = {"dtype": str, "keep_default_na": True, "skip_blank_lines": True}
-        if chunk_rows is None:
-            yield pd.read_csv(file, **options)
-            return
-        with pd.read_csv(file, chunksize=chunk_rows, **options) as reader:
-            yield from reader
+        nul = _has_nul(file)
+        source: Any = io.BufferedReader(_NulStandIn(file)) if nul else file
+        try:
+            if chunk_rows is None:
+                frame = pd.read_csv(source, encoding="utf-8", **options)
+                yield _put_back_nul(frame) if nul else frame
+                return
+            with pd.read_csv(source, encoding="utf-8", chunksize=chunk_rows, **options) as reader:
+                for frame in reader:
+                    yield _put_back_nul(frame) if nul else frame
+        finally:
+            if nul:
+                source.close()
     except pd.errors.EmptyDataError:
         raise DataFileError(file, "file is empty (no header, no rows)") from None
     except UnicodeDecodeError as exc:
         raise DataFileError(
             file, f"not UTF-8 text, cannot read as CSV ({exc.reason} at byte {exc.start})"
         ) from None
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, csv.Error) as exc:
         detail = " ".join(str(exc).split())
         raise DataFileError(file, f"cannot parse as CSV: {detail}") from None
+
+
+def read_csv_cells(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A whole CSV as text cells, as `iter_applications` reads it: a NUL stays in its cell and a
+    repeated header name refuses the file (`DataFileError`). For files of other contracts
+    (outcomes) that go through the same reader."""
+    return next(_csv_chunks(Path(path), None))
 
 
 def _parquet_chunks(file: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
     try:
+        parquet = pq.ParquetFile(file)
+        _refuse_duplicates(file, parquet.schema_arrow.names)
         if chunk_rows is None:
             yield pd.read_parquet(file)
             return
-        parquet = pq.ParquetFile(file)
         if parquet.metadata.num_rows == 0:
             yield parquet.schema_arrow.empty_table().to_pandas()
         for batch in parquet.iter_batches(batch_size=chunk_rows):
@@ -234,6 +335,8 @@ __all__ = [
     "generate_application_ids",
     "iter_applications",
     "load_applications",
+    "duplicate_names",
     "missing_columns_message",
     "normalize_ids",
+    "read_csv_cells",
 ]

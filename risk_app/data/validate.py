@@ -31,7 +31,7 @@ from pandera.errors import SchemaErrors
 
 from data_contracts.spec import DatasetSpec, load_spec
 from data_contracts.spec_model import BOOLEAN_VALUES
-from data_contracts.spec_schema import CONTROL_CHECK_NAME
+from data_contracts.spec_schema import CONTROL_ERROR, INVISIBLE_ERROR, MAX_ID_CHARS
 from risk_app.data.load import (
     SOURCE_ROW_COLUMN,
     generate_application_ids,
@@ -53,6 +53,9 @@ DEFAULT_COLUMN = "default"
 # The id column's name inside the library, whatever the data set calls it.
 ID_COLUMN = "application_id"
 _KEY = ["index", "column", "check"]
+# A failing value is quoted up to this many characters in the quarantine table and its reason:
+# a 5 MB cell must not become a 5 MB reason.
+QUOTED_CHARS = 80
 
 
 @dataclass
@@ -101,6 +104,7 @@ def _describe_check(check: str) -> str:
         (r"^less_than\((.+)\)$", "must be < {0}"),
         (r"^isin\((.+)\)$", "not an allowed value; allowed: {0}"),
         (r"^str_length\((.+)\)$", "text length out of range {0}"),
+        (r"^longer than (\d+) characters$", "longer than {0} characters, the most this field may hold"),
     ]
     for pattern, template in patterns:
         match = re.match(pattern, check, flags=re.DOTALL)
@@ -113,8 +117,10 @@ def _describe_check(check: str) -> str:
     return {
         "not_nullable": "missing value",
         "field_uniqueness": "duplicate id (an earlier row has the same id)",
-        CONTROL_CHECK_NAME: "contains control or bidirectional-override characters (e.g. U+202E), "
+        CONTROL_ERROR: "contains control or bidirectional-override characters (e.g. U+202E), "
         "which can make a report show something other than the data",
+        INVISIBLE_ERROR: "contains zero-width characters (e.g. U+200B), which make two different "
+        "ids look the same",
     }.get(check, f"fails check {check}")
 
 
@@ -205,6 +211,19 @@ def _visible(text: str) -> str:
     return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
 
 
+def quoted(text: str, limit: int = QUOTED_CHARS) -> str:
+    """`text` with invisible characters escaped, cut to its first `limit` characters (saying how
+    long it was) so that a huge cell never makes a huge quarantine line."""
+    if len(text) <= limit:
+        return _visible(text)
+    return f"{_visible(text[:limit])}... ({len(text):,} characters)"
+
+
+def _id_text(ident: str) -> str:
+    """An id as the quarantine table keeps it: as written, or its prefix when over the cap."""
+    return ident if len(ident) <= MAX_ID_CHARS else quoted(ident, MAX_ID_CHARS)
+
+
 def _quarantine_table(
     source: str, work: pd.DataFrame, raw: pd.DataFrame, row_level: pd.DataFrame, spec: DatasetSpec
 ) -> pd.DataFrame:
@@ -214,13 +233,14 @@ def _quarantine_table(
         idx = int(failure.index)
         column = str(failure.column)
         value = raw.at[idx, column] if column in raw.columns else failure.failure_case
-        value_text = "" if pd.isna(value) else _visible(str(value))
+        value_text = "" if pd.isna(value) else quoted(str(value))
         row_number = int(work.at[idx, SOURCE_ROW_COLUMN])
+        ident = work.at[idx, id_column]
         records.append(
             {
                 "source_file": source,
                 "row_number": row_number,
-                "application_id": None if pd.isna(work.at[idx, id_column]) else str(work.at[idx, id_column]),
+                "application_id": None if pd.isna(ident) else _id_text(str(ident)),
                 "column": column,
                 "check": str(failure.check),
                 "failure_value": value_text,
@@ -335,4 +355,12 @@ def validate_applications(
     )
 
 
-__all__ = ["ID_COLUMN", "QUARANTINE_COLUMNS", "ValidationResult", "collect_failures", "validate_applications"]
+__all__ = [
+    "ID_COLUMN",
+    "QUARANTINE_COLUMNS",
+    "QUOTED_CHARS",
+    "ValidationResult",
+    "collect_failures",
+    "quoted",
+    "validate_applications",
+]
