@@ -71,7 +71,8 @@ def test_a_nul_in_a_csv_is_scored_under_no_other_id(tmp_path: Path, double_model
     assert (outcome.n_scored, outcome.n_quarantined) == (5, 1)
     scored = query("select application_id from risk.scored_applications order by application_id")
     assert scored["application_id"].tolist() == ["id-001", "id-002", "id-003", "id-004", "nul"]
-    [stored] = query("select application_id, failure_value from risk.scoring_quarantine").itertuples(index=False)
+    quarantine = query("select application_id, failure_value from risk.scoring_quarantine")
+    [stored] = quarantine.itertuples(index=False)
     assert stored.application_id == "nul\x00id" and stored.failure_value == "nul\\u0000id"
 
 
