@@ -30,6 +30,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -61,19 +62,18 @@ class BookExtract:
     notes: list[str] = field(default_factory=list)
 
 
-def _ledger_frames(dataset: str, path: str | os.PathLike[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _ledger_frames(dataset: str, con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores, applications) of a data set from the scoring ledger; empty when none were scored."""
-    with warehouse_connection(path) as con:
-        frames = []
-        for table in ("scored_applications", "scoring_applications"):
-            if store.has_table(con, table) and _has_column(con, table, "dataset"):
-                frames.append(
-                    con.execute(
-                        f"select * from {qualified(store.SCHEMA, table)} where dataset = ?", [dataset]
-                    ).fetchdf()
-                )
-            else:
-                frames.append(pd.DataFrame(columns=["application_id", "batch_id"]))
+    frames = []
+    for table in ("scored_applications", "scoring_applications"):
+        if store.has_table(con, table) and _has_column(con, table, "dataset"):
+            frames.append(
+                con.execute(
+                    f"select * from {qualified(store.SCHEMA, table)} where dataset = ?", [dataset]
+                ).fetchdf()
+            )
+        else:
+            frames.append(pd.DataFrame(columns=["application_id", "batch_id"]))
     return frames[0], frames[1]
 
 
@@ -106,11 +106,18 @@ def _application_dates(book: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
 
 
 def labeled_book(
-    spec: DatasetSpec | str | None = None, *, path: str | os.PathLike[str] | None = None
+    spec: DatasetSpec | str | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> pd.DataFrame:
-    """The book of data set `spec`: one row per scored application (see the module docstring)."""
+    """The book of data set `spec`: one row per scored application (see the module docstring).
+    `con`: read inside the caller's connection (and transaction, under its lock)."""
     spec = load_spec(spec)
-    scores, applications = _ledger_frames(spec.name, path)
+    if con is None:
+        with warehouse_connection(path) as own:
+            return labeled_book(spec, con=own)
+    scores, applications = _ledger_frames(spec.name, con)
     decided = _decision_time_scores(scores)
     features = applications.assign(application_id=applications["application_id"].astype(str))
     keep = [c for c in features.columns if c not in _LEDGER_ONLY and c != spec.target.column]
@@ -119,7 +126,7 @@ def labeled_book(
         on=["application_id", "batch_id"],
         how="left",
     )
-    outcomes = store.read_rows(store.OUTCOMES, {"dataset": spec.name}, path=path)
+    outcomes = store.read_rows(store.OUTCOMES, {"dataset": spec.name}, con=con)
     outcomes = outcomes.sort_values("recorded_at").drop_duplicates("application_id", keep="first")
     book = book.merge(
         outcomes[["application_id", "outcome_label", "outcome_default", "observation_date"]],

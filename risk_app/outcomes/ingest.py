@@ -9,9 +9,15 @@ An outcome file (`data_contracts.outcome`) goes through two sets of checks:
    application date (`observed_after_application`), and not contradict (`consistent_outcome`)
    or repeat (`not_already_recorded`) an outcome already accepted.
 
+Within one file, an id given two different labels is contradictory: every row of it is
+quarantined (`consistent_in_file`), none is taken; the same label twice keeps the first row.
+
 Rows in = accepted + quarantined, enforced. The file is identified by the sha256 of its bytes:
 the same content a second time (another name, a re-run, the CLI after the sensor) adds nothing
-and says so. Everything is written in one warehouse transaction under the warehouse lock.
+and says so. The contract is checked first; the checks against the book and the outcomes
+already recorded then run inside the one warehouse transaction, under the warehouse lock, that
+writes the file: two files with the same new ids and opposite labels taken in at once are
+ordered, and the second finds the first's outcomes.
 
     report = add_outcome_file("outcomes_2025-04.csv", spec="german_credit", origin="cli")
     print(report.message)
@@ -29,8 +35,8 @@ import pandas as pd
 from data_contracts.outcome import OBSERVATION_DATE, outcome_columns, outcome_schema
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app import paths
-from risk_app.data.load import ALLOWED_SUFFIXES, SOURCE_ROW_COLUMN, normalize_ids
-from risk_app.data.validate import QUARANTINE_COLUMNS, collect_failures
+from risk_app.data.load import ALLOWED_SUFFIXES, SOURCE_ROW_COLUMN, normalize_ids, read_csv_cells
+from risk_app.data.validate import QUARANTINE_COLUMNS, collect_failures, quoted
 from risk_app.errors import DataFileError, RiskAppError
 from risk_app.outcomes import store
 from risk_app.outcomes.book import labeled_book
@@ -43,6 +49,8 @@ IngestStatus = Literal["recorded", "already_recorded"]
 _REASONS = {
     "not_nullable": "missing value",
     "field_uniqueness": "duplicate id in this file (an earlier row has the same id)",
+    "consistent_in_file": "this file gives this application different outcomes in different rows; "
+    "none of them is taken",
     "known_application": "no scored application of this data set has this id",
     "booked_application": "the application was declined: no loan was booked, so it cannot have an outcome",
     "observed_after_application": "observed before the application was made",
@@ -102,10 +110,9 @@ def read_outcome_file(path: str | os.PathLike[str], spec: DatasetSpec) -> pd.Dat
     if source.suffix.lower() not in ALLOWED_SUFFIXES:
         raise DataFileError(source, f"unsupported format {source.suffix!r}; use .csv or .parquet")
     try:
-        if source.suffix.lower() == ".csv":
-            frame = pd.read_csv(source, dtype=str, keep_default_na=True, skip_blank_lines=True)
-        else:
-            frame = pd.read_parquet(source)
+        # CSV: the applications' reader. A NUL stays in its cell (pandas would cut the id there and
+        # record the outcome against another application); a header name twice is refused.
+        frame = read_csv_cells(source) if source.suffix.lower() == ".csv" else pd.read_parquet(source)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise DataFileError(source, f"cannot read the outcome file ({' '.join(str(exc).split())})") from None
     missing = [c for c in outcome_columns(spec) if c not in frame.columns]
@@ -131,6 +138,7 @@ def _quarantine_rows(
         text = "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
         row = int(frame.at[index, SOURCE_ROW_COLUMN])
         ident = frame.at[index, spec.id_column]
+        shown = quoted(text)
         records.append(
             {
                 "source_file": source,
@@ -138,10 +146,8 @@ def _quarantine_rows(
                 "application_id": None if pd.isna(ident) else str(ident),
                 "column": column,
                 "check": check,
-                "failure_value": text.encode("unicode_escape").decode("ascii")
-                if not text.isprintable()
-                else text,
-                "reason": f"row {row}, field {column}={text!r}: {_reason(check)}",
+                "failure_value": shown,
+                "reason": f"row {row}, field {column}={shown!r}: {_reason(check)}",
             }
         )
     return pd.DataFrame.from_records(records, columns=list(QUARANTINE_COLUMNS))
@@ -171,10 +177,30 @@ def _book_failures(
     return failures
 
 
-def validate_outcomes(
-    frame: pd.DataFrame, source: str, spec: DatasetSpec, book: pd.DataFrame, earlier: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accepted rows, quarantine table) of an outcome file; rows in = accepted + quarantined."""
+def _contradictions(
+    frame: pd.DataFrame, spec: DatasetSpec, contract: list[tuple[int, str, str]]
+) -> set[int]:
+    """Rows of ids that this file gives different labels (among rows whose label is valid)."""
+    id_column, label_column, _ = outcome_columns(spec)
+    bad_label = {i for i, c, _ in contract if c == label_column}
+    ids = frame[id_column]
+    repeated = frame[ids.notna() & ids.duplicated(keep=False)]
+    labelled = repeated.drop(index=[i for i in repeated.index if i in bad_label])
+    if labelled.empty:
+        return set()
+    flags = spec.default_flag(labelled[label_column])
+    split = flags.groupby(labelled[id_column].astype(str)).nunique()
+    torn = set(split[split > 1].index)
+    return {int(i) for i in repeated.index if str(repeated.at[i, id_column]) in torn}
+
+
+def check_contract(
+    frame: pd.DataFrame, source: str, spec: DatasetSpec
+) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
+    """(typed rows that pass the outcome contract, their failures as (row, column, check)).
+
+    Needs no warehouse, so it runs before the lock is taken. An id with different labels in
+    different rows fails `consistent_in_file` in every one of them (not only the later ones)."""
     schema = outcome_schema(spec)
     columns = list(outcome_columns(spec))
     row_level, file_level = collect_failures(schema, frame[columns], spec.id_column)
@@ -184,21 +210,48 @@ def validate_outcomes(
         (int(i), str(c), str(k))
         for i, c, k in row_level[["index", "column", "check"]].itertuples(index=False)
     ]
+    torn = _contradictions(frame, spec, contract)
+    if torn:
+        # The contradiction is the reason for these rows; "duplicate" would say the first was fine.
+        contract = [f for f in contract if not (f[0] in torn and f[2] == "field_uniqueness")]
+        contract += [(i, spec.target.column, "consistent_in_file") for i in sorted(torn)]
     bad = {i for i, _, _ in contract}
     survivors = frame.drop(index=sorted(bad))
     typed = schema.validate(survivors[columns].copy(), lazy=False)
     typed["outcome_default"] = spec.default_flag(typed[spec.target.column])
     typed[SOURCE_ROW_COLUMN] = survivors[SOURCE_ROW_COLUMN]
+    return typed, sorted(contract)
+
+
+def check_against_book(
+    frame: pd.DataFrame,
+    typed: pd.DataFrame,
+    contract: list[tuple[int, str, str]],
+    source: str,
+    spec: DatasetSpec,
+    book: pd.DataFrame,
+    earlier: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted rows, quarantine table) once the contract survivors `typed` are checked against
+    the book and the outcomes already recorded; rows in = accepted + quarantined, enforced."""
     ledger = _book_failures(typed, spec, book, earlier)
     failures = sorted(contract + ledger)
     quarantine = _quarantine_rows(frame, failures, source, spec)
     accepted = typed.drop(index=sorted({i for i, _, _ in ledger}))
-    n_quarantined = len(bad) + len({i for i, _, _ in ledger})
+    n_quarantined = len({i for i, _, _ in contract}) + len({i for i, _, _ in ledger})
     if len(frame) != len(accepted) + n_quarantined:
         raise RuntimeError(
             f"{source}: outcome accounting broken: {len(frame)} != {len(accepted)} + {n_quarantined}"
         )
     return accepted, quarantine
+
+
+def validate_outcomes(
+    frame: pd.DataFrame, source: str, spec: DatasetSpec, book: pd.DataFrame, earlier: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted rows, quarantine table) of an outcome file; rows in = accepted + quarantined."""
+    typed, contract = check_contract(frame, source, spec)
+    return check_against_book(frame, typed, contract, source, spec, book, earlier)
 
 
 def _outcome_rows(
@@ -223,35 +276,61 @@ def _previous_file(file_id: str, dataset: str, path: str | os.PathLike[str] | No
     return store.read_rows(store.FILES, {"file_id": file_id, "dataset": dataset}, path=path)
 
 
-def _write_once(
+def _recorded_report(
+    file_id: str, spec: DatasetSpec, path: str | os.PathLike[str] | None
+) -> OutcomeFileReport | None:
+    """What an earlier taking-in of the same file recorded, or None."""
+    previous = _previous_file(file_id, spec.name, path)
+    if not len(previous):
+        return None
+    first = previous.iloc[0]
+    quarantine = store.read_rows(store.QUARANTINE, {"file_id": file_id, "dataset": spec.name}, path=path)
+    return OutcomeFileReport(
+        "already_recorded", file_id, spec.name, str(first["source_file"]), int(first["n_in"]),
+        int(first["n_accepted"]), int(first["n_quarantined"]), quarantine,
+    )  # fmt: skip
+
+
+def _check_and_write(
+    frame: pd.DataFrame,
+    typed: pd.DataFrame,
+    contract: list[tuple[int, str, str]],
+    source: str,
+    spec: DatasetSpec,
     file_row: pd.DataFrame,
-    outcomes: pd.DataFrame,
-    quarantine: pd.DataFrame,
     path: str | os.PathLike[str] | None,
-) -> bool:
-    """Write one file's rows in one transaction; False (nothing written) if it is already there."""
-    file_id, dataset = str(file_row["file_id"].iloc[0]), str(file_row["dataset"].iloc[0])
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Check the rows against the book and earlier outcomes and write the file, all in one
+    transaction under the warehouse lock: (accepted, quarantine), or None when the same file
+    is already recorded (nothing written)."""
+    file_id, now = str(file_row["file_id"].iloc[0]), file_row["recorded_at"].iloc[0]
     with warehouse_connection(path) as con:
         store.ensure_tables(con)
         con.begin()
         try:
-            # Checked again under the lock: two callers with the same file record it once.
+            # Checked under the lock: two callers with the same file record it once.
             seen = con.execute(
                 f"select count(*) from {qualified(store.SCHEMA, store.FILES)} "
                 "where file_id = ? and dataset = ?",
-                [file_id, dataset],
+                [file_id, spec.name],
             ).fetchall()[0]
             if seen and seen[0]:
                 con.rollback()
-                return False
-            store.insert_rows(con, store.FILES, file_row)
-            store.insert_rows(con, store.OUTCOMES, outcomes)
-            store.insert_rows(con, store.QUARANTINE, quarantine.assign(file_id=file_id, dataset=dataset))
+                return None
+            # Read under the same lock: a file taken in meanwhile is seen, never raced past.
+            book = labeled_book(spec, con=con)
+            earlier = store.read_rows(store.OUTCOMES, {"dataset": spec.name}, con=con)
+            accepted, quarantine = check_against_book(frame, typed, contract, source, spec, book, earlier)
+            n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
+            row = file_row.assign(n_accepted=len(accepted), n_quarantined=n_quarantined)
+            store.insert_rows(con, store.FILES, row)
+            store.insert_rows(con, store.OUTCOMES, _outcome_rows(accepted, spec, file_id, source, now))
+            store.insert_rows(con, store.QUARANTINE, quarantine.assign(file_id=file_id, dataset=spec.name))
             con.commit()
         except BaseException:
             con.rollback()
             raise
-    return True
+    return accepted, quarantine
 
 
 def add_outcome_file(
@@ -274,34 +353,29 @@ def add_outcome_file(
             f"{source}: content changed since it was seen "
             f"(sha256 {file_id[:12]}, expected {expected_file_id[:12]})"
         )
-    previous = _previous_file(file_id, spec.name, path)
-    if len(previous):
-        first = previous.iloc[0]
-        quarantine = store.read_rows(
-            store.QUARANTINE, {"file_id": file_id, "dataset": spec.name}, path=path
-        )
-        return OutcomeFileReport(
-            "already_recorded", file_id, spec.name, str(first["source_file"]), int(first["n_in"]),
-            int(first["n_accepted"]), int(first["n_quarantined"]), quarantine,
-        )  # fmt: skip
+    done = _recorded_report(file_id, spec, path)
+    if done is not None:
+        return done
     frame = read_outcome_file(source, spec)
-    book = labeled_book(spec, path=path)
-    earlier = store.read_rows(store.OUTCOMES, {"dataset": spec.name}, path=path)
-    accepted, quarantine = validate_outcomes(frame, str(source), spec, book, earlier)
+    typed, contract = check_contract(frame, str(source), spec)
     now = pd.Timestamp.now(tz="UTC")
-    n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
     file_row = pd.DataFrame(
         [
             {
                 "file_id": file_id, "dataset": spec.name, "source_file": str(source),
-                "partition_key": partition_key, "n_in": len(frame), "n_accepted": len(accepted),
-                "n_quarantined": n_quarantined, "origin": origin, "recorded_at": now,
+                "partition_key": partition_key, "n_in": len(frame), "n_accepted": 0,
+                "n_quarantined": 0, "origin": origin, "recorded_at": now,
             }
         ]
     )  # fmt: skip
-    if not _write_once(file_row, _outcome_rows(accepted, spec, file_id, str(source), now), quarantine, path):
+    written = _check_and_write(frame, typed, contract, str(source), spec, file_row, path)
+    if written is None:
         # Another caller recorded the same file meanwhile: report what it recorded.
-        return add_outcome_file(source, spec, origin=origin, path=path)
+        done = _recorded_report(file_id, spec, path)
+        assert done is not None  # seen under the lock a moment ago; records are never deleted
+        return done
+    accepted, quarantine = written
+    n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
     return OutcomeFileReport(
         "recorded", file_id, spec.name, str(source), len(frame), len(accepted), n_quarantined, quarantine
     )
@@ -320,6 +394,8 @@ __all__ = [
     "OutcomeFileReport",
     "OutcomeOrigin",
     "add_outcome_file",
+    "check_against_book",
+    "check_contract",
     "outcome_files",
     "outcomes_landing_dir",
     "read_outcome_file",

@@ -84,17 +84,24 @@ def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def read_rows(
-    table: str, equals: Mapping[str, Any] | None = None, path: str | os.PathLike[str] | None = None
+    table: str,
+    equals: Mapping[str, Any] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> pd.DataFrame:
     """Rows of an outcome table whose columns equal `equals` (all rows when empty); all its columns,
-    and an empty frame with those columns when the table is absent."""
+    and an empty frame with those columns when the table is absent. `con`: read inside the
+    caller's connection (and transaction, under its lock) instead of opening one."""
+    if con is None:
+        with warehouse_connection(path) as own:
+            return read_rows(table, equals, con=own)
     equals = dict(equals or {})
-    with warehouse_connection(path) as con:
-        if not has_table(con, table):
-            return pd.DataFrame(columns=table_columns(table))
-        where = " and ".join(f"{quote_ident(column)} = ?" for column in equals)
-        sql = f"select * from {qualified(SCHEMA, table)}" + (f" where {where}" if where else "")
-        return con.execute(sql, list(equals.values())).fetchdf()
+    if not has_table(con, table):
+        return pd.DataFrame(columns=table_columns(table))
+    where = " and ".join(f"{quote_ident(column)} = ?" for column in equals)
+    sql = f"select * from {qualified(SCHEMA, table)}" + (f" where {where}" if where else "")
+    return con.execute(sql, list(equals.values())).fetchdf()
 
 
 def replace_backtest(
