@@ -282,7 +282,9 @@ def score(
     if outcome.n_quarantined:
         quarantined = f"{outcome.n_quarantined} row(s) quarantined, not scored"
         console.print(f"[yellow]{quarantined}[/yellow]: {outcome.quarantine_path}")
-    console.print(outcome.summary(), highlight=False)
+    # Most ids already scored by this model (a re-export?): the summary ends with a warning.
+    loud = "bold yellow" if outcome.record.mostly_rescored else None
+    console.print(outcome.summary(), highlight=False, style=loud)
 
 
 @app.command("compare-methods")

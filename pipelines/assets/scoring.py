@@ -40,7 +40,7 @@ from risk_app.scoring.staged import (
     validate_to_stage,
 )
 from risk_app.scoring.summary import DRIFT_SAMPLE_ROWS, model_drift
-from risk_app.storage.scores import file_batch_id
+from risk_app.storage.scores import BatchRecord, file_batch_id
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
 
@@ -76,7 +76,8 @@ class ScoringInputConfig(dg.Config):
 class ScoringConfig(dg.Config):
     output_path: str = Field(
         default="",
-        description="Scores file (.parquet or .csv); empty: outputs/<file>.<hash>.scores.parquet.",
+        description="Scores file (.parquet or .csv); "
+        "empty: outputs/<file>.<hash>.<model version>.scores.parquet.",
     )
     overwrite: bool = Field(
         default=False, description="Replace an existing output_path (the default batch-named file always is)."
@@ -175,7 +176,13 @@ def scoring_batch(
             blocking=True,
             description="PSI of every input and of the score against training, judged against the "
             "noise of the batch's size; too few rows is a warning, never a verdict.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "scoring_rescored_ids",
+            asset="scored_applications",
+            description="Warns when most application ids of the batch were already scored by the same "
+            "model in another batch (the same applications re-exported with other bytes).",
+        ),
     ],
 )
 @user_errors
@@ -207,6 +214,25 @@ def scored_applications(
     yield dg.Output(result, metadata={**scoring_metadata(result), **policy})
     assert result.drift is not None  # asked for above
     yield drift_result(result.drift, of_rows=result.summary.n_scored)
+    yield rescored_result(result.outcome.record)
+
+
+def rescored_result(record: BatchRecord) -> dg.AssetCheckResult:
+    """The `scoring_rescored_ids` check: a warning when most ids were already scored by the model."""
+    description = record.rescored_warning or (
+        f"{record.rescored_ids} of {record.rows} ids were already scored by {record.model_version}."
+    )
+    return dg.AssetCheckResult(
+        check_name="scoring_rescored_ids",
+        passed=not record.mostly_rescored,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            "ids_already_scored": record.rescored_ids,
+            "rows_scored": record.rows,
+            "earlier_batches": ", ".join(b[:12] for b in record.rescored_from) or "none",
+        },
+    )
 
 
 def scoring_metadata(result: StagedScoring) -> dict[str, Any]:
@@ -221,6 +247,7 @@ def scoring_metadata(result: StagedScoring) -> dict[str, Any]:
         "rows_in": outcome.n_in,
         "rows_scored": outcome.n_scored,
         "rows_quarantined": outcome.n_quarantined,
+        "ids_already_scored_by_this_model": outcome.record.rescored_ids,
         "chunks": result.chunks,
         "model_version": outcome.model_version,
         "output_path": dg.MetadataValue.path(outcome.output_path),

@@ -1,8 +1,10 @@
 """Scoring outputs a bank can hand around: named by batch, never clobbered, safe in a spreadsheet.
 
-* `batch_output_path` names an output after its input file *and* the input's content hash
-  (`batch_A.csv.3f2a9c1b7d4e.scores.parquet`), so `batch_A.csv` and `batch_A.parquet` never
-  write the same file and one batch never overwrites another's output.
+* `batch_output_path` names an output after its input file, the input's content hash *and*
+  the model version (`batch_A.csv.3f2a9c1b7d4e.german_credit_3.scores.parquet`), so
+  `batch_A.csv` and `batch_A.parquet` never write the same file, one batch never overwrites
+  another's output, and a second model's scores never replace the first's (the ledger refuses
+  a row whose output file another batch or model's row points at: `risk_app.storage.scores`).
 * `write_output` writes atomically and, unless asked to overwrite, refuses an existing file;
   the no-clobber check is the atomic `link()` itself, so two processes cannot both win.
 * `neutralize_csv_cells` defuses spreadsheet formulas in CSV text cells (OWASP "CSV
@@ -93,13 +95,16 @@ def batch_output_path(
     input_path: str | os.PathLike[str],
     batch_id: str,
     *,
+    model_version: str,
     folder: str | os.PathLike[str] | None = None,
     fmt: OutputFormat = "parquet",
 ) -> Path:
-    """`<folder>/<input name>.<first 12 of batch id>.scores.<fmt>` (folder: `outputs/`)."""
+    """`<folder>/<input name>.<first 12 of batch id>.<model version>.scores.<fmt>` (folder:
+    `outputs/`; names made safe for a path: `german_credit/3` -> `german_credit_3`)."""
     name = _UNSAFE_NAME.sub("_", Path(input_path).name).strip("._") or "batch"
+    version = _UNSAFE_NAME.sub("_", str(model_version)).strip("._") or "model"
     root = Path(folder) if folder is not None else paths.outputs_dir()
-    return root / f"{name}.{batch_id[:12]}.scores.{fmt}"
+    return root / f"{name}.{batch_id[:12]}.{version}.scores.{fmt}"
 
 
 @dataclass(frozen=True)
@@ -139,9 +144,12 @@ def model_spec_for(model: Any, asked: Any, *, explicit: bool) -> Any:
     return own
 
 
-def _target_path(source: Path, batch_id: str, output_path: Any, fmt: OutputFormat) -> Path:
-    """Where the scores go: `output_path`, or the batch-named file beside the outputs."""
-    target = Path(output_path) if output_path is not None else batch_output_path(source, batch_id, fmt=fmt)
+def _target_path(source: Path, batch_id: str, output_path: Any, fmt: OutputFormat, model: Any = None) -> Path:
+    """Where the scores go: `output_path`, or the file named after the batch and `model`'s version."""
+    if output_path is not None:
+        target = Path(output_path)
+    else:
+        target = batch_output_path(source, batch_id, model_version=str(model.version), fmt=fmt)
     check_output_suffix(target, "output")
     return target
 
@@ -204,15 +212,17 @@ def score_and_record(
     # A bad file is refused before hashing it or loading the (slow) model.
     source = check_data_file(input_path)
     batch_id = file_batch_id(source)
-    target = _target_path(source, batch_id, output_path, fmt)
-    if target.exists() and not overwrite and output_path is not None:
-        raise _exists_error(target)  # refused before loading the (slow) model
+    if output_path is not None:
+        explicit = _target_path(source, batch_id, output_path, fmt)
+        if explicit.exists() and not overwrite:
+            raise _exists_error(explicit)  # refused before loading the (slow) model
     asked = load_spec(spec)
     model = risk_model or scoring.load_model(model_ref, model_name=model_name or asked.name)
+    target = _target_path(source, batch_id, output_path, fmt, model)
     if target.exists() and not overwrite:
-        # The batch-named output exists: if this model already scored this batch (a re-run, or
-        # a second run started at the same moment that finished first) that is "already
-        # scored", known only once the model's version is; else another model's file.
+        # The batch-and-version-named output exists: if the ledger has this model's scoring of
+        # this batch (a re-run, or a second run started at the same moment that finished
+        # first) that is "already scored"; else a file nobody recorded, left alone.
         done = _already_scored(source, batch_id, target, model, warehouse)
         if done is None:
             raise _exists_error(target)

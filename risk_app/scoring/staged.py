@@ -212,8 +212,13 @@ class StagedScoring:
     chunks: int
 
 
-def _target(batch: StagedBatch, output_path: str | os.PathLike[str] | None, overwrite: bool) -> Path:
-    target = Path(output_path) if output_path is not None else batch_output_path(batch.source, batch.batch_id)
+def _target(
+    batch: StagedBatch, output_path: str | os.PathLike[str] | None, overwrite: bool, model: Any
+) -> Path:
+    if output_path is not None:
+        target = Path(output_path)
+    else:
+        target = batch_output_path(batch.source, batch.batch_id, model_version=str(model.version))
     check_output_suffix(target, "output")
     if output_path is not None and target.exists() and not overwrite:
         # Refused before scoring anything.
@@ -239,7 +244,7 @@ def score_staged(
     "append" once), publish `output_path` (default: `batch_output_path`) and, when any row was
     quarantined, `<output stem>.quarantine.parquet` beside it, each whole or absent.
     `drift`: judge drift on a seeded random sample of at most `sample_rows` scored rows."""
-    target = _target(batch, output_path, overwrite)
+    target = _target(batch, output_path, overwrite, model)
     tally = ScoreTally(sample_rows=sample_rows)
     with BatchStage(target, batch.tags) as stage:
         for index in range(batch.parts):

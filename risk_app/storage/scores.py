@@ -13,7 +13,14 @@ transaction under an inter-process lock:
 
 `mode="append"` (the CLI) adds nothing when the ledger already holds the same batch scored by
 the same model, and says so; `mode="replace"` (re-running a Dagster partition) deletes every
-row of that batch_id from all four tables and inserts the new ones in the same transaction. A
+row of that batch_id from all four tables and inserts the new ones in the same transaction.
+A ledger row never points at another batch's or model's scores: a batch whose output file
+is already the output of another (batch, model) row is refused (`OutputOwnedError`) before
+anything is written, so its file is never published over the other's. Batches stay keyed by
+bytes, so the same applications re-exported with one byte changed (a CRLF, a trailing newline)
+are a new batch; the record then counts the batch's ids that the same model already scored in
+other batches of the data set and says so loudly when they are most of them
+(`BatchRecord.mostly_rescored`). A
 process killed mid-write leaves the transaction uncommitted, which DuckDB discards on the next
 open: readers see the batch whole or not at all.
 
@@ -88,6 +95,29 @@ class BatchRecord:
     rows: int
     replaced_rows: int = 0
     previous: dict[str, Any] | None = None
+    # Ids of this batch that the same model already scored in other batches of the data set.
+    rescored_ids: int = 0
+    rescored_from: tuple[str, ...] = ()
+
+    @property
+    def mostly_rescored(self) -> bool:
+        """Most of the batch's ids were already scored by this model: likely a re-export."""
+        return self.status != "already_recorded" and self.rows > 0 and 2 * self.rescored_ids > self.rows
+
+    @property
+    def rescored_warning(self) -> str:
+        """One sentence when `mostly_rescored`, else empty."""
+        if not self.mostly_rescored:
+            return ""
+        shown = ", ".join(b[:12] for b in self.rescored_from[:3])
+        more = f" and {len(self.rescored_from) - 3} more" if len(self.rescored_from) > 3 else ""
+        share = 100 * self.rescored_ids / self.rows
+        return (
+            f"WARNING: {self.rescored_ids} of {self.rows} application ids ({share:.0f}%) of batch "
+            f"{self.batch_id[:12]} were already scored by model {self.model_version} in batch "
+            f"{shown}{more}: a re-export of a file scored before (a CRLF or a trailing newline "
+            "makes new bytes)? They are now recorded twice."
+        )
 
     @property
     def message(self) -> str:
@@ -99,8 +129,14 @@ class BatchRecord:
                 "nothing added to the warehouse"
             )
         if self.status == "replaced":
-            return f"batch {short}: {self.replaced_rows} earlier row(s) replaced by {self.rows}"
-        return f"batch {short}: {self.rows} row(s) appended to {SCHEMA}.{SCORES}"
+            done = f"batch {short}: {self.replaced_rows} earlier row(s) replaced by {self.rows}"
+        else:
+            done = f"batch {short}: {self.rows} row(s) appended to {SCHEMA}.{SCORES}"
+        return f"{done}. {self.rescored_warning}" if self.mostly_rescored else done
+
+
+class OutputOwnedError(RiskAppError):
+    """The output file of a batch is already the recorded output of another batch or model."""
 
 
 def file_batch_id(path: str | os.PathLike[str]) -> str:
@@ -263,6 +299,56 @@ def _previous(con: duckdb.DuckDBPyConnection, batch_id: str, model_version: str)
     return None if found.empty else {k: str(v) for k, v in found.iloc[0].to_dict().items()}
 
 
+def _same_file(a: str, b: str) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _check_output_free(con: duckdb.DuckDBPyConnection, batch: ScoredBatch) -> None:
+    """`OutputOwnedError` when another (batch, model) row of the ledger names `batch`'s output
+    file: publishing over it would leave that row pointing at scores it did not make."""
+    if not batch.output_path or "output_path" not in _columns(con, BATCHES):
+        return
+    rows = con.execute(
+        f"select batch_id, model_version, output_path, scored_at from {qualified(SCHEMA, BATCHES)} "
+        "where output_path <> '' and not (batch_id = ? and model_version = ?)",
+        [batch.batch_id, batch.model_version],
+    ).fetchall()
+    for batch_id, version, output, scored_at in rows:
+        if _same_file(str(output), batch.output_path):
+            raise OutputOwnedError(
+                f"{batch.output_path}: holds the scores of batch {str(batch_id)[:12]} by model {version} "
+                f"(scored {scored_at}), as the ledger records; scores of batch {batch.batch_id[:12]} by "
+                f"model {batch.model_version} must go to another file (leave the output out: the "
+                "default name carries the batch and the model version)"
+            )
+
+
+def _rescored(con: duckdb.DuckDBPyConnection, batch: ScoredBatch) -> tuple[int, tuple[str, ...]]:
+    """(ids of `batch` the same model already scored in other batches of its data set, those
+    batches), read before the batch's own rows are inserted."""
+    needed = {"application_id", "model_version", "dataset", "batch_id"}
+    if not needed <= set(_columns(con, SCORES)):
+        return 0, ()
+    if isinstance(batch.scores, Path):
+        _parquet(con, batch.scores).project("application_id").create_view("_incoming_ids", replace=True)
+    else:
+        ids = pd.DataFrame({"application_id": batch.scores["application_id"].astype("string")})
+        con.register("_incoming_ids", ids)
+    try:
+        n, batches = con.execute(
+            f"select count(distinct application_id), list(distinct batch_id order by batch_id) "
+            f"from {qualified(SCHEMA, SCORES)} where model_version = ? and dataset = ? and batch_id <> ? "
+            "and application_id in (select application_id from _incoming_ids)",
+            [batch.model_version, batch.dataset, batch.batch_id],
+        ).fetchall()[0]
+    finally:
+        if isinstance(batch.scores, Path):
+            con.execute("drop view if exists _incoming_ids")
+        else:
+            con.unregister("_incoming_ids")
+    return int(n or 0), tuple(str(b) for b in (batches or []))
+
+
 def _delete_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
     removed = 0
     for table in (BATCHES, SCORES, APPLICATIONS, QUARANTINE):
@@ -299,6 +385,8 @@ def record_scored_batch(
                     "already_recorded", batch.batch_id, batch.model_version, 0, previous=previous
                 )
             replaced = _delete_batch(con, batch.batch_id) if mode == "replace" else 0
+            _check_output_free(con, batch)
+            rescored, rescored_from = _rescored(con, batch)
             _insert(con, BATCHES, _ledger_row(batch))
             _insert(con, SCORES, _tagged(batch.scores, batch))
             if batch.applications is not None:
@@ -311,7 +399,9 @@ def record_scored_batch(
             raise
     status: Status = "replaced" if replaced else "appended"
     n_scored = _facts(batch)[0] if isinstance(batch.scores, Path) else len(batch.scores)
-    return BatchRecord(status, batch.batch_id, batch.model_version, n_scored, replaced, previous)
+    return BatchRecord(
+        status, batch.batch_id, batch.model_version, n_scored, replaced, previous, rescored, rescored_from
+    )
 
 
 def recorded_batch(
@@ -342,6 +432,7 @@ def scored_rows_per_batch(path: str | os.PathLike[str] | None = None) -> dict[st
 
 __all__ = [
     "BatchRecord",
+    "OutputOwnedError",
     "ScoredBatch",
     "file_batch_id",
     "record_scored_batch",

@@ -143,7 +143,7 @@ def test_the_drift_check_says_when_it_judged_a_sample(
         [dataset_spec, scoring_batch, scored_applications],
         partition_key=KEY, run_config=run_config, resources=build_resources(), instance=instance,
     )  # fmt: skip
-    [check] = result.get_asset_check_evaluations()
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "scoring_drift"]
     assert check.description.startswith("Judged on a random sample of 10 of 28 scored rows.")
     assert (check.metadata["rows"].value, check.metadata["rows_scored"].value) == (10, 28)
     # No output_path: the batch-named default, with its quarantine beside it.

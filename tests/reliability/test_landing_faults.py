@@ -126,7 +126,7 @@ def test_partitions_score_their_own_bytes_and_replace_only_their_batch(
     assert sorted(scoring_ledger()["partition_key"]) == sorted(r.partition_key for r in requests)
     outputs = sorted(p.name for p in (risk_app_home / "outputs").iterdir())
     assert outputs == sorted(
-        f"{name}.{file_batch_id(landing / name)[:12]}.scores.parquet"
+        f"{name}.{file_batch_id(landing / name)[:12]}.double-v1.scores.parquet"
         for name in ("batch_A.csv", "batch_A.parquet")
     )
 

@@ -71,7 +71,7 @@ def test_kill_during_scoring_leaves_the_batch_whole_or_absent(
     assert child.returncode == KILLED, child.stderr[-2000:]
 
     batch_id = file_batch_id(batch)
-    output = batch_output_path(batch, batch_id)
+    output = batch_output_path(batch, batch_id, model_version="double-v1")
     assert not output.exists()  # never a partial output under the real name
     committed = point != "mid_warehouse_write"
     ledger = scoring_ledger()
@@ -119,10 +119,11 @@ def test_same_content_under_another_name_adds_nothing_and_says_so(
     assert first.record.status == "appended" and again.record.status == "already_recorded"
     assert "already scored by model double-v1" in again.summary()
     assert scored_rows_per_batch() == {first.batch_id: 40}
-    # A second model scoring the same batch is a new record, beside the first.
+    # A second model scoring the same batch is a new record beside the first, in its own file.
     model.version = "double-v2"
-    other_model = score_and_record(batch, risk_model=model, reasons=0, overwrite=True)
+    other_model = score_and_record(batch, risk_model=model, reasons=0)
     assert other_model.record.status == "appended"
+    assert other_model.output_path != first.output_path and Path(first.output_path).exists()
     assert len(query("select * from risk.scored_applications")) == 80
 
 
@@ -138,8 +139,11 @@ def test_the_same_file_scored_again_after_the_first_finished_is_already_scored(
     assert first.record.status == "appended" and again.record.status == "already_recorded"
     assert again.output_path == first.output_path and again.n_scored == first.n_scored == 40
     assert again.n_declined == first.n_declined
-    # Another model finds the file of the first: refused, and nothing is added to the ledger.
+    # A file under the second model's name that nobody recorded: refused, left alone, nothing added.
     model.version = "double-v2"
+    stray = batch_output_path(batch, first.batch_id, model_version="double-v2")
+    stray.write_bytes(b"someone else's file")
     with pytest.raises(OutputExistsError, match="already exists"):
         score_and_record(batch, risk_model=model, reasons=0)
+    assert stray.read_bytes() == b"someone else's file"
     assert len(scoring_ledger()) == 1

@@ -19,13 +19,16 @@ from risk_app.storage.scores import file_batch_id
 
 def test_batch_names_differ_by_input_suffix_and_content(tmp_path: Path) -> None:
     names = {
-        batch_output_path("landing/batch_A.csv", "a" * 64, folder=tmp_path),
-        batch_output_path("landing/batch_A.parquet", "a" * 64, folder=tmp_path),
-        batch_output_path("landing/batch_A.csv", "b" * 64, folder=tmp_path),
+        batch_output_path("landing/batch_A.csv", "a" * 64, model_version="m/1", folder=tmp_path),
+        batch_output_path("landing/batch_A.parquet", "a" * 64, model_version="m/1", folder=tmp_path),
+        batch_output_path("landing/batch_A.csv", "b" * 64, model_version="m/1", folder=tmp_path),
+        batch_output_path("landing/batch_A.csv", "a" * 64, model_version="m/2", folder=tmp_path),
     }
-    assert len(names) == 3
-    odd = batch_output_path("landing/../x y;rm.csv", "c" * 64, folder=tmp_path, fmt="csv")
-    assert odd.parent == tmp_path and odd.name == "x_y_rm.csv.cccccccccccc.scores.csv"
+    assert len(names) == 4
+    odd = batch_output_path(
+        "landing/../x y;rm.csv", "c" * 64, model_version="../v 1", folder=tmp_path, fmt="csv"
+    )
+    assert odd.parent == tmp_path and odd.name == "x_y_rm.csv.cccccccccccc.v_1.scores.csv"
 
 
 def test_write_output_refuses_an_existing_file_unless_asked(tmp_path: Path) -> None:
