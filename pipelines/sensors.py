@@ -1,11 +1,14 @@
 """Sensors: score every complete file that lands in the landing folder, once per content.
 
-A file is taken only when it is complete: a `<name>.done` marker sits beside it, or its size
-and modification time have not changed for `$RISK_APP_LANDING_STABLE_SECONDS` (default 30)
-across two sensor ticks. Then the sensor hashes it, adds a dynamic partition
-`<name>-<12 hex of sha256>` and requests one run for it, passing the hash it saw so the run
-fails rather than score different bytes. The cursor remembers, per file name, the size,
-mtime and hash it scored; a file rewritten with new content is a new batch.
+Which files are taken follows `risk_app.landing`: regular files inside the folder only
+(symlinks are never followed); complete with a `<name>.done` marker newer than the file's last
+change (consumed when taken), or once size, mtime, inode and ctime have not changed for
+`$RISK_APP_LANDING_STABLE_SECONDS` (default 30) across two sensor ticks; new when its content
+(sha256) differs from what was taken under that name, so a rewrite keeping size and mtime
+(`cp -p`, `rsync -t`) is still seen. Then the sensor adds a dynamic partition
+`<name>-<8 hex of the name's sha256>-<12 hex of the content's sha256>` (unique per name and
+content) and requests one run for it, passing the hash it saw so the run fails rather than
+score different bytes.
 
 `outcome_landing_sensor` does the same for outcome files in `landing_outcomes/` (one
 `outcomes` partition and run per file content) and, on the next tick, rebuilds the labeled
@@ -29,7 +32,7 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.assets.scoring import landing_files, landing_partition_key
+from pipelines.assets.scoring import landing_files
 from pipelines.jobs import (
     backtest_job,
     labeled_book_job,
@@ -38,56 +41,24 @@ from pipelines.jobs import (
     unaudited_alias_move_job,
 )
 from risk_app import paths
-from risk_app.storage.scores import file_batch_id
+from risk_app.landing import (
+    DONE_SUFFIX,
+    SCORABLE_SUFFIXES,
+    landing_candidates,
+    landing_key,
+    new_complete_files,
+    settling_names,
+    skipped_links,
+    take,
+    taken_names,
+)
 
-SCORABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
-DONE_SUFFIX = ".done"
 DEFAULT_STABLE_SECONDS = 30.0
 
 
 def stable_seconds() -> float:
-    """How long size and mtime must stay unchanged before a file counts as complete."""
+    """How long a file's signature must stay unchanged before it counts as complete."""
     return float(os.environ.get("RISK_APP_LANDING_STABLE_SECONDS", DEFAULT_STABLE_SECONDS))
-
-
-def _signature(path: Path) -> list[int]:
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns]
-
-
-def landing_candidates(folder: Path) -> list[Path]:
-    """Data files in the folder; hidden files (uploads in progress) and markers are skipped."""
-    return [
-        p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SCORABLE_SUFFIXES
-    ]
-
-
-def complete_files(
-    folder: Path, state: dict[str, Any], now: float, stable_s: float
-) -> list[tuple[Path, list[int]]]:
-    """Files ready to score; updates `state["pending"]` with what is still settling."""
-    pending: dict[str, list[float]] = state.setdefault("pending", {})
-    scored: dict[str, list[Any]] = state.setdefault("scored", {})
-    ready = []
-    for path in landing_candidates(folder):
-        try:
-            sig = _signature(path)
-        except FileNotFoundError:
-            continue  # moved away between listing and stat
-        if scored.get(path.name, [None, None])[:2] == sig:
-            continue
-        if path.with_name(path.name + DONE_SUFFIX).exists():
-            ready.append((path, sig))
-            continue
-        seen = pending.get(path.name)
-        settled = seen is not None and seen[:2] == sig and now - seen[2] >= stable_s
-        if settled and sig[0] > 0 and now - sig[1] / 1e9 >= stable_s:
-            ready.append((path, sig))
-        elif seen is None or seen[:2] != sig:
-            pending[path.name] = [sig[0], sig[1], now]
-    return ready
 
 
 def _shown(folder: Path) -> str:
@@ -106,12 +77,18 @@ def _names(names: list[str], limit: int = 5) -> str:
 def landing_skip_reason(folder: Path, state: dict[str, Any], what: str = "files") -> str:
     """Why a landing sensor requested nothing this tick, in one sentence."""
     names = [p.name for p in landing_candidates(folder)] if folder.exists() else []
+    links = skipped_links(folder) if folder.exists() else []
     where = _shown(folder)
+    ignored = (
+        f"; {len(links)} symlink(s) ignored ({_names(links)}): only regular files inside the folder are taken"
+        if links else ""
+    )  # fmt: skip
     if not names:
         kinds = "/".join(sorted(SCORABLE_SUFFIXES))
-        return f"no {what} in {where} yet (it takes {kinds} files; hidden files are uploads in progress)"
-    settling = [n for n in names if n in state.get("pending", {})]
-    done = [n for n in names if n in state.get("scored", {}) and n not in settling]
+        hidden = "hidden files are uploads in progress"
+        return f"no {what} in {where} yet (it takes {kinds} files; {hidden}{ignored})"
+    settling = [n for n in names if n in settling_names(state)]
+    done = [n for n in names if n in taken_names(state) and n not in settling]
     parts = []
     if settling:
         parts.append(
@@ -120,6 +97,8 @@ def landing_skip_reason(folder: Path, state: dict[str, Any], what: str = "files"
         )
     if done:
         parts.append(f"{len(done)} already taken")
+    if links:
+        parts.append(ignored[2:])
     return f"no new complete {what} in {where}" + (f" ({'; '.join(parts)})" if parts else "")
 
 
@@ -128,18 +107,11 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     """One partition and one scoring run per complete file in `var/landing/`."""
     state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     requests, keys = [], []
-    for path, sig in complete_files(paths.landing_dir(), state, time.time(), stable_seconds()):
-        try:
-            batch_id = file_batch_id(path)
-            unchanged = _signature(path) == sig
-        except FileNotFoundError:
-            continue
-        if not unchanged:
-            continue  # changed while hashing: not complete after all; looked at again next tick
-        key = landing_partition_key(path.name, batch_id)
+    for file in new_complete_files(paths.landing_dir(), state, time.time(), stable_seconds()):
+        path, batch_id = file.path, file.sha256
+        key = landing_key(path.name, batch_id)
         keys.append(key)
-        state["pending"].pop(path.name, None)
-        state["scored"][path.name] = [*sig, batch_id]
+        take(state, file)
         requests.append(
             dg.RunRequest(
                 run_key=key,
@@ -162,18 +134,14 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
 
 def _outcome_file_requests(state: dict[str, Any], dataset: str) -> tuple[list[dg.RunRequest], list[str]]:
     """One `outcomes_job` run (and partition) per complete, new outcome file."""
-    from pipelines.assets.outcomes import outcome_partition_key
     from risk_app.outcomes.ingest import outcomes_landing_dir
 
     requests, keys = [], []
-    for path, sig in complete_files(outcomes_landing_dir(), state, time.time(), stable_seconds()):
-        file_id = file_batch_id(path)
-        if _signature(path) != sig:
-            continue  # changed while hashing; looked at again next tick
-        key = outcome_partition_key(path.name, file_id)
+    for file in new_complete_files(outcomes_landing_dir(), state, time.time(), stable_seconds()):
+        path, file_id = file.path, file.sha256
+        key = landing_key(path.name, file_id)
         keys.append(key)
-        state["pending"].pop(path.name, None)
-        state["scored"][path.name] = [*sig, file_id]
+        take(state, file)
         config = {"dataset": dataset, "input_path": str(path), "expected_file_id": file_id}
         requests.append(
             dg.RunRequest(

@@ -8,6 +8,7 @@ rows in = accepted + quarantined; scored = with outcome + pending + declined.
 """
 
 import os
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -17,6 +18,7 @@ from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
 from pipelines.metadata import table, user_errors
 from pipelines.resources import RiskAppSettings
 from risk_app.errors import ConfigError
+from risk_app.landing import find_landing_file, key_content, landing_key
 from risk_app.outcomes import book as book_lib
 from risk_app.outcomes import store
 from risk_app.outcomes.backtest import backtest_markdown, record_backtest
@@ -49,8 +51,8 @@ class OutcomeFileConfig(OutcomeDatasetConfig):
 
 
 def outcome_partition_key(file_name: str, file_id: str) -> str:
-    """`<file name>-<first 12 hex of its sha256>`: one partition per outcome file content."""
-    return f"{file_name}-{file_id[:12]}"
+    """One partition per (outcome file name, content): `risk_app.landing.landing_key`."""
+    return landing_key(file_name, file_id)
 
 
 @dg.asset(
@@ -62,10 +64,13 @@ def outcome_partition_key(file_name: str, file_id: str) -> str:
 @user_errors
 def outcomes(context: dg.AssetExecutionContext, config: OutcomeFileConfig) -> dg.MaterializeResult:
     """One outcome file, validated and taken in exactly once (re-running it adds nothing)."""
+    expected = config.expected_file_id
     if config.input_path:
-        path = config.input_path
-    elif "-" in context.partition_key:
-        path = str(outcomes_landing_dir() / context.partition_key.rsplit("-", 1)[0])
+        path = Path(config.input_path)
+    elif key_content(context.partition_key) is not None:
+        # The file the key names, its content checked against the key (not just its name).
+        path, found = find_landing_file(outcomes_landing_dir(), context.partition_key)
+        expected = expected or found
     else:
         raise ConfigError(f"partition {context.partition_key!r}: set outcomes.config.input_path")
     report = add_outcome_file(
@@ -73,7 +78,7 @@ def outcomes(context: dg.AssetExecutionContext, config: OutcomeFileConfig) -> dg
         config.spec(),
         origin="dagster",
         partition_key=context.partition_key,
-        expected_file_id=config.expected_file_id,
+        expected_file_id=expected,
     )
     context.log.info(report.message)
     return dg.MaterializeResult(

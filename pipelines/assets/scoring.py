@@ -1,9 +1,12 @@
 """Scoring assets, one dynamic partition per landing file: validate the batch, score it, record it.
 
-Each partition is one input file pinned by its content hash (`<file name>-<12 hex>`, added by
-`landing_folder_sensor`), so the UI lists which files were scored. Materializing a partition
-replaces exactly that batch in the warehouse ledger in one transaction
-(`risk_app.storage.scores`); other batches are never touched.
+Each partition is one input file pinned by its content hash
+(`<file name>-<8 hex of the name's sha256>-<12 hex of the content's>`, `risk_app.landing`,
+added by `landing_folder_sensor`), so the UI lists which files were scored. A run scores only
+the bytes its partition names: with the sensor's `expected_batch_id`, or else the key's own
+hash (a re-materialization from the UI without `input_path` finds the landing file the key
+names and checks its content). Materializing a partition replaces exactly that batch in the
+warehouse ledger in one transaction (`risk_app.storage.scores`); other batches are never touched.
 
 A file may be larger than memory, so no step holds it whole (`risk_app.scoring.staged`):
 `scoring_batch` validates it chunk by chunk into Parquet parts staged under
@@ -14,7 +17,6 @@ a `StagedScoring` (outcome, summary, drift verdict). Stages are per run, so two 
 cannot mix batches; a failed run's stage stays for re-execution from the failure.
 """
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from pipelines.resources import RiskAppSettings
 from risk_app import paths, scoring
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.batch_drift import BatchDrift
+from risk_app.landing import check_landing_key, find_landing_file, key_content, landing_key
 from risk_app.scoring.batch import policy_of
 from risk_app.scoring.output import DEFAULT_CHUNK_ROWS
 from risk_app.scoring.staged import (
@@ -44,13 +47,10 @@ from risk_app.storage.scores import BatchRecord, file_batch_id
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
 
-_KEY = re.compile(r"^(?P<name>.+)-(?P<hash>[0-9a-f]{12})$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
 
 def landing_partition_key(file_name: str, batch_id: str) -> str:
-    """`<file name>-<first 12 hex of its sha256>`: one partition per file content."""
-    return f"{_UNSAFE.sub('_', file_name).replace('...', '_')}-{batch_id[:12]}"
+    """One partition per (file name, content): `risk_app.landing.landing_key`."""
+    return landing_key(file_name, batch_id)
 
 
 class ScoringInputConfig(dg.Config):
@@ -94,13 +94,24 @@ class ScoringConfig(dg.Config):
     )
 
 
-def _source(context: dg.AssetExecutionContext, config: ScoringInputConfig) -> Path:
-    if config.input_path:
-        return Path(config.input_path)
-    match = _KEY.match(context.partition_key)
-    if match is None:
-        raise ConfigError(f"partition {context.partition_key!r}: set scoring_batch.config.input_path")
-    return paths.landing_dir() / match["name"]
+def _source(context: dg.AssetExecutionContext, config: ScoringInputConfig) -> tuple[Path, str]:
+    """(the file to score, its sha256), checked against the sensor's hash and the partition key."""
+    if not config.input_path:
+        if key_content(context.partition_key) is None:
+            raise ConfigError(f"partition {context.partition_key!r}: set scoring_batch.config.input_path")
+        source, batch_id = find_landing_file(paths.landing_dir(), context.partition_key)
+    else:
+        source = Path(config.input_path)
+        if not source.is_file():
+            raise RiskAppError(f"{source}: no such file to score")
+        batch_id = file_batch_id(source)
+    if config.expected_batch_id and batch_id != config.expected_batch_id:
+        raise RiskAppError(
+            f"{source}: content changed since the sensor saw it (sha256 {batch_id[:12]}, "
+            f"expected {config.expected_batch_id[:12]}); the new content gets its own partition"
+        )
+    check_landing_key(source, context.partition_key, batch_id)
+    return source, batch_id
 
 
 @dg.multi_asset(
@@ -126,15 +137,7 @@ def scoring_batch(
     context: dg.AssetExecutionContext, config: ScoringInputConfig, dataset_spec: DatasetSpec
 ) -> tuple[dg.Output[StagedBatch], dg.Output[StagedBatch]]:
     """Validate one landing file chunk by chunk (its content hash checked); the target is optional."""
-    source = _source(context, config)
-    if not source.is_file():
-        raise RiskAppError(f"{source}: no such file to score")
-    batch_id = file_batch_id(source)
-    if config.expected_batch_id and batch_id != config.expected_batch_id:
-        raise RiskAppError(
-            f"{source}: content changed since the sensor saw it (sha256 {batch_id[:12]}, "
-            f"expected {config.expected_batch_id[:12]}); the new content gets its own partition"
-        )
+    source, batch_id = _source(context, config)
     prune_stale_stages()
     batch = validate_to_stage(
         source, dataset_spec, stage_folder(context.partition_key, context.run_id), batch_id=batch_id,

@@ -8,6 +8,7 @@ sensor hashed and replace exactly its own batch in the warehouse.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pipelines.assets.data import dataset_spec
 from pipelines.assets.scoring import landing_files, scored_applications, scoring_batch
 from pipelines.resources import build_resources
 from pipelines.sensors import landing_folder_sensor
+from risk_app.landing import landing_key
 from risk_app.storage.scores import file_batch_id, scored_rows_per_batch, scoring_ledger
 from tests.reliability.conftest import applications
 
@@ -64,8 +66,9 @@ def test_a_file_still_being_copied_is_not_scored_until_it_is_stable(
     [request] = third.run_requests
     full_hash = file_batch_id(path)
     assert request.run_config["ops"]["scoring_batch"]["config"]["expected_batch_id"] == full_hash
-    assert request.partition_key == f"batch_A.csv-{full_hash[:12]}"
-    assert json.loads(third.cursor)["scored"]["batch_A.csv"][2] == full_hash  # the hash it scored
+    assert request.partition_key == landing_key("batch_A.csv", full_hash)
+    assert request.partition_key.startswith("batch_A.csv-") and request.partition_key.endswith(full_hash[:12])
+    assert json.loads(third.cursor)["scored"]["batch_A.csv"]["sha256"] == full_hash  # the hash it scored
     assert third.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
     assert clock.tick(third.cursor, STABLE_S + 1).run_requests == []  # once only
 
@@ -163,3 +166,157 @@ def test_csv_outputs_neutralize_formulas_but_parquet_keeps_values(risk_app_home:
     assert back["amount"].tolist() == [-5, 1, 2, 3, 4, 5, 6]  # numbers stay numbers
     parquet = write_output(frame, risk_app_home / "out.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(parquet), frame)
+
+
+# ----------------------------------------------------------------------- issue 20 §6: hostile uploads
+
+
+def test_a_done_marker_is_consumed_so_the_next_upload_waits_for_its_own(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(monkeypatch)
+    rows = applications(30, seed=5)
+    path = landing / "batch_B.csv"
+    rows.to_csv(path, index=False)
+    (landing / "batch_B.csv.done").touch()
+    first = clock.tick(None)
+    assert len(first.run_requests) == 1
+    assert not (landing / "batch_B.csv.done").exists()  # consumed with the file
+
+    rows.head(7).to_csv(path, index=False)  # the next upload under the same name, half written
+    assert clock.tick(first.cursor, 1).run_requests == []
+
+
+def test_a_marker_older_than_the_file_does_not_make_it_complete(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(monkeypatch)
+    marker = landing / "batch_C.csv.done"
+    marker.touch()  # left by an earlier upload
+    path = landing / "batch_C.csv"
+    applications(8, seed=6).to_csv(path, index=False)  # a new upload, half written
+    stale = path.stat().st_mtime_ns - 5_000_000_000
+    os.utime(marker, ns=(stale, stale))
+    first = clock.tick(None)
+    assert first.run_requests == []
+    applications(30, seed=6).to_csv(path, index=False)
+    second = clock.tick(first.cursor, STABLE_S + 1)
+    assert second.run_requests == []  # changed since the last look
+    [request] = clock.tick(second.cursor, STABLE_S + 1).run_requests
+    assert request.tags["risk_app/batch_id"] == file_batch_id(path)  # the whole file
+
+
+def test_new_content_with_the_same_size_and_mtime_is_scored(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(monkeypatch)
+    path = landing / "batch_D.csv"
+    frame = applications(20, seed=7)
+    frame.to_csv(path, index=False)
+    (landing / "batch_D.csv.done").touch()
+    first = clock.tick(None)
+    [taken] = first.run_requests
+    before = path.stat()
+
+    # `cp -p` of another export: other bytes, the same size, the old mtime put back.
+    lines = path.read_bytes().split(b"\n")
+    lines[1], lines[2] = lines[2], lines[1]
+    path.write_bytes(b"\n".join(lines))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert file_batch_id(path) != taken.tags["risk_app/batch_id"]
+
+    second = clock.tick(first.cursor, STABLE_S + 1)
+    [request] = clock.tick(second.cursor, STABLE_S + 1).run_requests
+    assert request.tags["risk_app/batch_id"] == file_batch_id(path)
+    assert request.partition_key != taken.partition_key
+
+
+
+def test_a_touched_file_with_the_same_bytes_is_not_taken_again(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(monkeypatch)
+    path = landing / "batch_E.csv"
+    applications(10, seed=8).to_csv(path, index=False)
+    (landing / "batch_E.csv.done").touch()
+    first = clock.tick(None)
+    assert len(first.run_requests) == 1
+    os.utime(path)  # a new mtime, the same bytes
+    second = clock.tick(first.cursor, STABLE_S + 1)
+    third = clock.tick(second.cursor, STABLE_S + 1)
+    assert second.run_requests == third.run_requests == []
+    assert "1 already taken" in third.skip_reason.skip_message
+
+
+def test_a_symlink_in_the_landing_folder_is_never_followed(
+    landing: Path, risk_app_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(monkeypatch)
+    outside = risk_app_home / "elsewhere" / "secret.csv"
+    outside.parent.mkdir()
+    applications(10, seed=9).to_csv(outside, index=False)
+    (landing / "secret.csv").symlink_to(outside)
+    (landing / "secret.csv.done").touch()
+    inside = landing / "copy.csv"
+    applications(5, seed=9).to_csv(inside, index=False)
+    (landing / "link_inside.csv").symlink_to(inside)
+
+    first = clock.tick(None)
+    second = clock.tick(first.cursor, STABLE_S + 1)
+    third = clock.tick(second.cursor, STABLE_S + 1)
+    taken = [r.tags["landing_file"] for r in (*first.run_requests, *second.run_requests, *third.run_requests)]
+    assert taken == ["copy.csv"]  # regular files only
+    skip = clock.tick(third.cursor, STABLE_S + 1).skip_reason.skip_message
+    assert "2 symlink(s) ignored (link_inside.csv, secret.csv)" in skip
+
+
+def test_names_that_flatten_alike_get_their_own_partitions_and_bytes(
+    landing: Path, double_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.scoring.doubles import install_double_loader
+
+    install_double_loader(monkeypatch)
+    clock = Clock(monkeypatch)
+    spaced, underscored = landing / "a b.csv", landing / "a_b.csv"
+    applications(12, seed=10).to_csv(spaced, index=False)
+    applications(9, seed=11).to_csv(underscored, index=False)
+    twin = landing / "a;b.csv"
+    twin.write_bytes(underscored.read_bytes())  # the same bytes under a third name flattening alike
+    for path in (spaced, underscored, twin):
+        (landing / f"{path.name}.done").touch()
+    requests = {r.tags["landing_file"]: r for r in clock.tick(None).run_requests}
+    assert len({r.partition_key for r in requests.values()}) == 3
+
+    # Re-materialized from the UI: the partition alone, no input_path, no expected hash.
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(landing_files.name, [r.partition_key for r in requests.values()])
+    for name in ("a b.csv", "a_b.csv"):
+        result = _rematerialize(instance, requests[name].partition_key, double_model)
+        assert result.success
+    assert scored_rows_per_batch() == {file_batch_id(spaced): 12, file_batch_id(underscored): 9}
+
+    # The file changes: its old partition refuses the new bytes in one sentence.
+    applications(4, seed=12).to_csv(spaced, index=False)
+    failed = _rematerialize(instance, requests["a b.csv"].partition_key, double_model)
+    assert not failed.success
+    [failure] = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "no longer has the content the partition was made for" in failure.event_specific_data.error.message
+    # Nor may an explicit input_path put other bytes under a partition that names content.
+    pinned = requests["a_b.csv"].partition_key
+    wrong = _materialize(instance, pinned, spaced, "", double_model)
+    assert not wrong.success
+    assert sum(scored_rows_per_batch().values()) == 21  # nothing added by the refused runs
+
+
+def _rematerialize(instance: dg.DagsterInstance, key: str, model: Path) -> Any:
+    run_config = {"ops": {"scored_applications": {"config": {"model": str(model), "reason_codes": 0}}}}
+    return dg.materialize(
+        [dataset_spec, scoring_batch, scored_applications],
+        partition_key=key,
+        run_config=run_config,
+        resources=build_resources(),
+        instance=instance,
+        raise_on_error=False,
+    )
