@@ -240,22 +240,11 @@ def find_landing_file(folder: Path, key: str) -> tuple[Path, str]:
     )
 
 
-def check_landing_key(path: Path, key: str, sha256: str) -> None:
-    """`RiskAppError` when `key` is a landing key that names other content than `sha256`."""
-    content = key_content(key)
-    if content is not None and not sha256.startswith(content):
-        raise RiskAppError(
-            f"{path}: sha256 {sha256[:12]} is not the content partition {key!r} names ({content}); "
-            "score it under its own partition"
-        )
-
-
 __all__ = [
     "DONE_SUFFIX",
     "SCORABLE_SUFFIXES",
     "LandingFile",
     "Signature",
-    "check_landing_key",
     "find_landing_file",
     "fresh_marker",
     "key_content",

@@ -3,9 +3,10 @@
 Each partition is one input file pinned by its content hash
 (`<file name>-<8 hex of the name's sha256>-<12 hex of the content's>`, `risk_app.landing`,
 added by `landing_folder_sensor`), so the UI lists which files were scored. A run scores only
-the bytes its partition names: with the sensor's `expected_batch_id`, or else the key's own
-hash (a re-materialization from the UI without `input_path` finds the landing file the key
-names and checks its content). Materializing a partition replaces exactly that batch in the
+the bytes its partition names: the sensor passes `expected_batch_id`, and a re-materialization
+from the UI without `input_path` finds the landing file the key names and checks its content
+against the key's hash (an explicit `input_path` is the operator's choice, checked against
+`expected_batch_id` when given). Materializing a partition replaces exactly that batch in the
 warehouse ledger in one transaction (`risk_app.storage.scores`); other batches are never touched.
 
 A file may be larger than memory, so no step holds it whole (`risk_app.scoring.staged`):
@@ -31,7 +32,7 @@ from pipelines.resources import RiskAppSettings
 from risk_app import paths, scoring
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.batch_drift import BatchDrift
-from risk_app.landing import check_landing_key, find_landing_file, key_content, landing_key
+from risk_app.landing import find_landing_file, key_content, landing_key
 from risk_app.scoring.batch import policy_of
 from risk_app.scoring.output import DEFAULT_CHUNK_ROWS
 from risk_app.scoring.staged import (
@@ -110,7 +111,6 @@ def _source(context: dg.AssetExecutionContext, config: ScoringInputConfig) -> tu
             f"{source}: content changed since the sensor saw it (sha256 {batch_id[:12]}, "
             f"expected {config.expected_batch_id[:12]}); the new content gets its own partition"
         )
-    check_landing_key(source, context.partition_key, batch_id)
     return source, batch_id
 
 

@@ -8,10 +8,8 @@ import pytest
 
 from data_contracts.spec import load_spec
 from pipelines.assets import ALL_ASSETS, dataset_spec, raw_applications, validated_applications
-from pipelines.assets.scoring import landing_partition_key
 from pipelines.checks import ALL_CHECKS
 from pipelines.resources import build_resources
-from risk_app.storage.scores import file_batch_id
 from risk_app.storage.warehouse import query
 
 pytestmark = pytest.mark.slow
@@ -53,8 +51,7 @@ def test_all_assets_materialize_on_a_small_sample(
         instance=instance,
     )
     assert result.success
-    sample_key = landing_partition_key(sample_file.name, file_batch_id(sample_file))
-    instance.add_dynamic_partitions("landing_files", [sample_key])
+    instance.add_dynamic_partitions("landing_files", ["sample.csv-000000000000"])
     scoring_config = {
         "ops": {
             "scoring_batch": {"config": {"input_path": str(sample_file)}},
@@ -68,7 +65,7 @@ def test_all_assets_materialize_on_a_small_sample(
         resources=resources,
         raise_on_error=True,
         instance=instance,
-        partition_key=sample_key,
+        partition_key="sample.csv-000000000000",
     )
 
     materialized = {
@@ -165,15 +162,14 @@ def test_scoring_job_runs_twice_on_files_with_different_columns(
             }
         }
         instance = dg.DagsterInstance.ephemeral()
-        key = landing_partition_key(name, file_batch_id(path))
-        instance.add_dynamic_partitions("landing_files", [key])
+        instance.add_dynamic_partitions("landing_files", [f"{name}-000000000000"])
         result = dg.materialize(
             [*ALL_ASSETS, *ALL_CHECKS],
             selection=scoring_group,
             run_config=config,
             resources=build_resources(),
             instance=instance,
-            partition_key=key,
+            partition_key=f"{name}-000000000000",
         )
         assert result.success
         assert len(pd.read_parquet(scores)) == 20

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipelines.assets.data import dataset_spec
-from pipelines.assets.scoring import landing_files, landing_partition_key, scored_applications, scoring_batch
+from pipelines.assets.scoring import landing_files, scored_applications, scoring_batch
 from pipelines.resources import build_resources
 from risk_app.paths import DEFAULT_DATASET
 from risk_app.scoring.staged import StagedBatch, StagedScoring, stage_root
@@ -21,11 +21,7 @@ from risk_app.storage.warehouse import query
 from tests.scoring.doubles import install_double_loader, save_double_artifact
 
 N_ROWS = 30
-
-
-def _key(source: Path) -> str:
-    """The partition the landing sensor gives the file (its key names the file's content)."""
-    return landing_partition_key(source.name, file_batch_id(source))
+KEY = "batch.csv-000000000000"
 
 
 @pytest.fixture
@@ -55,7 +51,7 @@ def _score(
     }
     return dg.materialize(
         [dataset_spec, scoring_batch, scored_applications],
-        partition_key=_key(source),
+        partition_key=KEY,
         run_config=run_config,
         resources=build_resources(),
         instance=instance,
@@ -68,7 +64,7 @@ def test_a_partition_scored_in_chunks_equals_one_chunk(
     install_double_loader(monkeypatch)
     model = save_double_artifact(risk_app_home / "double", version="dbl-1", threshold=0.4)
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(landing_files.name, [_key(batch_file)])
+    instance.add_dynamic_partitions(landing_files.name, [KEY])
     runs = {}
     for name, config in (("whole", {}), ("chunked", {"chunk_rows": 7})):
         output = risk_app_home / "outputs" / name / "scores.parquet"
@@ -119,7 +115,7 @@ def test_a_partition_scored_in_chunks_equals_one_chunk(
     # Recorded once: the re-run of the same batch replaced the first run's rows.
     ledger = scoring_ledger()
     assert ledger[["n_in", "n_scored", "n_quarantined", "partition_key"]].values.tolist() == [
-        [30, 28, 2, _key(batch_file)]
+        [30, 28, 2, KEY]
     ]
     assert scored_rows_per_batch() == {file_batch_id(batch_file): 28}
     bad = query('select row_number, "column", source_file from risk.scoring_quarantine order by row_number')
@@ -134,7 +130,7 @@ def test_the_drift_check_says_when_it_judged_a_sample(
     install_double_loader(monkeypatch)
     model = save_double_artifact(risk_app_home / "double", version="dbl-1")
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(landing_files.name, [_key(batch_file)])
+    instance.add_dynamic_partitions(landing_files.name, [KEY])
     run_config = {
         "ops": {
             "scoring_batch": {"config": {"input_path": str(batch_file), "chunk_rows": 4}},
@@ -145,7 +141,7 @@ def test_the_drift_check_says_when_it_judged_a_sample(
     }
     result = dg.materialize(
         [dataset_spec, scoring_batch, scored_applications],
-        partition_key=_key(batch_file), run_config=run_config, resources=build_resources(), instance=instance,
+        partition_key=KEY, run_config=run_config, resources=build_resources(), instance=instance,
     )  # fmt: skip
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "scoring_drift"]
     assert check.description.startswith("Judged on a random sample of 10 of 28 scored rows.")
@@ -159,7 +155,7 @@ def test_the_drift_check_says_when_it_judged_a_sample(
     alone = {"ops": {"scored_applications": run_config["ops"]["scored_applications"]}}
     again = dg.materialize(
         [dataset_spec, scoring_batch, scored_applications], selection=[scored_applications],
-        partition_key=_key(batch_file), run_config=alone,
+        partition_key=KEY, run_config=alone,
         resources=build_resources(), instance=instance, raise_on_error=False,
     )  # fmt: skip
     [failure] = [e for e in again.all_events if e.event_type_value == "STEP_FAILURE"]
