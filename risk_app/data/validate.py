@@ -219,7 +219,7 @@ def quoted(text: str, limit: int = QUOTED_CHARS) -> str:
     return f"{_visible(text[:limit])}... ({len(text):,} characters)"
 
 
-def _id_text(ident: str) -> str:
+def quarantine_id(ident: str) -> str:
     """An id as the quarantine table keeps it: as written, or its prefix when over the cap."""
     return ident if len(ident) <= MAX_ID_CHARS else quoted(ident, MAX_ID_CHARS)
 
@@ -240,7 +240,7 @@ def _quarantine_table(
             {
                 "source_file": source,
                 "row_number": row_number,
-                "application_id": None if pd.isna(ident) else _id_text(str(ident)),
+                "application_id": None if pd.isna(ident) else quarantine_id(str(ident)),
                 "column": column,
                 "check": str(failure.check),
                 "failure_value": value_text,
@@ -361,6 +361,7 @@ __all__ = [
     "QUOTED_CHARS",
     "ValidationResult",
     "collect_failures",
+    "quarantine_id",
     "quoted",
     "validate_applications",
 ]

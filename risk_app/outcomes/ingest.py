@@ -36,7 +36,7 @@ from data_contracts.outcome import OBSERVATION_DATE, outcome_columns, outcome_sc
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app import paths
 from risk_app.data.load import ALLOWED_SUFFIXES, SOURCE_ROW_COLUMN, normalize_ids, read_csv_cells
-from risk_app.data.validate import QUARANTINE_COLUMNS, collect_failures, quoted
+from risk_app.data.validate import QUARANTINE_COLUMNS, collect_failures, quarantine_id, quoted
 from risk_app.errors import DataFileError, RiskAppError
 from risk_app.outcomes import store
 from risk_app.outcomes.book import labeled_book
@@ -143,7 +143,7 @@ def _quarantine_rows(
             {
                 "source_file": source,
                 "row_number": row,
-                "application_id": None if pd.isna(ident) else str(ident),
+                "application_id": None if pd.isna(ident) else quarantine_id(str(ident)),
                 "column": column,
                 "check": check,
                 "failure_value": shown,

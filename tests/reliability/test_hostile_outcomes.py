@@ -105,3 +105,15 @@ def test_a_nul_in_an_outcome_id_records_nothing_against_another_application(
     assert (report.n_accepted, report.n_quarantined) == (0, 1)
     assert "\\u0000" in report.quarantine["failure_value"].iloc[0]
     assert store.read_rows(store.OUTCOMES).empty
+
+
+def test_a_huge_outcome_id_is_quarantined_quoting_only_a_prefix(
+    approved: Callable[[int], pd.DataFrame], tmp_path: Path
+) -> None:
+    real = approved(10).head(1)
+    huge = real.assign(application_id="X" * 5_000_000)
+    report = add_outcome_file(outcome_file(tmp_path / "outcomes.csv", huge), SPEC)
+    assert (report.n_accepted, report.n_quarantined) == (0, 1)
+    stored = store.read_rows(store.QUARANTINE)
+    for column in ("application_id", "failure_value", "reason"):
+        assert stored[column].str.len().max() < 400, column
