@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -56,8 +57,9 @@ class EmbeddingCache:
         with self._connect() as db:
             for start in range(0, len(keys), SQL_CHUNK):
                 chunk = list(keys[start : start + SQL_CHUNK])
-                marks = ",".join("?" * len(chunk))
-                for key, blob in db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", chunk):
+                # The keys as one JSON parameter: no SQL text is built from the chunk's length.
+                sql = "SELECT key, vec FROM vectors WHERE key IN (SELECT value FROM json_each(?))"
+                for key, blob in db.execute(sql, [json.dumps(chunk)]):
                     vector = np.frombuffer(blob, dtype=np.float32)
                     if vector.shape == (self.dimension,):  # a truncated row is simply recomputed
                         found[key] = vector
