@@ -18,10 +18,11 @@ import typer
 from rich.table import Table
 
 from data_contracts.spec import DEFAULT_DATASET
+from risk_app import paths
 from risk_app.cli_bases import bases_app
 from risk_app.cli_common import clear_errors, console, parse_config, parse_params, print_table
 from risk_app.cli_datasets import datasets_app
-from risk_app.cli_models import models_app
+from risk_app.cli_models import models_app, reconcile_first
 from risk_app.cli_outcomes import outcomes_app
 from risk_app.quiet import quiet_libraries
 
@@ -231,9 +232,15 @@ def _train_from_file(
 
 def _resume(run_id: str, policy_config: Any, register: bool, nproc: int) -> None:
     from risk_app import workflow
+    from risk_app.run.record import RunRecord
     from risk_app.run.render import policy_sentence, summary_rows
 
-    console.print(f"resuming run {run_id} from its last epoch checkpoint")
+    left = RunRecord.load(paths.runs_dir() / run_id)
+    if left.training is None:
+        stage = "its last epoch checkpoint"
+    else:
+        stage = "registration" if left.artifact is not None else "the stages after training"
+    console.print(f"resuming run {run_id} from {stage}")
     record = workflow.resume_run(run_id, policy_config, nproc=nproc)
     print_table("Test metrics (same split)", summary_rows(record))  # names the hybrid, if it stacks one
     console.print(policy_sentence(record))
@@ -272,8 +279,11 @@ def score(
     csv: Annotated[bool, typer.Option("--csv", help="Default output as CSV (formulas neutralized).")] = False,
 ) -> None:
     """Score a file: PD, grade, decision, model version, reason codes; recorded once in the warehouse."""
+    from data_contracts.spec import load_spec
     from risk_app.scoring.output import score_and_record
 
+    if not Path(model).expanduser().is_dir():  # a version or alias: the registry is read
+        reconcile_first(load_spec(dataset).name)
     with console.status(f"scoring {input} with model {model}"):
         outcome = score_and_record(
             input, output, model_ref=model, reasons=reasons, spec=dataset,

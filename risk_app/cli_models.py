@@ -34,6 +34,25 @@ def _compact(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def reconcile_first(name: str) -> None:
+    """Finish what a killed process left in the registry before a command reads it: an MLflow run
+    left RUNNING by a dead process ends KILLED, a version killed before its promotion decision is
+    decided, an interrupted champion move is completed (`registry.reconcile`); said when it did."""
+    from risk_app.registry.reconcile import reconcile_registry
+
+    report = reconcile_registry(name)
+    done = []
+    if report.killed_runs:
+        done.append(f"ended {len(report.killed_runs)} MLflow run(s) a killed process left RUNNING")
+    if report.decided_versions:
+        done.append(f"decided version(s) {', '.join(report.decided_versions)} left undecided by a kill")
+    if report.completed_moves:
+        moves = ", ".join(report.completed_moves)
+        done.append(f"completed the interrupted champion move to version(s) {moves}")
+    if done:
+        console.print(f"[yellow]reconciled {name}:[/yellow] " + "; ".join(done))
+
+
 @models_app.command("list")
 @clear_errors
 def models_list(
@@ -43,6 +62,7 @@ def models_list(
     """Registered versions with aliases, method, test AUC and promotion decision."""
     from risk_app.registry.mlflow_registry import list_versions
 
+    reconcile_first(name)
     rows = list_versions(name)
     if not rows:
         console.print(f"no versions of {name!r} registered yet; run `risk-app train` first")
@@ -66,6 +86,7 @@ def models_promote(
     """Make a version champion by hand; the reason is recorded."""
     from risk_app.registry.mlflow_registry import set_champion
 
+    reconcile_first(name)
     set_champion(name, version, reason=reason)
     console.print(f"version {version} is now champion of {name}")
 
@@ -79,5 +100,6 @@ def models_rollback(
     """Give the champion alias back to the previous champion; recorded."""
     from risk_app.registry.mlflow_registry import rollback_champion
 
+    reconcile_first(name)
     version = rollback_champion(name, reason=reason)
     console.print(f"rolled back: version {version} is champion of {name} again")

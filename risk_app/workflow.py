@@ -128,32 +128,47 @@ def _after_fine_tuning(
     baselines: Sequence[str] = DEFAULT_BASELINES,
 ) -> RunRecord:
     """[Stack the hybrid the run started with,] choose the policy, evaluate, package: the same
-    stages for a fresh run and a resumed one."""
+    stages for a fresh run and a resumed one. A stage whose section the record holds already (a
+    run killed after it) is not run again: its facts are the ones the later stages used."""
     hybrid_config = record.planned_hybrid or HybridConfig()  # runs started before it was saved: none
-    if hybrid_config.enabled:
+    if hybrid_config.enabled and record.hybrid is None:
         record = stack_hybrid(record, valid, examples, hybrid_config, spec=spec)
-    record = choose_credit_policy(record, policy_config)
-    record = evaluate_run(record, valid, examples, spec=spec, baselines=baselines)
+    if record.policy is None:
+        record = choose_credit_policy(record, policy_config)
+    if record.evaluation is None:
+        record = evaluate_run(record, valid, examples, spec=spec, baselines=baselines)
     return package_run(record, spec=spec)
 
 
 def resume_run(
     run_id: str, policy_config: PolicyConfig | None = None, *, progress: bool = True, nproc: int = 1
 ) -> RunRecord:
-    """Continue a run killed during fine-tuning from its newest epoch checkpoint, then finish it.
+    """Finish a killed run from its record: continue fine-tuning from the newest epoch checkpoint
+    if it stopped there, then run only the stages it had not finished (hybrid, policy, evaluate,
+    package). Registration and the promotion decision come after (`run.register`, as the CLI's
+    `train --resume` does); a run registered already has nothing left to resume.
 
     Trains on exactly the rows, texts and spec the run started with (saved in its folder) and
     stacks the hybrid it was started with (`RunRecord.planned_hybrid`)."""
     run_dir = paths.runs_dir() / run_id
     record = RunRecord.load(run_dir)
     config = record.planned_training
-    if record.training is not None:
-        raise RiskAppError(f"run {run_id} finished training already; nothing to resume")
-    if config is None:
+    if record.registration is not None:
+        registration = record.registration
+        raise RiskAppError(
+            f"run {run_id} finished every stage already (registered as {registration.model_name} "
+            f"version {registration.version}); nothing to resume"
+        )
+    if config is None and record.training is None:
         raise RiskAppError(f"run {run_id} stopped before training started; start a new run instead")
     spec = load_spec(run_dir / SPEC_COPY)
+    base_model = (config or record.need("training").config).base_model
     if record.dataset.text_tokens != ESTIMATED_TOKENS:  # count free text as the killed run did
-        spec = spec_counting_tokens_of(spec, config.base_model)
+        spec = spec_counting_tokens_of(spec, base_model)
+    if record.artifact is not None:
+        return record  # killed after packaging: only registration (the caller's) is left
     valid, examples = pd.read_parquet(run_dir / VALID_FILE), pd.read_parquet(run_dir / EXAMPLES_FILE)
-    record = fine_tune_stage(record, examples, config, nproc=nproc, progress=progress, resume=True)
+    if record.training is None:
+        assert config is not None  # checked above
+        record = fine_tune_stage(record, examples, config, nproc=nproc, progress=progress, resume=True)
     return _after_fine_tuning(record, valid, examples, policy_config, spec=spec)

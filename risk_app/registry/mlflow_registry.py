@@ -52,6 +52,7 @@ from risk_app.errors import ConfigError as ConfigError
 from risk_app.errors import ModelNotFoundError as ModelNotFoundError
 from risk_app.errors import NothingToRollBackError, RiskAppError
 from risk_app.registry.audit import append_audit_record
+from risk_app.registry.cache import WEIGHTS_PIN_TAG, weights_pin
 from risk_app.registry.mlflow_resolve import ResolvedModel as ResolvedModel
 from risk_app.registry.mlflow_resolve import list_versions as list_versions
 from risk_app.registry.mlflow_resolve import load_by_alias as load_by_alias
@@ -142,6 +143,7 @@ def register_model_version(
     """
     folder = Path(artifact_dir).expanduser().resolve()
     metadata = _read_artifact_metadata(folder)
+    pin = weights_pin(folder)  # refuses weights that fail their own manifest
     experiment_id = configure_mlflow()
     all_tags = {**_lineage(metadata), **{str(k): str(v) for k, v in (tags or {}).items()}}
     all_tags = {k[:_MAX_KEY]: v[:_MAX_TAG_VALUE] for k, v in all_tags.items()}
@@ -165,6 +167,8 @@ def register_model_version(
     run_id = run.info.run_id
 
     version_tags = {**all_tags, **{f"{METRIC_TAG_PREFIX}{k}"[:_MAX_KEY]: repr(v) for k, v in numeric.items()}}
+    if pin is not None:
+        version_tags[WEIGHTS_PIN_TAG] = pin  # checked by every scoring of this version (`cache`)
     try:
         mv = mlflow.register_model(model_uri, model_name, tags=version_tags)
     except MlflowException as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from risk_app.errors import ModelNotFoundError
-from risk_app.registry.cache import ARTIFACT_FILE, download_version, find_artifact_folder
+from risk_app.registry.cache import ARTIFACT_FILE, WEIGHTS_PIN_TAG, download_version, find_artifact_folder
 from risk_app.registry.mlflow_store import (
     CHALLENGER,
     CHAMPION,
@@ -78,7 +78,8 @@ def resolve_model(ref: str | int | os.PathLike[str], name: str = DEFAULT_MODEL_N
     else:
         known = describe_versions(versions, aliases)
         raise ModelNotFoundError(f"model {name!r} has no alias {text!r} ({known})")
-    folder = download_version(name, version)
+    pinned = (get_version(client, name, version).tags or {}).get(WEIGHTS_PIN_TAG)
+    folder = download_version(name, version, pinned=pinned)
     return ResolvedModel(
         version=version, local_artifact_dir=folder, metadata=read_artifact_metadata(folder), name=name
     )

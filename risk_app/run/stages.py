@@ -179,7 +179,7 @@ def fine_tune(
     train_texts, y_train, _ = texts_and_labels(examples, "train")
     val_texts, y_val, _ = texts_and_labels(examples, "validation")
     run_dir = Path(record.run_dir)
-    tracked = training_run(record, config, method_cfg.model_dump(mode="json"))
+    tracked = training_run(record, config, method_cfg.model_dump(mode="json"), resume=resume)
     with tracked as tracker, on_epoch_end(tracker.log_epoch), resuming() if resume else nullcontext():
         result = train_classifier(
             train_texts,

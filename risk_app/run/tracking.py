@@ -61,14 +61,36 @@ def _flat_params(values: Mapping[str, Any], prefix: str = "") -> list[Param]:
     return params
 
 
+def _killed_run(client: MlflowClient, experiment_id: str, record: RunRecord) -> str | None:
+    """The MLflow run a killed training of `record` opened (the newest, if several), or None.
+
+    Matched on the run's tags in Python: a run id never goes into a filter string."""
+    runs = client.search_runs(
+        [experiment_id], filter_string="tags.stage = 'training'", order_by=["attributes.start_time DESC"]
+    )
+    mine = [run for run in runs if run.data.tags.get("run_id") == record.run_id]
+    return mine[0].info.run_id if mine else None
+
+
 @contextmanager
 def training_run(
-    record: RunRecord, config: TrainConfig, method_params: Mapping[str, Any]
+    record: RunRecord, config: TrainConfig, method_params: Mapping[str, Any], *, resume: bool = False
 ) -> Iterator[TrainingTracker]:
-    """An MLflow run open for the length of fine-tuning; ended FAILED/KILLED if training is."""
+    """An MLflow run open for the length of fine-tuning; ended FAILED/KILLED if training is.
+
+    With `resume`, the MLflow run the killed training opened is reopened (RUNNING again, tagged
+    with this process), so the epoch curve of a killed-then-resumed run is one curve in one run."""
     experiment_id = configure_mlflow()
     client = MlflowClient()
     client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
+    earlier = _killed_run(client, experiment_id, record) if resume else None
+    if earlier is not None:
+        client.update_run(earlier, status="RUNNING")
+        for key, value in process_tags().items():  # the live process now: reconcile leaves it be
+            client.set_tag(earlier, key, value)
+        client.set_tag(earlier, "resumed", "true")
+        yield from _tracked(client, earlier)
+        return
     tags = {
         MLFLOW_RUN_NAME: f"{record.run_id} training",
         MLFLOW_SOURCE_NAME: "risk-app",
@@ -83,6 +105,10 @@ def training_run(
     params = _flat_params({"train": config.model_dump(mode="json"), "method_params": dict(method_params)})
     for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
         client.log_batch(run_id, params=params[start : start + 100])
+    yield from _tracked(client, run_id)
+
+
+def _tracked(client: MlflowClient, run_id: str) -> Iterator[TrainingTracker]:
     try:
         yield TrainingTracker(client, run_id)
     except BaseException as exc:
