@@ -121,13 +121,21 @@ class ScoringOutcome:
     n_quarantined: int
     n_declined: int
     record: BatchRecord
+    stale_stages_removed: tuple[str, ...] = ()  # stage folders of killed scorings, removed first
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.input_path}: {self.n_in} rows: {self.n_scored} scored, {self.n_quarantined} quarantined; "
             f"{self.n_declined} declined; model {self.model_version} -> {self.output_path}. "
             f"{self.record.message}"
         )
+        if self.stale_stages_removed:
+            text += (
+                f" Removed {len(self.stale_stages_removed)} stage folder(s) left by killed scoring runs: "
+                + ", ".join(self.stale_stages_removed)
+                + "."
+            )
+        return text
 
 
 def model_spec_for(model: Any, asked: Any, *, explicit: bool) -> Any:
@@ -249,6 +257,7 @@ def score_and_record(
         batch_id=batch_id, input_path=str(source), output_path=str(target),
         quarantine_path=str(written_q) if written_q else None, model_version=str(model.version), n_in=n_in,
         n_scored=n_scored, n_quarantined=n_quarantined, n_declined=n_declined, record=record,
+        stale_stages_removed=tuple(str(p) for p in stage.removed_stale),
     )  # fmt: skip
 
 

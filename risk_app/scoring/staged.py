@@ -274,6 +274,7 @@ def score_staged(
         quarantine_path=str(quarantine) if quarantine else None, model_version=str(model.version),
         n_in=batch.n_in, n_scored=summary.n_scored, n_quarantined=batch.n_quarantined,
         n_declined=summary.n_declined, record=record,
+        stale_stages_removed=tuple(str(p) for p in stage.removed_stale),
     )  # fmt: skip
     report = model_drift(model, tally.sample(), tally.sample_scores(), drift) if drift is not None else None
     return StagedScoring(outcome=outcome, summary=summary, drift=report, chunks=batch.parts)

@@ -11,7 +11,9 @@ folder beside the output (same file system, so publishing is a rename):
 * the quarantine, published beside the scores as one Parquet file.
 
 Publishing goes through `risk_app.atomic.atomic_file`: the output is complete or absent, and
-the staging folder is removed whatever happens (an exception in a writer, a failed ledger).
+the staging folder is removed whatever happens (an exception in a writer, a failed ledger). A
+`kill -9` leaves it behind: each stage is marked with its owner process, and the next stage
+opened in the same folder removes the stages whose owners are gone (`remove_stale_stages`).
 
 `RepeatedIds` quarantines an id that an earlier chunk already had, as the contract's
 uniqueness check does inside one chunk, keeping 8 bytes per row read (a hash of each id).
@@ -19,6 +21,8 @@ uniqueness check does inside one chunk, keeping 8 bytes per row read (a hash of 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import tempfile
@@ -31,12 +35,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from risk_app.atomic import atomic_file
+from risk_app.atomic import atomic_file, atomic_write_json
 from risk_app.data.load import SOURCE_ROW_COLUMN
 from risk_app.data.validate import QUARANTINE_COLUMNS, ValidationResult
+from risk_app.registry.processes import process_is_gone, process_tags
 from risk_app.storage.scores import BATCH_COLUMNS
 
 Part = Literal["scores", "applications", "quarantine"]
+STAGE_SUFFIX = ".stage"
+STAGE_OWNER = "owner.json"  # pid, host and the pid's start time of the process staging here
+_log = logging.getLogger(__name__)
 _DUPLICATE_CHECK = "field_uniqueness"
 
 
@@ -104,8 +112,34 @@ def _arrow(frame: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
+def remove_stale_stages(folder: Path) -> list[Path]:
+    """Remove the hidden stage folders in `folder` whose owner process is gone (a scorer killed
+    with `kill -9` leaves its stage, with the batch's applications and scores, behind); the removed.
+
+    A stage is removed only when its owner marker (pid, host, the pid's start time) names a
+    process known dead on this host (`registry.processes.process_is_gone`): a live run's stage,
+    another host's, or one without a marker (made by an older risk_app, or a moment before its
+    marker is written) is left alone."""
+    removed = []
+    for stage in sorted(folder.glob(f".*{STAGE_SUFFIX}")):
+        if stage.is_symlink() or not stage.is_dir():
+            continue
+        try:
+            owner = json.loads((stage / STAGE_OWNER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(owner, dict) and process_is_gone({str(k): str(v) for k, v in owner.items()}):
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+            _log.warning("removed %s, left by a scoring run whose process is gone", stage)
+    return removed
+
+
 class BatchStage:
-    """Staged outputs of one scored file; use as a context manager (the stage is always removed)."""
+    """Staged outputs of one scored file; use as a context manager (the stage is always removed).
+
+    The stage is marked with its owner process (`STAGE_OWNER`), and opening one first removes
+    the stages beside it whose owners were killed (`remove_stale_stages`; `removed_stale`)."""
 
     def __init__(self, target: Path, tags: dict[str, str]) -> None:
         if tuple(tags) != BATCH_COLUMNS:
@@ -113,7 +147,10 @@ class BatchStage:
         self.target, self.tags = target, tags
         self.csv = target.suffix.lower() == ".csv"
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".stage", dir=target.parent))
+        self.removed_stale = remove_stale_stages(target.parent)
+        hidden = f".{target.name}."
+        self.folder = Path(tempfile.mkdtemp(prefix=hidden, suffix=STAGE_SUFFIX, dir=target.parent))
+        atomic_write_json(self.folder / STAGE_OWNER, process_tags())
         self.scores_file = self.folder / f"scores{target.suffix.lower()}"
         self._writer: Any = None  # pq.ParquetWriter or a text handle, opened by the first rows
         self._schema: pa.Schema | None = None
