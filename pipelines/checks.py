@@ -144,9 +144,13 @@ def outcome_accounting(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
     from risk_app.outcomes.book import book_counts, labeled_book
     from risk_app.outcomes.ingest import outcome_files
 
-    spec = load_spec(str(_latest_metadata(context, "labeled_book").get("spec") or DEFAULT_DATASET))
-    counts = book_counts(labeled_book(spec))
-    files = outcome_files(spec.name)
+    latest = _latest_metadata(context, "labeled_book")
+    # The book's run names its data sets ("specs"); older runs named one ("spec").
+    named = latest.get("specs") or [latest.get("spec") or DEFAULT_DATASET]
+    specs = [load_spec(str(one)) for one in named]  # type: ignore[union-attr]
+    books = [book_counts(labeled_book(spec)) for spec in specs]
+    counts = {key: sum(one[key] for one in books) for key in books[0]}
+    files = pd.concat([outcome_files(spec.name) for spec in specs], ignore_index=True)
     broken = files.loc[files["n_in"] != files["n_accepted"] + files["n_quarantined"], "source_file"].tolist()
     book_ok = counts["scored"] == counts["with_outcome"] + counts["pending"] + counts["declined"]
     return dg.AssetCheckResult(

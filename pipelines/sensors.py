@@ -132,14 +132,15 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     )
 
 
-def _outcome_file_requests(state: dict[str, Any], dataset: str) -> tuple[list[dg.RunRequest], list[str]]:
-    """One `outcomes_job` run (and partition) per complete, new outcome file."""
-    from risk_app.outcomes.ingest import outcomes_landing_dir
-
+def _outcome_file_requests(
+    state: dict[str, Any], folder: Path, dataset: str, prefix: str = ""
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """One `outcomes_job` run (and partition) per complete, new outcome file of `folder`, whose
+    files belong to `dataset` (keys made from `prefix + name`, so two data sets' files differ)."""
     requests, keys = [], []
-    for file in new_complete_files(outcomes_landing_dir(), state, time.time(), stable_seconds()):
+    for file in new_complete_files(folder, state, time.time(), stable_seconds()):
         path, file_id = file.path, file.sha256
-        key = landing_key(path.name, file_id)
+        key = landing_key(prefix + path.name, file_id)
         keys.append(key)
         take(state, file)
         config = {"dataset": dataset, "input_path": str(path), "expected_file_id": file_id}
@@ -149,35 +150,43 @@ def _outcome_file_requests(state: dict[str, Any], dataset: str) -> tuple[list[dg
                 job_name="outcomes_job",
                 partition_key=key,
                 run_config={"ops": {"outcomes": {"config": config}}},
-                tags={"outcome_file": path.name, "risk_app/file_id": file_id},
+                tags={"outcome_file": path.name, "risk_app/file_id": file_id, "dataset": dataset},
             )
         )
     return requests, keys
 
 
 def _book_requests(state: dict[str, Any], dataset: str) -> tuple[list[dg.RunRequest], list[str]]:
-    """When outcomes changed since the last tick: rebuild the book, backtest each changed vintage."""
+    """When `dataset`'s outcomes changed since the last tick: rebuild its book, backtest each
+    changed vintage (partition `<data set>/<vintage>`)."""
     from risk_app.outcomes.book import vintage_outcome_counts
+    from risk_app.outcomes.routing import dataset_spec_named, vintage_key
 
-    counts = vintage_outcome_counts(dataset)
-    seen: dict[str, int] = state.setdefault("vintages", {})
+    spec = dataset_spec_named(dataset)
+    counts = vintage_outcome_counts(spec)
+    seen: dict[str, int] = state.setdefault("books", {}).setdefault(dataset, {})
     changed = sorted(v for v, n in counts.items() if seen.get(v) != n)
     if not changed:
         return [], []
     stamp = "-".join(f"{v}:{counts[v]}" for v in changed)
     config = {"ops": {"labeled_book": {"config": {"dataset": dataset}}}}
-    requests = [dg.RunRequest(run_key=f"book-{stamp}", job_name="labeled_book_job", run_config=config)]
+    requests = [
+        dg.RunRequest(
+            run_key=f"book-{dataset}-{stamp}", job_name="labeled_book_job", run_config=config,
+            tags={"dataset": dataset},
+        )
+    ]  # fmt: skip
     for vintage in changed:
         requests.append(
             dg.RunRequest(
-                run_key=f"backtest-{vintage}-{counts[vintage]}",
+                run_key=f"backtest-{dataset}-{vintage}-{counts[vintage]}",
                 job_name="backtest_job",
-                partition_key=vintage,
+                partition_key=vintage_key(dataset, vintage),
                 run_config={"ops": {"backtest": {"config": {"dataset": dataset}}}},
-                tags={"vintage": vintage, "loans_with_outcome": str(counts[vintage])},
+                tags={"dataset": dataset, "vintage": vintage, "loans_with_outcome": str(counts[vintage])},
             )
         )
-    new_keys = [v for v in changed if v not in seen]
+    new_keys = [vintage_key(dataset, v) for v in changed if v not in seen]
     seen.update({v: counts[v] for v in changed})
     return requests, new_keys
 
@@ -188,24 +197,48 @@ def _book_requests(state: dict[str, Any], dataset: str) -> tuple[list[dg.RunRequ
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def outcome_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Outcome files in `landing_outcomes/` are taken in once each; then the book and the backtest
-    of every vintage whose outcomes changed are brought up to date (data set: $RISK_APP_DATASET)."""
-    from data_contracts.spec import DEFAULT_DATASET
+    """Outcome files in `landing_outcomes/<data set>/` (or directly in `landing_outcomes/`: the
+    data set of $RISK_APP_DATASET) are taken in once each, each into its folder's data set; then
+    the book and the backtest of every vintage whose outcomes changed are brought up to date,
+    per data set (`risk_app.outcomes.routing`)."""
+    from data_contracts.spec import load_spec
     from pipelines.assets.outcomes import outcome_files, vintages
+    from risk_app.outcomes.routing import (
+        dataset_folders,
+        default_dataset,
+        known_dataset_names,
+        outcomes_landing_dir,
+    )
 
-    dataset = os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET
+    default = load_spec(default_dataset()).name
     state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
-    file_requests, file_keys = _outcome_file_requests(state, dataset)
-    book_requests, vintage_keys = _book_requests(state, dataset)
+    file_requests, file_keys = _outcome_file_requests(state, outcomes_landing_dir(), default)
+    folders = dataset_folders()
+    known = set(known_dataset_names())
+    unknown = sorted(name for name in folders if name not in known)
+    for name in sorted(known & set(folders)):
+        sub = state.setdefault("folders", {}).setdefault(name, {})
+        more_requests, more_keys = _outcome_file_requests(sub, folders[name], name, prefix=f"{name}/")
+        file_requests += more_requests
+        file_keys += more_keys
+    book_requests, vintage_keys = [], []
+    checked = sorted(known & {*folders, default})
+    for name in checked:
+        more_requests, more_keys = _book_requests(state, name)
+        book_requests += more_requests
+        vintage_keys += more_keys
     partitions = [outcome_files.build_add_request(file_keys)] if file_keys else []
     if vintage_keys:
         partitions.append(vintages.build_add_request(vintage_keys))
     skip = None
     if not file_requests and not book_requests:
-        from risk_app.outcomes.ingest import outcomes_landing_dir
-
         files = landing_skip_reason(outcomes_landing_dir(), state, what="outcome files")
-        skip = f"{files}, and no vintage of {dataset} has new outcomes since its last backtest"
+        taken = sum(len(taken_names(sub)) for sub in state.get("folders", {}).values())
+        folders_named = "|".join(sorted(known))
+        per_set = f"; one folder per data set: landing_outcomes/<{folders_named}>/ ({taken} taken there)"
+        odd = f"; folder(s) of no known data set, not read: {', '.join(unknown)}" if unknown else ""
+        books = ", ".join(checked)
+        skip = f"{files}{per_set}{odd}, and no vintage of {books} has new outcomes since its last backtest"
     return dg.SensorResult(
         run_requests=[*file_requests, *book_requests],
         dynamic_partitions_requests=partitions,

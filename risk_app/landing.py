@@ -219,13 +219,15 @@ def _names_match(file_name: str, key: str) -> bool:
     return _UNSAFE.sub("_", file_name).replace("...", "_") == match["stem"]
 
 
-def find_landing_file(folder: Path, key: str) -> tuple[Path, str]:
+def find_landing_file(folder: Path, key: str, prefix: str = "") -> tuple[Path, str]:
     """(the file of `folder` that `key` names, its sha256), its content checked against the key;
-    else `RiskAppError` in one sentence (no such file, or its content changed)."""
+    else `RiskAppError` in one sentence (no such file, or its content changed). `prefix`: the
+    keys of this folder were made from `prefix + name` (e.g. `uci_credit_card/` for a data set's
+    outcome folder)."""
     content = key_content(key)
     if content is None:
         raise RiskAppError(f"partition {key!r} is not a landing file's key; give the file to score as input")
-    named = [p for p in landing_candidates(folder) if _names_match(p.name, key)]
+    named = [p for p in landing_candidates(folder) if _names_match(prefix + p.name, key)]
     for path in named:
         sha = sha256_file(path)
         if sha.startswith(content):

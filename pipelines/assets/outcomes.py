@@ -7,7 +7,6 @@ and requests the runs. Every asset calls `risk_app.outcomes` and shows the accou
 rows in = accepted + quarantined; scored = with outcome + pending + declined.
 """
 
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -17,13 +16,23 @@ from pydantic import Field
 from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
 from pipelines.metadata import table, user_errors
 from pipelines.resources import RiskAppSettings
-from risk_app.errors import ConfigError
+from risk_app.errors import ConfigError, RiskAppError
 from risk_app.landing import find_landing_file, key_content, landing_key
 from risk_app.outcomes import book as book_lib
 from risk_app.outcomes import store
 from risk_app.outcomes.backtest import backtest_markdown, record_backtest
-from risk_app.outcomes.ingest import add_outcome_file, outcomes_landing_dir
+from risk_app.outcomes.ingest import add_outcome_file
 from risk_app.outcomes.report import champion_card_with_backtest
+from risk_app.outcomes.routing import (
+    dataset_folders,
+    dataset_of_path,
+    dataset_spec_named,
+    default_dataset,
+    known_dataset_names,
+    outcomes_landing_dir,
+    split_vintage_key,
+)
+from risk_app.storage.scores import scoring_ledger
 
 outcome_files = dg.DynamicPartitionsDefinition(name="outcome_files")
 vintages = dg.DynamicPartitionsDefinition(name="vintages")
@@ -33,12 +42,13 @@ OUTCOME_GROUP = "outcomes"
 class OutcomeDatasetConfig(dg.Config):
     dataset: str = Field(
         default="",
-        description="The data set's spec: a built-in name or a spec file path; empty: "
-        f"$RISK_APP_DATASET, else {DEFAULT_DATASET} (as the weekly schedule).",
+        description="The data set's spec: a built-in name or a spec file path; empty: found by "
+        "itself (the file's landing folder, the backtest partition `<data set>/<month>`, every data "
+        f"set with scored applications for the book), else $RISK_APP_DATASET, else {DEFAULT_DATASET}.",
     )
 
     def spec(self) -> DatasetSpec:
-        return load_spec(self.dataset or os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET)
+        return load_spec(self.dataset or default_dataset())
 
 
 class OutcomeFileConfig(OutcomeDatasetConfig):
@@ -55,6 +65,26 @@ def outcome_partition_key(file_name: str, file_id: str) -> str:
     return landing_key(file_name, file_id)
 
 
+def _landing_file(key: str) -> tuple[Path, str]:
+    """The outcome file a partition key names: in a data set's folder, else directly in
+    `landing_outcomes/` (keys of a data set's folder are made from `<data set>/<name>`)."""
+    for name, folder in dataset_folders().items():
+        try:
+            return find_landing_file(folder, key, prefix=f"{name}/")
+        except RiskAppError:
+            continue
+    return find_landing_file(outcomes_landing_dir(), key)
+
+
+def _book_specs(config: OutcomeDatasetConfig) -> list[DatasetSpec]:
+    """The data set typed, else every known data set with scored applications (else the default)."""
+    if config.dataset:
+        return [config.spec()]
+    scored = set(scoring_ledger()["dataset"].astype(str))
+    names = [name for name in known_dataset_names() if name in scored]
+    return [dataset_spec_named(name) for name in names] or [config.spec()]
+
+
 @dg.asset(
     group_name=OUTCOME_GROUP,
     kinds={"pandera", "duckdb"},
@@ -69,13 +99,15 @@ def outcomes(context: dg.AssetExecutionContext, config: OutcomeFileConfig) -> dg
         path = Path(config.input_path)
     elif key_content(context.partition_key) is not None:
         # The file the key names, its content checked against the key (not just its name).
-        path, found = find_landing_file(outcomes_landing_dir(), context.partition_key)
+        path, found = _landing_file(context.partition_key)
         expected = expected or found
     else:
         raise ConfigError(f"partition {context.partition_key!r}: set outcomes.config.input_path")
+    folder_dataset = dataset_of_path(path)
+    spec = config.spec() if config.dataset or folder_dataset is None else dataset_spec_named(folder_dataset)
     report = add_outcome_file(
         path,
-        config.spec(),
+        spec,
         origin="dagster",
         partition_key=context.partition_key,
         expected_file_id=expected,
@@ -102,21 +134,28 @@ def outcomes(context: dg.AssetExecutionContext, config: OutcomeFileConfig) -> dg
 )
 @user_errors
 def labeled_book(config: OutcomeDatasetConfig) -> dg.MaterializeResult:
-    """`risk.labeled_book`: scored applications with their outcome once known, per vintage."""
-    spec = config.spec()
-    book = book_lib.labeled_book(spec)
-    store.write_book_table(book, spec.name)
+    """`risk.labeled_book`: scored applications with their outcome once known, per vintage; of
+    the data set typed, else of every data set with scored applications."""
+    specs = _book_specs(config)
+    books = {spec.name: book_lib.labeled_book(spec) for spec in specs}
+    for name, one in books.items():
+        store.write_book_table(one, name)
+    book = pd.concat([b.assign(dataset=n) for n, b in books.items()], ignore_index=True)
     counts = book_lib.book_counts(book)
+    per_set = pd.concat(
+        [book_lib.vintage_counts(b).assign(dataset=n) for n, b in books.items()], ignore_index=True
+    )
     return dg.MaterializeResult(
         metadata={
-            "dataset": spec.name,
-            "spec": str(spec.spec_path or spec.name),
+            "dataset": ", ".join(books),
+            "spec": ", ".join(str(spec.spec_path or spec.name) for spec in specs),
+            "specs": dg.MetadataValue.json([str(spec.spec_path or spec.name) for spec in specs]),
             **counts,
             "accounting": dg.MetadataValue.text(
                 f"scored {counts['scored']} = with outcome {counts['with_outcome']} + pending "
                 f"{counts['pending']} + declined {counts['declined']}"
             ),
-            "vintages": table(book_lib.vintage_counts(book), max_rows=60),
+            "vintages": table(per_set, max_rows=60),
             "declined": dg.MetadataValue.text(
                 "Declined applicants have no outcome: they are excluded from training on the book "
                 "(reject inference: none) and counted here."
@@ -137,15 +176,16 @@ def backtest(
 ) -> dg.MaterializeResult:
     """Predicted PD vs realized default rate per grade for one vintage, per deciding model;
     beside it, the champion's model card with its latest backtest."""
-    spec = config.spec()
-    results = record_backtest(book_lib.labeled_book(spec), spec.name, context.partition_key)
+    in_key, vintage = split_vintage_key(context.partition_key)
+    spec = config.spec() if config.dataset or in_key is None else dataset_spec_named(in_key)
+    results = record_backtest(book_lib.labeled_book(spec), spec.name, vintage)
     rows = pd.concat([r.grades.assign(model_version=r.model_version) for r in results], ignore_index=True)
     card = champion_card_with_backtest(spec.name, settings.registered_name(spec.name))
     worst = max((r.light for r in results), key=("green", "amber", "red").index)
     return dg.MaterializeResult(
         metadata={
             "dataset": spec.name,
-            "vintage": context.partition_key,
+            "vintage": vintage,
             "light": worst,
             "summary": dg.MetadataValue.text(" ".join(r.summary for r in results)),
             "loans_with_outcome": sum(r.n for r in results),

@@ -34,12 +34,12 @@ import pandas as pd
 
 from data_contracts.outcome import OBSERVATION_DATE, outcome_columns, outcome_schema
 from data_contracts.spec import DatasetSpec, load_spec
-from risk_app import paths
 from risk_app.data.load import ALLOWED_SUFFIXES, SOURCE_ROW_COLUMN, normalize_ids, read_csv_cells
 from risk_app.data.validate import QUARANTINE_COLUMNS, collect_failures, quarantine_id, quoted
 from risk_app.errors import DataFileError, RiskAppError
 from risk_app.outcomes import store
 from risk_app.outcomes.book import labeled_book
+from risk_app.outcomes.routing import outcomes_landing_dir
 from risk_app.storage.scores import file_batch_id, warehouse_connection
 from risk_app.storage.sql import qualified
 
@@ -69,13 +69,6 @@ def _reason(check: str) -> str:
     if "control" in check:
         return "contains control or bidirectional-override characters (e.g. U+202E)"
     return f"fails check {check}"
-
-
-def outcomes_landing_dir() -> Path:
-    """The folder the outcome sensor watches: `<home>/landing_outcomes/`."""
-    folder = paths.home() / "landing_outcomes"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @dataclass(frozen=True)

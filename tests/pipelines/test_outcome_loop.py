@@ -28,6 +28,7 @@ from risk_app import paths
 from risk_app.outcomes.backtest import recorded_backtests
 from risk_app.outcomes.book import book_counts, labeled_book
 from risk_app.outcomes.ingest import outcome_files, outcomes_landing_dir
+from risk_app.outcomes.routing import vintage_key
 from risk_app.outcomes.simulation import Simulation, build_simulation, release_outcomes
 from risk_app.storage.scores import scoring_ledger
 
@@ -180,7 +181,8 @@ def test_a_simulated_year_closes_the_loop(
         cursor, book_runs = _sensor_tick(instance, cursor)  # book and backtests up to date
         assert [r.job_name for r in file_runs] == (["outcomes_job"] if index >= sim.lag_months else [])
         if index >= sim.lag_months:
-            assert {r.partition_key for r in book_runs if r.job_name == "backtest_job"} == {released[-1]}
+            backtests = {r.partition_key for r in book_runs if r.job_name == "backtest_job"}
+            assert backtests == {vintage_key(sim.spec.name, released[-1])}
         _assert_accounting(sim, released)
         backtested = set(recorded_backtests(sim.spec.name)["vintage"])
         assert backtested == set(released)
@@ -195,7 +197,7 @@ def test_a_simulated_year_closes_the_loop(
 
     # Each released vintage was backtested through Dagster, one partition per vintage.
     materialized = instance.get_materialized_partitions(dg.AssetKey("backtest"))
-    assert materialized == set(sim.months[: 12 - sim.lag_months])
+    assert materialized == {vintage_key(sim.spec.name, m) for m in sim.months[: 12 - sim.lag_months]}
     assert instance.get_materialized_partitions(dg.AssetKey("outcomes")) == set(
         instance.get_dynamic_partitions("outcome_files")
     )

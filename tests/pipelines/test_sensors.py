@@ -51,7 +51,7 @@ def test_the_landing_sensor_says_why_it_requested_nothing(
 def test_the_outcome_sensor_says_why_it_requested_nothing(risk_app_home: Path) -> None:
     reason = _skip(outcome_landing_sensor(dg.build_sensor_context(cursor=None)))
     assert reason.startswith("no outcome files in ") and reason.endswith(
-        ", and no vintage of german_credit has new outcomes since its last backtest"
+        ", and no vintage of german_credit, uci_credit_card has new outcomes since its last backtest"
     )
 
 
