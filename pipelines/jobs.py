@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.ops import promote_version, record_unaudited_alias_move, rollback_to_previous_champion
+from pipelines.ops import (
+    promote_version,
+    record_unaudited_alias_move,
+    release_scoring_batch,
+    rollback_to_previous_champion,
+)
 
 TRAINING_GROUPS = ("ingest", "validation", "preparation", "training", "evaluation", "registry")
 
@@ -59,3 +64,8 @@ def rollback_champion_job() -> None:
 @dg.job(description="Record a champion alias moved outside risk-app (MLflow's UI) and fail, so it is seen.")
 def unaudited_alias_move_job() -> None:
     record_unaudited_alias_move()
+
+
+@dg.job(description="Release a scoring batch held for drift, with a reason; then it counts in the book.")
+def release_scoring_batch_job() -> None:
+    release_scoring_batch()

@@ -1,4 +1,5 @@
-"""Registry actions an analyst takes from the launchpad: promote a version, roll back the champion.
+"""Actions an analyst takes from the launchpad: promote a version, roll back the champion,
+release a scoring batch held for drift.
 
 Both go through the same library calls as `risk-app models promote/rollback` (a reason is
 required and written to the audit log with the actor), so moving the champion from the UI is
@@ -13,6 +14,7 @@ from pipelines.metadata import user_errors
 from risk_app.errors import NothingToRollBackError
 from risk_app.registry.mlflow_registry import rollback_champion, set_champion
 from risk_app.run.register import champion_version
+from risk_app.storage.holds import release_batch
 
 
 class PromoteVersionConfig(dg.Config):
@@ -81,3 +83,24 @@ def record_unaudited_alias_move(context: dg.OpExecutionContext, config: Unaudite
         "or roll back through risk-app with a reason.",
         allow_retries=False,
     )
+
+
+class ReleaseBatchConfig(dg.Config):
+    batch_id: str = Field(
+        min_length=8, description="The held batch: its id or at least its first 8 characters."
+    )
+    reason: str = Field(
+        min_length=10, description="Why it may count despite the drift (what was checked, who agreed); kept."
+    )
+
+
+@dg.op(
+    description="Release a scoring batch held for drift, with a reason: it counts in the labeled book again.",
+    out=dg.Out(io_manager_key="fs_io_manager"),
+)
+@user_errors
+def release_scoring_batch(context: dg.OpExecutionContext, config: ReleaseBatchConfig) -> dg.Output[str]:
+    actor = f"dagster:{context.run.tags.get('dagster/user', 'ui')}"
+    sentence = release_batch(config.batch_id, reason=config.reason, by=actor)
+    context.log.info(sentence)
+    return dg.Output(sentence, metadata={"released": config.batch_id, "reason": config.reason})

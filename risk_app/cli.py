@@ -24,6 +24,7 @@ from risk_app.cli_common import clear_errors, console, parse_config, parse_param
 from risk_app.cli_datasets import datasets_app
 from risk_app.cli_models import models_app, reconcile_first
 from risk_app.cli_outcomes import outcomes_app
+from risk_app.cli_scoring import scoring_app
 from risk_app.quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Credit-risk LLM fine-tuning and scoring.")
@@ -31,6 +32,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(bases_app, name="bases")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(outcomes_app, name="outcomes")
+app.add_typer(scoring_app, name="scoring")
 
 
 @app.callback()

@@ -48,7 +48,11 @@ class OutcomeDatasetConfig(dg.Config):
     )
 
     def spec(self) -> DatasetSpec:
-        return load_spec(self.dataset or default_dataset())
+        if not self.dataset:
+            return load_spec(default_dataset())
+        if "/" in self.dataset or self.dataset.endswith((".yaml", ".yml")):
+            return load_spec(self.dataset)
+        return dataset_spec_named(self.dataset)  # a built-in name, or $RISK_APP_DATASET's by its name
 
 
 class OutcomeFileConfig(OutcomeDatasetConfig):

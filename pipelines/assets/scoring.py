@@ -44,6 +44,7 @@ from risk_app.scoring.staged import (
     validate_to_stage,
 )
 from risk_app.scoring.summary import DRIFT_SAMPLE_ROWS, model_drift
+from risk_app.storage.holds import HoldRequest, hold_batch
 from risk_app.storage.scores import BatchRecord, file_batch_id
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
@@ -214,10 +215,22 @@ def scored_applications(
     )  # fmt: skip
     batch.remove()
     context.log.info(result.outcome.record.message)
-    yield dg.Output(result, metadata={**scoring_metadata(result), **policy})
     assert result.drift is not None  # asked for above
+    held = result.drift.status == "fail"
+    if held:
+        # A drifted batch is held (recorded, visible, out of the book) until an analyst releases it.
+        hold = HoldRequest(
+            batch.batch_id, batch.dataset, result.outcome.model_version, batch.source_file,
+            context.partition_key, result.drift.sentence,
+        )  # fmt: skip
+        held_sentence = hold_batch(hold)
+    status = {"held": dg.MetadataValue.text(held_sentence if held else "no: released as scored")}
+    yield dg.Output(result, metadata={**scoring_metadata(result), **policy, **status})
     yield drift_result(result.drift, of_rows=result.summary.n_scored)
     yield rescored_result(result.outcome.record)
+    if held:
+        # The drift sentence as the run's failure, not Dagster's generic check-failed error.
+        raise dg.Failure(description=f"{result.drift.sentence} {held_sentence}.", allow_retries=False)
 
 
 def rescored_result(record: BatchRecord) -> dg.AssetCheckResult:

@@ -37,6 +37,7 @@ import pandas as pd
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.outcomes import store
+from risk_app.storage.holds import held_batch_ids
 from risk_app.storage.scores import warehouse_connection
 from risk_app.storage.sql import qualified
 
@@ -74,6 +75,10 @@ def _ledger_frames(dataset: str, con: duckdb.DuckDBPyConnection) -> tuple[pd.Dat
             )
         else:
             frames.append(pd.DataFrame(columns=["application_id", "batch_id"]))
+    # Batches held for drift (`risk_app.storage.holds`) stay out until an analyst releases them.
+    held = held_batch_ids(con, dataset)
+    if held:
+        frames = [frame.loc[~frame["batch_id"].astype(str).isin(held)] for frame in frames]
     return frames[0], frames[1]
 
 
