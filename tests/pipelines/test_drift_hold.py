@@ -58,7 +58,8 @@ def test_a_drifted_batch_is_held_until_released_with_a_reason(
     (model / "risk_model.json").write_text(json.dumps({**meta, "extra": {"reference_scores": reference}}))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(landing_files.name, [KEY])
-    resources = {**build_resources(), "settings": RiskAppSettings(drift_min_rows=50, drift_fail_psi=0.15, benchmark_margin=None)}
+    settings = RiskAppSettings(drift_min_rows=50, drift_fail_psi=0.15, benchmark_margin=None)
+    resources = {**build_resources(), "settings": settings}
     run_config = {
         "ops": {
             "scoring_batch": {"config": {"input_path": str(drifted_file)}},
