@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
-from risk_app.finetune.events import epoch_ended
+from risk_app.finetune.events import epoch_ended, steps_logged
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import encode_texts, model_device, pad_batch, predict_logits, softmax_default
 from risk_app.finetune.resume import TRAINER_STATE, is_resuming, restore, trainer_state_bytes
@@ -249,7 +249,7 @@ def train_one_epoch(run: SupervisedRun, epoch: int, progress: bool) -> float:
     lengths = [len(ids) for ids in run.train_ids]
     batches = epoch_batches(lengths, order, config.batch_size, config.speed)
     loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
-    n_seen = 0
+    n_seen = done_steps = 0
     run.optimizer.zero_grad(set_to_none=True)
     bar = tqdm(
         total=run.steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False
@@ -261,8 +261,18 @@ def train_one_epoch(run: SupervisedRun, epoch: int, progress: bool) -> float:
         if (b + 1) % config.gradient_accumulation_steps == 0 or b + 1 == len(batches):
             optimizer_step(run)
             bar.update(1)
+            done_steps += 1
             if run.global_step % config.speed.log_every == 0 or b + 1 == len(batches):
-                bar.set_postfix(loss=f"{check_finite(run, loss_sum, epoch, b + 1) / n_seen:.4f}")
+                loss = check_finite(run, loss_sum, epoch, b + 1) / n_seen
+                bar.set_postfix(loss=f"{loss:.4f}")
+                steps_logged(
+                    {
+                        "epoch": epoch,
+                        "step": done_steps,
+                        "steps_per_epoch": run.steps_per_epoch,
+                        "train_loss": loss,
+                    }
+                )
     bar.close()
     mean_loss = check_finite(run, loss_sum, epoch, len(batches)) / max(n_seen, 1)
     run.train_seconds += time.perf_counter() - started
