@@ -167,6 +167,8 @@ def _problem(error: Any) -> str:
 
 class DatasetConfig(dg.Config):
     dataset: str = Field(
-        default=DEFAULT_DATASET,
-        description="The data set's spec: a built-in name (`risk-app datasets list`) or a spec file path.",
+        default="",
+        description="The data set's spec: a built-in name (`risk-app datasets list`) or a spec file path; "
+        "empty: the data set of the last run (the launchpad does not fall back to "
+        f"{DEFAULT_DATASET} each time), else $RISK_APP_DATASET, else {DEFAULT_DATASET}.",
     )

@@ -10,6 +10,7 @@ from pipelines.jobs import (
     labeled_book_job,
     outcomes_job,
     promote_version_job,
+    rechoose_policy_job,
     release_scoring_batch_job,
     rollback_champion_job,
     scoring_job,
@@ -25,6 +26,7 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[
         training_job,
+        rechoose_policy_job,
         scoring_job,
         outcomes_job,
         labeled_book_job,

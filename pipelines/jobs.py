@@ -21,6 +21,17 @@ training_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
+rechoose_policy_job = dg.define_asset_job(
+    name="rechoose_policy_job",
+    # credit_policy and what follows it in training (evaluation, packaging, registration,
+    # promotion), not the fine-tuning before it nor the scoring partitions after it.
+    selection=dg.AssetSelection.assets("credit_policy").downstream()
+    & dg.AssetSelection.groups(*TRAINING_GROUPS),
+    description="Re-choose the credit policy without retraining: credit_policy and downstream (evaluation, "
+    "a new registered version carrying the new policy); the fine-tuned model is reused.",
+    executor_def=dg.in_process_executor,
+)
+
 scoring_job = dg.define_asset_job(
     name="scoring_job",
     selection=dg.AssetSelection.groups("scoring"),

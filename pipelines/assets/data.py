@@ -1,5 +1,7 @@
 """Data assets: the data set's spec, ingest, validate against the spec, serialize, split, augment."""
 
+import os
+
 import dagster as dg
 import pandas as pd
 
@@ -12,6 +14,7 @@ from risk_app.augment.pipeline import augment_training_examples
 from risk_app.data.examples import build_training_examples
 from risk_app.data.load import load_applications
 from risk_app.data.validate import validate_applications
+from risk_app.errors import RiskAppError
 from risk_app.outcomes.book import book_training_frame, latest_vintage_fractions
 
 
@@ -30,9 +33,11 @@ def _role(spec: DatasetSpec, column: str) -> str:
 
 @dg.asset(group_name="ingest", kinds={"yaml"}, io_manager_key="fs_io_manager")
 @user_errors
-def dataset_spec(config: DatasetConfig) -> dg.Output[DatasetSpec]:
+def dataset_spec(context: dg.AssetExecutionContext, config: DatasetConfig) -> dg.Output[DatasetSpec]:
     """The data set's declared contract: columns, roles, labels, protected attributes."""
-    spec = load_spec(config.dataset)
+    spec = load_spec(config.dataset or _last_dataset(context) or os.environ.get("RISK_APP_DATASET") or None)
+    if not config.dataset:
+        context.log.info(f"data set {spec.name} (none typed: the last run's, else $RISK_APP_DATASET)")
     columns = pd.DataFrame(
         [
             {"column": name, "type": c.type, "label": c.label, "role": _role(spec, name)}
@@ -49,8 +54,27 @@ def dataset_spec(config: DatasetConfig) -> dg.Output[DatasetSpec]:
             "columns": table(columns, max_rows=100),
             "source": dg.MetadataValue.text(spec.source),
             "licence": spec.licence,
+            "spec": str(spec.spec_path or spec.name),
         },
     )
+
+
+def _last_dataset(context: dg.AssetExecutionContext) -> str | None:
+    """The spec (name or file) of `dataset_spec`'s latest materialization, if it still loads."""
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    materialization = event.asset_materialization if event is not None else None
+    if materialization is None:
+        return None
+    entry = materialization.metadata.get("spec") or materialization.metadata.get("name")
+    ref = str(getattr(entry, "value", entry)) if entry is not None else None
+    if not ref:
+        return None
+    try:
+        load_spec(ref)
+        return ref
+    except RiskAppError:
+        context.log.warning(f"the last run's data set {ref!r} no longer loads; using the default")
+        return None
 
 
 @dg.asset(group_name="ingest", kinds={"pandas", "duckdb"})

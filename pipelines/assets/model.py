@@ -11,7 +11,7 @@ import pandas as pd
 
 from data_contracts.spec import DatasetSpec
 from pipelines.configs import CreditPolicyLaunchpad, FineTuneConfig
-from pipelines.metadata import record_metadata, user_errors
+from pipelines.metadata import record_metadata, table, user_errors
 from pipelines.pipes_training import fine_tune_in_dagster
 from pipelines.resources import RiskAppSettings
 from risk_app.hybrid.stage import hybrid_metadata, stack_hybrid
@@ -107,13 +107,15 @@ def model_evaluation(
 
 
 @dg.asset(group_name="evaluation", kinds={"duckdb"})
-def model_comparison(model_evaluation: RunRecord) -> pd.DataFrame:
-    """The same test metrics as a warehouse table: one row per model of the run."""
+def model_comparison(model_evaluation: RunRecord) -> dg.Output[pd.DataFrame]:
+    """The same test metrics as a warehouse table: one row per model of the run, shown whole."""
     rows = [
         {"run_id": model_evaluation.run_id, "model": name, **values}
         for name, values in model_rows(model_evaluation)
     ]
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    shown = frame.drop(columns="run_id").round(4) if not frame.empty else frame
+    return dg.Output(frame, metadata={"comparison": table(shown, max_rows=40)})
 
 
 @dg.asset(group_name="registry", kinds={"safetensors"}, io_manager_key=PICKLED)
