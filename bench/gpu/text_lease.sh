@@ -26,7 +26,7 @@ case "$1" in
     cp -n .carry/p*/q* $K/parts/ 2>/dev/null
     cd $K/repo && setsid nohup bash -c "
       python3 bench/gpu/frozen_features.py join --base qwen2.5-coder-0.5b --parts $K/parts --prefix q05. &&
-      python3 bench/gpu/llm_text.py diagnose --inputs $K/a/inputs.json > $K/out/diagnose.log 2>&1;
+      ${DIAGNOSE05-python3 bench/gpu/llm_text.py diagnose --inputs $K/a/inputs.json > $K/out/diagnose.log 2>&1};
       ${FEATURES05-python3 bench/gpu/llm_text.py features --inputs $K/a/inputs.json --out $K/out};
       ${FT05:-true}; echo EXIT \$?" > $K/log/q05.log 2>&1 < /dev/null &
     sleep 2; ret ;;
