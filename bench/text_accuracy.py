@@ -21,8 +21,8 @@ mean test-AUC difference, the plain 95 % t interval and the Nadeau-Bengio correc
 GPU and imported with `bench/gpu/llm_text.py import`); a missing text would be computed on the
 CPU, slowly.
 
-    python bench/text_accuracy.py --inputs .carry/a/inputs.json --lc-spec docs/examples/lendingclub_2014_jan.yaml \
-        --ft .carry/results --seeds 20 --json docs/text-accuracy.json
+    python bench/text_accuracy.py --inputs .carry/a/inputs.json \
+        --lc-spec docs/examples/lendingclub_2014_jan.yaml --ft .carry/results --json text-accuracy.json
 """
 
 from __future__ import annotations
@@ -75,10 +75,9 @@ def subsample(ids: list[str], y: np.ndarray, n: int | None, seed: int) -> list[s
 
 def text_only_rows(spec: Any, frames: dict[str, pd.DataFrame], y: dict[str, np.ndarray], seed: int) -> dict:
     """Ablation: TF-IDF and MiniLM embeddings of the free text alone, each under a logistic regression."""
-    from sklearn.linear_model import LogisticRegressionCV
-
     from risk_app.evaluate.text_baselines import text_of, tfidf_vectorizer
     from risk_app.models.embed import load_sentence_encoder
+    from sklearn.linear_model import LogisticRegressionCV
 
     texts = {s: text_of(f, spec) for s, f in frames.items()}
     out = {}
@@ -202,8 +201,9 @@ def summarize(per_seed: list[dict]) -> dict[str, Any]:
     for name in names:
         values = [s["auc"][name]["test_auc"] for s in per_seed if name in s["auc"]]
         seeds = [s["seed"] for s in per_seed if name in s["auc"]]
-        table[name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                       "n": len(values), "seeds": seeds, "values": [round(v, 5) for v in values]}  # fmt: skip
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        table[name] = {"mean": float(np.mean(values)), "std": std, "n": len(values), "seeds": seeds,
+                       "values": [round(v, 5) for v in values]}  # fmt: skip
     return table
 
 

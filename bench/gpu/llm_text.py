@@ -171,7 +171,8 @@ def finetune(args: argparse.Namespace) -> None:
             row["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
             with open(out / f"FT-{args.tag}.jsonl", "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
-            done = f"best epoch {row.get('best_epoch')} val {row.get('val_auc_per_epoch')} {row.get('error', '')}"
+            done = f"best epoch {row.get('best_epoch')} val {row.get('val_auc_per_epoch')} "
+            done += row.get("error", "")
             print(f"seed {seed} lr {lr} {args.precision}: {done} ({row['seconds']}s)", flush=True)
             torch.cuda.empty_cache()
 
