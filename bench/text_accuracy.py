@@ -45,6 +45,7 @@ from bench.frozen_heads import paired_difference, precompute  # noqa: E402
 from risk_app.atomic import atomic_write_json  # noqa: E402
 
 LAYERS = ["last", "middle"]
+TEXT_CLASSICAL = ("logistic_tfidf", "lightgbm_tfidf", "lightgbm_embeddings")
 VARIANTS = {
     "lc": {"full": "lc_full", "text": "lc_text"},
     "german": {"full": "german"},
@@ -253,6 +254,57 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def render(results: dict[str, dict[str, list]]) -> str:
+    """Markdown: per data set the table of all rows (mean ± std of test AUC, splits), the paired
+    comparisons with LightGBM and with the best text-reading classical model, and the goals."""
+    lines: list[str] = []
+    for dataset, by_size in results.items():
+        sizes = list(by_size)
+        tables = {size: summarize(rows) for size, rows in by_size.items()}
+        names = sorted({n for t in tables.values() for n in t}, key=lambda n: (llm_based(n), n))
+        lines += [f"### {dataset}: test ROC AUC by training rows", "",
+                  "| model | " + " | ".join(sizes) + " |", "|---|" + "---:|" * len(sizes)]  # fmt: skip
+        for name in names:
+            cells = []
+            for size in sizes:
+                row = tables[size].get(name)
+                cells.append("" if row is None else f"{row['mean']:.4f} ± {row['std'] or 0:.4f} ({row['n']})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += ["", "Mean ± std over splits (number of splits in brackets).", ""]
+        for size in sizes:
+            rows, table = by_size[size], tables[size]
+            text_classical = [n for n in TEXT_CLASSICAL if n in table]
+            refs = ["lightgbm"] + (
+                [max(text_classical, key=lambda n: table[n]["mean"])] if text_classical else []
+            )
+            head = "| model | reference | mean | 95 % CI (plain) | 95 % CI (Nadeau–Bengio) | above | splits |"
+            lines += [f"Paired differences, {dataset}, {size} training rows (model − reference, test AUC):",
+                      "", head, "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+            for name in [n for n in table if llm_based(n)]:
+                for ref in refs:
+                    d = compare(rows, name, ref)
+                    if "ci_low" in d:
+                        plain, nb = (
+                            f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]",
+                            f"[{d['nb_low']:+.4f}, {d['nb_high']:+.4f}]",
+                        )
+                        lines.append(
+                            f"| {name} | {ref} | {d['mean']:+.4f} | {plain} | {nb} | {d['wins']} | {d['n']} |"
+                        )
+            lines.append("")
+    lines += [
+        "### Goals",
+        "",
+        "| goal | model | reference | mean | corrected 95 % CI | splits |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for g in verdicts(results):
+        if "nb_low" in g:
+            lines.append(f"| {g['goal']} | {g['a']} | {g['b']} | {g['mean']:+.4f} | "
+                         f"[{g['nb_low']:+.4f}, {g['nb_high']:+.4f}] | {g['n']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def load_study(args: argparse.Namespace) -> dict[str, Any]:
     from bench.gpu.text_inputs import load_valid
 
@@ -295,8 +347,16 @@ def main() -> None:
     )
     p.add_argument("--no-ablation", dest="ablation", action="store_false")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", required=True)
+    p.add_argument("--json", required=True, help="results file (written as splits finish)")
+    p.add_argument("--render", nargs="*", help="print the markdown tables of these results files and stop")
     args = p.parse_args()
+    if args.render is not None:
+        merged: dict[str, dict[str, list]] = {}
+        for path in [args.json, *args.render]:
+            for dataset, by_size in json.loads(Path(path).read_text(encoding="utf-8"))["results"].items():
+                merged.setdefault(dataset, {}).update(by_size)
+        print(render(merged))
+        return
     args.frozen = [tuple(x.split(":")) for x in args.frozen.split(",") if x]
     args.datasets = [d for d in args.datasets.split(",") if d]
     import torch
@@ -313,6 +373,7 @@ def main() -> None:
             for seed in range(seeds):
                 rows.append(run_split(study, dataset, seed, n_train, args))
                 best = max(rows[-1]["auc"].items(), key=lambda kv: kv[1]["test_auc"])
+                atomic_write_json(args.json, {"results": results, "command": " ".join(sys.argv)})
                 log(f"{dataset} {label} seed {seed}: lightgbm {rows[-1]['auc']['lightgbm']['test_auc']:.4f}, "
                     f"best {best[0]} {best[1]['test_auc']:.4f}")  # fmt: skip
             atomic_write_json(args.json, {"results": results, "command": " ".join(sys.argv)})
