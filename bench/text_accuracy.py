@@ -76,9 +76,10 @@ def subsample(ids: list[str], y: np.ndarray, n: int | None, seed: int) -> list[s
 
 def text_only_rows(spec: Any, frames: dict[str, pd.DataFrame], y: dict[str, np.ndarray], seed: int) -> dict:
     """Ablation: TF-IDF and MiniLM embeddings of the free text alone, each under a logistic regression."""
+    from sklearn.linear_model import LogisticRegressionCV
+
     from risk_app.evaluate.text_baselines import text_of, tfidf_vectorizer
     from risk_app.models.embed import load_sentence_encoder
-    from sklearn.linear_model import LogisticRegressionCV
 
     texts = {s: text_of(f, spec) for s, f in frames.items()}
     out = {}
