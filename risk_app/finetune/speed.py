@@ -16,8 +16,9 @@ CPU run with a clear error when asked for explicitly, and are skipped when "auto
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -197,6 +198,36 @@ def optimizer_options(speed: SpeedConfig, params: Sequence[torch.nn.Parameter]) 
     if speed.fused_adamw == "on":
         raise ConfigError("speed.fused_adamw needs every trainable parameter on a CUDA device")
     return {}
+
+
+# Every SDPA kernel but cuDNN's, in torch's own order of preference.
+TRAINING_ATTENTION_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
+
+
+@contextlib.contextmanager
+def training_attention() -> Iterator[None]:
+    """Attention for a step that will be differentiated: any SDPA kernel except cuDNN's.
+
+    Why (the bf16 NaN of the converted Qwen2.5 bases, issue 22): torch 2.11's default SDPA
+    backend on H100/H200 for bf16/fp16 inputs with an attention mask is cuDNN's, and its
+    backward returns NaN in dQ when the padded key length is 64 mod 128 (64, 192, 320 ...)
+    and a query row's log-sum-exp is below about -88.7: the padded half of the last key tile
+    is scored 0 instead of -inf, exp(0 - lse) overflows, and inf x 0 gives NaN
+    (pytorch/pytorch#196678). Qwen2.5's attention-sink heads, with their massive activations,
+    put whole rows of logits far below zero, so a padded batch of width 192 (German credit's
+    texts are 150-200 tokens) turns every gradient NaN while the loss of that step is fine;
+    random-init models of the same shape never reach such logits, and fp32 never runs cuDNN's
+    kernel, which is why only the real weights in bf16 diverged. The forward pass alone is
+    correct, so scoring and frozen features keep the default. The backend is chosen when the
+    forward runs (the backward replays it), so both the forward and, for activation
+    checkpointing's recomputation, the backward run inside this context. On a CPU it changes
+    nothing (cuDNN attention is CUDA-only).
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = [getattr(SDPBackend, name) for name in TRAINING_ATTENTION_BACKENDS]
+    with sdpa_kernel(backends):
+        yield
 
 
 def training_forward(model: Any, speed: SpeedConfig, device: torch.device) -> Any:

@@ -16,7 +16,13 @@ import torch
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.objectives import supervised
-from risk_app.finetune.speed import SpeedConfig, apply_load_levers, epoch_batches, training_forward
+from risk_app.finetune.speed import (
+    SpeedConfig,
+    apply_load_levers,
+    epoch_batches,
+    training_attention,
+    training_forward,
+)
 from risk_app.finetune.trainer import train_classifier
 from tests.finetune.test_method_suite import suite_data, suite_train_config
 
@@ -122,3 +128,65 @@ def test_fused_adamw_on_a_cpu_is_refused(_tiny_qwen2_build: Path) -> None:
 def test_unknown_speed_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="turbo"):
         TrainConfig(speed={"turbo": True})
+
+
+def test_training_steps_run_without_cudnn_attention(
+    _tiny_qwen2_build: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cuDNN's SDPA backward returns NaN on padded bf16 batches whose logits sit far below zero
+    # (Qwen2.5's attention sinks; speed.training_attention): every forward and backward of a
+    # training step must run with that backend off. Validation (forward only) may keep it.
+    flags: dict[str, list[bool]] = {"forward": [], "backward": []}
+    real_setup = supervised.setup_run
+
+    def watched_setup(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        run = real_setup(*args, **kwargs)
+
+        def on_forward(module, inputs, output):  # noqa: ANN001, ANN202
+            if module.training:
+                flags["forward"].append(torch.backends.cuda.cudnn_sdp_enabled())
+                output.logits.register_hook(
+                    lambda grad: flags["backward"].append(torch.backends.cuda.cudnn_sdp_enabled())
+                )
+
+        run.model.register_forward_hook(on_forward)
+        return run
+
+    monkeypatch.setattr(supervised, "setup_run", watched_setup)
+    data = suite_data()
+    config = suite_train_config("full", str(_tiny_qwen2_build), epochs=1, precision="bf16")
+    train_classifier(
+        data.train_texts, data.train_labels, data.val_texts, data.val_labels, config, None, progress=False
+    )
+    assert flags["forward"] and flags["backward"]
+    assert not any(flags["forward"]) and not any(flags["backward"])
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # restored after the step
+
+
+def _sink_attention_grads(width: int) -> torch.Tensor:
+    """dQ of one bf16 SDPA step (cuDNN allowed) whose every logit is about -120, keys padded."""
+    import math
+
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    d = 64
+    q = torch.randn(2, 2, width, d, device="cuda", dtype=torch.bfloat16) * 0.1
+    k = torch.randn(2, 2, width, d, device="cuda", dtype=torch.bfloat16) * 0.1
+    v = torch.randn(2, 2, width, d, device="cuda", dtype=torch.bfloat16)
+    q[..., 0], k[..., 0] = 1.0, -120 * math.sqrt(d)  # a sink-like row: log-sum-exp far below -88.7
+    q.requires_grad_()
+    causal = torch.ones(width, width, dtype=torch.bool, device="cuda").tril()
+    mask = causal[None, None] & (torch.arange(width, device="cuda") < width - 7)[None, None, None]
+    F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()
+    assert q.grad is not None
+    return q.grad
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="cuDNN attention exists on CUDA only")
+def test_training_attention_keeps_sink_gradients_finite_on_cuda() -> None:
+    # The mechanism itself, on the GPU: with the training context the same step is finite
+    # whatever the padded width (192 is 64 mod 128, the width that broke).
+    for width in (192, 200, 256):
+        with training_attention():
+            assert torch.isfinite(_sink_attention_grads(width)).all()

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import encode_texts, model_device, pad_batch
 from risk_app.finetune.run_setup import weighted_cross_entropy
+from risk_app.finetune.speed import training_attention
 
 # Builds the PPO optimizer from the trainable parameters and the learning rate.
 OptimizerFactory = Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer]
@@ -221,15 +222,16 @@ def update_on_batch(
     settings = state.settings
     actions = batch.actions.to(state.device)
     for _ in range(settings.updates_per_batch):
-        logits = state.model(**batch.inputs).logits
-        loss, parts = ppo_loss(
-            logits, actions, batch.logp_old, batch.advantages, batch.ref,
-            settings.clip_epsilon, settings.kl_coef,
-        )  # fmt: skip
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"PPO loss is {loss.item()} at epoch {epoch}")
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with training_attention():  # no cuDNN attention where a backward follows
+            logits = state.model(**batch.inputs).logits
+            loss, parts = ppo_loss(
+                logits, actions, batch.logp_old, batch.advantages, batch.ref,
+                settings.clip_epsilon, settings.kl_coef,
+            )  # fmt: skip
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"PPO loss is {loss.item()} at epoch {epoch}")
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(state.params, settings.max_grad_norm)
         state.optimizer.step()
         state.step += 1

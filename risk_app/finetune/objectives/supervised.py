@@ -55,7 +55,7 @@ from risk_app.finetune.run_setup import (
     save_checkpoint,
     steps_per_epoch,
 )
-from risk_app.finetune.speed import cast_frozen, epoch_batches, training_forward
+from risk_app.finetune.speed import cast_frozen, epoch_batches, training_attention, training_forward
 from risk_app.finetune.types import Regularizer, TrainData, TrainResult
 
 
@@ -200,13 +200,16 @@ def train_batch(run: SupervisedRun, batch_idx: list[int]) -> torch.Tensor:
     autocast = (
         torch.autocast(run.device.type, dtype=run.amp_dtype) if run.amp_dtype else contextlib.nullcontext()
     )
-    with autocast:
-        logits = run.forward(**batch).logits
-    cls_loss = run.train_loss_fn(logits.float(), target)
-    extra = run.regularizer(run.model) if run.regularizer is not None else None
-    loss = cls_loss if extra is None else cls_loss + extra
-    scaled = loss / run.config.gradient_accumulation_steps
-    (run.scaler.scale(scaled) if run.scaler else scaled).backward()
+    # No cuDNN attention in a step that is differentiated: its backward gives NaN on padded
+    # bf16 batches of Qwen2.5 (see speed.training_attention).
+    with training_attention():
+        with autocast:
+            logits = run.forward(**batch).logits
+        cls_loss = run.train_loss_fn(logits.float(), target)
+        extra = run.regularizer(run.model) if run.regularizer is not None else None
+        loss = cls_loss if extra is None else cls_loss + extra
+        scaled = loss / run.config.gradient_accumulation_steps
+        (run.scaler.scale(scaled) if run.scaler else scaled).backward()
     run.train_tokens += sum(len(seq) for seq in sequences)  # real tokens, counted on the host
     return cls_loss.detach()
 
