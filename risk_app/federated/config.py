@@ -1,0 +1,153 @@
+"""The consortium's configuration: one typed record the server and every lender agree on.
+
+`FederatedConfig` says how the consortium trains (rounds, the fraction of lenders asked per
+round, local epochs, the minimum number of lenders a round needs, FedAvg or FedProx), which
+product training config each lender runs (`train`: method, base model, learning rate ...), and
+the privacy options (`secure_aggregation`: Flower's SecAgg+; `privacy`: central differential
+privacy with client-side clipping). It is parsed once at the edge (`FederatedConfig.from_dict`),
+unknown keys refused with the allowed ones listed.
+
+`Partition` is how a simulation cuts one data set into lenders: by a spec column
+(`"purpose"`) or by a Dirichlet label skew (`"dirichlet:0.5"`).
+
+    cfg = FederatedConfig.from_dict({"rounds": 3, "strategy": "fedprox", "proximal_mu": 0.01})
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from risk_app.errors import ConfigError
+from risk_app.finetune.config import TrainConfig, format_validation_error
+
+StrategyName = Literal["fedavg", "fedprox"]
+
+
+class SecureAggregationConfig(BaseModel):
+    """Flower's SecAgg+ (`SecAggPlusWorkflow` + `secaggplus_mod`): the server sees only the sum."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="Aggregate with SecAgg+ instead of in the clear.")
+    num_shares: float = Field(
+        default=1.0,
+        gt=0,
+        description="Shares of each lender's key: a count (> 1) or a fraction (<= 1) of the lenders sampled.",
+    )
+    reconstruction_threshold: float = Field(
+        default=0.67,
+        gt=0,
+        description="Shares needed to rebuild a dropped lender's mask: a count (> 1) or a fraction (<= 1).",
+    )
+    clipping_range: float = Field(
+        default=8.0,
+        gt=0,
+        description="Every trainable value is clipped to [-range, range] before quantizing.",
+    )
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="How long each SecAgg+ stage waits for replies (None: for all)."
+    )
+
+
+class PrivacyConfig(BaseModel):
+    """Central differential privacy at the lender level (Flower's client-side fixed clipping).
+
+    Each lender clips its update (new weights minus the round's global weights) to L2 norm
+    `clipping_norm` (`fixedclipping_mod`); the server adds Gaussian noise of standard deviation
+    `noise_multiplier * clipping_norm / lenders sampled` to the average
+    (`DifferentialPrivacyClientSideFixedClipping`). The spent ε at `delta` is counted by opacus'
+    RDP accountant, one Gaussian release per round with the round's sampling rate.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="Clip each lender's update and noise the average.")
+    clipping_norm: float = Field(default=1.0, gt=0, description="L2 bound on one lender's update per round.")
+    noise_multiplier: float = Field(
+        default=1.0, ge=0, description="Noise standard deviation in units of the clipping norm."
+    )
+    delta: float = Field(default=1e-5, gt=0, lt=1, description="δ at which the spent ε is reported.")
+    max_epsilon: float | None = Field(
+        default=None, gt=0, description="Refuse a configuration whose planned rounds would spend more ε."
+    )
+
+
+class FederatedConfig(BaseModel):
+    """How a consortium of lenders fine-tunes one model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rounds: int = Field(default=3, ge=1, le=1000, description="Federated rounds (one aggregation each).")
+    fraction_fit: float = Field(
+        default=1.0, gt=0, le=1.0, description="Fraction of the admitted lenders asked to train each round."
+    )
+    local_epochs: int = Field(default=1, ge=1, le=100, description="Epochs each lender trains per round.")
+    min_lenders: int = Field(
+        default=2,
+        ge=1,
+        description="Fewest lenders whose updates make a round; with fewer the round is skipped, said so.",
+    )
+    strategy: StrategyName = Field(default="fedavg", description="Aggregation: fedavg or fedprox.")
+    proximal_mu: float = Field(
+        default=0.01, ge=0, description="FedProx only: weight of the proximal term mu/2 ||w - w_global||^2."
+    )
+    train: TrainConfig = Field(
+        default_factory=TrainConfig,
+        description="The product training config every lender runs (method, base model, lr ...); "
+        "`epochs` is replaced by local_epochs.",
+    )
+    secure_aggregation: SecureAggregationConfig = Field(
+        default_factory=SecureAggregationConfig, description="SecAgg+ options."
+    )
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Differential privacy options.")
+    round_timeout_seconds: float | None = Field(
+        default=None, gt=0, description="How long a round waits for lenders' replies (None: for all)."
+    )
+    seed: int = Field(default=42, ge=0, description="Seed of the initial weights and of lender sampling.")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FederatedConfig:
+        """Build from a plain dict, pydantic errors turned into one ConfigError line."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(f"federated config: {format_validation_error(exc, cls)}") from exc
+
+    def lender_train_config(self, server_round: int) -> TrainConfig:
+        """The product training config a lender runs in `server_round`: local epochs, a per-round seed,
+        no early stopping inside the round (the consortium, not the lender, decides when to stop)."""
+        return self.train.model_copy(
+            update={"epochs": self.local_epochs, "seed": self.train.seed + server_round, "patience": 0}
+        )
+
+
+class Partition(BaseModel):
+    """How one data set is cut into virtual lenders: by a spec column, or by Dirichlet label skew."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["column", "dirichlet"]
+    column: str | None = None
+    alpha: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """`COLUMN` or `dirichlet:ALPHA` (ALPHA > 0; smaller is more skewed)."""
+        text = text.strip()
+        if text.startswith("dirichlet:"):
+            raw = text.split(":", 1)[1]
+            try:
+                alpha = float(raw)
+            except ValueError:
+                raise ConfigError(f"--partition-by {text!r}: ALPHA {raw!r} is not a number") from None
+            if not alpha > 0:
+                raise ConfigError(f"--partition-by {text!r}: ALPHA must be > 0 (smaller = more label skew)")
+            return cls(kind="dirichlet", alpha=alpha)
+        if not text:
+            raise ConfigError("--partition-by is empty; give a spec column or dirichlet:ALPHA")
+        return cls(kind="column", column=text)
+
+    def describe(self) -> str:
+        return f"dirichlet:{self.alpha:g}" if self.kind == "dirichlet" else f"column {self.column}"
