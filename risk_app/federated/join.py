@@ -72,7 +72,8 @@ class ConsortiumTerms:
 
 
 def canonical_spec(spec: DatasetSpec) -> str:
-    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """The spec as JSON, keys in the spec's own order (the column order is part of the contract)."""
+    return json.dumps(spec.model_dump(mode="json"), separators=(",", ":"))
 
 
 def spec_difference(consortium_json: str, own: DatasetSpec) -> str | None:

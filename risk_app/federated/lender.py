@@ -245,7 +245,7 @@ class Lender(NumPyClient):
             "val_auc": float(result.best_val_auc),
             "seconds": time.perf_counter() - started,
         }
-        return prepared.template.arrays(result.model), len(data.train.train_texts), metrics
+        return prepared.template.arrays(result.model), len(train_data.train_texts), metrics
 
     def evaluate(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[float, int, dict]:
         data, prepared = self._data(), self._model()
