@@ -57,7 +57,7 @@ from pydantic import BaseModel, Field
 from safetensors.numpy import load_file, save_file
 
 from data_contracts.spec import DatasetSpec
-from risk_app.atomic import atomic_dir
+from risk_app.atomic import atomic_dir, atomic_write_text
 from risk_app.errors import ConfigError
 from risk_app.federated.config import FederatedConfig
 from risk_app.federated.join import KEY_LENDER, KEY_REFUSAL, KEY_SPEC_HASH, KEY_TEMPLATE, ConsortiumTerms
@@ -343,7 +343,7 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
         weights_file=str(plan.state_dir / CHECKPOINT / WEIGHTS_FILE),
     )  # fmt: skip
     if plan.outcome_file is not None:
-        plan.outcome_file.write_text(outcome.model_dump_json(indent=1))
+        atomic_write_text(plan.outcome_file, outcome.model_dump_json(indent=1))
     return outcome
 
 

@@ -118,7 +118,6 @@ def simulate(
     cpus_per_lender: int | None = None,
 ) -> SimulationResult:
     """Cut `dataset` into `lenders` lenders and run the consortium in Flower's Simulation Engine."""
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # Flower's telemetry would call home
     check_federable(config)
     spec = load_spec(dataset)
     source = Path(data_file) if data_file is not None else spec.data_path
@@ -128,20 +127,37 @@ def simulate(
     parts = partition_applications(validation.valid, spec, lenders, partition, seed=config.seed)
     workdir = Path(workdir)
     sites = write_lender_sites(parts, spec, workdir, split_seed=config.seed)
+    outcome = run_sites(sites, spec, config, workdir, on_round=on_round, extra_mods=extra_mods, cpus=cpus,
+                        cpus_per_lender=cpus_per_lender)  # fmt: skip
+    return SimulationResult(outcome, workdir, sites, describe_partition(parts), validation.n_in,
+                            validation.n_quarantined)  # fmt: skip
+
+
+def run_sites(
+    sites: Sequence[LenderSite],
+    spec: DatasetSpec,
+    config: FederatedConfig,
+    workdir: Path,
+    *,
+    on_round: Callable[[RoundReport], None] | None = None,
+    extra_mods: Sequence[Mod] = (),
+    cpus: int | None = None,
+    cpus_per_lender: int | None = None,
+) -> ConsortiumOutcome:
+    """Run the consortium of these lender folders in the Simulation Engine (the server's state and
+    outcome under `workdir`: run it again with the same folder and config to resume)."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # Flower's telemetry would call home
     cpus = cpus or max(1, os.cpu_count() or 1)
     per_lender = cpus_per_lender or cpus  # one lender at a time uses every core: no oversubscription
     sink: list[ConsortiumOutcome] = []
-    plan = ServerPlan(config=config, spec=spec, state_dir=workdir / "server", expected_lenders=lenders,
+    plan = ServerPlan(config=config, spec=spec, state_dir=workdir / "server", expected_lenders=len(sites),
                       on_round=on_round, outcome_file=workdir / "outcome.json")  # fmt: skip
     run_simulation(
         server_app=make_server_app(plan, sink),
         client_app=make_client_app(sites, config, extra_mods),
-        num_supernodes=lenders,
-        backend_config=backend_config(lenders, cpus, per_lender),
+        num_supernodes=len(sites),
+        backend_config=backend_config(len(sites), cpus, per_lender),
     )
     if not sink:
-        raise RiskAppError(
-            f"the federated simulation in {workdir} ended without an outcome; see the log above"
-        )
-    return SimulationResult(sink[0], workdir, sites, describe_partition(parts), validation.n_in,
-                            validation.n_quarantined)  # fmt: skip
+        raise RiskAppError(f"the federated simulation in {workdir} ended without an outcome; see the log")
+    return sink[0]

@@ -122,10 +122,18 @@ class ConsortiumGuard(Strategy):
     """The consortium's rules around a Flower strategy: check updates, enforce the minimum, log."""
 
     def __init__(
-        self, inner: Strategy, template: TensorTemplate, min_lenders: int, clients: ConsortiumClientManager
+        self,
+        inner: Strategy,
+        template: TensorTemplate,
+        min_lenders: int,
+        clients: ConsortiumClientManager,
+        secure: bool = False,
     ) -> None:
         super().__init__()
         self.inner = inner
+        # Under SecAgg+ each result carries the unmasked *sum* (dequantized, float64), never a
+        # lender's own update: it is checked for shape and finiteness, and no bytes are counted.
+        self.secure = secure
         self.template = template
         self.min_lenders = min_lenders
         self.clients = clients
@@ -164,22 +172,23 @@ class ConsortiumGuard(Strategy):
         for proxy, res in results:
             name = self.clients.name(proxy.cid)
             try:
-                self.template.check_update(parameters_to_ndarrays(res.parameters), name)
+                arrays = parameters_to_ndarrays(res.parameters)
+                self.template.check_update(arrays, name, exact_dtype=not self.secure)
             except MalformedUpdateError as exc:
                 self.log.rejected[name] = str(exc)
                 log(WARNING, "update refused, not averaged in: %s", exc)
                 failures.append((proxy, res))
                 continue
             usable.append((proxy, res))
-            self.log.bytes_up[name] = sum(len(t) for t in res.parameters.tensors)
+            self.log.returned.append(name)
+            if not self.secure:  # under SecAgg+ the lenders' masked vectors are counted by the bench
+                self.log.bytes_up[name] = sum(len(t) for t in res.parameters.tensors)
             self.log.train_loss[name] = float(res.metrics.get("train_loss", math.nan))
             self.log.val_auc_local[name] = float(res.metrics.get("val_auc", math.nan))
-        self.log.returned = sorted(self.log.bytes_up)
-        self.log.failed = [
-            self.clients.name(f[0].cid) if isinstance(f, tuple) else str(f)[:200]
-            for f in failures
-            if not (isinstance(f, tuple) and self.clients.name(f[0].cid) in self.log.rejected)
-        ]
+        self.log.returned.sort()
+        # A dropout reaches the server as an error without its node; those asked who neither
+        # returned an update nor were refused dropped out.
+        self.log.failed = sorted(set(self.log.asked) - set(self.log.returned) - set(self.log.rejected))
         if len(usable) < self.min_lenders:
             self.log.skipped_reason = (
                 f"round {server_round} skipped: {len(usable)} lender(s) returned a usable update, "
@@ -264,7 +273,7 @@ def build_strategy(
             num_sampled_clients=lenders_per_round(config, n_lenders),
         )
     log(INFO, "consortium strategy: %s", inner)
-    return ConsortiumGuard(inner, template, config.min_lenders, clients)
+    return ConsortiumGuard(inner, template, config.min_lenders, clients, config.secure_aggregation.enabled)
 
 
 def _mean_metrics(pairs: list[tuple[int, dict[str, Scalar]]]) -> dict[str, Scalar]:
