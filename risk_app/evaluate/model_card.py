@@ -366,10 +366,44 @@ def limitations(record: RunRecord) -> list[str]:
     return items + list(GENERAL_LIMITATIONS)
 
 
+def _federation_section(record: RunRecord) -> list[str]:
+    """Who trained the model together, how, and what privacy it spent."""
+    fed = record.federation
+    if fed is None:
+        return []
+    privacy = (
+        f"lender-level differential privacy, ε = {fed.epsilon:.3g} at δ = {fed.delta:g} (noise multiplier "
+        f"{fed.noise_multiplier}, clipping norm {fed.clipping_norm})"
+        if fed.epsilon is not None
+        else "no differential privacy"
+    )
+    secure = "SecAgg+ (the server saw only sums)" if fed.secure_aggregation else "updates in the clear"
+    lines = [
+        "## A consortium model",
+        "",
+        f"- **Trained by** {len(fed.lenders)} lenders ({', '.join(fed.lenders)}) with Flower, each on its "
+        "own applications; only the method's trainable tensors left a lender "
+        f"(signature `{fed.template}`).",
+        f"- **Rounds:** {fed.rounds_completed} of {fed.rounds_planned} aggregated, strategy {fed.strategy}, "
+        f"{fed.local_epochs} local epoch(s), fraction {fed.fraction_fit:g} of lenders a round, at least "
+        f"{fed.min_lenders}.",
+        f"- **Privacy:** {secure}; {privacy}.",
+    ]
+    lines += [f"- **Skipped:** {reason}" for reason in fed.rounds_skipped]
+    lines += [f"- **Refused at join:** {reason}" for reason in fed.refused.values()]
+    if fed.lender_test_auc:
+        lines.append(
+            "- **Each lender's test ROC AUC:** "
+            + ", ".join(f"{name} {auc:.3f}" for name, auc in fed.lender_test_auc.items())
+        )
+    return [*lines, ""]
+
+
 def render_model_card(record: RunRecord) -> str:
     """Markdown model card: details, data, metrics vs baselines, policy, use, limits, fairness."""
     if record.hybrid is None:
-        name, about, hybrid = record.method, ABOUT_LLM, []
+        name = record.model_label if record.federation else record.method
+        about, hybrid = ABOUT_LLM, _federation_section(record)
     elif record.hybrid.config.tabular_only:
         name, about, hybrid = record.model_label, ABOUT_TABULAR, [*_tabular_section(record), ""]
     else:

@@ -189,6 +189,32 @@ class RegistrationFacts(_Section):
     )
 
 
+class FederationFacts(_Section):
+    """Provenance of a model fine-tuned by a consortium of lenders (risk_app.federated)."""
+
+    lenders: list[str] = Field(description="Lenders whose updates the consortium admitted.")
+    refused: dict[str, str] = Field(default_factory=dict, description="Lenders refused at join, and why.")
+    rounds_planned: int
+    rounds_completed: int = Field(description="Rounds whose aggregate became the global model.")
+    rounds_skipped: list[str] = Field(default_factory=list, description="Each skipped round's sentence.")
+    strategy: str = Field(description="fedavg or fedprox (with its mu).")
+    fraction_fit: float
+    local_epochs: int
+    min_lenders: int
+    secure_aggregation: bool
+    epsilon: float | None = Field(default=None, description="ε spent (lender-level DP), None without DP.")
+    delta: float | None = None
+    noise_multiplier: float | None = None
+    clipping_norm: float | None = None
+    template: str = Field(description="Signature of the trainable tensors that travelled.")
+    bytes_per_round_per_lender: float | None = Field(
+        default=None, description="Median bytes of one lender's update (without SecAgg+)."
+    )
+    lender_test_auc: dict[str, float] = Field(
+        default_factory=dict, description="Each lender's ROC AUC of the final model on its own test split."
+    )
+
+
 class RunRecord(_Section):
     """One training run: each stage fills its section, in order."""
 
@@ -212,6 +238,9 @@ class RunRecord(_Section):
     evaluation: EvaluationFacts | None = None
     artifact: ArtifactFacts | None = None
     registration: RegistrationFacts | None = None
+    federation: FederationFacts | None = Field(
+        default=None, description="Set when a consortium of lenders trained the model (federated)."
+    )
 
     @property
     def method(self) -> str:
@@ -221,11 +250,14 @@ class RunRecord(_Section):
     def model_label(self) -> str:
         """How every report names the model: `llm:<method>`, `hybrid:<method>+<stacker>` when
         the LLM is stacked with LightGBM, or `tabular:lightgbm` when LightGBM alone is deployed
-        (the CLI summary, the card, the Dagster metadata)."""
+        (the CLI summary, the card, the Dagster metadata); `federated:<method>` when a consortium
+        of lenders trained it."""
         if self.hybrid is not None and self.hybrid.config.tabular_only:
             return TABULAR_LABEL
         if self.hybrid is not None:
             return f"hybrid:{self.method}+{self.hybrid.config.stacker}"
+        if self.federation is not None:
+            return f"federated:{self.method}"
         return f"llm:{self.method}"
 
     def need(self, stage: str) -> Any:

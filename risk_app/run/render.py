@@ -85,6 +85,16 @@ def mlflow_payload(record: RunRecord) -> MlflowPayload:
     }
     if record.artifact:
         tags.update(code_version=record.artifact.code_version, artifact_version=record.artifact.version)
+    if record.federation is not None:
+        fed = record.federation
+        params["federation"] = fed.model_dump(mode="json", exclude={"lender_test_auc", "refused"})
+        tags.update(
+            federated_lenders=",".join(fed.lenders),
+            federated_rounds=str(fed.rounds_completed),
+            federated_strategy=fed.strategy,
+            federated_epsilon="none" if fed.epsilon is None else f"{fed.epsilon:.4g}",
+        )
+        metrics.update({f"lender_test_auc_{name}": auc for name, auc in fed.lender_test_auc.items()})
     return MlflowPayload(params=params, metrics=metrics, tags=tags)
 
 

@@ -191,6 +191,22 @@ def fine_tune(
             method=method,
             progress=progress,
         )
+    return record_training(record, result, examples, config, tracker.mlflow_run_id), result
+
+
+def record_training(
+    record: RunRecord,
+    result: TrainResult,
+    examples: pd.DataFrame,
+    config: TrainConfig,
+    mlflow_run_id: str = "",
+) -> RunRecord:
+    """Save a trained model's weights and raw validation/test scores under the run, and record them.
+
+    `fine_tune` ends here; a model trained elsewhere (a federated consortium's) enters the run
+    here too, and the later stages treat it like any other."""
+    run_dir = Path(record.run_dir)
+    method_cfg = get_method(config.method).parse_config(config.method_params)
     trained_dir = _save_trained(result, config.method, run_dir / TRAINED_DIR)
     _save_predictions(result, examples, config, run_dir / PREDICTIONS_FILE)
     summary = result.summary()
@@ -204,13 +220,13 @@ def fine_tune(
         longest_text_tokens=int(lengths.max(initial=0)),
         history=[EpochRecord(**epoch) for epoch in result.history],
         trained_dir=str(trained_dir),
-        mlflow_run_id=tracker.mlflow_run_id,
+        mlflow_run_id=mlflow_run_id,
         predictions_path=str(run_dir / PREDICTIONS_FILE),
     )
     later = ("hybrid", "policy", "evaluation", "artifact", "registration")  # stale once retrained
     updated = record.model_copy(update={"training": facts, **dict.fromkeys(later)})
     updated.save()
-    return updated, result
+    return updated
 
 
 def read_predictions(record: RunRecord, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
