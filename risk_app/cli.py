@@ -22,6 +22,7 @@ from risk_app import paths
 from risk_app.cli_bases import bases_app
 from risk_app.cli_common import clear_errors, console, parse_config, parse_params, print_table
 from risk_app.cli_datasets import datasets_app
+from risk_app.cli_federated import federated_app
 from risk_app.cli_models import models_app, reconcile_first
 from risk_app.cli_outcomes import outcomes_app
 from risk_app.cli_scoring import scoring_app
@@ -33,6 +34,7 @@ app.add_typer(bases_app, name="bases")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(outcomes_app, name="outcomes")
 app.add_typer(scoring_app, name="scoring")
+app.add_typer(federated_app, name="federated")
 
 
 @app.callback()
