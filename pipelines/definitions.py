@@ -5,6 +5,7 @@ import dagster as dg
 import pipelines._quiet  # noqa: F401 - first: sets the libraries' log levels before they are imported
 from pipelines.assets import ALL_ASSETS
 from pipelines.checks import ALL_CHECKS
+from pipelines.federated import federated_training_job
 from pipelines.jobs import (
     backtest_job,
     labeled_book_job,
@@ -35,6 +36,7 @@ defs = dg.Definitions(
         release_scoring_batch_job,
         rollback_champion_job,
         unaudited_alias_move_job,
+        federated_training_job,
     ],
     schedules=[weekly_retraining],
     sensors=[landing_folder_sensor, outcome_landing_sensor, champion_alias_watch],
