@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.metrics import roc_auc_score
 
 from bench.machine import machine_label
@@ -132,7 +133,6 @@ def federated(
 
 def lora_round_bytes_05b(r: int = 8) -> dict[str, float]:
     """Bytes of one LoRA update of the 0.5B (catalogue shapes; meta device, no weights)."""
-    import torch
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import Qwen2Config, Qwen2ForSequenceClassification
 
@@ -225,10 +225,12 @@ def main() -> None:
     parser.add_argument("--clip", type=float, default=0.5)
     parser.add_argument("--base-model", default="tiny-qwen2")
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads here (pooled, local-only).")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-doc", action="store_true", help="Do not write docs/federated.md.")
     args = parser.parse_args()
     os.environ.setdefault("RISK_APP_HOME", tempfile.mkdtemp(prefix="fedbench-"))
+    torch.set_num_threads(args.threads)
     spec = load_spec(args.dataset)
     valid = ingest_and_validate(spec.data_path, spec=spec).valid
     train = TrainConfig(method="lora", base_model=args.base_model, max_length=args.max_length, device="cpu",

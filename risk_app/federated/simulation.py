@@ -4,7 +4,8 @@
 (`partition.py`), gives each lender a folder of its own (its rows as Parquet, its spec, its
 `RISK_APP_HOME`: `LenderSite`), and runs the consortium with `flwr.simulation.run_simulation`:
 the ServerApp runs `server.run_consortium` in this process, the ClientApps run `lender.Lender` in
-Ray actors, one actor per `cpus_per_lender` cores. Each lender reads only its own folder.
+Ray actors, one core each by default (several lenders train side by side). Each lender reads
+only its own folder.
 
 The Simulation Engine needs Ray (`flwr[simulation]`). On a 2-core machine Ray's start-up and
 message passing cost seconds per round that a real consortium would not notice; measured in
@@ -148,7 +149,10 @@ def run_sites(
     outcome under `workdir`: run it again with the same folder and config to resume)."""
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # Flower's telemetry would call home
     cpus = cpus or max(1, os.cpu_count() or 1)
-    per_lender = cpus_per_lender or cpus  # one lender at a time uses every core: no oversubscription
+    # One core per virtual lender, lenders side by side: torch's two threads in one lender were
+    # 10-25x slower than one on a busy 2-core machine (OpenMP threads waiting on each other;
+    # docs/federated.md), and Ray sets each actor's thread count from its CPUs.
+    per_lender = cpus_per_lender or 1
     sink: list[ConsortiumOutcome] = []
     plan = ServerPlan(config=config, spec=spec, state_dir=workdir / "server", expected_lenders=len(sites),
                       on_round=on_round, outcome_file=workdir / "outcome.json")  # fmt: skip
