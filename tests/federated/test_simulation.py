@@ -71,7 +71,10 @@ def test_faults_skip_refuse_and_resume(tiny_qwen2, make_sites, tmp_path) -> None
         run_sites(sites, spec, config, workdir, on_round=die_after_round_1, extra_mods=[faulty_lenders])
     after_one = load_file(str(workdir / "server" / "checkpoint" / "global.safetensors"))
 
-    outcome = run_sites(sites, spec, config, workdir, extra_mods=[faulty_lenders])  # resumes at round 2
+    ran: list[int] = []
+    outcome = run_sites(sites, spec, config, workdir, extra_mods=[faulty_lenders],
+                        on_round=lambda report: ran.append(report.server_round))  # fmt: skip
+    assert ran == [2]  # the restarted server resumed after round 1, it did not train round 1 again
     r1, r2 = outcome.rounds
     assert list(outcome.refused.values()) == [
         "lender-5: the lender's data set spec differs from the consortium's: "
