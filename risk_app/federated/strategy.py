@@ -194,7 +194,8 @@ class ConsortiumGuard(Strategy):
                 f"round {server_round} skipped: {len(usable)} lender(s) returned a usable update, "
                 f"the consortium needs at least {self.min_lenders}"
                 + (
-                    f" ({len(self.log.failed)} dropped out, {len(self.log.rejected)} refused)"
+                    f" ({len(failures) - len(self.log.rejected)} dropped out, "
+                    f"{len(self.log.rejected)} refused)"
                     if failures
                     else ""
                 )
