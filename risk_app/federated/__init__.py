@@ -12,7 +12,10 @@ Layers, lowest first (each imports only those above it in this list):
 * `privacy`    — ε spent (opacus' RDP accountant) and the lender-side Flower mods;
 * `strategy`   — Flower's FedAvg / FedProx (+ DP wrapper) inside the consortium's guard;
 * `server`     — the ServerApp body: join, rounds, checkpoint/resume, reports;
-* `simulation` — N virtual lenders in Flower's Simulation Engine.
+* `simulation` — N virtual lenders in Flower's Simulation Engine;
+* `product`    — the consortium's model packaged, evaluated and registered like any other;
+* `apps`       — the ServerApp / ClientApp for Flower's Deployment Engine;
+* `deployment` — SuperLink / SuperNode commands, and all of it on loopback (`LocalConsortium`).
 
 See docs/federated.md.
 """
