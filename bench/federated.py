@@ -228,9 +228,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads here (pooled, local-only).")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-doc", action="store_true", help="Do not write docs/federated.md.")
+    parser.add_argument(
+        "--render-from", type=Path, default=None, help="Write the docs section from runs saved by --json."
+    )
     args = parser.parse_args()
-    os.environ.setdefault("RISK_APP_HOME", tempfile.mkdtemp(prefix="fedbench-"))
     torch.set_num_threads(args.threads)
+    if args.render_from is not None:
+        write_doc(args, json.loads(args.render_from.read_text()))
+        return
+    os.environ.setdefault("RISK_APP_HOME", tempfile.mkdtemp(prefix="fedbench-"))
     spec = load_spec(args.dataset)
     valid = ingest_and_validate(spec.data_path, spec=spec).valid
     train = TrainConfig(method="lora", base_model=args.base_model, max_length=args.max_length, device="cpu",
@@ -272,6 +278,10 @@ def main() -> None:
                           "eps": run["federated_dp"]["epsilon"]}), flush=True)  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(runs, indent=1, default=float))
+    write_doc(args, runs)
+
+
+def write_doc(args: argparse.Namespace, runs: list[dict]) -> None:
     bytes_05b = lora_round_bytes_05b()
     label = f"{machine_label('cpu')} / {args.base_model} / {args.lenders} lenders by {args.partition_by}"
     body = render(args, runs, label, bytes_05b)
