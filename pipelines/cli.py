@@ -121,9 +121,11 @@ def scoring_model(record: Any) -> str:
 
 def print_training_summary(record: Any) -> None:
     """The record's test metrics beside the baselines, the policy and the verdict."""
-    from risk_app.run.render import policy_sentence, summary_rows
+    from risk_app.run.render import policy_sentence, summary_rows, training_notes
 
     print_table("Test metrics, same split", summary_rows(record))
+    for note in training_notes(record):
+        console.print(note)
     console.print(policy_sentence(record))
     registration = record.need("registration")
     verdict = "champion" if registration.decision.promote else "challenger (not promoted)"

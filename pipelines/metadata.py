@@ -106,6 +106,7 @@ def _training_metadata(record: Any) -> dict[str, Any]:
             {column: stats.model_dump() for column, stats in record.dataset.text_columns.items()}
         ),
         "run_dir": dg.MetadataValue.path(record.run_dir),
+        **({"ppo_guard": dg.MetadataValue.text(training.ppo_guard.sentence())} if training.ppo_guard else {}),
     }
 
 

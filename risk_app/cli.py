@@ -200,7 +200,7 @@ def _train_from_file(
     from risk_app.finetune.registry import get_method
     from risk_app.hybrid.stage import check_hybrid
     from risk_app.run.launch import check_nproc
-    from risk_app.run.render import policy_sentence, summary_rows
+    from risk_app.run.render import policy_sentence, summary_rows, training_notes
 
     get_method(config.method).parse_config(config.method_params)  # fail fast, before loading data
     check_hybrid(hybrid, spec)
@@ -229,6 +229,8 @@ def _train_from_file(
             f"{config.max_length} tokens; the model read only their beginning (see the model card). "
             "Raise it with --set max_length=N."
         )
+    for note in training_notes(record):
+        console.print(note)
     console.print(policy_sentence(record))
     console.print(f"artifact: {record.need('artifact').path}")
     return record
@@ -237,7 +239,7 @@ def _train_from_file(
 def _resume(run_id: str, policy_config: Any, register: bool, nproc: int) -> None:
     from risk_app import workflow
     from risk_app.run.record import RunRecord
-    from risk_app.run.render import policy_sentence, summary_rows
+    from risk_app.run.render import policy_sentence, summary_rows, training_notes
 
     left = RunRecord.load(paths.runs_dir() / run_id)
     if left.training is None:
@@ -247,6 +249,8 @@ def _resume(run_id: str, policy_config: Any, register: bool, nproc: int) -> None
     console.print(f"resuming run {run_id} from {stage}")
     record = workflow.resume_run(run_id, policy_config, nproc=nproc)
     print_table("Test metrics (same split)", summary_rows(record))  # names the hybrid, if it stacks one
+    for note in training_notes(record):
+        console.print(note)
     console.print(policy_sentence(record))
     if register:
         _register_and_report(record)

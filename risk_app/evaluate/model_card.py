@@ -144,6 +144,8 @@ def _details_section(record: RunRecord) -> list[str]:
         f"batch_size={config.batch_size}, max_length={config.max_length}, seed={config.seed}; "
         f"best epoch {training.best_epoch} of {training.epochs_run}",
     ]
+    if training.ppo_guard is not None:
+        lines.append(f"- **RLHF guard:** {training.ppo_guard.sentence()}")
     if record.artifact:
         lines += [
             f"- **Code version:** {record.artifact.code_version}",

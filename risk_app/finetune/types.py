@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
 
 from risk_app.errors import RiskAppError
 
@@ -94,6 +95,46 @@ class RunPlan:
         return self.steps_per_epoch * self.epochs
 
 
+class PpoGuardVerdict(BaseModel):
+    """Which policy an `rlhf` run kept and why (`objectives.rlhf_guard`): PPO's; or the supervised
+    one PPO started from, because the reward showed no evidence of ranking the training outcomes
+    (PPO did not run) or because PPO lowered validation AUC by more than `max_drop`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kept: Literal["ppo", "supervised"]
+    reason: Literal["ppo_within_tolerance", "ppo_lowered_validation", "reward_without_evidence"]
+    supervised_val_auc: float
+    supervised_epoch: int
+    ppo_val_auc: float | None = None  # None: PPO did not run
+    max_drop: float
+    reward_rank_auc: float
+    reward_rank_p_value: float
+    max_reward_p_value: float
+
+    def sentence(self) -> str:
+        """One plain sentence for the card, the CLI summary and the run's metadata."""
+        evidence = f"AUC {self.reward_rank_auc:.3f}, one-sided p {self.reward_rank_p_value:.2g}"
+        if self.reason == "reward_without_evidence":
+            return (
+                f"PPO not run: the reward model's preferences rank the training applications' "
+                f"outcomes no better than chance ({evidence}, more than {self.max_reward_p_value:g}); "
+                f"the supervised policy (validation AUC {self.supervised_val_auc:.4f}, epoch "
+                f"{self.supervised_epoch}) is kept."
+            )
+        if self.reason == "ppo_lowered_validation":
+            return (
+                f"PPO discarded: it lowered validation AUC from {self.supervised_val_auc:.4f} (supervised, "
+                f"epoch {self.supervised_epoch}) to {self.ppo_val_auc:.4f}, more than the allowed "
+                f"{self.max_drop:g}; the supervised policy's weights are the ones saved and evaluated."
+            )
+        return (
+            f"PPO kept: validation AUC {self.ppo_val_auc:.4f} after PPO against "
+            f"{self.supervised_val_auc:.4f} for the supervised policy it started from; its reward ranks "
+            f"the training outcomes ({evidence})."
+        )
+
+
 @dataclass
 class TrainResult:
     """The trained model plus what happened while training it."""
@@ -119,6 +160,8 @@ class TrainResult:
     # Names of the parameters the optimizer updated, so the artifact records exactly what
     # trained (freeze picks them by layer and sub-module).
     trainable_parameter_names: list[str] = field(default_factory=list)
+    # `rlhf` only: whether the PPO policy or the supervised one it started from was kept.
+    ppo_guard: PpoGuardVerdict | None = None
 
     def summary(self) -> dict[str, Any]:
         """The scalar facts, ready for MLflow params/metrics or Dagster metadata."""

@@ -27,6 +27,7 @@ from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.evaluate.policy import PolicyConfig, policy_id
 from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.types import PpoGuardVerdict
 from risk_app.hybrid.config import TABULAR_LABEL, HybridConfig, HybridFacts
 from risk_app.registry.promotion import PromotionDecision
 
@@ -110,6 +111,11 @@ class TrainingFacts(_Section):
     )
     longest_text_tokens: int = Field(default=0, description="Tokens of the longest original text.")
     history: list[EpochRecord] = Field(default_factory=list)
+    ppo_guard: PpoGuardVerdict | None = Field(
+        default=None,
+        description="rlhf only: whether the PPO policy or the supervised one it started from was kept "
+        "(PPO is discarded when it lowers validation AUC by more than the method's max_val_auc_drop).",
+    )
     trained_dir: str = Field(description="Folder with the trained weights and tokenizer.")
     mlflow_run_id: str = Field(default="", description="The MLflow run that logged training as it happened.")
     predictions_path: str = Field(description="Parquet of raw validation/test scores per application.")

@@ -83,6 +83,8 @@ def mlflow_payload(record: RunRecord) -> MlflowPayload:
         # MLflow's UI shows the entry point as the run's source; a registration is risk-app's.
         "mlflow.source.name": "risk-app",
     }
+    if training.ppo_guard is not None:
+        tags["ppo_guard_kept"] = training.ppo_guard.kept
     if record.artifact:
         tags.update(code_version=record.artifact.code_version, artifact_version=record.artifact.version)
     if record.federation is not None:
@@ -129,3 +131,10 @@ def champion_sentence(registration: RegistrationFacts, champion: int | None) -> 
         advice = no_champion_advice(registration.model_name, version)
         return f"no champion yet: version {version} was not promoted ({reason}); {advice}"
     return f"version {champion} stays champion; version {version} was not promoted: {reason}"
+
+
+def training_notes(record: RunRecord) -> list[str]:
+    """Sentences about how training ended that a reader must not miss (today: the rlhf guard
+    saying whether PPO's policy or the supervised one it started from was kept)."""
+    guard = record.need("training").ppo_guard
+    return [guard.sentence()] if guard is not None else []

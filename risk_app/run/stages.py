@@ -219,6 +219,7 @@ def record_training(
         texts_over_max_length=int((lengths > config.max_length).sum()),
         longest_text_tokens=int(lengths.max(initial=0)),
         history=[EpochRecord(**epoch) for epoch in result.history],
+        ppo_guard=result.ppo_guard,
         trained_dir=str(trained_dir),
         mlflow_run_id=mlflow_run_id,
         predictions_path=str(run_dir / PREDICTIONS_FILE),

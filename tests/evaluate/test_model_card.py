@@ -9,6 +9,7 @@ from risk_app.evaluate.metrics import score_predictions
 from risk_app.evaluate.model_card import QUANTUM_LIMITATION, render_model_card
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.types import PpoGuardVerdict
 from risk_app.run.record import (
     ArtifactFacts,
     DatasetFacts,
@@ -112,3 +113,30 @@ def test_a_record_without_evaluation_cannot_make_a_card() -> None:
     record = make_record().model_copy(update={"evaluation": None})
     with pytest.raises(RiskAppError, match="evaluation stage has not run"):
         render_model_card(record)
+
+
+@pytest.mark.parametrize(
+    ("reason", "kept", "ppo_auc", "says"),
+    [
+        ("ppo_within_tolerance", "ppo", 0.7412, "PPO kept: validation AUC 0.7412 after PPO against 0.7378"),
+        (
+            "ppo_lowered_validation",
+            "supervised",
+            0.2315,
+            "PPO discarded: it lowered validation AUC from 0.7378",
+        ),
+        ("reward_without_evidence", "supervised", None, "PPO not run: the reward model's preferences rank"),
+    ],
+)
+def test_the_rlhf_guard_verdict_is_on_the_card(
+    reason: str, kept: str, ppo_auc: float | None, says: str
+) -> None:
+    verdict = PpoGuardVerdict(
+        kept=kept, reason=reason, supervised_val_auc=0.7378, supervised_epoch=3, ppo_val_auc=ppo_auc,
+        max_drop=0.005, reward_rank_auc=0.519, reward_rank_p_value=0.21, max_reward_p_value=0.05,
+    )  # type: ignore[arg-type]  # fmt: skip
+    record = make_record("rlhf")
+    record.training.ppo_guard = verdict  # type: ignore[union-attr]
+    card = render_model_card(record)
+    assert f"- **RLHF guard:** {verdict.sentence()}" in card and says in verdict.sentence()
+    assert "**RLHF guard:**" not in render_model_card(make_record("lora"))

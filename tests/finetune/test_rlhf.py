@@ -78,7 +78,7 @@ def test_advantages_have_zero_expectation_under_the_old_policy() -> None:
     probs = torch.softmax(old_logits, dim=-1)
     expected = torch.zeros(2)
     for action in (0, 1):
-        adv = advantages_for(old_logits, rewards, torch.full((2,), action), normalize=False)
+        adv = advantages_for(old_logits, rewards, torch.full((2,), action))
         expected += probs[:, action] * adv
     torch.testing.assert_close(expected, torch.zeros(2))
 
@@ -232,6 +232,10 @@ def _rlhf_config(policy_method: str, policy_params: dict) -> TrainConfig:
             "max_feedback_rows": 24,
             "reward": {"max_length": 96},
             "ppo": {"epochs": 2, "updates_per_batch": 2, "kl_coef": 0.2, "learning_rate": 1e-3},
+            # These check the stages' mechanics: PPO runs and is kept (test_rlhf_no_harm checks
+            # the evidence gate and the validation guard).
+            "max_reward_p_value": 1.0,
+            "max_val_auc_drop": 1.0,
         },
         batch_size=16,
         max_length=48,
@@ -256,7 +260,7 @@ def test_rlhf_over_lora_records_every_stage_stays_near_the_reference_and_round_t
     assert ppo[0]["reward_pairs"] == 24 and "reward_loss_after" in ppo[0]
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_auc"]) for r in history)
     assert all(0 <= r["mean_kl"] < 1.0 for r in ppo), [r["mean_kl"] for r in ppo]
-    assert result.method_name == "rlhf" and result.best_val_auc == ppo[-1]["val_auc"]
+    assert result.method_name == "rlhf" and result.best_val_auc == max(r["val_auc"] for r in ppo)
     assert (tmp_path / "run" / "sft" / "epoch-1").is_dir() and (tmp_path / "run" / "ppo").is_dir()
     assert result.trainable_parameter_names and all(
         "lora_" in n or "modules_to_save" in n for n in result.trainable_parameter_names

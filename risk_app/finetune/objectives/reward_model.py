@@ -15,6 +15,7 @@ to leave room for the decision suffix, and the PPO stage scores texts with the s
     pairs = load_preference_pairs("risk_app/datasets/analyst_feedback_sample.csv")
     rm = train_reward_model(pairs, "tiny-qwen2", RewardParams(epochs=1), seed=42)
     rewards = score_decisions(rm.model, rm.tokenizer, texts, max_length=256)  # (n, 2)
+    table = centered_reward_table(rewards)  # what PPO optimises: the prior taken out
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from transformers import PrinterCallback, set_seed
 
 from data_contracts.analyst_feedback import DECISIONS, load_feedback
+from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.data.load import load_applications
 from risk_app.data.serialize import serialize_frame
 from risk_app.data.validate import validate_applications
@@ -99,7 +101,10 @@ def other_decision(decision: str) -> str:
 
 
 def build_preference_pairs(
-    feedback: pd.DataFrame, applications: pd.DataFrame, source: str | Path = "<feedback>"
+    feedback: pd.DataFrame,
+    applications: pd.DataFrame,
+    source: str | Path = "<feedback>",
+    spec: DatasetSpec | str | None = None,
 ) -> pd.DataFrame:
     """Join validated feedback with validated applications into chosen/rejected texts.
 
@@ -115,7 +120,7 @@ def build_preference_pairs(
             f"row {first + 1}, column 'application_id': {feedback['application_id'].iloc[first]!r} "
             f"matches no application ({int((~known).sum())} unmatched id(s) in all)",
         )
-    texts = serialize_frame(apps.loc[feedback["application_id"]].reset_index(drop=True))
+    texts = serialize_frame(apps.loc[feedback["application_id"]].reset_index(drop=True), spec=spec)
     chosen_decision = feedback["analyst_decision"].astype(str).reset_index(drop=True)
     rejected_decision = chosen_decision.map(other_decision)
     return pd.DataFrame(
@@ -135,15 +140,23 @@ def load_preference_pairs(
     applications_path: str | Path | None = None,
     max_rows: int | None = None,
     seed: int = 42,
+    spec: DatasetSpec | str | None = None,
 ) -> pd.DataFrame:
-    """Feedback file (default: the bundled synthetic sample) joined with its applications."""
+    """Feedback file (default: the bundled synthetic sample) joined with its applications.
+
+    `spec` is the applications' data set (default german_credit): it validates the file and
+    serializes the texts the way the policy's own texts were. Without `applications_path`
+    the data set's own bundled file is read."""
     feedback_path = Path(feedback_path) if feedback_path is not None else DEFAULT_FEEDBACK_PATH
     feedback = load_feedback(feedback_path)
     if max_rows is not None and max_rows < len(feedback):
         feedback = feedback.sample(n=max_rows, random_state=seed).sort_index()
-    apps_path = Path(applications_path) if applications_path is not None else DEFAULT_DATASET
-    valid = validate_applications(load_applications(apps_path), str(apps_path), require_target=False).valid
-    return build_preference_pairs(feedback, valid, feedback_path)
+    spec = load_spec(spec)
+    default_path = spec.data_path or DEFAULT_DATASET
+    apps_path = Path(applications_path) if applications_path is not None else default_path
+    frame = load_applications(apps_path, spec=spec)
+    valid = validate_applications(frame, str(apps_path), require_target=False, spec=spec).valid
+    return build_preference_pairs(feedback, valid, feedback_path, spec)
 
 
 # ---- encoding and scoring ----------------------------------------------------------------
@@ -188,6 +201,29 @@ def score_decisions(
     sequences = [encode_with_decision(tokenizer, t, d, max_length) for d in DECISIONS for t in texts]
     scores = score_sequences(model, tokenizer, sequences, batch_size)
     return scores.reshape(len(DECISIONS), len(texts)).T.copy()
+
+
+def centered_reward_table(scores: np.ndarray) -> np.ndarray:
+    """The (n, 2) reward table PPO optimises, from `score_decisions` scores: each application's
+    margin m(x) = r(x, decline) - r(x, approve), less its mean over all the applications, split
+    as (-m/2, +m/2) between approve and decline.
+
+    Only the difference between one application's two actions moves the policy (the exact
+    baseline removes the rest). The margin's mean over applications is the reward model's
+    prior for one decision over the other, i.e. the analysts' approval rate: a fact about the
+    book, not about any applicant, and one the credit policy sets on validation with its
+    cut-off. Left in, it is a bonus for one action everywhere, which a classifier can only
+    express through the applicants' features; the German credit run showed where that leads
+    (docs/methods.md, "rlhf"). Centered, the KL-regularised optimum moves each application's
+    log-odds of declining by (m(x) - mean m) / beta, so PPO re-ranks applicants only as far as
+    the reward ranks them.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] != len(DECISIONS):
+        raise ValueError(f"reward scores must be (n, {len(DECISIONS)}), got {scores.shape}")
+    margin = scores[:, 1] - scores[:, 0]
+    centered = margin - margin.mean()
+    return np.stack([-centered / 2, centered / 2], axis=1).astype(np.float32)
 
 
 def pair_metrics(model: Any, tokenizer: Any, pairs: pd.DataFrame, max_length: int) -> tuple[float, float]:

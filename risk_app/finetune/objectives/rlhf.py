@@ -15,14 +15,21 @@ method prepared:
    decision" > "application + other decision", trained with trl's `RewardTrainer`
    (`objectives.reward_model`, settings in the nested `reward` config).
 3. **PPO** — the classifier's approve/decline softmax is the policy; `objectives.ppo` runs
-   clipped PPO with a KL penalty to the SFT model, rewarded by the reward model (nested `ppo`).
+   clipped PPO with a KL penalty to the SFT model, rewarded by the reward model (nested `ppo`)
+   with its prior for one decision over the other taken out (`centered_reward_table`).
+   PPO runs only if that reward ranks the training applications' outcomes better than chance
+   (`max_reward_p_value`), and if it leaves validation AUC more than `max_val_auc_drop` below
+   the SFT policy's, the SFT weights are restored (`objectives.rlhf_guard`);
+   `TrainResult.ppo_guard` says which policy was kept and why, and the run record, the model
+   card and the CLI repeat it.
 
 The saved model is whatever the policy method saves (LoRA: adapters + head), so reloading
 needs only the policy's `load_base` + `prepare` + `load_state`. `history` has one record per
-epoch, SFT then PPO, each with `epoch`, `train_loss` (the policy's class-weighted
-cross-entropy on the train set) and `val_auc`; PPO records add `ppo_epoch`, `ppo_loss`,
-`mean_kl` (KL to the SFT policy), `ppo_mean_reward`, `ppo_clip_fraction`, and the first one
-also the reward model's `reward_loss_before/after` and `reward_accuracy_before/after`.
+epoch that ran, SFT then PPO (none when the evidence gate stopped it), each with `epoch`,
+`train_loss` (the policy's class-weighted cross-entropy on the train set) and `val_auc`; PPO
+records add `ppo_epoch`, `ppo_loss`, `mean_kl` (KL to the SFT policy), `ppo_mean_reward`,
+`ppo_clip_fraction`, and the first one also the reward model's `reward_loss_before/after`,
+`reward_accuracy_before/after`, `reward_margin_mean/std` and `reward_rank_auc/p_value`.
 
     TrainConfig(method="rlhf", epochs=3, method_params={
         "policy_method": "freeze", "policy_params": {"n_trainable_layers": 1},
@@ -31,8 +38,9 @@ also the reward model's `reward_loss_before/after` and `reward_accuracy_before/a
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,21 +50,29 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.metrics import roc_auc_score
 
 from risk_app.errors import ConfigError
+from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.objectives.ppo import PPOParams, PPOSettings, run_ppo
 from risk_app.finetune.objectives.reward_model import (
     RewardParams,
+    centered_reward_table,
     load_preference_pairs,
     score_decisions,
     train_reward_model,
+)
+from risk_app.finetune.objectives.rlhf_guard import (
+    has_evidence,
+    reward_evidence,
+    verdict_after_ppo,
+    verdict_without_ppo,
 )
 from risk_app.finetune.objectives.supervised import supervised_fit
 from risk_app.finetune.predict import model_device, predict_proba
 from risk_app.finetune.registry import UnknownMethodError, get_method, list_methods
 from risk_app.finetune.run_setup import count_parameters, save_checkpoint
-from risk_app.finetune.types import RunPlan, TrainData, TrainResult
+from risk_app.finetune.types import PpoGuardVerdict, RunPlan, TrainData, TrainResult
 
 # Keys of the flat config that artifacts saved before the reward / PPO settings were nested
 # carry, and where each lives now (section, key). `lora` was the only policy method then.
@@ -116,8 +132,26 @@ class RlhfParams(BaseModel):
         default=None,
         description="Applications the feedback ids refer to; None = the bundled German credit file.",
     )
+    applications_dataset: str | None = Field(
+        default=None,
+        description="Data set (built-in name or spec file) of applications_path; None = german_credit.",
+    )
     max_feedback_rows: int | None = Field(
         default=None, ge=2, description="Use a seeded subset of this many feedback rows (quick runs)."
+    )
+    max_reward_p_value: float = Field(
+        default=0.05,
+        gt=0.0,
+        le=1.0,
+        description="Run PPO only if the reward's decline-minus-approve margin ranks the training "
+        "outcomes better than chance at this one-sided p-value (1.0 = always run PPO).",
+    )
+    max_val_auc_drop: float = Field(
+        default=0.005,
+        ge=0.0,
+        le=1.0,
+        description="Keep the PPO policy only if its validation AUC is at most this far below the "
+        "supervised policy's; otherwise the supervised weights are restored and the run says so.",
     )
     reward: RewardParams = Field(
         default_factory=RewardParams, description="How the reward model is built and trained."
@@ -166,16 +200,54 @@ def sft_plan(plan: RunPlan | None, cfg: RlhfParams) -> RunPlan | None:
 def reward_stage(
     cfg: RlhfParams, train_cfg: TrainConfig, data: TrainData, device: torch.device
 ) -> tuple[np.ndarray, dict[str, float]]:
-    """Train the reward model on feedback pairs; (rewards (n, 2) of the train texts, its stats)."""
+    """Train the reward model on feedback pairs and score both decisions on every train text;
+    `policy_reward` of those scores (PPO's reward table and the stats)."""
     pairs = load_preference_pairs(
-        cfg.feedback_path, cfg.applications_path, cfg.max_feedback_rows, seed=train_cfg.seed
-    )
+        cfg.feedback_path, cfg.applications_path, cfg.max_feedback_rows, seed=train_cfg.seed,
+        spec=cfg.applications_dataset,
+    )  # fmt: skip
     reward = train_reward_model(
         pairs, cfg.reward.base_model or train_cfg.base_model, cfg.reward, seed=train_cfg.seed, device=device
     )
-    stats = {"reward_pairs": float(len(pairs)), **reward.summary()}
-    rewards = score_decisions(reward.model, reward.tokenizer, data.train_texts, cfg.reward.max_length)
-    return rewards, stats  # the reward model itself is dropped: only the policy is kept
+    scores = score_decisions(reward.model, reward.tokenizer, data.train_texts, cfg.reward.max_length)
+    # The reward model itself is dropped: only the policy is kept.
+    return policy_reward(scores, data.train_labels, {"reward_pairs": float(len(pairs)), **reward.summary()})
+
+
+def policy_reward(
+    scores: np.ndarray, labels: np.ndarray, stats: dict[str, float]
+) -> tuple[np.ndarray, dict[str, float]]:
+    """(PPO's reward table (n, 2), `stats` + what the scores say) from reward scores (n, 2:
+    approve, decline) of the train texts and their 0/1 outcomes.
+
+    The table is `centered_reward_table(scores)`: the reward's prior for one decision over the
+    other is taken out. The stats say how much that was (`reward_margin_mean`, decline minus
+    approve), how much application-specific preference is left (`reward_margin_std`) and
+    whether it ranks like the outcomes (`reward_rank_auc`, 0.5 = no signal, and
+    `reward_rank_p_value`, the evidence gate's one-sided test: `objectives.rlhf_guard`).
+    """
+    margin = scores[:, 1] - scores[:, 0]
+    auc, p_value = reward_evidence(margin, labels)
+    stats = {
+        **stats,
+        "reward_margin_mean": float(margin.mean()),
+        "reward_margin_std": float(margin.std()),
+        "reward_rank_auc": auc,
+        "reward_rank_p_value": p_value,
+    }
+    return centered_reward_table(scores), stats
+
+
+@dataclass
+class PpoOutcome:
+    """What the PPO stage hands on: every epoch's record, and the epoch it kept (the best on
+    validation, as the supervised loop keeps its best) with that epoch's validation P(default)."""
+
+    history: list[dict[str, float]]
+    best_epoch: int = 0  # counted within PPO, 1-based
+    best_val_auc: float = -math.inf
+    best_val_proba: np.ndarray | None = None
+    best_state: dict[str, torch.Tensor] | None = None
 
 
 def ppo_stage(
@@ -188,8 +260,9 @@ def ppo_stage(
     cfg: RlhfParams,
     rewards: np.ndarray,
     n_sft: int,
-) -> tuple[list[dict[str, float]], np.ndarray]:
-    """PPO against the rewards, KL-anchored to the SFT policy; (history, last validation P(default))."""
+) -> PpoOutcome:
+    """PPO against the rewards, KL-anchored to the SFT policy; the model is left at the PPO
+    epoch with the best validation AUC."""
     ppo_cfg = train_cfg.model_copy(update={"learning_rate": cfg.ppo.learning_rate})
 
     def make_optimizer(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -197,23 +270,28 @@ def ppo_stage(
         groups = [{"params": params, "weight_decay": train_cfg.weight_decay}]
         return policy.make_optimizer(groups, ppo_cfg, policy_cfg)
 
-    last_proba: list[np.ndarray] = []
+    outcome = PpoOutcome(history=[])
 
     def validate(ppo_epoch: int) -> dict[str, float]:
         proba = predict_proba(
             model, tokenizer, data.val_texts, train_cfg.eval_batch_size, train_cfg.max_length
         )
-        last_proba[:] = [proba]
-        return {"epoch": float(n_sft + ppo_epoch), "val_auc": float(roc_auc_score(data.val_labels, proba))}
+        auc = float(roc_auc_score(data.val_labels, proba))
+        if auc > outcome.best_val_auc:
+            outcome.best_epoch, outcome.best_val_auc, outcome.best_val_proba = ppo_epoch, auc, proba
+            outcome.best_state = cpu_copy(policy.state_to_save(model, policy_cfg))
+        return {"epoch": float(n_sft + ppo_epoch), "val_auc": auc}
 
-    history = run_ppo(
+    outcome.history = run_ppo(
         model, tokenizer, data.train_texts, rewards, PPOSettings.resolve(cfg.ppo, train_cfg),
         # No on_step: AdaLoRA's rank schedule belongs to the SFT run and has ended.
         make_optimizer=make_optimizer, labels=data.train_labels, on_epoch_end=validate,
     )  # fmt: skip
-    for record in history:
+    for record in outcome.history:
         epoch_ended(record)
-    return history, last_proba[0]
+    if outcome.best_state is not None and outcome.best_epoch != len(outcome.history):
+        distributed.load_state(policy, model, outcome.best_state, policy_cfg)
+    return outcome
 
 
 # ---- the objective -------------------------------------------------------------------------
@@ -228,7 +306,8 @@ def rlhf_fit(
     *,
     progress: bool = True,
 ) -> TrainResult:
-    """SFT -> reward model -> PPO on a model the policy method prepared; the final state is kept."""
+    """SFT -> reward model -> (evidence gate) PPO -> (guard) on a model the policy method prepared;
+    the kept state is PPO's, or the supervised one when the gate or the guard says so."""
     assert isinstance(cfg, RlhfParams)
     started = time.perf_counter()
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -238,15 +317,34 @@ def rlhf_fit(
         policy, model, tokenizer, data, sft_cfg, policy_cfg, run_dir / "sft" if run_dir else None,
         progress=progress,
     )  # fmt: skip
+    sft_state = cpu_copy(policy.state_to_save(sft.model, policy_cfg))
     rewards, reward_stats = reward_stage(cfg, train_cfg, data, model_device(sft.model))
-    ppo_history, val_proba = ppo_stage(
-        policy, policy_cfg, sft.model, tokenizer, data, train_cfg, cfg, rewards, len(sft.history)
-    )
+    evidence = reward_stats["reward_rank_auc"], reward_stats["reward_rank_p_value"]
+    if not has_evidence(evidence[1], cfg):
+        verdict = verdict_without_ppo(sft, *evidence, cfg)
+        return rlhf_result(method, cfg, sft, [], sft.best_val_proba, verdict, time.perf_counter() - started)
+    ppo = ppo_stage(policy, policy_cfg, sft.model, tokenizer, data, train_cfg, cfg, rewards, len(sft.history))
     # The reward model's numbers go with the first PPO epoch, the stage that uses them.
-    ppo_history[0].update(reward_stats)
+    ppo.history[0].update(reward_stats)
     if run_dir is not None:
-        save_checkpoint(policy.state_to_save(sft.model, policy_cfg), run_dir / "ppo", ppo_history[-1])
-    return rlhf_result(method, cfg, sft, ppo_history, val_proba, time.perf_counter() - started)
+        save_checkpoint(
+            policy.state_to_save(sft.model, policy_cfg), run_dir / "ppo", ppo.history[ppo.best_epoch - 1]
+        )
+    verdict = verdict_after_ppo(sft, ppo.best_val_auc, *evidence, cfg)
+    if verdict.kept == "supervised":
+        distributed.load_state(policy, sft.model, sft_state, policy_cfg)
+        return rlhf_result(
+            method, cfg, sft, ppo.history, sft.best_val_proba, verdict, time.perf_counter() - started
+        )
+    return rlhf_result(
+        method, cfg, sft, ppo.history, ppo.best_val_proba, verdict, time.perf_counter() - started,
+        ppo_best_epoch=ppo.best_epoch,
+    )  # fmt: skip
+
+
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a saved state (whole tensors gathered first under FSDP)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in distributed.full_state(state).items()}
 
 
 def rlhf_result(
@@ -254,19 +352,24 @@ def rlhf_result(
     cfg: RlhfParams,
     sft: TrainResult,
     ppo_history: list[dict[str, float]],
-    val_proba: np.ndarray,
+    val_proba: np.ndarray | None,
+    verdict: PpoGuardVerdict,
     wall_seconds: float,
+    ppo_best_epoch: int = 0,
 ) -> TrainResult:
-    """The run's result: SFT's run facts, the post-PPO model and its validation numbers."""
+    """The run's result: SFT's run facts, the kept model (PPO's best epoch `ppo_best_epoch`, or
+    the supervised one) and its validation numbers; every epoch that ran stays in the history,
+    the verdict says which policy was kept."""
     model = sft.model
     model.eval()
     trainable, total = count_parameters(model)
+    ppo_kept = verdict.kept == "ppo"
     return TrainResult(
         model=model,
         tokenizer=sft.tokenizer,
         history=[*sft.history, *ppo_history],
-        best_epoch=len(sft.history) + cfg.ppo.epochs,  # the final (post-PPO) state is kept
-        best_val_auc=ppo_history[-1]["val_auc"],
+        best_epoch=len(sft.history) + ppo_best_epoch if ppo_kept else sft.best_epoch,
+        best_val_auc=ppo_history[ppo_best_epoch - 1]["val_auc"] if ppo_kept else sft.best_val_auc,
         trainable_params=trainable,
         total_params=total,
         trainable_percent=100.0 * trainable / max(total, 1),
@@ -276,7 +379,8 @@ def rlhf_result(
         device=sft.device,
         method_name=method.name,
         method_config=cfg.model_dump(mode="json"),
-        best_val_proba=np.asarray(val_proba),
+        best_val_proba=None if val_proba is None else np.asarray(val_proba),
         stopped_early=sft.stopped_early,
         trainable_parameter_names=list(sft.trainable_parameter_names),
+        ppo_guard=verdict,
     )
