@@ -10,6 +10,7 @@ from pipelines.jobs import (
     backtest_job,
     labeled_book_job,
     outcomes_job,
+    overrides_job,
     promote_version_job,
     rechoose_policy_job,
     release_scoring_batch_job,
@@ -20,7 +21,12 @@ from pipelines.jobs import (
 )
 from pipelines.resources import build_resources
 from pipelines.schedules import weekly_retraining
-from pipelines.sensors import champion_alias_watch, landing_folder_sensor, outcome_landing_sensor
+from pipelines.sensors import (
+    champion_alias_watch,
+    landing_folder_sensor,
+    outcome_landing_sensor,
+    override_landing_sensor,
+)
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
@@ -30,6 +36,7 @@ defs = dg.Definitions(
         rechoose_policy_job,
         scoring_job,
         outcomes_job,
+        overrides_job,
         labeled_book_job,
         backtest_job,
         promote_version_job,
@@ -39,6 +46,6 @@ defs = dg.Definitions(
         federated_training_job,
     ],
     schedules=[weekly_retraining],
-    sensors=[landing_folder_sensor, outcome_landing_sensor, champion_alias_watch],
+    sensors=[landing_folder_sensor, outcome_landing_sensor, override_landing_sensor, champion_alias_watch],
     resources=build_resources(),
 )

@@ -47,6 +47,14 @@ outcomes_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
+overrides_job = dg.define_asset_job(
+    name="overrides_job",
+    selection=dg.AssetSelection.assets("overrides"),
+    description="Take in one analyst override file (a partition per file): validate against the "
+    "scoring ledger, quarantine, record once.",
+    executor_def=dg.in_process_executor,
+)
+
 labeled_book_job = dg.define_asset_job(
     name="labeled_book_job",
     selection=dg.AssetSelection.assets("labeled_book"),

@@ -7,6 +7,7 @@ import pandas as pd
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
 
+from data_contracts.override import DEFAULT_REASON_CODES
 from risk_app import paths
 from risk_app.evaluate.batch_drift import BatchDriftThresholds
 from risk_app.registry.promotion import GuardRule, PromotionRule
@@ -70,6 +71,10 @@ class RiskAppSettings(dg.ConfigurableResource):
     drift_fail_psi: float = Field(default=0.25, description="PSI above this fails.")
     drift_min_rows: int = Field(
         default=200, description="A scoring batch with fewer rows is too small to judge drift (warns)."
+    )
+    override_reason_codes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REASON_CODES),
+        description="Reason codes an analyst override may give; an override with another is quarantined.",
     )
 
     def registered_name(self, dataset: str) -> str:

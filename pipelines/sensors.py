@@ -14,6 +14,9 @@ score different bytes.
 `outcomes` partition and run per file content) and, on the next tick, rebuilds the labeled
 book and backtests each vintage whose outcomes changed (see docs/monitoring.md).
 
+`override_landing_sensor` does the same for analyst override files in `landing_overrides/`
+(one `overrides` partition and run per file content; see docs/monitoring.md).
+
 `champion_alias_watch` compares each registered model's `champion` alias with the audit log
 and, for a move made outside risk-app (MLflow's "Promote model" or alias pencil), requests one
 run of `unaudited_alias_move_job`, which records the move and fails so the UI shows it red.
@@ -32,11 +35,14 @@ from typing import Any
 
 import dagster as dg
 
+from data_contracts.spec import DEFAULT_DATASET as DEFAULT_DATASET_NAME
+from pipelines.assets.overrides import override_files
 from pipelines.assets.scoring import landing_files
 from pipelines.jobs import (
     backtest_job,
     labeled_book_job,
     outcomes_job,
+    overrides_job,
     scoring_job,
     unaudited_alias_move_job,
 )
@@ -52,6 +58,7 @@ from risk_app.landing import (
     take,
     taken_names,
 )
+from risk_app.overrides.ingest import overrides_landing_dir
 
 DEFAULT_STABLE_SECONDS = 30.0
 
@@ -244,6 +251,36 @@ def outcome_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
         dynamic_partitions_requests=partitions,
         cursor=json.dumps(state, sort_keys=True),
         skip_reason=skip,
+    )
+
+
+@dg.sensor(job=overrides_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+def override_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Analyst override files in `landing_overrides/` are taken in once each, one `overrides`
+    partition and run per file content (data set: $RISK_APP_DATASET)."""
+    dataset = os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET_NAME
+    state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
+    requests, keys = [], []
+    for file in new_complete_files(overrides_landing_dir(), state, time.time(), stable_seconds()):
+        key = landing_key(file.path.name, file.sha256)
+        keys.append(key)
+        take(state, file)
+        config = {"dataset": dataset, "input_path": str(file.path), "expected_file_id": file.sha256}
+        requests.append(
+            dg.RunRequest(
+                run_key=key,
+                partition_key=key,
+                run_config={"ops": {"overrides": {"config": config}}},
+                tags={"override_file": file.path.name, "risk_app/file_id": file.sha256},
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[override_files.build_add_request(keys)] if keys else [],
+        cursor=json.dumps(state, sort_keys=True),
+        skip_reason=None
+        if requests
+        else landing_skip_reason(overrides_landing_dir(), state, what="override files"),
     )
 
 

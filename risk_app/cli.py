@@ -25,6 +25,7 @@ from risk_app.cli_datasets import datasets_app
 from risk_app.cli_federated import federated_app
 from risk_app.cli_models import models_app, reconcile_first
 from risk_app.cli_outcomes import outcomes_app
+from risk_app.cli_overrides import overrides_app
 from risk_app.cli_scoring import scoring_app
 from risk_app.quiet import quiet_libraries
 
@@ -35,6 +36,7 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(outcomes_app, name="outcomes")
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(federated_app, name="federated")
+app.add_typer(overrides_app, name="overrides")
 
 
 @app.callback()

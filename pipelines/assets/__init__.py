@@ -1,4 +1,5 @@
-"""All assets, by stage: data (ingest → prepare), model (train → register), scoring, outcomes."""
+"""All assets, by stage: data (ingest → prepare), model (train → register), scoring, outcomes,
+analyst overrides."""
 
 from pipelines.assets.data import (
     augmented_training_examples,
@@ -17,6 +18,7 @@ from pipelines.assets.model import (
     registered_model,
 )
 from pipelines.assets.outcomes import OUTCOME_ASSETS
+from pipelines.assets.overrides import OVERRIDE_ASSETS
 from pipelines.assets.scoring import scored_applications, scoring_batch
 
 ALL_ASSETS = [
@@ -35,4 +37,5 @@ ALL_ASSETS = [
     scoring_batch,
     scored_applications,
     *OUTCOME_ASSETS,
+    *OVERRIDE_ASSETS,
 ]

@@ -1,0 +1,81 @@
+"""Override assets: analyst override files in, one dynamic partition per file.
+
+`override_landing_sensor` (pipelines/sensors.py) adds an `override_files` partition per
+complete file in `<home>/landing_overrides/` and requests its run. The asset calls
+`risk_app.overrides.ingest` with the deployment's reason codes (`settings.override_reason_codes`)
+and shows the accounting: override rows in = accepted + quarantined.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
+from pipelines.metadata import table, user_errors
+from pipelines.resources import RiskAppSettings
+from risk_app.errors import ConfigError
+from risk_app.landing import find_landing_file, key_content
+from risk_app.overrides.ingest import add_override_file, overrides_landing_dir
+
+override_files = dg.DynamicPartitionsDefinition(name="override_files")
+OVERRIDE_GROUP = "overrides"
+
+
+class OverrideFileConfig(dg.Config):
+    dataset: str = Field(
+        default="",
+        description="The data set's spec: a built-in name or a spec file path; empty: "
+        f"$RISK_APP_DATASET, else {DEFAULT_DATASET}.",
+    )
+    input_path: str = Field(
+        default="", description="Override file; empty: the file in landing_overrides/ named by the partition."
+    )
+    expected_file_id: str = Field(
+        default="", description="sha256 the sensor saw; the run fails if the file no longer has it."
+    )
+
+    def spec(self) -> DatasetSpec:
+        return load_spec(self.dataset or os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET)
+
+
+@dg.asset(
+    group_name=OVERRIDE_GROUP,
+    kinds={"pandera", "duckdb"},
+    partitions_def=override_files,
+    deps=[dg.AssetDep("scored_applications", partition_mapping=dg.AllPartitionMapping())],
+)
+@user_errors
+def overrides(
+    context: dg.AssetExecutionContext, config: OverrideFileConfig, settings: RiskAppSettings
+) -> dg.MaterializeResult:
+    """One analyst override file, validated against the scoring ledger and taken in exactly once."""
+    expected = config.expected_file_id
+    if config.input_path:
+        path = Path(config.input_path)
+    elif key_content(context.partition_key) is not None:
+        path, found = find_landing_file(overrides_landing_dir(), context.partition_key)
+        expected = expected or found
+    else:
+        raise ConfigError(f"partition {context.partition_key!r}: set overrides.config.input_path")
+    report = add_override_file(
+        path, config.spec(), reason_codes=settings.override_reason_codes, origin="dagster",
+        partition_key=context.partition_key, expected_file_id=expected,
+    )  # fmt: skip
+    context.log.info(report.message)
+    return dg.MaterializeResult(
+        metadata={
+            "status": report.status,
+            "file_id": report.file_id,
+            "dataset": report.dataset,
+            "rows_in": report.n_in,
+            "rows_accepted": report.n_accepted,
+            "rows_quarantined": report.n_quarantined,
+            "message": dg.MetadataValue.text(report.message),
+            "quarantine": table(report.quarantine),
+        }
+    )
+
+
+OVERRIDE_ASSETS = [overrides]

@@ -1,0 +1,1 @@
+"""Analyst overrides: the override ledger (exactly once, quarantined with reasons) and its monitoring."""
