@@ -202,3 +202,22 @@ def backtest_within_intervals(context: dg.AssetCheckExecutionContext) -> dg.Asse
 
 
 ALL_CHECKS += [outcome_accounting, backtest_within_intervals]
+
+
+@dg.asset_check(
+    asset="override_monitoring",
+    description="Warns when a low- or high-side override rate (per grade, reason or analyst) is above "
+    "settings.max_override_rate.",
+)
+def override_rates_within_limit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    metadata = _latest_metadata(context, "override_monitoring")
+    over = int(metadata.get("over_limit", 0) or 0)
+    return dg.AssetCheckResult(
+        passed=over == 0,
+        severity=WARN,
+        description=str(metadata.get("limit") or "no override monitoring yet"),
+        metadata={"over_limit": over, "analysts_right": str(metadata.get("analysts_right") or "")},
+    )
+
+
+ALL_CHECKS += [override_rates_within_limit]

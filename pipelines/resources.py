@@ -72,6 +72,15 @@ class RiskAppSettings(dg.ConfigurableResource):
     drift_min_rows: int = Field(
         default=200, description="A scoring batch with fewer rows is too small to judge drift (warns)."
     )
+    max_override_rate: float = Field(
+        default=0.10,
+        description="Warning check: a low- or high-side override rate per grade, reason or analyst "
+        "above this.",
+    )
+    override_min_decisions: int = Field(
+        default=20,
+        description="An override rate resting on fewer model decisions is not judged against the limit.",
+    )
     override_reason_codes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_REASON_CODES),
         description="Reason codes an analyst override may give; an override with another is quarantined.",

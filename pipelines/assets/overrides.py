@@ -1,9 +1,12 @@
-"""Override assets: analyst override files in, one dynamic partition per file.
+"""Override assets: analyst override files in (one dynamic partition per file), and override monitoring.
 
 `override_landing_sensor` (pipelines/sensors.py) adds an `override_files` partition per
-complete file in `<home>/landing_overrides/` and requests its run. The asset calls
+complete file in `<home>/landing_overrides/` and requests its run. `overrides` calls
 `risk_app.overrides.ingest` with the deployment's reason codes (`settings.override_reason_codes`)
-and shows the accounting: override rows in = accepted + quarantined.
+and shows the accounting: override rows in = accepted + quarantined. `override_monitoring`
+calls `risk_app.overrides.monitor`: override rates per grade, reason and analyst against
+`settings.max_override_rate` (the check `override_rates_within_limit` warns above it) and the
+outcome of overridden approvals against the model's PD.
 """
 
 import os
@@ -18,6 +21,7 @@ from pipelines.resources import RiskAppSettings
 from risk_app.errors import ConfigError
 from risk_app.landing import find_landing_file, key_content
 from risk_app.overrides.ingest import add_override_file, overrides_landing_dir
+from risk_app.overrides.monitor import monitor_overrides
 
 override_files = dg.DynamicPartitionsDefinition(name="override_files")
 OVERRIDE_GROUP = "overrides"
@@ -78,4 +82,44 @@ def overrides(
     )
 
 
-OVERRIDE_ASSETS = [overrides]
+class OverrideMonitoringConfig(dg.Config):
+    dataset: str = Field(
+        default="",
+        description="The data set's spec: a built-in name or a spec file path; empty: "
+        f"$RISK_APP_DATASET, else {DEFAULT_DATASET}.",
+    )
+
+
+@dg.asset(
+    group_name=OVERRIDE_GROUP,
+    kinds={"duckdb"},
+    deps=[
+        dg.AssetDep("overrides", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("outcomes", partition_mapping=dg.AllPartitionMapping()),
+    ],
+)
+@user_errors
+def override_monitoring(config: OverrideMonitoringConfig, settings: RiskAppSettings) -> dg.MaterializeResult:
+    """Override rates (low and high side) per grade, reason and analyst against the limit, and
+    whether the analysts' overridden approvals defaulted less than the model predicted."""
+    spec = load_spec(config.dataset or os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET)
+    report = monitor_overrides(
+        spec, max_rate=settings.max_override_rate, min_decisions=settings.override_min_decisions
+    )
+    limit, verdict = report.sentences()
+    return dg.MaterializeResult(
+        metadata={
+            "dataset": spec.name,
+            "max_override_rate": settings.max_override_rate,
+            "over_limit": len(report.over_limit),
+            "limit": dg.MetadataValue.text(limit),
+            "analysts_right": dg.MetadataValue.text(verdict),
+            "rates": table(report.rates.round(4), max_rows=200),
+            "overridden_approvals": dg.MetadataValue.json(
+                {k: (None if v != v else v) for k, v in report.approvals.items()}  # NaN -> null
+            ),
+        }
+    )
+
+
+OVERRIDE_ASSETS = [overrides, override_monitoring]

@@ -3,9 +3,14 @@
 One row per application, as it was decided: the first time the scoring ledger
 (`risk_app.storage.scores`) scored it gives the score, grade, decision, model version and time,
 and `risk.scoring_applications` of that batch gives the features the model saw. The outcome
-comes from `risk.outcomes` (`risk_app.outcomes.ingest`). Each row has a status:
+comes from `risk.outcomes` (`risk_app.outcomes.ingest`). An analyst override accepted into
+`risk.overrides` (`risk_app.overrides`) replaces the model's decision for what was booked:
+`override_side` says low (the analyst approved a model decline: a loan was booked) or high
+(the analyst declined a model approval: none was), `booked_decision` is the decision that
+stood, and `decision` stays the model's. Each row has a status:
 
-    declined      the model declined it: no loan was booked, so no outcome will ever come
+    declined      declined (by the model, or by an analyst's override): no loan was booked, so
+                  no outcome will ever come
     pending       approved, outcome not known yet
     with_outcome  approved and its outcome is known
 
@@ -37,6 +42,7 @@ import pandas as pd
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.outcomes import store
+from risk_app.overrides import store as override_store
 from risk_app.storage.holds import held_batch_ids
 from risk_app.storage.scores import warehouse_connection
 from risk_app.storage.sql import qualified
@@ -140,12 +146,27 @@ def labeled_book(
     )
     book["application_date"] = _application_dates(book, spec)
     book["vintage"] = book["application_date"].dt.strftime("%Y-%m")
-    declined = book["decision"].astype(str).eq("decline")
+    book = _with_overrides(book, spec, con)
+    declined = book["booked_decision"].astype(str).eq("decline")
     known = book["outcome_default"].notna()
     book["status"] = np.where(declined, "declined", np.where(known, "with_outcome", "pending"))
     book["outcome_default"] = book["outcome_default"].astype("Int64")
     check_book_accounting(book, len(decided))
     return book.sort_values(["application_date", "application_id"], kind="stable").reset_index(drop=True)
+
+
+def _with_overrides(book: pd.DataFrame, spec: DatasetSpec, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """`override_side` (low / high / missing) and `booked_decision`: the analyst's decision where
+    an override was accepted (`risk_app.overrides`), else the model's."""
+    overrides = override_store.read_rows(override_store.OVERRIDES, {"dataset": spec.name}, con=con)
+    first = overrides.sort_values("recorded_at").drop_duplicates("application_id", keep="first")
+    taken = first[["application_id", "side", "analyst_decision"]].rename(
+        columns={"side": "override_side", "analyst_decision": "_analyst_decision"}
+    )
+    book = book.merge(taken.astype({"application_id": str}), on="application_id", how="left")
+    analyst = book["_analyst_decision"]
+    book["booked_decision"] = analyst.where(analyst.notna(), book["decision"])
+    return book.drop(columns="_analyst_decision")
 
 
 def book_counts(book: pd.DataFrame) -> dict[str, int]:

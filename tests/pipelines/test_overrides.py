@@ -1,5 +1,6 @@
-"""The override ledger in Dagster: the landing sensor takes each complete file once, and the
-`overrides` asset records it with the deployment's reason codes (re-running it adds nothing)."""
+"""The override ledger in Dagster: the landing sensor takes each complete file once, the
+`overrides` asset records it with the deployment's reason codes (re-running it adds nothing),
+and `override_monitoring` with its check warns when an override rate is above the limit."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import pandas as pd
 import pytest
 
 from pipelines.assets import ALL_ASSETS
+from pipelines.assets.overrides import override_monitoring
+from pipelines.checks import override_rates_within_limit
 from pipelines.jobs import overrides_job
-from pipelines.resources import build_resources
+from pipelines.resources import RiskAppSettings, build_resources
 from pipelines.sensors import override_landing_sensor
 from risk_app.overrides import store
-from risk_app.overrides.ingest import overrides_landing_dir
+from risk_app.overrides.ingest import add_override_file, overrides_landing_dir
 from tests.outcomes.conftest import german_rows, record_batch
 
 BATCH = "e" * 64
@@ -85,6 +88,32 @@ def test_a_landed_override_file_is_taken_once_through_the_sensor(
     assert len(store.read_rows(store.OVERRIDES)) == 2
     later = override_landing_sensor(dg.build_sensor_context(instance=instance, cursor=tick.cursor))
     assert later.run_requests == []  # taken once
+
+
+def test_override_monitoring_warns_above_the_limit(risk_app_home: Path, instance: dg.DagsterInstance) -> None:
+    valid = german_rows(6)
+    record_batch(valid, "2025-03-15", [0.3] * 6, [True, False] * 3, batch_id=BATCH)
+    path = risk_app_home / "o.csv"
+    pd.DataFrame(
+        {
+            "application_id": ["app-1"], "batch_id": BATCH, "model_decision": "approve",
+            "analyst_decision": "decline", "reason_code": "affordability", "analyst": "AN-3",
+            "decided_at": "2025-03-16",
+        }
+    ).to_csv(path, index=False)  # fmt: skip
+    add_override_file(path, "german_credit")
+    settings = RiskAppSettings(max_override_rate=0.2, override_min_decisions=3)
+    result = dg.materialize(
+        [override_monitoring, override_rates_within_limit],
+        resources={**build_resources(), "settings": settings},
+        instance=instance,
+    )
+    metadata = result.asset_materializations_for_node("override_monitoring")[0].metadata
+    assert metadata["over_limit"].value == 3  # 1 of 3 approvals (33%) per grade, reason and analyst
+    assert metadata["limit"].value.startswith("german_credit: override rates above 20%: high-side grade")
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.description == metadata["limit"].value
 
 
 def test_the_override_ledger_is_wired_into_the_definitions() -> None:
