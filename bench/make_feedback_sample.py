@@ -1,7 +1,8 @@
 """Make `risk_app/datasets/analyst_feedback_sample.csv`: SYNTHETIC analyst feedback.
 
 There is no real analyst feedback for German credit, so the `rlhf` method ships with a
-simulated sample, made reproducibly by this script:
+simulated sample as a labelled demo (`method_params feedback_source: synthetic_demo`; by
+default `rlhf` learns from the override ledger), made reproducibly by this script:
 
 1. Load and validate the bundled German credit file; draw 240 applications (seed 7) as the
    "reviewed" set; the other 760 are the model's training data.

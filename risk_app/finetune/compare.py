@@ -44,8 +44,15 @@ class Variant:
 
 def default_variants() -> list[Variant]:
     """Every registered method with its defaults, plus the quantum head's classical twin
-    (same trainable-parameter count), so the quantum row always has its comparison."""
-    variants = [Variant(name, name) for name, _ in list_methods()]
+    (same trainable-parameter count), so the quantum row always has its comparison. `rlhf`
+    learns from the override ledger, empty in a comparison: it runs on the SYNTHETIC demo
+    feedback instead, and its row says so."""
+    variants = [
+        Variant("rlhf (synthetic demo feedback)", name, {"feedback_source": "synthetic_demo"})
+        if name == "rlhf"
+        else Variant(name, name)
+        for name, _ in list_methods()
+    ]
     if any(v.method == "quantum" for v in variants):
         variants.append(Variant("quantum (classical head)", "quantum", {"head": "classical"}))
     return variants

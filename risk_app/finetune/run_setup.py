@@ -136,9 +136,8 @@ def subsample_train(data: TrainData, max_rows: int | None, seed: int) -> TrainDa
     except ValueError:  # a class too small to stratify: plain seeded sample
         keep = np.random.default_rng(seed).choice(idx, size=max_rows, replace=False)
     keep = np.sort(keep)
-    return TrainData.build(
-        [data.train_texts[i] for i in keep], data.train_labels[keep], data.val_texts, data.val_labels
-    )
+    texts = [data.train_texts[i] for i in keep]
+    return TrainData.build(texts, data.train_labels[keep], data.val_texts, data.val_labels, data.dataset)
 
 
 def is_dispatched(model: Any) -> bool:

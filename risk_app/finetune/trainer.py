@@ -80,14 +80,17 @@ def train_classifier(
     checkpoint_dir: str | Path | None,
     method: FineTuneMethod | None = None,
     progress: bool = True,
+    dataset: str | None = None,
 ) -> TrainResult:
-    """Fine-tune `config.base_model` with `config.method` (or `method`) and return the result."""
+    """Fine-tune `config.base_model` with `config.method` (or `method`) and return the result.
+
+    `dataset` (a built-in name or a spec file) says which data set the texts come from, for an
+    objective that reads more of it (rlhf's override ledger)."""
     if method is None:
         method = get_method(config.method)
     cfg = method.parse_config(config.method_params)
-    data = subsample_train(
-        TrainData.build(train_texts, train_labels, val_texts, val_labels), config.max_train_rows, config.seed
-    )
+    data = TrainData.build(train_texts, train_labels, val_texts, val_labels, dataset)
+    data = subsample_train(data, config.max_train_rows, config.seed)
     seed_everything(config.seed)
     plan = plan_run(len(data.train_texts), config)
     model, tokenizer = method.load_base(config.base_model, cfg, config)

@@ -38,6 +38,9 @@ class TrainData:
     train_labels: np.ndarray
     val_texts: list[str]
     val_labels: np.ndarray
+    # The data set the texts come from (a built-in name or a spec file), when the caller knows
+    # it: an objective that reads more of it (rlhf: the data set's override ledger) needs it.
+    dataset: str | None = None
 
     @classmethod
     def build(
@@ -46,6 +49,7 @@ class TrainData:
         train_labels: Sequence[int] | np.ndarray,
         val_texts: Sequence[str],
         val_labels: Sequence[int] | np.ndarray,
+        dataset: str | None = None,
     ) -> TrainData:
         """Check and normalise the four inputs; every problem names the split and row."""
         parts = {}
@@ -76,7 +80,8 @@ class TrainData:
                     "needed to train and to compute AUC"
                 )
             parts[split] = (texts, labels_arr.astype(np.int64))
-        return cls(parts["train"][0], parts["train"][1], parts["validation"][0], parts["validation"][1])
+        (train_texts, train_y), (val_texts, val_y) = parts["train"], parts["validation"]
+        return cls(train_texts, train_y, val_texts, val_y, dataset)
 
 
 @dataclass(frozen=True)
@@ -111,9 +116,14 @@ class PpoGuardVerdict(BaseModel):
     reward_rank_auc: float
     reward_rank_p_value: float
     max_reward_p_value: float
+    feedback: str = ""  # where the reward model's pairs came from (`objectives.feedback`)
 
     def sentence(self) -> str:
-        """One plain sentence for the card, the CLI summary and the run's metadata."""
+        """Plain sentences for the card, the CLI summary and the run's metadata."""
+        said = self._verdict()
+        return f"{said} Feedback: {self.feedback}." if self.feedback else said
+
+    def _verdict(self) -> str:
         evidence = f"AUC {self.reward_rank_auc:.3f}, one-sided p {self.reward_rank_p_value:.2g}"
         if self.reason == "reward_without_evidence":
             return (

@@ -190,6 +190,7 @@ def fine_tune(
             checkpoint_dir=run_dir / "checkpoints",
             method=method,
             progress=progress,
+            dataset=run_dataset(record),
         )
     return record_training(record, result, examples, config, tracker.mlflow_run_id), result
 
@@ -228,6 +229,13 @@ def record_training(
     updated = record.model_copy(update={"training": facts, **dict.fromkeys(later)})
     updated.save()
     return updated
+
+
+def run_dataset(record: RunRecord) -> str:
+    """The run's data set for the trainer: its spec as the run recorded it (the copy in the run
+    folder), else its name."""
+    copy = Path(record.run_dir) / SPEC_COPY
+    return str(copy) if copy.is_file() else record.dataset.name
 
 
 def read_predictions(record: RunRecord, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

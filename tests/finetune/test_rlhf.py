@@ -229,7 +229,9 @@ def _rlhf_config(policy_method: str, policy_params: dict) -> TrainConfig:
             "policy_method": policy_method,
             "policy_params": policy_params,
             "sft_epochs": 2,
+            "feedback_source": "synthetic_demo",
             "max_feedback_rows": 24,
+            "min_feedback_pairs": 24,
             "reward": {"max_length": 96},
             "ppo": {"epochs": 2, "updates_per_batch": 2, "kl_coef": 0.2, "learning_rate": 1e-3},
             # These check the stages' mechanics: PPO runs and is kept (test_rlhf_no_harm checks

@@ -110,6 +110,7 @@ def _small_run(dataset: str, seed: int, folder: Path) -> SmallRun:
         "feedback_path": str(feedback_path),
         "applications_path": str(spec.data_path),
         "applications_dataset": dataset,
+        "min_feedback_pairs": N_FEEDBACK,
         "reward": {"max_length": 64},
         "ppo": {"epochs": 2, "updates_per_batch": 4, "learning_rate": 1e-3},
     }
@@ -187,7 +188,7 @@ def test_ppo_on_an_informative_reward_does_not_lower_validation_auc(
 ) -> None:
     run = _small_run(dataset, seed, tmp_path)
 
-    def informative_reward(cfg: Any, train_cfg: Any, data: TrainData, device: Any) -> Any:
+    def informative_reward(cfg: Any, train_cfg: Any, data: TrainData, device: Any, pairs: Any) -> Any:
         return rlhf_objective.policy_reward(_analyst_scores(run, seed), data.train_labels, {})
 
     monkeypatch.setattr(rlhf_objective, "reward_stage", informative_reward)
@@ -205,7 +206,7 @@ def test_ppo_on_an_informative_reward_does_not_lower_validation_auc(
 
 # ---- the guard -------------------------------------------------------------------------------
 def _reversed_reward(
-    cfg: Any, train_cfg: TrainConfig, data: TrainData, device: torch.device
+    cfg: Any, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: pd.DataFrame
 ) -> tuple[np.ndarray, dict[str, float]]:
     """A reward that pays for approving the applicants who defaulted and declining the others,
     reported to the gate as if it ranked them perfectly (so PPO runs and the guard must act)."""

@@ -24,7 +24,7 @@ from risk_app.run.render import mlflow_payload, training_notes
 
 
 def _reversed_reward(
-    cfg: Any, train_cfg: TrainConfig, data: TrainData, device: torch.device
+    cfg: Any, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: Any
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Pays for approving the applicants who defaulted and declining the others; reported to
     the evidence gate as a perfect ranker, so PPO runs and only the guard stands in its way."""
@@ -41,6 +41,10 @@ def test_a_run_whose_ppo_lowers_validation_keeps_the_supervised_model(
     examples = workflow.prepare_examples(validation.valid, seed=7)
     params = {
         "policy_params": {"r": 4},
+        # The reward is replaced below; the demo feedback only has to be there.
+        "feedback_source": "synthetic_demo",
+        "max_feedback_rows": 8,
+        "min_feedback_pairs": 8,
         "ppo": {"epochs": 2, "updates_per_batch": 4, "learning_rate": 5e-3, "kl_coef": 0.0},
     }
     config = TrainConfig(
@@ -71,5 +75,7 @@ def test_a_run_whose_ppo_lowers_validation_keeps_the_supervised_model(
     card = (Path(record.need("artifact").path) / "MODEL_CARD.md").read_text()
     assert f"**RLHF guard:** {verdict.sentence()}" in card
     assert "PPO discarded" in card and f"{best_sft.val_auc:.4f}" in card
+    # The synthetic demo feedback is labelled as such wherever the verdict goes.
+    assert "Feedback: SYNTHETIC demo sample (8 simulated analyst decisions on German credit)" in card
     assert training_notes(record) == [verdict.sentence()]
     assert mlflow_payload(record).tags["ppo_guard_kept"] == "supervised"

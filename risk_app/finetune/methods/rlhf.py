@@ -45,7 +45,9 @@ class RlhfMethod(FineTuneMethod):
         # 2 SFT + 1 PPO epoch = one history record per suite epoch (3).
         "sft_epochs": 2,
         "policy_params": {"r": 4},
+        "feedback_source": "synthetic_demo",
         "max_feedback_rows": 16,
+        "min_feedback_pairs": 16,
         "reward": {"max_length": 96},
         "ppo": {"epochs": 1, "updates_per_batch": 2},
         # The suite checks PPO's mechanics, so PPO runs and is kept whatever its reward is worth

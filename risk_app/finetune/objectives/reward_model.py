@@ -244,6 +244,17 @@ def pair_metrics(model: Any, tokenizer: Any, pairs: pd.DataFrame, max_length: in
 
 
 # ---- training ----------------------------------------------------------------------------
+def repeated_by_weight(pairs: pd.DataFrame) -> pd.DataFrame:
+    """`pairs` with each row repeated `weight` times (an integer column; absent = once each):
+    trl's reward trainer takes no sample weights, so a pair that counts twice is seen twice."""
+    if "weight" not in pairs.columns:
+        return pairs
+    weights = pairs["weight"].astype(int)
+    if (weights < 1).any():
+        raise ConfigError("reward model: pair weights must be whole numbers of at least 1")
+    return pairs.loc[pairs.index.repeat(weights)].reset_index(drop=True)
+
+
 def encode_pairs(tokenizer: Any, pairs: pd.DataFrame, max_length: int) -> list[dict[str, list[int]]]:
     """trl's pre-tokenized rows: `chosen_ids` / `rejected_ids`, each ending in its decision."""
     return [
@@ -325,7 +336,7 @@ def train_reward_model(
         model.to(device)
     use_cuda = model_device(model).type == "cuda" if device is not None else torch.cuda.is_available()
     loss_before, acc_before = pair_metrics(model, tokenizer, pairs, params.max_length)
-    rows = encode_pairs(tokenizer, pairs, params.max_length)
+    rows = encode_pairs(tokenizer, repeated_by_weight(pairs), params.max_length)
     model, history = fit_with_trl(model, tokenizer, rows, params, seed, use_cuda)
     model.eval()
     loss_after, acc_after = pair_metrics(model, tokenizer, pairs, params.max_length)

@@ -8,12 +8,12 @@ method prepared:
 
 1. **SFT** — the supervised class-weighted loop (`supervised_fit`) with the policy method's
    hooks, as that method alone would train. This model is the PPO reference.
-2. **Reward model** — analyst feedback (`data_contracts.analyst_feedback`; default the bundled
-   `risk_app/datasets/analyst_feedback_sample.csv`, which is SYNTHETIC: logistic-regression
-   model decisions and analyst decisions simulated from the true label with 10 % noise, made
-   by `bench/make_feedback_sample.py`) becomes preference pairs "application + analyst's
-   decision" > "application + other decision", trained with trl's `RewardTrainer`
-   (`objectives.reward_model`, settings in the nested `reward` config).
+2. **Reward model** — preference pairs "application + preferred decision" > "application +
+   the other decision" (`objectives.feedback`: by default the analysts' overrides of the
+   run's data set from the override ledger, oriented and weighted by outcomes where known;
+   or a feedback file; or the bundled SYNTHETIC demo sample), trained with trl's
+   `RewardTrainer` (`objectives.reward_model`, settings in the nested `reward` config). With
+   fewer than `min_feedback_pairs` (50) pairs, rlhf refuses to start, before any training.
 3. **PPO** — the classifier's approve/decline softmax is the policy; `objectives.ppo` runs
    clipped PPO with a KL penalty to the SFT model, rewarded by the reward model (nested `ppo`)
    with its prior for one decision over the other taken out (`centered_reward_table`).
@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.metrics import roc_auc_score
@@ -54,11 +55,11 @@ from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.objectives.feedback import FeedbackSource, load_feedback
 from risk_app.finetune.objectives.ppo import PPOParams, PPOSettings, run_ppo
 from risk_app.finetune.objectives.reward_model import (
     RewardParams,
     centered_reward_table,
-    load_preference_pairs,
     score_decisions,
     train_reward_model,
 )
@@ -125,8 +126,17 @@ class RlhfParams(BaseModel):
     sft_epochs: int | None = Field(
         default=None, ge=1, le=1000, description="Supervised epochs before PPO; None = TrainConfig.epochs."
     )
+    feedback_source: FeedbackSource | None = Field(
+        default=None,
+        description="Where the reward model's pairs come from: 'override_ledger' (analysts' overrides of "
+        "the run's data set), 'file' (feedback_path) or 'synthetic_demo' (the bundled SYNTHETIC German "
+        "sample, a labelled demo); None = 'file' when feedback_path is set, else 'override_ledger'.",
+    )
+    min_feedback_pairs: int = Field(
+        default=50, ge=1, description="rlhf refuses to start with fewer feedback pairs than this."
+    )
     feedback_path: str | None = Field(
-        default=None, description="Analyst feedback CSV; None = the bundled synthetic sample."
+        default=None, description="Analyst feedback CSV (feedback_source 'file')."
     )
     applications_path: str | None = Field(
         default=None,
@@ -198,14 +208,10 @@ def sft_plan(plan: RunPlan | None, cfg: RlhfParams) -> RunPlan | None:
 
 # ---- the stages ----------------------------------------------------------------------------
 def reward_stage(
-    cfg: RlhfParams, train_cfg: TrainConfig, data: TrainData, device: torch.device
+    cfg: RlhfParams, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: pd.DataFrame
 ) -> tuple[np.ndarray, dict[str, float]]:
-    """Train the reward model on feedback pairs and score both decisions on every train text;
-    `policy_reward` of those scores (PPO's reward table and the stats)."""
-    pairs = load_preference_pairs(
-        cfg.feedback_path, cfg.applications_path, cfg.max_feedback_rows, seed=train_cfg.seed,
-        spec=cfg.applications_dataset,
-    )  # fmt: skip
+    """Train the reward model on the feedback pairs and score both decisions on every train
+    text; `policy_reward` of those scores (PPO's reward table and the stats)."""
     reward = train_reward_model(
         pairs, cfg.reward.base_model or train_cfg.base_model, cfg.reward, seed=train_cfg.seed, device=device
     )
@@ -312,16 +318,17 @@ def rlhf_fit(
     started = time.perf_counter()
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     policy, policy_cfg = resolve_policy(cfg)
+    feedback = load_feedback(cfg, data.dataset, train_cfg.seed)  # refuses before any training
     sft_cfg = train_cfg.model_copy(update={"epochs": cfg.sft_epochs or train_cfg.epochs})
     sft = supervised_fit(
         policy, model, tokenizer, data, sft_cfg, policy_cfg, run_dir / "sft" if run_dir else None,
         progress=progress,
     )  # fmt: skip
     sft_state = cpu_copy(policy.state_to_save(sft.model, policy_cfg))
-    rewards, reward_stats = reward_stage(cfg, train_cfg, data, model_device(sft.model))
+    rewards, reward_stats = reward_stage(cfg, train_cfg, data, model_device(sft.model), feedback.pairs)
     evidence = reward_stats["reward_rank_auc"], reward_stats["reward_rank_p_value"]
     if not has_evidence(evidence[1], cfg):
-        verdict = verdict_without_ppo(sft, *evidence, cfg)
+        verdict = verdict_without_ppo(sft, *evidence, cfg, feedback.description)
         return rlhf_result(method, cfg, sft, [], sft.best_val_proba, verdict, time.perf_counter() - started)
     ppo = ppo_stage(policy, policy_cfg, sft.model, tokenizer, data, train_cfg, cfg, rewards, len(sft.history))
     # The reward model's numbers go with the first PPO epoch, the stage that uses them.
@@ -330,7 +337,7 @@ def rlhf_fit(
         save_checkpoint(
             policy.state_to_save(sft.model, policy_cfg), run_dir / "ppo", ppo.history[ppo.best_epoch - 1]
         )
-    verdict = verdict_after_ppo(sft, ppo.best_val_auc, *evidence, cfg)
+    verdict = verdict_after_ppo(sft, ppo.best_val_auc, *evidence, cfg, feedback.description)
     if verdict.kept == "supervised":
         distributed.load_state(policy, sft.model, sft_state, policy_cfg)
         return rlhf_result(

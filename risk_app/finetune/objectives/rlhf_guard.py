@@ -54,18 +54,23 @@ def has_evidence(p_value: float, settings: GuardSettings) -> bool:
 
 
 def verdict_without_ppo(
-    sft: TrainResult, rank_auc: float, p_value: float, settings: GuardSettings
+    sft: TrainResult, rank_auc: float, p_value: float, settings: GuardSettings, feedback: str = ""
 ) -> PpoGuardVerdict:
     """The verdict when the evidence gate stopped PPO: the supervised policy, as trained."""
     return PpoGuardVerdict(
         kept="supervised", reason="reward_without_evidence", supervised_val_auc=sft.best_val_auc,
         supervised_epoch=sft.best_epoch, max_drop=settings.max_val_auc_drop, reward_rank_auc=rank_auc,
-        reward_rank_p_value=p_value, max_reward_p_value=settings.max_reward_p_value,
+        reward_rank_p_value=p_value, max_reward_p_value=settings.max_reward_p_value, feedback=feedback,
     )  # fmt: skip
 
 
 def verdict_after_ppo(
-    sft: TrainResult, ppo_val_auc: float, rank_auc: float, p_value: float, settings: GuardSettings
+    sft: TrainResult,
+    ppo_val_auc: float,
+    rank_auc: float,
+    p_value: float,
+    settings: GuardSettings,
+    feedback: str = "",
 ) -> PpoGuardVerdict:
     """Keep PPO's policy unless its validation AUC is more than `max_val_auc_drop` below the
     supervised policy's (then the caller restores the supervised weights)."""
@@ -75,5 +80,5 @@ def verdict_after_ppo(
         reason="ppo_lowered_validation" if lowered else "ppo_within_tolerance",
         supervised_val_auc=sft.best_val_auc, supervised_epoch=sft.best_epoch, ppo_val_auc=ppo_val_auc,
         max_drop=settings.max_val_auc_drop, reward_rank_auc=rank_auc, reward_rank_p_value=p_value,
-        max_reward_p_value=settings.max_reward_p_value,
+        max_reward_p_value=settings.max_reward_p_value, feedback=feedback,
     )  # fmt: skip

@@ -1,0 +1,73 @@
+"""Preference pairs from analyst overrides: the feedback the `rlhf` reward model learns from.
+
+Each accepted override (`risk.overrides`) is one decision the model and an analyst disagreed
+on, about an application whose text the labeled book can rebuild (the features the model saw,
+serialized with the data set's spec). The pair prefers one decision over the other:
+
+* outcome known (an analyst-approved loan that repaid or defaulted): the outcome decides which
+  decision was right — approve if it repaid, decline if it defaulted — whoever made it, and the
+  pair counts `OUTCOME_WEIGHT` (2) times;
+* outcome not known (pending, or an analyst decline, which never gets one): the analyst's
+  decision is preferred, once.
+
+So analysts teach the reward model where the outcomes have not spoken yet, and the outcomes
+correct them where they have. `weight` is an integer repeat count (trl's reward trainer takes no
+sample weights).
+
+    pairs = override_preference_pairs("german_credit")
+    pairs[["application_id", "chosen_decision", "rejected_decision", "weight", "decided_by"]]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from data_contracts.spec import DatasetSpec, load_spec
+from risk_app.data.serialize import serialize_frame
+from risk_app.outcomes.book import labeled_book
+from risk_app.storage.scores import warehouse_connection
+
+OUTCOME_WEIGHT = 2
+PAIR_COLUMNS = (
+    "application_id", "text", "chosen_decision", "rejected_decision", "weight", "decided_by", "side",
+)  # fmt: skip
+
+
+def override_preference_pairs(
+    spec: DatasetSpec | str | None = None,
+    *,
+    exclude_fields: Sequence[str] = (),
+    path: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """One pair per accepted override of data set `spec` (PAIR_COLUMNS), oriented and weighted
+    as the module docstring says; `decided_by` is "outcome" or "analyst"."""
+    spec = load_spec(spec)
+    with warehouse_connection(path) as con:
+        book = labeled_book(spec, con=con)
+    overridden = book.loc[book["override_side"].notna()].reset_index(drop=True)
+    if overridden.empty:
+        return pd.DataFrame(columns=list(PAIR_COLUMNS))
+    texts = serialize_frame(overridden, exclude=exclude_fields, spec=spec)
+    known = overridden["status"].eq("with_outcome").to_numpy()
+    defaulted = overridden["outcome_default"].fillna(0).astype(int).eq(1).to_numpy()
+    by_outcome = np.where(defaulted, "decline", "approve")
+    chosen = np.where(known, by_outcome, overridden["booked_decision"].astype(str).to_numpy())
+    return pd.DataFrame(
+        {
+            "application_id": overridden["application_id"].astype(str),
+            "text": texts.to_numpy(),
+            "chosen_decision": chosen,
+            "rejected_decision": np.where(chosen == "approve", "decline", "approve"),
+            "weight": np.where(known, OUTCOME_WEIGHT, 1).astype(int),
+            "decided_by": np.where(known, "outcome", "analyst"),
+            "side": overridden["override_side"].astype(str),
+        },
+        columns=list(PAIR_COLUMNS),
+    )
+
+
+__all__ = ["OUTCOME_WEIGHT", "PAIR_COLUMNS", "override_preference_pairs"]
