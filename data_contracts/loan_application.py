@@ -2,7 +2,7 @@
 
 Older code imported German-credit constants from here. Every value below is computed from
 `risk_app/datasets/german_credit/spec.yaml` via `data_contracts.spec.load_spec`; new code
-takes a `DatasetSpec` and reads `spec.feature_columns`, `spec.pandera_schema(...)` etc. instead,
+takes a `DatasetSpec` and reads `spec.feature_columns`, `build_schema(spec, ...)` etc. instead,
 so that it works for any data set. Remove this module once no caller imports it.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandera.pandas as pa
 
 from data_contracts.spec import DEFAULT_DATASET, load_spec
+from data_contracts.spec_schema import build_schema
 
 _SPEC = load_spec(DEFAULT_DATASET)
 
@@ -28,7 +29,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     if col.categories and name in FEATURE_COLUMNS
 }
 # The default data set's schema with an optional label (scoring files may lack it).
-LoanApplication: pa.DataFrameSchema = _SPEC.pandera_schema(require_target=False)
+LoanApplication: pa.DataFrameSchema = build_schema(_SPEC, require_target=False)
 
 __all__ = [
     "CATEGORICAL_COLUMNS",

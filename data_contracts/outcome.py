@@ -23,6 +23,7 @@ from __future__ import annotations
 import pandera.pandas as pa
 
 from data_contracts.spec import DatasetSpec
+from data_contracts.spec_schema import build_schema
 
 OBSERVATION_DATE = "observation_date"
 
@@ -36,7 +37,7 @@ def outcome_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     """The pandera schema of an outcome file of `spec`'s data set (non-strict, coercing)."""
     # The application schema already knows how the spec's id and label are checked; the
     # outcome contract takes those two columns from it, so both contracts agree by construction.
-    applications = spec.pandera_schema(require_target=True)
+    applications = build_schema(spec, require_target=True)
     id_column, label_column, date_column = outcome_columns(spec)
     return pa.DataFrameSchema(
         {

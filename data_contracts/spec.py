@@ -4,13 +4,14 @@ A spec names the data set (name, version, source, licence), lists its columns in
 label and unit for the model's text, nullability, categories or a range) and gives the roles:
 the id column, the target and which of its values means default, the protected attributes and
 how to group them for fairness, columns the model never sees, an optional date column. From it
-the library derives the pandera schema (`DatasetSpec.pandera_schema`), the text template, the
+the library derives the pandera schema (`data_contracts.spec_schema.build_schema`), the text template, the
 baselines' feature handling, fairness groups, reason codes and drift features, so a new lender
 needs one spec file and no code change.
 
     from data_contracts.spec import load_spec
+    from data_contracts.spec_schema import build_schema
     spec = load_spec("german_credit")          # a built-in name, or a path to a spec.yaml
-    spec.feature_columns, spec.label("credit_amount"), spec.pandera_schema(require_target=True)
+    spec.feature_columns, spec.label("credit_amount"), build_schema(spec, require_target=True)
 
 Built-in specs live in `risk_app/datasets/<name>/spec.yaml` beside their data file. A spec with
 a mistake is refused with one `SpecError` naming the file and, per mistake, the field. The

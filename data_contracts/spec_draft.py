@@ -25,8 +25,9 @@ import pandas as pd
 from pydantic import ValidationError
 
 from data_contracts.spec import _pydantic_problems
-from data_contracts.spec_model import BOOLEAN_VALUES, RESERVED_COLUMNS, DatasetSpec, SpecError, _canonical
+from data_contracts.spec_model import DatasetSpec, SpecError
 from data_contracts.spec_parse import ParseSpec
+from data_contracts.spec_values import BOOLEAN_VALUES, RESERVED_COLUMNS, canonical_value
 from risk_app.errors import ConfigError
 
 ID_NAME = re.compile(
@@ -242,8 +243,8 @@ def _unique_labels(columns: dict[str, dict[str, Any]]) -> None:
 def _target(columns: dict[str, dict[str, Any]], target: str, positive: str, frame: pd.DataFrame) -> Any:
     if target not in columns:
         raise ConfigError(f"--target {target!r} is not a column of the file; columns: {list(frame.columns)}")
-    observed = {_canonical(v) for v in frame[target].dropna()}
-    if _canonical(positive) not in observed:
+    observed = {canonical_value(v) for v in frame[target].dropna()}
+    if canonical_value(positive) not in observed:
         raise ConfigError(
             f"--positive {positive!r} never occurs in column {target!r}; values: {sorted(observed)[:10]}"
         )
@@ -259,7 +260,7 @@ def _target(columns: dict[str, dict[str, Any]], target: str, positive: str, fram
     col["type"] = "category"
     col["categories"] = {v: _clause_safe(v) for v in sorted(observed)}
     col.pop("max_chars", None)
-    return _canonical(positive)
+    return canonical_value(positive)
 
 
 def _pick_id(columns: dict[str, dict[str, Any]], frame: pd.DataFrame, target: str, notes: list[str]) -> str:

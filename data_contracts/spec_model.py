@@ -4,7 +4,9 @@
 docs/datasets.md for the format). Each model rejects unknown keys. The cross-field rules (a
 target that is not a column, categories on a numeric column, min > max, duplicate labels ...)
 live in `data_contracts.spec_rules`; they are all collected so that one load reports every
-mistake at once, each as "field.path: problem"; `SpecError` prefixes the spec file.
+mistake at once, each as "field.path: problem"; `SpecError` prefixes the spec file. The
+constants the rules share with this module live below both, in `data_contracts.spec_values`;
+the pandera schema is built from a spec by `data_contracts.spec_schema.build_schema`.
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from data_contracts.spec_parse import ParseSpec
+from data_contracts.spec_rules import column_problems, role_problems
 from data_contracts.spec_text import ESTIMATED_TOKENS, TextSpec, TokenCounter
+from data_contracts.spec_values import BOOLEAN_VALUES, RESERVED_COLUMNS, canonical_value
 from risk_app.errors import ConfigError
-
-if TYPE_CHECKING:
-    import pandera.pandas as pa
 
 DEFAULT_DATASET = "german_credit"
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "risk_app" / "datasets"
@@ -34,21 +35,6 @@ NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "float"})
 # The most characters a free-text cell may be read for (about 5,000 tokens): cleaning patterns
 # run on at most this many characters of a cell.
 MAX_TEXT_CHARS = 20_000
-# Columns the library adds to frames; a data set may not use these names for its own columns.
-RESERVED_COLUMNS: frozenset[str] = frozenset(
-    {"source_row", "text", "split", "augmented", "source_application_id", "default", "application_id"}
-)
-# Spellings accepted for a boolean column (case-insensitive), and what each means.
-BOOLEAN_VALUES: dict[str, bool] = {
-    "true": True,
-    "false": False,
-    "yes": True,
-    "no": False,
-    "1": True,
-    "0": False,
-    "1.0": True,
-    "0.0": False,
-}
 
 
 class SpecError(ConfigError):
@@ -170,20 +156,6 @@ class CreditCosts(_Strict):
     cost_declined_good: float = Field(gt=0, description="Cost of declining an applicant who would repay.")
 
 
-def _canonical(value: Any) -> str:
-    """Text form used to compare labels: 1, 1.0 and "1" are equal; True is "true"."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
-
-
 class DatasetSpec(_Strict):
     """A data set: identity, ordered columns and roles. Load with `data_contracts.spec.load_spec`."""
 
@@ -214,9 +186,6 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_rules(self) -> DatasetSpec:
-        # Imported here: the rules module needs this module's classes, so a top-level import would cycle.
-        from data_contracts.spec_rules import column_problems, role_problems
-
         problems = [p for name, col in self.columns.items() for p in column_problems(name, col)]
         problems += role_problems(self)
         if problems:
@@ -321,7 +290,7 @@ class DatasetSpec(_Strict):
 
     def default_flag(self, series: pd.Series) -> pd.Series:
         """1 where the target means default, 0 otherwise; missing stays <NA> (Int64)."""
-        positive = _canonical(self.target.positive)
+        positive = canonical_value(self.target.positive)
         is_bool = self.columns[self.target.column].type == "boolean"
         if is_bool:
             positive = str(BOOLEAN_VALUES[positive.lower()]).lower()
@@ -329,19 +298,13 @@ class DatasetSpec(_Strict):
         def flag(value: Any) -> Any:
             if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
                 return pd.NA
-            text = _canonical(value)
+            text = canonical_value(value)
             if is_bool:
                 text = str(BOOLEAN_VALUES.get(text.lower(), text)).lower()
             return int(text == positive)
 
         flags = series.map(flag)
         return flags.astype("int64") if flags.notna().all() else flags.astype("Int64")
-
-    def pandera_schema(self, require_target: bool = True) -> pa.DataFrameSchema:
-        """The pandera schema of this data set (see data_contracts.spec_schema)."""
-        from data_contracts.spec_schema import build_schema
-
-        return build_schema(self, require_target=require_target)
 
 
 __all__ = [

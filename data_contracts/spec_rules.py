@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from data_contracts.spec_model import BOOLEAN_VALUES, RESERVED_COLUMNS, ColumnSpec, ProtectedSpec, _canonical
 from data_contracts.spec_parse import parse_problems
+from data_contracts.spec_values import BOOLEAN_VALUES, RESERVED_COLUMNS, canonical_value
 from risk_app.storage.sql import SAFE_NAME_RULE, is_safe_name
 
 # Limits that keep a hostile or mistaken spec from taking the validator down.
@@ -20,7 +20,7 @@ MAX_CATEGORIES = 5_000
 MAX_COLUMNS = 2_000
 
 if TYPE_CHECKING:
-    from data_contracts.spec_model import DatasetSpec
+    from data_contracts.spec_model import ColumnSpec, DatasetSpec, ProtectedSpec
 
 
 def column_problems(name: str, col: ColumnSpec) -> list[str]:
@@ -93,12 +93,12 @@ def role_problems(spec: DatasetSpec) -> list[str]:
         problems.append(f"target.column: {spec.target.column!r} is not a column")
     elif target.type not in ("category", "integer", "boolean"):
         problems.append(f"target.column: {spec.target.column!r} must be category, integer or boolean")
-    elif target.type == "category" and _canonical(spec.target.positive) not in (target.categories or {}):
+    elif target.type == "category" and canonical_value(spec.target.positive) not in (target.categories or {}):
         problems.append(
             f"target.positive: {spec.target.positive!r} is not one of the target's categories "
             f"{list(target.categories or {})}"
         )
-    elif target.type == "boolean" and _canonical(spec.target.positive) not in BOOLEAN_VALUES:
+    elif target.type == "boolean" and canonical_value(spec.target.positive) not in BOOLEAN_VALUES:
         problems.append(f"target.positive: {spec.target.positive!r} is not a boolean value")
     for i, item in enumerate(spec.protected):
         problems += protected_problems(f"protected[{i}]", item, cols)

@@ -1,7 +1,7 @@
 """Validate applications against their data set's spec and quarantine the rows that fail.
 
 `validate_applications` runs the pandera schema built from the spec
-(`DatasetSpec.pandera_schema`) lazily, so every failure in a file is found in one call, and
+(`data_contracts.spec_schema.build_schema`) lazily, so every failure in a file is found in one call, and
 splits the rows into
 - `valid`: spec-typed rows (plus `default` = 1 where the target holds the spec's positive
   value, else 0, when labelled; and `application_id`, the spec's id column), and
@@ -31,7 +31,7 @@ from pandera.errors import SchemaErrors
 
 from data_contracts.spec import DatasetSpec, load_spec
 from data_contracts.spec_model import BOOLEAN_VALUES
-from data_contracts.spec_schema import CONTROL_ERROR, INVISIBLE_ERROR, MAX_ID_CHARS
+from data_contracts.spec_schema import CONTROL_ERROR, INVISIBLE_ERROR, MAX_ID_CHARS, build_schema
 from risk_app.data.load import (
     SOURCE_ROW_COLUMN,
     generate_application_ids,
@@ -314,7 +314,7 @@ def validate_applications(
     raw = df.reset_index(drop=True)
     work = _prepare(raw, source, require_target, spec)
 
-    schema = spec.pandera_schema(require_target=require_target)
+    schema = build_schema(spec, require_target=require_target)
     contract_columns = [c for c in schema.columns if c in work.columns]
     row_level, file_level = collect_failures(schema, work[contract_columns], spec.id_column)
     if not file_level.empty:
