@@ -204,7 +204,7 @@ def resolve_base_model(name: str, cache: str | None) -> str:
     """The folder/name to load each seed; a .gguf file is converted once and the folder reused."""
     if not name.lower().endswith(".gguf"):
         return name
-    from risk_app.models.loader import convert_gguf_to_safetensors
+    from risk_app.models.convert import convert_gguf_to_safetensors
 
     gguf = Path(name).expanduser().resolve()
     if not gguf.is_file():

@@ -33,7 +33,7 @@ def layer_index(base: str, layer: str) -> int:
     cached is never loaded (nor fetched); other bases are resolved to read their config.
     """
     from risk_app.models.catalogue import get_base, is_catalogue_name
-    from risk_app.models.loader import _resolve_source
+    from risk_app.models.loader import resolve_source
 
     if layer == "last":
         return -1
@@ -41,7 +41,7 @@ def layer_index(base: str, layer: str) -> int:
         return int(layer)
     if is_catalogue_name(base):
         return get_base(base).n_layers // 2
-    folder, _ = _resolve_source(base)
+    folder, _ = resolve_source(base)
     config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     return int(config["num_hidden_layers"]) // 2
 

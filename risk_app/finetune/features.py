@@ -75,11 +75,11 @@ def _sha256_file(path: Path) -> str:
 def base_fingerprint(base_model: str) -> str:
     """A content hash of the base model (memoised by path, size and mtime under features_dir)."""
     from risk_app.models.catalogue import get_base, is_catalogue_name
-    from risk_app.models.loader import _resolve_source
+    from risk_app.models.loader import resolve_source
 
     if is_catalogue_name(base_model):
         return get_base(base_model).sha256
-    source, gguf_file = _resolve_source(base_model)
+    source, gguf_file = resolve_source(base_model)
     root = Path(source)
     if not root.exists():  # a hub id: only its name identifies it
         return hashlib.sha256(f"hub:{source}".encode()).hexdigest()

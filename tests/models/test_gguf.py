@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from risk_app.errors import ConfigError
-from risk_app.models.loader import convert_gguf_to_safetensors, load_classifier
+from risk_app.models.convert import convert_gguf_to_safetensors
+from risk_app.models.loader import load_classifier
 from tests.models.gguf_fixture import write_qwen2_gguf
 
 
