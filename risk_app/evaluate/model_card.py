@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from risk_app.evaluate.metric_table import METRICS, format_metric
 from risk_app.evaluate.metrics import metrics_table
 from risk_app.evaluate.text_baselines import TEXT_BASELINE_SUMMARY
+from risk_app.hybrid.config import LLM_ROW
 
 if TYPE_CHECKING:
     from risk_app.run.record import DatasetFacts, EvaluationFacts, RunRecord
@@ -214,8 +215,6 @@ def _free_text_lines(dataset: DatasetFacts) -> list[str]:
 
 
 def _metrics_section(record: RunRecord) -> list[str]:
-    from risk_app.hybrid.stage import LLM_ROW  # the run layer's name for the LLM-alone row
-
     evaluation = record.need("evaluation")
     baselines = dict(evaluation.baselines)
     if record.hybrid is None:

@@ -52,6 +52,7 @@ from torch import nn
 
 from risk_app.evaluate.last_token_layer import NotExactError, last_decoder_layer, last_layer_at
 from risk_app.finetune.predict import encode_texts, length_batches, model_device, softmax_default
+from risk_app.registry.artifact import RiskModel
 
 _log = logging.getLogger(__name__)
 
@@ -86,8 +87,6 @@ class _Classifier:
 
 def classifier_for_cache(risk_model: Any) -> _Classifier | None:
     """The parts the cached path needs, or None when the model is not one it is exact for."""
-    from risk_app.registry.artifact import RiskModel
-
     # Only a RiskModel's own text scoring is softmax(logits) then its calibrator; a subclass or
     # another scorer (hybrid stack, test double) may score texts some other way.
     if type(risk_model).predict_texts is not RiskModel.predict_texts:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,9 +39,7 @@ import pandas as pd
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.data.serialize import format_value, serialize_frame
 from risk_app.errors import RiskAppError
-
-if TYPE_CHECKING:
-    from risk_app.evaluate.occlusion_cache import CachedOcclusion
+from risk_app.evaluate.occlusion_cache import CachedOcclusion, cached_occlusion, classifier_for_cache
 
 
 class TextScorer(Protocol):
@@ -149,9 +147,6 @@ def _cached_occlusion(
     None where the model is not one the cache is exact for or its first row disagrees with
     scoring that row's texts (checked on every call: a model that slips through the structural
     checks costs one row's texts, not wrong reasons)."""
-    # Imported here: it pulls in torch, which a scorer that is not a language model never needs.
-    from risk_app.evaluate.occlusion_cache import cached_occlusion, classifier_for_cache
-
     if classifier_for_cache(risk_model) is None:  # not a model the cache is exact for
         return None, 0
     text_fields, fields, spec = setup

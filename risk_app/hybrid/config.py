@@ -24,6 +24,12 @@ from risk_app.finetune.config import format_validation_error
 HybridStacker = Literal["none", "logistic", "convex", "tabular_only"]
 TABULAR_LABEL = "tabular:lightgbm"  # how reports name a run that deploys LightGBM alone
 HYBRID_STACKERS: tuple[str, ...] = get_args(HybridStacker)
+# Where a hybrid's parts lie: the folder in the run and in the artifact, the stacker's file, the
+# stacked scores in the run; and the evaluation row of the LLM alone, beside the baselines.
+HYBRID_DIR = "hybrid"
+STACKER_FILE = "stacker.json"
+PREDICTIONS_FILE = "hybrid_predictions.parquet"
+LLM_ROW = "llm_alone"
 
 
 class HybridConfig(BaseModel):

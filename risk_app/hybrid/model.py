@@ -26,7 +26,7 @@ features only, with no LLM forward pass.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,9 @@ from risk_app.evaluate.calibration import Calibrator
 from risk_app.evaluate.hybrid import Hybrid, stacker_from_params
 from risk_app.evaluate.reasons import ReasonCodes, reason_codes
 from risk_app.finetune.predict import predict_proba as predict_texts_proba
-from risk_app.hybrid.stage import HYBRID_DIR
+from risk_app.hybrid.config import STACKER_FILE
 from risk_app.hybrid.tabular import BOOSTER_FILE, FEATURES_FILE, TabularModel, with_missing
-from risk_app.registry.artifact import CorruptArtifactError, RiskModel, sha256_file
+from risk_app.registry.artifact import CorruptArtifactError, RiskModel, register_model_kind, sha256_file
 
 
 def _verified(folder: Path, files: dict[str, str]) -> dict[str, str]:
@@ -60,8 +60,14 @@ def _verified(folder: Path, files: dict[str, str]) -> dict[str, str]:
     return texts
 
 
+@register_model_kind("hybrid")
 class HybridRiskModel(RiskModel):
     """A RiskModel whose PD stacks the LLM's calibrated PD with a tabular LightGBM's PD."""
+
+    @classmethod
+    def loads_llm(cls, metadata: Mapping[str, Any]) -> bool:
+        """No LLM for `tabular_only`: LightGBM alone is deployed."""
+        return metadata["extra"]["hybrid"].get("config", {}).get("stacker") != "tabular_only"
 
     def __init__(self, method: Any, model: Any, tokenizer: Any, metadata: dict[str, Any], path: Path) -> None:
         super().__init__(method, model, tokenizer, metadata, path)
@@ -69,7 +75,7 @@ class HybridRiskModel(RiskModel):
         texts = _verified(path, dict(entry["files"]))
         spec = self.dataset_spec if self.dataset_spec is not None else load_spec(None)
         self.tabular = TabularModel.from_files(texts[FEATURES_FILE], texts[BOOSTER_FILE], spec)
-        stored = json.loads(texts["stacker.json"])
+        stored = json.loads(texts[STACKER_FILE])
         self.stacker: Hybrid = stacker_from_params(stored["stacker"])
         self.llm_calibrator = Calibrator.from_dict(stored["llm_calibration"])
 
@@ -195,4 +201,4 @@ class _StackedOcclusionScorer:
         return self.model._deployed(texts, p_tab)
 
 
-__all__ = ["HYBRID_DIR", "HybridRiskModel"]
+__all__ = ["HybridRiskModel"]

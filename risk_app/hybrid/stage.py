@@ -39,17 +39,18 @@ from risk_app.evaluate.calibration import fit_calibrator
 from risk_app.evaluate.hybrid import fit_hybrid
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.evaluate.metrics import score_predictions
-from risk_app.hybrid.config import HybridConfig, HybridFacts
+from risk_app.hybrid.config import (
+    HYBRID_DIR,
+    PREDICTIONS_FILE,
+    STACKER_FILE,
+    HybridConfig,
+    HybridFacts,
+)
 from risk_app.hybrid.tabular import BOOSTER_FILE, fit_tabular, tabular_columns
 from risk_app.registry.artifact import sha256_file
 from risk_app.run.dataset import structured_splits
 from risk_app.run.record import RunRecord
 from risk_app.run.stages import baseline_policy_threshold
-
-HYBRID_DIR = "hybrid"
-STACKER_FILE = "stacker.json"
-PREDICTIONS_FILE = "hybrid_predictions.parquet"
-LLM_ROW = "llm_alone"  # the evaluation row of the LLM alone, beside the baselines
 
 
 def _llm_raw(record: RunRecord) -> pd.DataFrame:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import json
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -35,9 +36,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import risk_app
+from data_contracts.spec import load_spec
+from data_contracts.spec_text import ESTIMATED_TOKENS
 from risk_app import paths
 from risk_app.atomic import atomic_dir, atomic_write_json
+from risk_app.data.serialize import serialize_frame
+from risk_app.data.text import tokenizer_counter
 from risk_app.errors import ModelNotFoundError, RiskAppError
+from risk_app.evaluate.calibration import Calibrator
+from risk_app.evaluate.policy import policy_id
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import cast_for_gpu_inference
@@ -83,6 +90,7 @@ def code_version() -> str:
 
 
 def library_versions() -> dict[str, str]:
+    # Heavy libraries (seconds to import) that only packaging needs; scoring never calls this.
     import peft
     import transformers
 
@@ -248,10 +256,6 @@ class RiskModel:
         self.threshold = float(metadata["threshold"])
         self.version: str = str(metadata.get("version", path.name))
         self.max_length = int(metadata["train_config"].get("max_length", 256))
-        # Lazily imported: the evaluate package pulls in scikit-learn and scipy.
-        from risk_app.evaluate.calibration import Calibrator
-        from risk_app.evaluate.policy import policy_id
-
         extra = metadata.get("extra", {})
         self.calibrator = Calibrator.from_dict(extra.get("calibration") or {"kind": "none"})
         self.dataset_spec = _artifact_spec(path, tokenizer, extra.get("text_tokens"))
@@ -263,6 +267,12 @@ class RiskModel:
             extra.get("policy_id")
             or (policy_id(policy, extra.get("calibration") or {}, self.threshold) if policy else "")
         )
+
+    @classmethod
+    def loads_llm(cls, metadata: Mapping[str, Any]) -> bool:
+        """Whether `load_risk_model` must rebuild the fine-tuned LLM for this manifest (a kind
+        that deploys a classical model alone says no, and gets `model` and `tokenizer` None)."""
+        return True
 
     def reference_features(self) -> pd.DataFrame | None:
         """The training rows the model carries for drift checks; None for older artifacts."""
@@ -296,9 +306,6 @@ class RiskModel:
 
     def serialize(self, df: pd.DataFrame) -> list[str]:
         """Applications as text, exactly as at training time."""
-        # Imported lazily: risk_app.data pulls in the data contracts, not needed for texts.
-        from risk_app.data.serialize import serialize_frame
-
         return serialize_frame(
             df, field_order=self.field_order, exclude=self.exclude_fields, spec=self.dataset_spec
         ).tolist()
@@ -315,15 +322,48 @@ class RiskModel:
         return f"RiskModel(version={self.version!r}, method={self.method.name!r}, path={str(self.path)!r})"
 
 
+# ---- model kinds -------------------------------------------------------------------------
+# A manifest whose `extra` holds one of these keys is a model of that kind: a `RiskModel`
+# subclass, defined in the named module, which registers itself with `@register_model_kind`
+# (as fine-tuning methods register in `finetune.registry`). This module never imports a kind:
+# a kind subclasses `RiskModel`, so its module sits above this one; `model_class` imports it by
+# name on first use. Anything else loads as a plain `RiskModel`.
+BUILTIN_MODEL_KINDS: dict[str, str] = {"hybrid": "risk_app.hybrid.model"}
+_MODEL_KINDS: dict[str, type[RiskModel]] = {}
+K = TypeVar("K", bound=type[RiskModel])
+
+
+def register_model_kind(kind: str) -> Callable[[K], K]:
+    """Class decorator: load manifests with an `extra[kind]` entry as this RiskModel subclass."""
+
+    def add(model_cls: K) -> K:
+        if not (isinstance(model_cls, type) and issubclass(model_cls, RiskModel)):
+            raise TypeError(f"{model_cls!r} is not a RiskModel subclass")
+        existing = _MODEL_KINDS.get(kind)
+        if existing is not None and existing is not model_cls:
+            raise ValueError(f"model kind {kind!r} is already registered by {existing.__qualname__}")
+        _MODEL_KINDS[kind] = model_cls
+        return model_cls
+
+    return add
+
+
+def model_class(metadata: Mapping[str, Any]) -> type[RiskModel]:
+    """The class that loads this manifest: its kind's (by its `extra` entry), else `RiskModel`."""
+    extra = metadata.get("extra") or {}
+    for kind, module in BUILTIN_MODEL_KINDS.items():
+        if extra.get(kind):
+            if kind not in _MODEL_KINDS:
+                importlib.import_module(module)  # the kind's module registers it on import
+            return _MODEL_KINDS[kind]
+    return RiskModel
+
+
 def _artifact_spec(folder: Path, tokenizer: Any = None, text_tokens: str | None = None) -> Any:
     """The data set spec the model was trained on (`dataset_spec.yaml`), or None for artifacts
     made before models carried their spec (they were all German credit). Free-text token budgets
     count as the training run counted them: with the artifact's tokenizer (the base model's) when
     the run recorded `text_tokens` other than the estimate."""
-    from data_contracts.spec import load_spec
-    from data_contracts.spec_text import ESTIMATED_TOKENS
-    from risk_app.data.text import tokenizer_counter
-
     path = folder / SPEC_FILE
     if not path.is_file():
         return None
@@ -374,16 +414,16 @@ def verify_weights(folder: Path, metadata: Mapping[str, Any]) -> Path:
 
 
 def load_risk_model(folder: str | Path, device: str | torch.device | None = None) -> RiskModel:
-    """Rebuild the saved model (base + method + trained weights) ready for prediction."""
+    """Rebuild the saved model (base + method + trained weights) ready for prediction, as the
+    class of its kind (`model_class`: a hybrid is a `HybridRiskModel`)."""
+    # transformers takes seconds to import; reading and saving artifacts never needs it.
     from transformers import AutoTokenizer
 
     folder = Path(folder)
     metadata = read_metadata(folder)
-    hybrid = metadata.get("extra", {}).get("hybrid") or {}
-    if hybrid.get("config", {}).get("stacker") == "tabular_only":  # LightGBM alone: no LLM to load
-        from risk_app.hybrid.model import HybridRiskModel
-
-        return HybridRiskModel(get_method(metadata["method"]), None, None, metadata, folder)
+    model_cls = model_class(metadata)
+    if not model_cls.loads_llm(metadata):  # a classical model alone (LightGBM): no LLM to load
+        return model_cls(get_method(metadata["method"]), None, None, metadata, folder)
     weights = verify_weights(folder, metadata)
     method = get_method(metadata["method"])
     cfg = method.parse_config(metadata["method_config"])
@@ -417,8 +457,4 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
         model.to(device)
         model = cast_for_gpu_inference(model)
     model.eval()
-    if metadata.get("extra", {}).get("hybrid"):  # the LLM stacked with a tabular model
-        from risk_app.hybrid.model import HybridRiskModel
-
-        return HybridRiskModel(method, model, tokenizer, metadata, folder)
-    return RiskModel(method, model, tokenizer, metadata, folder)
+    return model_cls(method, model, tokenizer, metadata, folder)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from risk_app.errors import ModelNotFoundError
+from risk_app.registry.artifact import load_risk_model
 from risk_app.registry.cache import ARTIFACT_FILE, WEIGHTS_PIN_TAG, download_version, find_artifact_folder
 from risk_app.registry.mlflow_store import (
     CHALLENGER,
@@ -97,8 +98,6 @@ def no_champion_advice(name: str, version: str | int, ref: str = CHALLENGER) -> 
 
 def load_by_alias(alias: str = CHAMPION, name: str = DEFAULT_MODEL_NAME) -> Any:
     """The `RiskModel` behind an alias (or version / folder), ready to `predict_proba`."""
-    from risk_app.registry.artifact import load_risk_model
-
     return load_risk_model(resolve_model(alias, name=name).local_artifact_dir)
 
 

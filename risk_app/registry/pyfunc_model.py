@@ -19,6 +19,9 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from data_contracts.spec import load_spec
+from risk_app.registry.artifact import SPEC_FILE, load_risk_model
+
 PYFUNC_ARTIFACT_KEY = "risk_model"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 _PARAM_BATCH = 100  # MLflow logs at most 100 params per call
@@ -28,10 +31,7 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
     """MLflow pyfunc face of a risk_app artifact folder: DataFrame in, P(default) out."""
 
     def load_context(self, context: Any) -> None:
-        # Imported here so logging a model never needs the (torch-heavy) artifact loader.
-        from risk_app.registry import artifact
-
-        self._risk_model = artifact.load_risk_model(context.artifacts[PYFUNC_ARTIFACT_KEY])
+        self._risk_model = load_risk_model(context.artifacts[PYFUNC_ARTIFACT_KEY])
 
     # The DataFrame hint tells MLflow to pass frames through as they are; the column schema
     # comes from the explicit signature given at logging time.
@@ -55,9 +55,6 @@ def _input_signature(folder: Path) -> ModelSignature:
 
     The id is optional so users can score bare feature rows; nullable columns are optional;
     extra columns are ignored by MLflow with a warning."""
-    from data_contracts.spec import load_spec
-    from risk_app.registry.artifact import SPEC_FILE
-
     spec = load_spec(folder / SPEC_FILE if (folder / SPEC_FILE).is_file() else None)
     columns = [ColSpec("string", spec.id_column, required=False)]
     for name in spec.feature_columns:

@@ -24,12 +24,17 @@ import numpy as np
 import pandas as pd
 
 from data_contracts.spec import load_spec
+from risk_app import paths
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.baselines import score_baselines
 from risk_app.evaluate.fairness import fairness_report, not_assessable
 from risk_app.evaluate.metrics import score_predictions
 from risk_app.evaluate.report import build_evaluation_report
 from risk_app.evaluate.text_baselines import CLASSICAL_BASELINES, TEXT_BASELINE_NAMES, score_text_baselines
+from risk_app.hybrid.config import LLM_ROW
+from risk_app.hybrid.stage import llm_alone_on_test
+from risk_app.registry.artifact import load_risk_model
+from risk_app.registry.mlflow_resolve import resolve_model
 from risk_app.run.dataset import structured_splits
 from risk_app.run.record import EvaluationFacts, RunRecord
 from risk_app.run.stages import baseline_policy_threshold, calibrated_scores
@@ -71,10 +76,6 @@ def _champion_on_test(
     """The current champion re-scored on this run's test rows at its own cut-off, or None when
     there is no registry or no champion yet (a first run), so challenger and champion are
     compared like for like on the newest loans."""
-    from risk_app import paths
-    from risk_app.registry.artifact import load_risk_model
-    from risk_app.registry.mlflow_registry import resolve_model
-
     uri = paths.mlflow_tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         return None  # no registry yet: nothing to compare with (and no store to create)
@@ -108,8 +109,6 @@ def evaluate_run(
     frames = structured_splits(valid, examples)
     baseline_metrics, baseline_scores, notes = _baseline_metrics(record, frames, test_ids, baselines, spec)
     if record.hybrid is not None:  # the model is the LLM stacked with LightGBM: show the LLM alone too
-        from risk_app.hybrid.stage import LLM_ROW, llm_alone_on_test
-
         baseline_metrics[LLM_ROW], baseline_scores[LLM_ROW] = llm_alone_on_test(record, test_ids)
     champion = _champion_on_test(frames, test_ids, champion_model or spec.name)
     if champion is not None:

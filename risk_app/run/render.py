@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from risk_app.evaluate.metric_table import HEADLINE_METRICS, format_metric
+from risk_app.hybrid.config import LLM_ROW
 from risk_app.registry.mlflow_resolve import no_champion_advice
 from risk_app.run.record import RegistrationFacts, RunRecord
 
@@ -38,8 +39,6 @@ class MlflowPayload:
 
 def model_rows(record: RunRecord) -> list[tuple[str, dict[str, float]]]:
     """(model name, test metrics) for the fine-tuned model first, then each baseline."""
-    from risk_app.hybrid.stage import LLM_ROW
-
     evaluation = record.need("evaluation")
     # A hybrid run's model is the LLM stacked with LightGBM; its LLM alone (the row `llm_alone`)
     # comes right after it, then the baselines.

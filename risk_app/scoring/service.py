@@ -13,14 +13,14 @@ import pandas as pd
 
 from risk_app.data.serialize import field_labels
 from risk_app.data.validate import ID_COLUMN
+from risk_app.evaluate.reasons import reason_codes
+from risk_app.registry.artifact import load_risk_model, read_metadata
+from risk_app.registry.mlflow_resolve import resolve_model
 from risk_app.scoring.batch import score_applications
 
 
 def load_model(ref: str = "champion", model_name: str = "credit_risk_model") -> Any:
     """A RiskModel from an alias, a version number or a local artifact folder."""
-    from risk_app.registry.artifact import load_risk_model
-    from risk_app.registry.mlflow_registry import resolve_model
-
     resolved = resolve_model(ref, name=model_name)
     model = load_risk_model(resolved.local_artifact_dir)
     if resolved.name and resolved.version:  # a registry version, not a local folder
@@ -49,8 +49,6 @@ def occlusion_reasons(
     """Reason codes for `df` (declined rows) by occlusion over the model's text fields: the
     default explainer for models that bring no `reason_codes` method of their own. `scores`:
     the rows' P(default) when already known (their full texts are then not scored again)."""
-    from risk_app.evaluate.reasons import reason_codes
-
     # In slices: each row brings one text per field, and their token ids are the memory peak.
     wides = []
     for start in range(0, len(df), OCCLUSION_ROWS):
@@ -107,9 +105,6 @@ def score_with_reasons(
 
 def reference_scores(model_version: str, model_name: str = "credit_risk_model") -> list[float]:
     """Holdout scores saved with a model: the baseline distribution for score drift."""
-    from risk_app.registry.artifact import read_metadata
-    from risk_app.registry.mlflow_registry import resolve_model
-
     version = model_version.split("/", 1)[1] if "/" in model_version else model_version
     resolved = resolve_model(version, name=model_name)
     return list(read_metadata(resolved.local_artifact_dir).get("extra", {}).get("reference_scores") or [])

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
-import types
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -78,10 +76,11 @@ def load_double_artifact(path: str | Path) -> SklearnRiskModel:
 
 
 def install_double_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make `risk_app.registry.artifact.load_risk_model` load double folders for this test."""
-    import risk_app.registry as registry_pkg
+    """Make every caller of `risk_app.registry.artifact.load_risk_model` (scoring, alias lookups,
+    the MLflow pyfunc, the champion re-scored in evaluation) load double folders for this test."""
+    from risk_app.registry import mlflow_resolve, pyfunc_model
+    from risk_app.run import evaluate
+    from risk_app.scoring import service
 
-    fake = types.ModuleType("risk_app.registry.artifact")
-    fake.load_risk_model = load_double_artifact  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "risk_app.registry.artifact", fake)
-    monkeypatch.setattr(registry_pkg, "artifact", fake, raising=False)
+    for module in (evaluate, mlflow_resolve, pyfunc_model, service):
+        monkeypatch.setattr(module, "load_risk_model", load_double_artifact)
