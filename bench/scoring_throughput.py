@@ -47,7 +47,7 @@ from risk_app import paths  # noqa: E402
 
 BATCH, MAX_LENGTH, REPEATS = 64, 256, 3
 OLD_REV = "1330ab7"  # main before the chunked, streamed scoring path
-CHUNK_ROWS = 50_000  # risk_app.scoring.output.DEFAULT_CHUNK_ROWS, to turn staged parts into rows
+CHUNK_ROWS = 50_000  # risk_app.scoring.staged.DEFAULT_CHUNK_ROWS, to turn staged parts into rows
 
 
 @dataclass

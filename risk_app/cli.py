@@ -290,7 +290,7 @@ def score(
 ) -> None:
     """Score a file: PD, grade, decision, model version, reason codes; recorded once in the warehouse."""
     from data_contracts.spec import load_spec
-    from risk_app.scoring.output import score_and_record
+    from risk_app.scoring.staged import score_and_record
 
     if not Path(model).expanduser().is_dir():  # a version or alias: the registry is read
         reconcile_first(load_spec(dataset).name)

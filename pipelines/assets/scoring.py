@@ -34,8 +34,8 @@ from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.batch_drift import BatchDrift
 from risk_app.landing import find_landing_file, key_content, landing_key
 from risk_app.scoring.batch import policy_of
-from risk_app.scoring.output import DEFAULT_CHUNK_ROWS
 from risk_app.scoring.staged import (
+    DEFAULT_CHUNK_ROWS,
     StagedBatch,
     StagedScoring,
     prune_stale_stages,

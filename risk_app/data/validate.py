@@ -93,7 +93,7 @@ class ValidationResult:
         }
 
 
-def _describe_check(check: str) -> str:
+def describe_check(check: str) -> str:
     """A readable reason for a pandera check name."""
     patterns: list[tuple[str, str]] = [
         (r"^coerce_dtype\('?([\w\[\]]+)'?\)$", "cannot be read as {0}"),
@@ -131,8 +131,8 @@ def _reason(column: str, check: str, spec: DatasetSpec) -> str:
     if parse is not None and check.startswith("coerce_dtype"):
         # Say how the spec told us to read it: the analyst then sees the cell and the rule side by side.
         rule = f"format {parse.format}" if parse.format else parse.model_dump_json(exclude_defaults=True)
-        return f"{_describe_check(check)} (spec parse: {rule})"
-    return _describe_check(check)
+        return f"{describe_check(check)} (spec parse: {rule})"
+    return describe_check(check)
 
 
 def _lazy_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:
@@ -319,7 +319,7 @@ def validate_applications(
     row_level, file_level = collect_failures(schema, work[contract_columns], spec.id_column)
     if not file_level.empty:
         problems = "; ".join(
-            f"{c}: {_describe_check(str(k))} ({v})"
+            f"{c}: {describe_check(str(k))} ({v})"
             for c, k, v in file_level[["column", "check", "failure_case"]].itertuples(index=False)
         )
         raise DataFileError(source, f"file-level contract failure: {problems}")

@@ -3,8 +3,7 @@
 `score_applications` scores a DataFrame of contract-valid applications with a loaded risk model
 and `check_scored_output` checks the result against `data_contracts/scored_application.py`.
 The whole path for one file (validate, quarantine, score, record once, write) is
-`risk_app.scoring.output.score_and_record`, used by the CLI; Dagster's scoring assets use the
-same pieces per partition.
+`risk_app.scoring.staged`, used by the CLI and by Dagster's scoring assets.
 
     scored = score_applications(valid_df, risk_model)
 """
@@ -12,19 +11,17 @@ same pieces per partition.
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from data_contracts.scored_application import SCORED_COLUMNS, ScoredApplication
 from risk_app.data.validate import ID_COLUMN
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.scoring.grades import GRADE_BANDS, assign_grades
 
-OUTPUT_SUFFIXES: tuple[str, ...] = (".parquet", ".csv")
 OUTPUT_COLUMNS: tuple[str, ...] = (
     ID_COLUMN,
     "probability_of_default",
@@ -119,34 +116,5 @@ def score_applications(
 
 def check_scored_output(scored: pd.DataFrame) -> None:
     """Validate against the ScoredApplication contract (its columns; `scored_at` is ours)."""
-    from data_contracts.scored_application import SCORED_COLUMNS, ScoredApplication
-
     # The contract is strict on its own columns; scored_at is run metadata it does not list.
     ScoredApplication.validate(scored[list(SCORED_COLUMNS)], lazy=True)
-
-
-def check_output_suffix(path: str | os.PathLike[str], what: str = "output") -> str:
-    """The lower-case suffix of an output path; `ConfigError` unless it is .parquet or .csv."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise ConfigError(
-            f"{path}: unsupported {what} format '{suffix or '(no suffix)'}'; "
-            f"use one of {', '.join(OUTPUT_SUFFIXES)}"
-        )
-    return suffix
-
-
-def write_frame(df: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
-    """Write a frame atomically as Parquet or CSV, chosen by suffix.
-
-    CSV text cells that a spreadsheet would run as formulas are neutralized (see
-    `risk_app.scoring.output`); with `overwrite=False` an existing file is refused.
-    """
-    from risk_app.scoring.output import write_output
-
-    return write_output(df, path, overwrite=overwrite)
-
-
-def default_quarantine_path(output_path: Path) -> Path:
-    return output_path.with_name(f"{output_path.stem}.quarantine.parquet")

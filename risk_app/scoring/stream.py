@@ -37,8 +37,9 @@ import pyarrow.parquet as pq
 
 from risk_app.atomic import atomic_file, atomic_write_json
 from risk_app.data.load import SOURCE_ROW_COLUMN
-from risk_app.data.validate import QUARANTINE_COLUMNS, ValidationResult
+from risk_app.data.validate import QUARANTINE_COLUMNS, ValidationResult, describe_check
 from risk_app.registry.processes import process_is_gone, process_tags
+from risk_app.scoring.output import encode_frame, neutralize_csv_cells
 from risk_app.storage.scores import BATCH_COLUMNS
 
 Part = Literal["scores", "applications", "quarantine"]
@@ -88,13 +89,17 @@ class RepeatedIds:
 
 def _duplicate_rows(rows: pd.DataFrame, source: str, id_column: str) -> pd.DataFrame:
     """Quarantine lines for rows whose id occurred earlier in the file (as validate writes them)."""
-    from risk_app.data.validate import _describe_check  # the one wording of every check
-
-    why = _describe_check(_DUPLICATE_CHECK)
+    why = describe_check(  # the one wording of every check
+        _DUPLICATE_CHECK
+    )
     records = [
         {
-            "source_file": source, "row_number": int(row), "application_id": str(ident), "column": id_column,
-            "check": _DUPLICATE_CHECK, "failure_value": str(ident),
+            "source_file": source,
+            "row_number": int(row),
+            "application_id": str(ident),
+            "column": id_column,
+            "check": _DUPLICATE_CHECK,
+            "failure_value": str(ident),
             "reason": f"row {int(row)}, field {id_column}={str(ident)!r}: {why}",
         }  # fmt: skip
         for row, ident in zip(rows[SOURCE_ROW_COLUMN], rows["application_id"], strict=True)
@@ -192,8 +197,6 @@ class BatchStage:
         if scored.empty:
             return
         if self.csv:
-            from risk_app.scoring.output import neutralize_csv_cells
-
             first = self._writer is None
             if first:
                 self._columns = list(scored.columns)
@@ -218,8 +221,6 @@ class BatchStage:
         """Close the writer; a file with no scored row still gets its (empty) output."""
         self._close()
         if not self.scores_file.exists():
-            from risk_app.scoring.output import encode_frame
-
             empty = self._template if self._template is not None else pd.DataFrame()
             self.scores_file.write_bytes(encode_frame(empty, self.scores_file.suffix))
 

@@ -13,7 +13,7 @@ import pytest
 
 from risk_app.errors import RiskAppError
 from risk_app.registry.base_model import PINS_KEY
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record
 from risk_app.storage.scores import scored_rows_per_batch
 from tests.reliability.conftest import applications
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from risk_app.scoring.output import OutputExistsError, batch_output_path, score_and_record
+from risk_app.scoring.output import OutputExistsError, batch_output_path
+from risk_app.scoring.staged import score_and_record
 from risk_app.storage.scores import file_batch_id, scored_rows_per_batch, scoring_ledger
 from risk_app.storage.warehouse import query
 from tests.reliability.conftest import KILLED, applications, run_child, start_child
 
 SCORE_IN_CHILD = """
 from tests.scoring.doubles import load_double_artifact
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record
 {patch}
 outcome = score_and_record({source!r}, risk_model=load_double_artifact({model!r}), reasons=0)
 print(outcome.record.status)
@@ -51,7 +52,7 @@ s._insert = insert_then_die
 """,
     # Ledger committed, output not yet written.
     "before_output": """
-import risk_app.scoring.output as o
+import risk_app.scoring.staged as o
 kill_before(o, "_publish")
 """,
     # Output bytes written to the temp file and fsynced, not yet linked into place.

@@ -11,7 +11,7 @@ from risk_app import workflow
 from risk_app.errors import RiskAppError
 from risk_app.finetune.config import TrainConfig
 from risk_app.run.register import promote_run, register_run
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record
 from risk_app.storage.scores import scoring_ledger
 
 pytestmark = pytest.mark.slow

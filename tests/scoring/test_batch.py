@@ -16,7 +16,7 @@ from data_contracts.scored_application import ScoredApplication
 from risk_app.errors import ConfigError, DataFileError, RiskAppError
 from risk_app.paths import DEFAULT_DATASET
 from risk_app.scoring.batch import OUTPUT_COLUMNS, score_applications
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record
 from tests.scoring.doubles import (
     german_credit,
     install_double_loader,

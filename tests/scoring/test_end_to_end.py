@@ -14,7 +14,7 @@ import pytest
 
 from risk_app.paths import DEFAULT_DATASET
 from risk_app.registry import mlflow_registry as reg
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ from risk_app.scoring.output import (
     OutputExistsError,
     batch_output_path,
     neutralize_csv_cells,
-    score_and_record,
     write_output,
 )
+from risk_app.scoring.staged import score_and_record
 from risk_app.storage.scores import file_batch_id
 
 
