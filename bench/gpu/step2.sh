@@ -7,6 +7,6 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/root/keep/site:$PWD
 python3 -c "import transformers, peft; print('transformers', transformers.__version__, 'peft', peft.__version__)"
 time python3 -c "
-from risk_app.models.loader import convert_gguf_to_safetensors as convert
+from risk_app.models.convert import convert_gguf_to_safetensors as convert
 convert('/root/keep/SmolLM2-135M-Instruct.Q4_1.gguf', '/root/keep/SmolLM2-135M-Instruct')"
 ls -la /root/keep/SmolLM2-135M-Instruct
