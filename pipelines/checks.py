@@ -3,10 +3,13 @@
 import dagster as dg
 import pandas as pd
 
-from data_contracts.spec import DatasetSpec
+from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
 from pipelines.metadata import table
 from pipelines.resources import RiskAppSettings
 from risk_app.data.validate import validate_applications
+from risk_app.outcomes.backtest import recorded_backtests
+from risk_app.outcomes.book import book_counts, labeled_book
+from risk_app.outcomes.ingest import outcome_files
 from risk_app.run.record import RunRecord
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
@@ -140,10 +143,6 @@ def _latest_metadata(context: dg.AssetCheckExecutionContext, asset: str) -> dict
     "file, rows in = accepted + quarantined.",
 )
 def outcome_accounting(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    from data_contracts.spec import DEFAULT_DATASET, load_spec
-    from risk_app.outcomes.book import book_counts, labeled_book
-    from risk_app.outcomes.ingest import outcome_files
-
     latest = _latest_metadata(context, "labeled_book")
     # The book's run names its data sets ("specs"); older runs named one ("spec").
     named = latest.get("specs") or [latest.get("spec") or DEFAULT_DATASET]
@@ -176,8 +175,6 @@ def outcome_accounting(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
     "realized default rate (the vintage just backtested).",
 )
 def backtest_within_intervals(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    from risk_app.outcomes.backtest import recorded_backtests
-
     latest = _latest_metadata(context, "backtest")
     dataset, vintage = str(latest.get("dataset", "")), str(latest.get("vintage", ""))
     rows = recorded_backtests(dataset)

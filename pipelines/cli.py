@@ -79,6 +79,7 @@ def score_after_training(
     instance: Any, defs: Any, path: Path, output: Path | None, model: str = "champion"
 ) -> tuple[Any, Path]:
     """Score `path` as its own partition of the scoring job (as the landing sensor would)."""
+    # CLI start-up: the assets import dagster and the whole library; only `score` needs them.
     from pipelines.assets.scoring import landing_files, landing_partition_key
     from risk_app.storage.scores import file_batch_id
 
@@ -107,6 +108,7 @@ def score_after_training(
 def scoring_model(record: Any) -> str:
     """The champion, or, when the data set has none yet (this version was held back), this
     version by number, said plainly: a demo run still shows scores."""
+    # CLI start-up: the registry imports mlflow; only the demo summary needs it.
     from risk_app.run.register import champion_version
 
     registration = record.need("registration")
@@ -121,6 +123,7 @@ def scoring_model(record: Any) -> str:
 
 def print_training_summary(record: Any) -> None:
     """The record's test metrics beside the baselines, the policy and the verdict."""
+    # CLI start-up: rendering a record imports the registry (mlflow).
     from risk_app.run.render import policy_sentence, summary_rows, training_notes
 
     print_table("Test metrics, same split", summary_rows(record))
@@ -156,6 +159,7 @@ def run(
 ) -> None:
     """Run the whole pipeline through Dagster: ingest → … → register, then batch-score."""
     ensure_dagster_home()
+    # CLI start-up: dagster and the definitions take tens of seconds; only `dagster-run` needs them.
     import dagster as dg
 
     from pipelines.definitions import defs

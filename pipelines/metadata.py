@@ -13,6 +13,8 @@ import dagster as dg
 import pandas as pd
 
 from risk_app.errors import RiskAppError
+from risk_app.evaluate.metric_table import metric_spec
+from risk_app.run.render import model_rows, policy_sentence
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,8 +84,6 @@ def validation_counts(result: Any) -> dict[str, Any]:
 
 def _metric_values(values: Mapping[str, float], prefix: str = "") -> dict[str, Any]:
     """Metrics rounded as reports show them (the metric table's decimals)."""
-    from risk_app.evaluate.metric_table import metric_spec
-
     return {
         f"{prefix}{name}": dg.MetadataValue.float(round(float(value), metric_spec(name).decimals))
         for name, value in values.items()
@@ -123,8 +123,6 @@ def _strategy_with_choice(policy: Any) -> pd.DataFrame:
 
 
 def _policy_metadata(record: Any) -> dict[str, Any]:
-    from risk_app.run.render import policy_sentence
-
     policy = record.need("policy")
     return {
         "threshold": dg.MetadataValue.float(round(policy.threshold, 4)),
@@ -142,8 +140,6 @@ def _policy_metadata(record: Any) -> dict[str, Any]:
 
 
 def _evaluation_metadata(record: Any) -> dict[str, Any]:
-    from risk_app.run.render import model_rows
-
     evaluation = record.need("evaluation")
     rows = pd.DataFrame([{"model": name, **values} for name, values in model_rows(record)])
     lift = table(pd.read_csv(evaluation.lift_table).round(4)) if evaluation.lift_table else ""

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from pipelines.metadata import user_errors
 from risk_app.errors import NothingToRollBackError
+from risk_app.registry.alias_audit import record_unaudited_move
 from risk_app.registry.mlflow_registry import rollback_champion, set_champion
 from risk_app.run.register import champion_version
 from risk_app.storage.holds import release_batch
@@ -70,8 +71,6 @@ class UnauditedMoveConfig(dg.Config):
 @dg.op(description="Record a champion alias moved outside risk-app in the audit log, then fail so it shows.")
 @user_errors
 def record_unaudited_alias_move(context: dg.OpExecutionContext, config: UnauditedMoveConfig) -> None:
-    from risk_app.registry.alias_audit import record_unaudited_move
-
     state = record_unaudited_move(config.model_name, detected_by=f"Dagster run {context.run_id}")
     if state is None:
         # Already recorded, or moved back through risk-app before this run started.

@@ -4,8 +4,9 @@ import os
 
 import dagster as dg
 
-from data_contracts.spec import DEFAULT_DATASET
+from data_contracts.spec import DEFAULT_DATASET, load_spec
 from pipelines.jobs import training_job
+from risk_app.outcomes.book import book_ready_for_training
 
 # Where the weekly run reads its training data (the file the bank's extract job refreshes) and
 # which data set's spec it follows; both are deployment configuration, not code.
@@ -18,9 +19,6 @@ WINDOW_ENV = "RISK_APP_TRAINING_WINDOW_MONTHS"
 
 def _training_ops(dataset: str, path: str) -> tuple[dict, str]:
     """The run config's ops and the source chosen: the book by default when it is ready."""
-    from data_contracts.spec import load_spec
-    from risk_app.outcomes.book import book_ready_for_training
-
     source = os.environ.get(TRAINING_SOURCE_ENV) or ""
     spec = load_spec(dataset)
     if source == "book" or (not source and book_ready_for_training(spec)):

@@ -36,6 +36,8 @@ from typing import Any
 import dagster as dg
 
 from data_contracts.spec import DEFAULT_DATASET as DEFAULT_DATASET_NAME
+from data_contracts.spec import load_spec
+from pipelines.assets.outcomes import outcome_files, vintages
 from pipelines.assets.overrides import override_files
 from pipelines.assets.scoring import landing_files
 from pipelines.jobs import (
@@ -58,7 +60,17 @@ from risk_app.landing import (
     take,
     taken_names,
 )
+from risk_app.outcomes.book import vintage_outcome_counts
+from risk_app.outcomes.routing import (
+    dataset_folders,
+    dataset_spec_named,
+    default_dataset,
+    known_dataset_names,
+    outcomes_landing_dir,
+    vintage_key,
+)
 from risk_app.overrides.ingest import overrides_landing_dir
+from risk_app.registry.alias_audit import champion_alias_states
 
 DEFAULT_STABLE_SECONDS = 30.0
 
@@ -166,9 +178,6 @@ def _outcome_file_requests(
 def _book_requests(state: dict[str, Any], dataset: str) -> tuple[list[dg.RunRequest], list[str]]:
     """When `dataset`'s outcomes changed since the last tick: rebuild its book, backtest each
     changed vintage (partition `<data set>/<vintage>`)."""
-    from risk_app.outcomes.book import vintage_outcome_counts
-    from risk_app.outcomes.routing import dataset_spec_named, vintage_key
-
     spec = dataset_spec_named(dataset)
     counts = vintage_outcome_counts(spec)
     seen: dict[str, int] = state.setdefault("books", {}).setdefault(dataset, {})
@@ -208,15 +217,6 @@ def outcome_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     data set of $RISK_APP_DATASET) are taken in once each, each into its folder's data set; then
     the book and the backtest of every vintage whose outcomes changed are brought up to date,
     per data set (`risk_app.outcomes.routing`)."""
-    from data_contracts.spec import load_spec
-    from pipelines.assets.outcomes import outcome_files, vintages
-    from risk_app.outcomes.routing import (
-        dataset_folders,
-        default_dataset,
-        known_dataset_names,
-        outcomes_landing_dir,
-    )
-
     default = load_spec(default_dataset()).name
     state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     file_requests, file_keys = _outcome_file_requests(state, outcomes_landing_dir(), default)
@@ -293,8 +293,6 @@ def override_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
 )
 def champion_alias_watch(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """A `champion` alias moved outside risk-app (e.g. in MLflow's UI) gets one red run, once."""
-    from risk_app.registry.alias_audit import champion_alias_states
-
     # Cursor: per model, the move already handed to a run (so a slow run is not asked for twice).
     flagged: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     states = champion_alias_states()

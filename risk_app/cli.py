@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import create_model
 from rich.table import Table
 
-from data_contracts.spec import DEFAULT_DATASET
+from data_contracts.spec import DEFAULT_DATASET, load_spec
 from risk_app import paths
+from risk_app.atomic import atomic_write_text
 from risk_app.cli_bases import bases_app
 from risk_app.cli_common import clear_errors, console, parse_config, parse_params, print_table
 from risk_app.cli_datasets import datasets_app
@@ -49,6 +51,7 @@ def _quiet() -> None:
 @clear_errors
 def methods() -> None:
     """List the registered fine-tuning methods and their parameters."""
+    # CLI start-up: the method registry imports torch; only this command needs it.
     from risk_app.finetune.config import describe_fields
     from risk_app.finetune.registry import get_method, list_methods
 
@@ -66,8 +69,6 @@ def methods() -> None:
 
 def _single(config_cls: Any, field_name: str) -> Any:
     """A one-field view of a pydantic model, so describe_fields prints one line per field."""
-    from pydantic import create_model
-
     field = config_cls.model_fields[field_name]
     return create_model("One", **{field_name: (field.annotation, field)})
 
@@ -76,6 +77,7 @@ def _single(config_cls: Any, field_name: str) -> Any:
 @clear_errors
 def augmenters() -> None:
     """List the registered augmenters (nlpaug-based, training split only)."""
+    # CLI start-up: the augmenters import nlpaug and torch; only this command needs them.
     from risk_app.augment.base import get_augmenter, list_augmenters
 
     for name in list_augmenters():
@@ -92,6 +94,7 @@ def validate(
     """Check a file against a data set's contract and show what would be quarantined.
 
     A file with the target column is checked as training data (the same checks as `train`)."""
+    # CLI start-up: the workflow imports torch and transformers; only this command needs them.
     from risk_app.workflow import ingest_and_validate
 
     result = ingest_and_validate(input, require_target=None, spec=dataset)
@@ -157,7 +160,7 @@ def train(
     `--set` takes any TrainConfig field and `--policy` any PolicyConfig field (a mistake lists
     the allowed keys), so the CLI never lags behind the library's configs.
     """
-    from data_contracts.spec import load_spec
+    # CLI start-up: policy and training configs import scikit-learn and torch.
     from risk_app.evaluate.policy import PolicyConfig
     from risk_app.finetune.config import TrainConfig
 
@@ -198,6 +201,7 @@ def _train_from_file(
     hybrid: str = "none",
 ) -> Any:
     """Validate, prepare and train one run on a file; print its summary; return its record."""
+    # CLI start-up: training imports torch, transformers and mlflow; only `train` needs them.
     from risk_app import workflow
     from risk_app.finetune.registry import get_method
     from risk_app.hybrid.stage import check_hybrid
@@ -239,6 +243,7 @@ def _train_from_file(
 
 
 def _resume(run_id: str, policy_config: Any, register: bool, nproc: int) -> None:
+    # CLI start-up: training imports torch, transformers and mlflow; only `train` needs them.
     from risk_app import workflow
     from risk_app.run.record import RunRecord
     from risk_app.run.render import policy_sentence, summary_rows, training_notes
@@ -259,6 +264,7 @@ def _resume(run_id: str, policy_config: Any, register: bool, nproc: int) -> None
 
 
 def _register_and_report(record: Any) -> None:
+    # CLI start-up: registration imports mlflow; only `train --register` needs it.
     from risk_app.run.register import promote_run, register_run
 
     registered = register_run(record, model_name=record.dataset.name)
@@ -289,7 +295,7 @@ def score(
     csv: Annotated[bool, typer.Option("--csv", help="Default output as CSV (formulas neutralized).")] = False,
 ) -> None:
     """Score a file: PD, grade, decision, model version, reason codes; recorded once in the warehouse."""
-    from data_contracts.spec import load_spec
+    # CLI start-up: scoring imports torch and mlflow; only `score` needs them.
     from risk_app.scoring.staged import score_and_record
 
     if not Path(model).expanduser().is_dir():  # a version or alias: the registry is read
@@ -327,9 +333,8 @@ def compare_methods_command(
 
     `python bench/compare_methods.py` runs the same comparison and writes docs/methods.md.
     """
-    from data_contracts.spec import load_spec
+    # CLI start-up: training imports torch and transformers; only this command needs them.
     from risk_app import workflow
-    from risk_app.atomic import atomic_write_text
     from risk_app.finetune import compare
     from risk_app.finetune.config import TrainConfig
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from risk_app.errors import RiskAppError
+from risk_app.models.catalogue import CATALOGUE, cached_folder, get_base, is_cached
 
 bases_app = typer.Typer(no_args_is_help=True, help="Pretrained base models: list the catalogue, fetch one.")
 _console = Console()
@@ -32,8 +33,6 @@ def _folder_size(folder: Path) -> int:
 @bases_app.command("list")
 def list_bases() -> None:
     """Each catalogue base: name, size, licence, source and whether it is in the model cache."""
-    from risk_app.models.catalogue import CATALOGUE, cached_folder, is_cached
-
     table = Table(title="Base models (use the name with --base-model)")
     table.add_column("name", no_wrap=True)
     for column in ("model", "download", "licence", "source", "cached"):
@@ -62,14 +61,12 @@ def fetch(
     ] = False,
 ) -> None:
     """Download, verify and convert one base model (nothing is done when it is already cached)."""
-    from risk_app.models.catalogue import get_base, is_cached
+    # CLI start-up: fetching converts with transformers; only `bases fetch` needs it.
     from risk_app.models.fetch import fetch_base
 
     try:
         spec = get_base(name)
         if is_cached(spec):
-            from risk_app.models.catalogue import cached_folder
-
             _console.print(f"{name} is already cached at {cached_folder(spec)}", highlight=False)
             return
         folder = fetch_base(name, keep_wheels=keep_wheels, log=lambda m: _console.print(m, highlight=False))

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from risk_app.errors import RiskAppError
+from risk_app.errors import ConfigError, RiskAppError
 
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,8 +38,6 @@ def clear_errors(fn: F) -> F:
 
 def parse_params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
     """`--param key=value` pairs (values parsed as JSON when they can be) over `--params-json`."""
-    from risk_app.errors import ConfigError
-
     params: dict[str, Any] = {}
     if params_json:
         try:
@@ -80,9 +79,7 @@ def print_table(title: str, rows: list[dict[str, Any]], columns: list[str] | Non
 
 def parse_config(config_cls: Any, values: dict[str, Any]) -> Any:
     """Validate CLI values with a library config class; one clear line on a mistake."""
-    from pydantic import ValidationError
-
-    from risk_app.errors import ConfigError
+    # CLI start-up: the training config imports torch; only commands that take a config need it.
     from risk_app.finetune.config import format_validation_error
 
     try:

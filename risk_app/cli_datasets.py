@@ -16,18 +16,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from risk_app.errors import RiskAppError
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from data_contracts.spec import DatasetSpec
+from data_contracts.spec import DatasetSpec, list_datasets, load_spec
+from data_contracts.spec_draft import draft_spec
+from risk_app.atomic import atomic_write_text
+from risk_app.errors import DataFileError, RiskAppError
 
 datasets_app = typer.Typer(
     no_args_is_help=True, help="Data sets: list the built-in ones, show a spec, draft one."
@@ -43,8 +42,6 @@ def _fail(exc: RiskAppError) -> typer.Exit:
 @datasets_app.command("list")
 def list_command() -> None:
     """Each built-in data set: name, version, columns, target, data file and licence."""
-    from data_contracts.spec import list_datasets, load_spec
-
     table = Table(title="Built-in data sets (use the name with --dataset)")
     for column in ("name", "version", "features", "target (default =)", "data", "licence"):
         table.add_column(column, overflow="fold", no_wrap=column == "name")
@@ -83,8 +80,6 @@ def show(
     ] = False,
 ) -> None:
     """A spec: identity, every column with its type, label and role, and what still needs review."""
-    from data_contracts.spec import load_spec
-
     try:
         spec = load_spec(dataset)
     except RiskAppError as exc:
@@ -145,11 +140,6 @@ def init(
 ) -> None:
     """Infer a draft spec from a file; print what to review; write it atomically."""
 
-    from data_contracts.spec import load_spec
-    from data_contracts.spec_draft import draft_spec
-    from risk_app.atomic import atomic_write_text
-    from risk_app.errors import DataFileError
-
     try:
         if output.suffix not in (".yaml", ".yml"):
             raise DataFileError(output, "the spec file must end in .yaml or .yml")
@@ -189,10 +179,6 @@ def init(
 
 def _read_as_text(path: Path) -> pd.DataFrame:
     """Every column as text (missing stays missing), so inference sees the file as written."""
-    import pandas as pd
-
-    from risk_app.errors import DataFileError
-
     if not path.is_file():
         raise DataFileError(path, "file not found")
     try:

@@ -60,6 +60,7 @@ def models_list(
     wide: Annotated[bool, typer.Option("--wide", help="Every field in one wide table.")] = False,
 ) -> None:
     """Registered versions with aliases, method, test AUC and promotion decision."""
+    # CLI start-up: the registry imports mlflow; only the `models` commands need it.
     from risk_app.registry.mlflow_registry import list_versions
 
     reconcile_first(name)
@@ -84,6 +85,7 @@ def models_promote(
     name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
 ) -> None:
     """Make a version champion by hand; the reason is recorded."""
+    # CLI start-up: the registry imports mlflow; only the `models` commands need it.
     from risk_app.registry.mlflow_registry import set_champion
 
     reconcile_first(name)
@@ -98,6 +100,7 @@ def models_rollback(
     name: Annotated[str, typer.Option(help="Registered model name (one per data set).")] = DEFAULT_DATASET,
 ) -> None:
     """Give the champion alias back to the previous champion; recorded."""
+    # CLI start-up: the registry imports mlflow; only the `models` commands need it.
     from risk_app.registry.mlflow_registry import rollback_champion
 
     reconcile_first(name)

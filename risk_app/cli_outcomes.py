@@ -17,10 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from data_contracts.spec import load_spec
 from risk_app.errors import RiskAppError
 
 outcomes_app = typer.Typer(
@@ -38,8 +40,6 @@ def _fail(exc: RiskAppError) -> typer.Exit:
 
 
 def _print_frame(title: str, frame: object, max_rows: int = 40) -> None:
-    import pandas as pd
-
     assert isinstance(frame, pd.DataFrame)
     table = Table(title=title)
     for column in frame.columns:
@@ -55,6 +55,7 @@ def add(
     dataset: DatasetOption = "german_credit",
 ) -> None:
     """Take in one outcome file, exactly once; quarantined rows are listed with their reason."""
+    # CLI start-up: the outcome store imports duckdb; only the `outcomes` commands need it.
     from risk_app.outcomes.ingest import add_outcome_file
 
     try:
@@ -69,7 +70,7 @@ def add(
 @outcomes_app.command("book")
 def book(dataset: DatasetOption = "german_credit") -> None:
     """The labeled book per vintage: scored = with outcome + pending + declined."""
-    from data_contracts.spec import load_spec
+    # CLI start-up: the outcome store imports duckdb; only the `outcomes` commands need it.
     from risk_app.outcomes.book import book_counts, labeled_book, vintage_counts
 
     try:
@@ -97,7 +98,7 @@ def backtest(
     ] = None,
 ) -> None:
     """Backtest each vintage with outcomes: predicted PD vs realized default rate per grade."""
-    from data_contracts.spec import load_spec
+    # CLI start-up: backtests import duckdb and mlflow; only this command needs them.
     from risk_app.outcomes.backtest import record_backtest
     from risk_app.outcomes.book import labeled_book, vintage_outcome_counts
     from risk_app.outcomes.report import champion_card_with_backtest

@@ -8,14 +8,14 @@ and so do the Dagster definitions.
 
 from __future__ import annotations
 
+import logging
+import os
+import warnings
+
 
 def quiet_libraries() -> None:
     """Keep the terminal for our progress bars and messages: the libraries' expected notices
     (a freshly initialised classification head, optional CPU kernels) are not actionable."""
-    import logging
-    import os
-    import warnings
-
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # transformers' deprecation notices about its own internals are for library authors.
@@ -23,6 +23,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     # transformers' own bars (shard writing, weight loading) would interleave with ours.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Imported after the environment above is set: transformers reads it when it first loads.
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

@@ -28,6 +28,8 @@ import pandas as pd
 from data_contracts.spec import load_spec
 from data_contracts.spec_text import ESTIMATED_TOKENS
 from risk_app import paths
+from risk_app.augment.config import AugmentConfig
+from risk_app.augment.pipeline import augment_training_examples
 from risk_app.data.examples import build_training_examples
 from risk_app.data.load import load_applications
 from risk_app.data.validate import ValidationResult, validate_applications
@@ -76,9 +78,6 @@ def augment_examples(
     examples: pd.DataFrame, valid: pd.DataFrame, seed: int = 42, spec: Any = None, **options: Any
 ) -> pd.DataFrame:
     """The training split plus nlpaug-augmented copies (validation and test untouched)."""
-    from risk_app.augment.config import AugmentConfig
-    from risk_app.augment.pipeline import augment_training_examples
-
     config = AugmentConfig(enabled=True, seed=seed, **options)
     return augment_training_examples(examples, valid, config, spec=spec).frame
 

@@ -276,6 +276,7 @@ def read_csv_cells(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def _parquet_chunks(file: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    # pyarrow's Parquet reader (heavy) only for Parquet files; CSV files never need it.
     import pyarrow.parquet as pq
 
     try:

@@ -237,6 +237,7 @@ def _suffix_batch(
     suffixes: list[list[int]],
 ) -> np.ndarray:
     """Logits of variants = row's first `prefix` tokens (cached) + `suffix`, at the suffix's last token."""
+    # transformers (seconds to import) only once a model takes the cached path.
     from transformers import DynamicCache
 
     b, p_max, s_max = len(rows), max(prefix), max(len(s) for s in suffixes)

@@ -29,6 +29,7 @@ from risk_app.atomic import atomic_write_json, atomic_write_text
 from risk_app.errors import RiskAppError
 from risk_app.evaluate import plots
 from risk_app.evaluate.curves import check_scores, lift_table, require_both_classes, score_summary
+from risk_app.evaluate.metrics import credit_metrics
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,6 @@ def build_evaluation_report(
     `baselines` maps a name (e.g. "logistic") to scores on the same test rows; they appear on
     the ROC and reliability charts and in `report.json` so the model is judged beside them.
     """
-    from risk_app.evaluate.metrics import credit_metrics
-
     # Setup: checked arrays and a clean output folder.
     y_arr, p_arr, baseline_arrays = _checked_inputs(y_test, p_test, threshold, baselines, model_name)
     all_scores = {model_name: p_arr, **baseline_arrays}

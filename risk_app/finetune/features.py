@@ -21,6 +21,7 @@ print(pooled_features('tiny-qwen2', ['Duration: 6 months.']).shape)"
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,9 @@ from tqdm import tqdm
 
 from risk_app import paths
 from risk_app.atomic import atomic_write_bytes, atomic_write_json
+from risk_app.finetune.predict import encode_texts, model_device, pad_batch
+from risk_app.models.catalogue import get_base, is_catalogue_name
+from risk_app.models.loader import load_classifier, resolve_source
 
 Pooling = Literal["last", "mean"]
 Precision = Literal["fp32", "bf16"]
@@ -74,9 +78,6 @@ def _sha256_file(path: Path) -> str:
 
 def base_fingerprint(base_model: str) -> str:
     """A content hash of the base model (memoised by path, size and mtime under features_dir)."""
-    from risk_app.models.catalogue import get_base, is_catalogue_name
-    from risk_app.models.loader import resolve_source
-
     if is_catalogue_name(base_model):
         return get_base(base_model).sha256
     source, gguf_file = resolve_source(base_model)
@@ -147,8 +148,6 @@ def extract_features(
     `model` is a `*ForSequenceClassification` (its backbone is used, its head is not) or a
     bare decoder. Texts are sorted by length so batches pad little; results are in input order.
     """
-    from risk_app.finetune.predict import encode_texts, model_device, pad_batch
-
     backbone = getattr(model, getattr(model, "base_model_prefix", "model"), model)
     sequences = encode_texts(tokenizer, list(texts), max_length)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
@@ -206,8 +205,6 @@ class FeatureStore:
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    import io
-
     handle = io.BytesIO()
     np.savez(handle, **arrays)  # type: ignore[arg-type]
     return handle.getvalue()
@@ -281,8 +278,6 @@ def cached_features(
 
 def _load_frozen(base_model: str, settings: FeatureSettings, device: str | None = None) -> tuple[Any, Any]:
     """The base in the settings' precision on `device` (default: CUDA when present)."""
-    from risk_app.models.loader import load_classifier
-
     dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = load_classifier(base_model, num_labels=2, dtype=dtype, device=device)

@@ -138,6 +138,7 @@ def apply_load_levers(model: Any, speed: SpeedConfig, device: torch.device) -> A
     if speed.fused_kernels:
         _need_cuda("fused_kernels", device)
         try:
+            # liger-kernel is optional (a CUDA speed-up); absent, the plain kernels run.
             from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
         except ImportError as exc:
             raise ConfigError(

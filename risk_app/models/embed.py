@@ -75,6 +75,7 @@ class SentenceEncoder:
     """Mean-pooled, unit-length sentence vectors from a verified encoder folder."""
 
     def __init__(self, folder: Path, spec: EncoderSpec, *, batch_size: int = 64, cache: bool = True) -> None:
+        # torch and transformers (seconds to import) only once the encoder is used.
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -89,6 +90,7 @@ class SentenceEncoder:
         return self.spec.name
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        # torch (seconds to import) only once the encoder is used.
         import torch
 
         out = np.empty((len(texts), self.spec.dimension), dtype=np.float32)

@@ -149,6 +149,7 @@ def join_parts(
 
 def read_gguf_header(path: Path) -> dict[str, object]:
     """architecture, name, layer count, hidden size and tensor count from a GGUF file's header."""
+    # gguf, an optional reader, only to check a downloaded file's header.
     import gguf
 
     try:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 from risk_app.errors import RiskAppError
 from risk_app.outcomes.backtest import backtest_markdown, latest_backtest
+from risk_app.registry.mlflow_registry import resolve_model
 
 
 def champion_version(model_name: str) -> tuple[str, Path] | None:
     """(ledger model version `<name>/<version>`, artifact folder) of the champion, or None."""
-    from risk_app.registry.mlflow_registry import resolve_model
-
     try:
         resolved = resolve_model("champion", name=model_name)
     except RiskAppError:

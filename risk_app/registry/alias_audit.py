@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from risk_app.registry import mlflow_registry as reg
 from risk_app.registry.audit import append_audit_record, read_audit_log
+from risk_app.registry.mlflow_registry import registry_lock
 from risk_app.registry.reconcile import ALIAS_MOVES
 
 UNAUDITED_MOVE = "unaudited_alias_move"
@@ -80,8 +82,6 @@ def _registered_names(client: Any) -> list[str]:
 
 
 def _state(client: Any, name: str, records: list[dict[str, Any]]) -> ChampionAliasState:
-    from risk_app.registry import mlflow_registry as reg
-
     champion = reg._alias_version(client, name, reg.CHAMPION)
     current = str(champion.version) if champion is not None else None
     moves = [
@@ -109,8 +109,6 @@ def _state(client: Any, name: str, records: list[dict[str, Any]]) -> ChampionAli
 
 def champion_alias_states(model_name: str | None = None) -> list[ChampionAliasState]:
     """The champion of `model_name` (default: every registered model) against the audit log."""
-    from risk_app.registry import mlflow_registry as reg
-
     client = reg._client()
     names = [model_name] if model_name else _registered_names(client)
     records = read_audit_log()
@@ -129,8 +127,6 @@ def record_unaudited_move(model_name: str, *, detected_by: str = "") -> Champion
     for one. Returns the state recorded, or None when the audit log already explains the alias.
     Later checks take the recorded line as the explanation: each outside move is reported once.
     """
-    from risk_app.registry.mlflow_registry import registry_lock
-
     with registry_lock(model_name):
         found = unaudited_alias_moves(model_name)
         if not found:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from risk_app.errors import RiskAppError
+from risk_app.models.loader import resolve_source
 from risk_app.storage.hashing import sha256_file
 
 PINS_KEY = "base_model_pins"
@@ -55,6 +56,7 @@ def _sha256(path: Path) -> str:
 
 def _hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
     try:
+        # huggingface_hub only for a hub id, to find its local snapshot.
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
@@ -64,8 +66,6 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
 
 def resolve_base_files(name: str, revision: str | None = None) -> tuple[SourceKind, Path, list[Path]]:
     """(kind, folder, files) the loader reads for base `name` (tiny, catalogue, folder, gguf, hub)."""
-    from risk_app.models.loader import resolve_source  # read-only use of the loader's resolution
-
     source, gguf_file = resolve_source(name)
     if gguf_file:
         folder = Path(source)

@@ -51,6 +51,7 @@ from risk_app.finetune.trainer import train_classifier
 from risk_app.models.catalogue import is_catalogue_name
 from risk_app.models.loader import ensure_catalogue_base
 from risk_app.models.tiny import TINY_NAME, ensure_tiny_qwen2
+from risk_app.quiet import quiet_libraries
 from risk_app.run import stages
 from risk_app.run.record import RunRecord
 
@@ -237,8 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("run this under torchrun: " + " ".join(torchrun_command(2, args.run_dir)))
     record = RunRecord.load(args.run_dir)
     device = record.planned_training.device if record.planned_training is not None else "auto"
-    from risk_app.quiet import quiet_libraries
-
     quiet_libraries()
     with distributed.process_group(device):
         run_rank(args.run_dir, resume=args.resume)
