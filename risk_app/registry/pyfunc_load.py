@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import yaml
 
 from risk_app.errors import RiskAppError
@@ -67,8 +68,6 @@ def pyfunc_problem(root: Path) -> str | None:
 def load_pyfunc(ref: str | int = "champion", name: str = DEFAULT_MODEL_NAME) -> Any:
     """The MLflow pyfunc of registered version `ref` (alias or number) of model `name`, loaded
     only after its weights, MLmodel and entry file passed their checks; else `TamperedModelError`."""
-    import mlflow
-
     resolved = resolve_model(str(ref), name=name)
     if not resolved.name:
         raise RiskAppError(

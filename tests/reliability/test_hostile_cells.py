@@ -20,7 +20,7 @@ from data_contracts.spec_schema import MAX_ID_CHARS, MAX_TEXT_CHARS, column_sche
 from risk_app.data.load import iter_applications, load_applications
 from risk_app.data.validate import QUOTED_CHARS, validate_applications
 from risk_app.errors import DataFileError
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record
 from risk_app.storage.warehouse import query
 from tests.reliability.conftest import applications
 

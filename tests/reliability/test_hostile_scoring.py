@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from risk_app.cli import app
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record
 from risk_app.storage.scores import OutputOwnedError, file_batch_id, scoring_ledger
 from tests.reliability.conftest import applications
 
