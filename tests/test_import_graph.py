@@ -6,8 +6,10 @@ fraction of a second): an edge A -> B for every `import`/`from ... import` in A 
 module B of these packages, wherever it stands, inside functions included: an import moved
 into a function to dodge a circle is still an arrow. Imports under `if TYPE_CHECKING:` are
 left out (they never run). `from pkg import name` is an arrow to `pkg.name` when that is a
-module, and to `pkg` (its `__init__`) either way; the parent package a module implicitly
-initialises is not counted, as import linters do not count it.
+module, else to `pkg` (name is something its `__init__` defines). Importing `a.b.c` runs the
+`__init__` of `a` and `a.b` first, so those are arrows too, except packages that contain the
+importing module (Python has begun them before it): `evaluate/policy.py` importing
+`scoring.grades` runs `scoring/__init__.py` and whatever that imports.
 
 An import inside a function is allowed for a heavy optional library or a CLI's start-up
 time, and it says so: a comment on its own line, or on the line above it (above its group,
@@ -68,7 +70,16 @@ def _names(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> 
         package = module.split(".") if is_package else module.split(".")[:-1]
         package = package[: len(package) - (node.level - 1)]
         base = ".".join(package + ([base] if base else []))
-    return [base] + [f"{base}.{alias.name}" for alias in node.names]
+    # `from pkg import name`: the module pkg.name, else pkg itself (name is an attribute of its
+    # __init__); `_with_packages` adds the packages above.
+    return [f"{base}.{alias.name}" for alias in node.names]
+
+
+def _with_packages(target: str, module: str) -> set[str]:
+    """`target` and the packages above it that importing it runs, less those `module` is in."""
+    parts = target.split(".")
+    own = {".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)}
+    return {target} | {".".join(parts[:i]) for i in range(1, len(parts))} - own
 
 
 def _is_type_checking(node: ast.AST) -> bool:
@@ -91,7 +102,8 @@ def import_sites(root: Path) -> list[ImportSite]:
                 inside = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
                 if isinstance(child, ast.Import | ast.ImportFrom):
                     resolved = {_resolve(n, modules) for n in _names(child, module, is_package)}
-                    targets = tuple(sorted(t for t in resolved if t is not None and t != module))
+                    found = {p for t in resolved if t is not None for p in _with_packages(t, module)}
+                    targets = tuple(sorted(t for t in found if t in modules and t != module))
                     if targets or inside:
                         end = child.end_lineno or child.lineno
                         sites.append(ImportSite(module, path, child.lineno, end, targets, inside))
@@ -249,10 +261,20 @@ def test_the_checks_see_a_circle_and_an_unexplained_import(tmp_path: Path) -> No
         "    import os\n\n    import re\n    return json, os, re\n\n"
         "def h():\n    import sys  # noqa: PLC0415\n    return sys\n"
     )
+    # A circle through a package's __init__: importing pkg.leaf runs pkg/__init__.py, which
+    # imports user; pkg.leaf importing its sibling pkg.other runs no __init__ of its own package.
+    (package / "pkg").mkdir()
+    (package / "pkg" / "__init__.py").write_text("from risk_app import user\n")
+    (package / "pkg" / "leaf.py").write_text("from risk_app.pkg import other\n")
+    (package / "pkg" / "other.py").write_text("")
+    (package / "user.py").write_text("from risk_app.pkg.leaf import other\n")
     circles = circle_report(tmp_path)
-    assert len(circles) == 1 and "risk_app.high, risk_app.low.a" in circles[0]
-    assert "inside a function" in circles[0]  # the arrow that hid in f
-    assert "risk_app.c" not in circles[0]  # a TYPE_CHECKING import is no arrow
+    assert len(circles) == 2, circles
+    [hidden] = [c for c in circles if "risk_app.high, risk_app.low.a" in c]
+    assert "inside a function" in hidden  # the arrow that hid in f
+    assert "risk_app.c" not in hidden  # a TYPE_CHECKING import is no arrow
+    [through_init] = [c for c in circles if c is not hidden]
+    assert through_init.startswith("2 modules import each other: risk_app.pkg, risk_app.user")
     problems = unexplained_function_imports(tmp_path)
     # f's hidden import, and h's whose only comment is a pragma
     assert sorted(p.split(": ")[0] for p in problems) == ["risk_app/c.py:12", "risk_app/low/a.py:6"]
