@@ -29,11 +29,12 @@ from pydantic import Field
 from data_contracts.spec import DatasetSpec
 from pipelines.metadata import table, user_errors, validation_counts
 from pipelines.resources import RiskAppSettings
-from risk_app import paths, scoring
+from risk_app import paths
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.batch_drift import BatchDrift
 from risk_app.landing import find_landing_file, key_content, landing_key
 from risk_app.scoring.batch import policy_of
+from risk_app.scoring.service import load_model
 from risk_app.scoring.staged import (
     DEFAULT_CHUNK_ROWS,
     StagedBatch,
@@ -199,7 +200,7 @@ def scored_applications(
 ) -> Iterator[dg.Output[StagedScoring] | dg.AssetCheckResult]:
     """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
     batch = scoring_applications
-    risk_model = scoring.load_model(config.model, model_name=settings.registered_name(dataset_spec.name))
+    risk_model = load_model(config.model, model_name=settings.registered_name(dataset_spec.name))
     policy = policy_of(risk_model)
     context.log.info(
         f"scoring batch {batch.batch_id[:12]} ({batch.n_valid} rows in {batch.parts} chunk(s)) "

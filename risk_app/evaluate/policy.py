@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,13 +37,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from risk_app.evaluate.calibration import Calibrator, fit_calibrator
 from risk_app.evaluate.inputs import check_pair
 from risk_app.evaluate.metrics import choose_threshold, decline_cap_threshold
+from risk_app.scoring.grades import GRADE_BANDS, bands_from_bounds, bounds_of
 
 CalibrationKind = Literal["none", "temperature", "platt", "isotonic"]
 PolicyObjective = Literal["min_cost", "target_approval", "f1", "youden"]
 # Used when neither the launchpad nor the data set's spec says what the two errors cost;
 # the German credit documentation's 5:1 is the textbook ratio.
 DEFAULT_COSTS = (5.0, 1.0)
-DEFAULT_GRADE_BANDS: dict[str, float] = {"A": 0.05, "B": 0.10, "C": 0.20, "D": 0.35, "E": 1.0}
+# The grade bands scoring uses when a policy names none (risk_app.scoring.grades), as bounds.
+DEFAULT_GRADE_BANDS: dict[str, float] = bounds_of(GRADE_BANDS)
 
 
 class PolicyConfig(BaseModel):
@@ -104,10 +105,7 @@ class PolicyConfig(BaseModel):
 
     def bands(self) -> tuple[tuple[str, float], ...]:
         """Grade bands as scoring takes them: the last band open-ended."""
-        items = list(self.grade_bands.items())
-        return tuple(
-            (name, math.inf if i == len(items) - 1 else bound) for i, (name, bound) in enumerate(items)
-        )
+        return bands_from_bounds(self.grade_bands)
 
     def describe(self) -> str:
         """One phrase for cards and summaries: how the cut-off was chosen."""

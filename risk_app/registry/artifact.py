@@ -51,6 +51,7 @@ from risk_app.finetune.predict import cast_for_gpu_inference
 from risk_app.finetune.predict import predict_proba as predict_texts_proba
 from risk_app.finetune.registry import get_method
 from risk_app.registry.base_model import PINS_KEY, BaseModelError, pin_base_model, verify_base_model
+from risk_app.scoring.grades import bands_from_bounds
 
 SCHEMA_VERSION = 1
 METADATA_FILE = "risk_model.json"
@@ -284,11 +285,7 @@ class RiskModel:
         """The PD bands the run's credit policy named; None for artifacts made before policies did."""
         policy = self.metadata.get("extra", {}).get("policy") or {}
         bands = policy.get("grade_bands")
-        if not bands:
-            return None
-        names = list(bands)
-        last = len(names) - 1
-        return tuple((n, float("inf") if i == last else float(bands[n])) for i, n in enumerate(names))
+        return bands_from_bounds(bands) if bands else None
 
     @property
     def exclude_fields(self) -> list[str]:

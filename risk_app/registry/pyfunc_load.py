@@ -71,7 +71,8 @@ def load_pyfunc(ref: str | int = "champion", name: str = DEFAULT_MODEL_NAME) -> 
     resolved = resolve_model(str(ref), name=name)
     if not resolved.name:
         raise RiskAppError(
-            f"{ref}: a local folder, not a registered version; load it with risk_app.scoring.load_model"
+            f"{ref}: a local folder, not a registered version; load it with "
+            "risk_app.scoring.service.load_model"
         )
     root = resolved.local_artifact_dir.parent.parent  # <model>/artifacts/<artifact folder>
     problem = pyfunc_problem(root)

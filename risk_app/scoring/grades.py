@@ -2,7 +2,9 @@
 
 The bands are defined once, here, in `GRADE_BANDS`; pass other bands to `assign_grades` (after
 `check_bands`) to reprice without touching the scorer. A PD exactly on a cut-off falls into the
-riskier band: "A" means strictly below 5%.
+riskier band: "A" means strictly below 5%. A credit policy names its bands as upper bounds with
+the last one 1 (`evaluate.policy.PolicyConfig.grade_bands`, defaulting to these) and an artifact
+stores them so; `bands_from_bounds` turns such a mapping into bands with the last one open.
 
     assign_grades([0.01, 0.07, 0.5])  # -> array(['A', 'B', 'E'])
 """
@@ -10,7 +12,7 @@ riskier band: "A" means strictly below 5%.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +27,19 @@ GRADE_BANDS: tuple[tuple[str, float], ...] = (
     ("D", 0.35),
     ("E", math.inf),
 )
+
+
+def bands_from_bounds(bounds: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """{grade: upper PD bound} (safest first, as a policy names them) as bands, the last one open."""
+    last = len(bounds) - 1
+    return tuple(
+        (str(name), math.inf if i == last else float(bound)) for i, (name, bound) in enumerate(bounds.items())
+    )
+
+
+def bounds_of(bands: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """Bands as a policy names them: {grade: upper PD bound}, the open last band bounded by 1."""
+    return {name: min(float(bound), 1.0) for name, bound in bands}
 
 
 def check_bands(bands: Sequence[tuple[str, float]]) -> tuple[tuple[str, float], ...]:

@@ -14,7 +14,7 @@ import pandas as pd
 from risk_app.data.serialize import field_labels
 from risk_app.data.validate import ID_COLUMN
 from risk_app.evaluate.reasons import reason_codes
-from risk_app.registry.artifact import load_risk_model, read_metadata
+from risk_app.registry.artifact import load_risk_model
 from risk_app.registry.mlflow_resolve import resolve_model
 from risk_app.scoring.batch import score_applications
 
@@ -101,10 +101,3 @@ def score_with_reasons(
             if name not in scored.columns:
                 scored[name] = pd.Series([None] * len(scored), index=scored.index, dtype=dtype)
     return scored
-
-
-def reference_scores(model_version: str, model_name: str = "credit_risk_model") -> list[float]:
-    """Holdout scores saved with a model: the baseline distribution for score drift."""
-    version = model_version.split("/", 1)[1] if "/" in model_version else model_version
-    resolved = resolve_model(version, name=model_name)
-    return list(read_metadata(resolved.local_artifact_dir).get("extra", {}).get("reference_scores") or [])

@@ -1,24 +1,30 @@
-"""Scoring a file larger than memory in two steps, with what passes between them on disk.
-
-A pipeline that hands work from one step to the next (the Dagster scoring partition:
-`scoring_batch` -> `scored_applications`) cannot pass a whole file's rows between its steps.
-Here the file goes through in chunks twice, and memory holds one chunk at a time:
+"""The scoring path for one file, the same for the CLI and for Dagster: validate it into a stage
+on disk, then score, record and publish it. Memory holds one chunk at a time.
 
 1. `validate_to_stage` reads the file chunk by chunk (`risk_app.data.load.iter_applications`),
-   validates each chunk (ids repeated across chunks quarantined, as `score_and_record` does),
-   writes the chunk's valid rows and quarantine lines as Parquet parts into a staging folder
-   and returns a `StagedBatch`: the folder, the counts and the batch's identity, small enough
-   to pickle.
+   validates each chunk (an id repeated from an earlier chunk quarantined, as the contract's
+   uniqueness check does within one), writes the chunk's valid rows and quarantine lines as
+   Parquet parts into a staging folder, checks the file did not change while it was read, and
+   returns a `StagedBatch`: the folder, the counts and the batch's identity, small enough to
+   pickle (Dagster hands it from `scoring_batch` to `scored_applications`).
 2. `score_staged` scores the staged parts one by one into a `risk_app.scoring.stream.BatchStage`
    (the scores file written incrementally, the ledger rows staged), records the batch in the
-   warehouse exactly once, publishes the scores (and the quarantine beside them) atomically,
-   and returns a `StagedScoring`: the outcome, a `ScoreSummary` and the drift verdict on a
-   bounded random sample of the batch (`risk_app.scoring.summary`).
+   warehouse exactly once (`risk_app.storage.scores`), publishes the scores (and the
+   quarantine beside them) atomically, and returns a `StagedScoring`: the outcome, a
+   `ScoreSummary` and, when asked, the drift verdict on a bounded random sample of the batch
+   (`risk_app.scoring.summary`).
 
-Rows in = scored + quarantined is checked chunk by chunk and for the batch.
+`score_and_record` is both steps for one call (`risk-app score`): it hashes the file, refuses an
+existing output before loading the (slow) model, resolves the model, answers "already scored"
+for a batch the ledger has from this model, and otherwise runs 1 then 2 on a stage of its own.
+The Dagster partition runs the same two steps as two assets. The ledger row is written before
+the files are published, so a run killed in between is finished by running it again; a run
+that fails earlier leaves no output at all. Rows in = scored + quarantined is checked chunk by
+chunk and for the batch.
 
+    outcome = score_and_record("landing/batch_A.csv", model_ref="champion")     # the CLI
     batch = validate_to_stage("landing/batch_A.csv", spec, stage_folder("batch_A.csv-3f2a", "run-1"))
-    result = score_staged(batch, model, drift=BatchDriftThresholds())
+    result = score_staged(batch, model, drift=BatchDriftThresholds())           # Dagster
     batch.remove()
 """
 
@@ -29,6 +35,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +75,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # A stage left by a run that failed after validating is kept for re-execution from the failure;
 # one this old belongs to a run nobody will resume.
 STALE_STAGE_S = 7 * 24 * 3600.0
+# Rows read, validated and scored at a time: big enough that per-call overheads vanish, small
+# enough that a chunk with its reason codes stays far below a gigabyte.
+DEFAULT_CHUNK_ROWS = 50_000
+# What the ledger records for a file with no valid row at all.
+EMPTY_SCORES = pd.DataFrame({c: pd.Series(dtype="string") for c in OUTPUT_COLUMNS}).astype(
+    {"probability_of_default": "float64", "policy_cutoff": "float64", "scored_at": "datetime64[ns, UTC]"}
+)
 
 
 def stage_root() -> Path:
@@ -79,6 +93,13 @@ def stage_folder(*names: str) -> Path:
     return stage_root().joinpath(*(_UNSAFE.sub("_", n).strip(".") or "_" for n in names))
 
 
+def remove_stage(folder: str | os.PathLike[str]) -> None:
+    """A stage folder, and the folder above when no other run's stage is left in it."""
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # not empty: another run of the partition is staged
+        Path(folder).parent.rmdir()
+
+
 def prune_stale_stages(max_age_s: float = STALE_STAGE_S) -> list[Path]:
     """Remove stage folders (two levels under the root) untouched for `max_age_s`; the removed."""
     removed, cutoff = [], time.time() - max_age_s
@@ -87,15 +108,6 @@ def prune_stale_stages(max_age_s: float = STALE_STAGE_S) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-# Rows read, validated and scored at a time: big enough that per-call overheads vanish, small
-# enough that a chunk with its reason codes stays far below a gigabyte.
-DEFAULT_CHUNK_ROWS = 50_000
-# What the ledger records for a file with no valid row at all.
-EMPTY_SCORES = pd.DataFrame({c: pd.Series(dtype="string") for c in OUTPUT_COLUMNS}).astype(
-    {"probability_of_default": "float64", "policy_cutoff": "float64", "scored_at": "datetime64[ns, UTC]"}
-)
 
 
 @dataclass(frozen=True)
@@ -127,187 +139,6 @@ class ScoringOutcome:
                 + "."
             )
         return text
-
-
-def model_spec_for(model: Any, asked: Any, *, explicit: bool) -> Any:
-    """The spec a file must pass to be scored by `model`: the model's own (artifacts carry it);
-    a data set named explicitly that is not the model's is refused, naming both."""
-    own = getattr(model, "dataset_spec", None)
-    if own is None:
-        return asked  # artifacts made before models carried their spec
-    if explicit and own.hash != asked.hash:
-        raise RiskAppError(
-            f"model {model.version} was trained on data set {own.name!r} (spec {own.hash[:12]}), "
-            f"not {asked.name!r} (spec {asked.hash[:12]}); score this file with a model of {asked.name!r}"
-        )
-    return own
-
-
-def _target_path(source: Path, batch_id: str, output_path: Any, fmt: OutputFormat, model: Any = None) -> Path:
-    """Where the scores go: `output_path`, or the file named after the batch and `model`'s version."""
-    if output_path is not None:
-        target = Path(output_path)
-    else:
-        target = batch_output_path(source, batch_id, model_version=str(model.version), fmt=fmt)
-    check_output_suffix(target, "output")
-    return target
-
-
-def _exists_error(target: Path) -> OutputExistsError:
-    return OutputExistsError(f"{target}: already exists; not overwritten (use --overwrite)")
-
-
-def _score_chunks(
-    source: Path, data_spec: Any, model: Any, reasons: int, stage: BatchStage, chunk_rows: int | None
-) -> tuple[int, int, int, int]:
-    """Read, validate, score and stage the file chunk by chunk: (rows in, scored, quarantined, declined)."""
-    n_in = n_scored = n_quarantined = n_declined = 0
-    for validation in iter_validated(source, data_spec, chunk_rows):
-        scored = score_chunk(validation, model, reasons, stage)
-        n_in += validation.n_in
-        n_scored += len(scored)
-        n_quarantined += validation.n_quarantined
-        n_declined += int((scored["decision"] == "decline").sum())
-    return n_in, n_scored, n_quarantined, n_declined
-
-
-def score_and_record(
-    input_path: str | os.PathLike[str],
-    output_path: str | os.PathLike[str] | None = None,
-    *,
-    model_ref: str = "champion",
-    model_name: str | None = None,
-    reasons: int = 4,
-    spec: Any | None = None,
-    dataset: str | None = None,
-    overwrite: bool = False,
-    fmt: OutputFormat = "parquet",
-    mode: WriteMode = "append",
-    origin: Origin = "cli",
-    risk_model: Any | None = None,
-    warehouse: str | os.PathLike[str] | None = None,
-    chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
-) -> ScoringOutcome:
-    """Score one file, write its outputs and append it to the warehouse ledger exactly once.
-
-    `output_path` defaults to `batch_output_path(input_path, batch id)`; quarantined rows go to
-    `<output stem>.quarantine.parquet` beside it. The model is `risk_model`, or `model_ref`
-    resolved in `model_name` (default: the registered model named after `spec`, as in
-    Dagster); the file must pass the model's own spec (a different `spec` named explicitly is
-    refused). The file is read, validated and scored `chunk_rows` rows at a time (None: whole),
-    the outputs are staged on disk as they come (`risk_app.scoring.stream`), so memory does not
-    grow with the file. The ledger row is written before the files are published, so a run
-    killed in between is finished by running it again (the ledger then says "already
-    recorded", the files are written); a run that fails earlier leaves no output at all.
-    """
-    # A bad file is refused before hashing it or loading the (slow) model.
-    source = check_data_file(input_path)
-    batch_id = file_batch_id(source)
-    if output_path is not None:
-        explicit = _target_path(source, batch_id, output_path, fmt)
-        if explicit.exists() and not overwrite:
-            raise _exists_error(explicit)  # refused before loading the (slow) model
-    asked = load_spec(spec)
-    model = risk_model or load_model(model_ref, model_name=model_name or asked.name)
-    target = _target_path(source, batch_id, output_path, fmt, model)
-    if target.exists() and not overwrite:
-        # The batch-and-version-named output exists: if the ledger has this model's scoring of
-        # this batch (a re-run, or a second run started at the same moment that finished
-        # first) that is "already scored"; else a file nobody recorded, left alone.
-        done = _already_scored(source, batch_id, target, model, warehouse)
-        if done is None:
-            raise _exists_error(target)
-        return done
-    data_spec = model_spec_for(model, asked, explicit=spec is not None)
-    tags = {"batch_id": batch_id, "dataset": dataset or data_spec.name, "source_file": str(source.resolve())}
-    with BatchStage(target, tags) as stage:
-        n_in, n_scored, n_quarantined, n_declined = _score_chunks(
-            source, data_spec, model, reasons, stage, chunk_rows
-        )
-        if file_batch_id(source) != batch_id:
-            raise RiskAppError(f"{source}: the file changed while it was read; score it once it is complete")
-        batch = ScoredBatch(
-            batch_id=batch_id, model_version=str(model.version), dataset=tags["dataset"],
-            source_file=tags["source_file"], scores=stage.ledger_path("scores") or EMPTY_SCORES,
-            applications=stage.ledger_path("applications"), quarantine=stage.ledger_path("quarantine"),
-            output_path=str(target), origin=origin, n_in=n_in, **policy_of(model),
-        )  # fmt: skip
-        record = record_scored_batch(batch, mode=mode, path=warehouse)
-        written_q = default_quarantine_path(target) if n_quarantined else None
-        explicit = output_path is not None
-        _publish(stage, target, written_q, record, overwrite=overwrite, explicit_output=explicit)
-    return ScoringOutcome(
-        batch_id=batch_id, input_path=str(source), output_path=str(target),
-        quarantine_path=str(written_q) if written_q else None, model_version=str(model.version), n_in=n_in,
-        n_scored=n_scored, n_quarantined=n_quarantined, n_declined=n_declined, record=record,
-        stale_stages_removed=tuple(str(p) for p in stage.removed_stale),
-    )  # fmt: skip
-
-
-def _already_scored(
-    source: Path, batch_id: str, target: Path, model: Any, warehouse: Any
-) -> ScoringOutcome | None:
-    """The outcome of this batch's earlier scoring by this model version, read from the ledger
-    (None when the ledger has no such batch: then the existing file is someone else's)."""
-    version = str(model.version)
-    row = recorded_batch(batch_id, version, warehouse)
-    if row is None:
-        return None
-    quarantine = default_quarantine_path(target)
-    # The same record `record_scored_batch` returns for a batch it finds already recorded.
-    record = BatchRecord("already_recorded", batch_id, version, int(row["n_scored"]), previous=row)
-    return ScoringOutcome(
-        batch_id=batch_id, input_path=str(source), output_path=str(target),
-        quarantine_path=str(quarantine) if quarantine.exists() else None, model_version=version,
-        n_in=int(row["n_in"]), n_scored=int(row["n_scored"]), n_quarantined=int(row["n_quarantined"]),
-        n_declined=_declines_in(target), record=record,
-    )  # fmt: skip
-
-
-def _declines_in(output: Path) -> int:
-    """Declined rows in a published scores file (the ledger does not keep the count)."""
-    if output.suffix == ".csv":
-        decisions = pd.read_csv(output, usecols=["decision"])["decision"]
-    else:
-        decisions = pd.read_parquet(output, columns=["decision"])["decision"]
-    return int((decisions == "decline").sum())
-
-
-def _publish(
-    stage: BatchStage, target: Path, quarantine: Path | None, record: BatchRecord, *, overwrite: bool,
-    explicit_output: bool,
-) -> None:  # fmt: skip
-    """The quarantine beside the scores, then the scores, each complete or absent."""
-    try:
-        # The quarantine file belongs to the output beside it (checked absent above), so a
-        # leftover from a run killed between the two writes is simply replaced.
-        stage.publish(overwrite=overwrite, quarantine_path=quarantine)
-    except FileExistsError:
-        # Two runs of the same batch at once: the other one wrote this batch's own file first.
-        if explicit_output or record.status != "already_recorded":
-            raise OutputExistsError(
-                f"{target}: already exists; not overwritten (pass overwrite=True / --overwrite)"
-            ) from None
-
-
-def iter_validated(source: Path, spec: Any, chunk_rows: int | None) -> Iterator[ValidationResult]:
-    """The file's chunks validated for scoring (no target needed), an id repeated from an earlier
-    chunk quarantined as the contract's uniqueness check does within one chunk."""
-    repeated = RepeatedIds()
-    for chunk in iter_applications(source, spec, chunk_rows=chunk_rows):
-        checked = validate_applications(chunk, source=str(source), require_target=False, spec=spec)
-        yield repeated.split(checked, chunk, spec.id_column)
-
-
-def score_chunk(validation: ValidationResult, model: Any, reasons: int, stage: BatchStage) -> pd.DataFrame:
-    """Score one validated chunk, check its scores and row accounting, stage it; its scores."""
-    scored = score_with_reasons(validation.valid, model, top_k=reasons)
-    check_scored_output(scored)
-    if validation.n_in != len(scored) + validation.n_quarantined:
-        raise RiskAppError(f"{validation.source}: scored {len(scored)} + quarantined "
-                           f"{validation.n_quarantined} != {validation.n_in} rows read")  # fmt: skip
-    stage.add(scored, validation)
-    return scored
 
 
 @dataclass(frozen=True)
@@ -356,9 +187,37 @@ class StagedBatch:
 
     def remove(self) -> None:
         """The staged parts, and the folder above when no other run's stage is left in it."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-        with contextlib.suppress(OSError):  # not empty: another run of the partition is staged
-            Path(self.folder).parent.rmdir()
+        remove_stage(self.folder)
+
+
+@dataclass(frozen=True)
+class StagedScoring:
+    """A staged batch scored, recorded and published: the outcome, its summary, its drift."""
+
+    outcome: ScoringOutcome
+    summary: ScoreSummary
+    drift: BatchDrift | None  # None: not asked for
+    chunks: int
+
+
+def iter_validated(source: Path, spec: Any, chunk_rows: int | None) -> Iterator[ValidationResult]:
+    """The file's chunks validated for scoring (no target needed), an id repeated from an earlier
+    chunk quarantined as the contract's uniqueness check does within one chunk."""
+    repeated = RepeatedIds()
+    for chunk in iter_applications(source, spec, chunk_rows=chunk_rows):
+        checked = validate_applications(chunk, source=str(source), require_target=False, spec=spec)
+        yield repeated.split(checked, chunk, spec.id_column)
+
+
+def score_chunk(validation: ValidationResult, model: Any, reasons: int, stage: BatchStage) -> pd.DataFrame:
+    """Score one validated chunk, check its scores and row accounting, stage it; its scores."""
+    scored = score_with_reasons(validation.valid, model, top_k=reasons)
+    check_scored_output(scored)
+    if validation.n_in != len(scored) + validation.n_quarantined:
+        raise RiskAppError(f"{validation.source}: scored {len(scored)} + quarantined "
+                           f"{validation.n_quarantined} != {validation.n_in} rows read")  # fmt: skip
+    stage.add(scored, validation)
+    return scored
 
 
 def validate_to_stage(
@@ -405,28 +264,23 @@ def validate_to_stage(
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class StagedScoring:
-    """A staged batch scored, recorded and published: the outcome, its summary, its drift."""
-
-    outcome: ScoringOutcome
-    summary: ScoreSummary
-    drift: BatchDrift | None  # None: not asked for
-    chunks: int
-
-
-def _target(
-    batch: StagedBatch, output_path: str | os.PathLike[str] | None, overwrite: bool, model: Any
+def output_target(
+    source: str | os.PathLike[str], batch_id: str, output_path: Any, fmt: OutputFormat, model: Any = None
 ) -> Path:
+    """Where the scores go: `output_path`, or the file named after the batch and `model`'s version."""
     if output_path is not None:
         target = Path(output_path)
     else:
-        target = batch_output_path(batch.source, batch.batch_id, model_version=str(model.version))
+        target = batch_output_path(source, batch_id, model_version=str(model.version), fmt=fmt)
     check_output_suffix(target, "output")
-    if output_path is not None and target.exists() and not overwrite:
-        # Refused before scoring anything.
-        raise OutputExistsError(f"{target}: already exists; not overwritten (set overwrite)")
     return target
+
+
+def _exists_error(target: Path) -> OutputExistsError:
+    return OutputExistsError(
+        f"{target}: already exists; not overwritten (ask for overwrite: --overwrite, overwrite=True, "
+        "or overwrite in the launchpad)"
+    )
 
 
 def score_staged(
@@ -435,6 +289,7 @@ def score_staged(
     *,
     output_path: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    fmt: OutputFormat = "parquet",
     reasons: int = 4,
     partition_key: str | None = None,
     origin: Origin = "dagster",
@@ -444,11 +299,13 @@ def score_staged(
     sample_rows: int = DRIFT_SAMPLE_ROWS,
 ) -> StagedScoring:
     """Score `batch` part by part, record it once (`mode`: "replace" its earlier rows, or
-    "append" once), publish `output_path` (default: `batch_output_path`) and, when any row was
-    quarantined, `<output stem>.quarantine.parquet` beside it, each whole or absent.
+    "append" once), publish `output_path` (default: `batch_output_path` in `fmt`) and, when any
+    row was quarantined, `<output stem>.quarantine.parquet` beside it, each whole or absent.
     `drift`: judge drift on a seeded random sample of at most `sample_rows` scored rows."""
-    target = _target(batch, output_path, overwrite, model)
-    tally = ScoreTally(sample_rows=sample_rows)
+    target = output_target(batch.source, batch.batch_id, output_path, fmt, model)
+    if output_path is not None and target.exists() and not overwrite:
+        raise _exists_error(target)  # refused before scoring anything
+    tally = ScoreTally(sample_rows=sample_rows if drift is not None else 1)
     with BatchStage(target, batch.tags) as stage:
         for index in range(batch.parts):
             validation = batch.chunk(index)
@@ -467,10 +324,8 @@ def score_staged(
             mode=mode, path=warehouse,
         )  # fmt: skip
         quarantine = default_quarantine_path(target) if batch.n_quarantined else None
-        try:
-            stage.publish(overwrite=overwrite, quarantine_path=quarantine)
-        except FileExistsError:
-            raise OutputExistsError(f"{target}: already exists; not overwritten (set overwrite)") from None
+        explicit = output_path is not None
+        _publish(stage, target, quarantine, record, overwrite=overwrite, explicit_output=explicit)
     summary = tally.summary()
     outcome = ScoringOutcome(
         batch_id=batch.batch_id, input_path=batch.source, output_path=str(target),
@@ -483,11 +338,135 @@ def score_staged(
     return StagedScoring(outcome=outcome, summary=summary, drift=report, chunks=batch.parts)
 
 
+def _publish(
+    stage: BatchStage, target: Path, quarantine: Path | None, record: BatchRecord, *, overwrite: bool,
+    explicit_output: bool,
+) -> None:  # fmt: skip
+    """The quarantine beside the scores, then the scores, each complete or absent."""
+    try:
+        # The quarantine file belongs to the output beside it (checked absent above), so a
+        # leftover from a run killed between the two writes is simply replaced.
+        stage.publish(overwrite=overwrite, quarantine_path=quarantine)
+    except FileExistsError:
+        # Two runs of the same batch at once: the other one wrote this batch's own file first.
+        if explicit_output or record.status != "already_recorded":
+            raise _exists_error(target) from None
+
+
+def model_spec_for(model: Any, asked: Any, *, explicit: bool) -> Any:
+    """The spec a file must pass to be scored by `model`: the model's own (artifacts carry it);
+    a data set named explicitly that is not the model's is refused, naming both."""
+    own = getattr(model, "dataset_spec", None)
+    if own is None:
+        return asked  # artifacts made before models carried their spec
+    if explicit and own.hash != asked.hash:
+        raise RiskAppError(
+            f"model {model.version} was trained on data set {own.name!r} (spec {own.hash[:12]}), "
+            f"not {asked.name!r} (spec {asked.hash[:12]}); score this file with a model of {asked.name!r}"
+        )
+    return own
+
+
+def score_and_record(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str] | None = None,
+    *,
+    model_ref: str = "champion",
+    model_name: str | None = None,
+    reasons: int = 4,
+    spec: Any | None = None,
+    dataset: str | None = None,
+    overwrite: bool = False,
+    fmt: OutputFormat = "parquet",
+    mode: WriteMode = "append",
+    origin: Origin = "cli",
+    risk_model: Any | None = None,
+    warehouse: str | os.PathLike[str] | None = None,
+    chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+) -> ScoringOutcome:
+    """Score one file, write its outputs and append it to the warehouse ledger exactly once:
+    `validate_to_stage` then `score_staged`, as the Dagster partition runs them.
+
+    `output_path` defaults to `batch_output_path(input_path, batch id, model version)`;
+    quarantined rows go to `<output stem>.quarantine.parquet` beside it. The model is
+    `risk_model`, or `model_ref` resolved in `model_name` (default: the registered model named
+    after `spec`, as in Dagster); the file must pass the model's own spec (a different `spec`
+    named explicitly is refused). The file is validated `chunk_rows` rows at a time (None:
+    whole) into a stage of this call's own under `<home>/scoring_stage/`, removed at the end.
+    """
+    # A bad file is refused before hashing it or loading the (slow) model.
+    source = check_data_file(input_path)
+    batch_id = file_batch_id(source)
+    if output_path is not None:
+        explicit = output_target(source, batch_id, output_path, fmt)
+        if explicit.exists() and not overwrite:
+            raise _exists_error(explicit)  # refused before loading the (slow) model
+    asked = load_spec(spec)
+    model = risk_model or load_model(model_ref, model_name=model_name or asked.name)
+    target = output_target(source, batch_id, output_path, fmt, model)
+    if target.exists() and not overwrite:
+        # The batch-and-version-named output exists: if the ledger has this model's scoring of
+        # this batch (a re-run, or a second run started at the same moment that finished
+        # first) that is "already scored"; else a file nobody recorded, left alone.
+        done = _already_scored(source, batch_id, target, model, warehouse)
+        if done is None:
+            raise _exists_error(target)
+        return done
+    data_spec = model_spec_for(model, asked, explicit=spec is not None)
+    folder = stage_folder(f"{source.name}-{batch_id[:12]}", f"{origin}-{uuid.uuid4().hex[:12]}")
+    try:
+        batch = validate_to_stage(
+            source, data_spec, folder, batch_id=batch_id, dataset=dataset, chunk_rows=chunk_rows
+        )
+        result = score_staged(
+            batch, model, output_path=output_path, overwrite=overwrite, fmt=fmt, reasons=reasons,
+            origin=origin, mode=mode, warehouse=warehouse,
+        )  # fmt: skip
+    finally:
+        remove_stage(folder)
+    return result.outcome
+
+
+def _already_scored(
+    source: Path, batch_id: str, target: Path, model: Any, warehouse: Any
+) -> ScoringOutcome | None:
+    """The outcome of this batch's earlier scoring by this model version, read from the ledger
+    (None when the ledger has no such batch: then the existing file is someone else's)."""
+    version = str(model.version)
+    row = recorded_batch(batch_id, version, warehouse)
+    if row is None:
+        return None
+    quarantine = default_quarantine_path(target)
+    # The same record `record_scored_batch` returns for a batch it finds already recorded.
+    record = BatchRecord("already_recorded", batch_id, version, int(row["n_scored"]), previous=row)
+    return ScoringOutcome(
+        batch_id=batch_id, input_path=str(source), output_path=str(target),
+        quarantine_path=str(quarantine) if quarantine.exists() else None, model_version=version,
+        n_in=int(row["n_in"]), n_scored=int(row["n_scored"]), n_quarantined=int(row["n_quarantined"]),
+        n_declined=_declines_in(target), record=record,
+    )  # fmt: skip
+
+
+def _declines_in(output: Path) -> int:
+    """Declined rows in a published scores file (the ledger does not keep the count)."""
+    if output.suffix == ".csv":
+        decisions = pd.read_csv(output, usecols=["decision"])["decision"]
+    else:
+        decisions = pd.read_parquet(output, columns=["decision"])["decision"]
+    return int((decisions == "decline").sum())
+
+
 __all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "ScoringOutcome",
     "StagedBatch",
     "StagedScoring",
     "iter_validated",
+    "model_spec_for",
+    "output_target",
     "prune_stale_stages",
+    "remove_stage",
+    "score_and_record",
     "score_chunk",
     "score_staged",
     "stage_folder",
