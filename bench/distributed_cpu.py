@@ -42,6 +42,7 @@ from risk_app.finetune.registry import list_methods  # noqa: E402
 from risk_app.finetune.resume import TRAINER_STATE  # noqa: E402
 from risk_app.run import stages  # noqa: E402
 from risk_app.run.launch import fine_tune_stage, read_launch_facts  # noqa: E402
+from risk_app.run.plan import plan_training  # noqa: E402
 
 DOC = ROOT / "docs" / "scaling.md"
 
@@ -58,7 +59,7 @@ def one_run(nproc: int, threads: int, config: TrainConfig, rows: int) -> dict[st
     record = stages.start_run(valid, examples, spec=spec, method=config.method)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    record = fine_tune_stage(record, examples, config, nproc=nproc, progress=False)
+    record = fine_tune_stage(record, examples, plan_training(config, nproc), progress=False)
     wall = time.perf_counter() - started
     training = record.need("training")
     last = Path(record.run_dir) / "checkpoints" / f"epoch-{training.epochs_run}" / TRAINER_STATE

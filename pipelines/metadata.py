@@ -95,7 +95,7 @@ def _training_metadata(record: Any) -> dict[str, Any]:
     return {
         "method": training.config.method,
         "base_model": training.config.base_model,
-        "method_params": dg.MetadataValue.json(training.method_params),
+        "method_params": dg.MetadataValue.json(training.method_params.model_dump(mode="json")),
         "best_val_auc": dg.MetadataValue.float(round(training.best_val_auc, 4)),
         "trainable_percent": dg.MetadataValue.float(round(training.trainable_percent, 4)),
         "wall_seconds": dg.MetadataValue.float(round(training.wall_seconds, 1)),

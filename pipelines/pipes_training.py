@@ -18,10 +18,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import on_epoch_end, on_steps_logged
 from risk_app.run import stages
 from risk_app.run.launch import launch_env, prepare_launch, torchrun_command
+from risk_app.run.plan import TrainingPlan
 from risk_app.run.record import RunRecord
 
 
@@ -29,17 +29,17 @@ def fine_tune_in_dagster(
     context: dg.AssetExecutionContext,
     record: RunRecord,
     examples: pd.DataFrame,
-    config: TrainConfig,
-    nproc: int,
+    plan: TrainingPlan,
     *,
     resume: bool = False,
 ) -> tuple[RunRecord, dict[str, Any]]:
-    """(the record after fine-tuning, the metadata the ranks reported) on `nproc` processes."""
+    """(the record after fine-tuning, the metadata the ranks reported) on `plan.nproc` processes."""
+    nproc = plan.nproc
     if nproc == 1:
         with training_events_to(context):
-            record, _ = stages.fine_tune(record, examples, config, resume=resume)
+            record, _ = stages.fine_tune(record, examples, plan, resume=resume)
         return record, {}
-    record = prepare_launch(record, config, nproc)
+    record = prepare_launch(record, plan)
     command = torchrun_command(nproc, record.run_dir, resume=resume)
     context.log.info(f"training on {nproc} processes through Dagster Pipes: {' '.join(command)}")
     # A failed rank makes torchrun exit non-zero, which the client raises as a step failure.

@@ -203,14 +203,10 @@ def _train_from_file(
     """Validate, prepare and train one run on a file; print its summary; return its record."""
     # CLI start-up: training imports torch, transformers and mlflow; only `train` needs them.
     from risk_app import workflow
-    from risk_app.finetune.registry import get_method
-    from risk_app.hybrid.stage import check_hybrid
-    from risk_app.run.launch import check_nproc
     from risk_app.run.render import policy_sentence, summary_rows, training_notes
 
-    get_method(config.method).parse_config(config.method_params)  # fail fast, before loading data
-    check_hybrid(hybrid, spec)
-    check_nproc(nproc, config)
+    # Checked once, before the data loads: method parameters, processes, hybrid.
+    planned = workflow.plan_run(config, nproc=nproc, hybrid=hybrid, spec=spec)
     # Free-text budgets (text.max_tokens) count the base model's tokens, in training and scoring.
     spec = workflow.spec_counting_tokens_of(spec, config.base_model)
     with console.status("validating data"):
@@ -224,8 +220,8 @@ def _train_from_file(
     if augment:
         examples = workflow.augment_examples(examples, validation.valid, seed=config.seed, spec=spec)
     record = workflow.train_run(
-        validation.valid, examples, config, policy_config, spec=spec, source=str(data),
-        split_seed=config.seed, nproc=nproc, hybrid=hybrid,
+        validation.valid, examples, planned, policy_config, spec=spec, source=str(data),
+        split_seed=config.seed,
     )  # fmt: skip
     print_table("Test metrics (same split)", summary_rows(record))
     over = record.need("training").texts_over_max_length

@@ -15,11 +15,17 @@ through the artifact counts the same way.
 `train_run` calls the stages of `risk_app.run` in the order the Dagster assets run them
 (fine-tune → [hybrid] → credit policy → evaluate → package), so both paths produce the same
 record. `hybrid="logistic"` stacks the LLM with LightGBM (`risk_app.hybrid`).
+
+What the user asked for is checked once, by `plan_run`, before any data is read or folder made:
+the method's parameters parsed (`run.plan.plan_training`), the process count checked, the
+hybrid checked against the data set. `train_run` calls it when given a `TrainConfig`; the CLI
+calls it first (so a typo fails before the data loads) and hands the `PlannedRun` on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +39,16 @@ from risk_app.augment.pipeline import augment_training_examples
 from risk_app.data.examples import build_training_examples
 from risk_app.data.load import load_applications
 from risk_app.data.validate import ValidationResult, validate_applications
-from risk_app.errors import RiskAppError
+from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
-from risk_app.finetune.registry import get_method
 from risk_app.hybrid.config import HybridConfig
 from risk_app.hybrid.stage import check_hybrid, stack_hybrid
 from risk_app.run.dataset import spec_counting_tokens_of
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
-from risk_app.run.launch import check_nproc, fine_tune_stage
+from risk_app.run.launch import fine_tune_stage
 from risk_app.run.package import package_run
+from risk_app.run.plan import TrainingPlan, plan_training
 from risk_app.run.record import RunRecord
 from risk_app.run.stages import (
     EXAMPLES_FILE,
@@ -82,10 +88,26 @@ def augment_examples(
     return augment_training_examples(examples, valid, config, spec=spec).frame
 
 
+@dataclass(frozen=True)
+class PlannedRun:
+    """A training run's request, checked once: the training plan and the hybrid."""
+
+    training: TrainingPlan
+    hybrid: HybridConfig
+
+
+def plan_run(
+    train_config: TrainConfig, *, nproc: int = 1, hybrid: HybridConfig | str | None = None, spec: Any = None
+) -> PlannedRun:
+    """Refuse a bad method name or parameters, process count or hybrid (a data set with no
+    tabular columns) in one `ConfigError`, before any data is read or folder made."""
+    return PlannedRun(plan_training(train_config, nproc), check_hybrid(hybrid, spec))
+
+
 def train_run(
     valid: pd.DataFrame,
     examples: pd.DataFrame,
-    train_config: TrainConfig,
+    train: TrainConfig | PlannedRun,
     policy_config: PolicyConfig | None = None,
     *,
     spec: Any = None,
@@ -98,22 +120,25 @@ def train_run(
     hybrid: HybridConfig | str | None = None,
 ) -> RunRecord:
     """Fine-tune (on `nproc` processes), choose the credit policy, evaluate beside the baselines
-    and package the model."""
-    # Refuse a bad method name or parameters before any folder is created.
-    get_method(train_config.method).parse_config(train_config.method_params)
-    hybrid_config = check_hybrid(hybrid, spec)  # also refused early: a data set with no tabular columns
-    check_nproc(nproc, train_config)
+    and package the model. `train`: a `TrainConfig`, checked here with `nproc` and `hybrid`
+    (`plan_run`), or the `PlannedRun` a caller made first (then it carries both)."""
+    if isinstance(train, PlannedRun):
+        if nproc != 1 or hybrid is not None:
+            raise ConfigError("train_run: with a PlannedRun, give nproc and hybrid to plan_run")
+        planned = train
+    else:
+        planned = plan_run(train, nproc=nproc, hybrid=hybrid, spec=spec)
     record = start_run(
         valid,
         examples,
         source=source,
         spec=spec,
-        method=train_config.method,
+        method=planned.training.config.method,
         run_id=run_id,
         split_seed=split_seed,
-        hybrid=hybrid_config,
+        hybrid=planned.hybrid,
     )
-    record = fine_tune_stage(record, examples, train_config, nproc=nproc, progress=progress)
+    record = fine_tune_stage(record, examples, planned.training, progress=progress)
     return _after_fine_tuning(record, valid, examples, policy_config, spec=spec, baselines=baselines)
 
 
@@ -169,5 +194,6 @@ def resume_run(
     valid, examples = pd.read_parquet(run_dir / VALID_FILE), pd.read_parquet(run_dir / EXAMPLES_FILE)
     if record.training is None:
         assert config is not None  # checked above
-        record = fine_tune_stage(record, examples, config, nproc=nproc, progress=progress, resume=True)
+        plan = plan_training(config, nproc)  # this call's edge: the run's config, on `nproc` processes now
+        record = fine_tune_stage(record, examples, plan, progress=progress, resume=True)
     return _after_fine_tuning(record, valid, examples, policy_config, spec=spec)

@@ -17,8 +17,8 @@ from pipelines.resources import RiskAppSettings
 from risk_app.hybrid.stage import hybrid_metadata, stack_hybrid
 from risk_app.run import stages
 from risk_app.run.evaluate import evaluate_run
-from risk_app.run.launch import check_nproc
 from risk_app.run.package import package_run
+from risk_app.run.plan import plan_training
 from risk_app.run.record import RunRecord
 from risk_app.run.register import champion_version, promote_run, register_run
 from risk_app.run.render import champion_sentence, model_rows
@@ -44,7 +44,7 @@ def fine_tuned_model(
 ) -> dg.Output[RunRecord]:
     """A fine-tuned LLM: trained weights and raw validation/test scores in the run folder."""
     train_config = config.train_config()
-    check_nproc(config.nproc, train_config)  # before a run folder is made
+    plan = plan_training(train_config, config.nproc)  # checked once, before a run folder is made
     context.log.info(f"fine-tuning {train_config.base_model} with method {train_config.method!r}")
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else ""
     # A first attempt names its training run after its Dagster run; a retry ("re-execute from
@@ -56,7 +56,7 @@ def fine_tuned_model(
     if resumable is not None:
         context.log.info(f"resuming training run {resumable.run_id} from its last epoch checkpoint")
         record, launched = fine_tune_in_dagster(
-            context, resumable, augmented_training_examples, train_config, config.nproc, resume=True
+            context, resumable, augmented_training_examples, plan, resume=True
         )
     else:
         run_id = None if root else _dagster_run_id(train_config.method, context.run_id)
@@ -64,9 +64,7 @@ def fine_tuned_model(
             valid_applications, augmented_training_examples, source=source, spec=dataset_spec,
             method=train_config.method, run_id=run_id,
         )  # fmt: skip
-        record, launched = fine_tune_in_dagster(
-            context, record, augmented_training_examples, train_config, config.nproc
-        )
+        record, launched = fine_tune_in_dagster(context, record, augmented_training_examples, plan)
     return dg.Output(record, metadata={**record_metadata(record, "training"), **launched})
 
 

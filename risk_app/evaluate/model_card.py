@@ -131,13 +131,14 @@ def _tabular_section(record: RunRecord) -> list[str]:
 def _details_section(record: RunRecord) -> list[str]:
     training = record.need("training")
     config = training.config
+    method_params = training.method_params.model_dump(mode="json")
     lines = [
         "## Model details",
         "",
         f"- **Run / version:** {record.run_id}"
         + (f" / {record.artifact.version}" if record.artifact else ""),
         f"- **Fine-tuning method:** {config.method}",
-        "- **Method parameters:** " + ", ".join(f"{k}={v}" for k, v in training.method_params.items()),
+        "- **Method parameters:** " + ", ".join(f"{k}={v}" for k, v in method_params.items()),
         f"- **Base model:** {config.base_model}",
         f"- **Trainable parameters:** {training.trainable_params:,} of {training.total_params:,} "
         f"({training.trainable_percent / 100:.2%})",

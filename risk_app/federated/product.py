@@ -39,6 +39,7 @@ from risk_app.finetune.run_setup import count_parameters, seed_everything
 from risk_app.finetune.types import TrainResult
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
 from risk_app.run.package import package_run
+from risk_app.run.plan import TrainingPlan
 from risk_app.run.record import FederationFacts, RunRecord
 from risk_app.run.stages import choose_credit_policy, record_training, start_run
 from risk_app.workflow import ingest_and_validate, prepare_examples
@@ -143,7 +144,7 @@ def package_federated(
         device="cpu", method_name=train.method, method_config=dict(train.method_params),
         trainable_parameter_names=list(template.names),
     )  # fmt: skip
-    record = record_training(record, result, examples, train)
+    record = record_training(record, result, examples, TrainingPlan.of(train))
     record = record.model_copy(update={"federation": federation_facts(outcome)})
     record.save()
     record = choose_credit_policy(record, policy_config)

@@ -1,7 +1,8 @@
 """The fine-tune stage on N processes: the parent's launcher and each rank's entry point.
 
-`fine_tune_stage(record, examples, config, nproc=N)` is the fine-tune stage whatever N is:
-with one process it is `stages.fine_tune`; with more it saves the planned config in the run
+`fine_tune_stage(record, examples, plan)` is the fine-tune stage whatever `plan.nproc` is
+(`risk_app.run.plan`: the config checked once, at the edge): with one process it is
+`stages.fine_tune`; with more it saves the planned config in the run
 record and starts `torchrun` on this module, then reads back the record rank 0 wrote. The
 parent (the CLI, `workflow.train_run`, or a Dagster asset through Dagster Pipes) never loads
 the model, so it holds no GPU and no weights while the ranks train.
@@ -38,14 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from risk_app.atomic import atomic_write_text
-from risk_app.errors import ConfigError, RiskAppError
+from risk_app.errors import RiskAppError
 from risk_app.finetune import distributed
-from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import on_epoch_end
-from risk_app.finetune.registry import get_method
 from risk_app.finetune.resume import resuming
 from risk_app.finetune.trainer import train_classifier
 from risk_app.models.catalogue import is_catalogue_name
@@ -53,10 +51,10 @@ from risk_app.models.loader import ensure_catalogue_base
 from risk_app.models.tiny import TINY_NAME, ensure_tiny_qwen2
 from risk_app.quiet import quiet_libraries
 from risk_app.run import stages
+from risk_app.run.plan import TrainingPlan
 from risk_app.run.record import RunRecord
 
 LAUNCH_FILE = "distributed.json"
-MAX_NPROC = 64
 _log = logging.getLogger(__name__)
 
 
@@ -78,36 +76,6 @@ def launch_env(nproc: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
 
 
-def check_nproc(nproc: int, config: TrainConfig) -> None:
-    """Refuse what cannot run across processes, before anything starts."""
-    if not 1 <= nproc <= MAX_NPROC:
-        raise ConfigError(f"nproc must be between 1 and {MAX_NPROC}, got {nproc}")
-    if nproc == 1:
-        return
-    method = get_method(config.method)
-    objective = method.objective_for(method.parse_config(config.method_params))
-    if objective != "supervised":
-        # RLHF's PPO and the cached-feature head have no sharded loop: N copies would only repeat it.
-        raise ConfigError(
-            f"method {config.method!r} with these parameters trains with the {objective!r} objective, "
-            "which runs in one process; use nproc=1"
-        )
-    check_gpus(nproc, config.device)
-
-
-def check_gpus(nproc: int, device: str) -> None:
-    """On CUDA each rank takes the GPU of its local rank: there must be one per rank."""
-    if distributed.choose_backend(device) != "nccl":
-        return
-    if device.startswith("cuda:"):
-        raise ConfigError(f"device {device!r} names one GPU; with nproc={nproc} use 'cuda' or 'auto'")
-    if nproc > torch.cuda.device_count():
-        raise ConfigError(
-            f"nproc={nproc} needs one GPU per process; this machine has {torch.cuda.device_count()} "
-            "(train on CPU with --set device=cpu)"
-        )
-
-
 def materialize_base(base_model: str) -> None:
     """Build or convert a base that is made on first use (tiny-qwen2, catalogue bases) here,
     once: N ranks making the same folder at once would read each other's half-written files."""
@@ -117,11 +85,10 @@ def materialize_base(base_model: str) -> None:
         ensure_catalogue_base(base_model)
 
 
-def prepare_launch(record: RunRecord, config: TrainConfig, nproc: int) -> RunRecord:
-    """Check, make the base, save the planned config in the record (the ranks read it there)."""
-    check_nproc(nproc, config)
-    materialize_base(config.base_model)
-    record = record.model_copy(update={"planned_training": config})
+def prepare_launch(record: RunRecord, plan: TrainingPlan) -> RunRecord:
+    """Make the base, save the planned config in the record (the ranks read it there)."""
+    materialize_base(plan.config.base_model)
+    record = record.model_copy(update={"planned_training": plan.config})
     record.save()
     return record
 
@@ -129,17 +96,16 @@ def prepare_launch(record: RunRecord, config: TrainConfig, nproc: int) -> RunRec
 def fine_tune_stage(
     record: RunRecord,
     examples: pd.DataFrame,
-    config: TrainConfig,
+    plan: TrainingPlan,
     *,
-    nproc: int = 1,
     resume: bool = False,
     progress: bool = True,
 ) -> RunRecord:
-    """The fine-tune stage on `nproc` processes of this machine (1: in this process)."""
-    check_nproc(nproc, config)
+    """The fine-tune stage on `plan.nproc` processes of this machine (1: in this process)."""
+    nproc = plan.nproc
     if nproc == 1:
-        return stages.fine_tune(record, examples, config, progress=progress, resume=resume)[0]
-    record = prepare_launch(record, config, nproc)
+        return stages.fine_tune(record, examples, plan, progress=progress, resume=resume)[0]
+    record = prepare_launch(record, plan)
     command = torchrun_command(nproc, record.run_dir, resume=resume)
     _log.info("training on %d processes: %s", nproc, " ".join(command))
     returncode = subprocess.run(command, check=False, env={**os.environ, **launch_env(nproc)}).returncode
@@ -165,10 +131,10 @@ def run_rank(run_dir: Path, *, resume: bool) -> None:
     if config is None:
         raise RiskAppError(f"run {record.run_id} has no planned training config to launch")
     examples = pd.read_parquet(run_dir / stages.EXAMPLES_FILE)
-    method = get_method(config.method)
-    facts = distributed.launch_facts(method.name, method.parse_config(config.method_params))
+    plan = TrainingPlan.of(config)  # this rank's edge: the config as the parent checked it, read back
+    facts = distributed.launch_facts(plan.method.name, plan.method_config)
     if not distributed.is_main_process():
-        follow_training(examples, config, run_dir, resume=resume)
+        follow_training(examples, plan, run_dir, resume=resume)
         return
     message = f"training on {facts.world_size} processes ({facts.backend}, {facts.strategy})"
     message += f": {facts.note}" if facts.note else ""
@@ -178,14 +144,14 @@ def run_rank(run_dir: Path, *, resume: bool) -> None:
         if pipes is not None:
             pipes.log.info(message)
         with on_epoch_end(_epoch_logger(pipes)) if pipes is not None else nullcontext():
-            record, _ = stages.fine_tune(record, examples, config, resume=resume)
+            record, _ = stages.fine_tune(record, examples, plan, resume=resume)
         summary = {**facts.as_dict(), "stage_seconds": round(time.perf_counter() - started, 2)}
         atomic_write_text(run_dir / LAUNCH_FILE, json.dumps(summary, indent=2))
         if pipes is not None:
             pipes.report_asset_materialization(metadata=_pipes_metadata(summary, record))
 
 
-def follow_training(examples: pd.DataFrame, config: TrainConfig, run_dir: Path, *, resume: bool) -> None:
+def follow_training(examples: pd.DataFrame, plan: TrainingPlan, run_dir: Path, *, resume: bool) -> None:
     """A rank other than 0: the same training on the same data; rank 0 writes everything.
 
     It reads the checkpoints rank 0 wrote when resuming, and writes nothing itself."""
@@ -193,8 +159,8 @@ def follow_training(examples: pd.DataFrame, config: TrainConfig, run_dir: Path, 
     val_texts, y_val, _ = stages.texts_and_labels(examples, "validation")
     with resuming() if resume else nullcontext():
         train_classifier(
-            train_texts, y_train, val_texts, y_val, config,
-            checkpoint_dir=run_dir / "checkpoints", method=get_method(config.method), progress=False,
+            train_texts, y_train, val_texts, y_val, plan.config, checkpoint_dir=run_dir / "checkpoints",
+            method=plan.method, method_config=plan.method_config, progress=False,
         )  # fmt: skip
 
 

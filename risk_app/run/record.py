@@ -16,10 +16,11 @@ retraining, and a run can be inspected after the fact.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
 
 from risk_app.atomic import atomic_write_json
 from risk_app.data.text import TextColumnStats
@@ -27,6 +28,7 @@ from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.evaluate.policy import PolicyConfig, policy_id
 from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.registry import get_method
 from risk_app.finetune.types import PpoGuardVerdict
 from risk_app.hybrid.config import TABULAR_LABEL, HybridConfig, HybridFacts
 from risk_app.registry.promotion import PromotionDecision
@@ -91,7 +93,10 @@ class TrainingFacts(_Section):
     """What fine-tuning did and where it left the trained weights and raw scores."""
 
     config: TrainConfig
-    method_params: dict[str, Any] = Field(description="The method's parameters after validation (all keys).")
+    method_params: SerializeAsAny[BaseModel] = Field(
+        description="The method's own Config, parsed once when the run was planned (risk_app.run.plan); "
+        "on disk, every parameter after validation."
+    )
     best_epoch: int
     best_val_auc: float
     epochs_run: int
@@ -119,6 +124,17 @@ class TrainingFacts(_Section):
     trained_dir: str = Field(description="Folder with the trained weights and tokenizer.")
     mlflow_run_id: str = Field(default="", description="The MLflow run that logged training as it happened.")
     predictions_path: str = Field(description="Parquet of raw validation/test scores per application.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_method_params(cls, data: Any) -> Any:
+        """A record read back from JSON: the stored parameters become the method's Config again."""
+        if isinstance(data, dict) and isinstance(data.get("method_params"), Mapping):
+            config = data.get("config")
+            method = config.method if isinstance(config, TrainConfig) else dict(config or {}).get("method")
+            method = method or TrainConfig.model_fields["method"].default
+            data = {**data, "method_params": get_method(method).parse_config(data["method_params"])}
+        return data
 
 
 class StrategyRow(_Section):

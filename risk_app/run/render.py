@@ -65,7 +65,7 @@ def mlflow_payload(record: RunRecord) -> MlflowPayload:
     )
     params = {
         "train": training.config.model_dump(mode="json"),
-        "method_params": training.method_params,
+        "method_params": training.method_params.model_dump(mode="json"),
         "policy": policy.config.model_dump(mode="json"),
         "dataset": record.dataset.name,
         "split": f"{record.dataset.split_strategy} seed {record.dataset.split_seed}",

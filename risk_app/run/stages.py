@@ -1,7 +1,7 @@
 """The stages of a training run, each a function from the run record to the next record.
 
     record = start_run(valid, examples, source="loans.csv", spec=spec)
-    record, trained = fine_tune(record, examples, TrainConfig(method="lora"))
+    record, trained = fine_tune(record, examples, plan_training(TrainConfig(method="lora")))  # run.plan
     record = choose_credit_policy(record, PolicyConfig(max_decline_rate=0.3))
     record = evaluate_run(record, valid, examples, spec=spec)
     record = package_run(record)                 # risk_app.run.package
@@ -35,13 +35,14 @@ from risk_app.evaluate.metrics import score_predictions
 from risk_app.evaluate.policy import PolicyConfig, choose_cutoff, choose_policy, strategy_table
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import on_epoch_end
+from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import predict_proba
-from risk_app.finetune.registry import get_method
 from risk_app.finetune.resume import resuming
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
 from risk_app.hybrid.config import HybridConfig
 from risk_app.run.dataset import dataset_facts
+from risk_app.run.plan import TrainingPlan
 from risk_app.run.record import RECORD_FILE, EpochRecord, PolicyFacts, RunRecord, StrategyRow, TrainingFacts
 from risk_app.run.tracking import training_run
 
@@ -127,12 +128,11 @@ def texts_and_labels(examples: pd.DataFrame, split: str) -> tuple[list[str], np.
     return part["text"].tolist(), part["default"].to_numpy(dtype=np.int64), part["application_id"].tolist()
 
 
-def _save_trained(result: TrainResult, method_name: str, out_dir: Path) -> Path:
+def _save_trained(result: TrainResult, method: FineTuneMethod, out_dir: Path) -> Path:
     """The trained part of the model (the method's saved state) and the tokenizer, atomically."""
-    method = get_method(method_name)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in method.state_to_save(result.model).items()}
     with atomic_dir(out_dir) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method_name})
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method.name})
         result.tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
     return out_dir
 
@@ -164,22 +164,22 @@ def _token_lengths(tokenizer: Any, texts: pd.Series, slice_rows: int = 1024) -> 
 def fine_tune(
     record: RunRecord,
     examples: pd.DataFrame,
-    config: TrainConfig,
+    plan: TrainingPlan,
     *,
     progress: bool = True,
     resume: bool = False,
 ) -> tuple[RunRecord, TrainResult]:
-    """Train the model; save its weights and raw validation/test scores; record what happened.
+    """Train the model `plan` describes (`run.plan.plan_training`); save its weights and raw
+    validation/test scores; record what happened.
 
     With `resume`, training continues from the run's newest complete epoch checkpoint."""
+    config = plan.config
     record = record.model_copy(update={"planned_training": config})
     record.save()
-    method = get_method(config.method)
-    method_cfg = method.parse_config(config.method_params)
     train_texts, y_train, _ = texts_and_labels(examples, "train")
     val_texts, y_val, _ = texts_and_labels(examples, "validation")
     run_dir = Path(record.run_dir)
-    tracked = training_run(record, config, method_cfg.model_dump(mode="json"), resume=resume)
+    tracked = training_run(record, config, plan.method_params, resume=resume)
     with tracked as tracker, on_epoch_end(tracker.log_epoch), resuming() if resume else nullcontext():
         result = train_classifier(
             train_texts,
@@ -188,33 +188,34 @@ def fine_tune(
             y_val,
             config,
             checkpoint_dir=run_dir / "checkpoints",
-            method=method,
+            method=plan.method,
+            method_config=plan.method_config,
             progress=progress,
             dataset=run_dataset(record),
         )
-    return record_training(record, result, examples, config, tracker.mlflow_run_id), result
+    return record_training(record, result, examples, plan, tracker.mlflow_run_id), result
 
 
 def record_training(
     record: RunRecord,
     result: TrainResult,
     examples: pd.DataFrame,
-    config: TrainConfig,
+    plan: TrainingPlan,
     mlflow_run_id: str = "",
 ) -> RunRecord:
     """Save a trained model's weights and raw validation/test scores under the run, and record them.
 
     `fine_tune` ends here; a model trained elsewhere (a federated consortium's) enters the run
     here too, and the later stages treat it like any other."""
+    config = plan.config
     run_dir = Path(record.run_dir)
-    method_cfg = get_method(config.method).parse_config(config.method_params)
-    trained_dir = _save_trained(result, config.method, run_dir / TRAINED_DIR)
+    trained_dir = _save_trained(result, plan.method, run_dir / TRAINED_DIR)
     _save_predictions(result, examples, config, run_dir / PREDICTIONS_FILE)
     summary = result.summary()
     lengths = _token_lengths(result.tokenizer, examples.loc[~examples["augmented"].astype(bool), "text"])
     facts = TrainingFacts(
         config=config,
-        method_params=method_cfg.model_dump(mode="json"),
+        method_params=plan.method_config,
         **{k: summary[k] for k in TrainingFacts.model_fields if k in summary},
         trainable_parameter_names=list(result.trainable_parameter_names),
         texts_over_max_length=int((lengths > config.max_length).sum()),

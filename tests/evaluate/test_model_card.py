@@ -34,8 +34,9 @@ def make_record(method: str = "lora", fairness: dict[str, Any] | None = None) ->
         quality_warnings=["Data quality: `region` is sorted in contiguous blocks."],
     )  # fmt: skip
     training = TrainingFacts(
-        config=TrainConfig(method=method, epochs=2), method_params={"r": 8, "alpha": 16}, best_epoch=2,
-        best_val_auc=0.7, epochs_run=2, stopped_early=False, trainable_params=10, total_params=1000,
+        config=TrainConfig(method=method, epochs=2),
+        method_params={"r": 8, "alpha": 16} if method == "lora" else {}, best_epoch=2, best_val_auc=0.7,
+        epochs_run=2, stopped_early=False, trainable_params=10, total_params=1000,
         trainable_percent=1.0, wall_seconds=1.0, peak_memory_mb=1.0, tokens_per_second=1.0, device="cpu",
         trained_dir="/x", predictions_path="/x.parquet",
     )  # fmt: skip

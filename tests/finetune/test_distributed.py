@@ -33,7 +33,8 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.full import FullParams
 from risk_app.finetune.resume import STATE_FILE, TRAINER_STATE
 from risk_app.run import stages
-from risk_app.run.launch import check_nproc, fine_tune_stage, read_launch_facts, torchrun_command
+from risk_app.run.launch import fine_tune_stage, read_launch_facts, torchrun_command
+from risk_app.run.plan import plan_training
 from risk_app.run.record import RunRecord
 
 ROWS = 120  # 84 train, 18 validation: a few seconds of training per run
@@ -117,17 +118,17 @@ def test_unsharded_state_passes_through_and_mixed_checkpoints_are_refused() -> N
 
 def test_objectives_without_a_sharded_loop_are_refused() -> None:
     with pytest.raises(ConfigError, match="one process"):
-        check_nproc(2, TrainConfig(method="rlhf"))
+        plan_training(TrainConfig(method="rlhf"), 2)
     with pytest.raises(ConfigError, match="one process"):
-        check_nproc(2, TrainConfig(method="freeze", method_params={"n_trainable_layers": 0}))
+        plan_training(TrainConfig(method="freeze", method_params={"n_trainable_layers": 0}), 2)
     with pytest.raises(ConfigError, match="between 1 and"):
-        check_nproc(0, TrainConfig())
+        plan_training(TrainConfig(), 0)
     with pytest.raises(ConfigError, match="names one GPU"):  # each rank takes its local rank's GPU
-        check_nproc(2, TrainConfig(device="cuda:0"))
+        plan_training(TrainConfig(device="cuda:0"), 2)
     if torch.cuda.device_count() < 2:
         with pytest.raises(ConfigError, match="one GPU per process"):
-            check_nproc(2, TrainConfig(device="cuda"))
-    check_nproc(2, TrainConfig(method="lora"))
+            plan_training(TrainConfig(device="cuda"), 2)
+    plan_training(TrainConfig(method="lora"), 2)
 
 
 def test_torchrun_command_runs_this_run_folder() -> None:
@@ -147,7 +148,7 @@ def _fine_tune(nproc: int, config: TrainConfig = LORA) -> RunRecord:
     valid = validate_applications(frame, source="test", spec=spec).valid.head(ROWS)
     examples = build_training_examples(valid, seed=42, spec=spec)
     record = stages.start_run(valid, examples, spec=spec, method=config.method)
-    return fine_tune_stage(record, examples, config, nproc=nproc, progress=False)
+    return fine_tune_stage(record, examples, plan_training(config, nproc), progress=False)
 
 
 def _scores(record: RunRecord, split: str) -> pd.DataFrame:
@@ -220,7 +221,7 @@ def test_full_fine_tuning_shards_over_two_gloo_processes_and_resumes(tiny_qwen2:
     shutil.rmtree(run_dir / "checkpoints" / "epoch-2")
     Path(two.predictions_path).unlink()
     examples = pd.read_parquet(run_dir / stages.EXAMPLES_FILE)
-    resumed = fine_tune_stage(multi, examples, FULL, nproc=2, resume=True, progress=False)
+    resumed = fine_tune_stage(multi, examples, plan_training(FULL, 2), resume=True, progress=False)
     again = resumed.need("training")
     assert again.history[0].seconds == two.history[0].seconds  # epoch 1 read back, not retrained
     # Measured: bit for bit the same (whole weights and optimizer state scattered back exactly).

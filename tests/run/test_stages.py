@@ -54,7 +54,7 @@ def test_record_is_saved_after_each_stage_and_reloads(small_file: Path, tiny_qwe
     again = RunRecord.load(record.run_dir)
     assert again == record
     assert again.training.trainable_parameter_names  # what trained comes back in the result
-    assert again.training.method_params["r"] > 0  # resolved defaults, not {}
+    assert again.training.method_params.r > 0  # the typed Config with its defaults, not {}
     assert again.dataset.name == "german_credit" and again.dataset.rows["test"] > 0
 
 
