@@ -38,6 +38,7 @@ def reconcile_first(name: str) -> None:
     """Finish what a killed process left in the registry before a command reads it: an MLflow run
     left RUNNING by a dead process ends KILLED, a version killed before its promotion decision is
     decided, an interrupted champion move is completed (`registry.reconcile`); said when it did."""
+    # CLI start-up: the registry imports mlflow; only commands that read it need it.
     from risk_app.registry.reconcile import reconcile_registry
 
     report = reconcile_registry(name)

@@ -28,6 +28,7 @@ def held(
     all_: Annotated[bool, typer.Option("--all", help="Released batches too, with who and why.")] = False,
 ) -> None:
     """Batches held for drift (not in the labeled book until released)."""
+    # CLI start-up: the warehouse imports duckdb; only the `scoring` commands need it.
     from risk_app.storage.holds import held_batches
 
     frame = held_batches(include_released=all_)
@@ -57,6 +58,7 @@ def release(
     reason: Annotated[str, typer.Option("--reason", help="Why it may count despite the drift; kept.")],
 ) -> None:
     """Release a held batch with a reason: it counts in the labeled book from its next build."""
+    # CLI start-up: the warehouse imports duckdb; only the `scoring` commands need it.
     from risk_app.storage.holds import release_batch
 
     try:

@@ -16,7 +16,8 @@ on disk, then score, record and publish it. Memory holds one chunk at a time.
 
 `score_and_record` is both steps for one call (`risk-app score`): it hashes the file, refuses an
 existing output before loading the (slow) model, resolves the model, answers "already scored"
-for a batch the ledger has from this model, and otherwise runs 1 then 2 on a stage of its own.
+for a batch the ledger has from this model, and otherwise runs 1 then 2 on a stage of its own
+(marked with its owner process: the next call removes one a `kill -9` left, `remove_dead_stages`).
 The Dagster partition runs the same two steps as two assets. The ledger row is written before
 the files are published, so a run killed in between is finished by running it again; a run
 that fails earlier leaves no output at all. Rows in = scored + quarantined is checked chunk by
@@ -31,6 +32,8 @@ chunk and for the batch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import re
 import shutil
@@ -45,10 +48,12 @@ import pandas as pd
 
 from data_contracts.spec import load_spec
 from risk_app import paths
+from risk_app.atomic import atomic_write_json
 from risk_app.data.load import check_data_file, iter_applications
 from risk_app.data.validate import QUARANTINE_COLUMNS, ValidationResult, validate_applications
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.batch_drift import BatchDrift, BatchDriftThresholds
+from risk_app.registry.processes import process_is_gone, process_tags
 from risk_app.scoring.batch import OUTPUT_COLUMNS, check_scored_output, policy_of
 from risk_app.scoring.output import (
     OutputExistsError,
@@ -58,7 +63,7 @@ from risk_app.scoring.output import (
     default_quarantine_path,
 )
 from risk_app.scoring.service import load_model, score_with_reasons
-from risk_app.scoring.stream import BatchStage, RepeatedIds
+from risk_app.scoring.stream import STAGE_OWNER, BatchStage, RepeatedIds
 from risk_app.scoring.summary import DRIFT_SAMPLE_ROWS, HEAD_ROWS, ScoreSummary, ScoreTally, model_drift
 from risk_app.storage.scores import (
     BatchRecord,
@@ -98,6 +103,22 @@ def remove_stage(folder: str | os.PathLike[str]) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):  # not empty: another run of the partition is staged
         Path(folder).parent.rmdir()
+
+
+def remove_dead_stages(prefix: str) -> list[Path]:
+    """Remove the stage folders `<root>/<key>/<prefix>...` whose owner process is known dead (a
+    `risk-app score` killed with `kill -9` leaves the file's validated rows behind); the removed.
+    Only a call's own kind of stage: a failed Dagster run's stage waits for re-execution."""
+    removed = []
+    for folder in sorted(stage_root().glob(f"*/{prefix}*")):
+        try:
+            owner = json.loads((folder / STAGE_OWNER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # no marker (yet): never taken for a dead one
+        if isinstance(owner, dict) and process_is_gone({str(k): str(v) for k, v in owner.items()}):
+            remove_stage(folder)
+            removed.append(folder)
+    return removed
 
 
 def prune_stale_stages(max_age_s: float = STALE_STAGE_S) -> list[Path]:
@@ -238,6 +259,7 @@ def validate_to_stage(
     stage = Path(folder)
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
+    atomic_write_json(stage / STAGE_OWNER, process_tags())  # whose stage, should the process die
     parts = n_in = n_valid = n_quarantined = 0
     head: list[pd.DataFrame] = []
     try:
@@ -413,6 +435,7 @@ def score_and_record(
             raise _exists_error(target)
         return done
     data_spec = model_spec_for(model, asked, explicit=spec is not None)
+    dead = remove_dead_stages(f"{origin}-")  # left by killed runs of this door
     folder = stage_folder(f"{source.name}-{batch_id[:12]}", f"{origin}-{uuid.uuid4().hex[:12]}")
     try:
         batch = validate_to_stage(
@@ -424,7 +447,8 @@ def score_and_record(
         )  # fmt: skip
     finally:
         remove_stage(folder)
-    return result.outcome
+    removed = result.outcome.stale_stages_removed + tuple(str(p) for p in dead)
+    return dataclasses.replace(result.outcome, stale_stages_removed=removed)
 
 
 def _already_scored(
@@ -465,6 +489,7 @@ __all__ = [
     "model_spec_for",
     "output_target",
     "prune_stale_stages",
+    "remove_dead_stages",
     "remove_stage",
     "score_and_record",
     "score_chunk",

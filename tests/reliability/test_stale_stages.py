@@ -11,7 +11,7 @@ import pytest
 
 from risk_app import paths
 from risk_app.registry.processes import process_tags
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record, stage_root
 from risk_app.scoring.stream import STAGE_OWNER
 from tests.reliability.conftest import KILLED, applications, run_child
 
@@ -20,7 +20,7 @@ from tests.reliability.conftest import KILLED, applications, run_child
 KILLED_IN_THE_WAREHOUSE = """
 import risk_app.storage.scores as s
 from tests.scoring.doubles import load_double_artifact
-from risk_app.scoring.output import score_and_record
+from risk_app.scoring.staged import score_and_record
 _insert = s._insert
 def insert_then_die(con, table, frame):
     _insert(con, table, frame)
@@ -55,6 +55,9 @@ def test_the_next_run_removes_a_killed_runs_stage_and_says_so(
     assert child.returncode == KILLED, child.stderr[-2000:]
     [killed] = _stages()
     assert any(killed.rglob("*.parquet"))  # the staged applications and scores of the batch
+    # and the file's validated rows, staged before scoring (risk_app.scoring.staged)
+    [validated] = sorted(stage_root().glob("*/cli-*"))
+    assert any(validated.glob("valid-*.parquet"))
 
     # Beside it: a stage of a live scorer (this process) and one without an owner marker.
     live = paths.outputs_dir() / ".batch_C.csv.x.live.stage"
@@ -65,8 +68,8 @@ def test_the_next_run_removes_a_killed_runs_stage_and_says_so(
 
     outcome = score_and_record(second, risk_model=load_double_artifact(double_model), reasons=0)
     assert outcome.record.status == "appended"
-    assert not killed.exists()
-    assert outcome.stale_stages_removed == (str(killed),)
+    assert not killed.exists() and not validated.exists()
+    assert outcome.stale_stages_removed == (str(killed), str(validated))
     assert "left by killed scoring runs" in outcome.summary() and str(killed) in outcome.summary()
     assert _stages() == [live, unmarked]  # a live run's stage, and one nobody can vouch for, stay
 
