@@ -20,7 +20,6 @@ spec model itself lives in `data_contracts.spec_model`; this module loads, check
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -136,16 +135,6 @@ def load_spec(name_or_path: str | Path | DatasetSpec | None = None) -> DatasetSp
     return _load_file(resolved, resolved.stat().st_mtime_ns)
 
 
-def spec_to_yaml(spec: DatasetSpec) -> str:
-    """The spec as reviewable YAML (defaults left out, category lists kept short)."""
-    return spec.to_yaml()
-
-
-def spec_from_json(text: str) -> DatasetSpec:
-    """A spec stored as JSON (e.g. in a model artifact); same checks as a YAML file."""
-    return parse_spec(json.dumps(json.loads(text)), "<artifact spec>")
-
-
 __all__ = [
     "DEFAULT_DATASET",
     "SPEC_FILE_NAME",
@@ -162,6 +151,4 @@ __all__ = [
     "list_datasets",
     "load_spec",
     "parse_spec",
-    "spec_from_json",
-    "spec_to_yaml",
 ]

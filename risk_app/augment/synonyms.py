@@ -56,10 +56,6 @@ class Lexicon:
     def alternative_to_canonical(self) -> dict[str, str]:
         return {alt: group[0] for group in self.groups for alt in group[1:]}
 
-    @property
-    def canonical_terms(self) -> tuple[str, ...]:
-        return tuple(group[0] for group in self.groups)
-
 
 def template_vocabulary(spec: DatasetSpec | str | None = None) -> list[str]:
     """Every string the template can produce apart from numbers and free text: labels, units,

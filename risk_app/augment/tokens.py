@@ -14,7 +14,6 @@ import re
 
 WORD_PATTERN = r"[A-Za-z0-9]+(?:['-][A-Za-z0-9]+)*"
 _TOKEN = re.compile(rf"{WORD_PATTERN}|[^A-Za-z0-9]+")
-_WORD = re.compile(WORD_PATTERN)
 _LETTER_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
 
 
@@ -26,11 +25,6 @@ def tokenize_exact(text: str) -> list[str]:
 def detokenize_exact(tokens: list[str]) -> str:
     """Inverse of `tokenize_exact`."""
     return "".join(tokens)
-
-
-def is_word(token: str) -> bool:
-    """True for a word token (letters/digits), False for a gap (spaces, punctuation)."""
-    return _WORD.fullmatch(token) is not None
 
 
 def is_letter_word(token: str) -> bool:
@@ -48,7 +42,6 @@ __all__ = [
     "WORD_PATTERN",
     "detokenize_exact",
     "is_letter_word",
-    "is_word",
     "tokenize_exact",
     "word_boundary_pattern",
 ]

@@ -204,14 +204,7 @@ def clause_label(clause: str) -> str:
     return clause.split(":", 1)[0].strip()
 
 
-# The default data set's labels, for callers that do not pass a spec yet. Derived from the
-# german_credit spec, not a second copy; new code calls field_labels(spec) / label_to_field(spec).
-FIELD_LABELS: dict[str, str] = field_labels()
-LABEL_TO_FIELD: dict[str, str] = label_to_field()
-
 __all__ = [
-    "FIELD_LABELS",
-    "LABEL_TO_FIELD",
     "MISSING_TEXT",
     "clause_label",
     "field_labels",

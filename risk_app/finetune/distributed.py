@@ -145,13 +145,6 @@ def process_group(device: str) -> Iterator[Backend]:
         teardown()
 
 
-def rank_device(device: str) -> str:
-    """The `TrainConfig.device` this rank trains on: its own GPU under NCCL, else unchanged."""
-    if is_distributed() and dist.get_backend() == "nccl":
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return device
-
-
 def choose_strategy(method_name: str, method_cfg: BaseModel | None = None) -> tuple[Strategy, str]:
     """(strategy, why): DDP for a frozen base, which synchronizes only the few trainable
     tensors; FSDP for `full`, whose every weight, gradient and optimizer moment would
@@ -384,12 +377,3 @@ def sum_across_ranks(value: float) -> float:
 
 def mean_across_ranks(value: float) -> float:
     return sum_across_ranks(value) / world_size()
-
-
-def broadcast_from_main(value: Any) -> Any:
-    """Rank 0's `value` on every rank (e.g. a run id only rank 0 drew)."""
-    if not is_distributed():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

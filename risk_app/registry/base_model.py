@@ -120,13 +120,6 @@ def check_base_model_files(folder: Path, files: list[Path]) -> None:
         _check_safetensors(path)
 
 
-def check_base_model(name: str) -> Path:
-    """The base folder for `name` after `check_base_model_files`; call it before training."""
-    _, folder, files = resolve_base_files(name)
-    check_base_model_files(folder, files)
-    return folder
-
-
 def pin_base_model(name: str, model: Any | None = None) -> dict[str, Any]:
     """sha256 of every base file (relative path -> hex) and the hub revision when there is one."""
     revision = getattr(getattr(model, "config", None), "_commit_hash", None) if model is not None else None
@@ -173,7 +166,6 @@ __all__ = [
     "PINS_KEY",
     "BaseModelChangedError",
     "BaseModelError",
-    "check_base_model",
     "check_base_model_files",
     "pin_base_model",
     "resolve_base_files",

@@ -13,8 +13,9 @@ from risk_app.augment import AugmentConfig
 from risk_app.augment.base import AugmentSample
 from risk_app.augment.numbers import NumberPerturbation, contract_bounds, perturbed_columns
 from risk_app.augment.shuffle import ClauseShuffle
-from risk_app.data.serialize import FIELD_LABELS, parse_clauses
+from risk_app.data.serialize import parse_clauses
 from risk_app.errors import ConfigError
+from tests.data.german import FIELD_LABELS
 
 from .conftest import augmented_rows, source_text
 

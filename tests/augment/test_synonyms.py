@@ -19,8 +19,9 @@ from risk_app.augment.synonyms import (
     template_vocabulary,
 )
 from risk_app.augment.tokens import detokenize_exact, tokenize_exact, word_boundary_pattern
-from risk_app.data.serialize import LABEL_TO_FIELD, clause_label, format_value, parse_clauses
+from risk_app.data.serialize import clause_label, format_value, parse_clauses
 from risk_app.errors import DataFileError
+from tests.data.german import LABEL_TO_FIELD
 
 from .conftest import augmented_rows, source_text
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from data_contracts import (
-    CATEGORICAL_COLUMNS,
-    CATEGORIES,
-    FEATURE_COLUMNS,
-    GRADES,
-    NUMERIC_COLUMNS,
-    PROTECTED_COLUMNS,
-    TARGET_COLUMN,
-    ScoredApplication,
-)
+from data_contracts.scored_application import GRADES, ScoredApplication
 from risk_app.data.validate import validate_applications
 from risk_app.errors import DataFileError
 from risk_app.paths import DEFAULT_DATASET
+from tests.data.german import (
+    CATEGORICAL_COLUMNS,
+    CATEGORIES,
+    FEATURE_COLUMNS,
+    NUMERIC_COLUMNS,
+    PROTECTED_COLUMNS,
+    TARGET_COLUMN,
+)
 
 
 def test_columns_match_the_vendored_file() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_contracts import PROTECTED_COLUMNS
 from risk_app import paths
 from risk_app.data.examples import EXAMPLE_COLUMNS, build_training_examples, data_hash
 from risk_app.data.validate import validate_applications
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.storage.warehouse import TableNotFoundError, list_tables, query, read_table, write_table
+from tests.data.german import PROTECTED_COLUMNS
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_contracts import FEATURE_COLUMNS, TARGET_COLUMN
 from risk_app.data.load import generate_application_ids, load_applications
 from risk_app.data.validate import validate_applications
 from risk_app.errors import DataFileError, RiskAppError
 from risk_app.paths import DEFAULT_DATASET
+from tests.data.german import FEATURE_COLUMNS, TARGET_COLUMN
 
 from .conftest import write_csv
 

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from data_contracts.loan_application import CATEGORICAL_COLUMNS
 from risk_app import paths
 from risk_app.data.quality import detached_sorted_columns
+from tests.data.german import CATEGORICAL_COLUMNS
 
 
 def test_a_detached_sorted_column_is_found_and_nothing_else() -> None:

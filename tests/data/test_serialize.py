@@ -7,10 +7,7 @@ import random
 import pandas as pd
 import pytest
 
-from data_contracts import FEATURE_COLUMNS, PROTECTED_COLUMNS
 from risk_app.data.serialize import (
-    FIELD_LABELS,
-    LABEL_TO_FIELD,
     clause_label,
     parse_clauses,
     serialize_application,
@@ -18,6 +15,7 @@ from risk_app.data.serialize import (
 )
 from risk_app.data.validate import validate_applications
 from risk_app.errors import ConfigError, RiskAppError
+from tests.data.german import FEATURE_COLUMNS, FIELD_LABELS, LABEL_TO_FIELD, PROTECTED_COLUMNS
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_contracts import NUMERIC_COLUMNS
 from risk_app.data.load import load_applications
 from risk_app.data.validate import QUARANTINE_COLUMNS, validate_applications
+from tests.data.german import NUMERIC_COLUMNS
 
 from .conftest import write_csv
 
