@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from data_contracts.spec import DatasetSpec
@@ -44,7 +43,7 @@ from risk_app.scoring.staged import (
     stage_folder,
     validate_to_stage,
 )
-from risk_app.scoring.summary import DRIFT_SAMPLE_ROWS, model_drift
+from risk_app.scoring.summary import DRIFT_SAMPLE_ROWS
 from risk_app.storage.holds import HoldRequest, hold_batch
 from risk_app.storage.scores import BatchRecord, file_batch_id
 
@@ -274,18 +273,6 @@ def scoring_metadata(result: StagedScoring) -> dict[str, Any]:
         "grades": table(summary.grade_table()),
         "sample": table(summary.head.round({"probability_of_default": 4})),
     }
-
-
-def drift_check(
-    applications: pd.DataFrame, scored: pd.DataFrame, risk_model: Any, settings: RiskAppSettings
-) -> dg.AssetCheckResult:
-    """The drift of `applications` (scored as `scored`) against the training population the model
-    carries: one sentence, the PSI table, warn or fail. Models packaged before they carried it:
-    the score alone."""
-    report = model_drift(
-        risk_model, applications, scored["probability_of_default"].to_numpy(), settings.drift_thresholds()
-    )
-    return drift_result(report, of_rows=len(applications))
 
 
 def drift_result(report: BatchDrift, *, of_rows: int) -> dg.AssetCheckResult:

@@ -7,8 +7,11 @@ or passed through, category and boolean columns one-hot encoded), never the seri
 Free-text columns are the language model's advantage and are left out here; so are the id,
 target, date and excluded columns.
 
-    from risk_app.evaluate.baselines import evaluate_baselines
-    results = evaluate_baselines(train_df, val_df, test_df, spec=spec)   # {"logistic": metrics, ...}
+    from risk_app.evaluate.baselines import score_baselines
+    scores = score_baselines(train_df, val_df, test_df, spec=spec)   # {"logistic": (p_val, p_test), ...}
+
+The evaluation stage (`risk_app.run.evaluate`) chooses each baseline's cut-off as it chooses the
+model's, with the run's credit policy, and scores them on test beside it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import ConfigError
-from risk_app.evaluate.metrics import ThresholdObjective, choose_threshold, credit_metrics
 
 BaselineName = Literal["logistic", "lightgbm"]
 BASELINE_NAMES: tuple[str, ...] = get_args(BaselineName)
@@ -171,31 +173,3 @@ def score_baselines(
         scores[name] = (predict_default(model, val_df, spec), predict_default(model, test_df, spec))
     return scores
 
-
-def evaluate_baselines(
-    train_df: pd.DataFrame,
-    val_df: pd.DataFrame,
-    test_df: pd.DataFrame,
-    names: Sequence[BaselineName] = ("logistic", "lightgbm"),
-    *,
-    seed: int = 42,
-    objective: ThresholdObjective = "f1",
-    scores: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
-    spec: DatasetSpec | str | None = None,
-) -> dict[str, dict[str, object]]:
-    """Fit each baseline on train, choose its threshold on validation, report test metrics.
-
-    Each result is `credit_metrics` on the test set plus `val_roc_auc`. Pass `scores` from
-    `score_baselines` to reuse fitted baselines' probabilities instead of fitting again.
-    """
-    spec = load_spec(spec)
-    if scores is None:
-        scores = score_baselines(train_df, val_df, test_df, names, seed=seed, spec=spec)
-    y_val, y_test = default_target(val_df, spec), default_target(test_df, spec)
-    results: dict[str, dict[str, object]] = {}
-    for name, (p_val, p_test) in scores.items():
-        threshold = choose_threshold(y_val, p_val, objective=objective)
-        metrics = credit_metrics(y_test, p_test, threshold)
-        metrics["val_roc_auc"] = credit_metrics(y_val, p_val, threshold)["roc_auc"]
-        results[name] = metrics
-    return results

@@ -71,7 +71,17 @@ def test_promotion_check_passes_only_a_winning_challenger() -> None:
 def test_drift_check_speaks_plainly_and_fails_only_on_real_drift() -> None:
     from types import SimpleNamespace
 
-    from pipelines.assets.scoring import drift_check
+    from pipelines.assets.scoring import drift_result
+    from risk_app.scoring.summary import model_drift
+
+    def drift_check(
+        applications: pd.DataFrame, scored: pd.DataFrame, model: object, settings: RiskAppSettings
+    ) -> dg.AssetCheckResult:
+        """What scored_applications does with its batch's sample: the drift report, as the check."""
+        report = model_drift(
+            model, applications, scored["probability_of_default"].to_numpy(), settings.drift_thresholds()
+        )
+        return drift_result(report, of_rows=len(applications))
 
     spec = load_spec("german_credit")
     train = workflow.ingest_and_validate(spec.data_path, spec=spec).valid
