@@ -10,7 +10,10 @@ Import direction: this module imports no method at load time. The method modules
 (to call `register`), and `methods/rlhf.py` sits above the trainer (it runs the RLHF
 objective, which runs the supervised loop), while the trainer resolves methods through
 `get_method`. Importing the method modules lazily, on first lookup, is what keeps that a
-one-way graph; it is the only deferred import in `risk_app.finetune`'s own code.
+one-way graph (`artifact.BUILTIN_MODEL_KINDS` does the same for model kinds). It is the only
+lookup of risk_app's own code by name in `risk_app.finetune`; the imports left inside functions
+there are of optional third-party libraries (liger-kernel, trl, datasets), each saying so
+(`tests/test_import_graph.py`).
 """
 
 from __future__ import annotations
