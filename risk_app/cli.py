@@ -29,6 +29,7 @@ from risk_app.cli_models import models_app, reconcile_first
 from risk_app.cli_outcomes import outcomes_app
 from risk_app.cli_overrides import overrides_app
 from risk_app.cli_scoring import scoring_app
+from risk_app.config_errors import describe_fields
 from risk_app.quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Credit-risk LLM fine-tuning and scoring.")
@@ -52,7 +53,6 @@ def _quiet() -> None:
 def methods() -> None:
     """List the registered fine-tuning methods and their parameters."""
     # CLI start-up: the method registry imports torch; only this command needs it.
-    from risk_app.finetune.config import describe_fields
     from risk_app.finetune.registry import get_method, list_methods
 
     def one_per_line(config_cls: Any) -> str:

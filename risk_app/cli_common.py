@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from risk_app.config_errors import validated
 from risk_app.errors import ConfigError, RiskAppError
 
 console = Console()
@@ -79,10 +79,4 @@ def print_table(title: str, rows: list[dict[str, Any]], columns: list[str] | Non
 
 def parse_config(config_cls: Any, values: dict[str, Any]) -> Any:
     """Validate CLI values with a library config class; one clear line on a mistake."""
-    # CLI start-up: the training config imports torch; only commands that take a config need it.
-    from risk_app.finetune.config import format_validation_error
-
-    try:
-        return config_cls.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(f"{config_cls.__name__}: {format_validation_error(exc, config_cls)}") from exc
+    return validated(config_cls, values, config_cls.__name__)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from risk_app.augment.base import list_augmenters
-from risk_app.errors import ConfigError
-from risk_app.finetune.config import format_validation_error
+from risk_app.config_errors import validated
 
 DEFAULT_AUGMENTERS: tuple[str, ...] = ("number_perturbation", "clause_shuffle", "financial_synonyms")
 
@@ -92,10 +91,7 @@ class AugmentConfig(BaseModel):
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AugmentConfig:
         """Build from a plain dict, turning pydantic errors into one clear ConfigError."""
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigError(f"augmentation config: {format_validation_error(exc, cls)}") from exc
+        return validated(cls, values, "augmentation config")
 
 
 __all__ = ["DEFAULT_AUGMENTERS", "AugmentConfig"]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from risk_app.errors import ConfigError
+from risk_app.config_errors import validated
 from risk_app.finetune.speed import SpeedConfig
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -99,41 +99,4 @@ class TrainConfig(BaseModel):
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a plain dict, turning pydantic errors into one clear ConfigError."""
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigError(f"training config: {format_validation_error(exc, cls)}") from exc
-
-
-def format_validation_error(exc: ValidationError, model_cls: type[BaseModel]) -> str:
-    """One line naming each bad key and why, followed by the keys the model accepts."""
-    problems = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "<config>"
-        if err["type"] == "extra_forbidden":
-            problems.append(f"unknown key {key!r}")
-        else:
-            problems.append(f"{key!r}: {err['msg']} (got {err.get('input')!r})")
-    return "; ".join(problems) + f". Allowed keys: {describe_fields(model_cls)}"
-
-
-def describe_fields(model_cls: type[BaseModel], prefix: str = "") -> str:
-    """`name: type = default` for every field of a pydantic model, comma separated.
-
-    A nested config (e.g. `rlhf`'s `reward` and `ppo`) is listed field by field under dotted
-    names (`reward.epochs: int = 1`), the way its keys appear in error messages.
-    """
-    parts = []
-    for name, field in model_cls.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            parts.append(describe_fields(annotation, f"{prefix}{name}."))
-            continue
-        # Plain classes print as their name; generics (list[str], Literal[...]) in full.
-        if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
-            type_name = annotation.__name__
-        else:
-            type_name = str(annotation).replace("typing.", "")
-        default = "<required>" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        parts.append(f"{prefix}{name}: {type_name} = {default}")
-    return ", ".join(parts)
+        return validated(cls, values, "training config")

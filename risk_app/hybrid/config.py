@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from risk_app.config_errors import validated
 from risk_app.errors import ConfigError
 from risk_app.evaluate.calibration import CalibrationKind
-from risk_app.finetune.config import format_validation_error
 
 HybridStacker = Literal["none", "logistic", "convex", "tabular_only"]
 TABULAR_LABEL = "tabular:lightgbm"  # how reports name a run that deploys LightGBM alone
@@ -73,10 +73,7 @@ class HybridConfig(BaseModel):
                     f"unknown hybrid stacker {value!r}; choose one of {', '.join(HYBRID_STACKERS)}"
                 )
             return cls(stacker=value)  # type: ignore[arg-type]
-        try:
-            return cls.model_validate(dict(value))
-        except ValidationError as exc:
-            raise ConfigError(f"hybrid config: {format_validation_error(exc, cls)}") from exc
+        return validated(cls, value, "hybrid config")
 
 
 class HybridFacts(BaseModel):

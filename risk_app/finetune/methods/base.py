@@ -34,10 +34,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from risk_app.config_errors import validated
 from risk_app.errors import ConfigError
-from risk_app.finetune.config import TrainConfig, format_validation_error
+from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.run_setup import count_parameters
 from risk_app.finetune.speed import optimizer_options
 from risk_app.finetune.types import ObjectiveName, Regularizer, RunPlan, TrainData
@@ -87,12 +88,7 @@ class FineTuneMethod(ABC):
             return params
         if isinstance(params, BaseModel):
             params = params.model_dump()
-        try:
-            return self.Config.model_validate(dict(params or {}))
-        except ValidationError as exc:
-            raise ConfigError(
-                f"method {self.name!r} parameters: {format_validation_error(exc, self.Config)}"
-            ) from exc
+        return validated(self.Config, params or {}, f"method {self.name!r} parameters")
 
     # ---- model ---------------------------------------------------------------------------
     def load_base(
