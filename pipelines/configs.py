@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from data_contracts.spec import DEFAULT_DATASET
+from risk_app.augment.config import AugmentConfig
 from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import list_methods
@@ -64,18 +65,6 @@ class PreparationConfig(dg.Config):
     )
 
 
-class AugmentationConfig(dg.Config):
-    enabled: bool = Field(default=False, description="Augment the training split with nlpaug.")
-    augmenters: list[str] = Field(
-        default_factory=lambda: ["financial_synonyms", "number_perturbation", "clause_shuffle"],
-        description="Augmenters by name; `risk-app augmenters` lists them.",
-    )
-    copies_per_row: int = Field(default=1, description="Augmented copies per selected training row.")
-    ratio: float = Field(default=1.0, description="Share of training rows to augment (0-1).")
-    number_scale: float = Field(default=0.1, description="Relative scale of number perturbation.")
-    seed: int = Field(default=42, description="Seed of the augmenters.")
-
-
 def launchpad_config(
     name: str, library_cls: type[BaseModel], overrides: dict[str, Any] | None = None
 ) -> type[dg.Config]:
@@ -100,6 +89,8 @@ def launchpad_config(
 MethodName = Literal[tuple(name for name, _ in list_methods())]  # type: ignore[valid-type]
 
 TrainingConfig = launchpad_config("TrainingConfig", TrainConfig, {"method": MethodName})
+# augmented_training_examples' launchpad: every AugmentConfig field, with its bounds and help.
+AugmentationConfig = launchpad_config("AugmentationConfig", AugmentConfig)
 
 
 class FineTuneConfig(TrainingConfig):  # type: ignore[misc, valid-type]

@@ -196,7 +196,7 @@ def augmented_training_examples(
     """The training split plus nlpaug-augmented copies; validation and test are untouched."""
     if not config.enabled:
         return dg.Output(training_examples, metadata={"augmented_rows": 0, "enabled": False})
-    settings = AugmentConfig(**config.model_dump())
+    settings = AugmentConfig.from_dict(config.model_dump())  # ranges and names checked, one line
     result = augment_training_examples(training_examples, valid_applications, settings, spec=dataset_spec)
     examples = pd.DataFrame(result.examples)
     return dg.Output(

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from pipelines.definitions import defs
 from pipelines.sensors import landing_folder_sensor
@@ -109,14 +110,21 @@ def test_a_policy_the_library_refuses_fails_the_step_in_one_sentence(config: dic
 
 
 def test_launchpad_configs_are_generated_from_the_library_configs() -> None:
-    from pipelines.configs import CreditPolicyConfig, TrainingConfig
+    from pipelines.configs import AugmentationConfig, CreditPolicyConfig, TrainingConfig
+    from risk_app.augment.config import AugmentConfig
     from risk_app.evaluate.policy import PolicyConfig
     from risk_app.finetune.config import TrainConfig
 
     assert set(TrainingConfig.model_fields) == set(TrainConfig.model_fields)
     assert set(CreditPolicyConfig.model_fields) == set(PolicyConfig.model_fields)
-    for name, field in TrainConfig.model_fields.items():
-        assert TrainingConfig.model_fields[name].description == field.description, name
+    for launchpad, library in ((TrainingConfig, TrainConfig), (AugmentationConfig, AugmentConfig)):
+        assert set(launchpad.model_fields) == set(library.model_fields)
+        for name, field in library.model_fields.items():
+            assert launchpad.model_fields[name].description == field.description, name
+            assert launchpad.model_fields[name].metadata == field.metadata, name  # bounds (ge, le)
+    # The launchpad refuses what the library refuses (the hand copy took any ratio).
+    with pytest.raises(ValidationError):
+        AugmentationConfig(ratio=2.0)
 
 
 def test_sensor_requests_one_run_per_new_file_and_remembers_it(risk_app_home: Path) -> None:
