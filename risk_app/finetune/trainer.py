@@ -11,8 +11,8 @@ feedback -> clipped PPO with KL; `risk_app.finetune.objectives`). `train_classif
    after `method.load_base` — the method object keeps nothing of the run;
 4. runs the method's objective (`run_objective`), which returns the `TrainResult`.
 
-Add an objective: a module `objectives/<name>.py` with a function of `run_objective`'s
-signature, its name in `types.ObjectiveName`, and one entry in `OBJECTIVES` below.
+Add an objective: a module `objectives/<name>.py` with a function that is an `Objective` (the
+protocol below), its name in `types.ObjectiveName`, and one entry in `OBJECTIVES`.
 
     from risk_app.finetune.trainer import train_classifier
     result = train_classifier(tr_texts, tr_y, va_texts, va_y, TrainConfig(epochs=2), "var/runs/x")
@@ -21,9 +21,9 @@ signature, its name in `types.ObjectiveName`, and one entry in `OBJECTIVES` belo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -40,7 +40,25 @@ from risk_app.finetune.run_setup import resolve_device, seed_everything, steps_p
 from risk_app.finetune.speed import apply_load_levers
 from risk_app.finetune.types import ObjectiveName, RunPlan, TrainData, TrainResult
 
-Objective = Callable[..., TrainResult]
+
+class Objective(Protocol):
+    """How a prepared model trains: one function per module of `risk_app.finetune.objectives`
+    (`supervised_fit`, `rlhf_fit`, `frozen_features_fit`), called by `run_objective` alone."""
+
+    def __call__(
+        self,
+        method: FineTuneMethod,
+        model: Any,
+        tokenizer: Any,
+        data: TrainData,
+        config: TrainConfig,
+        cfg: BaseModel,
+        checkpoint_dir: str | Path | None,
+        /,
+        *,
+        progress: bool = True,
+    ) -> TrainResult: ...
+
 
 # Objective name -> the function that trains a prepared model with it.
 OBJECTIVES: dict[ObjectiveName, Objective] = {
