@@ -56,6 +56,7 @@ def simulate_command(
     model_name: Annotated[str, typer.Option(help="Registered model name (with --register).")] = "consortium",
 ) -> None:
     """Run a consortium of virtual lenders in Flower's Simulation Engine and package its model."""
+    # CLI start-up: the consortium imports Flower, torch and mlflow; only `federated simulate` needs them.
     from risk_app.federated.config import FederatedConfig, Partition
     from risk_app.federated.product import package_federated, pooled_examples
     from risk_app.federated.server import RoundReport

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -31,6 +32,7 @@ REASON_CODES_ENV = "RISK_APP_OVERRIDE_REASON_CODES"
 
 def reason_codes_in_force(option: str | None) -> tuple[str, ...]:
     """The reason codes of this deployment: the option, else the environment, else the defaults."""
+    # CLI start-up: the override contract imports pandera; only the `overrides` commands need it.
     from data_contracts.override import DEFAULT_REASON_CODES
 
     text = option if option is not None else os.environ.get(REASON_CODES_ENV)
@@ -54,8 +56,7 @@ def add(
     ] = None,
 ) -> None:
     """Take in one override file, exactly once; quarantined rows are listed with their reason."""
-    import pandas as pd
-
+    # CLI start-up: the override ledger imports duckdb and pandera; only `overrides add` needs them.
     from risk_app.overrides.ingest import add_override_file
 
     try:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from risk_app.errors import ConfigError
 
@@ -224,8 +225,6 @@ def training_attention() -> Iterator[None]:
     checkpointing's recomputation, the backward run inside this context. On a CPU it changes
     nothing (cuDNN attention is CUDA-only).
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     backends = [getattr(SDPBackend, name) for name in TRAINING_ATTENTION_BACKENDS]
     with sdpa_kernel(backends):
         yield
