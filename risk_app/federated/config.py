@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from risk_app.config_errors import validated
 from risk_app.errors import ConfigError
-from risk_app.finetune.config import TrainConfig, format_validation_error
+from risk_app.finetune.config import TrainConfig
 
 StrategyName = Literal["fedavg", "fedprox"]
 
@@ -110,10 +111,7 @@ class FederatedConfig(BaseModel):
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FederatedConfig:
         """Build from a plain dict, pydantic errors turned into one ConfigError line."""
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigError(f"federated config: {format_validation_error(exc, cls)}") from exc
+        return validated(cls, values, "federated config")
 
     def lender_train_config(self, server_round: int) -> TrainConfig:
         """The product training config a lender runs in `server_round`: local epochs, a per-round seed,
