@@ -97,8 +97,8 @@ def held_batches(
     """Held batches, newest first (with `include_released`, released ones too)."""
     with warehouse_connection(path) as con:
         ensure_table(con)
-        where = "" if include_released else " where released_at is null"
-        return con.execute(f"select * from {qualified(SCHEMA, HELD)}{where} order by held_at desc").fetchdf()
+        rows = con.execute(f"select * from {qualified(SCHEMA, HELD)} order by held_at desc").fetchdf()
+    return rows if include_released else rows[rows["released_at"].isna()].reset_index(drop=True)
 
 
 def release_batch(batch: str, *, reason: str, by: str, path: str | os.PathLike[str] | None = None) -> str:
