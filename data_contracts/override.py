@@ -35,6 +35,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from data_contracts.spec import DatasetSpec
+from data_contracts.spec_schema import build_schema
 
 OVERRIDE_CONTRACT_VERSION = "1.0.0"
 
@@ -72,7 +73,7 @@ def override_schema(spec: DatasetSpec, reason_codes: Sequence[str]) -> pa.DataFr
     if not reason_codes:
         raise ValueError("an override contract needs at least one reason code")
     # The application schema already knows how the spec's id is checked; take it from there.
-    applications = spec.pandera_schema(require_target=False)
+    applications = build_schema(spec, require_target=False)
     return pa.DataFrameSchema(
         {
             spec.id_column: applications.columns[spec.id_column],
