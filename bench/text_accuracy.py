@@ -260,7 +260,7 @@ def render(results: dict[str, dict[str, list]]) -> str:
     comparisons with LightGBM and with the best text-reading classical model, and the goals."""
     lines: list[str] = []
     for dataset, by_size in results.items():
-        sizes = list(by_size)
+        sizes = sorted(by_size, key=lambda k: (k == "all", int(k) if k.isdigit() else 0))
         tables = {size: summarize(rows) for size, rows in by_size.items()}
         names = sorted({n for t in tables.values() for n in t}, key=lambda n: (llm_based(n), n))
         lines += [f"### {dataset}: test ROC AUC by training rows", "",
