@@ -40,7 +40,7 @@ from bench.scoring_throughput import make_file, train_model  # noqa: E402
 
 # The command with the cache's default switched off: the same CLI, full occlusion.
 NO_CACHE = (
-    "import risk_app.evaluate.reasons as r; r.reason_codes.__kwdefaults__['prefix_cache'] = False; "
+    "import risk_app.explain.reasons as r; r.reason_codes.__kwdefaults__['prefix_cache'] = False; "
     "from pipelines.cli import app; app()"
 )
 WITH_CACHE = "from pipelines.cli import app; app()"
@@ -50,7 +50,7 @@ def in_process(model_dir: Path, source: Path) -> tuple[list[str], dict[str, floa
     """Rows of the in-process table, and the agreement figures."""
     from risk_app.data.load import load_applications
     from risk_app.data.validate import validate_applications
-    from risk_app.evaluate.reasons import reason_codes
+    from risk_app.explain.reasons import reason_codes
     from risk_app.registry.artifact import load_risk_model
     from risk_app.scoring.service import model_fields
 

@@ -161,7 +161,7 @@ def make_file(rows: int, folder: Path) -> Path:
 # What this work changed on the scoring path; the old path is today's tree with these as at `rev`.
 SCORING_FILES = (
     "risk_app/scoring/batch.py", "risk_app/scoring/output.py", "risk_app/scoring/service.py",
-    "risk_app/evaluate/reasons.py", "risk_app/finetune/predict.py", "risk_app/data/load.py",
+    "risk_app/explain/reasons.py", "risk_app/finetune/predict.py", "risk_app/data/load.py",
     "risk_app/storage/scores.py", "risk_app/atomic.py",
 )  # fmt: skip
 
@@ -263,7 +263,7 @@ def agreement(model_dir: Path, source: Path, n: int) -> str:
     """Reason codes of the scoring path against occlusion that scores everything again."""
     from risk_app.data.load import load_applications
     from risk_app.data.validate import validate_applications
-    from risk_app.evaluate.reasons import reason_codes
+    from risk_app.explain.reasons import reason_codes
     from risk_app.registry.artifact import load_risk_model
     from risk_app.scoring.service import model_fields, score_with_reasons
 
@@ -290,7 +290,7 @@ def agreement(model_dir: Path, source: Path, n: int) -> str:
         f"first {n} rows ({len(declined)} declined): same top reason for {same:.1%}, largest strength "
         f"difference {diff:.1e}. They are the same computation: occlusion of every field, with the "
         "declined rows' scores reused instead of recomputed and the variants run on each row's "
-        "prefix cache (`risk_app/evaluate/occlusion_cache.py`)."
+        "prefix cache (`risk_app/explain/occlusion_cache.py`)."
     )
 
 

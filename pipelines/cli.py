@@ -18,8 +18,8 @@ from typing import Annotated, Any
 import typer
 
 from risk_app import paths
-from risk_app.cli import app
-from risk_app.cli_common import clear_errors, console, parse_params, print_table
+from risk_app.cli.common import clear_errors, console, parse_params, print_table
+from risk_app.cli.main import app
 from risk_app.errors import RiskAppError
 
 QUIET = {"console": {"config": {"log_level": "WARNING"}}}

@@ -21,10 +21,10 @@ from pydantic.fields import FieldInfo
 
 from data_contracts.spec import DEFAULT_DATASET
 from risk_app.augment.config import AugmentConfig
-from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import list_methods
 from risk_app.hybrid.config import HybridConfig, HybridStacker
+from risk_app.policy.credit import PolicyConfig
 
 
 class IngestConfig(dg.Config):

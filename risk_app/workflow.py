@@ -40,10 +40,10 @@ from risk_app.data.examples import build_training_examples
 from risk_app.data.load import load_applications
 from risk_app.data.validate import ValidationResult, validate_applications
 from risk_app.errors import ConfigError, RiskAppError
-from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
 from risk_app.hybrid.config import HybridConfig
 from risk_app.hybrid.stage import check_hybrid, stack_hybrid
+from risk_app.policy.credit import PolicyConfig
 from risk_app.run.dataset import spec_counting_tokens_of
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
 from risk_app.run.launch import fine_tune_stage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from risk_app.cli_common import parse_config, parse_params
+from risk_app.cli.common import parse_config, parse_params
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from data_contracts.spec import load_spec
 from pipelines.cli import app
-from risk_app.evaluate.policy import PolicyConfig
+from risk_app.policy.credit import PolicyConfig
 from risk_app.run.evaluate import evaluate_run
 from risk_app.run.package import package_run
 from risk_app.run.record import RunRecord

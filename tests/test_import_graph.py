@@ -8,8 +8,8 @@ into a function to dodge a circle is still an arrow. Imports under `if TYPE_CHEC
 left out (they never run). `from pkg import name` is an arrow to `pkg.name` when that is a
 module, else to `pkg` (name is something its `__init__` defines). Importing `a.b.c` runs the
 `__init__` of `a` and `a.b` first, so those are arrows too, except packages that contain the
-importing module (Python has begun them before it): `evaluate/policy.py` importing
-`scoring.grades` runs `scoring/__init__.py` and whatever that imports.
+importing module (Python has begun them before it): a module importing `scoring.batch` runs
+`scoring/__init__.py` and whatever that imports.
 
 An import inside a function is allowed for a heavy optional library or a CLI's start-up
 time, and it says so: a comment on its own line, or on the line above it (above its group,

@@ -30,13 +30,13 @@ from safetensors.numpy import load_file
 
 from data_contracts.spec import load_spec
 from risk_app.errors import RiskAppError
-from risk_app.evaluate.policy import PolicyConfig
 from risk_app.federated.lender import LenderSite
 from risk_app.federated.server import ConsortiumOutcome
 from risk_app.federated.tensors import TensorTemplate
 from risk_app.finetune.registry import get_method
 from risk_app.finetune.run_setup import count_parameters, seed_everything
 from risk_app.finetune.types import TrainResult
+from risk_app.policy.credit import PolicyConfig
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
 from risk_app.run.package import package_run
 from risk_app.run.plan import TrainingPlan

@@ -4,7 +4,7 @@
 the method's name and its raw parameters. The method's own `Config` class validates
 `method_params`; this class validates everything else. How scores become decisions
 (calibration, cut-off, decline cap) is the credit policy's business, not training's:
-see `risk_app.evaluate.policy.PolicyConfig`. Defaults are tuned so that LoRA on the
+see `risk_app.policy.credit.PolicyConfig`. Defaults are tuned so that LoRA on the
 embedded `tiny-qwen2` model learns something in a few CPU seconds; a real base model usually
 wants a smaller learning rate (2e-4 is the usual LoRA choice).
 """

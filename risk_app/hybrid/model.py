@@ -9,7 +9,7 @@ same) whose scoring needs the application's fields, not only its text:
 `reason_codes(df, top_k=...)` explains the stacked PD by occlusion, one field at a time in
 both inputs: the field's clause leaves the text and the field becomes missing in the tabular
 features (category "<missing>", numbers the training median), and the stacked PD is scored
-again. It reuses `risk_app.evaluate.reasons.reason_codes` for the occluded texts, the ranking
+again. It reuses `risk_app.explain.reasons.reason_codes` for the occluded texts, the ranking
 and the tables (protected attributes never a reason), giving it a scorer that pairs each text
 with its row's tabular features with the same field missing. `score_with_reasons` calls it
 (`risk_app/scoring/service.py: explain_declines`).
@@ -38,7 +38,7 @@ from risk_app.data.serialize import serialize_frame
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.calibration import Calibrator
 from risk_app.evaluate.hybrid import Hybrid, stacker_from_params
-from risk_app.evaluate.reasons import ReasonCodes, reason_codes
+from risk_app.explain.reasons import ReasonCodes, reason_codes
 from risk_app.finetune.predict import predict_proba as predict_texts_proba
 from risk_app.hybrid.config import STACKER_FILE
 from risk_app.hybrid.tabular import BOOSTER_FILE, FEATURES_FILE, TabularModel, with_missing

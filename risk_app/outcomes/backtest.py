@@ -33,7 +33,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.curves import expected_calibration_error
 from risk_app.outcomes import store
-from risk_app.scoring.grades import grade_names
+from risk_app.policy.grades import grade_names
 
 Light = Literal["green", "amber", "red"]
 LIGHTS: tuple[Light, ...] = ("green", "amber", "red")

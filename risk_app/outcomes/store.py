@@ -26,6 +26,7 @@ import pandas as pd
 
 from risk_app.storage.scores import warehouse_connection
 from risk_app.storage.sql import qualified, quote_ident
+from risk_app.storage.warehouse import replace_table
 
 SCHEMA = "risk"
 FILES, OUTCOMES, QUARANTINE, BACKTESTS = ("outcome_files", "outcomes", "outcome_quarantine", "backtests")
@@ -131,16 +132,7 @@ def write_book_table(book: pd.DataFrame, dataset: str, path: str | os.PathLike[s
     frame = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
     with warehouse_connection(path) as con:
         con.execute(f"create schema if not exists {quote_ident(SCHEMA, 'schema')}")
-        con.begin()
-        try:
-            con.register("_book", frame)
-            con.execute(f"create or replace table {qualified(SCHEMA, BOOK)} as select * from _book")
-            con.unregister("_book")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-    return len(frame)
+        return replace_table(con, qualified(SCHEMA, BOOK), frame)
 
 
 __all__ = [

@@ -44,14 +44,14 @@ from risk_app.data.serialize import serialize_frame
 from risk_app.data.text import tokenizer_counter
 from risk_app.errors import ModelNotFoundError, RiskAppError
 from risk_app.evaluate.calibration import Calibrator
-from risk_app.evaluate.policy import policy_id
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import cast_for_gpu_inference
 from risk_app.finetune.predict import predict_proba as predict_texts_proba
 from risk_app.finetune.registry import get_method
+from risk_app.policy.credit import policy_id
+from risk_app.policy.grades import bands_from_bounds
 from risk_app.registry.base_model import PINS_KEY, BaseModelError, pin_base_model, verify_base_model
-from risk_app.scoring.grades import bands_from_bounds
 
 SCHEMA_VERSION = 1
 METADATA_FILE = "risk_model.json"

@@ -26,11 +26,11 @@ from risk_app.atomic import atomic_write_json
 from risk_app.data.text import TextColumnStats
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
-from risk_app.evaluate.policy import PolicyConfig, policy_id
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import get_method
 from risk_app.finetune.types import PpoGuardVerdict
 from risk_app.hybrid.config import TABULAR_LABEL, HybridConfig, HybridFacts
+from risk_app.policy.credit import PolicyConfig, policy_id
 from risk_app.registry.promotion import PromotionDecision
 
 RECORD_FILE = "run_record.json"
@@ -160,7 +160,7 @@ class PolicyFacts(_Section):
 
     @property
     def policy_id(self) -> str:
-        """12 hex naming calibration, cut-off and config (`evaluate.policy.policy_id`)."""
+        """12 hex naming calibration, cut-off and config (`policy.credit.policy_id`)."""
         return policy_id(self.config, self.calibration, self.threshold)
 
 

@@ -32,7 +32,6 @@ from risk_app.data.examples import data_hash
 from risk_app.errors import ConfigError
 from risk_app.evaluate.calibration import Calibrator
 from risk_app.evaluate.metrics import score_predictions
-from risk_app.evaluate.policy import PolicyConfig, choose_cutoff, choose_policy, strategy_table
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import on_epoch_end
 from risk_app.finetune.methods.base import FineTuneMethod
@@ -41,6 +40,7 @@ from risk_app.finetune.resume import resuming
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
 from risk_app.hybrid.config import HybridConfig
+from risk_app.policy.credit import PolicyConfig, choose_cutoff, choose_policy, strategy_table
 from risk_app.run.dataset import dataset_facts
 from risk_app.run.plan import TrainingPlan
 from risk_app.run.record import RECORD_FILE, EpochRecord, PolicyFacts, RunRecord, StrategyRow, TrainingFacts

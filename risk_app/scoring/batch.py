@@ -20,7 +20,7 @@ import pandas as pd
 from data_contracts.scored_application import SCORED_COLUMNS, ScoredApplication
 from risk_app.data.validate import ID_COLUMN
 from risk_app.errors import ConfigError, RiskAppError
-from risk_app.scoring.grades import GRADE_BANDS, assign_grades
+from risk_app.policy.grades import GRADE_BANDS, assign_grades
 
 OUTPUT_COLUMNS: tuple[str, ...] = (
     ID_COLUMN,
@@ -48,7 +48,7 @@ class RiskModelLike(Protocol):
 
 
 def policy_of(risk_model: RiskModelLike) -> dict[str, Any]:
-    """The credit policy a model decides by: its id (`evaluate.policy.policy_id`), the cut-off
+    """The credit policy a model decides by: its id (`policy.credit.policy_id`), the cut-off
     (decline when PD >= it) and the objective that chose it. Recorded with every scored row and
     in the scoring ledger, so a batch says which policy made its decisions."""
     return {

@@ -13,7 +13,7 @@ import pandas as pd
 
 from risk_app.data.serialize import field_labels
 from risk_app.data.validate import ID_COLUMN
-from risk_app.evaluate.reasons import reason_codes
+from risk_app.explain.reasons import reason_codes
 from risk_app.registry.artifact import load_risk_model
 from risk_app.registry.mlflow_resolve import resolve_model
 from risk_app.scoring.batch import score_applications

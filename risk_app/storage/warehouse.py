@@ -35,23 +35,29 @@ def _resolve(path: str | os.PathLike[str] | None) -> Path:
     return target
 
 
+def replace_table(con: duckdb.DuckDBPyConnection, table_sql: str, df: pd.DataFrame) -> int:
+    """Replace the table `table_sql` (already quoted, e.g. `sql.qualified(schema, name)`) with the
+    rows of `df` in one transaction on `con`: the old rows or the new, never a half table."""
+    con.begin()
+    try:
+        con.register("_incoming", df)
+        con.execute(f"CREATE OR REPLACE TABLE {table_sql} AS SELECT * FROM _incoming")
+        con.unregister("_incoming")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return len(df)
+
+
 def write_table(name: str, df: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> int:
     """Create or replace table `name` with the rows of `df`; returns the row count written."""
     check_table_name(name)
     con = duckdb.connect(str(_resolve(path)))
     try:
-        con.begin()
-        try:
-            con.register("_incoming", df)
-            con.execute(f"CREATE OR REPLACE TABLE {quote_ident(name, 'table')} AS SELECT * FROM _incoming")
-            con.unregister("_incoming")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+        return replace_table(con, quote_ident(name, "table"), df)
     finally:
         con.close()
-    return len(df)
 
 
 def list_tables(path: str | os.PathLike[str] | None = None) -> list[str]:
@@ -91,4 +97,12 @@ def query(
         con.close()
 
 
-__all__ = ["TableNotFoundError", "check_table_name", "list_tables", "query", "read_table", "write_table"]
+__all__ = [
+    "TableNotFoundError",
+    "check_table_name",
+    "list_tables",
+    "query",
+    "read_table",
+    "replace_table",
+    "write_table",
+]

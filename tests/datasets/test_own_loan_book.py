@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from data_contracts.spec import load_spec
-from risk_app.cli_datasets import datasets_app
+from risk_app.cli.datasets import datasets_app
 from risk_app.data.examples import build_training_examples
 from risk_app.data.load import load_applications
 from risk_app.data.serialize import parse_clauses, serialize_frame
@@ -20,7 +20,7 @@ from risk_app.data.validate import validate_applications
 from risk_app.errors import ConfigError
 from risk_app.evaluate.baselines import fit_baseline, predict_default
 from risk_app.evaluate.fairness import fairness_report
-from risk_app.evaluate.reasons import reason_codes
+from risk_app.explain.reasons import reason_codes
 
 SPEC = """
 name: acme_loans

@@ -138,7 +138,7 @@ def test_metrics_table_side_by_side() -> None:
 
 def test_decision_threshold_caps_the_decline_rate_on_validation() -> None:
     from risk_app.evaluate.metrics import choose_threshold, decline_cap_threshold
-    from risk_app.evaluate.policy import PolicyConfig, choose_cutoff
+    from risk_app.policy.credit import PolicyConfig, choose_cutoff
 
     def decision_threshold(y: np.ndarray, p: np.ndarray, max_decline_rate: float | None = None) -> float:
         config = PolicyConfig(calibration="none", objective="f1", max_decline_rate=max_decline_rate)

@@ -7,9 +7,9 @@ import pytest
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.metrics import score_predictions
 from risk_app.evaluate.model_card import QUANTUM_LIMITATION, render_model_card
-from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.types import PpoGuardVerdict
+from risk_app.policy.credit import PolicyConfig
 from risk_app.run.record import (
     ArtifactFacts,
     DatasetFacts,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from risk_app.cli import app
+from risk_app.cli.main import app
 from risk_app.models import catalogue, fetch
 from risk_app.models.catalogue import WheelPart
 

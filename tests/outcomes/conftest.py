@@ -10,7 +10,7 @@ import pytest
 
 from data_contracts.spec import load_spec
 from risk_app.data.validate import validate_applications
-from risk_app.scoring.grades import assign_grades
+from risk_app.policy.grades import assign_grades
 from risk_app.storage.scores import ScoredBatch, record_scored_batch
 
 SPEC = load_spec("german_credit")

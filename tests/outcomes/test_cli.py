@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from risk_app.cli import app
+from risk_app.cli.main import app
 from tests.outcomes.conftest import outcome_file
 
 runner = CliRunner()

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from data_contracts.override import DEFAULT_REASON_CODES
-from risk_app.cli import app
+from risk_app.cli.main import app
 from risk_app.errors import DataFileError
 from risk_app.overrides import store
 from risk_app.overrides.ingest import add_override_file

@@ -112,8 +112,8 @@ def test_a_policy_the_library_refuses_fails_the_step_in_one_sentence(config: dic
 def test_launchpad_configs_are_generated_from_the_library_configs() -> None:
     from pipelines.configs import AugmentationConfig, CreditPolicyConfig, TrainingConfig
     from risk_app.augment.config import AugmentConfig
-    from risk_app.evaluate.policy import PolicyConfig
     from risk_app.finetune.config import TrainConfig
+    from risk_app.policy.credit import PolicyConfig
 
     assert set(TrainingConfig.model_fields) == set(TrainConfig.model_fields)
     assert set(CreditPolicyConfig.model_fields) == set(PolicyConfig.model_fields)

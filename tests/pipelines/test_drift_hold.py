@@ -16,7 +16,7 @@ from pipelines.assets.data import dataset_spec
 from pipelines.assets.scoring import landing_files, scored_applications, scoring_batch
 from pipelines.jobs import release_scoring_batch_job
 from pipelines.resources import RiskAppSettings, build_resources
-from risk_app.cli import app
+from risk_app.cli.main import app
 from risk_app.data.validate import validate_applications
 from risk_app.outcomes.book import book_counts, labeled_book
 from risk_app.paths import DEFAULT_DATASET

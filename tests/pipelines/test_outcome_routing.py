@@ -21,7 +21,7 @@ from risk_app.data.validate import validate_applications
 from risk_app.outcomes.backtest import recorded_backtests
 from risk_app.outcomes.ingest import outcome_files
 from risk_app.outcomes.routing import outcomes_landing_dir
-from risk_app.scoring.grades import assign_grades
+from risk_app.policy.grades import assign_grades
 from risk_app.storage.scores import ScoredBatch, record_scored_batch
 
 UCI = load_spec("uci_credit_card")

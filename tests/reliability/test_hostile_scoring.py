@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from risk_app.cli import app
+from risk_app.cli.main import app
 from risk_app.scoring.staged import score_and_record
 from risk_app.storage.scores import OutputOwnedError, file_batch_id, scoring_ledger
 from tests.reliability.conftest import applications

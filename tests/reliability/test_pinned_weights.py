@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from data_contracts.spec import load_spec
-from risk_app.cli import app
+from risk_app.cli.main import app
 from risk_app.registry import mlflow_registry as reg
 from risk_app.registry.artifact import sha256_file
 from risk_app.registry.cache import WEIGHTS_PIN_TAG

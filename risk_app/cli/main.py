@@ -21,14 +21,14 @@ from rich.table import Table
 from data_contracts.spec import DEFAULT_DATASET, load_spec
 from risk_app import paths
 from risk_app.atomic import atomic_write_text
-from risk_app.cli_bases import bases_app
-from risk_app.cli_common import clear_errors, console, parse_config, parse_params, print_table
-from risk_app.cli_datasets import datasets_app
-from risk_app.cli_federated import federated_app
-from risk_app.cli_models import models_app, reconcile_first
-from risk_app.cli_outcomes import outcomes_app
-from risk_app.cli_overrides import overrides_app
-from risk_app.cli_scoring import scoring_app
+from risk_app.cli.bases import bases_app
+from risk_app.cli.common import clear_errors, console, parse_config, parse_params, print_table
+from risk_app.cli.datasets import datasets_app
+from risk_app.cli.federated import federated_app
+from risk_app.cli.models import models_app, reconcile_first
+from risk_app.cli.outcomes import outcomes_app
+from risk_app.cli.overrides import overrides_app
+from risk_app.cli.scoring import scoring_app
 from risk_app.config_errors import describe_fields
 from risk_app.quiet import quiet_libraries
 
@@ -161,8 +161,8 @@ def train(
     the allowed keys), so the CLI never lags behind the library's configs.
     """
     # CLI start-up: policy and training configs import scikit-learn and torch.
-    from risk_app.evaluate.policy import PolicyConfig
     from risk_app.finetune.config import TrainConfig
+    from risk_app.policy.credit import PolicyConfig
 
     spec = load_spec(dataset)
     training = {"epochs": epochs, "learning_rate": learning_rate, "max_train_rows": max_train_rows}

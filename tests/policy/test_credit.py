@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from risk_app.evaluate.policy import DEFAULT_COSTS, PolicyConfig, choose_policy, strategy_table
+from risk_app.policy.credit import DEFAULT_COSTS, PolicyConfig, choose_policy, strategy_table
 
 
 def _scores(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +75,7 @@ def test_grade_bands_open_the_last_band() -> None:
 
 
 def test_fast_cost_count_matches_the_strategy_table() -> None:
-    from risk_app.evaluate.policy import _expected_costs
+    from risk_app.policy.credit import _expected_costs
 
     y, p = _scores(n=400, seed=5)
     cutoffs = np.append(np.unique(p), np.nextafter(p.max(), np.inf))

@@ -9,7 +9,7 @@ applications, contradictions, dates before the application), quarantines what fa
 the rest exactly once and prints rows in = accepted + quarantined. `backtest` recomputes and
 records the backtest of every vintage with outcomes (or one), prints the traffic lights in plain
 words and, with `--card`, the champion's model card with its latest backtest. Self-contained
-(no import of `risk_app.cli`), mounted by the main CLI with one line. See docs/monitoring.md.
+(no import of `risk_app.cli.main`), mounted by the main CLI with one line. See docs/monitoring.md.
 """
 
 from __future__ import annotations

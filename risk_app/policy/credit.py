@@ -37,14 +37,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from risk_app.evaluate.calibration import Calibrator, fit_calibrator
 from risk_app.evaluate.inputs import check_pair
 from risk_app.evaluate.metrics import choose_threshold, decline_cap_threshold
-from risk_app.scoring.grades import GRADE_BANDS, bands_from_bounds, bounds_of
+from risk_app.policy.grades import GRADE_BANDS, bands_from_bounds, bounds_of
 
 CalibrationKind = Literal["none", "temperature", "platt", "isotonic"]
 PolicyObjective = Literal["min_cost", "target_approval", "f1", "youden"]
 # Used when neither the launchpad nor the data set's spec says what the two errors cost;
 # the German credit documentation's 5:1 is the textbook ratio.
 DEFAULT_COSTS = (5.0, 1.0)
-# The grade bands scoring uses when a policy names none (risk_app.scoring.grades), as bounds.
+# The grade bands scoring uses when a policy names none (risk_app.policy.grades), as bounds.
 DEFAULT_GRADE_BANDS: dict[str, float] = bounds_of(GRADE_BANDS)
 
 

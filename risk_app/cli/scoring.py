@@ -5,7 +5,7 @@
 
 A scoring batch whose drift check failed is held (`risk_app.storage.holds`): recorded, visible
 here and in `risk.held_batches`, but out of the labeled book until released with a reason.
-Self-contained (no import of `risk_app.cli`), mounted by the main CLI with one line.
+Self-contained (no import of `risk_app.cli.main`), mounted by the main CLI with one line.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from risk_app.errors import ConfigError
-from risk_app.scoring.grades import GRADE_BANDS, assign_grades, check_bands, grade_names
+from risk_app.policy.grades import GRADE_BANDS, assign_grades, check_bands, grade_names
 
 
 def test_grades_monotone_in_pd() -> None:

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from data_contracts.spec import load_spec
 from risk_app.data.serialize import clause_label, parse_clauses, serialize_application
 from risk_app.errors import RiskAppError
-from risk_app.evaluate.reasons import reason_codes
+from risk_app.explain.reasons import reason_codes
 from risk_app.paths import DEFAULT_DATASET
 from tests.data.german import FIELD_LABELS
 

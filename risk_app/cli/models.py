@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from data_contracts.spec import DEFAULT_DATASET
-from risk_app.cli_common import clear_errors, console, print_table
+from risk_app.cli.common import clear_errors, console, print_table
 
 models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, promote, roll back.")
 

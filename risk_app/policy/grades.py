@@ -3,7 +3,7 @@
 The bands are defined once, here, in `GRADE_BANDS`; pass other bands to `assign_grades` (after
 `check_bands`) to reprice without touching the scorer. A PD exactly on a cut-off falls into the
 riskier band: "A" means strictly below 5%. A credit policy names its bands as upper bounds with
-the last one 1 (`evaluate.policy.PolicyConfig.grade_bands`, defaulting to these) and an artifact
+the last one 1 (`policy.credit.PolicyConfig.grade_bands`, defaulting to these) and an artifact
 stores them so; `bands_from_bounds` turns such a mapping into bands with the last one open.
 
     assign_grades([0.01, 0.07, 0.5])  # -> array(['A', 'B', 'E'])

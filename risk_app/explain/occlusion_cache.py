@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from risk_app.evaluate.last_token_layer import NotExactError, last_decoder_layer, last_layer_at
+from risk_app.explain.last_token_layer import NotExactError, last_decoder_layer, last_layer_at
 from risk_app.finetune.predict import encode_texts, length_batches, model_device, softmax_default
 from risk_app.registry.artifact import RiskModel
 

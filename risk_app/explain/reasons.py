@@ -17,7 +17,7 @@ registry model that is a plain causal decoder takes a shortcut with the same num
 so each row's full text runs once with its key/value cache kept and each variant runs only the
 tokens after the clause on top of it (about half the tokens, and no variant is tokenized).
 
-    from risk_app.evaluate.reasons import reason_codes
+    from risk_app.explain.reasons import reason_codes
     codes = reason_codes(test_df, risk_model, top_k=4)
     codes.wide[["application_id", "reason_1", "reason_1_value", "reason_1_strength"]]
 
@@ -39,7 +39,7 @@ import pandas as pd
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.data.serialize import format_value, serialize_frame
 from risk_app.errors import RiskAppError
-from risk_app.evaluate.occlusion_cache import CachedOcclusion, cached_occlusion, classifier_for_cache
+from risk_app.explain.occlusion_cache import CachedOcclusion, cached_occlusion, classifier_for_cache
 
 
 class TextScorer(Protocol):

@@ -1,4 +1,4 @@
-"""Reason codes on the prefix cache (risk_app.evaluate.occlusion_cache) equal full occlusion.
+"""Reason codes on the prefix cache (risk_app.explain.occlusion_cache) equal full occlusion.
 
 The model is the tiny Qwen2 with a visible random head inside a real registry `RiskModel`
 (the only kind of scorer the cache serves), plain and wrapped with LoRA; the reference is the
@@ -17,8 +17,8 @@ import torch
 
 from data_contracts.spec import load_spec
 from risk_app.data.serialize import serialize_frame
-from risk_app.evaluate import occlusion_cache, reasons
-from risk_app.evaluate.reasons import reason_codes
+from risk_app.explain import occlusion_cache, reasons
+from risk_app.explain.reasons import reason_codes
 from risk_app.finetune.methods.lora import LoraParams, apply_lora
 from risk_app.finetune.registry import get_method
 from risk_app.models.loader import load_classifier

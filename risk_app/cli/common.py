@@ -1,6 +1,6 @@
 """What every `risk-app` command shares: one console, one-line errors, key=value options, tables.
 
-Kept apart from `risk_app.cli` so the sub-apps (`models`, `datasets`, `bases`, `outcomes`) and
+Kept apart from `risk_app.cli.main` so the sub-apps (`models`, `datasets`, `bases`, `outcomes`) and
 `pipelines.cli` can use them without importing the main CLI module.
 """
 

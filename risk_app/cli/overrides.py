@@ -9,7 +9,7 @@ decision the ledger does not show, contradicting or repeated overrides), quarant
 with file, row and reason, records the rest once per file content and prints rows in =
 accepted + quarantined. The reason codes in force are the deployment's list (`--reason-codes`,
 else `$RISK_APP_OVERRIDE_REASON_CODES`, else the contract's defaults). Self-contained (no
-import of `risk_app.cli`), mounted by the main CLI with one line. See docs/monitoring.md.
+import of `risk_app.cli.main`), mounted by the main CLI with one line. See docs/monitoring.md.
 """
 
 from __future__ import annotations

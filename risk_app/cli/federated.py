@@ -9,7 +9,7 @@ runs the consortium in Flower's Simulation Engine, prints one line per round (le
 skips, AUC per lender, bytes, ε), then packages the consortium's model like any other run
 (policy, evaluation on the lenders' pooled test beside the baselines) and, with `--register`,
 registers it. `--set key=value` sets any `FederatedConfig` field (dotted for nested ones,
-values parsed as JSON). Self-contained (no import of `risk_app.cli`), mounted with one line.
+values parsed as JSON). Self-contained (no import of `risk_app.cli.main`), mounted with one line.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from risk_app import paths
-from risk_app.cli_common import clear_errors, console, parse_params, print_table
+from risk_app.cli.common import clear_errors, console, parse_params, print_table
 
 federated_app = typer.Typer(no_args_is_help=True, help="Federated fine-tuning: a consortium of lenders.")
 

@@ -8,7 +8,7 @@
 `init` infers a draft (types, categories, ranges with a margin, labels from column names),
 marks every guess in the columns' `inferred` lists, prints what to review, and writes the spec
 atomically; it refuses to overwrite a file without `--force`. See docs/datasets.md. This module
-is self-contained (no import of `risk_app.cli`) so the main CLI mounts it with one line.
+is self-contained (no import of `risk_app.cli.main`) so the main CLI mounts it with one line.
 """
 
 from __future__ import annotations
