@@ -132,7 +132,7 @@ def write_book_table(book: pd.DataFrame, dataset: str, path: str | os.PathLike[s
     frame = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
     with warehouse_connection(path) as con:
         con.execute(f"create schema if not exists {quote_ident(SCHEMA, 'schema')}")
-        return replace_table(con, qualified(SCHEMA, BOOK), frame)
+        return replace_table(con, BOOK, frame, schema=SCHEMA)
 
 
 __all__ = [

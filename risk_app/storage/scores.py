@@ -12,8 +12,11 @@ transaction under an inter-process lock:
     risk.scoring_quarantine    the batch's failed checks (when given)
 
 `mode="append"` (the CLI) adds nothing when the ledger already holds the same batch scored by
-the same model, and says so; `mode="replace"` (re-running a Dagster partition) deletes every
-row of that batch_id from all four tables and inserts the new ones in the same transaction.
+the same model, and says so; `mode="replace"` (re-running a Dagster partition) deletes that
+model's ledger row and scores of the batch and inserts the new ones in the same transaction;
+other models' scores of the same batch are never touched. The batch's input rows
+(applications, quarantine) belong to the batch, not to a model: the first model to record the
+batch writes them, and they go only with the last model's rows.
 A ledger row never points at another batch's or model's scores: a batch whose output file
 is already the output of another (batch, model) row is refused (`OutputOwnedError`) before
 anything is written, so its file is never published over the other's. Batches stay keyed by
@@ -349,17 +352,47 @@ def _rescored(con: duckdb.DuckDBPyConnection, batch: ScoredBatch) -> tuple[int, 
     return int(n or 0), tuple(str(b) for b in (batches or []))
 
 
-def _delete_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
+def _delete_batch(con: duckdb.DuckDBPyConnection, batch_id: str, model_version: str) -> int:
+    """Delete `model_version`'s ledger row and scores of `batch_id`; other models' rows stay.
+
+    The batch's input rows (applications, quarantine) are shared by every model that scored
+    it, so they go only when no other model's ledger row is left for the batch."""
     removed = 0
-    for table in (BATCHES, SCORES, APPLICATIONS, QUARANTINE):
-        if "batch_id" in _columns(con, table):
+    for table in (BATCHES, SCORES):
+        columns = _columns(con, table)
+        if "batch_id" not in columns:
+            continue
+        if "model_version" in columns:
+            count = con.execute(
+                f"select count(*) from {qualified(SCHEMA, table)} where batch_id = ? and model_version = ?",
+                [batch_id, model_version],
+            ).fetchall()[0][0]
+            con.execute(
+                f"delete from {qualified(SCHEMA, table)} where batch_id = ? and model_version = ?",
+                [batch_id, model_version],
+            )
+        else:  # a table from before the model column: the batch's rows are this model's
             count = con.execute(
                 f"select count(*) from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id]
-            ).fetchall()[0]
-            if table == SCORES and count:
-                removed = int(count[0])
+            ).fetchall()[0][0]
             con.execute(f"delete from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id])
+        if table == SCORES:
+            removed = int(count)
+    if not _has_batch_rows(con, BATCHES, batch_id):
+        for table in (APPLICATIONS, QUARANTINE):
+            if "batch_id" in _columns(con, table):
+                con.execute(f"delete from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id])
     return removed
+
+
+def _has_batch_rows(con: duckdb.DuckDBPyConnection, table: str, batch_id: str) -> bool:
+    """Whether `table` holds any row of `batch_id` (of any model)."""
+    if "batch_id" not in _columns(con, table):
+        return False
+    found = con.execute(
+        f"select count(*) from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id]
+    ).fetchall()[0][0]
+    return bool(found)
 
 
 def record_scored_batch(
@@ -384,14 +417,15 @@ def record_scored_batch(
                 return BatchRecord(
                     "already_recorded", batch.batch_id, batch.model_version, 0, previous=previous
                 )
-            replaced = _delete_batch(con, batch.batch_id) if mode == "replace" else 0
+            replaced = _delete_batch(con, batch.batch_id, batch.model_version) if mode == "replace" else 0
             _check_output_free(con, batch)
             rescored, rescored_from = _rescored(con, batch)
             _insert(con, BATCHES, _ledger_row(batch))
             _insert(con, SCORES, _tagged(batch.scores, batch))
-            if batch.applications is not None:
+            # The input rows belong to the batch, not to a model: recorded once, by the first.
+            if batch.applications is not None and not _has_batch_rows(con, APPLICATIONS, batch.batch_id):
                 _insert(con, APPLICATIONS, _tagged(batch.applications, batch))
-            if batch.quarantine is not None:
+            if batch.quarantine is not None and not _has_batch_rows(con, QUARANTINE, batch.batch_id):
                 _insert(con, QUARANTINE, _tagged(batch.quarantine, batch))
             con.commit()
         except BaseException:

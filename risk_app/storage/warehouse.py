@@ -17,7 +17,7 @@ import pandas as pd
 
 from risk_app import paths
 from risk_app.errors import RiskAppError
-from risk_app.storage.sql import check_name, quote_ident
+from risk_app.storage.sql import check_name, qualified, quote_ident
 
 
 class TableNotFoundError(RiskAppError):
@@ -35,13 +35,18 @@ def _resolve(path: str | os.PathLike[str] | None) -> Path:
     return target
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, table_sql: str, df: pd.DataFrame) -> int:
-    """Replace the table `table_sql` (already quoted, e.g. `sql.qualified(schema, name)`) with the
-    rows of `df` in one transaction on `con`: the old rows or the new, never a half table."""
+def replace_table(
+    con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame, schema: str | None = None
+) -> int:
+    """Replace the table `name` (in `schema` when given; names are checked and quoted here) with
+    the rows of `df` in one transaction on `con`: the old rows or the new, never a half table."""
     con.begin()
     try:
         con.register("_incoming", df)
-        con.execute(f"CREATE OR REPLACE TABLE {table_sql} AS SELECT * FROM _incoming")
+        if schema is None:
+            con.execute(f"CREATE OR REPLACE TABLE {quote_ident(name, 'table')} AS SELECT * FROM _incoming")
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {qualified(schema, name)} AS SELECT * FROM _incoming")
         con.unregister("_incoming")
         con.commit()
     except BaseException:
@@ -55,7 +60,7 @@ def write_table(name: str, df: pd.DataFrame, path: str | os.PathLike[str] | None
     check_table_name(name)
     con = duckdb.connect(str(_resolve(path)))
     try:
-        return replace_table(con, quote_ident(name, "table"), df)
+        return replace_table(con, name, df)
     finally:
         con.close()
 

@@ -65,6 +65,23 @@ def test_replace_swaps_exactly_one_batch_and_new_columns_are_added() -> None:
     assert list(scoring_ledger()["batch_id"]) == ["b" * 64, "a" * 64]
 
 
+def test_replacing_one_models_scores_of_a_batch_keeps_the_other_models() -> None:
+    """Re-running the champion's Dagster partition must not delete the challenger's scores of
+    the same file, and the batch's input rows are held once, not once per model."""
+    applications = pd.DataFrame({"application_id": [f"app-{i}" for i in range(5)], "row_number": range(5)})
+    record_scored_batch(_batch("a" * 64, 5, applications=applications))
+    record_scored_batch(_batch("a" * 64, 5, model_version="m2", applications=applications))
+    result = record_scored_batch(_batch("a" * 64, 4, applications=applications.head(4)), mode="replace")
+    assert (result.status, result.replaced_rows) == ("replaced", 5)
+    per_model = query(
+        "select model_version, count(*) as n from risk.scored_applications group by 1 order by 1"
+    )
+    assert per_model.to_dict("list") == {"model_version": ["m1", "m2"], "n": [4, 5]}
+    assert sorted(scoring_ledger()["model_version"]) == ["m1", "m2"]
+    held = query("select count(*) as n from risk.scoring_applications")["n"].iloc[0]
+    assert held == 5  # the batch's input rows, once: the other model's record still needs them
+
+
 def test_a_table_from_before_the_ledger_is_kept_aside_not_mixed_in(risk_app_home: Path) -> None:
     import duckdb
 
