@@ -13,8 +13,9 @@ from pandera.typing import Series
 
 SCORED_CONTRACT_VERSION = "1.1.0"  # 1.1: the credit policy of each decision
 
-# Risk grades from lowest (A) to highest (E) probability of default. The cut-offs live with the
-# scorer; the contract only fixes the set of labels.
+# The default risk grades, lowest (A) to highest (E) probability of default. A credit policy may
+# name its own bands (`risk_app.policy.credit.PolicyConfig.grade_bands`): validate its output with
+# `scored_schema(grades)`, which checks the policy's names instead of these.
 GRADES: tuple[str, ...] = ("A", "B", "C", "D", "E")
 DECISIONS: tuple[str, ...] = ("approve", "decline")
 
@@ -39,7 +40,9 @@ class ScoredApplication(pa.DataFrameModel):
     probability_of_default: Series[float] = pa.Field(
         ge=0.0, le=1.0, nullable=False, description="Predicted probability that the applicant defaults."
     )
-    risk_grade: Series[str] = pa.Field(isin=GRADES, description="Risk grade, A (lowest risk) to E.")
+    risk_grade: Series[str] = pa.Field(
+        isin=GRADES, description="Risk grade, safest first (A to E unless the policy names its own)."
+    )
     decision: Series[str] = pa.Field(isin=DECISIONS, description="approve or decline at the model threshold.")
     model_version: Series[str] = pa.Field(
         nullable=False, str_length={"min_value": 1}, description="Version of the model that scored it."
@@ -64,4 +67,19 @@ class ScoredApplication(pa.DataFrameModel):
         name = "ScoredApplication"
 
 
-__all__ = ["DECISIONS", "GRADES", "SCORED_COLUMNS", "SCORED_CONTRACT_VERSION", "ScoredApplication"]
+def scored_schema(grades: tuple[str, ...] = GRADES) -> pa.DataFrameSchema:
+    """The contract with `grades` as the allowed risk grades (the policy's band names)."""
+    schema = ScoredApplication.to_schema()
+    if tuple(grades) == GRADES:
+        return schema
+    return schema.update_column("risk_grade", checks=[pa.Check.isin(list(grades))])
+
+
+__all__ = [
+    "DECISIONS",
+    "GRADES",
+    "SCORED_COLUMNS",
+    "SCORED_CONTRACT_VERSION",
+    "ScoredApplication",
+    "scored_schema",
+]

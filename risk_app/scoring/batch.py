@@ -17,10 +17,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from data_contracts.scored_application import SCORED_COLUMNS, ScoredApplication
+from data_contracts.scored_application import SCORED_COLUMNS, scored_schema
 from risk_app.data.validate import ID_COLUMN
 from risk_app.errors import ConfigError, RiskAppError
-from risk_app.policy.grades import GRADE_BANDS, assign_grades
+from risk_app.policy.grades import GRADE_BANDS, assign_grades, grade_names
 
 OUTPUT_COLUMNS: tuple[str, ...] = (
     ID_COLUMN,
@@ -114,7 +114,9 @@ def score_applications(
     )
 
 
-def check_scored_output(scored: pd.DataFrame) -> None:
-    """Validate against the ScoredApplication contract (its columns; `scored_at` is ours)."""
+def check_scored_output(scored: pd.DataFrame, grades: Sequence[str] | None = None) -> None:
+    """Validate against the ScoredApplication contract (its columns; `scored_at` is ours), with
+    `grades` (the policy's band names, safest first) as the allowed risk grades."""
     # The contract is strict on its own columns; scored_at is run metadata it does not list.
-    ScoredApplication.validate(scored[list(SCORED_COLUMNS)], lazy=True)
+    schema = scored_schema(tuple(grades) if grades else tuple(grade_names()))
+    schema.validate(scored[list(SCORED_COLUMNS)], lazy=True)

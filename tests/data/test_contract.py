@@ -150,3 +150,30 @@ def test_scored_application_contract() -> None:
         bad.loc[1, column] = value
         with pytest.raises(pandera.errors.SchemaError):
             ScoredApplication.validate(bad)
+
+
+def test_scored_output_accepts_the_grades_its_policy_names() -> None:
+    """A policy with its own bands (PolicyConfig.grade_bands) scores into its own grade names;
+    the contract checks those names, and still refuses a grade the policy did not name."""
+    import pandera.errors
+
+    from risk_app.scoring.batch import check_scored_output
+
+    scored = pd.DataFrame(
+        {
+            "application_id": ["a", "b"],
+            "probability_of_default": [0.1, 0.9],
+            "risk_grade": ["prime", "sub"],
+            "decision": ["approve", "decline"],
+            "model_version": ["3", "3"],
+            "policy_id": ["p", "p"],
+            "policy_cutoff": [0.5, 0.5],
+            "policy_objective": ["min_cost", "min_cost"],
+            "scored_at": pd.Timestamp("2026-12-07", tz="UTC"),
+        }
+    )
+    check_scored_output(scored, ["prime", "near", "sub"])
+    with pytest.raises(pandera.errors.SchemaErrors):
+        check_scored_output(scored)  # the default bands A-E do not include "prime"
+    with pytest.raises(pandera.errors.SchemaErrors):
+        check_scored_output(scored.assign(risk_grade=["prime", "X"]), ["prime", "near", "sub"])
