@@ -14,6 +14,7 @@ import pandas as pd
 
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import metric_spec
+from risk_app.registry.reconcile import reconcile_registry
 from risk_app.run.render import model_rows, policy_sentence
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,6 +44,14 @@ def user_errors(fn: F) -> F:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def reconcile_first(log: Any, name: str) -> None:
+    """Finish what a killed process left in registry `name` before a step reads or moves it (as
+    the CLI does at the start of its registry commands), and log what was repaired."""
+    said = reconcile_registry(name).sentence(name)
+    if said:
+        log.warning(said)
 
 
 def png(path: str | Path, title: str = "") -> dg.MetadataValue:

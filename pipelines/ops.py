@@ -10,7 +10,7 @@ this; `champion_alias_watch` (sensors) flags such a move.
 import dagster as dg
 from pydantic import Field
 
-from pipelines.metadata import user_errors
+from pipelines.metadata import reconcile_first, user_errors
 from risk_app.errors import NothingToRollBackError
 from risk_app.registry.alias_audit import record_unaudited_move
 from risk_app.registry.mlflow_registry import rollback_champion, set_champion
@@ -36,6 +36,7 @@ class RollbackConfig(dg.Config):
 @user_errors
 def promote_version(context: dg.OpExecutionContext, config: PromoteVersionConfig) -> dg.Output[str]:
     actor = f"dagster:{context.run.tags.get('dagster/user', 'ui')}"
+    reconcile_first(context.log, config.model_name)
     previous = set_champion(config.model_name, config.version, reason=config.reason, actor=actor)
     sentence = f"version {config.version} of {config.model_name} is champion (was {previous or 'none'})"
     context.log.info(sentence)
@@ -49,6 +50,7 @@ def promote_version(context: dg.OpExecutionContext, config: PromoteVersionConfig
 @user_errors
 def rollback_to_previous_champion(context: dg.OpExecutionContext, config: RollbackConfig) -> dg.Output[str]:
     actor = f"dagster:{context.run.tags.get('dagster/user', 'ui')}"
+    reconcile_first(context.log, config.model_name)
     withdrawn = champion_version(config.model_name)
     try:
         version = rollback_champion(config.model_name, reason=config.reason, actor=actor)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from data_contracts.spec import DatasetSpec
 from pipelines.configs import CreditPolicyLaunchpad, FineTuneConfig
-from pipelines.metadata import record_metadata, table, user_errors
+from pipelines.metadata import reconcile_first, record_metadata, table, user_errors
 from pipelines.pipes_training import fine_tune_in_dagster
 from pipelines.resources import RiskAppSettings
 from risk_app.hybrid.stage import hybrid_metadata, stack_hybrid
@@ -126,9 +126,12 @@ def packaged_model(model_evaluation: RunRecord, dataset_spec: DatasetSpec) -> dg
 
 @dg.asset(group_name="registry", kinds={"mlflow"}, io_manager_key=PICKLED)
 @user_errors
-def registered_model(packaged_model: RunRecord, settings: RiskAppSettings) -> dg.Output[RunRecord]:
+def registered_model(
+    context: dg.AssetExecutionContext, packaged_model: RunRecord, settings: RiskAppSettings
+) -> dg.Output[RunRecord]:
     """A new MLflow model version (alias `challenger`) with the promotion rule's verdict."""
     name = settings.registered_name(packaged_model.dataset.name)
+    reconcile_first(context.log, name)
     record = register_run(
         packaged_model,
         model_name=name,

@@ -26,7 +26,7 @@ import dagster as dg
 from pydantic import Field
 
 from data_contracts.spec import DatasetSpec
-from pipelines.metadata import table, user_errors, validation_counts
+from pipelines.metadata import reconcile_first, table, user_errors, validation_counts
 from pipelines.resources import RiskAppSettings
 from risk_app import paths
 from risk_app.errors import ConfigError, RiskAppError
@@ -199,6 +199,7 @@ def scored_applications(
 ) -> Iterator[dg.Output[StagedScoring] | dg.AssetCheckResult]:
     """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
     batch = scoring_applications
+    reconcile_first(context.log, settings.registered_name(dataset_spec.name))
     risk_model = load_model(config.model, model_name=settings.registered_name(dataset_spec.name))
     policy = policy_of(risk_model)
     context.log.info(

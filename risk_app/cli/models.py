@@ -41,17 +41,9 @@ def reconcile_first(name: str) -> None:
     # CLI start-up: the registry imports mlflow; only commands that read it need it.
     from risk_app.registry.reconcile import reconcile_registry
 
-    report = reconcile_registry(name)
-    done = []
-    if report.killed_runs:
-        done.append(f"ended {len(report.killed_runs)} MLflow run(s) a killed process left RUNNING")
-    if report.decided_versions:
-        done.append(f"decided version(s) {', '.join(report.decided_versions)} left undecided by a kill")
-    if report.completed_moves:
-        moves = ", ".join(report.completed_moves)
-        done.append(f"completed the interrupted champion move to version(s) {moves}")
-    if done:
-        console.print(f"[yellow]reconciled {name}:[/yellow] " + "; ".join(done))
+    said = reconcile_registry(name).sentence(name)
+    if said:
+        console.print(f"[yellow]{said}[/yellow]")
 
 
 @models_app.command("list")

@@ -71,6 +71,18 @@ class ReconcileReport:
     def changed(self) -> bool:
         return bool(self.killed_runs or self.decided_versions or self.completed_moves)
 
+    def sentence(self, name: str) -> str | None:
+        """What was repaired in `name`, in one sentence (None when nothing was)."""
+        done = []
+        if self.killed_runs:
+            done.append(f"ended {len(self.killed_runs)} MLflow run(s) a killed process left RUNNING")
+        if self.decided_versions:
+            done.append(f"decided version(s) {', '.join(self.decided_versions)} left undecided by a kill")
+        if self.completed_moves:
+            moves = ", ".join(self.completed_moves)
+            done.append(f"completed the interrupted champion move to version(s) {moves}")
+        return f"reconciled {name}: " + "; ".join(done) if done else None
+
 
 def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     try:

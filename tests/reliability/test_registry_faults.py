@@ -215,3 +215,32 @@ def test_reconcile_ignores_audit_lines_about_another_store(risk_app_home: Path) 
     version = _register(risk_app_home, "run-1", 0.7)
     assert reconcile_registry().changed is False
     assert _champion() is None and version == "1"
+
+
+def test_a_dagster_rollback_first_completes_a_move_a_kill_interrupted(risk_app_home: Path) -> None:
+    """The launchpad's ops reconcile before they move the champion, as the CLI does: the move a
+    killed process left half done is completed first, so the rollback withdraws that version."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    first = _register(risk_app_home, "run-1", 0.70)
+    reg.promote_if_better(NAME, first)
+    second = _register(risk_app_home, "run-2", 0.75, seed=1)
+    code = f"""
+from risk_app.registry import mlflow_registry as reg
+kill_before(reg, "_make_champion")
+reg.promote_if_better(reg.DEFAULT_MODEL_NAME, {second!r})
+"""
+    assert run_child(code, risk_app_home).returncode == KILLED
+    assert _champion() == first
+    config = {"model_name": NAME, "reason": "model-risk ticket MR-1 withdraws it"}
+    job = defs.resolve_job_def("rollback_champion_job")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            run_config={"ops": {"rollback_to_previous_champion": {"config": config}}}, instance=instance
+        )
+    assert result.success
+    assert _champion() == first
+    actions = [line["action"] for line in read_audit_log()]
+    assert actions[-2:] == ["reconcile", "rollback"]
