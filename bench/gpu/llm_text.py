@@ -20,6 +20,7 @@ PYTHONPATH; bench/gpu/README.md has the lease plan.
     python3 bench/gpu/llm_text.py diagnose --inputs .carry/a/inputs.json
     python3 bench/gpu/llm_text.py features --base qwen2.5-coder-0.5b --out /root/keep/out
     python3 bench/gpu/llm_text.py finetune --variant lc_full --seeds 0,1,2 --lrs 1e-5,3e-5
+    python3 bench/gpu/llm_text.py finetune --variant german --precision fp32 --pad-multiple 64 --tag gc_fp32
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ def finetune(args: argparse.Namespace) -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         split = data["splits"][dataset][seed]
         for lr in [float(x) for x in args.lrs.split(",")]:
-            speed = {"token_budget": args.token_budget} if args.device != "cpu" else {}
+            speed: dict[str, Any] = {"token_budget": args.token_budget or None} if args.device != "cpu" else {}
+            if args.pad_multiple:  # e.g. 64: every batch 64 mod 128 wide or not, on purpose (the bf16 NaN width)
+                speed["pad_to_multiple_of"] = args.pad_multiple
             config = TrainConfig(
                 method=args.method, base_model=args.base, device=args.device, precision=args.precision,
                 learning_rate=lr, epochs=args.epochs, patience=0, batch_size=16, seed=seed,
@@ -151,7 +154,9 @@ def finetune(args: argparse.Namespace) -> None:
             part = {s: ([texts[i] for i in split[s]], np.array([labels[i] for i in split[s]])) for s in split}
             started = time.perf_counter()
             row: dict[str, Any] = {"seed": seed, "lr": lr, "variant": args.variant, "method": args.method,
-                                   "precision": args.precision, "base": args.base}  # fmt: skip
+                                   "precision": args.precision, "base": args.base, "epochs": args.epochs,
+                                   "speed": speed, "torch": torch.__version__,
+                                   "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}  # fmt: skip
             try:
                 result = train_classifier(*part["train"], *part["validation"], config, None, progress=False)
                 p_test = predict_proba(result.model, result.tokenizer, part["test"][0], 64, args.max_length)
@@ -241,7 +246,8 @@ def main() -> None:
     p.add_argument("--method", default="full")
     p.add_argument("--precision", default="bf16")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--token-budget", type=int, default=16384)
+    p.add_argument("--token-budget", type=int, default=16384, help="padded tokens per batch; 0 = fixed batches of 16")
+    p.add_argument("--pad-multiple", type=int, default=0, help="round each batch's width up to this (0 = no rounding)")
     p.add_argument("--tag", default="run")
     p.add_argument("--device", default="cuda")
     args = p.parse_args()

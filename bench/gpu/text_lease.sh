@@ -6,7 +6,8 @@
 #   bash text_lease.sh part        # keep the GGUF part in .carry/p; return finished files
 #   bash text_lease.sh start05     # detached: join + convert the 0.5B, diagnose, features, fine-tuning
 #   bash text_lease.sh start15     # detached: join + convert the 1.5B, features, fine-tuning
-#   bash text_lease.sh wait N      # sleep N s, return finished files and the logs' tails
+#   bash text_lease.sh wait N      # sleep up to N s (less once q05's queue is done), return files and logs' tails
+# The code comes from .carry/code or .carry/code_<helper> when carried (a helper's worktree copy).
 set -uo pipefail
 K=/root/keep
 export PYTHONPATH=$K/site:$K/repo PYTHONUNBUFFERED=1 RISK_APP_HOME=$K/home TOKENIZERS_PARALLELISM=false
@@ -14,11 +15,11 @@ mkdir -p $K/out $K/parts $K/home $K/log
 ret() { cd $K/repo && python3 bench/gpu/llm_text.py collect --out $K/out; tail -n 4 $K/log/*.log 2>/dev/null | cut -c1-300; }
 case "$1" in
   install)
-    src=.; [ -d .carry/code ] && src=.carry/code
+    src=.; for d in .carry/code .carry/code_*; do [ -d "$d" ] && src=$d; done
     rm -rf $K/repo && cp -r "$src" $K/repo && cp -r .carry/a $K/a && gunzip -f $K/a/*.gz
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $K/site .carry/w/*.whl || exit 1
     cp -n .carry/p*/q* $K/parts/ 2>/dev/null
-    python3 -c "import torch, transformers, peft, pydantic, pandera; print(torch.__version__, transformers.__version__, peft.__version__, pydantic.VERSION, torch.cuda.get_device_name(0), torch.backends.cudnn.version())"
+    python3 -c "import torch, transformers, peft, pydantic, pandera; print(torch.__version__, transformers.__version__, peft.__version__, pydantic.VERSION, torch.cuda.get_device_name(0), torch.backends.cudnn.version(), 'tf32', torch.backends.cuda.matmul.allow_tf32)"
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; ls -la $K/parts ;;
   part)
     cp -n .carry/p*/q* $K/parts/; ls $K/parts | tr '\n' ' '; echo; ret ;;
@@ -37,6 +38,6 @@ case "$1" in
       python3 bench/gpu/llm_text.py features --base qwen2.5-coder-1.5b --inputs $K/a/inputs.json --out $K/out;
       ${FT15:-true}; echo EXIT \$?" > $K/log/q15.log 2>&1 < /dev/null &
     sleep 2; ret ;;
-  wait)
-    sleep "${2:-0}"; ret ;;
+  wait)  # up to N s, sooner once the 0.5B's queue has printed EXIT
+    for _ in $(seq "${2:-0}"); do grep -q '^EXIT' $K/log/q05.log 2>/dev/null && { sleep 6; break; }; sleep 1; done; ret ;;
 esac
