@@ -245,7 +245,8 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
                     **compare(lc, best_alone, best_classical)})  # fmt: skip
     for dataset, by_size in results.items():  # bf16 vs fp32 fine-tuning: ft:<x>_bf16 against ft:<x>_fp32
         rows = by_size.get("all") or []
-        for name in sorted({n for s in rows for n in s["auc"] if n.startswith("ft:") and n.endswith("_bf16")}):
+        names = {n for s in rows for n in s["auc"] if n.startswith("ft:") and n.endswith("_bf16")}
+        for name in sorted(names):
             twin = name[: -len("_bf16")] + "_fp32"
             if any(twin in s["auc"] for s in rows):
                 out.append({"goal": f"{dataset}: bf16 fine-tuning within noise of fp32 (interval holds 0)",

@@ -143,8 +143,10 @@ def finetune(args: argparse.Namespace) -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         split = data["splits"][dataset][seed]
         for lr in [float(x) for x in args.lrs.split(",")]:
-            speed: dict[str, Any] = {"token_budget": args.token_budget or None} if args.device != "cpu" else {}
-            if args.pad_multiple:  # e.g. 64: every batch 64 mod 128 wide or not, on purpose (the bf16 NaN width)
+            speed: dict[str, Any] = {}
+            if args.device != "cpu":
+                speed["token_budget"] = args.token_budget or None
+            if args.pad_multiple:  # 64: widths 64 mod 128 (192, 320) come up on purpose, the old bf16 NaN
                 speed["pad_to_multiple_of"] = args.pad_multiple
             config = TrainConfig(
                 method=args.method, base_model=args.base, device=args.device, precision=args.precision,
@@ -246,8 +248,8 @@ def main() -> None:
     p.add_argument("--method", default="full")
     p.add_argument("--precision", default="bf16")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--token-budget", type=int, default=16384, help="padded tokens per batch; 0 = fixed batches of 16")
-    p.add_argument("--pad-multiple", type=int, default=0, help="round each batch's width up to this (0 = no rounding)")
+    p.add_argument("--token-budget", type=int, default=16384, help="padded tokens a batch; 0 = batches of 16")
+    p.add_argument("--pad-multiple", type=int, default=0, help="round batch widths up to this (0 = none)")
     p.add_argument("--tag", default="run")
     p.add_argument("--device", default="cuda")
     args = p.parse_args()
