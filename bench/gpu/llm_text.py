@@ -128,6 +128,17 @@ def _by_id(ids: list[str], proba: Any) -> dict[str, float]:
     return dict(zip(ids, np.asarray(proba).round(6).tolist(), strict=True))
 
 
+def finetune_queue(args: argparse.Namespace) -> None:
+    """`finetune` once per job of `--queue` (a JSON list of {option: value} overrides, e.g.
+    `[{"variant": "german", "precision": "fp32", "tag": "gc_fp32"}]`), in one process: each new
+    process would spend seconds of device time importing torch and transformers again."""
+    if not args.queue:
+        return finetune(args)
+    text = args.queue if args.queue.lstrip().startswith("[") else Path(args.queue).read_text(encoding="utf-8")
+    for job in json.loads(text):
+        finetune(argparse.Namespace(**(vars(args) | job)))
+
+
 def finetune(args: argparse.Namespace) -> None:
     import torch
 
@@ -252,11 +263,12 @@ def main() -> None:
     p.add_argument("--pad-multiple", type=int, default=0, help="round batch widths up to this (0 = none)")
     p.add_argument("--tag", default="run")
     p.add_argument("--device", default="cuda")
+    p.add_argument("--queue", help="finetune: JSON list of jobs (or its file), each overriding options")
     args = p.parse_args()
     {
         "diagnose": diagnose,
         "features": features,
-        "finetune": finetune,
+        "finetune": finetune_queue,
         "collect": collect,
         "import": import_features,
     }[args.mode](args)
