@@ -14,10 +14,11 @@ import pandas as pd
 from pydantic import Field
 
 from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
+from pipelines.assets.landed import file_report_result, landed_file
 from pipelines.metadata import table, user_errors
 from pipelines.resources import RiskAppSettings
-from risk_app.errors import ConfigError, RiskAppError
-from risk_app.landing import find_landing_file, key_content, landing_key
+from risk_app.errors import RiskAppError
+from risk_app.landing import find_landing_file, landing_key
 from risk_app.outcomes import book as book_lib
 from risk_app.outcomes import store
 from risk_app.outcomes.backtest import backtest_markdown, record_backtest
@@ -98,37 +99,16 @@ def _book_specs(config: OutcomeDatasetConfig) -> list[DatasetSpec]:
 @user_errors
 def outcomes(context: dg.AssetExecutionContext, config: OutcomeFileConfig) -> dg.MaterializeResult:
     """One outcome file, validated and taken in exactly once (re-running it adds nothing)."""
-    expected = config.expected_file_id
-    if config.input_path:
-        path = Path(config.input_path)
-    elif key_content(context.partition_key) is not None:
-        # The file the key names, its content checked against the key (not just its name).
-        path, found = _landing_file(context.partition_key)
-        expected = expected or found
-    else:
-        raise ConfigError(f"partition {context.partition_key!r}: set outcomes.config.input_path")
+    # The file the key names, its content checked against the key (not just its name).
+    path, expected = landed_file(
+        "outcomes", context.partition_key, config.input_path, config.expected_file_id, _landing_file
+    )
     folder_dataset = dataset_of_path(path)
     spec = config.spec() if config.dataset or folder_dataset is None else dataset_spec_named(folder_dataset)
     report = add_outcome_file(
-        path,
-        spec,
-        origin="dagster",
-        partition_key=context.partition_key,
-        expected_file_id=expected,
+        path, spec, origin="dagster", partition_key=context.partition_key, expected_file_id=expected
     )
-    context.log.info(report.message)
-    return dg.MaterializeResult(
-        metadata={
-            "status": report.status,
-            "file_id": report.file_id,
-            "dataset": report.dataset,
-            "rows_in": report.n_in,
-            "rows_accepted": report.n_accepted,
-            "rows_quarantined": report.n_quarantined,
-            "message": dg.MetadataValue.text(report.message),
-            "quarantine": table(report.quarantine),
-        }
-    )
+    return file_report_result(context, report)
 
 
 @dg.asset(

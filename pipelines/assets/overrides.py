@@ -10,16 +10,15 @@ outcome of overridden approvals against the model's PD.
 """
 
 import os
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
+from pipelines.assets.landed import file_report_result, landed_file
 from pipelines.metadata import table, user_errors
 from pipelines.resources import RiskAppSettings
-from risk_app.errors import ConfigError
-from risk_app.landing import find_landing_file, key_content
+from risk_app.landing import find_landing_file
 from risk_app.overrides.ingest import add_override_file, overrides_landing_dir
 from risk_app.overrides.monitor import monitor_overrides
 
@@ -55,31 +54,15 @@ def overrides(
     context: dg.AssetExecutionContext, config: OverrideFileConfig, settings: RiskAppSettings
 ) -> dg.MaterializeResult:
     """One analyst override file, validated against the scoring ledger and taken in exactly once."""
-    expected = config.expected_file_id
-    if config.input_path:
-        path = Path(config.input_path)
-    elif key_content(context.partition_key) is not None:
-        path, found = find_landing_file(overrides_landing_dir(), context.partition_key)
-        expected = expected or found
-    else:
-        raise ConfigError(f"partition {context.partition_key!r}: set overrides.config.input_path")
+    path, expected = landed_file(
+        "overrides", context.partition_key, config.input_path, config.expected_file_id,
+        lambda key: find_landing_file(overrides_landing_dir(), key),
+    )  # fmt: skip
     report = add_override_file(
         path, config.spec(), reason_codes=settings.override_reason_codes, origin="dagster",
         partition_key=context.partition_key, expected_file_id=expected,
     )  # fmt: skip
-    context.log.info(report.message)
-    return dg.MaterializeResult(
-        metadata={
-            "status": report.status,
-            "file_id": report.file_id,
-            "dataset": report.dataset,
-            "rows_in": report.n_in,
-            "rows_accepted": report.n_accepted,
-            "rows_quarantined": report.n_quarantined,
-            "message": dg.MetadataValue.text(report.message),
-            "quarantine": table(report.quarantine),
-        }
-    )
+    return file_report_result(context, report)
 
 
 class OverrideMonitoringConfig(dg.Config):

@@ -26,25 +26,31 @@ ordered, and the second finds the first's outcomes.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import duckdb
 import pandas as pd
 
 from data_contracts.outcome import OBSERVATION_DATE, outcome_columns, outcome_schema
 from data_contracts.spec import DatasetSpec, load_spec
-from risk_app.data.load import ALLOWED_SUFFIXES, SOURCE_ROW_COLUMN, normalize_ids, read_csv_cells
-from risk_app.data.validate import QUARANTINE_COLUMNS, collect_failures, quarantine_id, quoted
+from risk_app.data.load import SOURCE_ROW_COLUMN
+from risk_app.data.validate import collect_failures
 from risk_app.errors import DataFileError, RiskAppError
 from risk_app.outcomes import store
 from risk_app.outcomes.book import labeled_book
 from risk_app.outcomes.routing import outcomes_landing_dir
-from risk_app.storage.scores import file_batch_id, warehouse_connection
-from risk_app.storage.sql import qualified
+from risk_app.storage.file_ledger import (
+    FileReport,
+    check_accounting,
+    file_id_of,
+    quarantine_rows,
+    read_ledger_file,
+    record_once,
+    recorded_report,
+)
 
 OutcomeOrigin = Literal["cli", "dagster", "library", "simulation"]
-IngestStatus = Literal["recorded", "already_recorded"]
 
 _REASONS = {
     "not_nullable": "missing value",
@@ -71,79 +77,22 @@ def _reason(check: str) -> str:
     return f"fails check {check}"
 
 
-@dataclass(frozen=True)
-class OutcomeFileReport:
+class OutcomeFileReport(FileReport):
     """What taking in one outcome file did (or found already done)."""
 
-    status: IngestStatus
-    file_id: str
-    dataset: str
-    source_file: str
-    n_in: int
-    n_accepted: int
-    n_quarantined: int
-    quarantine: pd.DataFrame
-
-    @property
-    def message(self) -> str:
-        if self.status == "already_recorded":
-            return (
-                f"{self.source_file}: outcome file {self.file_id[:12]} was already taken in "
-                f"({self.n_accepted} accepted, {self.n_quarantined} quarantined); nothing added"
-            )
-        return (
-            f"{self.source_file}: {self.n_in} outcome row(s): {self.n_accepted} accepted, "
-            f"{self.n_quarantined} quarantined"
-        )
+    KIND = "outcome"
 
 
 def read_outcome_file(path: str | os.PathLike[str], spec: DatasetSpec) -> pd.DataFrame:
     """The file's rows as written (text for CSV), with `source_row`; file-level problems raise."""
-    source = Path(path)
-    if source.suffix.lower() not in ALLOWED_SUFFIXES:
-        raise DataFileError(source, f"unsupported format {source.suffix!r}; use .csv or .parquet")
-    try:
-        # CSV: the applications' reader. A NUL stays in its cell (pandas would cut the id there and
-        # record the outcome against another application); a header name twice is refused.
-        frame = read_csv_cells(source) if source.suffix.lower() == ".csv" else pd.read_parquet(source)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise DataFileError(source, f"cannot read the outcome file ({' '.join(str(exc).split())})") from None
-    missing = [c for c in outcome_columns(spec) if c not in frame.columns]
-    if missing:
-        raise DataFileError(
-            source,
-            f"missing column(s) {', '.join(missing)}; an outcome file of {spec.name} has "
-            f"{', '.join(outcome_columns(spec))} ({spec.target.column} in the data set's labels, "
-            f"{spec.target.positive!r} = default)",
-        )
-    frame = frame.reset_index(drop=True)
-    frame[SOURCE_ROW_COLUMN] = range(1, len(frame) + 1)
-    frame[spec.id_column] = normalize_ids(frame[spec.id_column])
-    return frame
-
-
-def _quarantine_rows(
-    frame: pd.DataFrame, failures: list[tuple[int, str, str]], source: str, spec: DatasetSpec
-) -> pd.DataFrame:
-    records = []
-    for index, column, check in failures:
-        value = frame.at[index, column] if column in frame.columns else None
-        text = "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
-        row = int(frame.at[index, SOURCE_ROW_COLUMN])
-        ident = frame.at[index, spec.id_column]
-        shown = quoted(text)
-        records.append(
-            {
-                "source_file": source,
-                "row_number": row,
-                "application_id": None if pd.isna(ident) else quarantine_id(str(ident)),
-                "column": column,
-                "check": check,
-                "failure_value": shown,
-                "reason": f"row {row}, field {column}={shown!r}: {_reason(check)}",
-            }
-        )
-    return pd.DataFrame.from_records(records, columns=list(QUARANTINE_COLUMNS))
+    columns = outcome_columns(spec)
+    return read_ledger_file(
+        path,
+        spec,
+        columns,
+        f"outcome file of {spec.name} has {', '.join(columns)} ({spec.target.column} in the data "
+        f"set's labels, {spec.target.positive!r} = default)",
+    )
 
 
 def _book_failures(
@@ -229,13 +178,10 @@ def check_against_book(
     the book and the outcomes already recorded; rows in = accepted + quarantined, enforced."""
     ledger = _book_failures(typed, spec, book, earlier)
     failures = sorted(contract + ledger)
-    quarantine = _quarantine_rows(frame, failures, source, spec)
+    quarantine = quarantine_rows(frame, failures, source, spec, _reason)
     accepted = typed.drop(index=sorted({i for i, _, _ in ledger}))
     n_quarantined = len({i for i, _, _ in contract}) + len({i for i, _, _ in ledger})
-    if len(frame) != len(accepted) + n_quarantined:
-        raise RuntimeError(
-            f"{source}: outcome accounting broken: {len(frame)} != {len(accepted)} + {n_quarantined}"
-        )
+    check_accounting(source, "outcome", len(frame), len(accepted), n_quarantined)
     return accepted, quarantine
 
 
@@ -265,64 +211,27 @@ def _outcome_rows(
     )
 
 
-def _previous_file(file_id: str, dataset: str, path: str | os.PathLike[str] | None) -> pd.DataFrame:
-    return store.read_rows(store.FILES, {"file_id": file_id, "dataset": dataset}, path=path)
-
-
-def _recorded_report(
-    file_id: str, spec: DatasetSpec, path: str | os.PathLike[str] | None
-) -> OutcomeFileReport | None:
-    """What an earlier taking-in of the same file recorded, or None."""
-    previous = _previous_file(file_id, spec.name, path)
-    if not len(previous):
-        return None
-    first = previous.iloc[0]
-    quarantine = store.read_rows(store.QUARANTINE, {"file_id": file_id, "dataset": spec.name}, path=path)
-    return OutcomeFileReport(
-        "already_recorded", file_id, spec.name, str(first["source_file"]), int(first["n_in"]),
-        int(first["n_accepted"]), int(first["n_quarantined"]), quarantine,
-    )  # fmt: skip
-
-
 def _check_and_write(
+    con: duckdb.DuckDBPyConnection,
     frame: pd.DataFrame,
     typed: pd.DataFrame,
     contract: list[tuple[int, str, str]],
     source: str,
     spec: DatasetSpec,
     file_row: pd.DataFrame,
-    path: str | os.PathLike[str] | None,
-) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """Check the rows against the book and earlier outcomes and write the file, all in one
-    transaction under the warehouse lock: (accepted, quarantine), or None when the same file
-    is already recorded (nothing written)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check the rows against the book and earlier outcomes and write the file, inside the
+    transaction of `record_once` (under the warehouse lock): (accepted, quarantine)."""
     file_id, now = str(file_row["file_id"].iloc[0]), file_row["recorded_at"].iloc[0]
-    with warehouse_connection(path) as con:
-        store.ensure_tables(con)
-        con.begin()
-        try:
-            # Checked under the lock: two callers with the same file record it once.
-            seen = con.execute(
-                f"select count(*) from {qualified(store.SCHEMA, store.FILES)} "
-                "where file_id = ? and dataset = ?",
-                [file_id, spec.name],
-            ).fetchall()[0]
-            if seen and seen[0]:
-                con.rollback()
-                return None
-            # Read under the same lock: a file taken in meanwhile is seen, never raced past.
-            book = labeled_book(spec, con=con)
-            earlier = store.read_rows(store.OUTCOMES, {"dataset": spec.name}, con=con)
-            accepted, quarantine = check_against_book(frame, typed, contract, source, spec, book, earlier)
-            n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
-            row = file_row.assign(n_accepted=len(accepted), n_quarantined=n_quarantined)
-            store.insert_rows(con, store.FILES, row)
-            store.insert_rows(con, store.OUTCOMES, _outcome_rows(accepted, spec, file_id, source, now))
-            store.insert_rows(con, store.QUARANTINE, quarantine.assign(file_id=file_id, dataset=spec.name))
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+    # Read under the lock: a file taken in meanwhile is seen, never raced past.
+    book = labeled_book(spec, con=con)
+    earlier = store.read_rows(store.OUTCOMES, {"dataset": spec.name}, con=con)
+    accepted, quarantine = check_against_book(frame, typed, contract, source, spec, book, earlier)
+    n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
+    row = file_row.assign(n_accepted=len(accepted), n_quarantined=n_quarantined)
+    store.insert_rows(con, store.FILES, row)
+    store.insert_rows(con, store.OUTCOMES, _outcome_rows(accepted, spec, file_id, source, now))
+    store.insert_rows(con, store.QUARANTINE, quarantine.assign(file_id=file_id, dataset=spec.name))
     return accepted, quarantine
 
 
@@ -338,15 +247,8 @@ def add_outcome_file(
     """Validate one outcome file against its contract and the book, and record it exactly once."""
     spec = load_spec(spec)
     source = Path(input_path)
-    if not source.is_file():
-        raise RiskAppError(f"{source}: no such outcome file")
-    file_id = file_batch_id(source)
-    if expected_file_id and file_id != expected_file_id:
-        raise RiskAppError(
-            f"{source}: content changed since it was seen "
-            f"(sha256 {file_id[:12]}, expected {expected_file_id[:12]})"
-        )
-    done = _recorded_report(file_id, spec, path)
+    file_id = file_id_of(source, str(source), "outcome", expected_file_id)
+    done = recorded_report(store.TABLES, OutcomeFileReport, file_id, spec.name, path)
     if done is not None:
         return done
     frame = read_outcome_file(source, spec)
@@ -361,11 +263,15 @@ def add_outcome_file(
             }
         ]
     )  # fmt: skip
-    written = _check_and_write(frame, typed, contract, str(source), spec, file_row, path)
+    written = record_once(
+        store.TABLES, file_id, spec.name, path,
+        lambda con: _check_and_write(con, frame, typed, contract, str(source), spec, file_row),
+    )  # fmt: skip
     if written is None:
         # Another caller recorded the same file meanwhile: report what it recorded.
-        done = _recorded_report(file_id, spec, path)
-        assert done is not None  # seen under the lock a moment ago; records are never deleted
+        done = recorded_report(store.TABLES, OutcomeFileReport, file_id, spec.name, path)
+        if done is None:  # seen under the lock a moment ago; records are never deleted
+            raise RiskAppError(f"{source}: outcome file {file_id[:12]} vanished from the warehouse")
         return done
     accepted, quarantine = written
     n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0

@@ -10,20 +10,18 @@
                              `risk_app.outcomes.backtest`
     risk.labeled_book        the latest labeled book of one data set, for SQL (rebuilt whole)
 
-The tables have fixed columns (created here, once), are written through
-`storage.scores.warehouse_connection` (the same lock as the scoring ledger) and always in one
-transaction, so a reader sees a file's outcomes whole or not at all.
+The tables have fixed columns (declared here, created by `storage.file_ledger.LedgerTables`), are
+written through `storage.scores.warehouse_connection` (the same lock as the scoring ledger) and
+always in one transaction, so a reader sees a file's outcomes whole or not at all.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
-import duckdb
 import pandas as pd
 
+from risk_app.storage.file_ledger import LedgerTables
 from risk_app.storage.scores import warehouse_connection
 from risk_app.storage.sql import qualified, quote_ident
 from risk_app.storage.warehouse import replace_table
@@ -49,60 +47,12 @@ _DDL: dict[str, str] = {
 }
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the schema and the outcome tables when they are not there yet."""
-    con.execute(f"create schema if not exists {quote_ident(SCHEMA, 'schema')}")
-    for table, columns in _DDL.items():  # fixed DDL of this module, not user text
-        con.execute(f"create table if not exists {qualified(SCHEMA, table)} ({columns})")
-
-
-def table_columns(table: str) -> list[str]:
-    """The fixed columns of one outcome table, in order."""
-    names = []
-    for part in _DDL[table].split(","):
-        names.append(part.split()[0].strip('"'))
-    return names
-
-
-def insert_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    """Append `frame` (exactly the table's columns, by name) inside the caller's transaction."""
-    if frame.empty:
-        return
-    ordered = frame[table_columns(table)]
-    con.register("_outcome_rows", ordered)
-    try:
-        con.execute(f"insert into {qualified(SCHEMA, table)} by name select * from _outcome_rows")
-    finally:
-        con.unregister("_outcome_rows")
-
-
-def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [SCHEMA, table],
-    ).fetchall()[0]
-    return bool(found and found[0])
-
-
-def read_rows(
-    table: str,
-    equals: Mapping[str, Any] | None = None,
-    path: str | os.PathLike[str] | None = None,
-    *,
-    con: duckdb.DuckDBPyConnection | None = None,
-) -> pd.DataFrame:
-    """Rows of an outcome table whose columns equal `equals` (all rows when empty); all its columns,
-    and an empty frame with those columns when the table is absent. `con`: read inside the
-    caller's connection (and transaction, under its lock) instead of opening one."""
-    if con is None:
-        with warehouse_connection(path) as own:
-            return read_rows(table, equals, con=own)
-    equals = dict(equals or {})
-    if not has_table(con, table):
-        return pd.DataFrame(columns=table_columns(table))
-    where = " and ".join(f"{quote_ident(column)} = ?" for column in equals)
-    sql = f"select * from {qualified(SCHEMA, table)}" + (f" where {where}" if where else "")
-    return con.execute(sql, list(equals.values())).fetchdf()
+TABLES = LedgerTables(SCHEMA, _DDL, files=FILES, quarantine=QUARANTINE)
+ensure_tables = TABLES.ensure_tables
+table_columns = TABLES.table_columns
+insert_rows = TABLES.insert_rows
+has_table = TABLES.has_table
+read_rows = TABLES.read_rows
 
 
 def replace_backtest(
@@ -142,6 +92,7 @@ __all__ = [
     "OUTCOMES",
     "QUARANTINE",
     "SCHEMA",
+    "TABLES",
     "ensure_tables",
     "has_table",
     "insert_rows",

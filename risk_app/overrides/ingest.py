@@ -51,17 +51,24 @@ from data_contracts.override import (
 )
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app import paths
-from risk_app.data.load import ALLOWED_SUFFIXES, SOURCE_ROW_COLUMN, normalize_ids, read_csv_cells
-from risk_app.data.validate import QUARANTINE_COLUMNS, collect_failures, quarantine_id, quoted
+from risk_app.data.load import SOURCE_ROW_COLUMN
+from risk_app.data.validate import collect_failures
 from risk_app.errors import DataFileError, RiskAppError
 from risk_app.overrides import store
 from risk_app.storage import scores as ledger
-from risk_app.storage.scores import file_batch_id, warehouse_connection
+from risk_app.storage.file_ledger import (
+    Failure,
+    FileReport,
+    check_accounting,
+    file_id_of,
+    quarantine_rows,
+    read_ledger_file,
+    record_once,
+    recorded_report,
+)
 from risk_app.storage.sql import qualified
 
 OverrideOrigin = Literal["cli", "dagster", "library", "simulation"]
-IngestStatus = Literal["recorded", "already_recorded"]
-Failure = tuple[int, str, str]  # (row index in the file's frame, column, check)
 
 _REASONS = {
     "not_nullable": "missing value",
@@ -101,53 +108,17 @@ def overrides_landing_dir() -> Path:
     return folder
 
 
-@dataclass(frozen=True)
-class OverrideFileReport:
+class OverrideFileReport(FileReport):
     """What taking in one override file did (or found already done)."""
 
-    status: IngestStatus
-    file_id: str
-    dataset: str
-    source_file: str
-    n_in: int
-    n_accepted: int
-    n_quarantined: int
-    quarantine: pd.DataFrame
-
-    @property
-    def message(self) -> str:
-        if self.status == "already_recorded":
-            return (
-                f"{self.source_file}: override file {self.file_id[:12]} was already taken in "
-                f"({self.n_accepted} accepted, {self.n_quarantined} quarantined); nothing added"
-            )
-        return (
-            f"{self.source_file}: {self.n_in} override row(s): {self.n_accepted} accepted, "
-            f"{self.n_quarantined} quarantined"
-        )
+    KIND = "override"
 
 
 # ---- reading and the contract ----------------------------------------------------------------
 def read_override_file(path: str | os.PathLike[str], spec: DatasetSpec) -> pd.DataFrame:
     """The file's rows as written (text for CSV), with `source_row`; file-level problems raise."""
-    source = Path(path)
-    if source.suffix.lower() not in ALLOWED_SUFFIXES:
-        raise DataFileError(source, f"unsupported format {source.suffix!r}; use .csv or .parquet")
-    try:
-        frame = read_csv_cells(source) if source.suffix.lower() == ".csv" else pd.read_parquet(source)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise DataFileError(source, f"cannot read the override file ({' '.join(str(exc).split())})") from None
     columns = override_columns(spec)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataFileError(
-            source,
-            f"missing column(s) {', '.join(missing)}; an override file of {spec.name} has "
-            f"{', '.join(columns)}",
-        )
-    frame = frame.reset_index(drop=True)
-    frame[SOURCE_ROW_COLUMN] = range(1, len(frame) + 1)
-    frame[spec.id_column] = normalize_ids(frame[spec.id_column])
+    frame = read_ledger_file(path, spec, columns, f"override file of {spec.name} has {', '.join(columns)}")
     for column in (BATCH_ID, MODEL_DECISION, ANALYST_DECISION, REASON_CODE):
         # Case and stray spaces are not worth quarantining a row for.
         frame[column] = frame[column].where(
@@ -264,30 +235,6 @@ def _ledger_failures(typed: pd.DataFrame, spec: DatasetSpec, view: LedgerView) -
     return failures
 
 
-def _quarantine_rows(
-    frame: pd.DataFrame, failures: list[Failure], source: str, spec: DatasetSpec
-) -> pd.DataFrame:
-    records = []
-    for index, column, check in failures:
-        value = frame.at[index, column] if column in frame.columns else None
-        text = "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
-        row = int(frame.at[index, SOURCE_ROW_COLUMN])
-        ident = frame.at[index, spec.id_column]
-        shown = quoted(text)
-        records.append(
-            {
-                "source_file": source,
-                "row_number": row,
-                "application_id": None if pd.isna(ident) else quarantine_id(str(ident)),
-                "column": column,
-                "check": check,
-                "failure_value": shown,
-                "reason": f"row {row}, field {column}={shown!r}: {_reason(check)}",
-            }
-        )
-    return pd.DataFrame.from_records(records, columns=list(QUARANTINE_COLUMNS))
-
-
 def check_against_ledger(
     frame: pd.DataFrame,
     typed: pd.DataFrame,
@@ -298,13 +245,10 @@ def check_against_ledger(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(accepted rows, quarantine table); rows in = accepted + quarantined, enforced."""
     failures_ledger = _ledger_failures(typed, spec, view)
-    quarantine = _quarantine_rows(frame, sorted(contract + failures_ledger), source, spec)
+    quarantine = quarantine_rows(frame, sorted(contract + failures_ledger), source, spec, _reason)
     accepted = typed.drop(index=sorted({i for i, _, _ in failures_ledger}))
     n_quarantined = len({i for i, _, _ in contract}) + len({i for i, _, _ in failures_ledger})
-    if len(frame) != len(accepted) + n_quarantined:
-        raise RuntimeError(
-            f"{source}: override accounting broken: {len(frame)} != {len(accepted)} + {n_quarantined}"
-        )
+    check_accounting(source, "override", len(frame), len(accepted), n_quarantined)
     return accepted, quarantine
 
 
@@ -346,18 +290,29 @@ def _override_rows(
 
 
 # ---- taking a file in ------------------------------------------------------------------------
-def _recorded_report(
-    file_id: str, spec: DatasetSpec, path: str | os.PathLike[str] | None
-) -> OverrideFileReport | None:
-    previous = store.read_rows(store.FILES, {"file_id": file_id, "dataset": spec.name}, path=path)
-    if not len(previous):
-        return None
-    first = previous.iloc[0]
-    quarantine = store.read_rows(store.QUARANTINE, {"file_id": file_id, "dataset": spec.name}, path=path)
+def _check_and_write(
+    con: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame,
+    typed: pd.DataFrame,
+    contract: list[Failure],
+    source: str,
+    spec: DatasetSpec,
+    file_row: pd.DataFrame,
+) -> OverrideFileReport:
+    """Check the rows against the ledger and earlier overrides and write the file, inside the
+    transaction of `record_once` (under the warehouse lock)."""
+    file_id, now = str(file_row["file_id"].iloc[0]), file_row["recorded_at"].iloc[0]
+    view = read_ledger(con, spec, sorted(set(typed[BATCH_ID].astype(str))))
+    accepted, quarantine = check_against_ledger(frame, typed, contract, source, spec, view)
+    n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
+    store.insert_rows(
+        con, store.FILES, file_row.assign(n_accepted=len(accepted), n_quarantined=n_quarantined)
+    )
+    store.insert_rows(con, store.OVERRIDES, _override_rows(accepted, view, spec, file_id, source, now))
+    store.insert_rows(con, store.QUARANTINE, quarantine.assign(file_id=file_id, dataset=spec.name))
     return OverrideFileReport(
-        "already_recorded", file_id, spec.name, str(first["source_file"]), int(first["n_in"]),
-        int(first["n_accepted"]), int(first["n_quarantined"]), quarantine,
-    )  # fmt: skip
+        "recorded", file_id, spec.name, source, len(frame), len(accepted), n_quarantined, quarantine
+    )
 
 
 def add_override_file(
@@ -379,66 +334,27 @@ def add_override_file(
     every row-level problem is quarantined with file, row and reason instead."""
     spec = load_spec(spec)
     source = str(input_path)
-    if not Path(input_path).is_file():
-        raise RiskAppError(f"{source}: no such override file")
-    file_id = file_batch_id(input_path)
-    if expected_file_id and file_id != expected_file_id:
-        raise RiskAppError(
-            f"{source}: content changed since it was seen "
-            f"(sha256 {file_id[:12]}, expected {expected_file_id[:12]})"
-        )
-    if (done := _recorded_report(file_id, spec, path)) is not None:
+    file_id = file_id_of(input_path, source, "override", expected_file_id)
+    if (done := recorded_report(store.TABLES, OverrideFileReport, file_id, spec.name, path)) is not None:
         return done
     frame = read_override_file(input_path, spec)
     typed, contract = check_contract(frame, source, spec, reason_codes)
-    now = pd.Timestamp.now(tz="UTC")
-    batch_ids = sorted(set(typed[BATCH_ID].astype(str)))
-    with warehouse_connection(path) as con:
-        store.ensure_tables(con)
-        con.begin()
-        try:
-            seen = con.execute(
-                f"select count(*) from {qualified(store.SCHEMA, store.FILES)} "
-                "where file_id = ? and dataset = ?",
-                [file_id, spec.name],
-            ).fetchall()[0]
-            if seen and seen[0]:  # taken in by another caller since the first look
-                con.rollback()
-                done = None
-            else:
-                view = read_ledger(con, spec, batch_ids)
-                accepted, quarantine = check_against_ledger(frame, typed, contract, source, spec, view)
-                n_quarantined = int(quarantine["row_number"].nunique()) if len(quarantine) else 0
-                file_row = pd.DataFrame(
-                    [{
-                        "file_id": file_id, "dataset": spec.name, "source_file": source,
-                        "partition_key": partition_key or "", "n_in": len(frame), "n_accepted": len(accepted),
-                        "n_quarantined": n_quarantined, "reason_codes": ",".join(reason_codes),
-                        "origin": origin, "recorded_at": now,
-                    }]
-                )  # fmt: skip
-                store.insert_rows(con, store.FILES, file_row)
-                store.insert_rows(
-                    con, store.OVERRIDES, _override_rows(accepted, view, spec, file_id, source, now)
-                )
-                store.insert_rows(
-                    con, store.QUARANTINE, quarantine.assign(file_id=file_id, dataset=spec.name)
-                )
-                con.commit()
-                return OverrideFileReport(
-                    "recorded",
-                    file_id,
-                    spec.name,
-                    source,
-                    len(frame),
-                    len(accepted),
-                    n_quarantined,
-                    quarantine,
-                )
-        except BaseException:
-            con.rollback()
-            raise
-    recorded = _recorded_report(file_id, spec, path)
+    file_row = pd.DataFrame(
+        [{
+            "file_id": file_id, "dataset": spec.name, "source_file": source,
+            "partition_key": partition_key or "", "n_in": len(frame), "n_accepted": 0,
+            "n_quarantined": 0, "reason_codes": ",".join(reason_codes),
+            "origin": origin, "recorded_at": pd.Timestamp.now(tz="UTC"),
+        }]
+    )  # fmt: skip
+    written = record_once(
+        store.TABLES, file_id, spec.name, path,
+        lambda con: _check_and_write(con, frame, typed, contract, source, spec, file_row),
+    )  # fmt: skip
+    if written is not None:
+        return written
+    # Taken in by another caller since the first look: report what it recorded.
+    recorded = recorded_report(store.TABLES, OverrideFileReport, file_id, spec.name, path)
     if recorded is None:
         raise RiskAppError(f"{source}: override file {file_id[:12]} vanished from the warehouse")
     return recorded
