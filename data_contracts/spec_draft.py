@@ -258,9 +258,12 @@ def _target(columns: dict[str, dict[str, Any]], target: str, positive: str, fram
     if col["type"] == "boolean":
         return positive
     col["type"] = "category"
-    col["categories"] = {v: _clause_safe(v) for v in sorted(observed)}
+    # The labels as written (the schema checks the file's cells against them); the positive one
+    # is the label that reads as `positive` ("True" for --positive true).
+    written = sorted(set(labels))
+    col["categories"] = {v: _clause_safe(v) for v in written}
     col.pop("max_chars", None)
-    return canonical_value(positive)
+    return next(v for v in written if canonical_value(v) == canonical_value(positive))
 
 
 def _pick_id(columns: dict[str, dict[str, Any]], frame: pd.DataFrame, target: str, notes: list[str]) -> str:

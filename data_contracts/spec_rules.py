@@ -93,12 +93,14 @@ def role_problems(spec: DatasetSpec) -> list[str]:
         problems.append(f"target.column: {spec.target.column!r} is not a column")
     elif target.type not in ("category", "integer", "boolean"):
         problems.append(f"target.column: {spec.target.column!r} must be category, integer or boolean")
-    elif target.type == "category" and canonical_value(spec.target.positive) not in (target.categories or {}):
+    elif target.type == "category" and canonical_value(spec.target.positive) not in {
+        canonical_value(label) for label in target.categories or {}
+    }:
         problems.append(
             f"target.positive: {spec.target.positive!r} is not one of the target's categories "
             f"{list(target.categories or {})}"
         )
-    elif target.type == "boolean" and canonical_value(spec.target.positive) not in BOOLEAN_VALUES:
+    elif target.type == "boolean" and canonical_value(spec.target.positive).lower() not in BOOLEAN_VALUES:
         problems.append(f"target.positive: {spec.target.positive!r} is not a boolean value")
     for i, item in enumerate(spec.protected):
         problems += protected_problems(f"protected[{i}]", item, cols)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -39,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from data_contracts.spec import DatasetSpec, load_spec
+from data_contracts.spec_values import canonical_value
 from risk_app.errors import DataFileError
 
 SOURCE_ROW_COLUMN = "source_row"
@@ -56,26 +56,9 @@ _NUL_STAND_IN = "\ufffe"
 _SCAN_BLOCK = 1 << 20
 
 
-def _canonical_value(value: Any) -> str:
-    """Text form of one cell that is the same whether it came from CSV text or Parquet types."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if hasattr(value, "item"):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    # "6.0" read as text from a CSV must hash like the integer 6 from a Parquet file.
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if number.is_integer() and math.isfinite(number) else text
-
-
 def _row_digest(values: Iterable[Any], columns: Iterable[str]) -> str:
     canonical = _FIELD_SEP.join(
-        f"{c}{_KV_SEP}{_canonical_value(v)}" for c, v in zip(columns, values, strict=True)
+        f"{c}{_KV_SEP}{canonical_value(v)}" for c, v in zip(columns, values, strict=True)
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
