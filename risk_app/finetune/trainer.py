@@ -20,7 +20,6 @@ protocol below), its name in `types.ObjectiveName`, and one entry in `OBJECTIVES
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -137,4 +136,4 @@ def unsharded(
     model, _ = method.load_base(config.base_model, cfg, config)
     model = method.prepare(apply_load_levers(model, config.speed, device), cfg, None)
     method.load_state(model, state, cfg)
-    return dataclasses.replace(result, model=model.to(device).eval())
+    return result.model_copy(update={"model": model.to(device).eval()})

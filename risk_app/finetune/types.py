@@ -2,19 +2,20 @@
 
 `TrainData` is the input of a training run (texts and 0/1 labels, already split), `RunPlan`
 what the trainer tells a method about the coming run, `Regularizer` the per-run loss term a
-method may hand back, and `TrainResult` what every objective returns. They live at the bottom
+method may hand back, and `TrainResult` what every objective returns (its measurements,
+`TrainingNumbers`, are what the run record keeps). They live at the bottom
 of `risk_app.finetune` so every layer can import them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from risk_app.errors import RiskAppError
 
@@ -145,47 +146,46 @@ class PpoGuardVerdict(BaseModel):
         )
 
 
-@dataclass
-class TrainResult:
+class TrainingNumbers(BaseModel):
+    """What training measured: the trainer's `TrainResult` and the run record's `TrainingFacts`
+    (`risk_app.run.record`) both are these, declared once here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    best_epoch: int = Field(description="The epoch whose weights were kept (best validation AUC).")
+    best_val_auc: float = Field(description="Validation ROC AUC of the kept epoch.")
+    stopped_early: bool = Field(default=False, description="Whether early stopping ended training.")
+    trainable_params: int = Field(description="Parameters the optimizer updated.")
+    total_params: int = Field(description="All parameters of the model.")
+    trainable_percent: float = Field(description="100 * trainable_params / total_params.")
+    wall_seconds: float = Field(description="Wall-clock seconds of training.")
+    peak_memory_mb: float = Field(description="Peak accelerator memory (0 on CPU).")
+    tokens_per_second: float = Field(description="Training tokens per second (all processes).")
+    device: str = Field(description="Where the model trained (cpu, cuda:0, ...).")
+    # Names of the parameters the optimizer updated, so the artifact records exactly what
+    # trained (freeze picks them by layer and sub-module).
+    trainable_parameter_names: list[str] = Field(default_factory=list)
+    ppo_guard: PpoGuardVerdict | None = Field(
+        default=None,
+        description="rlhf only: whether the PPO policy or the supervised one it started from was kept "
+        "(PPO is discarded when it lowers validation AUC by more than the method's max_val_auc_drop).",
+    )
+
+    def numbers(self) -> dict[str, Any]:
+        """These fields (objects kept as they are), to build another `TrainingNumbers` from."""
+        return {name: getattr(self, name) for name in TrainingNumbers.model_fields}
+
+
+class TrainResult(TrainingNumbers):
     """The trained model plus what happened while training it."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     model: Any
     tokenizer: Any
-    history: list[dict[str, float]]
-    best_epoch: int
-    best_val_auc: float
-    trainable_params: int
-    total_params: int
-    trainable_percent: float
-    wall_seconds: float
-    peak_memory_mb: float
-    tokens_per_second: float
-    device: str
+    history: list[dict[str, Any]]
     method_name: str = ""
-    method_config: dict[str, Any] = field(default_factory=dict)
+    method_config: dict[str, Any] = Field(default_factory=dict)
     # P(default) on the validation texts from the best epoch, for threshold choice without
     # another forward pass.
     best_val_proba: np.ndarray | None = None
-    stopped_early: bool = False
-    # Names of the parameters the optimizer updated, so the artifact records exactly what
-    # trained (freeze picks them by layer and sub-module).
-    trainable_parameter_names: list[str] = field(default_factory=list)
-    # `rlhf` only: whether the PPO policy or the supervised one it started from was kept.
-    ppo_guard: PpoGuardVerdict | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """The scalar facts, ready for MLflow params/metrics or Dagster metadata."""
-        return {
-            "method": self.method_name,
-            "best_epoch": self.best_epoch,
-            "best_val_auc": self.best_val_auc,
-            "epochs_run": len(self.history),
-            "stopped_early": self.stopped_early,
-            "trainable_params": self.trainable_params,
-            "total_params": self.total_params,
-            "trainable_percent": self.trainable_percent,
-            "wall_seconds": self.wall_seconds,
-            "peak_memory_mb": self.peak_memory_mb,
-            "tokens_per_second": self.tokens_per_second,
-            "device": self.device,
-        }

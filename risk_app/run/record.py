@@ -28,7 +28,7 @@ from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import get_method
-from risk_app.finetune.types import PpoGuardVerdict
+from risk_app.finetune.types import TrainingNumbers
 from risk_app.hybrid.config import TABULAR_LABEL, HybridConfig, HybridFacts
 from risk_app.policy.credit import PolicyConfig, policy_id
 from risk_app.registry.promotion import PromotionDecision
@@ -89,26 +89,16 @@ class EpochRecord(_Section):
     model_config = ConfigDict(extra="allow")  # objectives add their own per-epoch numbers
 
 
-class TrainingFacts(_Section):
-    """What fine-tuning did and where it left the trained weights and raw scores."""
+class TrainingFacts(TrainingNumbers, _Section):
+    """What fine-tuning did (the trainer's `TrainingNumbers`, declared once in
+    `risk_app.finetune.types`) and where it left the trained weights and raw scores."""
 
     config: TrainConfig
     method_params: SerializeAsAny[BaseModel] = Field(
         description="The method's own Config, parsed once when the run was planned (risk_app.run.plan); "
         "on disk, every parameter after validation."
     )
-    best_epoch: int
-    best_val_auc: float
     epochs_run: int
-    stopped_early: bool
-    trainable_params: int
-    total_params: int
-    trainable_percent: float
-    wall_seconds: float
-    peak_memory_mb: float
-    tokens_per_second: float
-    device: str
-    trainable_parameter_names: list[str] = Field(default_factory=list)
     texts_over_max_length: int = Field(
         default=0,
         description="Original (not augmented) texts longer than max_length tokens: the model read only "
@@ -116,11 +106,6 @@ class TrainingFacts(_Section):
     )
     longest_text_tokens: int = Field(default=0, description="Tokens of the longest original text.")
     history: list[EpochRecord] = Field(default_factory=list)
-    ppo_guard: PpoGuardVerdict | None = Field(
-        default=None,
-        description="rlhf only: whether the PPO policy or the supervised one it started from was kept "
-        "(PPO is discarded when it lowers validation AUC by more than the method's max_val_auc_drop).",
-    )
     trained_dir: str = Field(description="Folder with the trained weights and tokenizer.")
     mlflow_run_id: str = Field(default="", description="The MLflow run that logged training as it happened.")
     predictions_path: str = Field(description="Parquet of raw validation/test scores per application.")

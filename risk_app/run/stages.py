@@ -211,17 +211,15 @@ def record_training(
     run_dir = Path(record.run_dir)
     trained_dir = _save_trained(result, plan.method, run_dir / TRAINED_DIR)
     _save_predictions(result, examples, config, run_dir / PREDICTIONS_FILE)
-    summary = result.summary()
     lengths = _token_lengths(result.tokenizer, examples.loc[~examples["augmented"].astype(bool), "text"])
     facts = TrainingFacts(
         config=config,
         method_params=plan.method_config,
-        **{k: summary[k] for k in TrainingFacts.model_fields if k in summary},
-        trainable_parameter_names=list(result.trainable_parameter_names),
+        **result.numbers(),
+        epochs_run=len(result.history),
         texts_over_max_length=int((lengths > config.max_length).sum()),
         longest_text_tokens=int(lengths.max(initial=0)),
         history=[EpochRecord(**epoch) for epoch in result.history],
-        ppo_guard=result.ppo_guard,
         trained_dir=str(trained_dir),
         mlflow_run_id=mlflow_run_id,
         predictions_path=str(run_dir / PREDICTIONS_FILE),
