@@ -20,6 +20,7 @@ spec model itself lives in `data_contracts.spec_model`; this module loads, check
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,16 @@ def _load_file(path: Path, mtime_ns: int) -> DatasetSpec:
     return parse_spec(text, path)
 
 
+DATASET_ENV = "RISK_APP_DATASET"
+
+
+def default_dataset() -> str:
+    """The data set used where none is named (a command without --dataset, an empty launchpad
+    config, a file dropped directly into a landing folder): `$RISK_APP_DATASET` (a built-in name
+    or a spec file), else the built-in default."""
+    return os.environ.get(DATASET_ENV) or DEFAULT_DATASET
+
+
 def load_spec(name_or_path: str | Path | DatasetSpec | None = None) -> DatasetSpec:
     """The spec for a built-in name ("german_credit"), a spec file path, or the default (None).
 
@@ -136,6 +147,7 @@ def load_spec(name_or_path: str | Path | DatasetSpec | None = None) -> DatasetSp
 
 
 __all__ = [
+    "DATASET_ENV",
     "DEFAULT_DATASET",
     "SPEC_FILE_NAME",
     "ColumnSpec",
@@ -149,6 +161,7 @@ __all__ = [
     "Unit",
     "builtin_spec_path",
     "list_datasets",
+    "default_dataset",
     "load_spec",
     "parse_spec",
 ]

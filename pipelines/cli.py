@@ -2,6 +2,7 @@
 
     risk-app run                      # train on the bundled data, then score it
     risk-app run --data loans.csv --method lora --score-input new_apps.csv
+    risk-app run --source book --split out_of_time   # retrain on the labeled book, test on its newest month
 
 `run` executes the same jobs as the Dagster UI, in process, against the local instance in
 $DAGSTER_HOME, so its runs show up in `dagster dev` afterwards.
@@ -17,9 +18,24 @@ from typing import Annotated, Any
 
 import typer
 
+from data_contracts.spec import default_dataset
 from risk_app import paths
 from risk_app.cli.common import clear_errors, console, parse_params, print_table
 from risk_app.cli.main import app
+from risk_app.cli.options import (
+    AugmentOption,
+    BaseModelOption,
+    DataOption,
+    DatasetOption,
+    EpochsOption,
+    MethodOption,
+    ParamOption,
+    SourceOption,
+    SplitOption,
+    TestOnOption,
+    WindowOption,
+    given,
+)
 from risk_app.errors import RiskAppError
 
 QUIET = {"console": {"config": {"log_level": "WARNING"}}}
@@ -49,28 +65,22 @@ def failure_messages(result: Any) -> list[str]:
 
 def training_run_config(
     dataset: str,
-    data: Path | None,
-    method: str,
-    params: dict[str, Any],
-    base_model: str,
-    epochs: int,
+    source: dict[str, Any],
+    preparation: dict[str, Any],
+    training: dict[str, Any],
     augment: bool,
 ) -> dict[str, Any]:
-    """The training job's run config, as an analyst would fill the launchpad."""
+    """The training job's run config, as an analyst would fill the launchpad: `source`
+    (`risk_app.workflow.TrainingSource`), `preparation` (`risk_app.data.examples.PreparationConfig`)
+    and `training` (`TrainConfig`) hold only what the user gave; the configs' defaults fill the rest."""
     return {
         "loggers": QUIET,
         "ops": {
             "dataset_spec": {"config": {"dataset": dataset}},
-            "raw_applications": {"config": {"path": str(data) if data else ""}},
+            "raw_applications": {"config": source},
+            "training_examples": {"config": preparation},
             "augmented_training_examples": {"config": {"enabled": augment}},
-            "fine_tuned_model": {
-                "config": {
-                    "method": method,
-                    "method_params": params,
-                    "base_model": base_model,
-                    "epochs": epochs,
-                }
-            },
+            "fine_tuned_model": {"config": training},
         },
     }
 
@@ -141,17 +151,17 @@ def print_training_summary(record: Any) -> None:
 @app.command()
 @clear_errors
 def run(
-    dataset: Annotated[str, typer.Option(help="Data set: a built-in name or a spec file.")] = "german_credit",
-    data: Annotated[
-        Path | None, typer.Option(help="Labelled applications (default: the data set's file).")
-    ] = None,
-    method: Annotated[str, typer.Option(help="Fine-tuning method; see `risk-app methods`.")] = "lora",
-    param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter key=value.")] = [],  # noqa: B006
-    base_model: Annotated[
-        str, typer.Option(help="Hub id, local folder, .gguf file, catalogue name or tiny-qwen2.")
-    ] = "tiny-qwen2",
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 3,
-    augment: Annotated[bool, typer.Option(help="Augment the training split.")] = False,
+    dataset: DatasetOption = None,
+    data: DataOption = None,
+    source: SourceOption = "file",
+    window_months: WindowOption = 0,
+    split: SplitOption = "random",
+    test_on: TestOnOption = "latest_vintage",
+    method: MethodOption = None,
+    param: ParamOption = [],  # noqa: B006
+    base_model: BaseModelOption = None,
+    epochs: EpochsOption = None,
+    augment: AugmentOption = False,
     score_input: Annotated[
         Path | None, typer.Option(help="File to score afterwards (default: the training file).")
     ] = None,
@@ -167,8 +177,13 @@ def run(
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
     console.rule("training job")
+    training = {"method_params": parse_params(param, None), **given(method=method, base_model=base_model)}
     config = training_run_config(
-        dataset, data, method, parse_params(param, None), base_model, epochs, augment
+        dataset or default_dataset(),
+        {"source": source, "path": str(data or ""), "window_months": window_months},
+        {"split": split, "test_on": test_on},
+        {**training, **given(epochs=epochs)},
+        augment,
     )
     trained = defs.resolve_job_def("training_job").execute_in_process(
         run_config=config, instance=instance, raise_on_error=False

@@ -21,48 +21,12 @@ from pydantic.fields import FieldInfo
 
 from data_contracts.spec import DEFAULT_DATASET
 from risk_app.augment.config import AugmentConfig
+from risk_app.data import examples
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.registry import list_methods
 from risk_app.hybrid.config import HybridConfig, HybridStacker
 from risk_app.policy.credit import PolicyConfig
-
-
-class IngestConfig(dg.Config):
-    source: Literal["file", "book"] = Field(
-        default="file",
-        description="file: `path` (or the bundled file); book: the labeled book (scored applications "
-        "with a known outcome; declined ones excluded and counted).",
-    )
-    path: str = Field(
-        default="",
-        description="CSV or Parquet file of loan applications (empty: the data set's own bundled file).",
-    )
-    window_months: int = Field(
-        default=0, ge=0, description="source=book: train on the last N vintages with outcomes (0: all)."
-    )
-    reject_inference: Literal["none"] = Field(
-        default="none",
-        description="source=book: how declined applicants (no outcome) are treated; only 'none' "
-        "(excluded, counted) exists today.",
-    )
-
-
-class PreparationConfig(dg.Config):
-    seed: int = Field(default=42, description="Seed of the stratified 70/15/15 split.")
-    split: Literal["random", "out_of_time"] = Field(
-        default="random",
-        description="random: stratified by label; out_of_time: oldest train, newest test, on the "
-        "spec's date column.",
-    )
-    test_on: Literal["latest_vintage", "fractions"] = Field(
-        default="latest_vintage",
-        description="split=out_of_time: test on the newest month and validate on the month before, "
-        "or cut at the 70/15/15 fractions.",
-    )
-    exclude_fields: list[str] = Field(
-        default_factory=list,
-        description="Columns left out of the serialized text, e.g. the protected attributes.",
-    )
+from risk_app.workflow import TrainingSource
 
 
 def launchpad_config(
@@ -91,6 +55,10 @@ MethodName = Literal[tuple(name for name, _ in list_methods())]  # type: ignore[
 TrainingConfig = launchpad_config("TrainingConfig", TrainConfig, {"method": MethodName})
 # augmented_training_examples' launchpad: every AugmentConfig field, with its bounds and help.
 AugmentationConfig = launchpad_config("AugmentationConfig", AugmentConfig)
+# raw_applications' and training_examples' launchpads: the library's classes, which `risk-app
+# train --source/--split` fills too.
+IngestConfig = launchpad_config("IngestConfig", TrainingSource)
+PreparationConfig = launchpad_config("PreparationConfig", examples.PreparationConfig)
 
 
 class FineTuneConfig(TrainingConfig):  # type: ignore[misc, valid-type]

@@ -35,8 +35,7 @@ from typing import Any
 
 import dagster as dg
 
-from data_contracts.spec import DEFAULT_DATASET as DEFAULT_DATASET_NAME
-from data_contracts.spec import load_spec
+from data_contracts.spec import default_dataset, load_spec
 from pipelines.assets.outcomes import outcome_files, vintages
 from pipelines.assets.overrides import override_files
 from pipelines.assets.scoring import landing_files
@@ -64,7 +63,6 @@ from risk_app.outcomes.book import vintage_outcome_counts
 from risk_app.outcomes.routing import (
     dataset_folders,
     dataset_spec_named,
-    default_dataset,
     known_dataset_names,
     outcomes_landing_dir,
     vintage_key,
@@ -258,7 +256,7 @@ def outcome_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
 def override_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Analyst override files in `landing_overrides/` are taken in once each, one `overrides`
     partition and run per file content (data set: $RISK_APP_DATASET)."""
-    dataset = os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET_NAME
+    dataset = default_dataset()
     state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     requests, keys = [], []
     for file in new_complete_files(overrides_landing_dir(), state, time.time(), stable_seconds()):

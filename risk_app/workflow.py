@@ -3,7 +3,8 @@
     config = TrainConfig(method="lora")
     spec = spec_counting_tokens_of("german_credit", config.base_model)  # free-text budgets in its tokens
     validation = ingest_and_validate("loans.csv", spec=spec)
-    examples = prepare_examples(validation.valid, spec=spec, seed=42)
+    # or the labeled book: _, validation = validate_for_training(TrainingSource(source="book"), spec)
+    examples = prepare_examples(validation.valid, spec=spec, seed=42)  # split="out_of_time": by date
     record = train_run(validation.valid, examples, config, spec=spec)
     record = register_run(record, model_name="german_credit")   # risk_app.run.register
 
@@ -27,22 +28,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data_contracts.spec import load_spec
 from data_contracts.spec_text import ESTIMATED_TOKENS
 from risk_app import paths
 from risk_app.augment.config import AugmentConfig
 from risk_app.augment.pipeline import augment_training_examples
-from risk_app.data.examples import build_training_examples
+from risk_app.data.examples import PreparationConfig, prepare_training_examples
 from risk_app.data.load import load_applications
+from risk_app.data.split import SplitKind
 from risk_app.data.validate import ValidationResult, validate_applications
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.finetune.config import TrainConfig
 from risk_app.hybrid.config import HybridConfig
 from risk_app.hybrid.stage import check_hybrid, stack_hybrid
+from risk_app.outcomes.book import BookExtract, RejectInference, book_training_frame
 from risk_app.policy.credit import PolicyConfig
 from risk_app.run.dataset import spec_counting_tokens_of
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
@@ -59,6 +63,59 @@ from risk_app.run.stages import (
 )
 
 
+class TrainingSource(BaseModel):
+    """Where a training run's applications come from: a file, or the labeled book (the scored
+    applications whose outcome is known; the CLI's `train --source book` and the Dagster
+    launchpad's `raw_applications` config are both this class)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["file", "book"] = Field(
+        default="file",
+        description="file: `path` (or the bundled file); book: the labeled book (scored applications "
+        "with a known outcome; declined ones excluded and counted).",
+    )
+    path: str = Field(
+        default="",
+        description="CSV or Parquet file of loan applications (empty: the data set's own bundled file).",
+    )
+    window_months: int = Field(
+        default=0, ge=0, description="source=book: train on the last N vintages with outcomes (0: all)."
+    )
+    reject_inference: RejectInference = Field(
+        default="none",
+        description="source=book: how declined applicants (no outcome) are treated; only 'none' "
+        "(excluded, counted) exists today.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainingSource:
+        if self.source == "book" and self.path:
+            raise ValueError(f"path {self.path!r} names a file, source=book the labeled book: give one")
+        return self
+
+
+@dataclass(frozen=True)
+class TrainingApplications:
+    """Applications read for training, as written (not validated yet)."""
+
+    frame: pd.DataFrame
+    source: str  # the file, or "labeled book of <data set> (vintages <first>..<last>)"
+    book: BookExtract | None = None  # what the book left out and why (source=book)
+
+
+def read_training_applications(source: TrainingSource, spec: Any = None) -> TrainingApplications:
+    """The applications `source` names: the file's rows, or the book's rows with an outcome."""
+    spec = load_spec(spec)
+    if source.source == "book":
+        extract = book_training_frame(
+            spec, window_months=source.window_months, reject_inference=source.reject_inference
+        )
+        return TrainingApplications(extract.frame.copy(), extract.source, extract)
+    path = source.path or str(spec.data_path)
+    return TrainingApplications(load_applications(path, spec=spec), path)
+
+
 def ingest_and_validate(
     path: str | Path, require_target: bool | None = True, spec: Any = None
 ) -> ValidationResult:
@@ -73,11 +130,27 @@ def ingest_and_validate(
     return validate_applications(frame, source=str(path), require_target=require_target, spec=spec)
 
 
+def validate_for_training(
+    source: TrainingSource, spec: Any = None
+) -> tuple[TrainingApplications, ValidationResult]:
+    """Read the applications `source` names and validate them as training data."""
+    read = read_training_applications(source, spec)
+    return read, validate_applications(read.frame, source=read.source, spec=spec)
+
+
 def prepare_examples(
-    valid: pd.DataFrame, seed: int = 42, exclude_fields: Sequence[str] = (), spec: Any = None
+    valid: pd.DataFrame,
+    seed: int = 42,
+    exclude_fields: Sequence[str] = (),
+    spec: Any = None,
+    *,
+    split: SplitKind = "random",
+    test_on: Literal["latest_vintage", "fractions"] = "latest_vintage",
 ) -> pd.DataFrame:
-    """Serialize each valid application to text and assign its stratified 70/15/15 split."""
-    return build_training_examples(valid, seed=seed, exclude_fields=tuple(exclude_fields), spec=spec)
+    """Serialize each valid application to text and assign its split: stratified 70/15/15 at
+    random, or out of time (`risk_app.data.examples.PreparationConfig`)."""
+    config = PreparationConfig(seed=seed, exclude_fields=list(exclude_fields), split=split, test_on=test_on)
+    return prepare_training_examples(valid, config, spec=spec)
 
 
 def augment_examples(

@@ -1,21 +1,18 @@
 """Data assets: the data set's spec, ingest, validate against the spec, serialize, split, augment."""
 
-import os
-
 import dagster as dg
 import pandas as pd
 
-from data_contracts.spec import DatasetSpec, load_spec
+from data_contracts.spec import DatasetSpec, default_dataset, load_spec
 from pipelines.configs import AugmentationConfig, DatasetConfig, IngestConfig, PreparationConfig
 from pipelines.metadata import table, user_errors, validation_counts
 from risk_app import workflow
 from risk_app.augment.config import AugmentConfig
 from risk_app.augment.pipeline import augment_training_examples
-from risk_app.data.examples import build_training_examples
-from risk_app.data.load import load_applications
+from risk_app.config_errors import validated
+from risk_app.data import examples as data_examples
 from risk_app.data.validate import validate_applications
 from risk_app.errors import RiskAppError
-from risk_app.outcomes.book import book_training_frame, latest_vintage_fractions
 
 
 def _role(spec: DatasetSpec, column: str) -> str:
@@ -35,7 +32,7 @@ def _role(spec: DatasetSpec, column: str) -> str:
 @user_errors
 def dataset_spec(context: dg.AssetExecutionContext, config: DatasetConfig) -> dg.Output[DatasetSpec]:
     """The data set's declared contract: columns, roles, labels, protected attributes."""
-    spec = load_spec(config.dataset or _last_dataset(context) or os.environ.get("RISK_APP_DATASET") or None)
+    spec = load_spec(config.dataset or _last_dataset(context) or default_dataset())
     if not config.dataset:
         context.log.info(f"data set {spec.name} (none typed: the last run's, else $RISK_APP_DATASET)")
     columns = pd.DataFrame(
@@ -81,32 +78,20 @@ def _last_dataset(context: dg.AssetExecutionContext) -> str | None:
 @user_errors
 def raw_applications(config: IngestConfig, dataset_spec: DatasetSpec) -> dg.Output[pd.DataFrame]:
     """Loan applications as read from a CSV or Parquet file, or from the labeled book."""
-    if config.source == "book":
-        return _from_book(config, dataset_spec)
-    path = config.path or str(dataset_spec.data_path)
-    frame = load_applications(path, spec=dataset_spec)
-    frame["source_file"] = path
-    return dg.Output(frame, metadata={"source_file": path, "rows": len(frame), "columns": frame.shape[1]})
-
-
-def _from_book(config: IngestConfig, spec: DatasetSpec) -> dg.Output[pd.DataFrame]:
-    """Rows with a known outcome from the labeled book, with what was left out and why."""
-    extract = book_training_frame(
-        spec, window_months=config.window_months, reject_inference=config.reject_inference
-    )
-    frame = extract.frame.copy()
-    frame["source_file"] = extract.source
-    return dg.Output(
-        frame,
-        metadata={
-            "source_file": extract.source,
+    source = validated(workflow.TrainingSource, config.model_dump(), "raw_applications config")
+    read = workflow.read_training_applications(source, dataset_spec)
+    frame = read.frame.assign(source_file=read.source)
+    metadata = {"source_file": read.source, "rows": len(frame), "columns": frame.shape[1]}
+    if read.book is not None:  # what the book left out and why
+        metadata = {
+            "source_file": read.source,
             "rows": len(frame),
-            "vintages": dg.MetadataValue.json(extract.vintages),
-            **{f"book_{k}": v for k, v in extract.counts.items()},
-            "outside_window": extract.outside_window,
-            "excluded": dg.MetadataValue.md("\n".join(f"- {n}" for n in extract.notes)),
-        },
-    )
+            "vintages": dg.MetadataValue.json(read.book.vintages),
+            **{f"book_{k}": v for k, v in read.book.counts.items()},
+            "outside_window": read.book.outside_window,
+            "excluded": dg.MetadataValue.md("\n".join(f"- {n}" for n in read.book.notes)),
+        }
+    return dg.Output(frame, metadata=metadata)
 
 
 @dg.multi_asset(
@@ -155,22 +140,8 @@ def training_examples(
 ) -> dg.Output[pd.DataFrame]:
     """Each application as text (the spec's template) with its split: seeded 70/15/15 at random,
     or out of time (by default the newest vintage is the test set, the one before validates)."""
-    if config.split == "random":
-        examples = workflow.prepare_examples(
-            valid_applications, seed=config.seed, exclude_fields=config.exclude_fields, spec=dataset_spec
-        )
-    else:
-        fractions = (0.7, 0.15, 0.15)
-        if config.test_on == "latest_vintage" and dataset_spec.date_column in valid_applications:
-            fractions = latest_vintage_fractions(valid_applications[dataset_spec.date_column])
-        examples = build_training_examples(
-            valid_applications,
-            seed=config.seed,
-            exclude_fields=tuple(config.exclude_fields),
-            fractions=fractions,
-            spec=dataset_spec,
-            split="out_of_time",
-        )
+    preparation = data_examples.PreparationConfig.model_validate(config.model_dump())
+    examples = data_examples.prepare_training_examples(valid_applications, preparation, spec=dataset_spec)
     by_split = examples.groupby("split")["default"].agg(["size", "mean"]).reset_index()
     by_split.columns = ["split", "rows", "default_rate"]
     return dg.Output(

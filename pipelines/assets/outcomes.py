@@ -13,12 +13,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
+from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, default_dataset, load_spec
 from pipelines.assets.landed import file_report_result, landed_file
 from pipelines.metadata import table, user_errors
 from pipelines.resources import RiskAppSettings
 from risk_app.errors import RiskAppError
-from risk_app.landing import find_landing_file, landing_key
+from risk_app.landing import find_landing_file
 from risk_app.outcomes import book as book_lib
 from risk_app.outcomes import store
 from risk_app.outcomes.backtest import backtest_markdown, record_backtest
@@ -28,7 +28,6 @@ from risk_app.outcomes.routing import (
     dataset_folders,
     dataset_of_path,
     dataset_spec_named,
-    default_dataset,
     known_dataset_names,
     outcomes_landing_dir,
     split_vintage_key,
@@ -63,11 +62,6 @@ class OutcomeFileConfig(OutcomeDatasetConfig):
     expected_file_id: str = Field(
         default="", description="sha256 the sensor saw; the run fails if the file no longer has it."
     )
-
-
-def outcome_partition_key(file_name: str, file_id: str) -> str:
-    """One partition per (outcome file name, content): `risk_app.landing.landing_key`."""
-    return landing_key(file_name, file_id)
 
 
 def _landing_file(key: str) -> tuple[Path, str]:

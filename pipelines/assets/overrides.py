@@ -9,12 +9,10 @@ calls `risk_app.overrides.monitor`: override rates per grade, reason and analyst
 outcome of overridden approvals against the model's PD.
 """
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
-from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
+from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, default_dataset, load_spec
 from pipelines.assets.landed import file_report_result, landed_file
 from pipelines.metadata import table, user_errors
 from pipelines.resources import RiskAppSettings
@@ -40,7 +38,7 @@ class OverrideFileConfig(dg.Config):
     )
 
     def spec(self) -> DatasetSpec:
-        return load_spec(self.dataset or os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET)
+        return load_spec(self.dataset or default_dataset())
 
 
 @dg.asset(
@@ -85,7 +83,7 @@ class OverrideMonitoringConfig(dg.Config):
 def override_monitoring(config: OverrideMonitoringConfig, settings: RiskAppSettings) -> dg.MaterializeResult:
     """Override rates (low and high side) per grade, reason and analyst against the limit, and
     whether the analysts' overridden approvals defaulted less than the model predicted."""
-    spec = load_spec(config.dataset or os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET)
+    spec = load_spec(config.dataset or default_dataset())
     report = monitor_overrides(
         spec, max_rate=settings.max_override_rate, min_decisions=settings.override_min_decisions
     )

@@ -18,7 +18,7 @@ import typer
 from pydantic import create_model
 from rich.table import Table
 
-from data_contracts.spec import DEFAULT_DATASET, load_spec
+from data_contracts.spec import default_dataset, load_spec
 from risk_app import paths
 from risk_app.atomic import atomic_write_text
 from risk_app.cli.bases import bases_app
@@ -26,6 +26,20 @@ from risk_app.cli.common import clear_errors, console, parse_config, parse_param
 from risk_app.cli.datasets import datasets_app
 from risk_app.cli.federated import federated_app
 from risk_app.cli.models import models_app, reconcile_first
+from risk_app.cli.options import (
+    AugmentOption,
+    BaseModelOption,
+    DataOption,
+    DatasetOption,
+    EpochsOption,
+    MethodOption,
+    ParamOption,
+    SourceOption,
+    SplitOption,
+    TestOnOption,
+    WindowOption,
+    given,
+)
 from risk_app.cli.outcomes import outcomes_app
 from risk_app.cli.overrides import overrides_app
 from risk_app.cli.scoring import scoring_app
@@ -89,7 +103,7 @@ def augmenters() -> None:
 @clear_errors
 def validate(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet file.")],
-    dataset: Annotated[str, typer.Option(help="Data set: a built-in name or a spec file.")] = DEFAULT_DATASET,
+    dataset: DatasetOption = None,
 ) -> None:
     """Check a file against a data set's contract and show what would be quarantined.
 
@@ -97,7 +111,7 @@ def validate(
     # CLI start-up: the workflow imports torch and transformers; only this command needs them.
     from risk_app.workflow import ingest_and_validate
 
-    result = ingest_and_validate(input, require_target=None, spec=dataset)
+    result = ingest_and_validate(input, require_target=None, spec=dataset or default_dataset())
     console.print(f"{input}: {result.n_in} rows: {result.n_valid} valid, {result.n_quarantined} quarantined")
     if result.n_quarantined:
         # One sentence per failure (file, row, field, value, why): a table of seven columns does not
@@ -112,20 +126,20 @@ def validate(
 @app.command()
 @clear_errors
 def train(
-    data: Annotated[
-        Path | None, typer.Option(help="Labelled applications (default: the data set's own file).")
-    ] = None,
-    dataset: Annotated[str, typer.Option(help="Data set: a built-in name or a spec file.")] = DEFAULT_DATASET,
-    method: Annotated[str, typer.Option(help="Fine-tuning method; see `risk-app methods`.")] = "lora",
-    param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter key=value.")] = [],  # noqa: B006
+    data: DataOption = None,
+    dataset: DatasetOption = None,
+    source: SourceOption = "file",
+    window_months: WindowOption = 0,
+    split: SplitOption = "random",
+    test_on: TestOnOption = "latest_vintage",
+    method: MethodOption = None,
+    param: ParamOption = [],  # noqa: B006
     params_json: Annotated[str | None, typer.Option(help="Method parameters as a JSON object.")] = None,
-    base_model: Annotated[
-        str, typer.Option(help="Hub id, local folder, .gguf file, catalogue name or tiny-qwen2.")
-    ] = "tiny-qwen2",
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    base_model: BaseModelOption = None,
+    epochs: EpochsOption = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for split, init and shuffling.")] = 42,
-    augment: Annotated[bool, typer.Option(help="Augment the training split with nlpaug.")] = False,
+    augment: AugmentOption = False,
     exclude_protected: Annotated[
         bool, typer.Option(help="Leave protected attributes out of the text.")
     ] = False,
@@ -160,49 +174,58 @@ def train(
     `--set` takes any TrainConfig field and `--policy` any PolicyConfig field (a mistake lists
     the allowed keys), so the CLI never lags behind the library's configs.
     """
-    # CLI start-up: policy and training configs import scikit-learn and torch.
+    # CLI start-up: policy, data and training configs import scikit-learn and torch.
+    from risk_app.data.examples import PreparationConfig
     from risk_app.finetune.config import TrainConfig
     from risk_app.policy.credit import PolicyConfig
+    from risk_app.workflow import TrainingSource
 
-    spec = load_spec(dataset)
-    training = {"epochs": epochs, "learning_rate": learning_rate, "max_train_rows": max_train_rows}
+    spec = load_spec(dataset or default_dataset())
     config = parse_config(
         TrainConfig,
         {
-            "method": method,
             "method_params": parse_params(param, params_json),
-            "base_model": base_model,
             "seed": seed,
-            **{k: v for k, v in training.items() if v is not None},
+            **given(
+                method=method, base_model=base_model, epochs=epochs, learning_rate=learning_rate,
+                max_train_rows=max_train_rows,
+            ),
             **parse_params(setting, None),
         },
+    )  # fmt: skip
+    training_source = parse_config(
+        TrainingSource, {"source": source, "path": str(data or ""), "window_months": window_months}
     )
+    preparation = parse_config(
+        PreparationConfig,
+        {"seed": config.seed, "split": split, "test_on": test_on,
+         "exclude_fields": list(spec.protected_columns) if exclude_protected else []},
+    )  # fmt: skip
     cap = {} if max_decline_rate is None else {"max_decline_rate": max_decline_rate}
     policy_config = parse_config(PolicyConfig, {**cap, **parse_params(policy, None)})
     if resume:
         _resume(resume, policy_config, register, nproc)
         return
-    exclude = tuple(spec.protected_columns) if exclude_protected else ()
-    record = _train_from_file(
-        data or spec.data_path, spec, config, policy_config, exclude, augment, nproc, hybrid=hybrid
-    )
+    record = _train(training_source, spec, config, policy_config, preparation, augment, nproc, hybrid=hybrid)
     if register:
         _register_and_report(record)
 
 
-def _train_from_file(
-    data: Path,
+def _train(
+    source: Any,
     spec: Any,
     config: Any,
     policy_config: Any,
-    exclude: tuple[str, ...],
+    preparation: Any,
     augment: bool,
     nproc: int,
     hybrid: str = "none",
 ) -> Any:
-    """Validate, prepare and train one run on a file; print its summary; return its record."""
+    """Validate, prepare and train one run on a file or the labeled book; print its summary;
+    return its record."""
     # CLI start-up: training imports torch, transformers and mlflow; only `train` needs them.
     from risk_app import workflow
+    from risk_app.data.examples import prepare_training_examples
     from risk_app.run.render import policy_sentence, summary_rows, training_notes
 
     # Checked once, before the data loads: method parameters, processes, hybrid.
@@ -210,17 +233,16 @@ def _train_from_file(
     # Free-text budgets (text.max_tokens) count the base model's tokens, in training and scoring.
     spec = workflow.spec_counting_tokens_of(spec, config.base_model)
     with console.status("validating data"):
-        validation = workflow.ingest_and_validate(data, spec=spec)
-        examples = workflow.prepare_examples(
-            validation.valid, seed=config.seed, exclude_fields=exclude, spec=spec
-        )
-    console.print(
-        f"{data}: {validation.n_valid} valid, {validation.n_quarantined} quarantined of {validation.n_in}"
-    )
+        read, validation = workflow.validate_for_training(source, spec=spec)
+        examples = prepare_training_examples(validation.valid, preparation, spec=spec)
+    counts = f"{validation.n_valid} valid, {validation.n_quarantined} quarantined of {validation.n_in}"
+    console.print(f"{read.source}: {counts}", highlight=False)
+    for note in read.book.notes if read.book is not None else ():
+        console.print(f"  {note}", highlight=False)
     if augment:
         examples = workflow.augment_examples(examples, validation.valid, seed=config.seed, spec=spec)
     record = workflow.train_run(
-        validation.valid, examples, planned, policy_config, spec=spec, source=str(data),
+        validation.valid, examples, planned, policy_config, spec=spec, source=read.source,
         split_seed=config.seed,
     )  # fmt: skip
     print_table("Test metrics (same split)", summary_rows(record))
@@ -312,11 +334,9 @@ def score(
 @app.command("compare-methods")
 @clear_errors
 def compare_methods_command(
-    dataset: Annotated[str, typer.Option(help="Data set: a built-in name or a spec file.")] = DEFAULT_DATASET,
-    data: Annotated[Path | None, typer.Option(help="Labelled file (default: the data set's own).")] = None,
-    base_model: Annotated[
-        str, typer.Option(help="Hub id, local folder, .gguf file, catalogue name or tiny-qwen2.")
-    ] = "tiny-qwen2",
+    dataset: DatasetOption = None,
+    data: DataOption = None,
+    base_model: BaseModelOption = None,
     methods_: Annotated[
         list[str], typer.Option("--method", "-m", help="Only these methods (default: all registered).")
     ] = [],  # noqa: B006
@@ -334,8 +354,8 @@ def compare_methods_command(
     from risk_app.finetune import compare
     from risk_app.finetune.config import TrainConfig
 
-    spec = load_spec(dataset)
-    values = {"base_model": base_model, "epochs": epochs, "seed": seed, **parse_params(setting, None)}
+    spec = load_spec(dataset or default_dataset())
+    values = {"epochs": epochs, "seed": seed, **given(base_model=base_model), **parse_params(setting, None)}
     base = parse_config(TrainConfig, values)
     variants = compare.select_variants(methods_)
     validation = workflow.ingest_and_validate(data or spec.data_path, spec=spec)

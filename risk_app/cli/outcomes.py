@@ -22,16 +22,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from data_contracts.spec import load_spec
+from data_contracts.spec import default_dataset, load_spec
+from risk_app.cli.options import DatasetOption
 from risk_app.errors import RiskAppError
 
 outcomes_app = typer.Typer(
     no_args_is_help=True, help="Outcomes: take in outcome files, the labeled book, backtests."
 )
 _console = Console()
-DatasetOption = Annotated[
-    str, typer.Option("--dataset", "-d", help="Data set: a built-in name or a spec file.")
-]
 
 
 def _fail(exc: RiskAppError) -> typer.Exit:
@@ -52,14 +50,14 @@ def _print_frame(title: str, frame: object, max_rows: int = 40) -> None:
 @outcomes_app.command("add")
 def add(
     file: Annotated[Path, typer.Argument(help="Outcome file (CSV or Parquet): id, label, observation_date.")],
-    dataset: DatasetOption = "german_credit",
+    dataset: DatasetOption = None,
 ) -> None:
     """Take in one outcome file, exactly once; quarantined rows are listed with their reason."""
     # CLI start-up: the outcome store imports duckdb; only the `outcomes` commands need it.
     from risk_app.outcomes.ingest import add_outcome_file
 
     try:
-        report = add_outcome_file(file, dataset, origin="cli")
+        report = add_outcome_file(file, dataset or default_dataset(), origin="cli")
     except RiskAppError as exc:
         raise _fail(exc) from None
     _console.print(report.message, highlight=False)
@@ -68,13 +66,13 @@ def add(
 
 
 @outcomes_app.command("book")
-def book(dataset: DatasetOption = "german_credit") -> None:
+def book(dataset: DatasetOption = None) -> None:
     """The labeled book per vintage: scored = with outcome + pending + declined."""
     # CLI start-up: the outcome store imports duckdb; only the `outcomes` commands need it.
     from risk_app.outcomes.book import book_counts, labeled_book, vintage_counts
 
     try:
-        spec = load_spec(dataset)
+        spec = load_spec(dataset or default_dataset())
         frame = labeled_book(spec)
     except RiskAppError as exc:
         raise _fail(exc) from None
@@ -90,7 +88,7 @@ def book(dataset: DatasetOption = "german_credit") -> None:
 
 @outcomes_app.command("backtest")
 def backtest(
-    dataset: DatasetOption = "german_credit",
+    dataset: DatasetOption = None,
     vintage: Annotated[str | None, typer.Option(help="One vintage (YYYY-MM); default: all.")] = None,
     card: Annotated[bool, typer.Option(help="Print the champion's model card with its backtest.")] = False,
     model_name: Annotated[
@@ -104,7 +102,7 @@ def backtest(
     from risk_app.outcomes.report import champion_card_with_backtest
 
     try:
-        spec = load_spec(dataset)
+        spec = load_spec(dataset or default_dataset())
         frame = labeled_book(spec)
         chosen = [vintage] if vintage else sorted(vintage_outcome_counts(spec))
         if not chosen:

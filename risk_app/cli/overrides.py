@@ -23,6 +23,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data_contracts.spec import default_dataset
+from risk_app.cli.options import DatasetOption
 from risk_app.errors import ConfigError, RiskAppError
 
 overrides_app = typer.Typer(no_args_is_help=True, help="Analyst overrides: the override ledger.")
@@ -47,9 +49,7 @@ def reason_codes_in_force(option: str | None) -> tuple[str, ...]:
 @overrides_app.command("add")
 def add(
     file: Annotated[Path, typer.Argument(help="Override file (CSV or Parquet), one row per override.")],
-    dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help="Data set: a built-in name or a spec file.")
-    ] = "german_credit",
+    dataset: DatasetOption = None,
     reason_codes: Annotated[
         str | None,
         typer.Option(help=f"Comma-separated reason codes in force (default: ${REASON_CODES_ENV})."),
@@ -61,7 +61,7 @@ def add(
 
     try:
         report = add_override_file(
-            file, dataset, reason_codes=reason_codes_in_force(reason_codes), origin="cli"
+            file, dataset or default_dataset(), reason_codes=reason_codes_in_force(reason_codes), origin="cli"
         )
     except RiskAppError as exc:
         _console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)

@@ -2,7 +2,10 @@
 
 `build_training_examples` turns validated applications into (text, default, split) rows with
 the data set's serialization template (`spec`), split at random (stratified, seeded) or out of
-time (oldest applications train, newest test, on the spec's `date_column`). Augmentation
+time (oldest applications train, newest test, on the spec's `date_column`).
+`prepare_training_examples` does it as a `PreparationConfig` says (the CLI's `train --split`
+and the Dagster launchpad's `training_examples` config are both that class): out of time, by
+default the newest month is the test set and the month before validates. Augmentation
 later appends rows with `augmented=True` and the original's id in `source_application_id`;
 the split is by that source id.
 
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.data.serialize import serialize_frame
-from risk_app.data.split import SplitKind, assign_split, out_of_time_split
+from risk_app.data.split import SplitKind, assign_split, latest_vintage_fractions, out_of_time_split
 from risk_app.errors import ConfigError
 
 ID_COLUMN = "application_id"
@@ -85,6 +90,46 @@ def build_training_examples(
     return examples[list(EXAMPLE_COLUMNS)]
 
 
+class PreparationConfig(BaseModel):
+    """How validated applications become training examples: which fields the text leaves out
+    and how the rows are split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = Field(default=42, description="Seed of the stratified 70/15/15 split.")
+    split: SplitKind = Field(
+        default="random",
+        description="random: stratified by label; out_of_time: oldest train, newest test, on the "
+        "spec's date column.",
+    )
+    test_on: Literal["latest_vintage", "fractions"] = Field(
+        default="latest_vintage",
+        description="split=out_of_time: test on the newest month and validate on the month before, "
+        "or cut at the 70/15/15 fractions.",
+    )
+    exclude_fields: list[str] = Field(
+        default_factory=list,
+        description="Columns left out of the serialized text, e.g. the protected attributes.",
+    )
+
+
+def prepare_training_examples(
+    valid_df: pd.DataFrame, config: PreparationConfig, spec: DatasetSpec | str | None = None
+) -> pd.DataFrame:
+    """`build_training_examples` as `config` says; out of time on the latest vintage, the cut
+    points fall on the month boundaries (`latest_vintage_fractions`)."""
+    spec = load_spec(spec)
+    fractions = (0.7, 0.15, 0.15)
+    dated = spec.date_column is not None and spec.date_column in valid_df.columns
+    if config.split == "out_of_time" and config.test_on == "latest_vintage" and dated:
+        fractions = latest_vintage_fractions(valid_df[spec.date_column])
+    # Undated data fall through to build_training_examples, which names the missing date column.
+    return build_training_examples(
+        valid_df, seed=config.seed, exclude_fields=tuple(config.exclude_fields), fractions=fractions,
+        spec=spec, split=config.split,
+    )  # fmt: skip
+
+
 def data_hash(df: pd.DataFrame) -> str:
     """SHA-256 (hex) of the frame's content: same data, same hash, whatever the column order.
 
@@ -103,4 +148,10 @@ def data_hash(df: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["EXAMPLE_COLUMNS", "build_training_examples", "data_hash"]
+__all__ = [
+    "EXAMPLE_COLUMNS",
+    "PreparationConfig",
+    "build_training_examples",
+    "data_hash",
+    "prepare_training_examples",
+]

@@ -9,6 +9,8 @@ are sorted first: the result depends on the seed and the data, never on row orde
 `out_of_time_split` is what a lender validates a scorecard with: sort by application date,
 the oldest `fractions[0]` train, the next `fractions[1]` validate, the newest test. Rows of one
 date never straddle two splits, so the test period starts strictly after training ends.
+`latest_vintage_fractions` picks the fractions that test on the newest month and validate on
+the month before (a retrain on the labeled book).
 """
 
 from __future__ import annotations
@@ -115,4 +117,33 @@ def out_of_time_split(dates: pd.Series, fractions: Sequence[float] = (0.7, 0.15,
     return result
 
 
-__all__ = ["SPLITS", "SplitKind", "assign_split", "check_fractions", "out_of_time_split"]
+def latest_vintage_fractions(dates: pd.Series) -> tuple[float, float, float]:
+    """Split fractions that make `out_of_time_split` test on the newest month and validate on the
+    month before: (train, validation, test) from the row counts per month.
+
+    Half a row is moved between the fractions so the cumulative cut points fall strictly inside
+    a month boundary (the split rounds cut points up).
+    """
+    months = pd.to_datetime(dates).dt.strftime("%Y-%m")
+    per_month = months.value_counts().sort_index()
+    if len(per_month) < 3:
+        raise ConfigError(
+            "an out-of-time split on the latest vintage needs at least 3 months of data, "
+            f"got {len(per_month)}"
+        )
+    n = float(len(months))
+    test, validation = float(per_month.iloc[-1]), float(per_month.iloc[-2])
+    train = n - test - validation
+    fractions = ((train - 0.5) / n, validation / n, (test + 0.5) / n)
+    assert math.isclose(sum(fractions), 1.0)
+    return fractions
+
+
+__all__ = [
+    "SPLITS",
+    "SplitKind",
+    "assign_split",
+    "check_fractions",
+    "latest_vintage_fractions",
+    "out_of_time_split",
+]

@@ -30,7 +30,6 @@ option for later; `reject_inference` accepts only "none" today and says so.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -277,28 +276,6 @@ def book_training_frame(
     )
 
 
-def latest_vintage_fractions(dates: pd.Series) -> tuple[float, float, float]:
-    """Split fractions that make `out_of_time_split` test on the newest month and validate on the
-    month before: (train, validation, test) from the row counts per month.
-
-    Half a row is moved between the fractions so the cumulative cut points fall strictly inside
-    a month boundary (the split rounds cut points up).
-    """
-    months = pd.to_datetime(dates).dt.strftime("%Y-%m")
-    per_month = months.value_counts().sort_index()
-    if len(per_month) < 3:
-        raise ConfigError(
-            "an out-of-time split on the latest vintage needs at least 3 months of data, "
-            f"got {len(per_month)}"
-        )
-    n = float(len(months))
-    test, validation = float(per_month.iloc[-1]), float(per_month.iloc[-2])
-    train = n - test - validation
-    fractions = ((train - 0.5) / n, validation / n, (test + 0.5) / n)
-    assert math.isclose(sum(fractions), 1.0)
-    return fractions
-
-
 __all__ = [
     "STATUSES",
     "BookExtract",
@@ -310,7 +287,6 @@ __all__ = [
     "check_book_accounting",
     "check_reject_inference",
     "labeled_book",
-    "latest_vintage_fractions",
     "vintage_counts",
     "vintage_outcome_counts",
 ]

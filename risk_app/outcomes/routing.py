@@ -19,11 +19,10 @@ Backtest vintages are partitioned per data set: `<data set>/<YYYY-MM>` (`vintage
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
-from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, list_datasets, load_spec
+from data_contracts.spec import DatasetSpec, default_dataset, list_datasets, load_spec
 from risk_app import paths
 from risk_app.errors import RiskAppError
 
@@ -33,11 +32,6 @@ def outcomes_landing_dir() -> Path:
     folder = paths.home() / "landing_outcomes"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def default_dataset() -> str:
-    """The data set of files dropped directly into `landing_outcomes/` (and of empty configs)."""
-    return os.environ.get("RISK_APP_DATASET") or DEFAULT_DATASET
 
 
 def dataset_spec_named(name: str) -> DatasetSpec:
@@ -94,7 +88,6 @@ __all__ = [
     "dataset_folders",
     "dataset_of_path",
     "dataset_spec_named",
-    "default_dataset",
     "known_dataset_names",
     "outcomes_landing_dir",
     "split_vintage_key",

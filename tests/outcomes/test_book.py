@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from risk_app.data.split import out_of_time_split
+from risk_app.data.split import latest_vintage_fractions, out_of_time_split
 from risk_app.data.validate import validate_applications
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.outcomes.book import (
@@ -15,7 +15,6 @@ from risk_app.outcomes.book import (
     book_ready_for_training,
     book_training_frame,
     labeled_book,
-    latest_vintage_fractions,
     vintage_counts,
 )
 from risk_app.outcomes.ingest import add_outcome_file
