@@ -185,14 +185,6 @@ def check_against_book(
     return accepted, quarantine
 
 
-def validate_outcomes(
-    frame: pd.DataFrame, source: str, spec: DatasetSpec, book: pd.DataFrame, earlier: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(accepted rows, quarantine table) of an outcome file; rows in = accepted + quarantined."""
-    typed, contract = check_contract(frame, source, spec)
-    return check_against_book(frame, typed, contract, source, spec, book, earlier)
-
-
 def _outcome_rows(
     accepted: pd.DataFrame, spec: DatasetSpec, file_id: str, source: str, now: pd.Timestamp
 ) -> pd.DataFrame:
@@ -298,5 +290,4 @@ __all__ = [
     "outcome_files",
     "outcomes_landing_dir",
     "read_outcome_file",
-    "validate_outcomes",
 ]

@@ -97,7 +97,6 @@ __all__ = [
     "ResolvedModel",
     "RiskModelPyfunc",
     "decide_and_record",
-    "evaluate_promotion",
     "list_versions",
     "load_by_alias",
     "promote_if_better",
@@ -249,16 +248,6 @@ def _record_verdict(
     _tag(client, name, target, "promotion_decision", verdict)
     _tag(client, name, target, "promotion_reason", decision.reason)
     return record
-
-
-def evaluate_promotion(name: str, version: str | int, rule: PromotionRule | None = None) -> PromotionDecision:
-    """The verdict of `rule` for `version` against the current champion; changes nothing.
-
-    `details["champion_version"]` names the champion it was made against, so `record_decision`
-    can tell when the champion moved in between.
-    """
-    client = _client()
-    return _decide_against_champion(client, name, version, rule or PromotionRule())[2]
 
 
 def decide_and_record(

@@ -22,19 +22,9 @@ from risk_app.data.validate import ID_COLUMN
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.policy.grades import GRADE_BANDS, assign_grades, grade_names
 
-OUTPUT_COLUMNS: tuple[str, ...] = (
-    ID_COLUMN,
-    "probability_of_default",
-    "risk_grade",
-    "decision",
-    "model_version",
-    # The credit policy the decision was made by (`policy_of`): with the model version, every
-    # row says which cut-off declined it.
-    "policy_id",
-    "policy_cutoff",
-    "policy_objective",
-    "scored_at",
-)
+# The contract's columns (the first is the id), in its order, and when the row was scored. The
+# policy columns say which credit policy (`policy_of`) and cut-off made each decision.
+OUTPUT_COLUMNS: tuple[str, ...] = (*SCORED_COLUMNS, "scored_at")
 
 
 class RiskModelLike(Protocol):

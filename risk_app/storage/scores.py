@@ -454,23 +454,12 @@ def scoring_ledger(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
         return con.execute(f"select * from {qualified(SCHEMA, BATCHES)} order by recorded_at").fetchdf()
 
 
-def scored_rows_per_batch(path: str | os.PathLike[str] | None = None) -> dict[str, int]:
-    """batch_id -> rows in `risk.scored_applications` (empty when nothing was scored yet)."""
-    with warehouse_connection(path) as con:
-        if "batch_id" not in _columns(con, SCORES):
-            return {}
-        sql = f"select batch_id, count(*) from {qualified(SCHEMA, SCORES)} group by 1"
-        rows = con.execute(sql).fetchall()
-    return {str(batch_id): int(n) for batch_id, n in rows}
-
-
 __all__ = [
     "BatchRecord",
     "OutputOwnedError",
     "ScoredBatch",
     "file_batch_id",
     "record_scored_batch",
-    "scored_rows_per_batch",
     "scoring_ledger",
     "warehouse_connection",
 ]

@@ -16,9 +16,10 @@ from pipelines.assets.scoring import landing_files, scored_applications, scoring
 from pipelines.resources import build_resources
 from risk_app.paths import DEFAULT_DATASET
 from risk_app.scoring.staged import StagedBatch, StagedScoring, stage_root
-from risk_app.storage.scores import file_batch_id, scored_rows_per_batch, scoring_ledger
+from risk_app.storage.scores import file_batch_id, scoring_ledger
 from risk_app.storage.warehouse import query
 from tests.scoring.doubles import install_double_loader, save_double_artifact
+from tests.storage.rows import scored_rows_per_batch
 
 N_ROWS = 30
 KEY = "batch.csv-000000000000"

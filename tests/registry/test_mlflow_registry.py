@@ -228,10 +228,10 @@ def test_two_step_promotion_with_extra_artifacts(shared_home: Path, tmp_path: Pa
     client = MlflowClient()
     assert [a.path for a in client.list_artifacts(info.run_id, "report")] == ["report/roc.png"]
 
-    decision = reg.evaluate_promotion(name, info.version)
+    # The verdict is recorded, not acted on (as registration does it, under the registry lock).
+    with reg.registry_lock(name):
+        decision = reg.decide_and_record(client, name, info.version, PromotionRule(), "dagster")
     assert decision.promote and decision.reason == "no current champion"
-    assert name not in {m.name for m in client.search_registered_models() if m.aliases}  # nothing changed
-    reg.record_decision(name, info.version, decision, PromotionRule(), actor="dagster")
     assert client.get_registered_model(name).aliases == {"challenger": 1}
     assert client.get_model_version(name, "1").tags["promotion_decision"] == "recommended"
     assert _audit_for(name)[-1]["action"] == "recommend" and _audit_for(name)[-1]["actor"] == "dagster"
@@ -245,8 +245,9 @@ def test_two_step_promotion_with_extra_artifacts(shared_home: Path, tmp_path: Pa
     v2 = reg.register_model_version(
         worse, metrics={"test_roc_auc": 0.65, "val_roc_auc": 0.99}, model_name=name
     )
-    verdict = reg.evaluate_promotion(name, v2.version)
+    verdict = reg.promote_if_better(name, v2.version)
     assert not verdict.promote and "roc_auc 0.6500 vs champion 0.7000" in verdict.reason
+    assert client.get_registered_model(name).aliases == {"champion": 1, "challenger": 2}
 
 
 def test_audit_log_appends_and_reports_corruption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,8 @@ import pytest
 from risk_app.errors import RiskAppError
 from risk_app.registry.base_model import PINS_KEY
 from risk_app.scoring.staged import score_and_record
-from risk_app.storage.scores import scored_rows_per_batch
 from tests.reliability.conftest import applications
+from tests.storage.rows import scored_rows_per_batch
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from pipelines.assets.scoring import landing_files, scored_applications, scoring
 from pipelines.resources import build_resources
 from pipelines.sensors import landing_folder_sensor
 from risk_app.landing import landing_key
-from risk_app.storage.scores import file_batch_id, scored_rows_per_batch, scoring_ledger
+from risk_app.storage.scores import file_batch_id, scoring_ledger
 from tests.reliability.conftest import applications
+from tests.storage.rows import scored_rows_per_batch
 
 STABLE_S = 30.0
 

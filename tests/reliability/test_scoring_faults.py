@@ -13,9 +13,10 @@ import pytest
 
 from risk_app.scoring.output import OutputExistsError, batch_output_path
 from risk_app.scoring.staged import score_and_record
-from risk_app.storage.scores import file_batch_id, scored_rows_per_batch, scoring_ledger
+from risk_app.storage.scores import file_batch_id, scoring_ledger
 from risk_app.storage.warehouse import query
 from tests.reliability.conftest import KILLED, applications, run_child, start_child
+from tests.storage.rows import scored_rows_per_batch
 
 SCORE_IN_CHILD = """
 from tests.scoring.doubles import load_double_artifact

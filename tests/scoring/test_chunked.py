@@ -12,9 +12,10 @@ from risk_app.data.load import iter_applications, load_applications
 from risk_app.paths import DEFAULT_DATASET
 from risk_app.scoring.staged import score_and_record
 from risk_app.scoring.stream import BatchStage
-from risk_app.storage.scores import scored_rows_per_batch, scoring_ledger
+from risk_app.storage.scores import scoring_ledger
 from risk_app.storage.warehouse import query
 from tests.scoring.doubles import load_double_artifact, save_double_artifact
+from tests.storage.rows import scored_rows_per_batch
 
 N_ROWS = 30
 

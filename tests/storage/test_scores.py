@@ -13,10 +13,10 @@ from risk_app.storage.scores import (
     ScoredBatch,
     file_batch_id,
     record_scored_batch,
-    scored_rows_per_batch,
     scoring_ledger,
 )
 from risk_app.storage.warehouse import list_tables, query, write_table
+from tests.storage.rows import scored_rows_per_batch
 
 
 def _scores(n: int, version: str = "m1", reasons: bool = False) -> pd.DataFrame:
