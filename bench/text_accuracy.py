@@ -14,6 +14,10 @@ built-in German credit and UCI credit card sets, each split scores:
   columns (risk_app/evaluate/hybrid.py); `ft:<tag>` — a base fine-tuned on the GPU
   (bench/gpu/llm_text.py; learning rate and epoch chosen on validation; splits where it ran).
 
+`--add-ft-to <stored results>` is the cheap path for fine-tuning runs that came back later: it
+adds the `ft:` rows and their hybrids to the stored splits (all training rows), after checking
+that LightGBM reproduces its stored test AUC on each, and recomputes nothing else.
+
 Learning curves repeat the split with the training rows cut to a stratified, seeded subset of
 100, 250, 500, 1,000 rows (validation and test unchanged). Every paired comparison gives the
 mean test-AUC difference, the plain 95 % t interval and the Nadeau-Bengio corrected one
@@ -146,7 +150,7 @@ def run_split(
             predict_default(model, frames["validation"], spec),
             predict_default(model, frames["test"], spec),
         )
-    if spec.text_columns:
+    if spec.text_columns and not args.add_ft_to:
         from risk_app.evaluate.text_baselines import score_text_baselines
 
         text_scores, notes = score_text_baselines(
@@ -338,6 +342,30 @@ def load_study(args: argparse.Namespace) -> dict[str, Any]:
     return study
 
 
+def add_finetuned(study: dict[str, Any], args: argparse.Namespace) -> dict[str, dict[str, list]]:
+    """The cheap path for fine-tuning runs that came back after the CPU benchmark: on every split of the
+    stored results (`--add-ft-to`, all training rows), score only LightGBM, logistic and the `ft:` runs
+    with their hybrids, check that LightGBM's test AUC is the stored one (same split, same model), and
+    add the new rows to that split. Text baselines and frozen heads are not recomputed."""
+    merged: dict[str, dict[str, list]] = {}
+    for path in args.add_ft_to:
+        for dataset, by_size in json.loads(Path(path).read_text(encoding="utf-8"))["results"].items():
+            merged.setdefault(dataset, {}).update(by_size)
+    tags = {"ft:" + r["tag"] for r in study["ft"]} | {"hybrid:" + r["tag"] for r in study["ft"]}
+    for dataset in [d for d in args.datasets if d in merged]:
+        for row in merged[dataset].get("all", []):
+            fresh = run_split(study, dataset, row["seed"], None, args)
+            stored, now = row["auc"]["lightgbm"]["test_auc"], fresh["auc"]["lightgbm"]["test_auc"]
+            if abs(stored - now) > 1e-9:
+                raise SystemExit(f"{dataset} split {row['seed']}: LightGBM test AUC {now:.6f}, stored "
+                                 f"{stored:.6f}: the splits or the code differ, rerun in full")  # fmt: skip
+            added = sorted(n for n in fresh["auc"] if n in tags)
+            row["auc"] |= {n: fresh["auc"][n] for n in added}
+            row["info"] |= {n: fresh["info"][n] for n in added if n in fresh["info"]}
+            log(f"{dataset} all seed {row['seed']}: LightGBM as stored ({now:.4f}); added {', '.join(added)}")
+    return merged
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--inputs", default=str(ROOT / ".carry" / "a" / "inputs.json"))
@@ -357,6 +385,8 @@ def main() -> None:
     p.add_argument("--no-ablation", dest="ablation", action="store_false")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", required=True, help="results file (written as splits finish)")
+    p.add_argument("--add-ft-to", nargs="*", default=[],
+                   help="stored results files: add the --ft runs to their splits (all rows)")  # fmt: skip
     p.add_argument("--render", nargs="*", help="print the markdown tables of these results files and stop")
     args = p.parse_args()
     if args.render is not None:
@@ -366,14 +396,14 @@ def main() -> None:
                 merged.setdefault(dataset, {}).update(by_size)
         print(render(merged))
         return
-    args.frozen = [tuple(x.split(":")) for x in args.frozen.split(",") if x]
+    args.frozen = [] if args.add_ft_to else [tuple(x.split(":")) for x in args.frozen.split(",") if x]
     args.datasets = [d for d in args.datasets.split(",") if d]
     import torch
 
     torch.set_num_threads(args.threads)
     study = load_study(args)
-    results: dict[str, dict[str, list]] = {}
-    for dataset in args.datasets:
+    results: dict[str, dict[str, list]] = add_finetuned(study, args) if args.add_ft_to else {}
+    for dataset in [] if args.add_ft_to else args.datasets:
         results[dataset] = {}
         curve = [tuple(map(int, x.split(":"))) for x in args.curve_seeds.split(",") if x]
         plan = ([("all", None, args.seeds)] if args.seeds else []) + [(str(n), n, k) for n, k in curve]
