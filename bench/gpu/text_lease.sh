@@ -19,7 +19,9 @@ case "$1" in
     rm -rf $K/repo && cp -r "$src" $K/repo && cp -r .carry/a $K/a && gunzip -f $K/a/*.gz
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $K/site .carry/w/*.whl || exit 1
     cp -n .carry/p*/q* $K/parts/ 2>/dev/null
-    python3 -c "import torch, transformers, peft, pydantic, pandera; print(torch.__version__, transformers.__version__, peft.__version__, pydantic.VERSION, torch.cuda.get_device_name(0), torch.backends.cudnn.version(), 'tf32', torch.backends.cuda.matmul.allow_tf32)"
+    # Import what the queue imports now, in call 1, so a module the lease lacks stops here and
+    # not after the conversion (the second text lease's queue died on duckdb at its first import).
+    (cd $K/repo && python3 -c "import torch, transformers, peft, pydantic, pandera, bench.gpu.llm_text, risk_app.finetune.trainer, risk_app.finetune.features, risk_app.models.loader; print(torch.__version__, transformers.__version__, peft.__version__, pydantic.VERSION, torch.cuda.get_device_name(0), torch.backends.cudnn.version(), 'tf32', torch.backends.cuda.matmul.allow_tf32)") || exit 1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; ls -la $K/parts ;;
   part)
     cp -n .carry/p*/q* $K/parts/; ls $K/parts | tr '\n' ' '; echo; ret ;;

@@ -12,7 +12,8 @@ feedback -> clipped PPO with KL; `risk_app.finetune.objectives`). `train_classif
 4. runs the method's objective (`run_objective`), which returns the `TrainResult`.
 
 Add an objective: a module `objectives/<name>.py` with a function that is an `Objective` (the
-protocol below), its name in `types.ObjectiveName`, and one entry in `OBJECTIVES`.
+protocol below), its name in `types.ObjectiveName`, and one entry in `OBJECTIVES` (module and
+function by name: an objective's module is imported only when a run uses it).
 
     from risk_app.finetune.trainer import train_classifier
     result = train_classifier(tr_texts, tr_y, va_texts, va_y, TrainConfig(epochs=2), "var/runs/x")
@@ -20,6 +21,7 @@ protocol below), its name in `types.ObjectiveName`, and one entry in `OBJECTIVES
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,9 +33,6 @@ from pydantic import BaseModel
 from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
-from risk_app.finetune.objectives.frozen_features import frozen_features_fit
-from risk_app.finetune.objectives.rlhf import rlhf_fit
-from risk_app.finetune.objectives.supervised import supervised_fit
 from risk_app.finetune.registry import get_method
 from risk_app.finetune.run_setup import resolve_device, seed_everything, steps_per_epoch, subsample_train
 from risk_app.finetune.speed import apply_load_levers
@@ -59,12 +58,22 @@ class Objective(Protocol):
     ) -> TrainResult: ...
 
 
-# Objective name -> the function that trains a prepared model with it.
-OBJECTIVES: dict[ObjectiveName, Objective] = {
-    "supervised": supervised_fit,
-    "rlhf": rlhf_fit,
-    "frozen_features": frozen_features_fit,
+# Objective name -> "<module of risk_app.finetune.objectives>:<function>" that trains a prepared
+# model with it. Imported by name on first use, as methods are (`registry.get_method`): a
+# supervised run never imports `rlhf`, whose override-ledger feedback reads the warehouse
+# (duckdb) — a GPU lease that fine-tunes carries torch and transformers, not the storage layer.
+OBJECTIVES: dict[ObjectiveName, str] = {
+    "supervised": "supervised:supervised_fit",
+    "rlhf": "rlhf:rlhf_fit",
+    "frozen_features": "frozen_features:frozen_features_fit",
 }
+
+
+def get_objective(name: ObjectiveName) -> Objective:
+    """The function of objective `name`, its module imported now if it was not yet."""
+    module, function = OBJECTIVES[name].split(":")
+    objective: Objective = getattr(importlib.import_module(f"{__package__}.objectives.{module}"), function)
+    return objective
 
 
 def plan_run(n_train: int, config: TrainConfig) -> RunPlan:
@@ -84,7 +93,7 @@ def run_objective(
     progress: bool = True,
 ) -> TrainResult:
     """Train a model `method` has prepared, with the objective the method names for `cfg`."""
-    objective = OBJECTIVES[method.objective_for(cfg)]
+    objective = get_objective(method.objective_for(cfg))
     return objective(method, model, tokenizer, data, config, cfg, checkpoint_dir, progress=progress)
 
 

@@ -7,5 +7,7 @@
 Each objective is a function `(method, model, tokenizer, data, train_cfg, cfg, checkpoint_dir,
 *, progress) -> TrainResult` over a model the method has prepared; `risk_app.finetune.trainer`
 picks it by the method's `objective` name. Add one: a module here, its name in
-`risk_app.finetune.types.ObjectiveName`, and an entry in `trainer.OBJECTIVES`.
+`risk_app.finetune.types.ObjectiveName`, and an entry in `trainer.OBJECTIVES` (its module and
+function by name; the trainer imports an objective's module only when a run uses it, so
+fine-tuning with `supervised` never loads `rlhf`'s feedback sources and the warehouse).
 """
