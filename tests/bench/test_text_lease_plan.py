@@ -59,3 +59,29 @@ def test_queue_runs_each_job_with_its_overrides(monkeypatch, tmp_path: Path, fro
     seen.clear()
     llm_text.finetune_queue(argparse.Namespace(**(vars(base) | {"queue": None})))
     assert [a.tag for a in seen] == ["run"]
+
+
+def test_add_ft_merges_only_the_finetuned_rows_and_checks_lightgbm(monkeypatch, tmp_path: Path) -> None:
+    stored = {"results": {"lc": {"all": [_split(s, {"lightgbm": 0.67 + s / 100, "frozen:0.5b:full": 0.64})
+                                         | {"info": {}} for s in range(2)]}}}  # fmt: skip
+    (tmp_path / "lc.json").write_text(json.dumps(stored))
+    lgbm = {0: 0.67, 1: 0.68}
+
+    def fresh(study, dataset, seed, n_train, args):  # noqa: ANN001, ANN202
+        assert n_train is None
+        aucs = {"lightgbm": lgbm[seed], "frozen:0.5b:full": 0.5, "ft:lc_bf16": 0.62, "hybrid:lc_bf16": 0.68}
+        return _split(seed, aucs) | {"info": {"ft:lc_bf16": {"lr": 1e-5}}}
+
+    monkeypatch.setattr(text_accuracy, "run_split", fresh)
+    study = {"ft": [{"tag": "lc_bf16"}]}
+    args = argparse.Namespace(add_ft_to=[str(tmp_path / "lc.json")], datasets=["lc", "german"])
+    merged = text_accuracy.add_finetuned(study, args)
+    rows = merged["lc"]["all"]
+    assert [sorted(r["auc"]) for r in rows] == [
+        ["frozen:0.5b:full", "ft:lc_bf16", "hybrid:lc_bf16", "lightgbm"]
+    ] * 2
+    assert [r["auc"]["frozen:0.5b:full"]["test_auc"] for r in rows] == [0.64, 0.64]  # stored, not recomputed
+    assert rows[1]["info"] == {"ft:lc_bf16": {"lr": 1e-5}}
+    lgbm[1] = 0.69  # LightGBM does not reproduce its stored AUC: the splits or the code differ
+    with pytest.raises(SystemExit, match="split 1: LightGBM test AUC 0.690000, stored 0.680000"):
+        text_accuracy.add_finetuned(study, args)
