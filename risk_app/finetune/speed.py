@@ -61,10 +61,27 @@ class SpeedConfig(BaseModel):
     fused_kernels: bool = Field(
         default=False, description="Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA only)."
     )
-    attention: Literal["auto", "sdpa", "eager"] = Field(
-        default="auto", description="Attention kernel: 'auto' = the library's default (SDPA where supported)."
+    attention: Literal["auto", "sdpa", "eager", "flex_attention", "flash_attention_2"] = Field(
+        default="auto",
+        description=(
+            "Attention kernel: 'auto' = the library's default (SDPA where supported); with packing, "
+            "'flex_attention' skips the blocks across applications, 'flash_attention_2' (needs "
+            "flash-attn) runs them as variable-length sequences."
+        ),
     )
-    compile: bool = Field(default=False, description="torch.compile the training forward pass (CUDA only).")
+    packing: bool = Field(
+        default=False,
+        description=(
+            "Lay each batch's applications end to end in rows of pack_length tokens (position ids "
+            "restart per application, a block-diagonal attention mask): no padded tokens."
+        ),
+    )
+    pack_length: int = Field(
+        default=2048, ge=64, le=65536, description="Tokens per packed row (with packing)."
+    )
+    compile: bool = Field(
+        default=False, description="torch.compile each decoder layer of the training model (CUDA only)."
+    )
     activation_checkpointing: bool = Field(
         default=False,
         description=(
@@ -231,12 +248,32 @@ def training_attention() -> Iterator[None]:
 
 
 def training_forward(model: Any, speed: SpeedConfig, device: torch.device) -> Any:
-    """The callable the training step runs: the model, or a compiled view of it.
+    """The callable the training step runs: the model, with its decoder layers compiled when
+    `speed.compile` is on.
 
-    Only the training forward is compiled; validation keeps the eager model so its many batch
-    shapes do not trigger recompiles.
+    Each decoder layer is compiled on its own (`nn.Module.compile`, in place): the mask is
+    built outside the layers, so the packed-sequence detection (a data-dependent branch) stays
+    eager, and all layers share one compiled graph per input shape. The batch dimension
+    becomes dynamic after its first change, so varying rows per batch do not recompile; fixed
+    widths (`pad_to_multiple_of`, or `pack_length` with packing) keep the rest static.
+    Validation runs the same layers, compiled on first use.
     """
     if not speed.compile:
         return model
     _need_cuda("compile", device)
-    return torch.compile(model, dynamic=False)
+    layers = decoder_layers(model)
+    if layers is None:
+        return torch.compile(model)
+    for layer in layers:
+        layer.compile()
+    return model
+
+
+def decoder_layers(model: Any) -> torch.nn.ModuleList | None:
+    """The model's stack of decoder layers (the longest ModuleList named `layers`), if any."""
+    stacks = [
+        mod
+        for name, mod in model.named_modules()
+        if isinstance(mod, torch.nn.ModuleList) and name.split(".")[-1] == "layers"
+    ]
+    return max(stacks, key=len) if stacks else None
