@@ -72,7 +72,9 @@ class PackedBatch:
         def move(t: torch.Tensor) -> torch.Tensor:
             return (t.pin_memory() if pinned else t).to(device, non_blocking=non_blocking)
 
-        return PackedBatch(*(move(t) for t in (self.input_ids, self.position_ids, self.last_row, self.last_col)))
+        return PackedBatch(
+            *(move(t) for t in (self.input_ids, self.position_ids, self.last_row, self.last_col))
+        )
 
     def model_inputs(self) -> dict[str, Any]:
         """Keyword arguments of the model call: no attention mask and no cache, so transformers
@@ -111,7 +113,9 @@ def head_module(model: torch.nn.Module) -> torch.nn.Module:
     in use)."""
     found = [(name, mod) for name, mod in model.named_modules() if name.split(".")[-1] == HEAD_MODULE]
     if not found:
-        raise ValueError(f"packing needs a classification head named {HEAD_MODULE!r}; none in {type(model).__name__}")
+        raise ValueError(
+            f"packing needs a classification head named {HEAD_MODULE!r}; none in {type(model).__name__}"
+        )
     return min(found, key=lambda item: item[0].count("."))[1]
 
 

@@ -145,7 +145,7 @@ def setup_run(
 ) -> SupervisedRun:
     """Everything the epochs need, built once: device, losses, optimizer, schedule, regularizer."""
     if config.speed.packing and not method.supports_packing:
-        raise ConfigError(f"speed.packing does not apply to method {method.name!r}; switch it off for this method")
+        raise ConfigError(f"speed.packing does not apply to method {method.name!r}; switch it off for it")
     device, amp_dtype = place_model(model, config)
     cast_frozen(model, config.speed, device, amp_dtype)
     # Called once with the model in place: EWC measures its Fisher at the starting weights.
@@ -222,7 +222,8 @@ def batch_logits(run: SupervisedRun, sequences: list[list[int]]) -> torch.Tensor
         torch.autocast(run.device.type, dtype=run.amp_dtype) if run.amp_dtype else contextlib.nullcontext()
     )
     if speed.packing:
-        packed = pack_batch(sequences, speed.pack_length, run.tokenizer.pad_token_id, speed.pad_to_multiple_of)
+        pad_id = run.tokenizer.pad_token_id
+        packed = pack_batch(sequences, speed.pack_length, pad_id, speed.pad_to_multiple_of)
         packed = packed.to(run.device, non_blocking=True)
         with head_tap(run.model) as tap, autocast:
             return packed_logits(run.forward, tap, packed)
