@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from risk_app.errors import ConfigError
+from risk_app.finetune import fused_kernels
 
 Auto = Literal["auto", "on", "off"]
 
@@ -58,8 +59,12 @@ class SpeedConfig(BaseModel):
         default="auto", description="Dtype of frozen base weights; 'auto' = bf16 on CUDA under bf16 autocast."
     )
     fused_adamw: Auto = Field(default="auto", description="torch's fused AdamW kernel (CUDA only).")
-    fused_kernels: bool = Field(
-        default=False, description="Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA only)."
+    fused_kernels: bool | Literal["measure"] = Field(
+        default=False,
+        description=(
+            "Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA only); 'measure' = time one "
+            "decoder layer with and without them on this GPU and keep the faster."
+        ),
     )
     attention: Literal["auto", "sdpa", "eager", "flex_attention", "flash_attention_2"] = Field(
         default="auto",
@@ -147,30 +152,24 @@ def epoch_batches(
 
 
 # ---- model levers ------------------------------------------------------------------------
-def apply_load_levers(model: Any, speed: SpeedConfig, device: torch.device) -> Any:
-    """Attention kernel and fused kernels, applied before a method wraps the model."""
+def apply_load_levers(
+    model: Any, speed: SpeedConfig, device: torch.device, *, weight_grads: bool = False
+) -> Any:
+    """Attention kernel and fused kernels, applied before a method wraps the model.
+
+    `weight_grads`: whether the base's weights will train (full fine-tuning), which changes
+    what a measured layer's backward computes (`fused_kernels="measure"`)."""
     if speed.attention != "auto" and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(speed.attention)
     if speed.activation_checkpointing:
         enable_activation_checkpointing(model)
     if speed.fused_kernels:
         _need_cuda("fused_kernels", device)
-        try:
-            # liger-kernel is optional (a CUDA speed-up); absent, the plain kernels run.
-            from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
-        except ImportError as exc:
-            raise ConfigError(
-                "speed.fused_kernels needs the liger-kernel package (pip install liger-kernel)"
-            ) from exc
-        # Cross-entropy kernels target the LM head; a classifier keeps its own loss.
-        _apply_liger_kernel_to_instance(
-            model=model,
-            rope=True,
-            rms_norm=True,
-            swiglu=True,
-            cross_entropy=False,
-            fused_linear_cross_entropy=False,
-        )
+        if speed.fused_kernels == "measure":
+            tokens = speed.pack_length * 8 if speed.packing else speed.token_budget or 4096
+            if not fused_kernels.measure(model.config, device, tokens, weight_grads).use_liger:
+                return model
+        fused_kernels.apply_liger(model)
     return model
 
 
