@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import AutoModel
 
 from risk_app.errors import ConfigError
 
@@ -43,6 +44,7 @@ MEASURE_WIDTH = 256
 
 def _liger_apply() -> Any:
     try:
+        # liger-kernel: a heavy optional library (CUDA and Triton), absent on CPU installs.
         from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
     except ImportError as exc:
         raise ConfigError(
@@ -105,8 +107,6 @@ def measured() -> dict[tuple, KernelTiming]:
 
 def _one_layer_model(config: Any, device: torch.device) -> torch.nn.Module:
     """A one-layer, small-vocabulary base model of `config` (random weights: speed only)."""
-    from transformers import AutoModel
-
     small = copy.deepcopy(config)
     small.num_hidden_layers = 1
     small.vocab_size = 256
