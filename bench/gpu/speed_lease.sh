@@ -5,7 +5,8 @@
 #   bash .carry/code_speed/bench/gpu/speed_lease.sh install   # call 1: code, inputs, wheels (.carry/whl_speed)
 #   bash .carry/code_speed/bench/gpu/speed_lease.sh start     # call 2: duckdb (.carry/whl_speed2), start $QUEUE
 #   bash .carry/code_speed/bench/gpu/speed_lease.sh wait N    # sleep N s, return rows and the logs' tails
-# QUEUE (default "lora05 score q7b lora15") names the steps, run one after another.
+# QUEUE (default "lora05 score q7b lora15") names the steps, run one after another; ROWS05,
+# RUNGS05 (';'-separated rung names), REPS and SCORE_ROWS shorten them for a small budget.
 set -uo pipefail
 K=/root/keep
 export PYTHONPATH=$K/site:$K/repo PYTHONUNBUFFERED=1 RISK_APP_HOME=$K/home
@@ -18,13 +19,14 @@ case "$1" in
     python3 -c "import torch, transformers, peft, bitsandbytes, liger_kernel, pydantic; print(torch.__version__, transformers.__version__, peft.__version__, bitsandbytes.__version__, torch.cuda.get_device_name(0))"
     nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader ;;
   start)
+    export ROWS05="${ROWS05:-}" RUNGS05="${RUNGS05:-}" REPS="${REPS:-}" SCORE_ROWS="${SCORE_ROWS:-}"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $K/site .carry/whl_speed2/*.whl || exit 1
     cd $K/repo && setsid nohup bash -c '
       B="python3 bench/gpu_throughput.py --texts '$K'/a/texts.json --smollm2 '$K'/a/smollm2 --work '$K'/work"
       for step in '"${QUEUE:-lora05 score q7b lora15}"'; do
         case $step in
-          lora05) $B --models qwen0.5b-shape --methods lora --rows 1536 --json '$K'/out/train.jsonl ;;
-          score) for r in 1 2 3; do $B --models qwen0.5b-shape,smollm2 --methods= --score-only --score-rows 4096 --json '$K'/out/score.jsonl; done ;;
+          lora05) $B --models qwen0.5b-shape --methods lora --rows ${ROWS05:-1536} ${RUNGS05:+--rungs "$RUNGS05"} --json '$K'/out/train.jsonl ;;
+          score) for r in $(seq ${REPS:-3}); do $B --models qwen0.5b-shape,smollm2 --methods= --score-only --score-rows ${SCORE_ROWS:-4096} --json '$K'/out/score.jsonl; done ;;
           q7b) $B --models= --methods= --qlora-7b --qlora-7b-rows 96 --json '$K'/out/q7b.jsonl ;;
           lora15) $B --models qwen1.5b-shape --methods lora --rows 768 --rungs "+ token-budget batches;+ packing (SDPA block mask);+ packing + Liger by measurement;+ packing + activation checkpointing" --json '$K'/out/train15.jsonl ;;
         esac > '$K'/log/$step.log 2>&1
