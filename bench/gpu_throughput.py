@@ -452,7 +452,7 @@ def render(rows: list[dict], label: str) -> str:
         if row["path"].startswith("plain"):
             plain[key] = row["tokens_per_second"]
         ratio = row["tokens_per_second"] / plain[key] if key in plain else float("nan")
-        path = row["path"]
+        path = row["path"] + (f" [call {row['lease_call']}]" if "lease_call" in row else "")
         if "kernel_timing" in row:
             t = row["kernel_timing"]
             path += f" (layer: plain {t['plain_ms']:.2f} ms, Liger {t['liger_ms']:.2f} ms → {t['chosen']})"
