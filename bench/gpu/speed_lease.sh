@@ -3,8 +3,9 @@
 # the last. The code runs from /root/keep/repo (copied from .carry/code_speed in call 1), so the
 # detached queue outlives the call that started it.
 #   bash .carry/code_speed/bench/gpu/speed_lease.sh install   # call 1: code, inputs, wheels (.carry/whl_speed)
-#   bash .carry/code_speed/bench/gpu/speed_lease.sh start     # call 2: duckdb (.carry/whl_speed2), start $QUEUE
-#   bash .carry/code_speed/bench/gpu/speed_lease.sh wait N    # sleep N s, return rows and the logs' tails
+#   bash /root/keep/repo/bench/gpu/speed_lease.sh start       # call 2: duckdb (.carry/whl_speed2), start $QUEUE
+#   bash /root/keep/repo/bench/gpu/speed_lease.sh wait N      # sleep N s, return rows and the logs' tails
+# (from call 2 on, .carry/code_speed is not carried, so the copy made in call 1 is called)
 # QUEUE (default "lora05 score q7b lora15") names the steps, run one after another; ROWS05,
 # RUNGS05 (';'-separated rung names), REPS and SCORE_ROWS shorten them for a small budget.
 set -uo pipefail

@@ -22,8 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from risk_app.finetune import speed
-
 # Padded tokens per batch on a GPU: enough work per launch for a small model ...
 GPU_TOKEN_BUDGET = 65_536
 # ... but no more than a layer's transient activations fit in this much memory: a fixed 65,536
@@ -95,16 +93,6 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
         rows = list(group)
         batches.extend(rows[start : start + batch_size] for start in range(0, len(rows), batch_size))
     return batches
-
-
-def token_budget_batches(lengths: Sequence[int], budget: int, multiple: int = 8) -> list[list[int]]:
-    """Row positions sorted by length and cut into batches of at most `budget` padded tokens.
-
-    For an accelerator: one launch does a useful amount of work whatever the lengths, and the
-    sort keeps the padding of each batch small (widths are rounded up to `multiple`). The
-    training loop's length buckets with one bucket holding every row (no shuffle to keep)."""
-    order = list(range(len(lengths)))
-    return speed.token_budget_batches(lengths, order, budget, max_rows=max(1, len(order)), multiple=multiple)
 
 
 def gpu_token_budget(model: Any) -> int:
