@@ -2,21 +2,25 @@
 
 Texts are grouped by token length, then the results are put back in the caller's order.
 On the CPU a batch holds texts of one length only, so nothing is padded and attention needs no
-mask; on a CUDA device, length-sorted batches carry a token budget and run in bf16. Nothing
-here runs row by row.
+mask. On a CUDA device (`bucketed_logits`) texts are tokenized in slices by a background thread
+while the GPU scores the slice before, and each slice is cut into batches of a few fixed shapes:
+widths are multiples of `BUCKET_WIDTH` tokens, rows per batch are the token budget over the
+width, and a bucket's last, partial batch is topped up with one-token rows to a power of two.
+A long file meets the same handful of shapes in every chunk, and even its first chunk meets
+only a few, so the GPU's per-shape start (kernel choice, allocator growth) is paid a few
+times rather than once per batch. Nothing here runs row by row.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
-
-from risk_app.finetune import speed
 
 # Padded tokens per batch on a GPU: enough work per launch for a small model ...
 GPU_TOKEN_BUDGET = 65_536
@@ -26,6 +30,11 @@ GPU_ACTIVATION_BYTES = 1 << 30
 # Texts tokenized a call: each call starts the tokenizer's thread pool again (system time), so
 # not too few either.
 ENCODE_SLICE = 16_384
+# GPU scoring: batch widths are multiples of this many tokens (4 widths up to 256 tokens) ...
+BUCKET_WIDTH = 64
+# ... and texts are tokenized in slices of these sizes (the last repeats), the first small so
+# the GPU starts early; the next slice is tokenized while the GPU scores this one.
+GPU_SLICES = (1_024, 4_096, 16_384)
 
 
 def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -84,16 +93,6 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
         rows = list(group)
         batches.extend(rows[start : start + batch_size] for start in range(0, len(rows), batch_size))
     return batches
-
-
-def token_budget_batches(lengths: Sequence[int], budget: int, multiple: int = 8) -> list[list[int]]:
-    """Row positions sorted by length and cut into batches of at most `budget` padded tokens.
-
-    For an accelerator: one launch does a useful amount of work whatever the lengths, and the
-    sort keeps the padding of each batch small (widths are rounded up to `multiple`). The
-    training loop's length buckets with one bucket holding every row (no shuffle to keep)."""
-    order = list(range(len(lengths)))
-    return speed.token_budget_batches(lengths, order, budget, max_rows=max(1, len(order)), multiple=multiple)
 
 
 def gpu_token_budget(model: Any) -> int:
@@ -158,6 +157,74 @@ def cast_for_gpu_inference(model: Any) -> Any:
     return model.to(torch.bfloat16)
 
 
+def bucket_batches(
+    lengths: Sequence[int], budget: int, width_step: int = BUCKET_WIDTH
+) -> list[tuple[int, list[int]]]:
+    """(width, row positions) batches of a few fixed shapes: each text goes to the bucket of its
+    length rounded up to `width_step`; a bucket is cut into batches of `budget // width` rows
+    (at least one), longest bucket first."""
+    buckets: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        buckets.setdefault(max(width_step, -(-n // width_step) * width_step), []).append(i)
+    out: list[tuple[int, list[int]]] = []
+    for width in sorted(buckets, reverse=True):
+        rows = buckets[width]
+        per_batch = max(1, budget // width)
+        out.extend((width, rows[k : k + per_batch]) for k in range(0, len(rows), per_batch))
+    return out
+
+
+def filled_rows(n: int, per_batch: int) -> int:
+    """Rows a batch of `n` texts is topped up to: the next power of two, at most `per_batch`."""
+    return min(per_batch, 1 << max(0, n - 1).bit_length())
+
+
+def _slices(n: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of the texts each background tokenizer call takes (`GPU_SLICES`)."""
+    start, k = 0, 0
+    while start < n:
+        stop = min(n, start + GPU_SLICES[min(k, len(GPU_SLICES) - 1)])
+        yield start, stop
+        start, k = stop, k + 1
+
+
+def bucketed_logits(
+    model: Any, tokenizer: Any, texts: Sequence[str], max_length: int, budget: int, device: torch.device
+) -> np.ndarray:
+    """Logits of `texts` in input order, tokenized in a background thread, in fixed-shape batches.
+
+    The GPU path of `predict_logits` (it runs on any device: the CPU tests compare it with the
+    plain path). The fast tokenizer releases the GIL while it encodes, so the next slice is
+    tokenized while this thread pads and launches the batches of the current one."""
+    pad_id = tokenizer.pad_token_id
+    on_gpu = device.type == "cuda"
+    pieces: list[torch.Tensor] = []
+    order: list[np.ndarray] = []
+    slices = list(_slices(len(texts)))
+    with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode(), _gpu_autocast(model, device):
+        pending = pool.submit(encode_texts, tokenizer, texts[slices[0][0] : slices[0][1]], max_length)
+        for k, (start, _stop) in enumerate(slices):
+            sequences = pending.result()
+            if k + 1 < len(slices):
+                nxt = slices[k + 1]
+                pending = pool.submit(encode_texts, tokenizer, texts[nxt[0] : nxt[1]], max_length)
+            lengths = [len(seq) for seq in sequences]
+            for width, rows in bucket_batches(lengths, budget):
+                filler = [[pad_id]] * (filled_rows(len(rows), max(1, budget // width)) - len(rows))
+                batch = pad_batch(tokenizer, [sequences[i] for i in rows] + filler, multiple=width)
+                if on_gpu:  # pinned host memory lets the copy overlap the previous batch's compute
+                    batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+                else:
+                    batch = {k: v.to(device) for k, v in batch.items()}
+                # Kept on the device: a copy back per batch would make the host wait for every batch.
+                pieces.append(model(**batch).logits[: len(rows)].float())
+                order.append(start + np.asarray(rows))
+    logits = torch.cat(pieces).cpu().numpy()
+    out = np.empty_like(logits)
+    out[np.concatenate(order)] = logits
+    return out
+
+
 def predict_logits(
     model: Any,
     tokenizer: Any,
@@ -170,25 +237,24 @@ def predict_logits(
     """Raw class logits, shape (n_texts, num_labels), float32, in input order.
 
     On the CPU, batches of at most `batch_size` rows of one token length (no padding); on a
-    CUDA device, length-sorted batches of at most `token_budget` padded tokens (default: what
-    `gpu_token_budget` allows the model) in bf16 autocast. Both under `torch.inference_mode`."""
+    CUDA device, `bucketed_logits`: fixed-shape batches of about `token_budget` padded tokens
+    (default: what `gpu_token_budget` allows the model) in bf16 autocast, tokenized in a
+    background thread. Both under `torch.inference_mode`."""
     texts = list(texts)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not texts:
         num_labels = int(getattr(getattr(model, "config", None), "num_labels", 2) or 2)
         return np.zeros((0, num_labels), dtype=np.float32)
-    sequences = encode_texts(tokenizer, texts, max_length)
-    lengths = [len(seq) for seq in sequences]
     device = model_device(model)
-    if device.type == "cuda":
-        budget = token_budget or gpu_token_budget(model)
-        batches = token_budget_batches(lengths, max(budget, max(lengths)))
-    else:
-        batches = length_batches(lengths, batch_size)
     was_training = model.training
     model.eval()
     try:
+        if device.type == "cuda":
+            budget = token_budget or gpu_token_budget(model)
+            return bucketed_logits(model, tokenizer, texts, max_length, budget, device)
+        sequences = encode_texts(tokenizer, texts, max_length)
+        batches = length_batches([len(seq) for seq in sequences], batch_size)
         return _run_batches(model, tokenizer, sequences, batches, device)
     finally:
         model.train(was_training)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from risk_app.errors import ConfigError
+from risk_app.finetune import fused_kernels
 
 Auto = Literal["auto", "on", "off"]
 
@@ -58,13 +59,34 @@ class SpeedConfig(BaseModel):
         default="auto", description="Dtype of frozen base weights; 'auto' = bf16 on CUDA under bf16 autocast."
     )
     fused_adamw: Auto = Field(default="auto", description="torch's fused AdamW kernel (CUDA only).")
-    fused_kernels: bool = Field(
-        default=False, description="Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA only)."
+    fused_kernels: bool | Literal["measure"] = Field(
+        default=False,
+        description=(
+            "Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA only); 'measure' = time one "
+            "decoder layer with and without them on this GPU and keep the faster."
+        ),
     )
-    attention: Literal["auto", "sdpa", "eager"] = Field(
-        default="auto", description="Attention kernel: 'auto' = the library's default (SDPA where supported)."
+    attention: Literal["auto", "sdpa", "eager", "flex_attention", "flash_attention_2"] = Field(
+        default="auto",
+        description=(
+            "Attention kernel: 'auto' = the library's default (SDPA where supported); with packing, "
+            "'flex_attention' skips the blocks across applications, 'flash_attention_2' (needs "
+            "flash-attn) runs them as variable-length sequences."
+        ),
     )
-    compile: bool = Field(default=False, description="torch.compile the training forward pass (CUDA only).")
+    packing: bool = Field(
+        default=False,
+        description=(
+            "Lay each batch's applications end to end in rows of pack_length tokens (position ids "
+            "restart per application, a block-diagonal attention mask): no padded tokens."
+        ),
+    )
+    pack_length: int = Field(
+        default=2048, ge=64, le=65536, description="Tokens per packed row (with packing)."
+    )
+    compile: bool = Field(
+        default=False, description="torch.compile each decoder layer of the training model (CUDA only)."
+    )
     activation_checkpointing: bool = Field(
         default=False,
         description=(
@@ -130,30 +152,24 @@ def epoch_batches(
 
 
 # ---- model levers ------------------------------------------------------------------------
-def apply_load_levers(model: Any, speed: SpeedConfig, device: torch.device) -> Any:
-    """Attention kernel and fused kernels, applied before a method wraps the model."""
+def apply_load_levers(
+    model: Any, speed: SpeedConfig, device: torch.device, *, weight_grads: bool = False
+) -> Any:
+    """Attention kernel and fused kernels, applied before a method wraps the model.
+
+    `weight_grads`: whether the base's weights will train (full fine-tuning), which changes
+    what a measured layer's backward computes (`fused_kernels="measure"`)."""
     if speed.attention != "auto" and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(speed.attention)
     if speed.activation_checkpointing:
         enable_activation_checkpointing(model)
     if speed.fused_kernels:
         _need_cuda("fused_kernels", device)
-        try:
-            # liger-kernel is optional (a CUDA speed-up); absent, the plain kernels run.
-            from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
-        except ImportError as exc:
-            raise ConfigError(
-                "speed.fused_kernels needs the liger-kernel package (pip install liger-kernel)"
-            ) from exc
-        # Cross-entropy kernels target the LM head; a classifier keeps its own loss.
-        _apply_liger_kernel_to_instance(
-            model=model,
-            rope=True,
-            rms_norm=True,
-            swiglu=True,
-            cross_entropy=False,
-            fused_linear_cross_entropy=False,
-        )
+        if speed.fused_kernels == "measure":
+            tokens = speed.pack_length * 8 if speed.packing else speed.token_budget or 4096
+            if not fused_kernels.measure(model.config, device, tokens, weight_grads).use_liger:
+                return model
+        fused_kernels.apply_liger(model)
     return model
 
 
@@ -231,12 +247,32 @@ def training_attention() -> Iterator[None]:
 
 
 def training_forward(model: Any, speed: SpeedConfig, device: torch.device) -> Any:
-    """The callable the training step runs: the model, or a compiled view of it.
+    """The callable the training step runs: the model, with its decoder layers compiled when
+    `speed.compile` is on.
 
-    Only the training forward is compiled; validation keeps the eager model so its many batch
-    shapes do not trigger recompiles.
+    Each decoder layer is compiled on its own (`nn.Module.compile`, in place): the mask is
+    built outside the layers, so the packed-sequence detection (a data-dependent branch) stays
+    eager, and all layers share one compiled graph per input shape. The batch dimension
+    becomes dynamic after its first change, so varying rows per batch do not recompile; fixed
+    widths (`pad_to_multiple_of`, or `pack_length` with packing) keep the rest static.
+    Validation runs the same layers, compiled on first use.
     """
     if not speed.compile:
         return model
     _need_cuda("compile", device)
-    return torch.compile(model, dynamic=False)
+    layers = decoder_layers(model)
+    if layers is None:
+        return torch.compile(model)
+    for layer in layers:
+        layer.compile()
+    return model
+
+
+def decoder_layers(model: Any) -> torch.nn.ModuleList | None:
+    """The model's stack of decoder layers (the longest ModuleList named `layers`), if any."""
+    stacks = [
+        mod
+        for name, mod in model.named_modules()
+        if isinstance(mod, torch.nn.ModuleList) and name.split(".")[-1] == "layers"
+    ]
+    return max(stacks, key=len) if stacks else None

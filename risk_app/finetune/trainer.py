@@ -123,7 +123,8 @@ def train_classifier(
     seed_everything(config.seed)
     plan = plan_run(len(data.train_texts), config)
     model, tokenizer = method.load_base(config.base_model, cfg, config)
-    model = apply_load_levers(model, config.speed, resolve_device(config.device))
+    device = resolve_device(config.device)
+    model = apply_load_levers(model, config.speed, device, weight_grads=method.name == "full")
     model = method.prepare(model, cfg, plan)
     result = run_objective(method, model, tokenizer, data, config, cfg, checkpoint_dir, progress=progress)
     return unsharded(result, method, cfg, config) if distributed.is_sharded(result.model) else result
@@ -143,6 +144,6 @@ def unsharded(
         return result
     device = torch.device(result.device)  # next to rank 0's shards, 1/N of the weights
     model, _ = method.load_base(config.base_model, cfg, config)
-    model = method.prepare(apply_load_levers(model, config.speed, device), cfg, None)
+    model = method.prepare(apply_load_levers(model, config.speed, device, weight_grads=False), cfg, None)
     method.load_state(model, state, cfg)
     return result.model_copy(update={"model": model.to(device).eval()})

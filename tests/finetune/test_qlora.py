@@ -14,8 +14,10 @@ from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.lora import LoraMethod, LoraParams
 from risk_app.finetune.methods.qlora import (
+    HostEmbedding,
     QLoraMethod,
     QLoraParams,
+    offload_embeddings,
     resolve_compute_dtype,
     shrink_frozen_embeddings,
 )
@@ -166,3 +168,29 @@ def test_gpu_training_uses_paged_8bit_adamw_and_bf16(tiny_qwen2: Path) -> None:
     assert layer.compute_dtype == expected
     losses = [r["train_loss"] for r in result.history]
     assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+
+
+def test_offloaded_embeddings_give_the_same_scores_and_leave_the_parameters(tiny_qwen2: Path) -> None:
+    # The host table is not a parameter (moving the model leaves it in host memory) and looks up
+    # exactly what the device table did; a run with it trains like one without.
+    texts, labels = credit_texts(32)
+    val_texts, val_labels = credit_texts(16, offset=32)
+    method = QLoraMethod()
+    runs = {}
+    for offload in (False, True):
+        config = quick_config(epochs=1, method_params={**QUICK, "embedding_offload": offload})
+        runs[offload] = train_classifier(texts, labels, val_texts, val_labels, config, None, progress=False)
+    on, off = runs[True], runs[False]
+    embeddings = on.model.get_input_embeddings()
+    assert isinstance(embeddings, HostEmbedding)
+    assert not any("embed_tokens" in n for n, _ in on.model.named_parameters())
+    assert any("embed_tokens" in n for n, _ in off.model.named_parameters())
+    assert on.history[0]["train_loss"] == pytest.approx(off.history[0]["train_loss"], abs=1e-5)
+    assert on.best_val_auc == pytest.approx(off.best_val_auc, abs=1e-6)
+    cfg = method.parse_config({**QUICK, "embedding_offload": True})
+    assert offload_embeddings(off.model, cfg)  # the swap itself: same scores afterwards
+    np.testing.assert_allclose(
+        predict_proba(off.model, off.tokenizer, val_texts, 8, 32),
+        predict_proba(on.model, on.tokenizer, val_texts, 8, 32),
+        atol=1e-5,
+    )

@@ -15,6 +15,7 @@ import torch
 
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.fused_kernels import KernelTiming, liger_scope
 from risk_app.finetune.objectives import supervised
 from risk_app.finetune.speed import (
     SpeedConfig,
@@ -108,7 +109,7 @@ def test_a_diverging_loss_is_reported_even_between_host_syncs(
         )
 
 
-@pytest.mark.parametrize("speed", [{"fused_kernels": True}, {"compile": True}])
+@pytest.mark.parametrize("speed", [{"fused_kernels": True}, {"fused_kernels": "measure"}, {"compile": True}])
 def test_cuda_only_levers_refuse_a_cpu_run(speed: dict) -> None:
     cfg = SpeedConfig(**speed)
     with pytest.raises(ConfigError, match="needs a CUDA device"):
@@ -190,3 +191,33 @@ def test_training_attention_keeps_sink_gradients_finite_on_cuda() -> None:
     for width in (192, 200, 256):
         with training_attention():
             assert torch.isfinite(_sink_attention_grads(width)).all()
+
+
+def test_fused_kernels_accept_on_off_and_measure_only() -> None:
+    assert SpeedConfig(fused_kernels=True).fused_kernels is True
+    assert SpeedConfig().fused_kernels is False  # saved configs of earlier runs still load
+    assert SpeedConfig(fused_kernels="measure").fused_kernels == "measure"
+    with pytest.raises(ValueError, match="fused_kernels"):
+        SpeedConfig(fused_kernels="sometimes")
+
+
+def test_liger_is_chosen_only_when_measured_faster() -> None:
+    assert KernelTiming("gpu", 4096, plain_s=1.0, liger_s=0.9).use_liger
+    assert not KernelTiming("gpu", 4096, plain_s=1.0, liger_s=0.99).use_liger  # within noise
+    assert not KernelTiming("gpu", 4096, plain_s=1.0, liger_s=1.2).use_liger
+
+
+def test_liger_scope_puts_the_model_module_back(_tiny_qwen2_build: Path) -> None:
+    # Liger replaces module-level classes and RoPE of the model's transformers module; a
+    # measurement or a benchmark row must not leave them to the next model of that type.
+    from transformers.models.qwen2 import modeling_qwen2
+
+    from risk_app.models.loader import load_classifier
+
+    model, _ = load_classifier(str(_tiny_qwen2_build), num_labels=2, device=torch.device("cpu"))
+    rope, mlp = modeling_qwen2.apply_rotary_pos_emb, modeling_qwen2.Qwen2MLP
+    with liger_scope(model):
+        modeling_qwen2.apply_rotary_pos_emb = lambda *a: a
+        modeling_qwen2.Qwen2MLP = torch.nn.Identity
+    assert modeling_qwen2.apply_rotary_pos_emb is rope
+    assert modeling_qwen2.Qwen2MLP is mlp

@@ -1,5 +1,5 @@
-"""How `risk_app.finetune.predict` cuts rows into batches: one length a batch on the CPU, a
-padded-token budget on a GPU; every row exactly once."""
+"""How `risk_app.finetune.predict` cuts rows into batches: one length a batch on the CPU (the
+GPU's fixed-shape batches are tested in test_bucketed_scoring.py); every row exactly once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from risk_app.finetune.predict import (
     _gpu_autocast,
     gpu_token_budget,
     length_batches,
-    token_budget_batches,
 )
 
 LENGTHS = [5, 9, 9, 3, 9, 5, 12, 3, 3, 3]
@@ -23,15 +22,6 @@ def test_cpu_batches_hold_one_length_and_every_row_once() -> None:
     assert sorted(i for b in batches for i in b) == list(range(len(LENGTHS)))
     assert all(len({LENGTHS[i] for i in b}) == 1 and len(b) <= 2 for b in batches)
     assert [LENGTHS[b[0]] for b in batches] == sorted((LENGTHS[b[0]] for b in batches), reverse=True)
-
-
-def test_gpu_batches_stay_within_the_token_budget() -> None:
-    batches = token_budget_batches(LENGTHS, budget=32, multiple=8)
-    assert sorted(i for b in batches for i in b) == list(range(len(LENGTHS)))
-    for batch in batches:
-        width = -(-max(LENGTHS[i] for i in batch) // 8) * 8
-        assert width * len(batch) <= 32 or len(batch) == 1
-    assert len(batches) < len(LENGTHS)  # short rows share a batch
 
 
 def test_no_autocast_off_a_gpu() -> None:

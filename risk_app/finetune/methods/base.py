@@ -76,6 +76,10 @@ class FineTuneMethod(ABC):
     suite_skip_reason: ClassVar[str | None] = None
     # The objective that trains the prepared parameters; only `rlhf` differs.
     objective: ClassVar[ObjectiveName] = "supervised"
+    # Whether the prepared model reads each application from its own tokens through the
+    # `score` head, so several can share a packed row (`SpeedConfig.packing`): not when virtual
+    # tokens are prepended (prompt tuning) or a head of its own pools the hidden states.
+    supports_packing: ClassVar[bool] = True
 
     def objective_for(self, cfg: BaseModel) -> ObjectiveName:
         """The objective for this config (`freeze` with no decoder layer trains on cached features)."""

@@ -161,6 +161,7 @@ class PromptMethod(FineTuneMethod):
     name = "prompt"
     description = "Prompt tuning (soft virtual tokens) or prefix tuning via peft; base frozen, head trains."
     Config = PromptParams
+    supports_packing = False  # virtual tokens come before every text
     suite_params = {"num_virtual_tokens": 4}
 
     def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:

@@ -228,6 +228,7 @@ class QuantumMethod(FineTuneMethod):
     """Frozen base + simulated variational-circuit head (or its size-matched classical twin)."""
 
     name = "quantum"
+    supports_packing = False  # its head pools the hidden states itself
     description = (
         "Frozen base; head = simulated variational quantum circuit (PennyLane) over the pooled "
         "hidden state, or a classical MLP of equal size. Classical simulation, no quantum advantage claimed."

@@ -42,6 +42,7 @@ from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended, steps_logged
 from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.packing import head_tap, pack_batch, packed_logits
 from risk_app.finetune.predict import encode_texts, model_device, pad_batch, predict_logits, softmax_default
 from risk_app.finetune.resume import TRAINER_STATE, is_resuming, restore, trainer_state_bytes
 from risk_app.finetune.run_setup import (
@@ -143,6 +144,8 @@ def setup_run(
     method: FineTuneMethod, model: Any, tokenizer: Any, data: TrainData, config: TrainConfig, cfg: BaseModel
 ) -> SupervisedRun:
     """Everything the epochs need, built once: device, losses, optimizer, schedule, regularizer."""
+    if config.speed.packing and not method.supports_packing:
+        raise ConfigError(f"speed.packing does not apply to method {method.name!r}; switch it off for it")
     device, amp_dtype = place_model(model, config)
     cast_frozen(model, config.speed, device, amp_dtype)
     # Called once with the model in place: EWC measures its Fisher at the starting weights.
@@ -191,20 +194,14 @@ def train_batch(run: SupervisedRun, batch_idx: list[int]) -> torch.Tensor:
     """
     batch_idx = distributed.shard(batch_idx)  # this rank's slice of the global batch
     sequences = [run.train_ids[i] for i in batch_idx]
-    batch = pad_batch(run.tokenizer, sequences, multiple=run.config.speed.pad_to_multiple_of)
     target = run.labels[batch_idx]
     if run.device.type == "cuda":  # pinned host memory lets the copy overlap the previous step
-        batch, target = {k: v.pin_memory() for k, v in batch.items()}, target.pin_memory()
-    batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+        target = target.pin_memory()
     target = target.to(run.device, non_blocking=True)
-    autocast = (
-        torch.autocast(run.device.type, dtype=run.amp_dtype) if run.amp_dtype else contextlib.nullcontext()
-    )
     # No cuDNN attention in a step that is differentiated: its backward gives NaN on padded
     # bf16 batches of Qwen2.5 (see speed.training_attention).
     with training_attention():
-        with autocast:
-            logits = run.forward(**batch).logits
+        logits = batch_logits(run, sequences)
         cls_loss = run.train_loss_fn(logits.float(), target)
         extra = run.regularizer(run.model) if run.regularizer is not None else None
         loss = cls_loss if extra is None else cls_loss + extra
@@ -212,6 +209,30 @@ def train_batch(run: SupervisedRun, batch_idx: list[int]) -> torch.Tensor:
         (run.scaler.scale(scaled) if run.scaler else scaled).backward()
     run.train_tokens += sum(len(seq) for seq in sequences)  # real tokens, counted on the host
     return cls_loss.detach()
+
+
+def batch_logits(run: SupervisedRun, sequences: list[list[int]]) -> torch.Tensor:
+    """The training forward of one batch of token id lists: (n, num_labels) logits.
+
+    Padded to the batch's longest text with an attention mask, or, with `speed.packing`, laid
+    end to end in packed rows (`risk_app.finetune.packing`: restarting positions, a
+    block-diagonal mask, logits read at each application's last token)."""
+    speed = run.config.speed
+    autocast = (
+        torch.autocast(run.device.type, dtype=run.amp_dtype) if run.amp_dtype else contextlib.nullcontext()
+    )
+    if speed.packing:
+        pad_id = run.tokenizer.pad_token_id
+        packed = pack_batch(sequences, speed.pack_length, pad_id, speed.pad_to_multiple_of)
+        packed = packed.to(run.device, non_blocking=True)
+        with head_tap(run.model) as tap, autocast:
+            return packed_logits(run.forward, tap, packed)
+    batch = pad_batch(run.tokenizer, sequences, multiple=speed.pad_to_multiple_of)
+    if run.device.type == "cuda":
+        batch = {k: v.pin_memory() for k, v in batch.items()}
+    batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+    with autocast:
+        return run.forward(**batch).logits
 
 
 def check_finite(run: SupervisedRun, loss_sum: torch.Tensor, epoch: int, batch_number: int) -> float:
