@@ -163,7 +163,8 @@ def run(
     epochs: EpochsOption = None,
     augment: AugmentOption = False,
     score_input: Annotated[
-        Path | None, typer.Option(help="File to score afterwards (default: the training file).")
+        Path | None,
+        typer.Option(help="File to score afterwards (default: the training file; none after --source book)."),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Scores file (default: named after the batch).")] = None,
 ) -> None:
@@ -193,16 +194,19 @@ def run(
             "training job failed: " + "; ".join(failure_messages(trained) or ["see the Dagster UI"])
         )
     record = trained.output_for_node("registered_model")
-    model = scoring_model(record)
-    scored, output = score_after_training(
-        instance, defs, score_input or Path(record.dataset.source), output, model
-    )
+    # The training file is scored again by default; the labeled book is no file to score.
+    to_score = score_input or (Path(record.dataset.source) if source == "file" else None)
+    if to_score is not None:
+        scored, output = score_after_training(instance, defs, to_score, output, scoring_model(record))
     console.rule("summary")
     print_training_summary(record)
-    console.print(
-        f"scored {scored.outcome.n_scored} applications → {output}  grades {scored.summary.grades}, "
-        f"declined {scored.outcome.n_declined}"
-    )
+    if to_score is not None:
+        console.print(
+            f"scored {scored.outcome.n_scored} applications → {output}  grades {scored.summary.grades}, "
+            f"declined {scored.outcome.n_declined}"
+        )
+    else:
+        console.print("trained on the labeled book: nothing scored (give --score-input FILE to score one)")
     console.print(
         f"wall time {time.perf_counter() - started:.1f} s; Dagster runs in {os.environ['DAGSTER_HOME']}"
     )

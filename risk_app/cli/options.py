@@ -3,7 +3,8 @@ training through Dagster) and the data-set option of every command.
 
 An option left out means "the library's default": the data set is `$RISK_APP_DATASET`, else
 the built-in default (`data_contracts.spec.default_dataset`), and the training settings are
-`TrainConfig`'s defaults, so the CLI never states a default of its own that could drift.
+`TrainConfig`'s defaults (`risk_app.finetune.defaults`, which the help shows), so the CLI never
+states a default of its own that could drift.
 
     def train(dataset: DatasetOption = None, method: MethodOption = None, ...) -> None:
         spec = load_spec(dataset or default_dataset())
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from data_contracts.spec import DATASET_ENV, DEFAULT_DATASET
+from risk_app.finetune.defaults import DEFAULT_BASE_MODEL, DEFAULT_EPOCHS, DEFAULT_METHOD
 
 DatasetOption = Annotated[
     str | None,
@@ -30,16 +32,17 @@ DataOption = Annotated[
     Path | None, typer.Option(help="Labelled applications (default: the data set's own file).")
 ]
 MethodOption = Annotated[
-    str | None, typer.Option(help="Fine-tuning method; see `risk-app methods` (default: TrainConfig's).")
+    str | None, typer.Option(help=f"Fine-tuning method; see `risk-app methods` (default: {DEFAULT_METHOD}).")
 ]
 ParamOption = Annotated[list[str], typer.Option("--param", "-p", help="Method parameter key=value.")]
 BaseModelOption = Annotated[
     str | None,
     typer.Option(
-        help="Hub id, local folder, .gguf file, catalogue name or tiny-qwen2 (default: TrainConfig's)."
+        help="Hub id, local folder, .gguf file, catalogue name or tiny-qwen2 "
+        f"(default: {DEFAULT_BASE_MODEL})."
     ),
 ]
-EpochsOption = Annotated[int | None, typer.Option(help="Maximum epochs (default: TrainConfig's).")]
+EpochsOption = Annotated[int | None, typer.Option(help=f"Maximum epochs (default: {DEFAULT_EPOCHS}).")]
 AugmentOption = Annotated[bool, typer.Option(help="Augment the training split with nlpaug.")]
 
 SourceOption = Annotated[

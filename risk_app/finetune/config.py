@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from risk_app.config_errors import validated
+from risk_app.finetune.defaults import DEFAULT_BASE_MODEL, DEFAULT_EPOCHS, DEFAULT_METHOD
 from risk_app.finetune.speed import SpeedConfig
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -27,15 +28,19 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = Field(default="lora", description="Registered fine-tuning method name (see list_methods).")
+    method: str = Field(
+        default=DEFAULT_METHOD, description="Registered fine-tuning method name (see list_methods)."
+    )
     method_params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters for the method, checked by the method's own Config."
     )
     base_model: str = Field(
-        default="tiny-qwen2",
+        default=DEFAULT_BASE_MODEL,
         description="Base model: 'tiny-qwen2', a hub id, a local folder, or a .gguf file.",
     )
-    epochs: int = Field(default=3, ge=1, le=1000, description="Maximum number of passes over the train set.")
+    epochs: int = Field(
+        default=DEFAULT_EPOCHS, ge=1, le=1000, description="Maximum number of passes over the train set."
+    )
     learning_rate: float = Field(
         default=1e-3, gt=0, le=1.0, description="Peak AdamW learning rate (after warmup)."
     )
