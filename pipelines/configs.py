@@ -6,7 +6,8 @@ ranges and method parameters and turn problems into one clear message.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import types
+from typing import Any, Literal, Union, get_args, get_origin
 
 import dagster as dg
 from pydantic import (
@@ -29,6 +30,16 @@ from risk_app.policy.credit import PolicyConfig
 from risk_app.workflow import TrainingSource
 
 
+def _launchpad_type(annotation: Any) -> Any:
+    """`annotation` as Dagster's launchpad can take it. A union of two kinds of value (a flag or a
+    word: `SpeedConfig.fused_kernels: bool | Literal["measure"]`) is no Dagster config type; such
+    a field takes any value there, and the library class checks it (one clear line)."""
+    members = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, types.UnionType) and len(members) > 1:
+        return Any
+    return annotation
+
+
 def launchpad_config(
     name: str, library_cls: type[BaseModel], overrides: dict[str, Any] | None = None
 ) -> type[dg.Config]:
@@ -39,7 +50,7 @@ def launchpad_config(
     """
     fields: dict[str, Any] = {}
     for field_name, info in library_cls.model_fields.items():
-        annotation = (overrides or {}).get(field_name, info.annotation)
+        annotation = _launchpad_type((overrides or {}).get(field_name, info.annotation))
         nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         if nested and not issubclass(annotation, dg.Config):
             # A nested library config (TrainConfig.speed) becomes a nested launchpad config:

@@ -38,7 +38,7 @@ def test_the_run_config_of_run_is_one_the_training_job_accepts() -> None:
         "german_credit",
         {"source": "book", "path": "", "window_months": 3},
         {"split": "out_of_time", "test_on": "latest_vintage"},
-        {"method_params": {"r": 4}, "method": "lora", "epochs": 1},
+        {"method_params": {"r": 4}, "method": "lora", "epochs": 1, "speed": {"fused_kernels": "measure"}},
         augment=False,
     )
     job = defs.resolve_job_def("training_job")
