@@ -1,24 +1,37 @@
 """Federated vs pooled vs local-only: German credit cut into N non-IID lenders (issue 25).
 
-    nice python bench/federated.py --lenders 5 --partition-by dirichlet:0.5 --seeds 3
+    nice python bench/federated.py --method head --lenders 5 --partition-by purpose --seeds 5 \
+        --rounds 40 --local-epochs 1 --lr 0.03 --dp record --driver inprocess
 
 For each seed the data set is cut into N lenders (`risk_app.federated.partition`, the seed also
 moves the partition), every lender splits its own rows 70/15/15, and four kinds of model are
-trained with the product's trainer and method:
+trained with the product's trainer and method (`--method lora`: tiny-qwen2 + LoRA; `--method
+head`: the linear `score` head on the base's frozen, cached features, `freeze` with
+n_trainable_layers 0):
 
-* **federated** — the consortium in Flower's Simulation Engine (FedAvg, R rounds, E local
-  epochs), only the trainable tensors travelling;
-* **federated + DP** — the same with client-side clipping and central Gaussian noise, the noise
-  multiplier chosen so that the R rounds spend at most `--epsilon` (lender-level, δ 1e-5), and
-  SecAgg+;
+* **federated** — the consortium (FedAvg, R rounds, E local epochs), only the trainable tensors
+  travelling; `--driver simulation` runs it in Flower's Simulation Engine (Ray), `--driver
+  inprocess` calls each lender's Flower client (`Lender.fit`) in this process and aggregates with
+  the same Flower strategy inside the same `ConsortiumGuard` (`configure_fit` samples,
+  `aggregate_fit` checks and averages): the same arithmetic without Ray's processes, which on a
+  busy 2-core machine cost more than the training;
+* **federated + DP** — `--dp lender`: client-side clipping and central Gaussian noise added by
+  the server, the noise multiplier chosen so the R rounds spend at most `--epsilon`
+  (lender-level, δ 1e-5), with SecAgg+ (simulation driver only); `--dp record`: DP-SGD inside
+  each lender (Opacus, `risk_app.federated.dpsgd`), the noise multiplier chosen so that the
+  lender that spends most (the fewest rows) stays within `--epsilon` at δ 1e-5 over all rounds;
 * **pooled** — one model on all lenders' train rows together (what the consortium would get if
-  the rows could be pooled), the same epochs as the federated rounds × local epochs;
-* **local-only** — each lender alone on its own rows.
+  the rows could be pooled), the same method, learning rate and batch size, R × E epochs (the
+  product's trainer keeps its best epoch on the pooled validation split);
+* **local-only** — each lender alone on its own rows, the same settings.
 
 Each model's ROC AUC is measured on each lender's own test split and on the pooled test (the
-union of the lenders' test splits). Bytes per round per lender are the sizes of the updates the
-server received. The medians and spreads over seeds go to docs/federated.md (section
-`federated-bench: <machine>`), the raw numbers to `--json`.
+union of the lenders' test splits). The medians and spreads over seeds, and the paired
+differences over seeds with the plain and the Nadeau–Bengio corrected 95 % interval
+(`bench.frozen_heads.paired_difference`), go to docs/federated.md (section
+`federated-bench: <machine> / <base> <method> / ...`), the raw numbers to `--json`. Settings are
+chosen on validation (`--grid` prints the pooled validation AUC of each setting and never looks at
+test).
 
 The issue's goals: federated within 0.01 AUC of pooled; every lender's federated AUC above
 its local-only AUC; with DP at ε <= 8 within 0.03 of pooled; a LoRA round of the 0.5B under
@@ -38,17 +51,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server.client_proxy import ClientProxy
 from sklearn.metrics import roc_auc_score
 
+from bench.frozen_heads import paired_difference
 from bench.machine import machine_label
 from bench.markdown import replace_section
 from data_contracts.spec import load_spec
-from risk_app.federated.config import FederatedConfig, Partition
-from risk_app.federated.lender import LenderData
+from risk_app.federated.config import FederatedConfig, Partition, RecordPrivacyConfig
+from risk_app.federated.dpsgd import lender_epsilon
+from risk_app.federated.lender import Lender, LenderData, LenderSite, check_federable, prepared_model
 from risk_app.federated.partition import describe_partition, partition_applications
 from risk_app.federated.privacy import epsilon_spent
 from risk_app.federated.product import federated_model
 from risk_app.federated.simulation import run_sites, write_lender_sites
+from risk_app.federated.strategy import ConsortiumClientManager, build_strategy
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.trainer import train_classifier
@@ -56,6 +74,11 @@ from risk_app.finetune.types import TrainData
 from risk_app.workflow import ingest_and_validate
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "federated.md"
+DELTA = 1e-5
+METHODS: dict[str, dict[str, Any]] = {
+    "lora": {"method": "lora"},
+    "head": {"method": "freeze", "method_params": {"n_trainable_layers": 0, "head": "linear"}},
+}
 
 
 def noise_for_epsilon(target: float, rounds: int, delta: float) -> float:
@@ -66,6 +89,16 @@ def noise_for_epsilon(target: float, rounds: int, delta: float) -> float:
     return round(sigma, 2)
 
 
+def record_noise_for_epsilon(target: float, rows: list[int], batch_size: int, epochs: int) -> float:
+    """The smallest DP-SGD noise multiplier (to 0.05) with which every lender spends <= target."""
+    sigma = 0.3
+    while True:
+        privacy = RecordPrivacyConfig(enabled=True, noise_multiplier=sigma, delta=DELTA)
+        if max(lender_epsilon(privacy, n, batch_size, epochs) for n in rows) <= target:
+            return round(sigma, 2)
+        sigma += 0.05
+
+
 def auc(labels: np.ndarray, proba: np.ndarray) -> float:
     return float(roc_auc_score(labels, proba)) if len(np.unique(labels)) == 2 else float("nan")
 
@@ -73,14 +106,19 @@ def auc(labels: np.ndarray, proba: np.ndarray) -> float:
 def score_everywhere(
     model: Any, tokenizer: Any, lenders: list[LenderData], train: TrainConfig
 ) -> dict[str, float]:
-    """AUC on each lender's test split and on their union."""
-    out, ys, ps = {}, [], []
+    """AUC on each lender's test split and on their union, and on the union of their validation splits."""
+    out, ys, ps, vys, vps = {}, [], [], [], []
     for k, data in enumerate(lenders, start=1):
         proba = predict_proba(model, tokenizer, data.test_texts, train.eval_batch_size, train.max_length)
         out[f"lender-{k}"] = auc(data.test_labels, proba)
         ys.append(data.test_labels)
         ps.append(proba)
+        vps.append(
+            predict_proba(model, tokenizer, data.train.val_texts, train.eval_batch_size, train.max_length)
+        )
+        vys.append(data.train.val_labels)
     out["pooled"] = auc(np.concatenate(ys), np.concatenate(ps))
+    out["validation"] = auc(np.concatenate(vys), np.concatenate(vps))
     return out
 
 
@@ -111,24 +149,71 @@ def local_only(lenders: list[LenderData], train: TrainConfig) -> dict[str, float
     return out
 
 
+class _Node(ClientProxy):
+    """A lender as the in-process driver's client manager holds it: only its id, no network."""
+
+    def get_properties(self, *a: Any, **k: Any) -> Any:  # pragma: no cover - never called
+        raise NotImplementedError
+
+    get_parameters = fit = evaluate = reconnect = get_properties
+
+
+def run_in_process(sites: list[LenderSite], config: FederatedConfig) -> tuple[list[np.ndarray], dict]:
+    """The consortium without the Simulation Engine: the server's Flower strategy inside the
+    consortium's guard (`configure_fit` samples the lenders and writes their instructions,
+    `aggregate_fit` checks and averages) and each lender's Flower client (`Lender.fit`) called here.
+    (global arrays, {lender: ε of its last round} with record-level DP)."""
+    check_federable(config)
+    if config.privacy.enabled or config.secure_aggregation.enabled:
+        raise SystemExit(
+            "--driver inprocess runs no Flower mods: lender-level DP and SecAgg+ need --driver simulation"
+        )
+    prepared = prepared_model(config.train)
+    template = prepared.template
+    arrays = template.arrays(prepared.model)
+    clients = ConsortiumClientManager(seed=config.seed)
+    lenders = {}
+    for k, site in enumerate(sites):
+        clients.register(_Node(str(k)))
+        clients.admit(str(k), site.name)
+        lenders[str(k)] = Lender(site, config)
+    guard = build_strategy(config, template, arrays, clients, len(sites))
+    spent: dict[str, float] = {}
+    for server_round in range(1, config.rounds + 1):
+        instructions = guard.configure_fit(server_round, ndarrays_to_parameters(arrays), clients)
+        results = []
+        for proxy, ins in instructions:
+            out, n, metrics = lenders[proxy.cid].fit(parameters_to_ndarrays(ins.parameters), ins.config)
+            results.append((proxy, FitRes(Status(Code.OK, ""), ndarrays_to_parameters(out), n, metrics)))
+        params, _ = guard.aggregate_fit(server_round, results, [])
+        if params is not None:
+            arrays = parameters_to_ndarrays(params)
+        spent.update(guard.log.record_epsilon)
+    return arrays, spent
+
+
 def federated(
-    sites: list, spec: Any, config: FederatedConfig, lenders: list[LenderData], workdir: Path
+    sites: list, spec: Any, config: FederatedConfig, lenders: list[LenderData], workdir: Path, driver: str
 ) -> dict:
     started = time.perf_counter()
-    outcome = run_sites(sites, spec, config, workdir)
-    wall = time.perf_counter() - started
-    model, tokenizer, _ = federated_model(outcome)
-    scores = score_everywhere(model, tokenizer, lenders, config.train)
-    sizes = [b for r in outcome.rounds for b in r.bytes_up.values()]
-    return {
-        "auc": scores,
-        "lender_reported_test_auc": outcome.test_auc,
-        "epsilon": outcome.epsilon,
-        "bytes_per_round_per_lender": statistics.median(sizes) if sizes else None,
-        "rounds_completed": outcome.completed_rounds,
-        "wall_seconds": wall,
-        "round_seconds": [r.seconds for r in outcome.rounds],
-    }
+    if driver == "simulation":
+        outcome = run_sites(sites, spec, config, workdir)
+        wall = time.perf_counter() - started
+        model, tokenizer, _ = federated_model(outcome)
+        sizes = [b for r in outcome.rounds for b in r.bytes_up.values()]
+        extra = {"lender_reported_test_auc": outcome.test_auc, "epsilon": outcome.epsilon,
+                 "lender_epsilon": outcome.record_epsilon, "rounds_completed": outcome.completed_rounds,
+                 "bytes_per_round_per_lender": statistics.median(sizes) if sizes else None,
+                 "round_seconds": [r.seconds for r in outcome.rounds]}  # fmt: skip
+    else:
+        arrays, spent = run_in_process(sites, config)
+        wall = time.perf_counter() - started
+        prepared = prepared_model(config.train)
+        prepared.template.load(prepared.model, arrays)
+        model, tokenizer = prepared.model.eval(), prepared.tokenizer
+        extra = {"epsilon": max(spent.values(), default=None), "lender_epsilon": spent,
+                 "bytes_per_round_per_lender": float(prepared.template.wire_bytes)}  # fmt: skip
+    return {"auc": score_everywhere(model, tokenizer, lenders, config.train), "wall_seconds": wall, **extra}
 
 
 def lora_round_bytes_05b(r: int = 8) -> dict[str, float]:
@@ -154,63 +239,154 @@ def lora_round_bytes_05b(r: int = 8) -> dict[str, float]:
     return {"trainable_values": values, "mb_float32": values * 4 / 1e6}
 
 
-def summarize(runs: list[dict]) -> dict[str, Any]:
-    def med(values: list[float]) -> str:
-        values = [v for v in values if v is not None and not np.isnan(v)]
-        if not values:
-            return "n/a"
-        spread = f" ({min(values):.3f}–{max(values):.3f})" if len(values) > 1 else ""
-        return f"{statistics.median(values):.3f}{spread}"
+def _med(values: list[float]) -> str:
+    values = [v for v in values if v is not None and not np.isnan(v)]
+    if not values:
+        return "n/a"
+    spread = f" ({min(values):.3f}–{max(values):.3f})" if len(values) > 1 else ""
+    return f"{statistics.median(values):.3f}{spread}"
 
+
+def summarize(runs: list[dict]) -> list[dict[str, str]]:
+    """Median (min–max) test AUC over seeds, per test split and model."""
     n = len(runs[0]["partition"])
     rows = []
     for column in [f"lender-{k}" for k in range(1, n + 1)] + ["pooled"]:
         rows.append({
             "test split": column,
-            "federated": med([r["federated"]["auc"][column] for r in runs]),
-            "federated + DP": med([r["federated_dp"]["auc"][column] for r in runs]),
-            "pooled (centralized)": med([r["pooled"][column] for r in runs]),
+            "federated": _med([r["federated"]["auc"][column] for r in runs]),
+            "federated + DP": _med([r["federated_dp"]["auc"][column] for r in runs if r.get("federated_dp")]),
+            "pooled (centralized)": _med([r["pooled"][column] for r in runs]),
             "local-only": (
-                med([r["local"].get(column, float("nan")) for r in runs]) if column != "pooled" else "—"
+                _med([r["local"].get(column, float("nan")) for r in runs]) if column != "pooled" else "—"
             ),
         })  # fmt: skip
-    return {"rows": rows}
+    return rows
+
+
+def paired(runs: list[dict]) -> list[dict[str, Any]]:
+    """Paired differences over seeds (same partition and splits), plain and corrected 95 % intervals."""
+    n = len(runs[0]["partition"])
+    pooled = [r["pooled"]["pooled"] for r in runs]
+    out = [{"what": "federated − pooled, pooled test", **paired_difference(
+        [r["federated"]["auc"]["pooled"] for r in runs], pooled)}]  # fmt: skip
+    if all(r.get("federated_dp") for r in runs):
+        out.append({"what": "federated + DP − pooled, pooled test", **paired_difference(
+            [r["federated_dp"]["auc"]["pooled"] for r in runs], pooled)})  # fmt: skip
+    for k in range(1, n + 1):
+        name = f"lender-{k}"
+        out.append({"what": f"federated − local-only, {name}'s test", **paired_difference(
+            [r["federated"]["auc"][name] for r in runs], [r["local"][name] for r in runs])})  # fmt: skip
+    return out
+
+
+def lenders_above_local(run: dict) -> int:
+    n = len(run["partition"])
+    return sum(run["federated"]["auc"][f"lender-{k}"] > run["local"][f"lender-{k}"] for k in range(1, n + 1))
+
+
+def _ci(row: dict[str, Any], low: str, high: str) -> str:
+    return f"[{row[low]:+.3f}, {row[high]:+.3f}]" if low in row else "—"
 
 
 def render(args: argparse.Namespace, runs: list[dict], label: str, bytes_05b: dict[str, float]) -> str:
-    table = summarize(runs)["rows"]
+    table = summarize(runs)
     head = list(table[0])
+    command = (
+        f"python bench/federated.py --method {args.method} --driver {args.driver} --lenders {args.lenders} "
+        f"--partition-by {args.partition_by} --seeds {args.seeds} --rounds {args.rounds} --local-epochs "
+        f"{args.local_epochs} --lr {args.lr} --batch-size {args.batch_size} --dp {args.dp} "
+        f"--epsilon {args.epsilon}"
+    )
     lines = [
         f"## {label}",
         "",
-        f"`python bench/federated.py --lenders {args.lenders} --partition-by {args.partition_by} --seeds "
-        f"{args.seeds} --rounds {args.rounds} --epsilon {args.epsilon}`: base `{args.base_model}`, method "
-        f"`lora`, FedAvg, {args.rounds} rounds × {args.local_epochs} local epoch(s); pooled and local-only "
-        f"models train {args.rounds * args.local_epochs} epochs; max_length {args.max_length}. ROC AUC on "
-        f"test, median over {len(runs)} seed(s) (min–max).",
+        f"`{command}`: base `{args.base_model}`, method `{args.method}`, FedAvg, {args.rounds} rounds × "
+        f"{args.local_epochs} local epoch(s), learning rate {args.lr}, batch {args.batch_size}; pooled and "
+        f"local-only models train {args.rounds * args.local_epochs} epochs with the same settings; "
+        f"max_length {args.max_length}; driver `{args.driver}`. ROC AUC on test, median over {len(runs)} "
+        "seed(s) (min–max).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
         *["| " + " | ".join(str(row[h]) for h in head) + " |" for row in table],
         "",
+        f"Paired over the {len(runs)} seeds (each seed: its own partition and splits; 95 % intervals, "
+        "plain t and Nadeau–Bengio corrected for repeated splits):",
+        "",
+        "| difference | mean | 95 % CI (plain) | 95 % CI (corrected) | seeds above 0 |",
+        "|---|---:|---:|---:|---:|",
+        *[
+            f"| {p['what']} | {p['mean']:+.3f} | {_ci(p, 'ci_low', 'ci_high')} | "
+            f"{_ci(p, 'nb_low', 'nb_high')} | "
+            f"{p.get('wins', '—')} of {p['n']} |"
+            for p in paired(runs)
+        ],  # fmt: skip
+        "",
     ]
-    eps = [r["federated_dp"]["epsilon"] for r in runs]
-    sizes = [r["federated"]["bytes_per_round_per_lender"] for r in runs]
-    walls = [r["federated"]["wall_seconds"] for r in runs]
     parts = runs[0]["partition"]
     lines += [
+        "- Lenders above their local-only model, per seed: "
+        f"{', '.join(str(lenders_above_local(r)) for r in runs)} of {len(parts)}.",
         f"- Lenders (seed {runs[0]['seed']}): "
         + ", ".join(f"{int(p['rows'])} rows / {p['default_rate']:.0%} bad" for p in parts)
         + ".",
-        f"- DP: noise multiplier {runs[0]['noise_multiplier']}, clipping norm {args.clip}, ε = "
-        f"{statistics.median(eps):.2f} at δ = 1e-5 (lender level), with SecAgg+.",
-        f"- Bytes per round per lender (tiny-qwen2 LoRA update received by the server): "
+    ]
+    if all(r.get("federated_dp") for r in runs):
+        eps = [r["federated_dp"]["epsilon"] for r in runs]
+        if args.dp == "record":
+            each = [v for r in runs for v in r["federated_dp"]["lender_epsilon"].values()]
+            lines.append(
+                "- DP: record level, DP-SGD inside each lender (Opacus, Poisson sampling, per-example "
+                f"clipping {args.clip}), noise multiplier "
+                f"{statistics.median(r['noise_multiplier'] for r in runs)} "
+                f"(median over seeds), each lender's ε over all {args.rounds} rounds at δ = 1e-5 "
+                f"{min(each):.2f}–{max(each):.2f}, the largest per seed {', '.join(f'{e:.2f}' for e in eps)}."
+            )
+        else:
+            lines.append(
+                f"- DP: lender level, noise multiplier {runs[0]['noise_multiplier']}, clipping norm "
+                f"{args.clip}, ε = {statistics.median(eps):.2f} at δ = 1e-5, with SecAgg+."
+            )
+    sizes = [r["federated"]["bytes_per_round_per_lender"] for r in runs]
+    walls = [r["federated"]["wall_seconds"] for r in runs]
+    lines += [
+        f"- Bytes per round per lender ({args.base_model} {args.method} update): "
         f"{statistics.median(sizes):,.0f}; the 0.5B's LoRA (r 8, q/k/v/o + score head): "
-        f"{bytes_05b['trainable_values']:,} values = {bytes_05b['mb_float32']:.2f} MB a round per lender.",
-        f"- Wall time of one federated run (Ray start, join, {args.rounds} rounds, final evaluation): median "
+        f"{bytes_05b['trainable_values']:,} values = "
+        f"{bytes_05b['mb_float32']:.2f} MB a round per lender.",
+        f"- Wall time of one federated run ({args.driver}, {args.rounds} rounds): median "
         f"{statistics.median(walls):.0f} s.",
     ]
     return "\n".join(lines)
+
+
+def build_configs(
+    args: argparse.Namespace, seed: int, rows: list[int]
+) -> tuple[FederatedConfig, FederatedConfig | None, float | None]:
+    """(plain, private or None, noise multiplier) for one seed."""
+    train = TrainConfig(**METHODS[args.method], base_model=args.base_model, max_length=args.max_length,
+                        device="cpu", epochs=args.rounds * args.local_epochs, patience=0, seed=seed,
+                        learning_rate=args.lr, batch_size=args.batch_size)  # fmt: skip
+    base = {"rounds": args.rounds, "local_epochs": args.local_epochs, "min_lenders": args.lenders,
+            "seed": seed, "train": train.model_dump()}  # fmt: skip
+    plain = FederatedConfig.from_dict(base)
+    if args.dp == "none":
+        return plain, None, None
+    if args.dp == "record":
+        sigma = record_noise_for_epsilon(args.epsilon, rows, args.batch_size, args.rounds * args.local_epochs)
+        privacy = {"record_privacy": {"enabled": True, "noise_multiplier": sigma, "max_grad_norm": args.clip}}
+    else:
+        sigma = noise_for_epsilon(args.epsilon, args.rounds, DELTA)
+        privacy = {
+            "secure_aggregation": {
+                "enabled": True,
+                "num_shares": args.lenders,
+                "reconstruction_threshold": 0.6,
+            },
+            "privacy": {"enabled": True, "clipping_norm": args.clip, "noise_multiplier": sigma},
+        }
+    return plain, FederatedConfig.from_dict({**base, **privacy}), sigma
 
 
 def main() -> None:
@@ -219,13 +395,26 @@ def main() -> None:
     parser.add_argument("--lenders", type=int, default=5)
     parser.add_argument("--partition-by", default="dirichlet:0.5")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--method", choices=sorted(METHODS), default="lora")
+    parser.add_argument("--driver", choices=["simulation", "inprocess"], default="simulation")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--local-epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--dp", choices=["none", "lender", "record"], default="lender")
     parser.add_argument("--epsilon", type=float, default=8.0)
-    parser.add_argument("--clip", type=float, default=0.5)
+    parser.add_argument(
+        "--clip", type=float, default=0.5, help="Update (lender DP) or per-example (record DP) bound."
+    )
     parser.add_argument("--base-model", default="tiny-qwen2")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="torch threads here (pooled, local-only).")
+    parser.add_argument(
+        "--grid", default=None,
+        help="JSON list of {rounds, local_epochs, lr}: print each setting's pooled-validation AUC (federated "
+        "and pooled) and stop; no test number is computed or written.",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-doc", action="store_true", help="Do not write docs/federated.md.")
     parser.add_argument(
@@ -239,11 +428,8 @@ def main() -> None:
     os.environ.setdefault("RISK_APP_HOME", tempfile.mkdtemp(prefix="fedbench-"))
     spec = load_spec(args.dataset)
     valid = ingest_and_validate(spec.data_path, spec=spec).valid
-    train = TrainConfig(method="lora", base_model=args.base_model, max_length=args.max_length, device="cpu",
-                        epochs=args.rounds * args.local_epochs, patience=0)  # fmt: skip
-    sigma = noise_for_epsilon(args.epsilon, args.rounds, 1e-5)
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         parts = partition_applications(
             valid, spec, args.lenders, Partition.parse(args.partition_by), seed=seed
@@ -251,39 +437,58 @@ def main() -> None:
         workdir = Path(os.environ["RISK_APP_HOME"]) / f"seed-{seed}"
         sites = write_lender_sites(parts, spec, workdir, split_seed=seed)
         lenders = [LenderData.load(site) for site in sites]
-        base = {"rounds": args.rounds, "local_epochs": args.local_epochs, "min_lenders": args.lenders,
-                "seed": seed, "train": train.model_copy(update={"seed": seed}).model_dump()}  # fmt: skip
-        plain = FederatedConfig.from_dict(base)
-        private = FederatedConfig.from_dict({
-            **base,
-            "secure_aggregation": {
-                "enabled": True, "num_shares": args.lenders, "reconstruction_threshold": 0.6,
-            },
-            "privacy": {"enabled": True, "clipping_norm": args.clip, "noise_multiplier": sigma},
-        })  # fmt: skip
-        seeded = train.model_copy(update={"seed": seed})
+        rows = [len(d.train.train_texts) for d in lenders]
+        if args.grid:
+            grid_search(args, json.loads(args.grid), seed, sites, spec, lenders, rows, workdir)
+            continue
+        plain, private, sigma = build_configs(args, seed, rows)
         run = {
             "seed": seed,
             "partition": describe_partition(parts),
             "noise_multiplier": sigma,
-            "federated": federated(sites, spec, plain, lenders, workdir / "fed"),
-            "federated_dp": federated(sites, spec, private, lenders, workdir / "fed-dp"),
-            "pooled": centralized(lenders, seeded),
-            "local": local_only(lenders, seeded),
+            "federated": federated(sites, spec, plain, lenders, workdir / "fed", args.driver),
+            "federated_dp": (
+                federated(sites, spec, private, lenders, workdir / "fed-dp", args.driver) if private else None
+            ),
+            "pooled": centralized(lenders, plain.train),
+            "local": local_only(lenders, plain.train),
             "seconds": time.perf_counter() - t0,
         }
         runs.append(run)
-        print(json.dumps({k: run[k] for k in ("seed", "pooled", "local")}), flush=True)
-        print(json.dumps({"federated": run["federated"]["auc"], "dp": run["federated_dp"]["auc"],
-                          "eps": run["federated_dp"]["epsilon"]}), flush=True)  # fmt: skip
+        dp = run["federated_dp"] or {}
+        print(json.dumps({"seed": seed, "federated": run["federated"]["auc"], "pooled": run["pooled"],
+                          "local": run["local"], "dp": dp.get("auc"), "eps": dp.get("lender_epsilon")}),
+              flush=True)  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(runs, indent=1, default=float))
-    write_doc(args, runs)
+    if runs:
+        write_doc(args, runs)
+
+
+def grid_search(
+    args: argparse.Namespace, grid: list[dict], seed: int, sites: list, spec: Any, lenders: list[LenderData],
+    rows: list[int], workdir: Path,
+) -> None:  # fmt: skip
+    """Each setting's AUC on the union of the lenders' validation splits (federated and pooled)."""
+    for k, setting in enumerate(grid):
+        trial = argparse.Namespace(**{**vars(args), **setting})
+        plain, private, _ = build_configs(trial, seed, rows)
+        row = {"seed": seed, **setting}
+        fed = federated(sites, spec, plain, lenders, workdir / f"grid-{k}", args.driver)
+        row["federated_val"] = fed["auc"]["validation"]
+        if private is not None:
+            dp = federated(sites, spec, private, lenders, workdir / f"grid-{k}-dp", args.driver)
+            row["dp_val"], row["epsilon"] = dp["auc"]["validation"], dp["epsilon"]
+        row["pooled_val"] = centralized(lenders, plain.train)["validation"]
+        print(json.dumps(row), flush=True)
 
 
 def write_doc(args: argparse.Namespace, runs: list[dict]) -> None:
     bytes_05b = lora_round_bytes_05b()
-    label = f"{machine_label('cpu')} / {args.base_model} / {args.lenders} lenders by {args.partition_by}"
+    label = (
+        f"{machine_label('cpu')} / {args.base_model} {args.method} / {args.lenders} lenders by "
+        f"{args.partition_by} / DP {args.dp}"
+    )
     body = render(args, runs, label, bytes_05b)
     print(body)
     if not args.no_doc:

@@ -373,12 +373,20 @@ def _federation_section(record: RunRecord) -> list[str]:
     fed = record.federation
     if fed is None:
         return []
-    privacy = (
-        f"lender-level differential privacy, ε = {fed.epsilon:.3g} at δ = {fed.delta:g} (noise multiplier "
-        f"{fed.noise_multiplier}, clipping norm {fed.clipping_norm})"
-        if fed.epsilon is not None
-        else "no differential privacy"
-    )
+    if fed.epsilon is None:
+        privacy = "no differential privacy"
+    elif fed.privacy_level == "record":
+        each = ", ".join(f"{name} {eps:.3g}" for name, eps in sorted(fed.lender_epsilon.items()))
+        privacy = (
+            f"record-level differential privacy (DP-SGD inside each lender), ε = {fed.epsilon:.3g} at "
+            f"δ = {fed.delta:g} for the lender that spent most ({each}; noise multiplier "
+            f"{fed.noise_multiplier}, per-example clipping {fed.clipping_norm})"
+        )
+    else:
+        privacy = (
+            f"lender-level differential privacy, ε = {fed.epsilon:.3g} at δ = {fed.delta:g} (noise "
+            f"multiplier {fed.noise_multiplier}, clipping norm {fed.clipping_norm})"
+        )
     secure = "SecAgg+ (the server saw only sums)" if fed.secure_aggregation else "updates in the clear"
     lines = [
         "## A consortium model",

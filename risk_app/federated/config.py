@@ -4,8 +4,8 @@
 round, local epochs, the minimum number of lenders a round needs, FedAvg or FedProx), which
 product training config each lender runs (`train`: method, base model, learning rate ...), and
 the privacy options (`secure_aggregation`: Flower's SecAgg+; `privacy`: central differential
-privacy with client-side clipping). It is parsed once at the edge (`FederatedConfig.from_dict`),
-unknown keys refused with the allowed ones listed.
+privacy with client-side clipping; `record_privacy`: DP-SGD inside each lender). It is parsed
+once at the edge (`FederatedConfig.from_dict`), unknown keys refused with the allowed ones listed.
 
 `Partition` is how a simulation cuts one data set into lenders: by a spec column
 (`"purpose"`) or by a Dirichlet label skew (`"dirichlet:0.5"`).
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from risk_app.config_errors import validated
 from risk_app.errors import ConfigError
@@ -75,6 +75,29 @@ class PrivacyConfig(BaseModel):
     )
 
 
+class RecordPrivacyConfig(BaseModel):
+    """Record-level differential privacy inside each lender: DP-SGD with Opacus (`dpsgd.py`).
+
+    Each lender trains the head on frozen features with Poisson-sampled batches, every
+    example's gradient clipped to `max_grad_norm` and Gaussian noise of
+    `noise_multiplier * max_grad_norm` on each batch's sum; its ε at `delta` is counted by
+    Opacus' RDP accountant over all its steps in all rounds. For the linear head on frozen
+    features (method freeze, n_trainable_layers 0) only.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="Train each lender's update with DP-SGD.")
+    noise_multiplier: float = Field(
+        default=1.0, gt=0, description="Noise standard deviation in units of max_grad_norm, per step."
+    )
+    max_grad_norm: float = Field(default=1.0, gt=0, description="L2 bound on one example's gradient.")
+    delta: float = Field(default=1e-5, gt=0, lt=1, description="δ at which each lender's ε is reported.")
+    max_epsilon: float | None = Field(
+        default=None, gt=0, description="A lender whose planned rounds would spend more ε refuses at join."
+    )
+
+
 class FederatedConfig(BaseModel):
     """How a consortium of lenders fine-tunes one model."""
 
@@ -103,10 +126,22 @@ class FederatedConfig(BaseModel):
         default_factory=SecureAggregationConfig, description="SecAgg+ options."
     )
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Differential privacy options.")
+    record_privacy: RecordPrivacyConfig = Field(
+        default_factory=RecordPrivacyConfig, description="Record-level DP-SGD inside each lender."
+    )
     round_timeout_seconds: float | None = Field(
         default=None, gt=0, description="How long a round waits for lenders' replies (None: for all)."
     )
     seed: int = Field(default=42, ge=0, description="Seed of the initial weights and of lender sampling.")
+
+    @model_validator(mode="after")
+    def _one_kind_of_privacy(self) -> FederatedConfig:
+        if self.privacy.enabled and self.record_privacy.enabled:
+            raise ValueError(
+                "privacy (lender-level, noise added by the server) and record_privacy (DP-SGD inside each "
+                "lender) are two ways to the same end; enable one"
+            )
+        return self
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FederatedConfig:

@@ -45,6 +45,7 @@ from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.atomic import atomic_write_text
 from risk_app.errors import ConfigError
 from risk_app.federated.config import FederatedConfig
+from risk_app.federated.dpsgd import dp_fit_head, lender_epsilon
 from risk_app.federated.join import KEY_LENDER, KEY_REFUSAL, KEY_SPEC_HASH, KEY_TEMPLATE, terms_difference
 from risk_app.federated.proximal import WithProximalTerm
 from risk_app.federated.tensors import TensorTemplate
@@ -162,6 +163,13 @@ def check_federable(config: FederatedConfig) -> None:
     if objective == "rlhf":
         raise ConfigError("method 'rlhf' learns from analyst feedback, which stays with each lender; "
                           "federate its policy method instead")  # fmt: skip
+    linear_head = objective == "frozen_features" and getattr(cfg, "head", "") == "linear"
+    if config.record_privacy.enabled and not linear_head:
+        raise ConfigError(
+            "record-level DP-SGD (record_privacy) trains the linear head on frozen features only: use "
+            "method freeze with n_trainable_layers 0 and head 'linear' (the supervised loop has no "
+            "per-example clipping)"
+        )
     if objective == "frozen_features":
         if getattr(cfg, "head", "linear") != "linear":
             raise ConfigError(
@@ -213,12 +221,29 @@ class Lender(NumPyClient):
         with lender_home(self.site):
             base_hash = base_fingerprint(self.config.train.base_model)
         refusal = terms_difference(config, spec, self.config.train, prepared.template.signature, base_hash)
+        refusal = refusal or self._over_budget()
         return {
             KEY_LENDER: self.site.name,
             KEY_SPEC_HASH: spec.hash,
             KEY_TEMPLATE: prepared.template.signature,
             KEY_REFUSAL: refusal or "",
         }
+
+    def _over_budget(self) -> str | None:
+        """Record-level DP: the sentence why this lender's planned rounds would spend too much ε."""
+        privacy, cfg = self.config.record_privacy, self.config
+        if not privacy.enabled or privacy.max_epsilon is None:
+            return None
+        rows = len(self._data().train.train_texts)
+        if cfg.train.max_train_rows is not None:
+            rows = min(rows, cfg.train.max_train_rows)
+        planned = lender_epsilon(privacy, rows, cfg.train.batch_size, cfg.rounds * cfg.local_epochs)
+        if planned <= privacy.max_epsilon:
+            return None
+        return (
+            f"its {rows} training rows would spend ε = {planned:.2f} at δ = {privacy.delta:g} over "
+            f"{cfg.rounds} rounds of DP-SGD, above the consortium's max_epsilon {privacy.max_epsilon:g}"
+        )
 
     def get_parameters(self, config: dict[str, Any]) -> list[np.ndarray]:
         prepared = self._model()
@@ -235,6 +260,13 @@ class Lender(NumPyClient):
         with lender_home(self.site):
             seed_everything(train_config.seed)
             train_data = subsample_train(data.train, train_config.max_train_rows, train_config.seed)
+            if self.config.record_privacy.enabled:
+                loss, val_auc, epsilon = dp_fit_head(
+                    prepared, train_data, train_config, self.config.record_privacy, server_round
+                )
+                metrics = {"train_loss": loss, "val_auc": val_auc, "epsilon": epsilon,
+                           "seconds": time.perf_counter() - started}  # fmt: skip
+                return prepared.template.arrays(prepared.model), len(train_data.train_texts), metrics
             result = run_objective(
                 method, prepared.model, prepared.tokenizer, train_data, train_config, prepared.cfg, None,
                 progress=False,

@@ -63,6 +63,13 @@ def pooled_examples(sites: Sequence[LenderSite]) -> tuple[pd.DataFrame, pd.DataF
 def federation_facts(outcome: ConsortiumOutcome) -> FederationFacts:
     cfg = outcome.config
     sizes = [b for r in outcome.rounds for b in r.bytes_up.values()]
+    level: str | None = None
+    noise: float | None = None
+    clip: float | None = None
+    if cfg.privacy.enabled:
+        level, noise, clip = "lender", cfg.privacy.noise_multiplier, cfg.privacy.clipping_norm
+    elif cfg.record_privacy.enabled:
+        level, noise, clip = "record", cfg.record_privacy.noise_multiplier, cfg.record_privacy.max_grad_norm
     return FederationFacts(
         lenders=outcome.lenders,
         refused=outcome.refused,
@@ -76,8 +83,10 @@ def federation_facts(outcome: ConsortiumOutcome) -> FederationFacts:
         secure_aggregation=cfg.secure_aggregation.enabled,
         epsilon=outcome.epsilon,
         delta=outcome.delta,
-        noise_multiplier=cfg.privacy.noise_multiplier if cfg.privacy.enabled else None,
-        clipping_norm=cfg.privacy.clipping_norm if cfg.privacy.enabled else None,
+        noise_multiplier=noise,
+        clipping_norm=clip,
+        privacy_level=level,
+        lender_epsilon=dict(outcome.record_epsilon),
         template=outcome.template,
         bytes_per_round_per_lender=float(statistics.median(sizes)) if sizes else None,
         lender_test_auc=outcome.test_auc,

@@ -93,6 +93,9 @@ class RoundReport(BaseModel):
     bytes_up: dict[str, int] = Field(default_factory=dict, description="update bytes received per lender")
     bytes_down_each: int = 0
     epsilon: float | None = None
+    record_epsilon: dict[str, float] = Field(
+        default_factory=dict, description="record-level DP-SGD: each lender's ε so far, as it reported"
+    )
     seconds: float = 0.0
 
 
@@ -107,8 +110,11 @@ class ConsortiumOutcome(BaseModel):
     refused: dict[str, str]
     rounds: list[RoundReport]
     completed_rounds: int
-    epsilon: float | None
+    epsilon: float | None = Field(description="lender-level ε, or with record-level DP the largest lender's")
     delta: float | None
+    record_epsilon: dict[str, float] = Field(
+        default_factory=dict, description="record-level DP-SGD: each lender's ε over all its rounds"
+    )
     test_auc: dict[str, float]
     test_rows: dict[str, int]
     weights_file: str
@@ -237,7 +243,7 @@ def _round_report(guard: ConsortiumGuard, started: float, epsilon: float | None,
         server_round=rl.server_round, status=status, reason=reason, asked=rl.asked, returned=rl.returned,
         failed=rl.failed, rejected=rl.rejected, train_loss=rl.train_loss, val_auc_local=rl.val_auc_local,
         val_auc_global=rl.val_auc_global, bytes_up=rl.bytes_up, bytes_down_each=rl.bytes_down_each,
-        epsilon=epsilon, seconds=time.perf_counter() - started,
+        epsilon=epsilon, record_epsilon=rl.record_epsilon, seconds=time.perf_counter() - started,
     )  # fmt: skip
 
 
@@ -333,12 +339,18 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
     finally:
         stop.set()
         thread.join(timeout=10)
+    spent: dict[str, float] = {}  # each lender's latest ε (record-level DP-SGD)
+    for report in reports:
+        spent.update(report.record_epsilon)
     outcome = ConsortiumOutcome(
         config=cfg, spec_name=plan.spec.name, spec_hash=plan.spec.hash, template=template.signature,
         lenders=sorted(clients.admitted.values()), refused=dict(clients.refused), rounds=reports,
         completed_rounds=sum(1 for r in reports if r.status == "aggregated"),
-        epsilon=reports[-1].epsilon if reports else None,
-        delta=cfg.privacy.delta if cfg.privacy.enabled else None,
+        epsilon=max(spent.values(), default=None) if cfg.record_privacy.enabled else (
+            reports[-1].epsilon if reports else None),
+        delta=cfg.privacy.delta if cfg.privacy.enabled else (
+            cfg.record_privacy.delta if cfg.record_privacy.enabled else None),
+        record_epsilon=spent,
         test_auc=test_auc, test_rows=test_rows,
         weights_file=str(plan.state_dir / CHECKPOINT / WEIGHTS_FILE),
     )  # fmt: skip

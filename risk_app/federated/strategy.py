@@ -61,6 +61,7 @@ class RoundLog:
     val_auc_local: dict[str, float] = field(default_factory=dict)
     val_auc_global: dict[str, float] = field(default_factory=dict)
     bytes_up: dict[str, int] = field(default_factory=dict)
+    record_epsilon: dict[str, float] = field(default_factory=dict)
     bytes_down_each: int = 0
     aggregated: bool = False
     skipped_reason: str = ""
@@ -185,6 +186,8 @@ class ConsortiumGuard(Strategy):
                 self.log.bytes_up[name] = sum(len(t) for t in res.parameters.tensors)
             self.log.train_loss[name] = float(res.metrics.get("train_loss", math.nan))
             self.log.val_auc_local[name] = float(res.metrics.get("val_auc", math.nan))
+            if "epsilon" in res.metrics:  # record-level DP-SGD: the lender's own ε so far
+                self.log.record_epsilon[name] = float(res.metrics["epsilon"])
         self.log.returned.sort()
         # A dropout reaches the server as an error without its node; those asked who neither
         # returned an update nor were refused dropped out.

@@ -209,10 +209,21 @@ class FederationFacts(_Section):
     local_epochs: int
     min_lenders: int
     secure_aggregation: bool
-    epsilon: float | None = Field(default=None, description="ε spent (lender-level DP), None without DP.")
+    epsilon: float | None = Field(
+        default=None, description="ε spent (record-level DP: the largest lender's), None without DP."
+    )
     delta: float | None = None
     noise_multiplier: float | None = None
-    clipping_norm: float | None = None
+    clipping_norm: float | None = Field(
+        default=None, description="Bound on a lender's update (lender DP) or one example's gradient (record)."
+    )
+    privacy_level: str | None = Field(
+        default=None,
+        description="'lender' (central DP, noise added by the server) or 'record' (DP-SGD in each lender).",
+    )
+    lender_epsilon: dict[str, float] = Field(
+        default_factory=dict, description="Record-level DP: each lender's ε over all its rounds."
+    )
     template: str = Field(description="Signature of the trainable tensors that travelled.")
     bytes_per_round_per_lender: float | None = Field(
         default=None, description="Median bytes of one lender's update (without SecAgg+)."

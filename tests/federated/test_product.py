@@ -21,7 +21,9 @@ from risk_app.federated.server import CHECKPOINT, ConsortiumOutcome, RoundReport
 from risk_app.federated.server import WEIGHTS_FILE as GLOBAL_WEIGHTS
 from risk_app.federated.strategy import ConsortiumClientManager, build_strategy
 from risk_app.registry.artifact import WEIGHTS_FILE, load_risk_model, read_metadata
+from risk_app.run.benchmark_gate import DEFAULT_BENCHMARK_MARGIN
 from risk_app.run.register import register_run
+from risk_app.scoring.service import load_model, score_with_reasons
 from tests.federated.conftest import quick_config
 from tests.federated.test_rules import _Node
 
@@ -58,7 +60,8 @@ def test_federated_model_is_packaged_registered_and_scores(tiny_qwen2, make_site
     valid, examples = pooled_examples(sites)
     assert len(valid) == 300 and set(examples["split"]) == {"train", "validation", "test"}
     record = package_federated(outcome, valid, examples, spec=spec, baselines=("logistic",))
-    record = register_run(record, model_name="consortium")
+    # The deployment's default benchmark margin (the test suite turns the gate off by default).
+    record = register_run(record, model_name="consortium", benchmark_margin=DEFAULT_BENCHMARK_MARGIN)
 
     assert record.model_label == "federated:lora"
     fed = record.federation
@@ -82,3 +85,21 @@ def test_federated_model_is_packaged_registered_and_scores(tiny_qwen2, make_site
     model = load_risk_model(record.need("artifact").path)
     pd_ = model.predict_proba(valid.head(5))
     assert pd_.shape == (5,) and np.isfinite(pd_).all()
+
+    # The same benchmark gate as any challenger: one round of the tiny model trails the logistic
+    # benchmark on the pooled test rows by more than the default margin, so it is held back, saying so.
+    decision = record.need("registration").decision
+    assert not decision.promote and decision.details["benchmark"] == "logistic"
+    assert "trails the classical benchmark logistic" in decision.reason
+    # Scored through the registry like any version, declines explained with reason codes.
+    served = load_model(str(record.need("registration").version), model_name="consortium")
+    scored = score_with_reasons(valid.head(12), served, top_k=2)
+    declined = scored["decision"] == "decline"  # the tiny model's policy declines these rows
+    # Only fields that raised the row's risk are reasons (a row may have none); each names a field
+    # the model read, with a positive strength, and approved rows carry none.
+    explained = scored.loc[declined & scored["reason_1_field"].notna()]
+    assert len(explained) >= 3
+    assert set(explained["reason_1_field"]) <= set(served.field_order or valid.columns)
+    assert (explained["reason_1_strength"] > 0).all()
+    assert scored.loc[~declined, "reason_1"].isna().all()
+    np.testing.assert_allclose(scored["probability_of_default"].head(5), pd_, rtol=1e-5)
