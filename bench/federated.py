@@ -104,25 +104,24 @@ def auc(labels: np.ndarray, proba: np.ndarray) -> float:
 
 
 def score_everywhere(
-    model: Any, tokenizer: Any, lenders: list[LenderData], train: TrainConfig
+    model: Any, tokenizer: Any, lenders: list[LenderData], train: TrainConfig, validation: bool = False
 ) -> dict[str, float]:
-    """AUC on each lender's test split and on their union, and on the union of their validation splits."""
-    out, ys, ps, vys, vps = {}, [], [], [], []
+    """AUC on each lender's test split and on their union (or, with `validation`, only on the union of
+    their validation splits: what --grid chooses by)."""
+    out, ys, ps = {}, [], []
     for k, data in enumerate(lenders, start=1):
-        proba = predict_proba(model, tokenizer, data.test_texts, train.eval_batch_size, train.max_length)
-        out[f"lender-{k}"] = auc(data.test_labels, proba)
-        ys.append(data.test_labels)
+        texts, labels = (data.train.val_texts, data.train.val_labels) if validation else (
+            data.test_texts, data.test_labels)  # fmt: skip
+        proba = predict_proba(model, tokenizer, texts, train.eval_batch_size, train.max_length)
+        if not validation:
+            out[f"lender-{k}"] = auc(labels, proba)
+        ys.append(labels)
         ps.append(proba)
-        vps.append(
-            predict_proba(model, tokenizer, data.train.val_texts, train.eval_batch_size, train.max_length)
-        )
-        vys.append(data.train.val_labels)
-    out["pooled"] = auc(np.concatenate(ys), np.concatenate(ps))
-    out["validation"] = auc(np.concatenate(vys), np.concatenate(vps))
+    out["validation" if validation else "pooled"] = auc(np.concatenate(ys), np.concatenate(ps))
     return out
 
 
-def centralized(lenders: list[LenderData], train: TrainConfig) -> dict[str, float]:
+def centralized(lenders: list[LenderData], train: TrainConfig, validation: bool = False) -> dict[str, float]:
     """One model on every lender's train rows (validation pooled too)."""
     data = TrainData.build(
         [t for d in lenders for t in d.train.train_texts],
@@ -133,19 +132,17 @@ def centralized(lenders: list[LenderData], train: TrainConfig) -> dict[str, floa
     result = train_classifier(
         data.train_texts, data.train_labels, data.val_texts, data.val_labels, train, None, progress=False
     )
-    return score_everywhere(result.model, result.tokenizer, lenders, train)
+    return score_everywhere(result.model, result.tokenizer, lenders, train, validation)
 
 
 def local_only(lenders: list[LenderData], train: TrainConfig) -> dict[str, float]:
-    """Each lender alone; its AUC on its own test split (and, for reference, on the pooled test)."""
+    """Each lender alone; its AUC on its own test split."""
     out: dict[str, float] = {}
     for k, data in enumerate(lenders, start=1):
         d = data.train
         result = train_classifier(d.train_texts, d.train_labels, d.val_texts, d.val_labels, train, None,
                                   progress=False)  # fmt: skip
-        scores = score_everywhere(result.model, result.tokenizer, lenders, train)
-        out[f"lender-{k}"] = scores[f"lender-{k}"]
-        out[f"pooled-by-lender-{k}"] = scores["pooled"]
+        out[f"lender-{k}"] = score_everywhere(result.model, result.tokenizer, [data], train)["lender-1"]
     return out
 
 
@@ -193,8 +190,9 @@ def run_in_process(sites: list[LenderSite], config: FederatedConfig) -> tuple[li
 
 
 def federated(
-    sites: list, spec: Any, config: FederatedConfig, lenders: list[LenderData], workdir: Path, driver: str
-) -> dict:
+    sites: list, spec: Any, config: FederatedConfig, lenders: list[LenderData], workdir: Path, driver: str,
+    validation: bool = False,
+) -> dict:  # fmt: skip
     started = time.perf_counter()
     if driver == "simulation":
         outcome = run_sites(sites, spec, config, workdir)
@@ -213,7 +211,8 @@ def federated(
         model, tokenizer = prepared.model.eval(), prepared.tokenizer
         extra = {"epsilon": max(spent.values(), default=None), "lender_epsilon": spent,
                  "bytes_per_round_per_lender": float(prepared.template.wire_bytes)}  # fmt: skip
-    return {"auc": score_everywhere(model, tokenizer, lenders, config.train), "wall_seconds": wall, **extra}
+    scores = score_everywhere(model, tokenizer, lenders, config.train, validation)
+    return {"auc": scores, "wall_seconds": wall, **extra}
 
 
 def lora_round_bytes_05b(r: int = 8) -> dict[str, float]:
@@ -295,15 +294,19 @@ def render(args: argparse.Namespace, runs: list[dict], label: str, bytes_05b: di
     command = (
         f"python bench/federated.py --method {args.method} --driver {args.driver} --lenders {args.lenders} "
         f"--partition-by {args.partition_by} --seeds {args.seeds} --rounds {args.rounds} --local-epochs "
-        f"{args.local_epochs} --lr {args.lr} --batch-size {args.batch_size} --dp {args.dp} "
-        f"--epsilon {args.epsilon}"
+        f"{args.local_epochs} --lr {args.lr} --pooled-lr {args.pooled_lr or args.lr} --batch-size "
+        f"{args.batch_size} --round-schedule "
+        f"{args.round_schedule}{' --no-class-weighting' if args.no_class_weighting else ''} --dp {args.dp} "
+        f"--epsilon {args.epsilon} --clip {args.clip}"
     )
     lines = [
         f"## {label}",
         "",
         f"`{command}`: base `{args.base_model}`, method `{args.method}`, FedAvg, {args.rounds} rounds × "
-        f"{args.local_epochs} local epoch(s), learning rate {args.lr}, batch {args.batch_size}; pooled and "
-        f"local-only models train {args.rounds * args.local_epochs} epochs with the same settings; "
+        f"{args.local_epochs} local epoch(s), learning rate {args.lr} ({args.round_schedule} over rounds), "
+        f"batch {args.batch_size}, class weighting {'off' if args.no_class_weighting else 'on'}; pooled and "
+        f"local-only models train {args.rounds * args.local_epochs} epochs at learning rate "
+        f"{args.pooled_lr or args.lr}, keeping their best epoch on validation; "
         f"max_length {args.max_length}; driver `{args.driver}`. ROC AUC on test, median over {len(runs)} "
         "seed(s) (min–max).",
         "",
@@ -367,9 +370,10 @@ def build_configs(
     """(plain, private or None, noise multiplier) for one seed."""
     train = TrainConfig(**METHODS[args.method], base_model=args.base_model, max_length=args.max_length,
                         device="cpu", epochs=args.rounds * args.local_epochs, patience=0, seed=seed,
-                        learning_rate=args.lr, batch_size=args.batch_size)  # fmt: skip
+                        learning_rate=args.lr, batch_size=args.batch_size,
+                        class_weighting=not args.no_class_weighting)  # fmt: skip
     base = {"rounds": args.rounds, "local_epochs": args.local_epochs, "min_lenders": args.lenders,
-            "seed": seed, "train": train.model_dump()}  # fmt: skip
+            "seed": seed, "round_schedule": args.round_schedule, "train": train.model_dump()}  # fmt: skip
     plain = FederatedConfig.from_dict(base)
     if args.dp == "none":
         return plain, None, None
@@ -401,7 +405,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--local-epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--pooled-lr", type=float, default=None,
+        help="Learning rate of the pooled and local-only models (default --lr; each chosen on validation).",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--round-schedule", choices=["constant", "cosine"], default="constant")
+    parser.add_argument(
+        "--no-class-weighting", action="store_true",
+        help="Plain cross-entropy everywhere (each lender's own class weights make FedAvg optimise another "
+        "objective than the pooled model's).",
+    )  # fmt: skip
     parser.add_argument("--dp", choices=["none", "lender", "record"], default="lender")
     parser.add_argument("--epsilon", type=float, default=8.0)
     parser.add_argument(
@@ -442,6 +456,7 @@ def main() -> None:
             grid_search(args, json.loads(args.grid), seed, sites, spec, lenders, rows, workdir)
             continue
         plain, private, sigma = build_configs(args, seed, rows)
+        alone = plain.train.model_copy(update={"learning_rate": args.pooled_lr or args.lr})
         run = {
             "seed": seed,
             "partition": describe_partition(parts),
@@ -450,8 +465,8 @@ def main() -> None:
             "federated_dp": (
                 federated(sites, spec, private, lenders, workdir / "fed-dp", args.driver) if private else None
             ),
-            "pooled": centralized(lenders, plain.train),
-            "local": local_only(lenders, plain.train),
+            "pooled": centralized(lenders, alone),
+            "local": local_only(lenders, alone),
             "seconds": time.perf_counter() - t0,
         }
         runs.append(run)
@@ -474,12 +489,15 @@ def grid_search(
         trial = argparse.Namespace(**{**vars(args), **setting})
         plain, private, _ = build_configs(trial, seed, rows)
         row = {"seed": seed, **setting}
-        fed = federated(sites, spec, plain, lenders, workdir / f"grid-{k}", args.driver)
+        fed = federated(sites, spec, plain, lenders, workdir / f"grid-{k}", args.driver, validation=True)
         row["federated_val"] = fed["auc"]["validation"]
         if private is not None:
-            dp = federated(sites, spec, private, lenders, workdir / f"grid-{k}-dp", args.driver)
+            dp = federated(
+                sites, spec, private, lenders, workdir / f"grid-{k}-dp", args.driver, validation=True
+            )
             row["dp_val"], row["epsilon"] = dp["auc"]["validation"], dp["epsilon"]
-        row["pooled_val"] = centralized(lenders, plain.train)["validation"]
+        alone = plain.train.model_copy(update={"learning_rate": args.pooled_lr or args.lr})
+        row["pooled_val"] = centralized(lenders, alone, validation=True)["validation"]
         print(json.dumps(row), flush=True)
 
 

@@ -71,6 +71,7 @@ def round_metadata(report: "RoundReport") -> dict[str, Any]:
     meta.update({f"train_loss/{k}": round(v, 4) for k, v in report.train_loss.items()})
     meta.update({f"bytes_sent/{k}": v for k, v in report.bytes_up.items()})
     meta.update({f"refused_update/{k}": v for k, v in report.rejected.items()})
+    meta.update({f"epsilon/{k}": round(v, 4) for k, v in report.record_epsilon.items()})
     if report.epsilon is not None:
         meta["epsilon"] = round(report.epsilon, 4)
     return meta

@@ -77,6 +77,8 @@ def simulate_command(
             line += f"; {max(report.bytes_up.values()) / 1e6:.2f} MB up per lender"
         if report.epsilon is not None:
             line += f"; ε so far {report.epsilon:.2f}"
+        if report.record_epsilon:
+            line += f"; record-level ε so far up to {max(report.record_epsilon.values()):.2f}"
         console.print(line, highlight=False, soft_wrap=True)
         for lender, why in report.rejected.items():
             console.print(f"  refused update from {lender}: {why}", highlight=False, soft_wrap=True)
@@ -102,7 +104,12 @@ def simulate_command(
     record = package_federated(outcome, valid, examples, spec=dataset, source=str(folder))
     test = record.need("evaluation").test
     console.print(f"pooled test ROC AUC {test.roc_auc:.4f}; artifact {record.need('artifact').path}")
-    if outcome.epsilon is not None:
+    if outcome.record_epsilon:
+        each = ", ".join(f"{name} {eps:.3f}" for name, eps in outcome.record_epsilon.items())
+        console.print(
+            f"record-level differential privacy (DP-SGD in each lender) at δ = {outcome.delta:g}: ε {each}"
+        )
+    elif outcome.epsilon is not None:
         console.print(f"differential privacy: ε = {outcome.epsilon:.3f} at δ = {outcome.delta:g}")
     if register:
         record = register_run(record, model_name=model_name)

@@ -15,6 +15,7 @@ once at the edge (`FederatedConfig.from_dict`), unknown keys refused with the al
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -114,6 +115,12 @@ class FederatedConfig(BaseModel):
         description="Fewest lenders whose updates make a round; with fewer the round is skipped, said so.",
     )
     strategy: StrategyName = Field(default="fedavg", description="Aggregation: fedavg or fedprox.")
+    round_schedule: Literal["constant", "cosine"] = Field(
+        default="constant",
+        description="The learning rate across rounds: train.learning_rate every round, or "
+        "train.learning_rate * (1 + cos(pi * (round - 1) / rounds)) / 2, so late rounds take small "
+        "steps (FedAvg with a fixed step on non-IID lenders stalls short of the pooled optimum).",
+    )
     proximal_mu: float = Field(
         default=0.01, ge=0, description="FedProx only: weight of the proximal term mu/2 ||w - w_global||^2."
     )
@@ -150,10 +157,23 @@ class FederatedConfig(BaseModel):
 
     def lender_train_config(self, server_round: int) -> TrainConfig:
         """The product training config a lender runs in `server_round`: local epochs, a per-round seed,
-        no early stopping inside the round (the consortium, not the lender, decides when to stop)."""
+        the round's learning rate, no early stopping inside the round (the consortium, not the
+        lender, decides when to stop)."""
         return self.train.model_copy(
-            update={"epochs": self.local_epochs, "seed": self.train.seed + server_round, "patience": 0}
+            update={
+                "epochs": self.local_epochs,
+                "seed": self.train.seed + server_round,
+                "patience": 0,
+                "learning_rate": self.round_learning_rate(server_round),
+            }  # fmt: skip
         )
+
+    def round_learning_rate(self, server_round: int) -> float:
+        """The peak learning rate of `server_round` (1-based) under `round_schedule`."""
+        if self.round_schedule == "constant":
+            return self.train.learning_rate
+        done = min(max(server_round - 1, 0), self.rounds) / self.rounds
+        return self.train.learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 class Partition(BaseModel):
