@@ -172,9 +172,10 @@ class PlannedRun:
 def plan_run(
     train_config: TrainConfig, *, nproc: int = 1, hybrid: HybridConfig | str | None = None, spec: Any = None
 ) -> PlannedRun:
-    """Refuse a bad method name or parameters, process count or hybrid (a data set with no
-    tabular columns) in one `ConfigError`, before any data is read or folder made."""
-    return PlannedRun(plan_training(train_config, nproc), check_hybrid(hybrid, spec))
+    """Refuse a bad method name or parameters, process count, hybrid (a data set with no
+    tabular columns) or an `rlhf` run without enough feedback in one `ConfigError`, before any
+    data is read or folder made."""
+    return PlannedRun(plan_training(train_config, nproc, load_spec(spec)), check_hybrid(hybrid, spec))
 
 
 def train_run(

@@ -44,7 +44,8 @@ def fine_tuned_model(
 ) -> dg.Output[RunRecord]:
     """A fine-tuned LLM: trained weights and raw validation/test scores in the run folder."""
     train_config = config.train_config()
-    plan = plan_training(train_config, config.nproc)  # checked once, before a run folder is made
+    # Checked once, before a run folder is made (rlhf: that the data set has enough feedback).
+    plan = plan_training(train_config, config.nproc, dataset_spec)
     context.log.info(f"fine-tuning {train_config.base_model} with method {train_config.method!r}")
     source = str(raw_applications["source_file"].iloc[0]) if len(raw_applications) else ""
     # A first attempt names its training run after its Dagster run; a retry ("re-execute from

@@ -137,7 +137,9 @@ def subsample_train(data: TrainData, max_rows: int | None, seed: int) -> TrainDa
         keep = np.random.default_rng(seed).choice(idx, size=max_rows, replace=False)
     keep = np.sort(keep)
     texts = [data.train_texts[i] for i in keep]
-    return TrainData.build(texts, data.train_labels[keep], data.val_texts, data.val_labels, data.dataset)
+    return TrainData.build(
+        texts, data.train_labels[keep], data.val_texts, data.val_labels, data.dataset, data.exclude_fields
+    )
 
 
 def is_dispatched(model: Any) -> bool:

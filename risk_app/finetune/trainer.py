@@ -108,17 +108,19 @@ def train_classifier(
     progress: bool = True,
     dataset: str | None = None,
     method_config: BaseModel | None = None,
+    exclude_fields: Sequence[str] = (),
 ) -> TrainResult:
     """Fine-tune `config.base_model` with `config.method` (or `method`) and return the result.
 
     `dataset` (a built-in name or a spec file) says which data set the texts come from, for an
-    objective that reads more of it (rlhf's override ledger). `method_config`: the method's
+    objective that reads more of it (rlhf's override ledger), and `exclude_fields` the fields its
+    texts leave out (so that objective leaves them out too). `method_config`: the method's
     parameters already parsed (a run's `TrainingPlan` passes them); without it,
     `config.method_params` are parsed here, for direct callers."""
     if method is None:
         method = get_method(config.method)
     cfg = method_config if method_config is not None else method.parse_config(config.method_params)
-    data = TrainData.build(train_texts, train_labels, val_texts, val_labels, dataset)
+    data = TrainData.build(train_texts, train_labels, val_texts, val_labels, dataset, exclude_fields)
     data = subsample_train(data, config.max_train_rows, config.seed)
     seed_everything(config.seed)
     plan = plan_run(len(data.train_texts), config)

@@ -42,6 +42,9 @@ class TrainData:
     # The data set the texts come from (a built-in name or a spec file), when the caller knows
     # it: an objective that reads more of it (rlhf: the data set's override ledger) needs it.
     dataset: str | None = None
+    # Fields the texts leave out (the run's `exclude_fields`): text an objective builds from the
+    # data set itself (rlhf's override pairs) must leave them out too.
+    exclude_fields: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -51,6 +54,7 @@ class TrainData:
         val_texts: Sequence[str],
         val_labels: Sequence[int] | np.ndarray,
         dataset: str | None = None,
+        exclude_fields: Sequence[str] = (),
     ) -> TrainData:
         """Check and normalise the four inputs; every problem names the split and row."""
         parts = {}
@@ -82,7 +86,7 @@ class TrainData:
                 )
             parts[split] = (texts, labels_arr.astype(np.int64))
         (train_texts, train_y), (val_texts, val_y) = parts["train"], parts["validation"]
-        return cls(train_texts, train_y, val_texts, val_y, dataset)
+        return cls(train_texts, train_y, val_texts, val_y, dataset, tuple(exclude_fields))
 
 
 @dataclass(frozen=True)

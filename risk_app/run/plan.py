@@ -20,10 +20,12 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
+from data_contracts.spec import DatasetSpec
 from risk_app.errors import ConfigError
 from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.objectives.feedback import load_feedback
 from risk_app.finetune.registry import get_method
 
 MAX_NPROC = 64
@@ -54,12 +56,17 @@ class TrainingPlan:
         return self.method.objective_for(self.method_config)
 
 
-def plan_training(config: TrainConfig, nproc: int = 1) -> TrainingPlan:
+def plan_training(
+    config: TrainConfig, nproc: int = 1, dataset: DatasetSpec | str | None = None
+) -> TrainingPlan:
     """Parse the method's parameters and check the process count, once, before anything starts;
-    a `ConfigError` names what is wrong."""
+    a `ConfigError` names what is wrong. With the run's `dataset`, an `rlhf` run with too little
+    feedback is refused here too, before a run folder or an MLflow run exists."""
     if not 1 <= nproc <= MAX_NPROC:
         raise ConfigError(f"nproc must be between 1 and {MAX_NPROC}, got {nproc}")
     plan = TrainingPlan.of(config, nproc)
+    if dataset is not None and plan.objective == "rlhf":
+        load_feedback(plan.method_config, dataset, config.seed)  # type: ignore[arg-type]  # RlhfParams
     if nproc > 1:
         if plan.objective != "supervised":
             # RLHF's PPO and the cached-feature head have no sharded loop: N copies would only repeat it.

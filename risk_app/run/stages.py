@@ -192,6 +192,7 @@ def fine_tune(
             method_config=plan.method_config,
             progress=progress,
             dataset=run_dataset(record),
+            exclude_fields=record.dataset.excluded_fields,
         )
     return record_training(record, result, examples, plan, tracker.mlflow_run_id), result
 

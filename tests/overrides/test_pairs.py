@@ -3,6 +3,7 @@ and `rlhf` learning from them or refusing, in one sentence, when there are too f
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 
 from data_contracts.spec import load_spec
 from risk_app.data.serialize import serialize_frame
+from risk_app import paths, workflow
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.objectives.feedback import load_feedback
@@ -117,3 +119,38 @@ def test_rlhf_learns_from_the_override_ledger_and_says_so(tmp_path: Path, tiny_q
         == "override ledger of german_credit, 4 override pair(s), 2 of them decided by outcomes"
     )
     assert verdict.sentence().endswith(f"Feedback: {verdict.feedback}.")
+
+
+def test_rlhf_with_too_little_feedback_is_refused_before_a_run_folder_or_mlflow_run(
+    risk_app_home: Path,
+) -> None:
+    # The refusal used to come from inside the trainer, after `start_run` had made the run
+    # folder and the fine-tune stage had opened an MLflow run for a run that never trained.
+    config = TrainConfig(method="rlhf", method_params={"policy_params": {"r": 4}})
+    refused = "needs at least 50 feedback pairs .* override ledger of german_credit has 0"
+    with pytest.raises(ConfigError, match=refused):
+        workflow.plan_run(config, spec=load_spec("german_credit"))
+    valid = german_rows(12)
+    examples = workflow.prepare_examples(valid, spec="german_credit")
+    with pytest.raises(ConfigError, match="needs at least 50 feedback pairs"):
+        workflow.train_run(valid, examples, config, spec="german_credit", progress=False)
+    runs = paths.runs_dir()
+    assert not runs.exists() or not any(runs.iterdir())
+    with sqlite3.connect(risk_app_home / "mlflow" / "mlflow.db") as db:
+        assert db.execute("select count(*) from runs").fetchone() == (0,)
+
+
+def test_override_pairs_leave_out_the_fields_the_run_left_out(tmp_path: Path) -> None:
+    _ledger(tmp_path)
+    spec = load_spec("german_credit")
+    left_out = list(spec.protected_columns)
+    settings = RlhfParams(min_feedback_pairs=4)
+    full = load_feedback(settings, "german_credit", seed=0).pairs
+    lean = load_feedback(settings, "german_credit", seed=0, exclude_fields=left_out).pairs
+    labels = [spec.label(c) for c in left_out]
+    assert all(any(f"{label}:" in text for label in labels) for text in full["text"])
+    assert not any(f"{label}:" in text for label in labels for text in lean["text"])
+    # ... and so the reward model reads the texts the policy reads.
+    valid = german_rows(10).set_index("application_id", drop=False)
+    expected = serialize_frame(valid.loc[["app-0"]], exclude=left_out, spec=spec)
+    assert lean.set_index("application_id").loc["app-0", "text"] == expected.iloc[0]

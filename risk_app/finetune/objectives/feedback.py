@@ -20,12 +20,13 @@ decisions learns the approval rate and little else (docs/methods.md, "rlhf").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import pandas as pd
 
-from data_contracts.spec import load_spec
+from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import ConfigError
 from risk_app.finetune.objectives.reward_model import DEFAULT_FEEDBACK_PATH, load_preference_pairs
 from risk_app.overrides.pairs import override_preference_pairs
@@ -72,8 +73,11 @@ def _subset(pairs: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFram
     return pairs.sample(n=max_rows, random_state=seed).sort_index()
 
 
-def _ledger_pairs(settings: FeedbackSettings, dataset: str | None) -> tuple[pd.DataFrame, str]:
-    """(pairs, where they are) from the override ledger of the run's data set."""
+def _ledger_pairs(
+    settings: FeedbackSettings, dataset: DatasetSpec | str | None, exclude: Sequence[str]
+) -> tuple[pd.DataFrame, str]:
+    """(pairs, where they are) from the override ledger of the run's data set, their texts
+    leaving out the fields the run's texts leave out."""
     named = settings.applications_dataset or dataset
     if named is None:
         raise ConfigError(
@@ -81,10 +85,12 @@ def _ledger_pairs(settings: FeedbackSettings, dataset: str | None) -> tuple[pd.D
             "`risk-app train` or the training job (they pass it), or set method_params applications_dataset"
         )
     spec = load_spec(named)
-    return override_preference_pairs(spec), f"override ledger of {spec.name}"
+    return override_preference_pairs(spec, exclude_fields=exclude), f"override ledger of {spec.name}"
 
 
-def _file_pairs(settings: FeedbackSettings, source: FeedbackSource, seed: int) -> tuple[pd.DataFrame, str]:
+def _file_pairs(
+    settings: FeedbackSettings, source: FeedbackSource, seed: int, exclude: Sequence[str]
+) -> tuple[pd.DataFrame, str]:
     """(pairs, where they are) from a feedback file, or from the synthetic demo sample."""
     if source == "synthetic_demo":
         if settings.applications_dataset not in (None, DEMO_DATASET):
@@ -92,10 +98,14 @@ def _file_pairs(settings: FeedbackSettings, source: FeedbackSource, seed: int) -
                 f"method 'rlhf': the synthetic demo feedback is about {DEMO_DATASET} applications, "
                 f"not {settings.applications_dataset}"
             )
-        pairs = load_preference_pairs(DEFAULT_FEEDBACK_PATH, None, None, seed=seed, spec=DEMO_DATASET)
+        pairs = load_preference_pairs(
+            DEFAULT_FEEDBACK_PATH, None, None, seed=seed, spec=DEMO_DATASET, exclude_fields=exclude
+        )
         return pairs, "SYNTHETIC demo sample"
     path, apps = settings.feedback_path, settings.applications_path
-    pairs = load_preference_pairs(path, apps, None, seed=seed, spec=settings.applications_dataset)
+    pairs = load_preference_pairs(
+        path, apps, None, seed=seed, spec=settings.applications_dataset, exclude_fields=exclude
+    )
     return pairs, f"feedback file {path}"
 
 
@@ -109,14 +119,20 @@ def describe(pairs: pd.DataFrame, source: FeedbackSource, where: str) -> str:
     return f"{where}, {len(pairs)} pair(s)"
 
 
-def load_feedback(settings: FeedbackSettings, dataset: str | None, seed: int) -> Feedback:
+def load_feedback(
+    settings: FeedbackSettings,
+    dataset: DatasetSpec | str | None,
+    seed: int,
+    exclude_fields: Sequence[str] = (),
+) -> Feedback:
     """The reward model's pairs from the source in force, or one `ConfigError` sentence saying
-    how many there are and how many are needed."""
+    how many there are and how many are needed. `exclude_fields`: the fields the run's texts
+    leave out, left out of the pairs' texts too (the reward model reads what the policy reads)."""
     source = resolve_source(settings)
     if source == "override_ledger":
-        pairs, where = _ledger_pairs(settings, dataset)
+        pairs, where = _ledger_pairs(settings, dataset, exclude_fields)
     else:
-        pairs, where = _file_pairs(settings, source, seed)
+        pairs, where = _file_pairs(settings, source, seed, exclude_fields)
     pairs = _subset(pairs, settings.max_feedback_rows, seed)
     if len(pairs) < settings.min_feedback_pairs:
         advice = {

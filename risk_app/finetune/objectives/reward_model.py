@@ -105,8 +105,10 @@ def build_preference_pairs(
     applications: pd.DataFrame,
     source: str | Path = "<feedback>",
     spec: DatasetSpec | str | None = None,
+    exclude_fields: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Join validated feedback with validated applications into chosen/rejected texts.
+    """Join validated feedback with validated applications into chosen/rejected texts (leaving
+    `exclude_fields` out of the text, as the run whose reward this is left them out).
 
     Returns `application_id, text, chosen_decision, rejected_decision, chosen, rejected`.
     A feedback id with no application raises `DataFileError` naming the row.
@@ -120,7 +122,9 @@ def build_preference_pairs(
             f"row {first + 1}, column 'application_id': {feedback['application_id'].iloc[first]!r} "
             f"matches no application ({int((~known).sum())} unmatched id(s) in all)",
         )
-    texts = serialize_frame(apps.loc[feedback["application_id"]].reset_index(drop=True), spec=spec)
+    texts = serialize_frame(
+        apps.loc[feedback["application_id"]].reset_index(drop=True), exclude=tuple(exclude_fields), spec=spec
+    )
     chosen_decision = feedback["analyst_decision"].astype(str).reset_index(drop=True)
     rejected_decision = chosen_decision.map(other_decision)
     return pd.DataFrame(
@@ -141,6 +145,7 @@ def load_preference_pairs(
     max_rows: int | None = None,
     seed: int = 42,
     spec: DatasetSpec | str | None = None,
+    exclude_fields: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Feedback file (default: the bundled synthetic sample) joined with its applications.
 
@@ -156,7 +161,7 @@ def load_preference_pairs(
     apps_path = Path(applications_path) if applications_path is not None else default_path
     frame = load_applications(apps_path, spec=spec)
     valid = validate_applications(frame, str(apps_path), require_target=False, spec=spec).valid
-    return build_preference_pairs(feedback, valid, feedback_path, spec)
+    return build_preference_pairs(feedback, valid, feedback_path, spec, exclude_fields)
 
 
 # ---- encoding and scoring ----------------------------------------------------------------

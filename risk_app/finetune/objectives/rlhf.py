@@ -318,7 +318,8 @@ def rlhf_fit(
     started = time.perf_counter()
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     policy, policy_cfg = resolve_policy(cfg)
-    feedback = load_feedback(cfg, data.dataset, train_cfg.seed)  # refuses before any training
+    # Refuses before any training (and `run.plan` refused before the run started, where it knew the data set).
+    feedback = load_feedback(cfg, data.dataset, train_cfg.seed, data.exclude_fields)
     sft_cfg = train_cfg.model_copy(update={"epochs": cfg.sft_epochs or train_cfg.epochs})
     sft = supervised_fit(
         policy, model, tokenizer, data, sft_cfg, policy_cfg, run_dir / "sft" if run_dir else None,
