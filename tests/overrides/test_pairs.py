@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from data_contracts.spec import load_spec
-from risk_app.data.serialize import serialize_frame
 from risk_app import paths, workflow
+from risk_app.data.serialize import serialize_frame
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.objectives.feedback import load_feedback
