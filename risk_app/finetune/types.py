@@ -107,7 +107,7 @@ class RunPlan:
 
 class PpoGuardVerdict(BaseModel):
     """Which policy an `rlhf` run kept and why (`objectives.rlhf_guard`): PPO's; or the supervised
-    one PPO started from, because the reward showed no evidence of ranking the training outcomes
+    one PPO started from, because the reward showed no evidence of ranking held-out (validation) outcomes
     (PPO did not run) or because PPO lowered validation AUC by more than `max_drop`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -132,7 +132,7 @@ class PpoGuardVerdict(BaseModel):
         evidence = f"AUC {self.reward_rank_auc:.3f}, one-sided p {self.reward_rank_p_value:.2g}"
         if self.reason == "reward_without_evidence":
             return (
-                f"PPO not run: the reward model's preferences rank the training applications' "
+                f"PPO not run: the reward model's preferences rank the validation applications' "
                 f"outcomes no better than chance ({evidence}, more than {self.max_reward_p_value:g}); "
                 f"the supervised policy (validation AUC {self.supervised_val_auc:.4f}, epoch "
                 f"{self.supervised_epoch}) is kept."
@@ -146,7 +146,7 @@ class PpoGuardVerdict(BaseModel):
         return (
             f"PPO kept: validation AUC {self.ppo_val_auc:.4f} after PPO against "
             f"{self.supervised_val_auc:.4f} for the supervised policy it started from; its reward ranks "
-            f"the training outcomes ({evidence})."
+            f"the validation outcomes ({evidence})."
         )
 
 

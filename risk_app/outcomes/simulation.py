@@ -22,6 +22,7 @@ outcome sensor, the labeled book, the backtests and the weekly retraining do the
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,14 @@ def _shares(total: int, parts: int) -> list[int]:
     return [len(chunk) for chunk in np.array_split(np.arange(total), parts)]
 
 
-def simulation_spec(base: DatasetSpec, data_path: Path, folder: Path) -> Path:
-    """The simulated lender's spec file: the base spec, renamed, labeled SIMULATION, with dates."""
+def simulation_spec(
+    base: DatasetSpec, data_path: Path, folder: Path, hidden_columns: Sequence[str] = ()
+) -> Path:
+    """The simulated lender's spec file: the base spec, renamed, labeled SIMULATION, with dates,
+    and `hidden_columns` added to what the spec excludes from the model."""
+    unknown = [c for c in hidden_columns if c not in base.feature_columns]
+    if unknown:
+        raise ValueError(f"{base.name}: hidden_columns {unknown} are not feature columns of the spec")
     columns = dict(base.columns)
     date_column = base.date_column
     if date_column is None:
@@ -85,6 +92,7 @@ def simulation_spec(base: DatasetSpec, data_path: Path, folder: Path) -> Path:
             "description": f"{SIMULATION_LABEL}. {base.description}",
             "columns": columns,
             "date_column": date_column,
+            "exclude": [*base.exclude, *hidden_columns],
             "data": str(data_path.resolve()),
         }
     )
@@ -103,8 +111,11 @@ def build_simulation(
     start: str = "2025-01",
     lag_months: int = 3,
     seed: int = 7,
+    hidden_columns: Sequence[str] = (),
 ) -> Simulation:
-    """Write the simulated lender's spec, labeled history and monthly application files."""
+    """Write the simulated lender's spec, labeled history and monthly application files.
+    `hidden_columns`: columns its model is not given (the spec excludes them) but the files
+    carry, so simulated analysts can see them (`risk_app.overrides.simulation`)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     base_spec = load_spec(base)
@@ -129,7 +140,7 @@ def build_simulation(
     )
     history_path = out / "history.csv"
     history.to_csv(history_path, index=False)
-    spec_path = simulation_spec(base_spec, history_path, out)
+    spec_path = simulation_spec(base_spec, history_path, out, hidden_columns)
     truth = []
     labels = [m.strftime("%Y-%m") for m in starts]
     for i, month in enumerate(starts):
@@ -155,10 +166,12 @@ def build_simulation(
 
 
 def release_outcomes(sim: Simulation, vintage: str, release_folder: str | os.PathLike[str]) -> Path:
-    """The true labels of `vintage`'s approved loans as an outcome file, observed `lag_months`
-    later, plus one unknown id (which the ingest must quarantine). Returns the file's path."""
+    """The true labels of `vintage`'s booked loans (approved by the model or, overriding it, by
+    an analyst) as an outcome file, observed `lag_months` later, plus one unknown id (which the
+    ingest must quarantine). Returns the file's path."""
     book = labeled_book(sim.spec)
-    approved = book.loc[(book["vintage"] == vintage) & (book["decision"] == "approve"), "application_id"]
+    booked = (book["vintage"] == vintage) & (book["booked_decision"] == "approve")
+    approved = book.loc[booked, "application_id"]
     truth = sim.truth.loc[sim.truth["month"] == vintage].set_index("application_id")
     observed = pd.Timestamp(f"{vintage}-01") + pd.DateOffset(months=sim.lag_months + 1) - pd.Timedelta(days=1)
     rows = pd.DataFrame(

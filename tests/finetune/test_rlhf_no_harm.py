@@ -246,3 +246,19 @@ def test_a_harmful_ppo_stage_is_undone_and_says_so(
     assert any(not torch.equal(sft_saved[n], ppo_saved[n]) for n in sft_saved)
     proba = predict_proba(result.model, result.tokenizer, run.data.val_texts, 16, 64)
     np.testing.assert_allclose(result.best_val_proba, proba, atol=1e-5)
+
+
+def test_the_evidence_gate_judges_the_reward_on_applications_it_never_learnt_from() -> None:
+    # Override pairs decided by outcomes carry their applications' labels, and the labeled book
+    # the policy trains on holds the same applications: a reward model that memorised its
+    # pairs ranks the training outcomes perfectly and says nothing about anyone else.
+    rng = np.random.default_rng(0)
+    train_labels = rng.integers(0, 2, 200)
+    memorised = np.stack([np.zeros(200), 4.0 * train_labels], axis=1)
+    val_labels = rng.integers(0, 2, 200)
+    noise = rng.normal(size=(200, 2))
+    _, on_train = rlhf_objective.policy_reward(memorised, train_labels, {})
+    assert on_train["reward_rank_p_value"] < 1e-6  # what the gate used to look at
+    _, held_out = rlhf_objective.policy_reward(memorised, train_labels, {}, held_out=(noise, val_labels))
+    assert held_out["reward_rank_p_value"] > 0.05 and abs(held_out["reward_rank_auc"] - 0.5) < 0.1
+    assert held_out["reward_margin_mean"] == on_train["reward_margin_mean"]  # PPO's table is the train one

@@ -17,7 +17,7 @@ method prepared:
 3. **PPO** — the classifier's approve/decline softmax is the policy; `objectives.ppo` runs
    clipped PPO with a KL penalty to the SFT model, rewarded by the reward model (nested `ppo`)
    with its prior for one decision over the other taken out (`centered_reward_table`).
-   PPO runs only if that reward ranks the training applications' outcomes better than chance
+   PPO runs only if that reward ranks the validation applications' outcomes better than chance
    (`max_reward_p_value`), and if it leaves validation AUC more than `max_val_auc_drop` below
    the SFT policy's, the SFT weights are restored (`objectives.rlhf_guard`);
    `TrainResult.ppo_guard` says which policy was kept and why, and the run record, the model
@@ -153,7 +153,7 @@ class RlhfParams(BaseModel):
         default=0.05,
         gt=0.0,
         le=1.0,
-        description="Run PPO only if the reward's decline-minus-approve margin ranks the training "
+        description="Run PPO only if the reward's decline-minus-approve margin ranks the validation "
         "outcomes better than chance at this one-sided p-value (1.0 = always run PPO).",
     )
     max_val_auc_drop: float = Field(
@@ -211,17 +211,23 @@ def reward_stage(
     cfg: RlhfParams, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: pd.DataFrame
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Train the reward model on the feedback pairs and score both decisions on every train
-    text; `policy_reward` of those scores (PPO's reward table and the stats)."""
+    text (PPO's reward table) and every validation text (the evidence gate's test);
+    `policy_reward` of those scores."""
     reward = train_reward_model(
         pairs, cfg.reward.base_model or train_cfg.base_model, cfg.reward, seed=train_cfg.seed, device=device
     )
     scores = score_decisions(reward.model, reward.tokenizer, data.train_texts, cfg.reward.max_length)
+    held_out = score_decisions(reward.model, reward.tokenizer, data.val_texts, cfg.reward.max_length)
     # The reward model itself is dropped: only the policy is kept.
-    return policy_reward(scores, data.train_labels, {"reward_pairs": float(len(pairs)), **reward.summary()})
+    stats = {"reward_pairs": float(len(pairs)), **reward.summary()}
+    return policy_reward(scores, data.train_labels, stats, held_out=(held_out, data.val_labels))
 
 
 def policy_reward(
-    scores: np.ndarray, labels: np.ndarray, stats: dict[str, float]
+    scores: np.ndarray,
+    labels: np.ndarray,
+    stats: dict[str, float],
+    held_out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """(PPO's reward table (n, 2), `stats` + what the scores say) from reward scores (n, 2:
     approve, decline) of the train texts and their 0/1 outcomes.
@@ -231,9 +237,16 @@ def policy_reward(
     approve), how much application-specific preference is left (`reward_margin_std`) and
     whether it ranks like the outcomes (`reward_rank_auc`, 0.5 = no signal, and
     `reward_rank_p_value`, the evidence gate's one-sided test: `objectives.rlhf_guard`).
+
+    `held_out` (scores, outcomes) of applications the reward model never learnt from — the
+    validation split — is where that test is taken when given. On the training applications
+    it would be marked by its own answers: an override pair decided by an outcome carries that
+    application's label, and the labeled book the policy trains on holds the same applications,
+    so a reward model that only memorised its pairs would pass.
     """
     margin = scores[:, 1] - scores[:, 0]
-    auc, p_value = reward_evidence(margin, labels)
+    test_scores, test_labels = held_out if held_out is not None else (scores, labels)
+    auc, p_value = reward_evidence(test_scores[:, 1] - test_scores[:, 0], test_labels)
     stats = {
         **stats,
         "reward_margin_mean": float(margin.mean()),

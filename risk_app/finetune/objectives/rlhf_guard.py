@@ -6,10 +6,13 @@ nothing about the applicants, only the analysts' approval rate, and PPO optimise
 checks now stand around the PPO stage of `objectives.rlhf`:
 
 * **Evidence gate, before PPO.** The reward model's margin m(x) = r(x, decline) - r(x, approve)
-  on each training application must rank those applications' known outcomes better than
+  on each validation application must rank those applications' known outcomes better than
   chance: one-sided Mann-Whitney test, p <= `max_reward_p_value` (default 0.05). A margin that
   does not can only move the ranking at random, so PPO does not run. (The analysts are judged
-  by the outcomes, which is what a lender does with overrides.)
+  by the outcomes, which is what a lender does with overrides.) Validation, not the training
+  applications: an override pair decided by an outcome carries its application's label, and
+  the labeled book the policy trains on holds those applications, so on them a reward model
+  that had only memorised its pairs would pass.
 * **Validation guard, after PPO.** If PPO left validation AUC more than `max_val_auc_drop`
   (default 0.005) below the supervised policy it started from, the supervised weights are
   restored.
