@@ -48,6 +48,14 @@ def override_preference_pairs(
     spec = load_spec(spec)
     with warehouse_connection(path) as con:
         book = labeled_book(spec, con=con)
+    return pairs_from_book(book, spec, exclude_fields=exclude_fields)
+
+
+def pairs_from_book(
+    book: pd.DataFrame, spec: DatasetSpec, *, exclude_fields: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The pairs of the overridden rows of a labeled book (`risk_app.outcomes.book`: the
+    application's columns, `override_side`, `booked_decision`, `status`, `outcome_default`)."""
     overridden = book.loc[book["override_side"].notna()].reset_index(drop=True)
     if overridden.empty:
         return pd.DataFrame(columns=list(PAIR_COLUMNS))
@@ -70,4 +78,4 @@ def override_preference_pairs(
     )
 
 
-__all__ = ["OUTCOME_WEIGHT", "PAIR_COLUMNS", "override_preference_pairs"]
+__all__ = ["OUTCOME_WEIGHT", "PAIR_COLUMNS", "override_preference_pairs", "pairs_from_book"]

@@ -47,6 +47,8 @@ from data_contracts.override import (
     override_columns,
 )
 from data_contracts.spec import DatasetSpec, load_spec
+from risk_app.data.load import load_applications
+from risk_app.data.validate import validate_applications
 from risk_app.evaluate.baselines import default_target, fit_baseline, predict_default
 from risk_app.outcomes.book import labeled_book
 from risk_app.outcomes.simulation import Simulation
@@ -82,7 +84,9 @@ def informative_columns(spec: DatasetSpec | str, n: int = 1, frame: pd.DataFrame
     logistic regression, AUC on `frame`, default the data set's bundled file): a simulation hides
     these from its model to give its analysts something the model lacks."""
     spec = load_spec(spec)
-    frame = frame if frame is not None else pd.read_csv(spec.data_path, dtype=str)
+    if frame is None:
+        assert spec.data_path is not None, f"{spec.name} has no bundled file; give the labeled rows"
+        frame = _valid_rows(spec.data_path, spec)
     labels = default_target(frame, spec)
     scores: dict[str, float] = {}
     for column in spec.feature_columns:
@@ -105,13 +109,23 @@ def only_columns(spec: DatasetSpec, columns: list[str]) -> DatasetSpec:
 def analyst_evidence(sim: Simulation, frame: pd.DataFrame) -> np.ndarray:
     """What the hidden columns add to each application's log-odds of default, as the informed
     analysts learnt it from the simulation's labeled history (centred on the history)."""
-    hidden = list(sim.spec.exclude)
+    return hidden_evidence(sim.spec, list(sim.spec.exclude), _valid_rows(sim.history_path, sim.spec), frame)
+
+
+def _valid_rows(path: Path, spec: DatasetSpec, require_target: bool = True) -> pd.DataFrame:
+    """A simulation file's rows as the contract reads them (typed values)."""
+    frame = load_applications(path, spec=spec)
+    return validate_applications(frame, str(path), require_target=require_target, spec=spec).valid
+
+
+def hidden_evidence(
+    spec: DatasetSpec, hidden: list[str], history: pd.DataFrame, frame: pd.DataFrame
+) -> np.ndarray:
+    """Log-odds of default that `hidden` columns alone give each row of `frame`, learnt (a
+    logistic regression on those columns) from the labeled `history`, less their mean there."""
     if not hidden:
-        raise ValueError(
-            f"simulation {sim.spec.name}: no column is hidden from the model; analysts see nothing more"
-        )
-    view = only_columns(sim.spec, hidden)
-    history = pd.read_csv(sim.history_path, dtype=str)
+        raise ValueError(f"{spec.name}: no column is hidden from the model; the analysts see nothing more")
+    view = only_columns(spec, hidden)
     model = fit_baseline("logistic", history, seed=0, spec=view)
 
     def log_odds(rows: pd.DataFrame) -> np.ndarray:
@@ -167,7 +181,7 @@ def simulate_overrides(
     batch = book.loc[book["vintage"] == month].reset_index(drop=True)
     if batch.empty:
         raise ValueError(f"simulation {sim.spec.name}: nothing of {month} is scored yet")
-    rows = pd.read_csv(sim.applications_path(month), dtype=str)
+    rows = _valid_rows(sim.applications_path(month), sim.spec, require_target=False)
     rows = rows.set_index(sim.spec.id_column).loc[batch["application_id"].astype(str)].reset_index()
     declined = batch["decision"].astype(str).eq("decline").to_numpy()
     rng = np.random.default_rng([config.seed, int(month.replace("-", ""))])
@@ -201,6 +215,7 @@ def simulate_overrides(
 __all__ = [
     "AnalystConfig",
     "analyst_evidence",
+    "hidden_evidence",
     "informative_columns",
     "only_columns",
     "overridden",

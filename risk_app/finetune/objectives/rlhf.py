@@ -55,7 +55,7 @@ from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.methods.base import FineTuneMethod
-from risk_app.finetune.objectives.feedback import FeedbackSource, load_feedback
+from risk_app.finetune.objectives.feedback import Feedback, FeedbackSource, load_feedback
 from risk_app.finetune.objectives.ppo import PPOParams, PPOSettings, run_ppo
 from risk_app.finetune.objectives.reward_model import (
     RewardParams,
@@ -338,13 +338,35 @@ def rlhf_fit(
         policy, model, tokenizer, data, sft_cfg, policy_cfg, run_dir / "sft" if run_dir else None,
         progress=progress,
     )  # fmt: skip
+    return rlhf_after_sft(method, sft, data, train_cfg, cfg, feedback, run_dir, started=started)
+
+
+def rlhf_after_sft(
+    method: FineTuneMethod,
+    sft: TrainResult,
+    data: TrainData,
+    train_cfg: TrainConfig,
+    cfg: RlhfParams,
+    feedback: Feedback,
+    run_dir: Path | None = None,
+    *,
+    started: float | None = None,
+) -> TrainResult:
+    """Reward model on `feedback` -> (evidence gate) PPO from the supervised policy `sft` ->
+    (guard). `sft.model` is trained further in place, or left as it was when PPO does not run
+    or is undone. (`rlhf_fit` calls it after its SFT stage; a benchmark that compares several
+    feedbacks from one supervised start calls it once per feedback, from a copy.)"""
+    started = time.perf_counter() if started is None else started
+    policy, policy_cfg = resolve_policy(cfg)
     sft_state = cpu_copy(policy.state_to_save(sft.model, policy_cfg))
     rewards, reward_stats = reward_stage(cfg, train_cfg, data, model_device(sft.model), feedback.pairs)
     evidence = reward_stats["reward_rank_auc"], reward_stats["reward_rank_p_value"]
     if not has_evidence(evidence[1], cfg):
         verdict = verdict_without_ppo(sft, *evidence, cfg, feedback.description)
         return rlhf_result(method, cfg, sft, [], sft.best_val_proba, verdict, time.perf_counter() - started)
-    ppo = ppo_stage(policy, policy_cfg, sft.model, tokenizer, data, train_cfg, cfg, rewards, len(sft.history))
+    ppo = ppo_stage(
+        policy, policy_cfg, sft.model, sft.tokenizer, data, train_cfg, cfg, rewards, len(sft.history)
+    )
     # The reward model's numbers go with the first PPO epoch, the stage that uses them.
     ppo.history[0].update(reward_stats)
     if run_dir is not None:
