@@ -78,8 +78,18 @@ DOC = REPO / "docs" / "rlhf-goals.md"
 # ppo_start measures PPO itself, so its evidence gate is off (PPO always runs; the validation
 # guard still stands after it and both AUCs are recorded); analysts runs the product's defaults.
 GOALS: dict[str, dict[str, Any]] = {
-    "ppo_start": {"datasets": ["german_credit", "uci_credit_card"], "seeds": list(range(5)), "gate": False},
-    "analysts": {"datasets": ["german_credit"], "seeds": list(range(10)), "gate": True},
+    "ppo_start": {
+        "datasets": ["german_credit", "uci_credit_card"],
+        "seeds": list(range(5)),
+        "gate": False,
+        "analysts": ["informed"],
+    },
+    "analysts": {
+        "datasets": ["german_credit"],
+        "seeds": list(range(10)),
+        "gate": True,
+        "analysts": ["informed", "uninformed"],
+    },
 }
 HISTORY_SHARE = 0.45  # of the train split: what the production model was trained on
 
@@ -173,12 +183,12 @@ def run_one(dataset: str, seed: int, args: argparse.Namespace, hidden: list[str]
         "supervised": {"val_auc": sft.best_val_auc, "test_expected_cost": cost_sup,
                        "year_decline_rate": float(declined.mean())},
     }  # fmt: skip
-    for informed in (True, False):
-        name = "informed" if informed else "uninformed"
+    for name in args.analysts:
+        informed = name == "informed"
         config = AnalystConfig(informed=informed, override_rate=args.override_rate, seed=seed)
         picked = overridden(pd_year, declined, evidence, config, np.random.default_rng(seed))
         book = book_of_year(year_rows, declined, picked, spec.target.column, str(spec.target.positive))
-        pairs = pairs_from_book(book, spec, exclude_fields=hidden)
+        pairs = pairs_from_book(book, spec, exclude_fields=hidden, decisions=args.ledger_decisions)
         feedback = Feedback(
             pairs, "override_ledger", describe(pairs, "override_ledger", f"{name} simulated analysts")
         )
@@ -192,9 +202,10 @@ def run_one(dataset: str, seed: int, args: argparse.Namespace, hidden: list[str]
         cost_r, _ = expected_cost(y_val, p_val_r, y_test, p_test_r, spec)
         verdict = result.ppo_guard
         assert verdict is not None
-        low = pairs["side"] == "low"
+        low, high = pairs["side"] == "low", pairs["side"] == "high"
         out[name] = {
-            "overrides": len(pairs), "low_side": int(low.sum()), "high_side": int((~low).sum()),
+            "pairs": len(pairs), "overrides": int((low | high).sum()), "low_side": int(low.sum()),
+            "high_side": int(high.sum()),
             "low_side_default_rate": float(book.loc[book["override_side"] == "low", "outcome_default"].mean())
             if low.any() else None,
             "kept": verdict.kept, "reason": verdict.reason, "reward_rank_auc": verdict.reward_rank_auc,
@@ -212,7 +223,7 @@ def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         mine = [r for r in runs if r["dataset"] == dataset]
         sup_auc = [r["supervised"]["val_auc"] for r in mine]
         entry: dict[str, Any] = {"seeds": [r["seed"] for r in mine]}
-        for name in ("informed", "uninformed"):
+        for name in args.analysts:
             ppo = [r[name]["ppo_stage_val_auc"] for r in mine]
             drops = [s - p for s, p in zip(sup_auc, ppo, strict=True) if p is not None]
             kept_drops = [s - r[name]["kept_val_auc"] for s, r in zip(sup_auc, mine, strict=True)]
@@ -246,8 +257,9 @@ def render(goal: str, payload: dict[str, Any]) -> str:
         "| cost saving vs supervised: mean | 95 % CI (plain) | 95 % CI (Nadeau–Bengio) | seeds cheaper |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    kinds = payload["settings"]["analysts"]
     for dataset, entry in payload["summary"].items():
-        for name in ("informed", "uninformed"):
+        for name in kinds:
             e, g = entry[name], entry[name]["cost_saving"]
             worst = "—" if e["max_ppo_stage_drop"] is None else f"{e['max_ppo_stage_drop']:+.4f}"
             ci = f"[{g.get('ci_low', float('nan')):+.4f}, {g.get('ci_high', float('nan')):+.4f}]"
@@ -259,25 +271,25 @@ def render(goal: str, payload: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "Per seed (supervised val AUC; per kind of analyst: overrides, the reward's rank AUC on "
-        "validation, PPO stage → kept; test expected cost supervised / informed / uninformed):",
+        "Per seed (supervised val AUC; per kind of analyst: pairs and overrides among them, the reward's "
+        f"rank AUC on validation, PPO stage → kept; test expected cost supervised / {' / '.join(kinds)}):",
         "",
     ]
     for r in payload["runs"]:
         cells = []
-        for name in ("informed", "uninformed"):
+        for name in kinds:
             e = r[name]
             ppo = "gate stopped PPO" if e["ppo_stage_val_auc"] is None else f"{e['ppo_stage_val_auc']:.4f}"
             cells.append(
-                f"{name}: {e['overrides']} overrides, reward rank AUC {e['reward_rank_auc']:.3f} "
+                f"{name}: {e['pairs']} pairs ({e['overrides']} overrides), "
+                f"reward rank AUC {e['reward_rank_auc']:.3f} "
                 f"(p {e['reward_rank_p_value']:.2g}), {ppo} → {e['kept_val_auc']:.4f} ({e['kept']})"
             )
         lines.append(
             f"- {r['dataset']} seed {r['seed']}: val AUC {r['supervised']['val_auc']:.4f}; "
             + "; ".join(cells)
-            + f"; cost {r['supervised']['test_expected_cost']:.4f} / "
-            f"{r['informed']['test_expected_cost']:.4f} / "
-            f"{r['uninformed']['test_expected_cost']:.4f}"
+            + "; cost "
+            + " / ".join(f"{r[k]['test_expected_cost']:.4f}" for k in ("supervised", *kinds))
         )
     return "\n".join(lines) + "\n"
 
@@ -287,8 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--goal", choices=sorted(GOALS), required=True)
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
-    parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--max-length", type=int, default=96)
+    parser.add_argument("--rows", type=int, default=600)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--analysts", nargs="+", choices=("informed", "uninformed"), default=None)
+    parser.add_argument(
+        "--ledger-decisions",
+        choices=("overrides", "book"),
+        default="book",
+        help="the reward's pairs: the overrides alone, or every decision of the book (pairs_from_book)",
+    )
     parser.add_argument("--sft-epochs", type=int, default=3)
     parser.add_argument("--reward-epochs", type=int, default=3)
     parser.add_argument("--override-rate", type=float, default=0.15)
@@ -297,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     ensure_tiny_qwen2()
     goal = GOALS[args.goal]
+    args.analysts = args.analysts or goal["analysts"]
     datasets, seeds = (
         args.datasets or goal["datasets"],
         args.seeds if args.seeds is not None else goal["seeds"],
@@ -307,13 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         hidden = informative_columns(dataset, 1)
         for seed in seeds:
             runs.append(run_one(dataset, seed, args, hidden))
-            r = runs[-1]
-            print(
-                json.dumps(
-                    {k: r[k] for k in ("dataset", "seed", "supervised", "informed", "uninformed", "seconds")}
-                ),
-                flush=True,
-            )
+            print(json.dumps(runs[-1], default=float), flush=True)
     date = dt.date.today().isoformat()
     RESULTS.mkdir(parents=True, exist_ok=True)
     results_file = RESULTS / f"rlhf_{args.goal}-{date}.json"

@@ -7,6 +7,7 @@ ranges and method parameters and turn problems into one clear message.
 from __future__ import annotations
 
 import types
+from collections.abc import Collection
 from typing import Any, Literal, Union, get_args, get_origin
 
 import dagster as dg
@@ -24,6 +25,7 @@ from data_contracts.spec import DEFAULT_DATASET
 from risk_app.augment.config import AugmentConfig
 from risk_app.data import examples
 from risk_app.finetune.config import TrainConfig
+from risk_app.finetune.objectives.rlhf import RlhfParams
 from risk_app.finetune.registry import list_methods
 from risk_app.hybrid.config import HybridConfig, HybridStacker
 from risk_app.policy.credit import PolicyConfig
@@ -41,15 +43,21 @@ def _launchpad_type(annotation: Any) -> Any:
 
 
 def launchpad_config(
-    name: str, library_cls: type[BaseModel], overrides: dict[str, Any] | None = None
+    name: str,
+    library_cls: type[BaseModel],
+    overrides: dict[str, Any] | None = None,
+    exclude: Collection[str] = (),
 ) -> type[dg.Config]:
     """A Dagster launchpad config with the same fields, types, defaults and help as a library
     config class, so the two cannot drift apart. `overrides` replaces a field's annotation
     (e.g. the method name as a Literal of the registered methods, so a typo is refused with the
-    allowed values). The library class re-validates (ranges, cross-field rules, method params).
+    allowed values); `exclude` leaves fields out (a job that sets them itself). The library
+    class re-validates (ranges, cross-field rules, method params).
     """
     fields: dict[str, Any] = {}
     for field_name, info in library_cls.model_fields.items():
+        if field_name in exclude:
+            continue
         annotation = _launchpad_type((overrides or {}).get(field_name, info.annotation))
         nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         if nested and not issubclass(annotation, dg.Config):
@@ -142,3 +150,55 @@ class DatasetConfig(dg.Config):
         "empty: the data set of the last run (the launchpad does not fall back to "
         f"{DEFAULT_DATASET} each time), else $RISK_APP_DATASET, else {DEFAULT_DATASET}.",
     )
+
+
+# rlhf_retraining_job's launchpad: the training settings and rlhf's own, each generated from its
+# library class; the method (rlhf), where the feedback comes from (the override ledger) and the
+# training data (the labeled book) are what the job is, so they are not fields.
+RlhfTrainingSettings = launchpad_config(
+    "RlhfTrainingSettings", TrainConfig, exclude=("method", "method_params")
+)
+RLHF_JOB_SETS = ("feedback_source", "feedback_path", "applications_path", "applications_dataset")
+RlhfSettings = launchpad_config("RlhfSettings", RlhfParams, exclude=RLHF_JOB_SETS)
+
+
+class RlhfRetrainingConfig(dg.Config):
+    """Retrain with rlhf on the labeled book, the reward learnt from the analysts' overrides."""
+
+    dataset: str = Field(
+        default="",
+        description="The data set's spec: a built-in name or a spec file path; empty: $RISK_APP_DATASET, "
+        f"else {DEFAULT_DATASET}.",
+    )
+    window_months: int = Field(
+        default=0, ge=0, description="Train on the book's last N vintages with outcomes (0: all)."
+    )
+    split: Literal["random", "out_of_time"] = Field(
+        default="random",
+        description="random: stratified by label; out_of_time (a spec with a date column): the newest "
+        "vintage tests, the one before validates.",
+    )
+    training: RlhfTrainingSettings = Field(  # type: ignore[valid-type]
+        default_factory=RlhfTrainingSettings, description="Training settings (the supervised stage's)."
+    )
+    rlhf: RlhfSettings = Field(  # type: ignore[valid-type]
+        default_factory=RlhfSettings,
+        description="rlhf's settings: policy method, min_feedback_pairs, the evidence gate and the guard, "
+        "the reward model, PPO.",
+    )
+    credit_policy: CreditPolicyConfig = Field(  # type: ignore[valid-type]
+        default_factory=CreditPolicyConfig, description="How the retrained model's credit policy is chosen."
+    )
+
+    def run_config(self, dataset: str) -> dict[str, Any]:
+        """The training assets' run config this launchpad stands for (`dataset`: the one in force)."""
+        params = {**self.rlhf.model_dump(exclude_none=True), "feedback_source": "override_ledger"}
+        training = {**self.training.model_dump(exclude_none=True), "method": "rlhf", "method_params": params}
+        ops: dict[str, Any] = {
+            "dataset_spec": {"config": {"dataset": dataset}},
+            "raw_applications": {"config": {"source": "book", "window_months": self.window_months}},
+            "training_examples": {"config": {"split": self.split}},
+            "fine_tuned_model": {"config": training},
+            "credit_policy": {"config": self.credit_policy.model_dump(exclude_none=True)},
+        }
+        return {"ops": ops}

@@ -14,6 +14,7 @@ from pipelines.jobs import (
     promote_version_job,
     rechoose_policy_job,
     release_scoring_batch_job,
+    rlhf_retraining_job,
     rollback_champion_job,
     scoring_job,
     training_job,
@@ -33,6 +34,7 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[
         training_job,
+        rlhf_retraining_job,
         rechoose_policy_job,
         scoring_job,
         outcomes_job,

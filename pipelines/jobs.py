@@ -1,9 +1,15 @@
-"""Jobs: training (ingest → register) and scoring (a batch of new applications)."""
+"""Jobs: training (ingest → register), RLHF retraining from the override ledger, scoring (a batch
+of new applications), outcomes and overrides in, and the registry's launchpad actions."""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import dagster as dg
 
+from data_contracts.spec import DEFAULT_DATASET
+from pipelines.configs import RlhfRetrainingConfig
 from pipelines.ops import (
     promote_version,
     record_unaudited_alias_move,
@@ -11,6 +17,7 @@ from pipelines.ops import (
     rollback_to_previous_champion,
 )
 
+DATASET_ENV = "RISK_APP_DATASET"  # as the weekly schedule reads it
 TRAINING_GROUPS = ("ingest", "validation", "preparation", "training", "evaluation", "registry")
 
 training_job = dg.define_asset_job(
@@ -19,6 +26,27 @@ training_job = dg.define_asset_job(
     description="Ingest, validate, prepare, fine-tune, evaluate and register a risk model.",
     # One process: the DuckDB file takes one writer, and training wants every core.
     executor_def=dg.in_process_executor,
+)
+
+
+@dg.config_mapping(config_schema=RlhfRetrainingConfig.to_config_schema())
+def _rlhf_retraining(config: RlhfRetrainingConfig) -> dict[str, Any]:
+    """The launchpad's typed settings -> the training assets' run config, always rlhf on the book
+    with the override ledger as its feedback."""
+    if not isinstance(config, RlhfRetrainingConfig):  # Dagster hands over the checked values as a dict
+        config = RlhfRetrainingConfig.model_validate(config)
+    return config.run_config(config.dataset or os.environ.get(DATASET_ENV) or DEFAULT_DATASET)
+
+
+rlhf_retraining_job = dg.define_asset_job(
+    name="rlhf_retraining_job",
+    selection=dg.AssetSelection.groups(*TRAINING_GROUPS),
+    description="Retrain with rlhf on the labeled book: a supervised fit, a reward model learnt from the "
+    "analysts' overrides in the override ledger (oriented by outcomes where known), then PPO, run only "
+    "if the reward ranks validation outcomes better than chance and kept only if validation AUC does not "
+    "fall (docs/methods.md). With fewer than min_feedback_pairs overrides it stops before training starts.",
+    executor_def=dg.in_process_executor,
+    config=_rlhf_retraining,
 )
 
 rechoose_policy_job = dg.define_asset_job(

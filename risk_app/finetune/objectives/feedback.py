@@ -29,7 +29,7 @@ import pandas as pd
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.errors import ConfigError
 from risk_app.finetune.objectives.reward_model import DEFAULT_FEEDBACK_PATH, load_preference_pairs
-from risk_app.overrides.pairs import override_preference_pairs
+from risk_app.overrides.pairs import PairDecisions, override_preference_pairs
 
 FeedbackSource = Literal["override_ledger", "file", "synthetic_demo"]
 DEMO_DATASET = "german_credit"  # the data set the synthetic sample's ids belong to
@@ -44,6 +44,7 @@ class FeedbackSettings(Protocol):
     applications_dataset: str | None
     max_feedback_rows: int | None
     min_feedback_pairs: int
+    ledger_decisions: PairDecisions
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,10 @@ def _ledger_pairs(
             "`risk-app train` or the training job (they pass it), or set method_params applications_dataset"
         )
     spec = load_spec(named)
-    return override_preference_pairs(spec, exclude_fields=exclude), f"override ledger of {spec.name}"
+    pairs = override_preference_pairs(spec, exclude_fields=exclude, decisions=settings.ledger_decisions)
+    return pairs, f"override ledger of {spec.name}" + (
+        " with the book's standing decisions" if settings.ledger_decisions == "book" else ""
+    )
 
 
 def _file_pairs(
@@ -115,7 +119,12 @@ def describe(pairs: pd.DataFrame, source: FeedbackSource, where: str) -> str:
         return f"{where} ({len(pairs)} simulated analyst decisions on German credit), not real feedback"
     if source == "override_ledger":
         by_outcome = int((pairs["decided_by"] == "outcome").sum())
-        return f"{where}, {len(pairs)} override pair(s), {by_outcome} of them decided by outcomes"
+        overrides = int((pairs["side"] != "none").sum())
+        if overrides == len(pairs):
+            return f"{where}, {len(pairs)} override pair(s), {by_outcome} of them decided by outcomes"
+        return (
+            f"{where}, {len(pairs)} pair(s) ({overrides} overrides), {by_outcome} of them decided by outcomes"
+        )
     return f"{where}, {len(pairs)} pair(s)"
 
 

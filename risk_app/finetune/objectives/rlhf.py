@@ -74,6 +74,7 @@ from risk_app.finetune.predict import model_device, predict_proba
 from risk_app.finetune.registry import UnknownMethodError, get_method, list_methods
 from risk_app.finetune.run_setup import count_parameters, save_checkpoint
 from risk_app.finetune.types import PpoGuardVerdict, RunPlan, TrainData, TrainResult
+from risk_app.overrides.pairs import PairDecisions
 
 # Keys of the flat config that artifacts saved before the reward / PPO settings were nested
 # carry, and where each lives now (section, key). `lora` was the only policy method then.
@@ -131,6 +132,12 @@ class RlhfParams(BaseModel):
         description="Where the reward model's pairs come from: 'override_ledger' (analysts' overrides of "
         "the run's data set), 'file' (feedback_path) or 'synthetic_demo' (the bundled SYNTHETIC German "
         "sample, a labelled demo); None = 'file' when feedback_path is set, else 'override_ledger'.",
+    )
+    ledger_decisions: PairDecisions = Field(
+        default="overrides",
+        description="feedback_source 'override_ledger': 'overrides' (the overridden decisions alone) or "
+        "'book' (every decision of the labeled book, the overrides correcting the ones that stood); "
+        "see risk_app.overrides.pairs.",
     )
     min_feedback_pairs: int = Field(
         default=50, ge=1, description="rlhf refuses to start with fewer feedback pairs than this."
