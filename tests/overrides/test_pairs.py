@@ -154,3 +154,25 @@ def test_override_pairs_leave_out_the_fields_the_run_left_out(tmp_path: Path) ->
     valid = german_rows(10).set_index("application_id", drop=False)
     expected = serialize_frame(valid.loc[["app-0"]], exclude=left_out, spec=spec)
     assert lean.set_index("application_id").loc["app-0", "text"] == expected.iloc[0]
+
+
+def test_book_pairs_add_the_decisions_that_stood(tmp_path: Path) -> None:
+    # Overrides are chosen by disagreement with the model; alone they teach the reward model the
+    # opposite of the model's features. With decisions="book" every decision of the book is a
+    # pair: the overrides as before, the rest by the outcome where known, else as they stood.
+    _ledger(tmp_path)
+    only = override_preference_pairs("german_credit")
+    book = override_preference_pairs("german_credit", decisions="book").set_index("application_id")
+    assert len(only) == 4 and len(book) == 10
+    pd.testing.assert_frame_equal(
+        book.loc[only["application_id"]].reset_index(), only, check_like=True, check_dtype=False
+    )
+    standing = book.loc[book["side"] == "none"]
+    assert set(standing["decided_by"]) == {"standing"}  # no outcome came for them in _ledger
+    assert (standing["chosen_decision"] == ["decline" if int(i.split("-")[1]) % 3 == 0 else "approve"
+                                             for i in standing.index]).all()  # fmt: skip
+    settings = RlhfParams(min_feedback_pairs=10, ledger_decisions="book")
+    assert load_feedback(settings, "german_credit", seed=0).description == (
+        "override ledger of german_credit with the book's standing decisions, 10 pair(s) (4 overrides), "
+        "2 of them decided by outcomes"
+    )

@@ -2,10 +2,15 @@
 
 A built-in data set becomes a simulated lender (`risk_app.outcomes.simulation`): dated
 applications in monthly batches, scored by the champion, whose true labels come back as outcome
-files three months later. Each simulated month the outcome sensor takes the new files in and
-brings the book and the vintage backtests up to date; the weekly schedule trains the first model
-on the history file and, once the book holds three vintages with outcomes, retrains on the book
-with an out-of-time test on the newest vintage. Small batches, one epoch, two retrains: CI-sized.
+files three months later. The column that ranks the data set's outcomes best on its own is
+hidden from the model (the simulation's config, chosen from the data) but not from the
+simulated analysts (`risk_app.overrides.simulation`), who override the champion's decisions
+with it every month through the override landing folder and sensor. Each simulated month the
+outcome sensor takes the new files in and brings the book and the vintage backtests up to date;
+the weekly schedule trains the first model on the history file; in month 6 an analyst retrains
+with rlhf from the override ledger (`rlhf_retraining_job`: reward from the overrides, PPO, the
+guard) and promotes it, so the vintages it decides are backtested; in month 12 the weekly
+schedule retrains on the book. Small batches, one epoch: CI-sized.
 """
 
 from __future__ import annotations
@@ -16,20 +21,33 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from pipelines.assets import ALL_ASSETS
 from pipelines.checks import ALL_CHECKS
-from pipelines.jobs import backtest_job, labeled_book_job, outcomes_job, scoring_job, training_job
+from pipelines.jobs import (
+    backtest_job,
+    labeled_book_job,
+    outcomes_job,
+    overrides_job,
+    promote_version_job,
+    rlhf_retraining_job,
+    scoring_job,
+    training_job,
+)
 from pipelines.resources import build_resources
 from pipelines.schedules import weekly_retraining
-from pipelines.sensors import landing_folder_sensor, outcome_landing_sensor
+from pipelines.sensors import landing_folder_sensor, outcome_landing_sensor, override_landing_sensor
 from risk_app import paths
 from risk_app.outcomes.backtest import recorded_backtests
 from risk_app.outcomes.book import book_counts, labeled_book
 from risk_app.outcomes.ingest import outcome_files, outcomes_landing_dir
 from risk_app.outcomes.routing import vintage_key
 from risk_app.outcomes.simulation import Simulation, build_simulation, release_outcomes
+from risk_app.overrides.ingest import overrides_landing_dir
+from risk_app.overrides.simulation import AnalystConfig, informative_columns, simulate_overrides
+from risk_app.run.stages import EXAMPLES_FILE
 from risk_app.storage.scores import scoring_ledger
 
 pytestmark = pytest.mark.slow
@@ -39,13 +57,28 @@ TRAINING_OVERRIDES = {
     "fine_tuned_model": {"config": {"epochs": 1, "max_length": 64, "batch_size": 16}},
     "credit_policy": {"config": {"max_decline_rate": 0.3}},
 }
-RETRAIN_MONTHS = (5, 11)
+RLHF_MONTH, WEEKLY_MONTH = 5, 11
+ANALYSTS = AnalystConfig(informed=True, override_rate=0.15)
+# rlhf's own settings, CI-sized; the evidence gate is opened so that PPO runs in the loop (the
+# validation guard still decides whether it is kept).
+RLHF_RETRAIN = {
+    "split": "out_of_time",
+    "training": {"epochs": 1, "max_length": 64, "batch_size": 16},
+    "rlhf": {
+        "min_feedback_pairs": 8, "max_reward_p_value": 1.0, "reward": {"max_length": 64},
+        "ppo": {"epochs": 1, "updates_per_batch": 2},
+    },
+    "credit_policy": {"max_decline_rate": 0.3},
+}  # fmt: skip
 JOB_NAMES = (
     "training_job",
     "scoring_job",
     "outcomes_job",
+    "overrides_job",
     "labeled_book_job",
     "backtest_job",
+    "rlhf_retraining_job",
+    "promote_version_job",
 )
 
 
@@ -67,7 +100,11 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.Dag
 
 @pytest.fixture
 def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Simulation:
-    simulation = build_simulation(tmp_path / "simulation", months=12, per_month=30, history_rows=120)
+    # The model is not given the column that ranks the outcomes best; the analysts see it.
+    hidden = informative_columns("german_credit", n=1)
+    simulation = build_simulation(
+        tmp_path / "simulation", months=12, per_month=30, history_rows=120, hidden_columns=hidden
+    )
     monkeypatch.setenv("RISK_APP_DATASET", str(simulation.spec_path))
     monkeypatch.setenv("RISK_APP_TRAINING_DATA", str(simulation.history_path))
     monkeypatch.setenv("RISK_APP_LANDING_STABLE_SECONDS", "0")
@@ -79,7 +116,16 @@ def _definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[training_job, scoring_job, outcomes_job, labeled_book_job, backtest_job],
+        jobs=[
+            training_job,
+            scoring_job,
+            outcomes_job,
+            overrides_job,
+            labeled_book_job,
+            backtest_job,
+            rlhf_retraining_job,
+            promote_version_job,
+        ],  # fmt: skip
         resources=build_resources(),
     )
 
@@ -130,6 +176,36 @@ def _score_month(instance: dg.DagsterInstance, sim: Simulation, month: str, curs
     return result.cursor
 
 
+def _override_month(
+    instance: dg.DagsterInstance, sim: Simulation, month: str, cursor: str | None
+) -> str | None:
+    """The analysts' overrides of the month land; the override sensor has them taken in."""
+    path = simulate_overrides(sim, month, ANALYSTS, overrides_landing_dir())
+    result = override_landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    (request,) = result.run_requests
+    run = _run(instance, "overrides_job", request.run_config, request.partition_key)
+    metadata = run.asset_materializations_for_node("overrides")[0].metadata
+    rows = len(pd.read_csv(path))
+    # Every simulated override is a valid one: taken in whole, nothing quarantined.
+    assert (metadata["rows_in"].value, metadata["rows_accepted"].value) == (rows, rows)
+    return result.cursor
+
+
+def _rlhf_retrain(instance: dg.DagsterInstance, sim: Simulation) -> Any:
+    """An analyst retrains with rlhf from the override ledger and promotes the new version."""
+    config = {**RLHF_RETRAIN, "dataset": str(sim.spec_path)}
+    result = _run(instance, "rlhf_retraining_job", config)
+    record = result.output_for_node("registered_model")
+    registration = record.need("registration")
+    if not registration.promoted:
+        reason = "RLHF retrain from the analysts' overrides, reviewed"
+        promote = {"version": registration.version, "model_name": registration.model_name, "reason": reason}
+        _run(instance, "promote_version_job", {"ops": {"promote_version": {"config": promote}}})
+    return record
+
+
 def _sensor_tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[str | None, list[dg.RunRequest]]:
     """One evaluation of the outcome sensor, with its partitions added and its runs executed."""
     result = outcome_landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
@@ -157,8 +233,8 @@ def _assert_accounting(sim: Simulation, released: list[str]) -> None:
     assert (files["n_in"] == files["n_accepted"] + files["n_quarantined"]).all()
     assert (files["n_quarantined"] == 1).all()  # the simulation's one unknown id per file
     assert counts["with_outcome"] == int(files["n_accepted"].sum())
-    approved = book.loc[book["decision"] == "approve"]
-    assert counts["pending"] == int((~approved["vintage"].isin(released)).sum())
+    booked = book.loc[book["booked_decision"] == "approve"]  # the model's approvals less high-side overrides
+    assert counts["pending"] == int((~booked["vintage"].isin(released)).sum())
     assert not book.loc[book["status"] == "declined", "outcome_default"].notna().any()
 
 
@@ -170,9 +246,12 @@ def test_a_simulated_year_closes_the_loop(
     assert request.tags["training_source"] == "file" and promoted and first.registration.version == 1
     cursor: str | None = None
     scoring_cursor: str | None = None
+    override_cursor: str | None = None
     released: list[str] = []
+    rlhf_version: int | None = None
     for index, month in enumerate(sim.months):
         scoring_cursor = _score_month(instance, sim, month, scoring_cursor)
+        override_cursor = _override_month(instance, sim, month, override_cursor)
         if index >= sim.lag_months:
             vintage = sim.months[index - sim.lag_months]
             release_outcomes(sim, vintage, outcomes_landing_dir())
@@ -186,7 +265,11 @@ def test_a_simulated_year_closes_the_loop(
         _assert_accounting(sim, released)
         backtested = set(recorded_backtests(sim.spec.name)["vintage"])
         assert backtested == set(released)
-        if index in RETRAIN_MONTHS:
+        if index == RLHF_MONTH:
+            record = _rlhf_retrain(instance, sim)
+            _assert_rlhf_from_the_ledger(record, sim, released)
+            rlhf_version = record.need("registration").version
+        if index == WEEKLY_MONTH:
             when = start + dt.timedelta(weeks=4 * index + 4)
             record, request, _ = _train(instance, when)
             assert request.tags["training_source"] == "book"
@@ -195,6 +278,11 @@ def test_a_simulated_year_closes_the_loop(
             assert record.dataset.vintages["validation"] == [released[-2]]
             assert "champion" in record.evaluation.baselines
 
+    # The RLHF model decided the months after its retrain, and their vintages were backtested.
+    summary = recorded_backtests(sim.spec.name)
+    rlhf_vintages = set(sim.months[RLHF_MONTH + 1 : 12 - sim.lag_months])
+    decided = summary.loc[summary["model_version"].astype(str).str.endswith(f"/{rlhf_version}"), "vintage"]
+    assert rlhf_vintages and set(decided) == rlhf_vintages, summary[["vintage", "model_version"]]
     # Each released vintage was backtested through Dagster, one partition per vintage.
     materialized = instance.get_materialized_partitions(dg.AssetKey("backtest"))
     assert materialized == {vintage_key(sim.spec.name, m) for m in sim.months[: 12 - sim.lag_months]}
@@ -214,6 +302,27 @@ def test_a_simulated_year_closes_the_loop(
     summary = recorded_backtests(sim.spec.name)
     assert set(summary["light"]) <= {"green", "amber", "red"}
     assert (summary.groupby(["vintage", "model_version"])["n"].sum() > 0).all()
+
+
+def _assert_rlhf_from_the_ledger(record: Any, sim: Simulation, released: list[str]) -> None:
+    """The retrain was rlhf on the book, its reward learnt from the analysts' overrides, PPO ran."""
+    training = record.need("training")
+    assert training.config.method == "rlhf"
+    assert record.dataset.source.startswith(f"labeled book of {sim.spec.name}")
+    assert record.dataset.vintages["test"] == [released[-1]]
+    book = labeled_book(sim.spec)
+    overrides = int(book["override_side"].notna().sum())
+    verdict = training.ppo_guard
+    assert verdict is not None and verdict.feedback.startswith(
+        f"override ledger of {sim.spec.name}, {overrides} override pair(s)"
+    )
+    assert any("ppo_epoch" in (epoch.model_extra or {}) for epoch in training.history)
+    # The model never read the hidden column (the analysts did).
+    texts = pd.read_parquet(Path(record.run_dir) / EXAMPLES_FILE)["text"]
+    labels = [sim.spec.label(column) for column in sim.spec.exclude]
+    assert labels and not any(texts.str.contains(f"{label}:", regex=False).any() for label in labels)
+    card = (Path(record.need("artifact").path) / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "RLHF guard" in card
 
 
 def test_the_outcome_sensor_takes_complete_files_once_with_valid_run_config(
