@@ -3,7 +3,8 @@
 Everything that shows, compares or logs a metric reads this table: `credit_metrics` computes
 each entry, the model card and the run summaries format them with `format_metric`, MLflow
 logs them under their names, the promotion rule takes each metric's direction from here, and
-`Metrics` (the typed record of one model's scores) has one field per entry. Adding a metric is
+`Metrics` (the typed record of one model's scores) has one field per entry; `rounded_metric`
+rounds a logged number (MLflow metrics and version tags) as the reports show it. Adding a metric is
 one `MetricSpec` below; a test proves it then reaches the card, MLflow and Dagster metadata.
 
     from risk_app.evaluate.metric_table import METRICS, metric_spec
@@ -143,6 +144,27 @@ def format_metric(name: str, value: Any) -> str:
     spec = _BY_NAME.get(name)
     decimals = spec.decimals if spec else 4
     return f"{float(value):.{decimals}f}"
+
+
+def table_entry(key: str) -> MetricSpec | None:
+    """The table entry a logged metric name stands for: `roc_auc`, and also a split- or
+    model-prefixed name such as `test_roc_auc` or `logistic_brier` (longest name that fits)."""
+    if key in _BY_NAME:
+        return _BY_NAME[key]
+    fits = [name for name in _BY_NAME if key.endswith(f"_{name}")]
+    return _BY_NAME[max(fits, key=len)] if fits else None
+
+
+def rounded_metric(key: str, value: float) -> float:
+    """`value` as reports show it: a table metric (also prefixed, see `table_entry`) to its
+    decimals; any other number (loss, seconds, learning rate) to 4 significant digits, whole
+    numbers (parameter counts, epochs) as they are. MLflow logs and tags use this."""
+    spec = table_entry(key)
+    if spec is not None:
+        return round(float(value), spec.decimals)
+    if float(value).is_integer():
+        return float(value)
+    return float(f"{float(value):.4g}")
 
 
 class _MetricsBase(BaseModel):

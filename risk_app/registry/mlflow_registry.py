@@ -1,7 +1,9 @@
 """MLflow model registry: versioned risk models, champion/challenger aliases, an audit trail.
 
 Each trained artifact folder (see `risk_app.registry.artifact`) is logged as an MLflow pyfunc
-model and registered as a version of `credit_risk_model`. The alias `champion` marks the model
+model, into the MLflow run that logged its training (one run per trained model), and registered
+as a version of `credit_risk_model`; the version carries a few rounded tags and its run a JSON
+artifact with everything else (`register_model_version`). The alias `champion` marks the model
 batch scoring uses; `challenger` marks the latest one that did not win. Every alias change —
 automatic (`promote_if_better`), manual (`set_champion`) or `rollback_champion` — is written to
 the version's tags and appended to `<home>/registry_audit.jsonl`, so "who put this model in
@@ -38,6 +40,7 @@ and `mlflow_registry._make_champion`, which only works while the callers look th
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,11 +49,13 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import Run, RunInfo
 from mlflow.exceptions import MlflowException
 
 from risk_app.errors import ConfigError as ConfigError
 from risk_app.errors import ModelNotFoundError as ModelNotFoundError
 from risk_app.errors import NothingToRollBackError, RiskAppError
+from risk_app.evaluate.metric_table import rounded_metric
 from risk_app.registry.audit import append_audit_record
 from risk_app.registry.cache import WEIGHTS_PIN_TAG, weights_pin
 from risk_app.registry.mlflow_resolve import ResolvedModel as ResolvedModel
@@ -67,10 +72,12 @@ from risk_app.registry.mlflow_store import MAX_TAG_VALUE as _MAX_TAG_VALUE
 from risk_app.registry.mlflow_store import METRIC_TAG_PREFIX as METRIC_TAG_PREFIX
 from risk_app.registry.mlflow_store import MOVE_TAG as MOVE_TAG
 from risk_app.registry.mlflow_store import TEST_METRIC_PREFIX as TEST_METRIC_PREFIX
+from risk_app.registry.mlflow_store import VERSION_METRIC_TAGS, VERSION_TAG_KEYS, same_training_run
 from risk_app.registry.mlflow_store import alias_version as _alias_version
 from risk_app.registry.mlflow_store import configure_mlflow as configure_mlflow
 from risk_app.registry.mlflow_store import describe_versions as _describe
 from risk_app.registry.mlflow_store import existing_versions as _existing
+from risk_app.registry.mlflow_store import facts_path as _facts_path
 from risk_app.registry.mlflow_store import flatten as _flatten
 from risk_app.registry.mlflow_store import get_version as _get_version
 from risk_app.registry.mlflow_store import lineage as _lineage
@@ -80,9 +87,9 @@ from risk_app.registry.mlflow_store import read_artifact_metadata as _read_artif
 from risk_app.registry.mlflow_store import registry_client as _client
 from risk_app.registry.mlflow_store import registry_lock as registry_lock
 from risk_app.registry.mlflow_store import registry_lock_path as registry_lock_path
-from risk_app.registry.mlflow_store import same_training_run
 from risk_app.registry.mlflow_store import tag_version as _tag
 from risk_app.registry.mlflow_store import version_metrics as _version_metrics
+from risk_app.registry.mlflow_store import with_test_fallback as _with_test_fallback
 from risk_app.registry.processes import process_tags
 from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide, decide_rechosen_policy
 from risk_app.registry.pyfunc_model import RiskModelPyfunc as RiskModelPyfunc
@@ -131,14 +138,20 @@ def register_model_version(
     model_name: str = DEFAULT_MODEL_NAME,
     run_name: str | None = None,
     extra_artifacts: Sequence[str | os.PathLike[str]] = (),
+    mlflow_run_id: str = "",
 ) -> ModelVersionInfo:
-    """Log `artifact_dir` as a pyfunc model in a new run and register it as a new version.
+    """Log `artifact_dir` as a pyfunc model and register it as a new version.
 
-    Params are flattened (`a.b`) and truncated to MLflow's limits; only numeric metrics are
-    logged; lineage tags (method, data_hash, contract_version, code_version) come from the
-    artifact's risk_model.json unless `tags` overrides them. Metrics are also stored as
-    `metric.<name>` version tags so promotion can compare versions without reading runs.
-    `extra_artifacts` (report plots, model card ...) are logged on the run under `report/`.
+    One MLflow run per trained model: with `mlflow_run_id` (the run that logged training) the
+    model, metrics, params, tags and reports go into that run, and the version links to it; its
+    status and end time stay training's. Without one (or when that run is gone) a new run named
+    `run_name` holds them. Params are flattened (`a.b`) and cut to MLflow's limits (a key the run
+    already has keeps its value); only numeric metrics are logged, rounded as the metric table
+    rounds them (`rounded_metric`). The version carries a few tags (`VERSION_TAG_KEYS`, the test
+    `metric.roc_auc` rounded, the weights pin); everything else, metrics at full precision
+    included, is the JSON artifact `registration/<logged model id>.json` of the run, which
+    promotion reads (`mlflow_store.version_metrics`). `extra_artifacts` (report plots, model
+    card ...) are logged on the run under `report/`.
     """
     folder = Path(artifact_dir).expanduser().resolve()
     metadata = _read_artifact_metadata(folder)
@@ -153,9 +166,18 @@ def register_model_version(
     flat_params = {k[:_MAX_KEY]: _param_text(v) for k, v in _flatten(params or {}).items()}
     numeric = _numeric_metrics(metrics)
 
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=process_tags())
+    run, reopened = _open_model_run(experiment_id, mlflow_run_id, run_name)
+    run_id = run.info.run_id
     try:
-        model_uri = log_run_contents(folder, flat_params, numeric, all_tags, extras)
+        known = set(run.data.params) if reopened is not None else set()
+        new_params = {k: v for k, v in flat_params.items() if k not in known}
+        shown = {k: rounded_metric(k, v) for k, v in numeric.items()}
+        model_uri = log_run_contents(folder, new_params, shown, all_tags, extras)
+        facts = {
+            "model_name": model_name, "model_uri": model_uri, "params": flat_params,
+            "metrics": numeric, "tags": all_tags, "artifact": metadata,
+        }  # fmt: skip
+        mlflow.log_text(json.dumps(facts, indent=2, default=str), _facts_path(model_uri))
     except BaseException as exc:
         # Ctrl-C / SystemExit end the run KILLED, errors FAILED; a kill -9 leaves it RUNNING
         # until `reconcile.reconcile_registry` sees the pid is gone and ends it KILLED.
@@ -163,9 +185,14 @@ def register_model_version(
         mlflow.end_run("KILLED" if interrupted else "FAILED")
         raise
     mlflow.end_run()
-    run_id = run.info.run_id
+    if reopened is not None:  # the run's status and duration stay those of training
+        _client().set_terminated(run_id, reopened.status, end_time=reopened.end_time)
 
-    version_tags = {**all_tags, **{f"{METRIC_TAG_PREFIX}{k}"[:_MAX_KEY]: repr(v) for k, v in numeric.items()}}
+    version_tags = {k: all_tags[k] for k in VERSION_TAG_KEYS if all_tags.get(k)}
+    headline = _with_test_fallback(numeric)
+    for key in VERSION_METRIC_TAGS:
+        if key in headline:
+            version_tags[f"{METRIC_TAG_PREFIX}{key}"] = repr(rounded_metric(key, headline[key]))
     if pin is not None:
         version_tags[WEIGHTS_PIN_TAG] = pin  # checked by every scoring of this version (`cache`)
     try:
@@ -173,6 +200,25 @@ def register_model_version(
     except MlflowException as exc:
         raise RiskAppError(f"registering {folder} as {model_name!r} failed: {exc.message}") from exc
     return ModelVersionInfo(name=model_name, version=str(mv.version), run_id=run_id, source=str(mv.source))
+
+
+def _open_model_run(
+    experiment_id: str, mlflow_run_id: str, run_name: str | None
+) -> tuple[Run, RunInfo | None]:
+    """The active run to log the model into, and the training run's info when it is reopened.
+
+    A reopened run is tagged with this process (`process_tags`), so reconciliation knows the
+    live writer and ends it KILLED only if this process dies inside it."""
+    if mlflow_run_id:
+        try:
+            earlier = _client().get_run(mlflow_run_id)
+        except MlflowException:
+            earlier = None
+        if earlier is not None and earlier.info.lifecycle_stage == "active":
+            run = mlflow.start_run(run_id=mlflow_run_id)
+            mlflow.set_tags(process_tags())
+            return run, earlier.info
+    return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=process_tags()), None
 
 
 # ------------------------------------------------------------------------------ alias moves

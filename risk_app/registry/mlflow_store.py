@@ -4,7 +4,9 @@
 `paths.home()/mlflow` unless `MLFLOW_TRACKING_URI` says otherwise) and creates the experiment;
 `registry_lock(name)` is the file lock that every read-decide-move of an alias runs under.
 The lookups (`existing_versions`, `get_version`, `alias_version`, `version_metrics`) turn
-MLflow's "not found" into a `ModelNotFoundError` that lists what does exist. The value helpers
+MLflow's "not found" into a `ModelNotFoundError` that lists what does exist. A version carries a
+few tags (`VERSION_TAG_KEYS`); the rest of what registration knew is a JSON artifact of its run
+(`facts_path`, `read_version_facts`), which promotion reads. The value helpers
 (`flatten`, `param_text`, `numeric_metrics`, `lineage`) fit params, metrics and tags to
 MLflow's documented limits.
 
@@ -51,6 +53,16 @@ MOVE_TAG = "champion_move"
 RUN_KEY_TAG = "risk_app.run_key"
 ARTIFACT_KEY_TAG = "risk_app.artifact_key"
 RECHOSEN_TAG = "policy_rechosen_from"
+
+# The few tags a version carries (with `metric.roc_auc`, the weights pin and the promotion tags
+# that alias moves add: at most about 15); everything else registration knew is in the JSON
+# artifact `registration/<logged model id>.json` of the version's run (`read_version_facts`).
+VERSION_TAG_KEYS: tuple[str, ...] = (
+    "method", "dataset", "contract_version", "code_version", "policy",
+    RUN_KEY_TAG, ARTIFACT_KEY_TAG, RECHOSEN_TAG,
+)  # fmt: skip
+VERSION_METRIC_TAGS: tuple[str, ...] = ("roc_auc",)
+FACTS_DIR = "registration"
 
 # MLflow's documented limits (param value 6000 chars, key 250; tags 5000 for portability).
 MAX_KEY, MAX_PARAM_VALUE, MAX_TAG_VALUE = 250, 6000, 5000
@@ -219,8 +231,32 @@ def same_training_run(a: ModelVersion, b: ModelVersion) -> bool:
     return bool(key) and key == (b.tags or {}).get(RUN_KEY_TAG)
 
 
+def facts_path(model_uri: str) -> str:
+    """Where in its run a version's JSON facts lie: `registration/<logged model id>.json`
+    (one file per version, also when two versions share a run: a policy chosen again)."""
+    model_id = model_uri.removeprefix("models:/").strip("/").replace("/", "_")
+    return f"{FACTS_DIR}/{model_id}.json"
+
+
+def read_version_facts(mv: ModelVersion) -> dict[str, Any]:
+    """The JSON facts registration logged for `mv` (params, metrics at full precision, tags);
+    {} for a version registered before they existed, or whose run is gone."""
+    if not mv.run_id or not str(mv.source or "").startswith("models:/"):
+        return {}
+    try:
+        facts = mlflow.artifacts.load_text(f"runs:/{mv.run_id}/{facts_path(str(mv.source))}")
+    except (MlflowException, OSError):
+        return {}
+    loaded = json.loads(facts)
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def version_metrics(client: MlflowClient, mv: ModelVersion) -> dict[str, float]:
-    """Metrics stored as `metric.*` version tags, else the run's logged metrics."""
+    """The version's metrics: from its JSON facts (full precision); for a version registered
+    before those existed, its `metric.*` tags, else its run's logged metrics."""
+    facts = read_version_facts(mv).get("metrics")
+    if isinstance(facts, dict) and facts:
+        return with_test_fallback({str(k): float(v) for k, v in facts.items()})
     tags = mv.tags or {}
     metrics: dict[str, float] = {}
     for key, value in tags.items():
@@ -234,10 +270,10 @@ def version_metrics(client: MlflowClient, mv: ModelVersion) -> dict[str, float]:
             metrics = dict(client.get_run(mv.run_id).data.metrics)
         except MlflowException:
             metrics = {}
-    return _with_test_fallback(metrics)
+    return with_test_fallback(metrics)
 
 
-def _with_test_fallback(metrics: Mapping[str, float]) -> dict[str, float]:
+def with_test_fallback(metrics: Mapping[str, float]) -> dict[str, float]:
     """Promotion compares test-set metrics: `roc_auc` also answers to a logged `test_roc_auc`."""
     out = dict(metrics)
     for key, value in metrics.items():

@@ -208,11 +208,13 @@ def register_and_decide(
     extra_artifacts: Sequence[str | os.PathLike[str]] = (),
     rule: PromotionRule | None = None,
     actor: str | None = None,
+    mlflow_run_id: str = "",
 ) -> Registration:
     """Register `artifact_dir` once per (`run_key`, `artifact_key`) and record its verdict; idempotent.
 
     The verdict is a recommendation (alias `challenger`); `mlflow_registry.promote_if_better`
     carries it out, deciding again under the lock against the champion of that moment.
+    `mlflow_run_id`: the MLflow run that logged training, which then holds the model too.
     """
     if not run_key.strip():
         raise reg.ConfigError("register_and_decide: run_key (the training run id) is required")
@@ -242,6 +244,7 @@ def register_and_decide(
             model_name=model_name,
             run_name=run_name or run_key,
             extra_artifacts=extra_artifacts,
+            mlflow_run_id=mlflow_run_id,
         )
         if rechosen_from is not None:
             client.update_model_version(

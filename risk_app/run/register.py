@@ -1,10 +1,10 @@
 """The registration stage: the packaged artifact becomes an MLflow model version, with a verdict.
 
-`register_run` logs the artifact with the params, metrics and tags rendered from the run record
-(`render.mlflow_payload`) once per run id and artifact version (idempotent: a retry after a kill
-reuses the version) and records the promotion rule's verdict against the current champion of
-the same registered model; `promote_run` carries out a positive verdict, deciding again under
-the registry lock.
+`register_run` logs the artifact, into the MLflow run that logged training, with the params,
+metrics and tags rendered from the run record (`render.mlflow_payload`) once per run id and
+artifact version (idempotent: a retry after a kill reuses the version) and records the
+promotion rule's verdict against the current champion of the same registered model;
+`promote_run` carries out a positive verdict, deciding again under the registry lock.
 
 A credit policy chosen again on a trained run (the Dagster `credit_policy` asset re-materialized
 with another objective) changes the artifact's version, which names the policy, so it becomes a
@@ -23,7 +23,7 @@ from risk_app.registry.promotion import PromotionRule
 from risk_app.registry.reconcile import register_and_decide
 from risk_app.run.benchmark_gate import benchmark_verdict, configured_margin, same_rows_verdict
 from risk_app.run.record import RegistrationFacts, RunRecord
-from risk_app.run.render import mlflow_payload
+from risk_app.run.render import mlflow_payload, mlflow_run_name
 
 
 def register_run(
@@ -52,7 +52,9 @@ def register_run(
         params=payload.params,
         tags=payload.tags,
         model_name=model_name,
-        run_name=f"{record.run_id} registration",
+        run_name=mlflow_run_name(record.run_id),
+        # One MLflow run per trained model: the model goes into the run that logged training.
+        mlflow_run_id=record.need("training").mlflow_run_id,
         extra_artifacts=[p for p in reports if p.exists()] + [Path(artifact.path) / "MODEL_CARD.md"],
         rule=rule,
     )

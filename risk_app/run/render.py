@@ -37,6 +37,15 @@ class MlflowPayload:
     tags: dict[str, str]
 
 
+def mlflow_run_name(run_id: str) -> str:
+    """The MLflow run's name: the run id without its time stamp (`lora-3f9a1c` for
+    `20261207T153000Z-lora-3f9a1c`), short enough for MLflow's Run Name column; the run's start
+    time is MLflow's Created column, the full id its `run_id` tag."""
+    stamp, _, rest = run_id.partition("-")
+    is_stamp = len(stamp) == 16 and stamp.endswith("Z") and stamp[8] == "T" and stamp[:8].isdigit()
+    return rest if is_stamp and rest else run_id
+
+
 def model_rows(record: RunRecord) -> list[tuple[str, dict[str, float]]]:
     """(model name, test metrics) for the fine-tuned model first, then each baseline."""
     evaluation = record.need("evaluation")
@@ -78,7 +87,6 @@ def mlflow_payload(record: RunRecord) -> MlflowPayload:
         "dataset": record.dataset.name,
         "spec_hash": record.dataset.spec_hash,
         "data_hash": record.dataset.data_hash,
-        "training_mlflow_run": training.mlflow_run_id,
         # MLflow's UI shows the entry point as the run's source; a registration is risk-app's.
         "mlflow.source.name": "risk-app",
     }

@@ -1,11 +1,18 @@
-"""The MLflow run of a training run: opened before training, one point per epoch as it happens.
+"""The MLflow run of a trained model: opened before training, one point per epoch as it happens.
 
 `training_run` creates the MLflow run when fine-tuning starts (so its duration is the real
-training time and its curves fill in epoch by epoch), tags it with `risk-app` as its source,
-logs the training and method parameters, and ends it FINISHED, FAILED or KILLED. Registration
-later logs the model, the test metrics and the report into a run of the same name. The
-experiment is marked as a classic model-development experiment, so MLflow's UI opens it on its
-runs, not on the GenAI views.
+training time and its curves fill in epoch by epoch), names it after the run id without its
+time stamp (`mlflow_run_name`), tags it with `risk-app` as its source, records the training data
+as the run's dataset input, logs the training and method parameters, and ends it FINISHED,
+FAILED or KILLED. Registration later logs the model, the test metrics and the report into this
+same run (`register_model_version(mlflow_run_id=...)`): one run per trained model. Logged
+numbers are rounded as the metric table says (`rounded_metric`).
+
+The experiment is tagged `mlflow.experimentKind = custom_model_development`, the documented
+way to mark a classic ML experiment. MLflow 3.17's UI does not read it to pick the view: the
+"GenAI / Model training" switch in its sidebar is kept per browser (GenAI until clicked once;
+mlflow/mlflow#24498), so the README gives the one click and a link that opens the runs
+(`#/experiments/<id>/runs?workflowType=machine_learning`).
 
     with training_run(record, config) as tracker, on_epoch_end(tracker.log_epoch):
         train_classifier(...)
@@ -13,6 +20,7 @@ runs, not on the GenAI views.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,13 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 
+from risk_app.evaluate.metric_table import rounded_metric
 from risk_app.finetune.config import TrainConfig
 from risk_app.registry.mlflow_registry import configure_mlflow
 from risk_app.registry.processes import process_tags
 from risk_app.run.record import RunRecord
+from risk_app.run.render import mlflow_run_name
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 CLASSIC_ML = "custom_model_development"
@@ -44,7 +54,7 @@ class TrainingTracker:
         step = int(record.get("epoch", 0))
         now = int(time.time() * 1000)
         metrics = [
-            Metric(f"epoch_{key}", float(value), now, step)
+            Metric(f"epoch_{key}", rounded_metric(key, float(value)), now, step)
             for key, value in record.items()
             if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool)
         ]
@@ -72,6 +82,20 @@ def _killed_run(client: MlflowClient, experiment_id: str, record: RunRecord) -> 
     return mine[0].info.run_id if mine else None
 
 
+def _dataset_input(record: RunRecord) -> DatasetInput:
+    """The training data as MLflow's Dataset column shows it: the data set's name, the hash of
+    the examples (texts, labels, splits) as its digest, the file it came from."""
+    facts = record.dataset
+    dataset = Dataset(
+        name=facts.name,
+        digest=facts.data_hash.removeprefix("sha256:")[:8],
+        source_type="local",
+        source=json.dumps({"uri": facts.source or facts.name}),
+        profile=json.dumps({"rows": facts.rows}),
+    )
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
+
+
 @contextmanager
 def training_run(
     record: RunRecord, config: TrainConfig, method_params: Mapping[str, Any], *, resume: bool = False
@@ -92,7 +116,7 @@ def training_run(
         yield from _tracked(client, earlier)
         return
     tags = {
-        MLFLOW_RUN_NAME: f"{record.run_id} training",
+        MLFLOW_RUN_NAME: mlflow_run_name(record.run_id),
         MLFLOW_SOURCE_NAME: "risk-app",
         MLFLOW_SOURCE_TYPE: "LOCAL",
         "run_id": record.run_id,
@@ -102,6 +126,7 @@ def training_run(
     }
     run = client.create_run(experiment_id, run_name=tags[MLFLOW_RUN_NAME], tags=tags)
     run_id = run.info.run_id
+    client.log_inputs(run_id, datasets=[_dataset_input(record)])
     params = _flat_params({"train": config.model_dump(mode="json"), "method_params": dict(method_params)})
     for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
         client.log_batch(run_id, params=params[start : start + 100])
