@@ -33,7 +33,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from data_contracts.spec import load_spec
+from data_contracts.spec import DatasetSpec, load_spec
 from data_contracts.spec_text import ESTIMATED_TOKENS
 from risk_app import paths
 from risk_app.augment.config import AugmentConfig
@@ -238,6 +238,18 @@ def _after_fine_tuning(
     return package_run(record, spec=spec)
 
 
+def run_inputs(record: RunRecord) -> tuple[DatasetSpec, pd.DataFrame, pd.DataFrame]:
+    """The spec, valid rows and examples a run trains on, as `start_run` saved them in its
+    folder (free text counted as the run counted it). The stages after fine-tuning read these,
+    so a policy chosen again later works on the run's own rows, whatever was ingested since."""
+    run_dir = Path(record.run_dir)
+    spec = load_spec(run_dir / SPEC_COPY)
+    config = record.planned_training or record.need("training").config
+    if record.dataset.text_tokens != ESTIMATED_TOKENS:
+        spec = spec_counting_tokens_of(spec, config.base_model)
+    return spec, pd.read_parquet(run_dir / VALID_FILE), pd.read_parquet(run_dir / EXAMPLES_FILE)
+
+
 def resume_run(
     run_id: str, policy_config: PolicyConfig | None = None, *, progress: bool = True, nproc: int = 1
 ) -> RunRecord:
@@ -259,13 +271,9 @@ def resume_run(
         )
     if config is None and record.training is None:
         raise RiskAppError(f"run {run_id} stopped before training started; start a new run instead")
-    spec = load_spec(run_dir / SPEC_COPY)
-    base_model = (config or record.need("training").config).base_model
-    if record.dataset.text_tokens != ESTIMATED_TOKENS:  # count free text as the killed run did
-        spec = spec_counting_tokens_of(spec, base_model)
     if record.artifact is not None:
         return record  # killed after packaging: only registration (the caller's) is left
-    valid, examples = pd.read_parquet(run_dir / VALID_FILE), pd.read_parquet(run_dir / EXAMPLES_FILE)
+    spec, valid, examples = run_inputs(record)
     if record.training is None:
         assert config is not None  # checked above
         plan = plan_training(config, nproc)  # this call's edge: the run's config, on `nproc` processes now

@@ -2,8 +2,11 @@
 
 Each asset reads its config, calls one `risk_app.run` stage on the run record and attaches the
 metadata rendered from the record, so an analyst can re-materialize the policy, the evaluation
-or the packaging without retraining. The record (a small pydantic object) travels between
-assets through the filesystem IO manager; weights and scores stay in the run folder.
+or the packaging without retraining. The stages after fine-tuning read the run's own rows and
+spec from its folder (`workflow.run_inputs`), not the latest `valid_applications`: the lineage
+shows one chain per run, and a policy chosen again never mixes in rows ingested since. The
+record (a small pydantic object) travels between assets through the filesystem IO manager;
+weights and scores stay in the run folder.
 """
 
 import dagster as dg
@@ -22,6 +25,7 @@ from risk_app.run.plan import plan_training
 from risk_app.run.record import RunRecord
 from risk_app.run.register import champion_version, promote_run, register_run
 from risk_app.run.render import champion_sentence, model_rows
+from risk_app.workflow import run_inputs
 
 PICKLED = "fs_io_manager"
 
@@ -75,33 +79,21 @@ def _dagster_run_id(method: str, dagster_run_id: str) -> str:
 
 @dg.asset(group_name="training", kinds={"sklearn", "lightgbm"}, io_manager_key=PICKLED)
 @user_errors
-def credit_policy(
-    config: CreditPolicyLaunchpad,
-    fine_tuned_model: RunRecord,
-    dataset_spec: DatasetSpec,
-    valid_applications: pd.DataFrame,
-    augmented_training_examples: pd.DataFrame,
-) -> dg.Output[RunRecord]:
+def credit_policy(config: CreditPolicyLaunchpad, fine_tuned_model: RunRecord) -> dg.Output[RunRecord]:
     """[The LLM stacked with LightGBM, then] PD calibration and the decline cut-off, chosen on
-    validation by the analyst's policy."""
-    record = stack_hybrid(
-        fine_tuned_model, valid_applications, augmented_training_examples, config.hybrid_config(),
-        spec=dataset_spec,
-    )  # fmt: skip
+    validation by the analyst's policy (on the run's own rows and spec, from its folder)."""
+    spec, valid, examples = run_inputs(fine_tuned_model)
+    record = stack_hybrid(fine_tuned_model, valid, examples, config.hybrid_config(), spec=spec)
     record = stages.choose_credit_policy(record, config.policy_config())
     return dg.Output(record, metadata={**record_metadata(record, "policy"), **hybrid_metadata(record)})
 
 
 @dg.asset(group_name="evaluation", kinds={"sklearn", "duckdb"}, io_manager_key=PICKLED)
 @user_errors
-def model_evaluation(
-    credit_policy: RunRecord,
-    dataset_spec: DatasetSpec,
-    valid_applications: pd.DataFrame,
-    augmented_training_examples: pd.DataFrame,
-) -> dg.Output[RunRecord]:
-    """Test metrics beside the classical baselines, charts, lift and fairness."""
-    record = evaluate_run(credit_policy, valid_applications, augmented_training_examples, spec=dataset_spec)
+def model_evaluation(credit_policy: RunRecord) -> dg.Output[RunRecord]:
+    """Test metrics beside the classical baselines, charts, lift and fairness (the run's test rows)."""
+    spec, valid, examples = run_inputs(credit_policy)
+    record = evaluate_run(credit_policy, valid, examples, spec=spec)
     return dg.Output(record, metadata=record_metadata(record, "evaluation"))
 
 
@@ -119,9 +111,9 @@ def model_comparison(model_evaluation: RunRecord) -> dg.Output[pd.DataFrame]:
 
 @dg.asset(group_name="registry", kinds={"safetensors"}, io_manager_key=PICKLED)
 @user_errors
-def packaged_model(model_evaluation: RunRecord, dataset_spec: DatasetSpec) -> dg.Output[RunRecord]:
+def packaged_model(model_evaluation: RunRecord) -> dg.Output[RunRecord]:
     """The self-describing artifact folder: weights, manifest, spec and model card."""
-    record = package_run(model_evaluation, spec=dataset_spec)
+    record = package_run(model_evaluation, spec=run_inputs(model_evaluation)[0])
     return dg.Output(record, metadata=record_metadata(record, "artifact"))
 
 

@@ -117,7 +117,9 @@ def _source(context: dg.AssetExecutionContext, config: ScoringInputConfig) -> tu
 
 @dg.multi_asset(
     outs={
-        "scoring_applications": dg.AssetOut(
+        # Named apart from `scored_applications`: at the lineage graph's fit zoom Dagster cuts
+        # long names in the middle, and `scoring_applications` read as that very name.
+        "batch_to_score": dg.AssetOut(
             group_name="scoring",
             kinds={"parquet"},
             io_manager_key="fs_io_manager",
@@ -153,7 +155,7 @@ def scoring_batch(
     # Returned, not yielded: `user_errors` can only turn errors into one-line failures when the
     # body runs inside it (a generator would run after the wrapper has returned).
     return (
-        dg.Output(batch, output_name="scoring_applications", metadata=counts),
+        dg.Output(batch, output_name="batch_to_score", metadata=counts),
         dg.Output(
             batch,
             output_name="scoring_quarantine",
@@ -167,7 +169,7 @@ def scoring_batch(
 @dg.asset(
     group_name="scoring",
     kinds={"pytorch", "duckdb"},
-    # scoring_quarantine describes the same staged batch as scoring_applications: lineage only.
+    # scoring_quarantine describes the same staged batch as batch_to_score: lineage only.
     deps=["champion_model", "scoring_quarantine"],
     partitions_def=landing_files,
     io_manager_key="fs_io_manager",
@@ -193,12 +195,12 @@ def scoring_batch(
 def scored_applications(
     context: dg.AssetExecutionContext,
     config: ScoringConfig,
-    scoring_applications: StagedBatch,
+    batch_to_score: StagedBatch,
     dataset_spec: DatasetSpec,
     settings: RiskAppSettings,
 ) -> Iterator[dg.Output[StagedScoring] | dg.AssetCheckResult]:
     """PD, grade, decision, model version and reason codes; the batch replaces its warehouse rows."""
-    batch = scoring_applications
+    batch = batch_to_score
     reconcile_first(context.log, settings.registered_name(dataset_spec.name))
     risk_model = load_model(config.model, model_name=settings.registered_name(dataset_spec.name))
     policy = policy_of(risk_model)

@@ -14,7 +14,7 @@ EXPECTED_ASSETS = {
     "dataset_spec", "credit_policy", "packaged_model", "model_comparison", "raw_applications",
     "valid_applications", "quarantined_applications", "training_examples",
     "augmented_training_examples", "fine_tuned_model", "model_evaluation", "registered_model",
-    "champion_model", "scoring_applications", "scoring_quarantine", "scored_applications",
+    "champion_model", "batch_to_score", "scoring_quarantine", "scored_applications",
 }  # fmt: skip
 
 

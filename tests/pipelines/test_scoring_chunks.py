@@ -70,7 +70,7 @@ def test_a_partition_scored_in_chunks_equals_one_chunk(
     for name, config in (("whole", {}), ("chunked", {"chunk_rows": 7})):
         output = risk_app_home / "outputs" / name / "scores.parquet"
         result = _score(instance, batch_file, output, model, **config)
-        staged = result.output_for_node("scoring_batch", "scoring_applications")
+        staged = result.output_for_node("scoring_batch", "batch_to_score")
         scored = result.output_for_node("scored_applications")
         # What passed between the steps and out of them is a description, not the rows.
         assert isinstance(staged, StagedBatch) and isinstance(scored, StagedScoring)
