@@ -9,6 +9,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from risk_app import workflow
 from risk_app.errors import ConfigError, RiskAppError
+from risk_app.evaluate.metric_table import rounded_metric
 from risk_app.finetune.config import TrainConfig
 from risk_app.policy.credit import PolicyConfig
 from risk_app.registry.artifact import load_risk_model
@@ -144,7 +145,9 @@ def test_training_is_tracked_in_mlflow_epoch_by_epoch(small_file: Path, tiny_qwe
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.source.name"] == "risk-app"
     history = client.get_metric_history(run.info.run_id, "epoch_val_auc")
     assert [m.step for m in history] == [1, 2]
-    assert [m.value for m in history] == pytest.approx([e.val_auc for e in record.training.history])
+    # Rounded as the reports round them (issue 21 §5).
+    expected = [rounded_metric("val_auc", e.val_auc) for e in record.training.history]
+    assert [m.value for m in history] == expected
     assert run.data.params["train.epochs"] == "2"
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
