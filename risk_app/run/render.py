@@ -38,12 +38,16 @@ class MlflowPayload:
 
 
 def mlflow_run_name(run_id: str) -> str:
-    """The MLflow run's name: the run id without its time stamp (`lora-3f9a1c` for
-    `20261207T153000Z-lora-3f9a1c`), short enough for MLflow's Run Name column; the run's start
-    time is MLflow's Created column, the full id its `run_id` tag."""
+    """The MLflow run's name, short enough for MLflow's Run Name column (about 22 characters):
+    the run id without its time stamp (`lora-3f9a1c` for `20261207T153000Z-lora-3f9a1c`), and a
+    Dagster-launched run as method and the short run id the Dagster UI shows
+    (`freeze-023f7d77` for `freeze-dagster-023f7d770d99`). The run's start time is MLflow's
+    Created column, the full id its `run_id` tag."""
     stamp, _, rest = run_id.partition("-")
     is_stamp = len(stamp) == 16 and stamp.endswith("Z") and stamp[8] == "T" and stamp[:8].isdigit()
-    return rest if is_stamp and rest else run_id
+    name = rest if is_stamp and rest else run_id
+    method, dagster, dagster_run = name.partition("-dagster-")
+    return f"{method}-{dagster_run[:8]}" if dagster and dagster_run else name
 
 
 def model_rows(record: RunRecord) -> list[tuple[str, dict[str, float]]]:

@@ -106,6 +106,12 @@ def test_two_versions_of_one_run_keep_their_own_facts(risk_app_home: Path) -> No
     assert decision.promote and "ks 0.3500 vs champion 0.3000" in decision.reason
 
 
+def test_run_names_fit_the_run_name_column() -> None:
+    assert mlflow_run_name("20261207T153000Z-lora-3f9a1c") == "lora-3f9a1c"
+    assert mlflow_run_name("freeze-dagster-023f7d770d99") == "freeze-023f7d77"  # as Dagster shows it
+    assert mlflow_run_name("killed-run") == "killed-run"
+
+
 def test_rounded_metric_follows_the_metric_table() -> None:
     assert rounded_metric("test_roc_auc", 0.812345678) == 0.8123
     assert rounded_metric("logistic_n", 150.0) == 150.0
