@@ -42,7 +42,8 @@ class FederatedTrainingConfig(dg.Config):
     train: dict[str, Any] = Field(
         default_factory=dict, description="TrainConfig fields (method, base_model, max_length ...)."
     )
-    register: bool = Field(default=False, description="Register the packaged model in MLflow.")
+    # Not `register`: a field of that name shadows dg.Config's and warns at every start.
+    register_model: bool = Field(default=False, description="Register the packaged model in MLflow.")
     model_name: str = Field(default="consortium", description="Registered model name.")
 
     def federated_config(self) -> FederatedConfig:
@@ -98,7 +99,7 @@ def train_consortium(context: dg.OpExecutionContext, config: FederatedTrainingCo
                       config=fed, workdir=workdir, on_round=observe)  # fmt: skip
     valid, examples = pooled_examples(result.sites)
     record = package_federated(result.outcome, valid, examples, spec=config.dataset, source=str(workdir))
-    if config.register:
+    if config.register_model:
         record = register_run(record, model_name=config.model_name)
     outcome = result.outcome
     metadata: dict[str, Any] = {
