@@ -38,6 +38,11 @@ class Context:
     dagster: Any = None  # screenshots.DagsterDev, for GraphQL look-ups
     home: Path | None = None
     launched_run: str | None = None
+    quick: bool = False
+    training_path: str = ""  # the file the launchpad's training run reads ("" = bundled data)
+
+    def launchpad_yaml(self) -> str:
+        return training_yaml(path=self.training_path, quick=self.quick)
 
     def go(self, path: str, *texts: str, width: int = 1600, height: int = 1000, timeout: float = 90) -> None:
         self.browser.set_viewport(width, height)
@@ -63,25 +68,33 @@ def events(c: Context, asset: str, *texts: str, height: int = 2200) -> None:
 
 # --------------------------------------------------------------------------- launchpads
 
-LAUNCHPAD_YAML = """\
+def training_yaml(
+    method: str = "lora",
+    params: str = "{r: 16, alpha: 32, variant: dora}",
+    path: str = "",
+    quick: bool = False,
+) -> str:
+    """The training_job launchpad: DoRA on the bundled data by default; `quick`: one epoch on
+    texts cut to 64 tokens (screenshots on a busy machine)."""
+    length = "      epochs: 1\n      max_length: 64\n" if quick else "      epochs: 2\n"
+    return f"""\
 ops:
   dataset_spec:
     config:
       dataset: german_credit
   raw_applications:
     config:
-      path: ""
+      path: "{path}"
   training_examples:
     config:
       seed: 42
       exclude_fields: [personal_status_and_sex, foreign_worker]
   fine_tuned_model:
     config:
-      method: lora
-      method_params: {r: 16, alpha: 32, variant: dora}
+      method: {method}
+      method_params: {params}
       base_model: tiny-qwen2
-      epochs: 2
-      learning_rate: 0.001
+{length}      learning_rate: 0.001
   credit_policy:
     config:
       calibration: platt
@@ -89,8 +102,11 @@ ops:
       cost_missed_default: 5
       cost_declined_good: 1
       max_decline_rate: 0.4
-      grade_bands: {A: 0.05, B: 0.1, C: 0.2, D: 0.35, E: 1.0}
+      grade_bands: {{A: 0.05, B: 0.1, C: 0.2, D: 0.35, E: 1.0}}
 """
+
+
+LAUNCHPAD_YAML = training_yaml()
 
 PROMOTE_YAML = """\
 ops:
@@ -125,7 +141,7 @@ def launch(c: Context, job: str, yaml: str) -> str:
 
 
 def launch_from_launchpad(c: Context, dataset: Path) -> None:
-    c.launched_run = launch(c, "training_job", LAUNCHPAD_YAML)
+    c.launched_run = launch(c, "training_job", c.launchpad_yaml())
 
 
 def launch_registry_jobs(c: Context) -> None:
@@ -152,7 +168,7 @@ def shot_lineage(c: Context) -> None:
 
 def shot_launchpad(c: Context) -> None:
     c.go("/locations/risk_app/jobs/training_job/playground", "Launch Run", height=1050)
-    set_editor(c.browser, LAUNCHPAD_YAML, line=21)
+    set_editor(c.browser, c.launchpad_yaml(), line=21)
     c.browser.wait_for_text("No errors", settle=2.0)
     c.save("02-launchpad-training")
 
@@ -331,15 +347,18 @@ def _dismiss_mlflow_popups(c: Context) -> None:
 
 
 def shot_mlflow_experiment(c: Context) -> None:
-    # What an analyst sees first (kept in the guide, because it surprises): MLflow 3.17 opens the
-    # experiment on its GenAI overview, whatever the experiment's kind tag says.
+    # What an analyst sees first in a fresh browser (kept in the guide, because it surprises):
+    # MLflow 3.17 opens the experiment in its GenAI view whatever the experiment's kind tag says.
     experiment = _experiment_id(c)
-    c.go(f"/#/experiments/{experiment}", "Model training", "Training runs", timeout=120)
+    c.go(f"/#/experiments/{experiment}", "Model training", timeout=120)
+    try:  # the GenAI overview's charts load after the sidebar
+        c.browser.wait_for_text("Latency", timeout=90, settle=3.0)
+    except TimeoutError as error:
+        print(f"  {error}", flush=True)
     c.save("27-mlflow-genai-overview")
     _dismiss_mlflow_popups(c)
-    c.browser.click_text("Model training", selector="button, a, label, span, div")
-    time.sleep(2.0)
-    c.go(f"/#/experiments/{experiment}/runs", "Run Name", timeout=120)
+    # The README's link, in the same fresh browser: the runs, in the Model training view.
+    c.go(f"/#/experiments/{experiment}/runs?workflowType=machine_learning", "Run Name", timeout=120)
     _dismiss_mlflow_popups(c)
     c.save("28-mlflow-experiment-runs")
 
@@ -351,17 +370,19 @@ def shot_mlflow_run(c: Context) -> None:
         "runs/search",
         {"experiment_ids": [experiment], "max_results": 50, "order_by": ["attributes.start_time ASC"]},
     )
-    # Each model has two MLflow runs: the training run (epochs logged as they happen) and a short
-    # packaging run that carries the model version; show the longest training run.
-    training = [
-        r["info"] for r in found.get("runs", []) if r["info"].get("run_name", "").endswith("training")
-    ]
-    run = max(training, key=lambda info: int(info.get("end_time") or 0) - int(info["start_time"]))
+    # One run per trained model (epochs logged as they happen, then the model, metrics and
+    # report); show the longest one.
+    runs = [r["info"] for r in found.get("runs", [])]
+    run = max(runs, key=lambda info: int(info.get("end_time") or 0) - int(info["start_time"]))
     base = f"/#/experiments/{experiment}/runs/{run['run_id']}"
-    c.go(base, "Duration", "Source", timeout=120, height=1200)
+    c.go(base + "?workflowType=machine_learning", "Duration", "Source", timeout=120, height=1200)
     _dismiss_mlflow_popups(c)
     c.save("29-mlflow-run")
-    c.go(base + "/model-metrics", "val_auc", timeout=120, height=1200)
+    c.go(base + "/model-metrics?workflowType=machine_learning", "Model metrics", timeout=120, height=1200)
+    try:  # the charts (one per metric, grouped by prefix) render after the tab
+        c.browser.wait_for_text("epoch_val_auc", timeout=120, settle=3.0)
+    except TimeoutError as error:
+        print(f"  {error}", flush=True)
     _dismiss_mlflow_popups(c)
     c.save("30-mlflow-run-charts")
 

@@ -26,6 +26,7 @@ Run it from the repo root (needs Debian's `chromium`: `apt-get install -y chromi
     python bench/screenshots.py --prepare            # about 15 minutes on 2 busy cores
     python bench/screenshots.py                      # again, reusing the prepared home
     python bench/screenshots.py --only lineage,launchpad
+    python bench/screenshots.py --prepare --quick    # every version from the launchpad, 1 epoch, 64 tokens
 
 The numbers in the pictures come from real training runs of the tiny default model, so they
 change a little from machine to machine.
@@ -49,11 +50,23 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cdp import Browser, stop_group  # noqa: E402
-from bench.screenshot_pages import MLFLOW_SHOTS, SHOTS, Context, launch_from_launchpad, launch_registry_jobs  # noqa: E402
+from bench.screenshot_pages import (  # noqa: E402
+    MLFLOW_SHOTS,
+    SHOTS,
+    Context,
+    launch,
+    launch_from_launchpad,
+    launch_registry_jobs,
+    training_yaml,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO / "risk_app" / "datasets" / "german_credit" / "german_credit.csv"
-VENV = REPO / ".venv" / "bin"
+# The repo's venv; RISK_APP_VENV names another (a git worktree sharing the main checkout's).
+VENV = Path(os.environ.get("RISK_APP_VENV", REPO / ".venv")) / "bin"
+# The README's workarounds for two warnings the libraries print (see its UI sections).
+QUIET_DAGSTER = "ignore:Function `dev_command` is superseded"
+QUIET_MLFLOW = "ignore:starlette.middleware.wsgi is deprecated"
 
 
 # --------------------------------------------------------------------------- demo state
@@ -130,19 +143,37 @@ def prepare_scoring(home: Path, env: dict[str, str], log: Path) -> None:
     run_logged([str(VENV / "python"), "-c", SCORE_ONE, str(april)], env, log, check=False)
 
 
+def prepare_from_launchpads(c: Context, home: Path, env: dict[str, str], log: Path) -> None:
+    """`--quick`: every version trained from the training_job launchpad (one epoch, 64 tokens):
+    v1 LoRA (promoted with a reason, as in the slow path), v2 freeze tuning, v3 the guide's DoRA
+    run on the file with six broken values; then the two scoring batches and the registry jobs."""
+    launch(c, "training_job", training_yaml(params="{r: 8, alpha: 16}", quick=True))
+    run_logged([str(VENV / "risk-app"), "models", "promote", "1", "--name", "german_credit",
+                "--reason", "screenshot demo: the analyst accepts the tiny model"], env, log)  # fmt: skip
+    launch(c, "training_job", training_yaml(method="freeze", params="{}", quick=True))
+    training, small, april = write_demo_files(home / "demo_data")
+    c.training_path = str(training)
+    launch_from_launchpad(c, training)
+    for batch in (small, april):
+        run_logged([str(VENV / "python"), "-c", SCORE_ONE, str(batch)], env, log, check=False)
+    launch_registry_jobs(c)
+
+
 # --------------------------------------------------------------------------- servers
 
 
 class Server:
     """A web server (`dagster dev`, `mlflow ui`) in its own process group, stopped with its children."""
 
-    def __init__(self, command: list[str], port: int, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, command: list[str], port: int, env: dict[str, str], log: Path, warnings_filter: str = ""
+    ) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.log = log.open("w")
         self.process = subprocess.Popen(
             command,
             cwd=REPO,
-            env=env,
+            env={**env, "PYTHONWARNINGS": warnings_filter} if warnings_filter else env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -170,7 +201,7 @@ class DagsterDev(Server):
     """`dagster dev` with GraphQL helpers to wait for the code location and for runs."""
 
     def __init__(self, port: int, env: dict[str, str], log: Path) -> None:
-        super().__init__([str(VENV / "dagster"), "dev", "-p", str(port)], port, env, log)
+        super().__init__([str(VENV / "dagster"), "dev", "-p", str(port)], port, env, log, QUIET_DAGSTER)
 
     def graphql(self, query: str) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -234,6 +265,11 @@ def parse_args() -> argparse.Namespace:
         help="RISK_APP_HOME for the demo (DAGSTER_HOME is its dagster_home/).",
     )
     parser.add_argument("--prepare", action="store_true", help="Run the pipeline first (a fresh home).")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="With --prepare: train every version from the launchpad, one epoch on 64-token texts.",
+    )
     parser.add_argument("--port", type=int, default=3333, help="Port of dagster dev.")
     parser.add_argument("--mlflow-port", type=int, default=5055, help="Port of mlflow ui.")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images", help="Where the PNGs go.")
@@ -248,18 +284,20 @@ def dagster_pass(args: argparse.Namespace, env: dict[str, str], home: Path, sele
         dagster.wait_ready()
         print(f"dagster dev is up at {dagster.base}", flush=True)
         with Browser(1600, 1000) as browser:
-            # Dismiss the "join the community" modal and collapse the left navigation.
+            # Collapse the left navigation. The "join the community" dialog is not dismissed
+            # here: the instance's `nux: enabled: false` (pipelines/dagster.yaml) keeps it away.
             browser.goto(dagster.base + "/runs")
             browser.wait_for("document.body", settle=0.5)
-            browser.evaluate(
-                "localStorage.setItem('communityNux', '\"1\"'); "
-                "localStorage.setItem('dagster-nav-collapsed', 'true')"
-            )
-            context = Context(browser, dagster.base, args.out, dagster)
-            if args.prepare:
+            browser.evaluate("localStorage.setItem('dagster-nav-collapsed', 'true')")
+            context = Context(browser, dagster.base, args.out, dagster, quick=args.quick)
+            if args.prepare and args.quick:
+                prepare_from_launchpads(context, home, env, home / "prepare.log")
+            elif args.prepare:
                 launch_from_launchpad(context, DATASET)
                 prepare_scoring(home, env, home / "prepare.log")
                 launch_registry_jobs(context)
+            elif args.quick:
+                context.training_path = str(home / "demo_data" / "applications_march.csv")
             for name in selected:
                 if name in SHOTS:
                     print(f"{name}:", flush=True)
@@ -273,8 +311,8 @@ def mlflow_pass(args: argparse.Namespace, env: dict[str, str], home: Path, selec
     if not any(name in MLFLOW_SHOTS for name in selected):
         return
     command = [str(VENV / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{home}/mlflow/mlflow.db",
-               "--port", str(args.mlflow_port), "--host", "127.0.0.1"]  # fmt: skip
-    mlflow = Server(command, args.mlflow_port, env, home / "mlflow_ui.log")
+               "--port", str(args.mlflow_port), "--host", "127.0.0.1", "--workers", "1"]  # fmt: skip
+    mlflow = Server(command, args.mlflow_port, env, home / "mlflow_ui.log", QUIET_MLFLOW)
     try:
         mlflow.wait_http()
         print(f"mlflow ui is up at {mlflow.base}", flush=True)
@@ -296,11 +334,11 @@ def main() -> None:
         shutil.rmtree(home)
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copyfile(REPO / "pipelines" / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {**os.environ, "RISK_APP_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
-    if args.prepare:
+    if args.prepare and not args.quick:
         prepare_first_versions(env, home / "prepare.log")
-    elif not (dagster_home / "storage").exists():
+    elif not args.prepare and not (dagster_home / "storage").exists():
         raise SystemExit(f"{home} has no Dagster runs yet; run with --prepare first")
 
     everything = [*SHOTS, *MLFLOW_SHOTS]
