@@ -102,7 +102,7 @@ def test_two_versions_of_one_run_keep_their_own_facts(risk_app_home: Path) -> No
     assert version_metrics(client, second)["ks"] == 0.35 and "metric.ks" not in (second.tags or {})
     rule = PromotionRule(metric="ks", guards=[])
     assert reg.promote_if_better(name, "1", rule).promote
-    decision = reg.evaluate_promotion(name, "2", rule)
+    decision = reg.promote_if_better(name, "2", rule)
     assert decision.promote and "ks 0.3500 vs champion 0.3000" in decision.reason
 
 
