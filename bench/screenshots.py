@@ -285,7 +285,7 @@ def dagster_pass(args: argparse.Namespace, env: dict[str, str], home: Path, sele
         print(f"dagster dev is up at {dagster.base}", flush=True)
         with Browser(1600, 1000) as browser:
             # Collapse the left navigation. The "join the community" dialog is not dismissed
-            # here: the instance's `nux: enabled: false` (pipelines/dagster.yaml) keeps it away.
+            # here: the instance's `nux: enabled: false` (dagster.yaml) keeps it away.
             browser.goto(dagster.base + "/runs")
             browser.wait_for("document.body", settle=0.5)
             browser.evaluate("localStorage.setItem('dagster-nav-collapsed', 'true')")
@@ -334,7 +334,7 @@ def main() -> None:
         shutil.rmtree(home)
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO / "pipelines" / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {**os.environ, "RISK_APP_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
     if args.prepare and not args.quick:
         prepare_first_versions(env, home / "prepare.log")

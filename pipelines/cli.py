@@ -45,7 +45,7 @@ def ensure_dagster_home() -> Path:
     """Use $DAGSTER_HOME, or var/dagster_home with the repo's dagster.yaml copied in."""
     home = Path(os.environ.get("DAGSTER_HOME") or paths.home() / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
-    source = paths.REPO_ROOT / "pipelines" / "dagster.yaml"
+    source = paths.REPO_ROOT / "dagster.yaml"
     if source.exists() and not (home / "dagster.yaml").exists():
         shutil.copyfile(source, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)

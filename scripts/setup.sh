@@ -79,4 +79,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 mkdir -p var/dagster_home
-cp pipelines/dagster.yaml var/dagster_home/dagster.yaml
+cp dagster.yaml var/dagster_home/dagster.yaml

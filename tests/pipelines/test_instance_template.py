@@ -1,6 +1,6 @@
-"""The Dagster instance template (issue 21 §6, noise): `dagster dev` run from the repo root, as the
-README says, finds no dagster.yaml there to warn about, and the UI opens without the "Join the
-Dagster community" dialog."""
+"""The Dagster instance template (issue 21 §6, noise): `dagster dev` started as the README says
+(from $DAGSTER_HOME, `-d` back at the repo) finds the instance file it uses and warns about none,
+and the UI opens without the "Join the Dagster community" dialog."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ import dagster as dg
 
 from risk_app import paths
 
-TEMPLATE = paths.REPO_ROOT / "pipelines" / "dagster.yaml"
+TEMPLATE = paths.REPO_ROOT / "dagster.yaml"
 
 
-def test_no_instance_file_where_dagster_dev_starts() -> None:
-    # dagster dev warns about a dagster.yaml in its working folder that is not $DAGSTER_HOME's.
+def test_the_readme_starts_dagster_dev_where_its_instance_file_is() -> None:
+    # dagster dev warns about a dagster.yaml in its working folder that is not $DAGSTER_HOME's:
+    # the README's command starts it from $DAGSTER_HOME and points -d at the repo.
     assert TEMPLATE.is_file()
-    assert not (paths.REPO_ROOT / "dagster.yaml").exists() and not (paths.REPO_ROOT / "dagster.yml").exists()
+    readme = (paths.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "cd var/dagster_home && DAGSTER_HOME=$PWD" in readme
+    assert "dagster dev -m pipelines.definitions -d ../.." in readme
 
 
 def test_template_is_a_valid_instance_without_the_signup_dialog(tmp_path: Path) -> None:
