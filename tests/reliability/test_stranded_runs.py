@@ -112,6 +112,7 @@ REGISTER_IN_CHILD = """
 from risk_app.registry import mlflow_registry as reg
 from risk_app.registry.reconcile import register_and_decide
 {patch}
+{before}
 register_and_decide(
     {artifact!r}, run_key={key!r}, metrics={{"roc_auc": 0.7, "brier": 0.2}}, model_name="german_credit"
 )
@@ -119,20 +120,20 @@ register_and_decide(
 
 
 # What a registration or a training killed inside its MLflow run leaves: a RUNNING run of a dead pid.
-OPEN_RUN_AND_DIE = """
-import mlflow
-from risk_app.registry import mlflow_registry as reg
+# The process opens it (not as its active run) before the registration that is then killed, so one
+# child process leaves both things behind: importing MLflow in a second child cost ~10 s a test.
+OPEN_A_RUN = """
 from risk_app.registry.processes import process_tags
-mlflow.start_run(experiment_id=reg.configure_mlflow(), tags=process_tags())
-_die()
+experiment = reg.configure_mlflow()
+reg._client().create_run(experiment, tags=process_tags())
 """
 
 
-def _killed_registration(home: Path, key: str, patch: str) -> None:
+def _killed_registration(home: Path, key: str, patch: str, before: str = "") -> None:
     from tests.scoring.doubles import save_double_artifact
 
     artifact = save_double_artifact(home / f"artifact_{key}", version=key, n_train=120)
-    code = REGISTER_IN_CHILD.format(patch=patch, artifact=str(artifact), key=key)
+    code = REGISTER_IN_CHILD.format(patch=patch, before=before, artifact=str(artifact), key=key)
     child = run_child(code, home)
     assert child.returncode == KILLED, child.stderr[-2000:]
 
@@ -147,10 +148,8 @@ def _killed_registration(home: Path, key: str, patch: str) -> None:
     ids=["list", "promote", "score"],
 )
 def test_commands_that_read_the_registry_reconcile_it_first(risk_app_home: Path, command: list[str]) -> None:
-    # Version 1 killed before its decision; then a process killed inside the MLflow run it opened.
-    _killed_registration(risk_app_home, "run-1", 'kill_before(reg, "decide_and_record")')
-    child = run_child(OPEN_RUN_AND_DIE, risk_app_home)
-    assert child.returncode == KILLED, child.stderr[-2000:]
+    # Version 1 killed before its decision, by a process that had also opened an MLflow run.
+    _killed_registration(risk_app_home, "run-1", 'kill_before(reg, "decide_and_record")', OPEN_A_RUN)
     experiment = reg.configure_mlflow()
     client = reg._client()
     statuses = sorted(r.info.status for r in client.search_runs([experiment]))
