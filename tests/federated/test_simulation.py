@@ -23,6 +23,11 @@ from tests.federated.conftest import quick_config
 
 pytestmark = pytest.mark.slow
 
+# One Ray actor runs every virtual lender in turn. Each actor process imports torch, transformers
+# and risk_app before its first lender (about 10 CPU-seconds); the lenders here train 32 rows for
+# one epoch, so a second actor only doubled that import. Ray still starts for each run.
+CPUS = 1
+
 
 def _round_of(msg: Message) -> int:
     return int(compat.recorddict_to_fitins(msg.content, True).config.get("server_round", 0))
@@ -68,11 +73,12 @@ def test_faults_skip_refuse_and_resume(tiny_qwen2, make_sites, tmp_path) -> None
             raise Killed("server killed after round 1")
 
     with pytest.raises(Exception, match="Ending simulation|server killed"):
-        run_sites(sites, spec, config, workdir, on_round=die_after_round_1, extra_mods=[faulty_lenders])
+        run_sites(sites, spec, config, workdir, on_round=die_after_round_1, extra_mods=[faulty_lenders],
+                  cpus=CPUS)  # fmt: skip
     after_one = load_file(str(workdir / "server" / "checkpoint" / "global.safetensors"))
 
     ran: list[int] = []
-    outcome = run_sites(sites, spec, config, workdir, extra_mods=[faulty_lenders],
+    outcome = run_sites(sites, spec, config, workdir, extra_mods=[faulty_lenders], cpus=CPUS,
                         on_round=lambda report: ran.append(report.server_round))  # fmt: skip
     assert ran == [2]  # the restarted server resumed after round 1, it did not train round 1 again
     r1, r2 = outcome.rounds
@@ -111,7 +117,7 @@ def test_secure_aggregation_with_differential_privacy(tiny_qwen2, make_sites, tm
         secure_aggregation={"enabled": True, "num_shares": 3, "reconstruction_threshold": 2},
         privacy={"enabled": True, "clipping_norm": 0.5, "noise_multiplier": 1.0},
     )
-    outcome = run_sites(sites, load_spec("german_credit"), config, tmp_path / "secagg")
+    outcome = run_sites(sites, load_spec("german_credit"), config, tmp_path / "secagg", cpus=CPUS)
     (r1,) = outcome.rounds
     assert r1.status == "aggregated" and r1.returned == ["lender-1", "lender-2", "lender-3"]
     assert outcome.epsilon == pytest.approx(epsilon_spent(1.0, 1.0, 1, 1e-5))
