@@ -11,10 +11,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 # The tiny models train fastest on one thread; two threads fight with the test runner and
 # any other process for the machine's two cores (measured: up to 10x slower under load).
+# The environment variable (set before torch loads) carries the same to every child process
+# the tests start (killed runs, fault injection, `import pipelines.definitions`): a child that
+# trains 2 epochs of the tiny model took 14 CPU-s / 60-74 s with torch's default 2 threads and
+# 1 CPU-s / 5-6 s with one, on the shared 2-core machine (load 13-25).
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402 - after OMP_NUM_THREADS
+
 torch.set_num_threads(1)
 
 
