@@ -228,7 +228,8 @@ def scored_applications(
         )  # fmt: skip
         held_sentence = hold_batch(hold)
     status = {"held": dg.MetadataValue.text(held_sentence if held else "no: released as scored")}
-    yield dg.Output(result, metadata={**scoring_metadata(result), **policy, **status})
+    shown = {**policy, "policy_cutoff": round(float(policy["policy_cutoff"]), 4)}
+    yield dg.Output(result, metadata={**scoring_metadata(result), **shown, **status})
     yield drift_result(result.drift, of_rows=result.summary.n_scored)
     yield rescored_result(result.outcome.record)
     if held:

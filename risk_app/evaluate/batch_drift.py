@@ -77,17 +77,29 @@ def _features(
 
 
 def _sentence(table: pd.DataFrame, rows: int, status: BatchStatus) -> str:
-    moved = table[table["status"].isin(["warn", "fail"])]
+    """One sentence: how many of the model's inputs moved beyond chance, and whether its score did
+    (the score's own PSI is reported beside the inputs, not counted among them)."""
     if status == "too_few_rows":
         return ""
     if table.empty:
         return f"No reference population to compare {rows} scored rows with (model packaged without one)."
-    if moved.empty:
+    moving = table["status"].isin(["warn", "fail"])
+    is_score = table["kind"] == "score"
+    moved, score_moved = table[moving & ~is_score], table[moving & is_score]
+    if moved.empty and score_moved.empty:
         noisy = int((table["status"] == "within noise").sum())
         extra = f" ({noisy} above the warning level but within the noise of {rows} rows)" if noisy else ""
         return f"No drift beyond chance in {rows} scored rows{extra}."
-    named = ", ".join(f"{r.column} PSI {r.psi:.2f} ({r.status})" for r in moved.head(4).itertuples())
-    return f"{len(moved)} of {len(table)} inputs moved beyond chance in {rows} scored rows: {named}."
+    n_inputs = int((~is_score).sum())
+    parts = []
+    if not moved.empty:
+        named = ", ".join(f"{r.column} PSI {r.psi:.2f} ({r.status})" for r in moved.head(4).itertuples())
+        parts.append(f"{len(moved)} of {n_inputs} inputs moved beyond chance ({named})")
+    elif n_inputs:
+        parts.append(f"none of {n_inputs} inputs moved beyond chance")
+    for r in score_moved.itertuples():
+        parts.append(f"the score's distribution moved (PSI {r.psi:.2f}, {r.status})")
+    return f"In {rows} scored rows " + " and ".join(parts) + "."
 
 
 def batch_drift(

@@ -39,3 +39,19 @@ def test_a_shifted_amount_fails_and_is_named(train: pd.DataFrame) -> None:
     assert "credit_amount PSI" in report.sentence and "(fail)" in report.sentence
     row = report.table.set_index("column").loc["credit_amount"]
     assert row["psi"] > row["noise_band"]
+
+
+def test_the_score_is_reported_beside_the_inputs_not_counted_among_them(train: pd.DataFrame) -> None:
+    """The sentence once read "3 of 21 inputs moved", counting the score's own PSI as an input."""
+    import numpy as np
+
+    thresholds = BatchDriftThresholds(min_rows=100, bootstrap_samples=30)
+    batch = train.sample(300, random_state=3).copy()
+    batch["credit_amount"] = batch["credit_amount"] * 4
+    rng = np.random.default_rng(0)
+    reference, shifted = rng.beta(2, 8, 2000), rng.beta(6, 4, 300)  # the score moved too
+    report = batch_drift(train, batch, "german_credit", reference, shifted, thresholds)
+    inputs = int((report.table["kind"] != "score").sum())
+    assert f"of {inputs} inputs moved beyond chance" in report.sentence
+    assert "probability_of_default" not in report.sentence
+    assert "the score's distribution moved (PSI" in report.sentence
