@@ -21,7 +21,7 @@ import os
 
 import pandas as pd
 
-from risk_app.storage.file_ledger import LedgerTables
+from risk_app.storage.file_ledger import QUARANTINE_DDL, LedgerTables
 from risk_app.storage.scores import warehouse_connection
 from risk_app.storage.sql import qualified, quote_ident
 from risk_app.storage.warehouse import replace_table
@@ -37,8 +37,7 @@ _DDL: dict[str, str] = {
     OUTCOMES: """application_id varchar, outcome_label varchar, outcome_default bigint,
         observation_date timestamp, file_id varchar, dataset varchar, source_file varchar,
         source_row bigint, recorded_at timestamptz""",
-    QUARANTINE: """source_file varchar, row_number bigint, application_id varchar, "column" varchar,
-        "check" varchar, failure_value varchar, reason varchar, file_id varchar, dataset varchar""",
+    QUARANTINE: QUARANTINE_DDL,
     BACKTESTS: """dataset varchar, vintage varchar, model_version varchar, grade varchar,
         n bigint, defaults bigint, mean_pd double, realized_rate double, jeffreys_low double,
         jeffreys_high double, p_value double, light varchar, verdict varchar, auc double,

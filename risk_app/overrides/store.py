@@ -20,7 +20,7 @@ registered frame.
 
 from __future__ import annotations
 
-from risk_app.storage.file_ledger import LedgerTables
+from risk_app.storage.file_ledger import QUARANTINE_DDL, LedgerTables
 
 SCHEMA = "risk"
 FILES, OVERRIDES, QUARANTINE = "override_files", "overrides", "override_quarantine"
@@ -34,8 +34,7 @@ _DDL: dict[str, str] = {
         analyst varchar, decided_at timestamp, probability_of_default double,
         risk_grade varchar, file_id varchar, dataset varchar, source_file varchar,
         source_row bigint, recorded_at timestamptz""",
-    QUARANTINE: """source_file varchar, row_number bigint, application_id varchar, "column" varchar,
-        "check" varchar, failure_value varchar, reason varchar, file_id varchar, dataset varchar""",
+    QUARANTINE: QUARANTINE_DDL,
 }
 
 

@@ -77,7 +77,7 @@ def score_applications(
     and scored_at (UTC).
 
     Grades use `bands`, else the bands the model's credit policy named, else `GRADE_BANDS`."""
-    bands = bands or getattr(risk_model, "grade_bands", None) or GRADE_BANDS
+    bands = bands or grade_bands_of(risk_model)
     if ID_COLUMN not in df.columns:
         raise ConfigError(f"score_applications: input has no `{ID_COLUMN}` column")
     if batch_size < 1:
@@ -102,6 +102,11 @@ def score_applications(
         },
         columns=list(OUTPUT_COLUMNS),
     )
+
+
+def grade_bands_of(risk_model: Any) -> Sequence[tuple[str, float]]:
+    """The grade bands `risk_model`'s credit policy named, else the default `GRADE_BANDS`."""
+    return getattr(risk_model, "grade_bands", None) or GRADE_BANDS
 
 
 def check_scored_output(scored: pd.DataFrame, grades: Sequence[str] | None = None) -> None:

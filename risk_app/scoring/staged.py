@@ -53,9 +53,9 @@ from risk_app.data.load import check_data_file, iter_applications
 from risk_app.data.validate import QUARANTINE_COLUMNS, ValidationResult, validate_applications
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.batch_drift import BatchDrift, BatchDriftThresholds
-from risk_app.policy.grades import GRADE_BANDS, grade_names
+from risk_app.policy.grades import grade_names
 from risk_app.registry.processes import process_is_gone, process_tags
-from risk_app.scoring.batch import OUTPUT_COLUMNS, check_scored_output, policy_of
+from risk_app.scoring.batch import OUTPUT_COLUMNS, check_scored_output, grade_bands_of, policy_of
 from risk_app.scoring.output import (
     OutputExistsError,
     OutputFormat,
@@ -234,7 +234,7 @@ def iter_validated(source: Path, spec: Any, chunk_rows: int | None) -> Iterator[
 def score_chunk(validation: ValidationResult, model: Any, reasons: int, stage: BatchStage) -> pd.DataFrame:
     """Score one validated chunk, check its scores and row accounting, stage it; its scores."""
     scored = score_with_reasons(validation.valid, model, top_k=reasons)
-    check_scored_output(scored, grade_names(getattr(model, "grade_bands", None) or GRADE_BANDS))
+    check_scored_output(scored, grade_names(grade_bands_of(model)))
     if validation.n_in != len(scored) + validation.n_quarantined:
         raise RiskAppError(f"{validation.source}: scored {len(scored)} + quarantined "
                            f"{validation.n_quarantined} != {validation.n_in} rows read")  # fmt: skip

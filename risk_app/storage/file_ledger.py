@@ -46,6 +46,11 @@ IngestStatus = Literal["recorded", "already_recorded"]
 Failure = tuple[int, str, str]  # (row index in the file's frame, column, check)
 T = TypeVar("T")
 
+# Column definitions of a ledger's quarantine table (`quarantine_rows`' columns plus the file id
+# and data set), the same in every ledger of files.
+QUARANTINE_DDL = """source_file varchar, row_number bigint, application_id varchar, "column" varchar,
+        "check" varchar, failure_value varchar, reason varchar, file_id varchar, dataset varchar"""
+
 
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     """Whether `schema.table` exists in the warehouse `con` is connected to."""
@@ -280,6 +285,7 @@ __all__ = [
     "FileReport",
     "IngestStatus",
     "LedgerTables",
+    "QUARANTINE_DDL",
     "check_accounting",
     "file_id_of",
     "has_table",

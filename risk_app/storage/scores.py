@@ -362,22 +362,18 @@ def _delete_batch(con: duckdb.DuckDBPyConnection, batch_id: str, model_version: 
         columns = _columns(con, table)
         if "batch_id" not in columns:
             continue
+        # DuckDB answers a delete with the number of rows it deleted.
         if "model_version" in columns:
-            count = con.execute(
-                f"select count(*) from {qualified(SCHEMA, table)} where batch_id = ? and model_version = ?",
-                [batch_id, model_version],
-            ).fetchall()[0][0]
-            con.execute(
+            deleted = con.execute(
                 f"delete from {qualified(SCHEMA, table)} where batch_id = ? and model_version = ?",
                 [batch_id, model_version],
-            )
-        else:  # a table from before the model column: the batch's rows are this model's
-            count = con.execute(
-                f"select count(*) from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id]
             ).fetchall()[0][0]
-            con.execute(f"delete from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id])
+        else:  # a table from before the model column: the batch's rows are this model's
+            deleted = con.execute(
+                f"delete from {qualified(SCHEMA, table)} where batch_id = ?", [batch_id]
+            ).fetchall()[0][0]
         if table == SCORES:
-            removed = int(count)
+            removed = int(deleted)
     if not _has_batch_rows(con, BATCHES, batch_id):
         for table in (APPLICATIONS, QUARANTINE):
             if "batch_id" in _columns(con, table):

@@ -90,17 +90,24 @@ def test_kill_between_registration_and_decision_is_reconciled(risk_app_home: Pat
     assert reconcile_registry().changed is False  # nothing left to repair
 
 
-def test_kill_between_audit_intent_and_alias_move_is_completed(risk_app_home: Path) -> None:
-    first = _register(risk_app_home, "run-1", 0.70)
+def _promotion_killed_before_the_alias_moves(home: Path) -> tuple[str, str]:
+    """Version 1 champion; a child promoting version 2 killed after the audit intent and before
+    the alias moved. Returns (first, second)."""
+    first = _register(home, "run-1", 0.70)
     reg.promote_if_better(NAME, first)
-    second = _register(risk_app_home, "run-2", 0.75, seed=1)
+    second = _register(home, "run-2", 0.75, seed=1)
     code = f"""
 from risk_app.registry import mlflow_registry as reg
 kill_before(reg, "_make_champion")
 reg.promote_if_better(reg.DEFAULT_MODEL_NAME, {second!r})
 """
-    child = run_child(code, risk_app_home)
+    child = run_child(code, home)
     assert child.returncode == KILLED, child.stderr[-2000:]
+    return first, second
+
+
+def test_kill_between_audit_intent_and_alias_move_is_completed(risk_app_home: Path) -> None:
+    first, second = _promotion_killed_before_the_alias_moves(risk_app_home)
     last = read_audit_log()[-1]
     assert (last["action"], last["from_version"], last["to_version"]) == ("promote", first, second)
     assert _champion() == first  # the kill came before the alias moved
@@ -224,15 +231,7 @@ def test_a_dagster_rollback_first_completes_a_move_a_kill_interrupted(risk_app_h
 
     from pipelines.definitions import defs
 
-    first = _register(risk_app_home, "run-1", 0.70)
-    reg.promote_if_better(NAME, first)
-    second = _register(risk_app_home, "run-2", 0.75, seed=1)
-    code = f"""
-from risk_app.registry import mlflow_registry as reg
-kill_before(reg, "_make_champion")
-reg.promote_if_better(reg.DEFAULT_MODEL_NAME, {second!r})
-"""
-    assert run_child(code, risk_app_home).returncode == KILLED
+    first, _ = _promotion_killed_before_the_alias_moves(risk_app_home)
     assert _champion() == first
     config = {"model_name": NAME, "reason": "model-risk ticket MR-1 withdraws it"}
     job = defs.resolve_job_def("rollback_champion_job")
