@@ -15,8 +15,9 @@ built-in German credit and UCI credit card sets, each split scores:
   (bench/gpu/llm_text.py; learning rate and epoch chosen on validation; splits where it ran).
 
 `--add-ft-to <stored results>` is the cheap path for fine-tuning runs that came back later: it
-adds the `ft:` rows and their hybrids to the stored splits (all training rows), after checking
-that LightGBM reproduces its stored test AUC on each, and recomputes nothing else.
+adds the `ft:` rows and their hybrids to the stored splits (all training rows, or the curve point a
+run trained at: `llm_text.py finetune --train-rows`), after checking that LightGBM reproduces its
+stored test AUC on each, and recomputes nothing else.
 
 Learning curves repeat the split with the training rows cut to a stratified, seeded subset of
 100, 250, 500, 1,000 rows (validation and test unchanged). Every paired comparison gives the
@@ -46,6 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.frozen_heads import paired_difference, precompute  # noqa: E402
+from bench.gpu.text_inputs import subsample  # noqa: E402
 from risk_app.atomic import atomic_write_json  # noqa: E402
 
 LAYERS = ["last", "middle"]
@@ -66,16 +68,6 @@ def auc(y: np.ndarray, p: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(y, p))
-
-
-def subsample(ids: list[str], y: np.ndarray, n: int | None, seed: int) -> list[str]:
-    """A stratified, seeded subset of `n` training ids (all of them when n is None or too big)."""
-    from sklearn.model_selection import train_test_split
-
-    if n is None or n >= len(ids):
-        return ids
-    keep, _ = train_test_split(np.arange(len(ids)), train_size=n, stratify=y, random_state=seed)
-    return [ids[i] for i in sorted(keep)]
 
 
 def text_only_rows(spec: Any, frames: dict[str, pd.DataFrame], y: dict[str, np.ndarray], seed: int) -> dict:
@@ -108,23 +100,33 @@ def text_only_rows(spec: Any, frames: dict[str, pd.DataFrame], y: dict[str, np.n
 
 
 def finetuned_rows(  # type: ignore[no-untyped-def]
-    records: list[dict], dataset: str, seed: int, y_val: np.ndarray, val_ids: list[str], test_ids: list[str]
-):
-    """{ft:<tag>: (val P, test P, info)} for this split: the learning rate with the best validation AUC
-    (the epoch was chosen by the trainer on validation too), temperature-calibrated on validation."""
+    records: list[dict], dataset: str, seed: int, y_val: np.ndarray, split: dict[str, list[str]],
+    n_train: int | None = None,
+):  # fmt: skip
+    """{ft:<tag>: (val P, test P, info)} for this split and training size (`n_train`, None = all rows;
+    a run's `train_rows`): the learning rate with the best validation AUC (the epoch was chosen by
+    the trainer on validation too), temperature-calibrated on validation. A run that recorded its
+    training ids must have trained on this split's rows (`split["train"]`, already cut to the
+    curve point's subset): the pairing with the classical models rests on it."""
     from risk_app.evaluate.calibration import fit_calibrator
 
     out = {}
     by_tag: dict[str, list[dict]] = {}
+    val_ids, test_ids = split["validation"], split["test"]
     for r in records:
-        if r["seed"] == seed and "p_val" in r and r["variant"].split("_")[0] == dataset:
+        if (r["seed"] == seed and "p_val" in r and r["variant"].split("_")[0] == dataset
+                and r.get("train_rows") == n_train):  # fmt: skip
+            if "train_ids" in r and r["train_ids"] != split["train"]:
+                raise SystemExit(f"{dataset} split {seed}, {n_train} rows: run {r['tag']} (lr {r['lr']}) "
+                                 "trained on other rows than this curve point's subset")  # fmt: skip
             by_tag.setdefault(r["tag"], []).append(r)
     for tag, runs in by_tag.items():
         best = max(runs, key=lambda r: auc(y_val, np.array([r["p_val"][i] for i in val_ids])))
         p_val = np.array([best["p_val"][i] for i in val_ids])
         p_test = np.array([best["p_test"][i] for i in test_ids])
         cal = fit_calibrator("temperature", y_val, p_val)  # type: ignore[arg-type]
-        info = {"lr": best["lr"], "best_epoch": best["best_epoch"], "grid": sorted(r["lr"] for r in runs)}
+        info = {"lr": best["lr"], "best_epoch": best["best_epoch"], "grid": sorted(r["lr"] for r in runs),
+                "val_auc_per_epoch": best.get("val_auc_per_epoch")}  # fmt: skip
         out[f"ft:{tag}"] = (cal.transform(p_val), cal.transform(p_test), info)
     return out
 
@@ -170,11 +172,10 @@ def run_split(
             )
             name = f"frozen:{short}:{variant}"
             scores[name], info[name] = (p_val, p_test), head
-    if n_train is None:
-        for name, (p_val, p_test, ft_info) in finetuned_rows(
-            study["ft"], dataset, seed, y["validation"], split["validation"], split["test"]
-        ).items():
-            scores[name], info[name] = (p_val, p_test), ft_info
+    for name, (p_val, p_test, ft_info) in finetuned_rows(
+        study["ft"], dataset, seed, y["validation"], split, n_train
+    ).items():
+        scores[name], info[name] = (p_val, p_test), ft_info
     for name in [n for n in scores if n.startswith(("frozen:", "ft:"))]:
         hybrid = fit_hybrid(
             y["validation"], scores[name][0], scores["lightgbm"][0], kind="logistic", seed=seed
@@ -344,25 +345,30 @@ def load_study(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_finetuned(study: dict[str, Any], args: argparse.Namespace) -> dict[str, dict[str, list]]:
     """The cheap path for fine-tuning runs that came back after the CPU benchmark: on every split of the
-    stored results (`--add-ft-to`, all training rows), score only LightGBM, logistic and the `ft:` runs
-    with their hybrids, check that LightGBM's test AUC is the stored one (same split, same model), and
-    add the new rows to that split. Text baselines and frozen heads are not recomputed."""
+    stored results (`--add-ft-to`) at a training size some run trained at (all rows, or a learning-curve
+    point: a run's `train_rows`), score only LightGBM, logistic and the `ft:` runs with their hybrids,
+    check that LightGBM's test AUC is the stored one (same split, same rows, same model), and add the
+    new rows to that split. Text baselines and frozen heads are not recomputed."""
     merged: dict[str, dict[str, list]] = {}
     for path in args.add_ft_to:
         for dataset, by_size in json.loads(Path(path).read_text(encoding="utf-8"))["results"].items():
             merged.setdefault(dataset, {}).update(by_size)
     tags = {"ft:" + r["tag"] for r in study["ft"]} | {"hybrid:" + r["tag"] for r in study["ft"]}
+    sizes = {"all" if r.get("train_rows") is None else str(r["train_rows"]) for r in study["ft"]}
     for dataset in [d for d in args.datasets if d in merged]:
-        for row in merged[dataset].get("all", []):
-            fresh = run_split(study, dataset, row["seed"], None, args)
+        for size, row in [(k, r) for k in merged[dataset] if k in sizes for r in merged[dataset][k]]:
+            fresh = run_split(study, dataset, row["seed"], None if size == "all" else int(size), args)
             stored, now = row["auc"]["lightgbm"]["test_auc"], fresh["auc"]["lightgbm"]["test_auc"]
             if abs(stored - now) > 1e-9:
-                raise SystemExit(f"{dataset} split {row['seed']}: LightGBM test AUC {now:.6f}, stored "
+                raise SystemExit(f"{dataset} {size} split {row['seed']}: LightGBM test AUC {now:.6f}, stored "
                                  f"{stored:.6f}: the splits or the code differ, rerun in full")  # fmt: skip
             added = sorted(n for n in fresh["auc"] if n in tags)
             row["auc"] |= {n: fresh["auc"][n] for n in added}
             row["info"] |= {n: fresh["info"][n] for n in added if n in fresh["info"]}
-            log(f"{dataset} all seed {row['seed']}: LightGBM as stored ({now:.4f}); added {', '.join(added)}")
+            log(
+                f"{dataset} {size} seed {row['seed']}: LightGBM as stored ({now:.4f}); "
+                f"added {', '.join(added)}"
+            )
     return merged
 
 

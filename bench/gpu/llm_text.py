@@ -12,7 +12,10 @@ this script only does what needs the GPU and returns plain files:
   `F-<base>-L<layer>-<pooling>-<i>.npy` (under 16 MiB each) plus `F-<base>-keys.json`.
 * `finetune` — `train_classifier` on the given splits of one text variant, over a grid of
   learning rates, best epoch chosen on validation by the trainer; one JSON line per run with
-  the validation and test P(default) by application id (`FT-<tag>.jsonl`).
+  the validation and test P(default) by application id (`FT-<tag>.jsonl`). `--train-rows N`
+  trains on the learning curve's stratified subset of N training rows of each split
+  (`text_inputs.subsample`, the rows the CPU benchmark's classical models get at that point) and
+  records the ids, so the CPU side pairs the run with that curve point and checks the rows.
 
 Inputs come from `bench/gpu/text_inputs.py`. Run from the repository root with the project on
 PYTHONPATH; bench/gpu/README.md has the lease plan.
@@ -21,6 +24,7 @@ PYTHONPATH; bench/gpu/README.md has the lease plan.
     python3 bench/gpu/llm_text.py features --base qwen2.5-coder-0.5b --out /root/keep/out
     python3 bench/gpu/llm_text.py finetune --variant lc_full --seeds 0,1,2 --lrs 1e-5,3e-5
     python3 bench/gpu/llm_text.py finetune --variant german --precision fp32 --pad-multiple 64 --tag gc_fp32
+    python3 bench/gpu/llm_text.py finetune --variant german --train-rows 100 --epochs 6 --token-budget 0
 """
 
 from __future__ import annotations
@@ -142,6 +146,7 @@ def finetune_queue(args: argparse.Namespace) -> None:
 def finetune(args: argparse.Namespace) -> None:
     import torch
 
+    from bench.gpu.text_inputs import subsample
     from risk_app.finetune.config import TrainConfig
     from risk_app.finetune.predict import predict_proba
     from risk_app.finetune.trainer import train_classifier
@@ -152,7 +157,12 @@ def finetune(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for seed in [int(s) for s in args.seeds.split(",")]:
-        split = data["splits"][dataset][seed]
+        split = dict(data["splits"][dataset][seed])
+        if getattr(args, "train_rows", 0):  # the CPU's subset when the inputs hold it, else the same function
+            subsets = data.get("subsets", {}).get(dataset, {}).get(str(args.train_rows))
+            y_train = np.array([labels[i] for i in split["train"]])
+            rows = subsets[seed] if subsets else subsample(split["train"], y_train, args.train_rows, seed)
+            split["train"] = rows
         for lr in [float(x) for x in args.lrs.split(",")]:
             speed: dict[str, Any] = {}
             if args.device != "cpu":
@@ -170,6 +180,8 @@ def finetune(args: argparse.Namespace) -> None:
                                    "precision": args.precision, "base": args.base, "epochs": args.epochs,
                                    "speed": speed, "torch": torch.__version__,
                                    "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}  # fmt: skip
+            if getattr(args, "train_rows", None):  # a learning-curve point: its rows, for the pairing check
+                row |= {"train_rows": args.train_rows, "train_ids": split["train"]}
             try:
                 result = train_classifier(*part["train"], *part["validation"], config, None, progress=False)
                 p_test = predict_proba(result.model, result.tokenizer, part["test"][0], 64, args.max_length)
@@ -191,7 +203,7 @@ def finetune(args: argparse.Namespace) -> None:
                 handle.write(json.dumps(row) + "\n")
             done = f"best epoch {row.get('best_epoch')} val {row.get('val_auc_per_epoch')} "
             done += row.get("error", "")
-            print(f"seed {seed} lr {lr} {args.precision}: {done} ({row['seconds']}s)", flush=True)
+            print(f"{args.tag} seed {seed} lr {lr} {args.precision}: {done} ({row['seconds']}s)", flush=True)
             torch.cuda.empty_cache()
 
 
@@ -259,6 +271,7 @@ def main() -> None:
     p.add_argument("--method", default="full")
     p.add_argument("--precision", default="bf16")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--train-rows", type=int, default=0, help="the curve's N-row subset (0 = all)")
     p.add_argument("--token-budget", type=int, default=16384, help="padded tokens a batch; 0 = batches of 16")
     p.add_argument("--pad-multiple", type=int, default=0, help="round batch widths up to this (0 = none)")
     p.add_argument("--tag", default="run")

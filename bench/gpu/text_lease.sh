@@ -21,7 +21,7 @@ case "$1" in
     cp -n .carry/p*/q* $K/parts/ 2>/dev/null
     # Import what the queue imports now, in call 1, so a module the lease lacks stops here and
     # not after the conversion (the second text lease's queue died on duckdb at its first import).
-    (cd $K/repo && python3 -c "import torch, transformers, peft, pydantic, pandera, bench.gpu.llm_text, risk_app.finetune.trainer, risk_app.finetune.features, risk_app.models.loader; print(torch.__version__, transformers.__version__, peft.__version__, pydantic.VERSION, torch.cuda.get_device_name(0), torch.backends.cudnn.version(), 'tf32', torch.backends.cuda.matmul.allow_tf32)") || exit 1
+    (cd $K/repo && python3 -c "import torch, transformers, peft, pydantic, pandera, bench.gpu.llm_text, bench.gpu.text_inputs, sklearn.model_selection, risk_app.finetune.trainer, risk_app.finetune.features, risk_app.models.loader; print(torch.__version__, transformers.__version__, peft.__version__, pydantic.VERSION, torch.cuda.get_device_name(0), torch.backends.cudnn.version(), 'tf32', torch.backends.cuda.matmul.allow_tf32)") || exit 1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; ls -la $K/parts ;;
   part)
     cp -n .carry/p*/q* $K/parts/; ls $K/parts | tr '\n' ' '; echo; ret ;;
