@@ -262,7 +262,8 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
             if not rows:
                 continue
             table = summarize(rows)
-            best = max([n for n in table if llm_based(n)], key=lambda n: table[n]["mean"])
+            full = [n for n in table if llm_based(n) and table[n]["n"] == len(rows)]  # run on every split
+            best = max(full, key=lambda n: table[n]["mean"])
             out.append({"goal": f"{dataset}, {size} training rows: best LLM-based above LightGBM",
                         **compare(rows, best, "lightgbm")})  # fmt: skip
     return out

@@ -90,6 +90,17 @@ def test_add_ft_reaches_the_curve_points_its_runs_trained_at(monkeypatch, tmp_pa
     assert "ft:gc100_bf16" not in merged["german"]["all"][0]["auc"]
 
 
+def test_small_book_goal_takes_the_best_model_run_on_every_split() -> None:
+    rows = [{"seed": s, "n_train": 100, "n_test": 150,
+             "auc": {k: {"test_auc": v, "val_auc": v} for k, v in
+                     ({"lightgbm": 0.70 + s / 100, "hybrid:0.5b:full": 0.71 + s / 100}
+                      | ({"ft:gc100_bf16": 0.9} if s < 2 else {})).items()}}
+            for s in range(5)]  # fmt: skip
+    goals = text_accuracy.verdicts({"german": {"100": rows}})
+    (goal,) = [g for g in goals if "100 training rows" in g["goal"]]
+    assert (goal["a"], goal["n"]) == ("hybrid:0.5b:full", 5)  # not the run on 2 splits with the higher mean
+
+
 def test_finetune_at_a_curve_point_trains_on_its_rows_and_records_them(tmp_path: Path) -> None:
     data = _inputs()
     text_inputs.add_subsets(data, [30])
