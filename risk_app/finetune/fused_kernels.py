@@ -13,6 +13,13 @@ built later, and the module-level `apply_rotary_pos_emb` every model of that typ
 `liger_scope` puts the module back as it was, so a measurement, or one benchmark row, does
 not leak fused kernels into the next model of the same type.
 
+Scoring (`for_scoring`, called when a model is put on a GPU to predict) asks the same question
+for the forward pass alone: a small model in bf16 is limited by memory traffic, not matmuls
+(SmolLM2-135M: a hidden size of 576, and the library's RMSNorm makes five passes over each
+activation in fp32), so the fused RMSNorm and SwiGLU may pay where they did not in training,
+or the reverse. Only the instance's norms and MLPs are fused there (RoPE is a module-level
+patch, and a scoring process may also train or score other models of the type).
+
 liger-kernel is optional (a CUDA speed-up); absent, asking for it is a ConfigError.
 """
 
@@ -29,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import AutoModel
 
 from risk_app.errors import ConfigError
 
@@ -53,12 +59,12 @@ def _liger_apply() -> Any:
     return _apply_liger_kernel_to_instance
 
 
-def apply_liger(model: Any) -> None:
-    """Liger's RMSNorm, SwiGLU and RoPE on `model` (in place). The cross-entropy kernels target
-    a language-model head; a classifier keeps its own loss."""
+def apply_liger(model: Any, *, rope: bool = True) -> None:
+    """Liger's RMSNorm, SwiGLU and (with `rope`) RoPE on `model` (in place). The cross-entropy
+    kernels target a language-model head; a classifier keeps its own loss."""
     _liger_apply()(
         model=model,
-        rope=True,
+        rope=rope,
         rms_norm=True,
         swiglu=True,
         cross_entropy=False,
@@ -85,7 +91,8 @@ def liger_scope(model: Any) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class KernelTiming:
-    """Median seconds of one decoder layer's forward + backward, without and with Liger."""
+    """Median seconds of one decoder layer's forward (+ backward, for training), without and
+    with Liger."""
 
     gpu: str
     tokens: int
@@ -107,6 +114,9 @@ def measured() -> dict[tuple, KernelTiming]:
 
 def _one_layer_model(config: Any, device: torch.device) -> torch.nn.Module:
     """A one-layer, small-vocabulary base model of `config` (random weights: speed only)."""
+    # transformers: heavy (seconds to import), and only a GPU measurement needs it here.
+    from transformers import AutoModel
+
     small = copy.deepcopy(config)
     small.num_hidden_layers = 1
     small.vocab_size = 256
@@ -117,19 +127,25 @@ def _one_layer_model(config: Any, device: torch.device) -> torch.nn.Module:
     return model
 
 
-def _time_layer(model: torch.nn.Module, tokens: int, weight_grads: bool, repeats: int = 5) -> float:
+def _time_layer(
+    model: torch.nn.Module, tokens: int, weight_grads: bool, repeats: int = 5, *, backward: bool = True
+) -> float:
     for p in model.parameters():
         p.requires_grad_(weight_grads)
     hidden = model.config.hidden_size
     rows = max(1, tokens // MEASURE_WIDTH)
     device = next(model.parameters()).device
-    x = torch.randn(rows, MEASURE_WIDTH, hidden, device=device, dtype=torch.bfloat16, requires_grad=True)
+    x = torch.randn(rows, MEASURE_WIDTH, hidden, device=device, dtype=torch.bfloat16, requires_grad=backward)
     times = []
     for i in range(repeats + 2):  # two warm-ups (Triton compiles on the first)
         torch.cuda.synchronize(device)
         start = time.perf_counter()
-        out = model(inputs_embeds=x, use_cache=False).last_hidden_state
-        out.float().square().mean().backward()
+        if backward:
+            out = model(inputs_embeds=x, use_cache=False).last_hidden_state
+            out.float().square().mean().backward()
+        else:
+            with torch.inference_mode():
+                model(inputs_embeds=x, use_cache=False)
         torch.cuda.synchronize(device)
         if i >= 2:
             times.append(time.perf_counter() - start)
@@ -138,29 +154,78 @@ def _time_layer(model: torch.nn.Module, tokens: int, weight_grads: bool, repeats
     return statistics.median(times)
 
 
-def measure(config: Any, device: torch.device, tokens: int, weight_grads: bool) -> KernelTiming:
-    """Time one decoder layer of `config` with the library's kernels and with Liger's."""
+def measure(
+    config: Any, device: torch.device, tokens: int, weight_grads: bool, *, backward: bool = True
+) -> KernelTiming:
+    """Time one decoder layer of `config` with the library's kernels and with Liger's: forward
+    and backward (training), or the forward alone without RoPE's kernel (`backward=False`:
+    scoring, as `for_scoring` applies it)."""
     if device.type != "cuda":
         raise ConfigError(f"speed.fused_kernels needs a CUDA device; this run is on {device.type}")
     tokens = max(MEASURE_WIDTH, min(tokens, MEASURE_TOKENS))
     gpu = torch.cuda.get_device_name(device)
     width = getattr(config, "intermediate_size", 0)
-    key = (gpu, config.model_type, config.hidden_size, width, tokens, weight_grads)
+    key = (gpu, config.model_type, config.hidden_size, width, tokens, weight_grads, backward)
     if key in _MEASURED:
         return _MEASURED[key]
     plain = _one_layer_model(config, device)
-    plain_s = _time_layer(plain, tokens, weight_grads)
+    plain_s = _time_layer(plain, tokens, weight_grads, backward=backward)
     fused = _one_layer_model(config, device)
     with liger_scope(fused):
-        apply_liger(fused)
-        liger_s = _time_layer(fused, tokens, weight_grads)
+        apply_liger(fused, rope=backward)
+        liger_s = _time_layer(fused, tokens, weight_grads, backward=backward)
     del plain, fused
     torch.cuda.empty_cache()
     timing = KernelTiming(gpu=gpu, tokens=tokens, plain_s=plain_s, liger_s=liger_s)
     _MEASURED[key] = timing
     choice = "Liger" if timing.use_liger else "plain"
     log.info(
-        "fused kernels on %s, %s layer, %d tokens: plain %.2f ms, Liger %.2f ms -> %s",
-        gpu, config.model_type, tokens, 1e3 * plain_s, 1e3 * liger_s, choice,
+        "fused kernels on %s, %s layer, %d tokens, %s: plain %.2f ms, Liger %.2f ms -> %s",
+        gpu, config.model_type, tokens, "training" if backward else "scoring", 1e3 * plain_s,
+        1e3 * liger_s, choice,
     )  # fmt: skip
+    return timing
+
+
+# Set on a model once `for_scoring` has fused its norms and MLPs (so a second call does nothing).
+FUSED_FOR_SCORING = "_risk_app_fused_for_scoring"
+
+
+def liger_available() -> bool:
+    """Whether liger-kernel can be imported here (it needs Triton, so CUDA installs only)."""
+    try:
+        _liger_apply()
+    except (ConfigError, ImportError, RuntimeError):
+        return False
+    return True
+
+
+def for_scoring(model: Any, tokens: int) -> KernelTiming | None:
+    """Fuse `model`'s RMSNorms and SwiGLU MLPs with Liger's kernels for scoring on its GPU when
+    one layer's forward at `tokens` tokens a batch measured faster with them (in place).
+
+    Returns the measurement, or None where none was made: not on CUDA, liger-kernel absent, a
+    4-bit/8-bit base (its layers are bitsandbytes modules), a model that is not a plain
+    transformers model (a peft wrapper), or a model type Liger does not know. The module-level
+    patches Liger also makes are put back (`liger_scope`), so only this instance changes; its
+    scores move by bf16 rounding only (both compute the norm in fp32)."""
+    config = getattr(model, "config", None)
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    if device.type != "cuda" or config is None or getattr(model, FUSED_FOR_SCORING, False):
+        return None
+    if not type(model).__module__.startswith("transformers.models."):  # a peft wrapper, a hybrid
+        return None
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        return None
+    if not liger_available():
+        return None
+    try:
+        timing = measure(config, device, tokens, weight_grads=False, backward=False)
+    except (ValueError, KeyError, NotImplementedError) as exc:  # a model type Liger cannot build
+        log.info("fused kernels for scoring not measured: %s", exc)
+        return None
+    if timing.use_liger:
+        with liger_scope(model):
+            apply_liger(model, rope=False)
+        setattr(model, FUSED_FOR_SCORING, True)
     return timing

@@ -40,3 +40,26 @@ def test_gpu_budget_shrinks_for_wide_models() -> None:
     assert 20_000 < gpu_token_budget(half_b) < 30_000
     assert 5_000 < gpu_token_budget(seven_b) < 8_000
     assert gpu_token_budget(torch.nn.Linear(2, 2)) == GPU_TOKEN_BUDGET  # no config: the default
+
+
+def test_gpu_budget_is_smaller_for_a_quantized_base() -> None:
+    # A 4-bit base was chosen to fit a small GPU: its inference batches hold a quarter of the
+    # activations (the 7B QLoRA peak was set by validation's batches, 6,855 against 6,217 MiB).
+    config = SimpleNamespace(hidden_size=3584, intermediate_size=18944)
+    plain = SimpleNamespace(config=config)
+    four_bit = SimpleNamespace(config=config, is_loaded_in_4bit=True)
+    wrapped = SimpleNamespace(config=config, base_model=four_bit)  # as peft wraps it
+    assert gpu_token_budget(four_bit) == gpu_token_budget(wrapped) == 2_048
+    assert gpu_token_budget(plain) > 3 * gpu_token_budget(four_bit)
+
+
+def test_fused_scoring_kernels_leave_a_cpu_model_alone() -> None:
+    from risk_app.finetune import fused_kernels
+    from risk_app.finetune.predict import cast_for_gpu_inference
+
+    model = torch.nn.Linear(2, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert fused_kernels.for_scoring(model, 4096) is None
+    assert cast_for_gpu_inference(model) is model
+    assert model.weight.dtype == torch.float32 and not hasattr(model, fused_kernels.FUSED_FOR_SCORING)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
