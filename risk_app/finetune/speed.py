@@ -246,25 +246,38 @@ def training_attention() -> Iterator[None]:
         yield
 
 
+# Graphs dynamo may keep per compiled code object (see `training_forward`).
+COMPILE_RECOMPILE_LIMIT = 64
+
+
 def training_forward(model: Any, speed: SpeedConfig, device: torch.device) -> Any:
     """The callable the training step runs: the model, with its decoder layers compiled when
     `speed.compile` is on.
 
     Each decoder layer is compiled on its own (`nn.Module.compile`, in place): the mask is
     built outside the layers, so the packed-sequence detection (a data-dependent branch) stays
-    eager, and all layers share one compiled graph per input shape. The batch dimension
-    becomes dynamic after its first change, so varying rows per batch do not recompile; fixed
-    widths (`pad_to_multiple_of`, or `pack_length` with packing) keep the rest static.
-    Validation runs the same layers, compiled on first use.
+    eager, and all layers share one compiled graph per input shape. With packing (rows of one
+    width) the batch dimension becomes dynamic after its first change, so varying rows per
+    batch do not recompile. Without packing, batches of token-budget buckets change both rows
+    and width at once, so the layers are compiled for dynamic shapes from the start (one
+    compile rather than a static one and then a dynamic one: each is a minute of a GPU lease).
+    Validation runs the same layers, compiled on first use. Dynamo keeps at most
+    `recompile_limit` graphs per code object (8 by default) and then runs it eagerly for good;
+    every layer shares one code object, and guards on a layer's own constants may give each
+    its own graph per shape, so the limit is raised to `COMPILE_RECOMPILE_LIMIT`.
     """
     if not speed.compile:
         return model
     _need_cuda("compile", device)
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), COMPILE_RECOMPILE_LIMIT))
     layers = decoder_layers(model)
     if layers is None:
-        return torch.compile(model)
+        return torch.compile(model, dynamic=None if speed.packing else True)
     for layer in layers:
-        layer.compile()
+        layer.compile(dynamic=None if speed.packing else True)
     return model
 
 
