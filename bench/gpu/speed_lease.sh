@@ -5,7 +5,7 @@
 #   bash .carry/code_speed26/bench/gpu/speed_lease.sh go       # call 1: code, inputs, wheels, start $QUEUE
 #   bash /root/keep/repo/bench/gpu/speed_lease.sh wait N       # sleep N s (returns early once the queue
 #                                                              # is done), return rows and the logs' tails
-# QUEUE (default "score q7b lora05 lora15") names the steps, run one after another; REPS,
+# QUEUE (default "score q7b lora05 lora15 lora05c q7b_base") names the steps, run one after another; REPS,
 # SCORE_ROWS, ROWS05, RUNGS05 (';'-separated rung names) shorten them for a small budget.
 # Carried: .carry/code_speed26 (git archive of the branch without docs/ and tests/),
 # .carry/a_speed (texts.json; SmolLM2-135M's config and tokenizer), .carry/whl_speed (wheels).
@@ -27,7 +27,7 @@ case "$1" in
     export RUNGS05="${RUNGS05:-+ token-budget batches;+ Liger kernels (no packing);+ Liger, token budget 32,768;+ Liger + activation checkpointing;+ compiled layers (widths of 64)}"
     cd $K/repo && setsid nohup bash -c '
       B="python3 bench/gpu_throughput.py --texts '$K'/a/texts.json --smollm2 '$K'/a/smollm2 --work '$K'/work"
-      for step in '"${QUEUE:-score q7b lora05 lora15}"'; do
+      for step in '"${QUEUE:-score q7b lora05 lora15 lora05c q7b_base}"'; do
         echo "$step start $(date +%T)" >> '$K'/log/steps.log
         case $step in
           score) for r in $(seq $REPS); do
@@ -37,6 +37,7 @@ case "$1" in
           q7b) $B --models= --methods= --qlora-7b --qlora-7b-rows 96 --qlora-7b-params "[{\"embedding_offload\": true}]" --json '$K'/out/q7b.jsonl ;;
           q7b_base) $B --models= --methods= --qlora-7b --qlora-7b-rows 96 --qlora-7b-params "[{}]" --json '$K'/out/q7b.jsonl ;;
           lora05) $B --models qwen0.5b-shape --methods lora --rows $ROWS05 --rungs "$RUNGS05" --json '$K'/out/train.jsonl ;;
+          lora05c) $B --models qwen0.5b-shape --methods lora --rows $ROWS05 --rungs "+ compiled layers + Liger (widths of 64);+ compiled layers, token budget 8,192" --json '$K'/out/train.jsonl ;;
           lora15) $B --models qwen1.5b-shape --methods lora --rows 384 --rungs "+ token-budget batches;+ Liger kernels (no packing);+ Liger, token budget 32,768" --json '$K'/out/train15.jsonl ;;
         esac > '$K'/log/$step.log 2>&1
       done; echo "EXIT $(date +%T)" >> '$K'/log/steps.log' > $K/log/queue.log 2>&1 < /dev/null &
