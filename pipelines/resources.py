@@ -62,6 +62,11 @@ class RiskAppSettings(dg.ConfigurableResource):
     brier_max_worsening: float = Field(
         default=0.01, description="Guard: Brier score may not get worse by more than this."
     )
+    promotion_max_p_value: float | None = Field(
+        default=None,
+        description="When set (e.g. 0.05), the challenger's gain over the champion on the same test rows "
+        "must also be significant (paired test's one-sided p-value at most this); empty: off.",
+    )
     benchmark_margin: float | None = Field(
         default_factory=configured_margin,
         description="A challenger trailing the best classical model by more than this (promotion metric, "
@@ -95,6 +100,7 @@ class RiskAppSettings(dg.ConfigurableResource):
             metric=self.promotion_metric,
             min_margin=self.promotion_min_margin,
             guards=[GuardRule(metric="brier", max_worsening=self.brier_max_worsening)],
+            max_p_value=self.promotion_max_p_value,
         )
 
     def drift_thresholds(self) -> BatchDriftThresholds:

@@ -90,10 +90,12 @@ def credit_policy(config: CreditPolicyLaunchpad, fine_tuned_model: RunRecord) ->
 
 @dg.asset(group_name="evaluation", kinds={"sklearn", "duckdb"}, io_manager_key=PICKLED)
 @user_errors
-def model_evaluation(credit_policy: RunRecord) -> dg.Output[RunRecord]:
-    """Test metrics beside the classical baselines, charts, lift and fairness (the run's test rows)."""
+def model_evaluation(credit_policy: RunRecord, settings: RiskAppSettings) -> dg.Output[RunRecord]:
+    """Test metrics beside the classical baselines and the champion (re-scored on the same rows,
+    which promotion decides on), charts, lift and fairness (the run's test rows)."""
     spec, valid, examples = run_inputs(credit_policy)
-    record = evaluate_run(credit_policy, valid, examples, spec=spec)
+    champion_of = settings.registered_name(spec.name)
+    record = evaluate_run(credit_policy, valid, examples, spec=spec, champion_model=champion_of)
     return dg.Output(record, metadata=record_metadata(record, "evaluation"))
 
 

@@ -91,7 +91,13 @@ from risk_app.registry.mlflow_store import tag_version as _tag
 from risk_app.registry.mlflow_store import version_metrics as _version_metrics
 from risk_app.registry.mlflow_store import with_test_fallback as _with_test_fallback
 from risk_app.registry.processes import process_tags
-from risk_app.registry.promotion import PromotionDecision, PromotionRule, decide, decide_rechosen_policy
+from risk_app.registry.promotion import (
+    PromotionDecision,
+    PromotionRule,
+    SameRowsEvidence,
+    decide_against,
+    decide_rechosen_policy,
+)
 from risk_app.registry.pyfunc_model import RiskModelPyfunc as RiskModelPyfunc
 from risk_app.registry.pyfunc_model import log_run_contents
 
@@ -240,9 +246,16 @@ def _make_champion(
 
 
 def _decide_against_champion(
-    client: MlflowClient, name: str, version: str | int, rule: PromotionRule
+    client: MlflowClient,
+    name: str,
+    version: str | int,
+    rule: PromotionRule,
+    same_rows: SameRowsEvidence | None = None,
 ) -> tuple[str, str | None, PromotionDecision]:
-    """(version, champion version, verdict); the verdict's details name the champion it compared."""
+    """(version, champion version, verdict); the verdict's details name the champion it compared.
+
+    On the same rows when `same_rows` re-scored this very champion, else on the recorded test
+    metrics of each version (`promotion.decide_against`; the verdict says which)."""
     candidate = _get_version(client, name, version)
     target = str(candidate.version)
     champion = _alias_version(client, name, CHAMPION)
@@ -259,7 +272,10 @@ def _decide_against_champion(
         )  # fmt: skip
     else:
         champion_metrics = _version_metrics(client, champion) if champion is not None else None
-        decision = decide(_version_metrics(client, candidate), champion_metrics, rule)
+        decision = decide_against(
+            _version_metrics(client, candidate), champion_metrics, rule,
+            champion_version=champion_version, same_rows=same_rows,
+        )  # fmt: skip
     details = {**decision.details, "champion_version": champion_version}
     return target, champion_version, decision.model_copy(update={"details": details})
 
@@ -304,10 +320,11 @@ def decide_and_record(
     actor: str | None,
     *,
     extra: Mapping[str, Any] | None = None,
+    same_rows: SameRowsEvidence | None = None,
 ) -> PromotionDecision:
     """Decide against the champion and record it as a recommendation; caller holds the lock."""
     target, champion_version, decision = _decide_against_champion(
-        client, name, version, rule or PromotionRule()
+        client, name, version, rule or PromotionRule(), same_rows
     )
     if champion_version != target:
         client.set_registered_model_alias(name, CHALLENGER, target)
@@ -325,6 +342,7 @@ def record_decision(
     rule: PromotionRule | None = None,
     *,
     actor: str | None = None,
+    same_rows: SameRowsEvidence | None = None,
 ) -> PromotionDecision:
     """Record a verdict without acting on it: tags, audit line, and alias `challenger`.
 
@@ -342,8 +360,9 @@ def record_decision(
         made_against = decision.details.get("champion_version", champion_version)
         if made_against != champion_version:
             return decide_and_record(
-                client, name, target, rule, actor, extra={"stale_decision_against": made_against}
-            )
+                client, name, target, rule, actor,
+                extra={"stale_decision_against": made_against}, same_rows=same_rows,
+            )  # fmt: skip
         if champion_version != target:
             client.set_registered_model_alias(name, CHALLENGER, target)
         _record_verdict(
@@ -353,18 +372,25 @@ def record_decision(
 
 
 def promote_if_better(
-    name: str, version: str | int, rule: PromotionRule | None = None, *, actor: str | None = None
+    name: str,
+    version: str | int,
+    rule: PromotionRule | None = None,
+    *,
+    actor: str | None = None,
+    same_rows: SameRowsEvidence | None = None,
 ) -> PromotionDecision:
     """Compare `version` with the current champion; set `champion` if it wins, else `challenger`.
 
-    Read, decision and alias move happen under one registry lock, so the champion compared is
-    the champion replaced. The decision and its reason go onto the version's tags
+    On the same rows when `same_rows` re-scored the current champion on the challenger's test
+    rows, else on each version's recorded test metrics (the reason says which). Read, decision
+    and alias move happen under one registry lock, so the champion compared is the champion
+    replaced. The decision and its reason go onto the version's tags
     (`promotion_decision`, `promotion_reason`) and into the audit log.
     """
     rule = rule or PromotionRule()
     client = _client()
     with registry_lock(name):
-        target, champion_version, decision = _decide_against_champion(client, name, version, rule)
+        target, champion_version, decision = _decide_against_champion(client, name, version, rule, same_rows)
         intent = _record_verdict(
             client, name, target, champion_version, decision, rule, actor, promoted_word="promoted"
         )

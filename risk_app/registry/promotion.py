@@ -7,6 +7,11 @@ its verdict with the numbers, so the audit log says *why* a model was or wasn't 
 `decide_rechosen_policy` judges a version that only re-chooses the champion's credit policy
 (same weights): it need not beat the champion, only not rank or calibrate worse.
 
+Like for like first: `decide_against` decides on the same rows whenever the challenger's
+evaluation re-scored the current champion on its test rows (`SameRowsEvidence`, with a paired
+test from `evaluate.paired`), and falls back to each version's recorded test metrics (each on
+its own split) only when no such evaluation exists, saying so in the verdict.
+
     rule = PromotionRule(metric="roc_auc", min_margin=0.005,
                          guards=[GuardRule(metric="brier", max_worsening=0.01)])
     decision = decide(challenger_metrics, champion_metrics, rule)
@@ -20,7 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from risk_app.evaluate.metric_table import METRICS
+from risk_app.evaluate.metric_table import METRICS, format_metric, metric_spec
+from risk_app.evaluate.paired import PairedComparison
 
 # Direction of every comparable metric, from the one metric table: True = higher is better.
 METRIC_DIRECTIONS: dict[str, bool] = {
@@ -88,6 +94,13 @@ class PromotionRule(BaseModel):
         default_factory=_default_guards,
         description="Metrics that must not get worse by more than their allowance.",
     )
+    max_p_value: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="When set, the challenger's gain on the same rows must also be significant: the "
+        "paired test's one-sided p-value at most this (e.g. 0.05). Off by default.",
+    )
 
     @model_validator(mode="after")
     def _direction(self) -> PromotionRule:
@@ -105,6 +118,19 @@ class PromotionDecision(BaseModel):
     details: dict[str, Any] = Field(
         default_factory=dict, description="Compared values, margins and guard results."
     )
+
+
+class SameRowsEvidence(BaseModel):
+    """The challenger and a champion version scored on the same rows (the challenger's test
+    rows), with the paired test on the rule's metric."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    champion_version: str = Field(description="The champion version that was re-scored on the rows.")
+    rows: str = Field(description='The rows in words: "the challenger\'s 150 test rows (45 defaults)".')
+    challenger: dict[str, float] = Field(description="The challenger's metrics on the rows.")
+    champion: dict[str, float] = Field(description="The champion's metrics on the same rows.")
+    comparison: PairedComparison = Field(description="Paired test of the rule's metric on the rows.")
 
 
 def _number(metrics: Mapping[str, Any], key: str) -> float | None:
@@ -188,8 +214,7 @@ def _check_guard(
     if holds:
         return result, None
     violation = (
-        f"{guard.metric} worsened by {worsening:.4f} ({h:.4f} -> {c:.4f}), "
-        f"allowed {guard.max_worsening:.4f}"
+        f"{guard.metric} worsened by {worsening:.4f} ({h:.4f} -> {c:.4f}), allowed {guard.max_worsening:.4f}"
     )
     return result, violation
 
@@ -276,3 +301,77 @@ def decide_rechosen_policy(
         return PromotionDecision(promote=False, reason=reason, details=details)
     reason = f"{what}; {rule.metric} {mine:.4f} (change {gain:+.4f}), guards hold"
     return PromotionDecision(promote=True, reason=reason, details=details)
+
+
+def decide_on_same_rows(evidence: SameRowsEvidence, rule: PromotionRule | None = None) -> PromotionDecision:
+    """Promote iff the challenger beats the champion on the same rows by more than the margin
+    (and, with `rule.max_p_value`, significantly) and every guard holds on those rows."""
+    rule = rule or PromotionRule()
+    c = evidence.comparison
+    label, fmt = metric_spec(rule.metric).label, lambda v: format_metric(rule.metric, v)
+    compared = (
+        f"on {evidence.rows} the challenger's {label} is {fmt(c.challenger)} and champion version "
+        f"{evidence.champion_version}'s {fmt(c.champion)} (change {c.improvement:+.4f}, 95% CI "
+        f"{c.ci_low:+.4f} to {c.ci_high:+.4f}, {c.method} one-sided p = {c.p_value:.3f})"
+    )
+    details: dict[str, Any] = {
+        "metric": rule.metric, "basis": "same_rows", "rows": evidence.rows,
+        "challenger": c.challenger, "champion": c.champion, "improvement": c.improvement,
+        "min_margin": rule.min_margin, "max_p_value": rule.max_p_value, "comparison": c.model_dump(),
+    }  # fmt: skip
+    if c.improvement <= rule.min_margin:
+        verdict = (
+            "is not better"
+            if c.improvement <= 0
+            else f"does not beat it by more than the margin {rule.min_margin:.4f}"
+        )
+        reason = f"challenger {verdict} on the same rows: {compared}; the champion stays"
+        return PromotionDecision(promote=False, reason=reason, details=details)
+    if rule.max_p_value is not None and c.p_value > rule.max_p_value:
+        reason = (
+            f"challenger's gain is not significant on the same rows: {compared}, above the allowed "
+            f"p = {rule.max_p_value:.3f}; the champion stays"
+        )
+        return PromotionDecision(promote=False, reason=reason, details=details)
+    results = [_check_guard(guard, evidence.challenger, evidence.champion) for guard in rule.guards]
+    details["guards"] = [result for result, _ in results]
+    violations = [violation for _, violation in results if violation is not None]
+    if violations:
+        reason = f"guard violated on the same rows: {'; '.join(violations)}, although {compared}"
+        return PromotionDecision(promote=False, reason=reason, details=details)
+    reason = f"challenger is better on the same rows: {compared}"
+    return PromotionDecision(promote=True, reason=reason, details=details)
+
+
+def decide_against(
+    challenger_metrics: Mapping[str, Any],
+    champion_metrics: Mapping[str, Any] | None,
+    rule: PromotionRule | None = None,
+    *,
+    champion_version: str | None,
+    same_rows: SameRowsEvidence | None,
+) -> PromotionDecision:
+    """The promotion verdict against champion `champion_version`: on the same rows when
+    `same_rows` re-scored that very champion on the rule's metric, else on the recorded test
+    metrics of each version (each on its own split), and the verdict says which and why."""
+    rule = rule or PromotionRule()
+    if champion_metrics is None:
+        return decide(challenger_metrics, None, rule)
+    if same_rows is None:
+        why = "no same-rows evaluation of the champion exists for this version"
+    elif same_rows.champion_version != champion_version:
+        why = (
+            f"the same-rows evaluation scored champion version {same_rows.champion_version}, "
+            f"but the champion is now version {champion_version}"
+        )
+    elif same_rows.comparison.metric != rule.metric:
+        why = f"the same-rows evaluation compared {same_rows.comparison.metric}, not {rule.metric}"
+    else:
+        return decide_on_same_rows(same_rows, rule)
+    recorded = decide(challenger_metrics, champion_metrics, rule)
+    reason = (
+        f"{recorded.reason}, by the recorded test {rule.metric} of each version, each measured on "
+        f"its own test split ({why})"
+    )
+    details = {**recorded.details, "basis": "recorded", "why_recorded": why}
+    return recorded.model_copy(update={"reason": reason, "details": details})

@@ -40,7 +40,7 @@ from risk_app.registry import mlflow_registry as reg
 from risk_app.registry.audit import append_audit_record, read_audit_log
 from risk_app.registry.mlflow_store import ARTIFACT_KEY_TAG, RECHOSEN_TAG, RUN_KEY_TAG
 from risk_app.registry.processes import process_is_gone
-from risk_app.registry.promotion import PromotionDecision, PromotionRule
+from risk_app.registry.promotion import PromotionDecision, PromotionRule, SameRowsEvidence
 
 # Verdict tags that count as "decided" (see mlflow_registry._record_verdict and set_champion).
 DECIDED = {"promoted", "recommended", "rejected", "set_champion", "rolled_back"}
@@ -169,9 +169,7 @@ def _reconcile_locked(
         # A version whose registering process still runs is being decided right now: leave it.
         if not process_is_gone(_run_tags(client, mv.run_id)):
             continue
-        reg.decide_and_record(
-            client, name, str(mv.version), rule, "reconcile", extra={"reconciled": True}
-        )
+        reg.decide_and_record(client, name, str(mv.version), rule, "reconcile", extra={"reconciled": True})
         report.decided_versions.append(str(mv.version))
 
 
@@ -209,12 +207,15 @@ def register_and_decide(
     rule: PromotionRule | None = None,
     actor: str | None = None,
     mlflow_run_id: str = "",
+    same_rows: SameRowsEvidence | None = None,
 ) -> Registration:
     """Register `artifact_dir` once per (`run_key`, `artifact_key`) and record its verdict; idempotent.
 
     The verdict is a recommendation (alias `challenger`); `mlflow_registry.promote_if_better`
     carries it out, deciding again under the lock against the champion of that moment.
     `mlflow_run_id`: the MLflow run that logged training, which then holds the model too.
+    `same_rows`: the champion re-scored on this version's test rows; the verdict is made on
+    those rows when it is the champion of now (`promotion.decide_against`).
     """
     if not run_key.strip():
         raise reg.ConfigError("register_and_decide: run_key (the training run id) is required")
@@ -228,7 +229,9 @@ def register_and_decide(
             if (mv.tags or {}).get("promotion_decision") in DECIDED:
                 decision = _recorded_decision(mv)
             else:
-                decision = reg.decide_and_record(client, model_name, str(mv.version), rule, actor)
+                decision = reg.decide_and_record(
+                    client, model_name, str(mv.version), rule, actor, same_rows=same_rows
+                )
             earlier = (mv.tags or {}).get(RECHOSEN_TAG)
             return Registration(
                 model_name, str(mv.version), mv.run_id or "", decision, reused=True, rechosen_from=earlier
@@ -251,7 +254,7 @@ def register_and_decide(
                 model_name, info.version,
                 description=f"policy re-chosen from version {rechosen_from}, same weights",
             )  # fmt: skip
-        decision = reg.decide_and_record(client, model_name, info.version, rule, actor)
+        decision = reg.decide_and_record(client, model_name, info.version, rule, actor, same_rows=same_rows)
     return Registration(
         model_name, info.version, info.run_id, decision, reused=False, rechosen_from=rechosen_from
     )

@@ -5,7 +5,8 @@ best classical model trained on the same split and scored on the same test rows 
 run: logistic regression and LightGBM on the tabular columns and, on a data set with free
 text, the ones that read the text too (TF-IDF, sentence embeddings;
 evaluate/text_baselines.py). Other rows of the evaluation (the champion re-scored, a hybrid's
-LLM alone) are not classical benchmarks and are not compared here. A challenger that loses to
+LLM alone) are not classical benchmarks and are not compared here (the champion on the same
+rows is what the promotion rule itself decides on: `run.same_rows`). A challenger that loses to
 the best of them by more than `margin` on the rule's metric is not promoted automatically,
 however it compares with the champion; an analyst can still promote it with a reason
 (`risk-app models promote`, the `promote_version_job`), which the audit log keeps.
@@ -62,29 +63,4 @@ def benchmark_verdict(
     )
     details = {"metric": rule.metric, "challenger": mine, "benchmark": best_name, "benchmark_value": best,
                "shortfall": shortfall, "benchmark_margin": margin}  # fmt: skip
-    return PromotionDecision(promote=False, reason=reason, details=details)
-
-
-def same_rows_verdict(record: RunRecord, rule: PromotionRule) -> PromotionDecision | None:
-    """A rejection when the current champion, re-scored on this run's test rows (the evaluation's
-    `champion` row), is not beaten there by more than the rule's margin; else None.
-
-    The rule alone compares each version's metric on its own test split, so a challenger
-    trained on newer, easier loans can look better without being better. On the same rows the
-    comparison is like for like; ties keep the champion."""
-    evaluation = record.need("evaluation")
-    champion = evaluation.baselines.get("champion")
-    if champion is None:
-        return None
-    theirs, mine = float(champion[rule.metric]), float(evaluation.test[rule.metric])
-    gain = improvement(mine, theirs, bool(rule.higher_is_better))
-    if gain > rule.min_margin:
-        return None
-    reason = (
-        f"on this run's test rows the champion scores {rule.metric} {format_metric(rule.metric, theirs)} "
-        f"and the challenger {format_metric(rule.metric, mine)} (change {gain:+.4f}, margin "
-        f"{rule.min_margin:.4f}); the champion stays"
-    )
-    details = {"metric": rule.metric, "challenger": mine, "champion_same_rows": theirs, "improvement": gain,
-               "min_margin": rule.min_margin}  # fmt: skip
     return PromotionDecision(promote=False, reason=reason, details=details)

@@ -6,7 +6,9 @@ fitted on the same train split, with their cut-offs chosen on validation by the 
 objective and decline cap, and scored on the same test applications in the same order. When
 the data set's registered model has a champion, it is re-scored on the same test rows at its
 own cut-off and shown as the row `champion`, so a challenger trained on the newest loans is
-compared like for like.
+compared like for like; both models' scores on those rows are kept
+(`report/champion_same_rows.parquet`, `EvaluationFacts.champion_same_rows`) for the paired
+comparison promotion decides on (`risk_app.run.same_rows`).
 
 On a data set with free-text columns the classical models that read the text too
 (`logistic_tfidf`, `lightgbm_tfidf`, `lightgbm_embeddings`; evaluate/text_baselines.py) are
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from data_contracts.spec import load_spec
 from risk_app import paths
+from risk_app.atomic import atomic_file
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.baselines import score_baselines
 from risk_app.evaluate.fairness import fairness_report, not_assessable
@@ -36,13 +39,14 @@ from risk_app.hybrid.stage import llm_alone_on_test
 from risk_app.registry.artifact import load_risk_model
 from risk_app.registry.mlflow_resolve import resolve_model
 from risk_app.run.dataset import structured_splits
-from risk_app.run.record import EvaluationFacts, RunRecord
+from risk_app.run.record import ChampionRowFacts, EvaluationFacts, RunRecord
 from risk_app.run.stages import baseline_policy_threshold, calibrated_scores
 
 # Every classical model; the text-reading ones only run on a data set with text columns.
 DEFAULT_BASELINES = CLASSICAL_BASELINES
 # The row of `EvaluationFacts.baselines` holding the champion re-scored on the same test rows.
 CHAMPION_ROW = "champion"
+SAME_ROWS_FILE = "champion_same_rows.parquet"
 
 
 def _baseline_metrics(
@@ -70,9 +74,18 @@ def _baseline_metrics(
     return metrics, scores, notes
 
 
+class ChampionOnTest(NamedTuple):
+    """The champion re-scored on this run's test rows."""
+
+    metrics: Any
+    scores: np.ndarray
+    version: str
+    threshold: float
+
+
 def _champion_on_test(
     frames: dict[str, pd.DataFrame], test_ids: list[str], model_name: str
-) -> tuple[Any, np.ndarray] | None:
+) -> ChampionOnTest | None:
     """The current champion re-scored on this run's test rows at its own cut-off, or None when
     there is no registry or no champion yet (a first run), so challenger and champion are
     compared like for like on the newest loans."""
@@ -80,7 +93,8 @@ def _champion_on_test(
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         return None  # no registry yet: nothing to compare with (and no store to create)
     try:
-        champion = load_risk_model(resolve_model("champion", name=model_name).local_artifact_dir)
+        resolved = resolve_model("champion", name=model_name)
+        champion = load_risk_model(resolved.local_artifact_dir)
         order = pd.Index(frames["test"]["application_id"].astype(str)).get_indexer(test_ids)
         test = frames["test"].iloc[order].reset_index(drop=True)
         p = np.asarray(champion.predict_proba(test), dtype=float)
@@ -88,7 +102,25 @@ def _champion_on_test(
         # A champion that cannot score these rows (e.g. an older spec version lacking a column)
         # leaves the comparison to the promotion rule; it must not fail the evaluation.
         return None
-    return score_predictions(test["default"].to_numpy(np.int64), p, champion.threshold), p
+    metrics = score_predictions(test["default"].to_numpy(np.int64), p, champion.threshold)
+    return ChampionOnTest(metrics, p, str(resolved.version), float(champion.threshold))
+
+
+def _keep_same_rows(
+    out_dir: Path, model_name: str, champion: ChampionOnTest, test_ids: list[str], y_test: np.ndarray,
+    p_test: np.ndarray,
+) -> ChampionRowFacts:  # fmt: skip
+    """Both models' scores on the test rows, written for promotion's paired comparison."""
+    frame = pd.DataFrame(
+        {"application_id": test_ids, "default": y_test, "challenger": p_test, "champion": champion.scores}
+    )
+    path = out_dir / SAME_ROWS_FILE
+    with atomic_file(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return ChampionRowFacts(
+        model_name=model_name, version=champion.version, threshold=champion.threshold, scores_path=str(path),
+        rows=len(frame), defaults=int(np.sum(y_test)),
+    )  # fmt: skip
 
 
 def evaluate_run(
@@ -110,9 +142,10 @@ def evaluate_run(
     baseline_metrics, baseline_scores, notes = _baseline_metrics(record, frames, test_ids, baselines, spec)
     if record.hybrid is not None:  # the model is the LLM stacked with LightGBM: show the LLM alone too
         baseline_metrics[LLM_ROW], baseline_scores[LLM_ROW] = llm_alone_on_test(record, test_ids)
-    champion = _champion_on_test(frames, test_ids, champion_model or spec.name)
+    registered = champion_model or spec.name
+    champion = _champion_on_test(frames, test_ids, registered)
     if champion is not None:
-        baseline_metrics[CHAMPION_ROW], baseline_scores[CHAMPION_ROW] = champion
+        baseline_metrics[CHAMPION_ROW], baseline_scores[CHAMPION_ROW] = champion.metrics, champion.scores
     report = build_evaluation_report(
         y_test,
         p_test,
@@ -128,6 +161,11 @@ def evaluate_run(
         if spec.protected
         else not_assessable(spec)
     )
+    same_rows = (
+        _keep_same_rows(Path(report.out_dir), registered, champion, test_ids, y_test, p_test)
+        if champion is not None
+        else None
+    )
     paths = {k: str(v) for k, v in report.paths.items()}
     facts = EvaluationFacts(
         test=score_predictions(y_test, p_test, policy.threshold),
@@ -140,6 +178,7 @@ def evaluate_run(
         lift_table=paths.get("lift_table", ""),
         fairness=fairness,
         fairness_flags=list(fairness.get("flags", [])),
+        champion_same_rows=same_rows,
     )
     updated = record.model_copy(update={"evaluation": facts, "artifact": None})
     updated.save()

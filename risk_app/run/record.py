@@ -149,6 +149,22 @@ class PolicyFacts(_Section):
         return policy_id(self.config, self.calibration, self.threshold)
 
 
+class ChampionRowFacts(_Section):
+    """The champion of the registered model, re-scored on this run's test rows (the row
+    `champion` of the evaluation): which version, at which cut-off, and where both models'
+    scores on those rows are, for the paired comparison promotion makes."""
+
+    model_name: str = Field(description="The registered model whose champion was re-scored.")
+    version: str = Field(description="The champion version that was re-scored.")
+    threshold: float = Field(description="The champion's own cut-off.")
+    scores_path: str = Field(
+        description="Parquet of the test rows: application_id, default, and the calibrated PD of the "
+        "challenger and of the champion."
+    )
+    rows: int = Field(description="Test rows both models scored.")
+    defaults: int = Field(description="Defaults among them.")
+
+
 class EvaluationFacts(_Section):
     """Test-split results of the model beside each baseline, fairness and the report files."""
 
@@ -168,6 +184,9 @@ class EvaluationFacts(_Section):
         "protected attribute.",
     )
     fairness_flags: list[str] = Field(default_factory=list)
+    champion_same_rows: ChampionRowFacts | None = Field(
+        default=None, description="The champion re-scored on these test rows; None when there was none."
+    )
 
 
 class ArtifactFacts(_Section):

@@ -4,7 +4,11 @@
 metrics and tags rendered from the run record (`render.mlflow_payload`) once per run id and
 artifact version (idempotent: a retry after a kill reuses the version) and records the
 promotion rule's verdict against the current champion of the same registered model;
-`promote_run` carries out a positive verdict, deciding again under the registry lock.
+`promote_run` carries out a positive verdict, deciding again under the registry lock. Both
+decide on the same rows when the run's evaluation re-scored that champion on its test rows
+(`run.same_rows`: a paired test of the rule's metric), and on each version's recorded test
+metrics only when it did not (the verdict says so). The CLI (`risk-app run`) and the Dagster
+assets `registered_model` / `champion_model` both call these two functions.
 
 A credit policy chosen again on a trained run (the Dagster `credit_policy` asset re-materialized
 with another objective) changes the artifact's version, which names the policy, so it becomes a
@@ -21,9 +25,10 @@ from typing import Literal
 from risk_app.registry import mlflow_registry
 from risk_app.registry.promotion import PromotionRule
 from risk_app.registry.reconcile import register_and_decide
-from risk_app.run.benchmark_gate import benchmark_verdict, configured_margin, same_rows_verdict
+from risk_app.run.benchmark_gate import benchmark_verdict, configured_margin
 from risk_app.run.record import RegistrationFacts, RunRecord
 from risk_app.run.render import mlflow_payload, mlflow_run_name
+from risk_app.run.same_rows import same_rows_evidence
 
 
 def register_run(
@@ -34,10 +39,12 @@ def register_run(
     benchmark_margin: float | Literal["off"] | None = None,
 ) -> RunRecord:
     """Register the run's artifact as a new version (alias `challenger`) and decide promotion:
-    it must beat the champion (the rule) and not trail the classical benchmark by more than
-    `benchmark_margin` (`risk_app.run.benchmark_gate`; None: the deployment's configured margin,
-    "off": no gate)."""
+    it must beat the champion (the rule; on the same rows when the evaluation re-scored it) and
+    not trail the classical benchmark by more than `benchmark_margin`
+    (`risk_app.run.benchmark_gate`; None: the deployment's configured margin, "off": no gate)."""
     artifact, evaluation = record.need("artifact"), record.need("evaluation")
+    rule_used = rule or PromotionRule()
+    same_rows = same_rows_evidence(record, model_name, rule_used)
     payload = mlflow_payload(record)
     reports = [Path(p) for p in evaluation.plots.values()]
     if evaluation.lift_table:
@@ -57,24 +64,19 @@ def register_run(
         mlflow_run_id=record.need("training").mlflow_run_id,
         extra_artifacts=[p for p in reports if p.exists()] + [Path(artifact.path) / "MODEL_CARD.md"],
         rule=rule,
+        same_rows=same_rows,
     )
     decision = info.decision
     if benchmark_margin is None:
         margin = configured_margin()
     else:
         margin = None if benchmark_margin == "off" else float(benchmark_margin)
-    rule_used = rule or PromotionRule()
-    gate = None
-    # A re-chosen policy of the champion's own weights has no other model to beat on these rows.
-    rechosen = "rechosen_from" in decision.details
-    if decision.promote:
-        # Like for like first (the champion on these same rows), then the classical benchmark.
-        same_rows = None if rechosen else same_rows_verdict(record, rule_used)
-        gate = same_rows or benchmark_verdict(record, rule_used, margin)
+    gate = benchmark_verdict(record, rule_used, margin) if decision.promote else None
     if gate is not None:
         # Recorded like any verdict (tags, audit line, alias `challenger`), so the UI says why.
-        actor = "same-rows check" if "champion_same_rows" in gate.details else "benchmark gate"
-        decision = mlflow_registry.record_decision(model_name, info.version, gate, rule, actor=actor)
+        decision = mlflow_registry.record_decision(
+            model_name, info.version, gate, rule, actor="benchmark gate", same_rows=same_rows
+        )
     facts = RegistrationFacts(
         model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=decision,
         rechosen_from=int(info.rechosen_from) if info.rechosen_from else None,
@@ -90,8 +92,9 @@ def promote_run(record: RunRecord, rule: PromotionRule | None = None, actor: str
     registration = record.need("registration")
     if not registration.decision.promote:
         return record
+    same_rows = same_rows_evidence(record, registration.model_name, rule or PromotionRule())
     decision = mlflow_registry.promote_if_better(
-        registration.model_name, registration.version, rule, actor=actor
+        registration.model_name, registration.version, rule, actor=actor, same_rows=same_rows
     )
     changes = {"decision": decision, "promoted": decision.promote}
     updated = record.model_copy(update={"registration": registration.model_copy(update=changes)})

@@ -30,11 +30,12 @@ from risk_app.hybrid.config import HybridConfig
 from risk_app.hybrid.model import HybridRiskModel
 from risk_app.hybrid.tabular import with_missing
 from risk_app.registry.artifact import WEIGHTS_FILE, load_risk_model
-from risk_app.registry.promotion import PromotionRule
-from risk_app.run.benchmark_gate import benchmark_verdict, same_rows_verdict
+from risk_app.registry.promotion import PromotionRule, decide_on_same_rows
+from risk_app.run.benchmark_gate import benchmark_verdict
 from risk_app.run.evaluate import evaluate_run
 from risk_app.run.register import promote_run, register_run
 from risk_app.run.render import summary_rows
+from risk_app.run.same_rows import same_rows_evidence
 from risk_app.run.stages import calibrated_scores
 from tests.hybrid.conftest import score_tail_from_cli, train_hybrid
 
@@ -125,8 +126,11 @@ def test_register_score_with_reasons_and_the_champion_checks(run, risk_app_home:
     assert again.need("evaluation").baselines["champion"].roc_auc == pytest.approx(
         again.need("evaluation").test.roc_auc, abs=1e-9
     )
-    held = same_rows_verdict(again, PromotionRule())
-    assert held is not None and not held.promote
+    evidence = same_rows_evidence(again, "german_credit", PromotionRule())
+    assert evidence is not None and evidence.champion_version == str(version)
+    assert evidence.comparison.improvement == pytest.approx(0.0, abs=1e-12)
+    held = decide_on_same_rows(evidence, PromotionRule())
+    assert not held.promote and held.reason.startswith("challenger is not better on the same rows")
 
 
 def test_the_option_is_accepted_everywhere_a_stacker_is_named() -> None:

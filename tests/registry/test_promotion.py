@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from risk_app.registry.promotion import GuardRule, PromotionRule, decide, decide_rechosen_policy
+from risk_app.evaluate.paired import PairedComparison
+from risk_app.registry.promotion import (
+    GuardRule,
+    PromotionRule,
+    SameRowsEvidence,
+    decide,
+    decide_against,
+    decide_rechosen_policy,
+)
 
 CHAMPION = {"roc_auc": 0.780, "brier": 0.170, "f1": 0.60}
 
@@ -96,3 +104,52 @@ def test_rechosen_policy_need_not_beat_the_champion_but_may_not_calibrate_worse(
     worse_brier = {**same, "brier": 0.19}
     refused = decide_rechosen_policy(worse_brier, champion, PromotionRule(), champion_version="1")
     assert not refused.promote and "brier worsened" in refused.reason and "champion stays" in refused.reason
+
+
+def _evidence(champion_version: str = "4", metric: str = "roc_auc", brier: float = 0.180) -> SameRowsEvidence:
+    comparison = PairedComparison(
+        metric=metric, method="DeLong", challenger=0.7100, champion=0.6800, improvement=0.03, ci_low=-0.01,
+        ci_high=0.07, p_value=0.07, rows=150, defaults=45,
+    )  # fmt: skip
+    return SameRowsEvidence(
+        champion_version=champion_version, rows="the challenger's 150 test rows (45 defaults)",
+        challenger={"roc_auc": 0.71, "brier": brier}, champion={"roc_auc": 0.68, "brier": 0.175},
+        comparison=comparison,
+    )  # fmt: skip
+
+
+def test_the_same_rows_decide_when_they_scored_the_champion_of_now() -> None:
+    # Recorded: 0.70 against the champion's own 0.78, not better; on the same rows it is.
+    d = decide_against({"roc_auc": 0.70}, CHAMPION, champion_version="4", same_rows=_evidence())
+    assert d.promote and d.details["basis"] == "same_rows"
+    assert d.reason == (
+        "challenger is better on the same rows: on the challenger's 150 test rows (45 defaults) the "
+        "challenger's AUC is 0.7100 and champion version 4's 0.6800 (change +0.0300, 95% CI -0.0100 to "
+        "+0.0700, DeLong one-sided p = 0.070)"
+    )
+    # The guards are judged on the same rows too, and a significance level can be asked for.
+    worse = decide_against({}, CHAMPION, champion_version="4", same_rows=_evidence(brier=0.20))
+    assert not worse.promote and worse.reason.startswith("guard violated on the same rows: brier worsened")
+    strict = PromotionRule(max_p_value=0.05)
+    unsure = decide_against({}, CHAMPION, strict, champion_version="4", same_rows=_evidence())
+    assert not unsure.promote and "not significant" in unsure.reason and "p = 0.050" in unsure.reason
+
+
+def test_the_recorded_metrics_decide_only_without_matching_same_rows_and_the_verdict_says_why() -> None:
+    cases = [
+        (None, "no same-rows evaluation of the champion exists for this version"),
+        (
+            _evidence("3"),
+            "the same-rows evaluation scored champion version 3, but the champion is now version 4",
+        ),
+        (_evidence(metric="ks"), "the same-rows evaluation compared ks, not roc_auc"),
+    ]
+    for evidence, why in cases:
+        d = decide_against({"roc_auc": 0.70}, CHAMPION, champion_version="4", same_rows=evidence)
+        assert not d.promote and d.details["basis"] == "recorded"
+        assert d.reason == (
+            "challenger is not better: roc_auc 0.7000 vs champion 0.7800 (change -0.0800), by the recorded "
+            f"test roc_auc of each version, each measured on its own test split ({why})"
+        )
+    first = decide_against({"roc_auc": 0.5}, None, champion_version=None, same_rows=None)
+    assert first.promote and first.reason == "no current champion"

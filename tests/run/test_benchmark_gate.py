@@ -35,23 +35,3 @@ def test_a_challenger_level_with_the_benchmark_passes_and_the_gate_can_be_off() 
     assert benchmark_verdict(_with(WEAK, PERFECT), PromotionRule(), margin=None) is None
     # Lower-is-better metrics compare the other way round.
     assert benchmark_verdict(_with(PERFECT, WEAK), PromotionRule(metric="brier"), margin=0.0) is None
-
-
-def _with_champion(test_p: list[float], champion_p: list[float]):  # noqa: ANN202
-    record = _with(test_p, test_p)
-    baselines = {**record.evaluation.baselines, "champion": score_predictions(Y, champion_p, 0.5)}
-    return record.model_copy(
-        update={"evaluation": record.evaluation.model_copy(update={"baselines": baselines})}
-    )
-
-
-def test_the_champion_on_the_same_rows_decides_like_for_like() -> None:
-    from risk_app.run.benchmark_gate import same_rows_verdict
-
-    held = same_rows_verdict(_with_champion(WEAK, PERFECT), PromotionRule())
-    assert held is not None and not held.promote
-    assert "on this run's test rows the champion" in held.reason and held.details["improvement"] < 0
-    # A tie keeps the champion; a clear win passes; no champion row (a first run) passes.
-    assert same_rows_verdict(_with_champion(PERFECT, PERFECT), PromotionRule()) is not None
-    assert same_rows_verdict(_with_champion(PERFECT, WEAK), PromotionRule()) is None
-    assert same_rows_verdict(_with(PERFECT, PERFECT), PromotionRule()) is None

@@ -1,0 +1,131 @@
+"""Promotion decides on the same rows: the champion re-scored on the challenger's test rows.
+
+Each version's recorded test AUC is measured on its own split, so two versions trained on
+different files are not compared like for like. When the evaluation re-scored the champion on
+the challenger's test rows, registration and promotion (the one path of the CLI and the Dagster
+assets: `register_run`, `promote_run`) decide on those rows with a paired test, and fall back to
+the recorded AUCs only when no such evaluation exists, saying so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from risk_app.evaluate.metrics import score_predictions
+from risk_app.registry.audit import read_audit_log
+from risk_app.registry.promotion import PromotionRule
+from risk_app.run.evaluate import CHAMPION_ROW
+from risk_app.run.record import ChampionRowFacts, RunRecord
+from risk_app.run.register import champion_version, promote_run, register_run
+from tests.evaluate.test_model_card import make_record
+from tests.scoring.doubles import save_double_artifact
+
+NAME = "same_rows_model"
+RNG = np.random.default_rng(7)
+Y = RNG.integers(0, 2, 300)
+NOISE = RNG.normal(size=300)
+
+
+def _scores(strength: float, seed: int) -> np.ndarray:
+    """PDs that rank defaults above good loans the more, the larger `strength`."""
+    jitter = np.random.default_rng(seed).normal(scale=0.3, size=len(Y))
+    return 1.0 / (1.0 + np.exp(-(strength * (Y - 0.5) + NOISE + jitter)))
+
+
+def _record(home: Path, run_id: str, mine: np.ndarray, champion: np.ndarray | None = None) -> RunRecord:
+    """A finished run whose test scores are `mine`, with the champion (version 1) re-scored on
+    the same rows as `champion`, or no champion row at all."""
+    base = make_record()
+    run_dir = home / run_id
+    folder = save_double_artifact(run_dir / "artifact", version=f"double-{run_id}", n_train=99)
+    (folder / "MODEL_CARD.md").write_text("# card\n")
+    baselines, facts = {}, None
+    if champion is not None:
+        baselines[CHAMPION_ROW] = score_predictions(Y, champion, 0.5)
+        path = run_dir / "champion_same_rows.parquet"
+        ids = [f"a{i}" for i in range(len(Y))]
+        frame = {"application_id": ids, "default": Y, "challenger": mine, "champion": champion}
+        pd.DataFrame(frame).to_parquet(path, index=False)
+        facts = ChampionRowFacts(
+            model_name=NAME, version="1", threshold=0.5, scores_path=str(path), rows=len(Y),
+            defaults=int(Y.sum()),
+        )  # fmt: skip
+    evaluation = base.need("evaluation").model_copy(
+        update={"test": score_predictions(Y, mine, 0.5), "baselines": baselines, "champion_same_rows": facts}
+    )
+    artifact = base.need("artifact").model_copy(update={"path": str(folder), "version": f"double-{run_id}"})
+    return base.model_copy(
+        update={"run_id": run_id, "run_dir": str(run_dir), "evaluation": evaluation, "artifact": artifact}
+    )
+
+
+def _register(record: RunRecord, rule: PromotionRule | None = None) -> RunRecord:
+    return promote_run(register_run(record, model_name=NAME, rule=rule, benchmark_margin="off"), rule)
+
+
+@pytest.fixture
+def champion_with_a_high_recorded_auc(risk_app_home: Path) -> RunRecord:
+    """Version 1: champion, with a recorded test AUC (on its own, easy split) of about 0.97."""
+    first = _register(_record(risk_app_home, "run-1", _scores(6.0, 1)))
+    assert first.need("registration").promoted and champion_version(NAME) == 1
+    return first
+
+
+def test_a_challenger_better_on_the_same_rows_is_promoted_though_its_recorded_auc_is_lower(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    recorded_champion = champion_with_a_high_recorded_auc.need("evaluation").test.roc_auc
+    challenger = _record(risk_app_home, "run-2", _scores(3.0, 2), champion=_scores(0.5, 3))
+    mine = challenger.need("evaluation").test.roc_auc
+    theirs = challenger.need("evaluation").baselines[CHAMPION_ROW].roc_auc
+    assert theirs < mine < recorded_champion  # the recorded AUCs alone would keep the champion
+
+    done = _register(challenger).need("registration")
+    assert done.promoted and champion_version(NAME) == 2
+    reason = done.decision.reason
+    assert reason.startswith("challenger is better on the same rows: on the challenger's 300 test rows")
+    assert f"AUC is {mine:.4f} and champion version 1's {theirs:.4f}" in reason
+    assert "DeLong" in reason and "95% CI" in reason
+    assert done.decision.details["basis"] == "same_rows"
+    # The audit log keeps the same sentence with the paired test's numbers.
+    line = [r for r in read_audit_log() if r["action"] == "promote" and r["to_version"] == "2"][-1]
+    assert line["reason"] == reason and line["details"]["comparison"]["method"] == "DeLong"
+
+
+def test_a_challenger_worse_on_the_same_rows_is_held_back_though_its_recorded_auc_is_higher(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    # Recorded: the challenger's 0.99+ beats the champion's own 0.97; on the same rows it loses.
+    challenger = _record(risk_app_home, "run-2", _scores(9.0, 2), champion=_scores(14.0, 3))
+    done = _register(challenger).need("registration")
+    assert not done.promoted and champion_version(NAME) == 1
+    assert done.decision.reason.startswith("challenger is not better on the same rows: on the challenger's")
+    assert done.decision.reason.endswith("; the champion stays")
+
+
+def test_without_a_same_rows_evaluation_the_recorded_aucs_decide_and_the_verdict_says_so(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    done = _register(_record(risk_app_home, "run-2", _scores(3.0, 2))).need("registration")
+    assert not done.promoted
+    assert "by the recorded test roc_auc of each version, each measured on its own test split" in (
+        done.decision.reason
+    )
+    assert "no same-rows evaluation of the champion exists for this version" in done.decision.reason
+    assert done.decision.details["basis"] == "recorded"
+
+
+def test_a_gain_the_paired_test_cannot_tell_from_noise_is_held_back_when_the_rule_asks(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    # As strong a model as the champion: a small gain on these rows by chance (+0.002), p 0.25.
+    champion, mine = _scores(3.0, 2), _scores(3.0, 4)
+    rule = PromotionRule(max_p_value=0.05)
+    done = _register(_record(risk_app_home, "run-2", mine, champion=champion), rule).need("registration")
+    assert not done.promoted and done.decision.details["improvement"] > 0
+    assert done.decision.reason.startswith("challenger's gain is not significant on the same rows")
+    assert done.decision.details["comparison"]["p_value"] > 0.05
