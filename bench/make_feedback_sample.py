@@ -13,7 +13,8 @@ default `rlhf` learns from the override ledger), made reproducibly by this scrip
    `good`, then flipped with probability 0.10 (analyst noise) from the same seeded RNG.
 4. `confidence` is drawn uniformly in [0.55, 0.95] (independent of correctness, so it leaks
    nothing), and `comment` is a template: agreement, or an override naming the applicant's
-   checking-account and credit-history values.
+   values of the spec's first two categorical features, by their labels (on German credit:
+   checking account and credit history).
 
 It is synthetic, not real analyst feedback: use it to exercise the pipeline, never to claim
 anything about analysts. Run from the repo root:
@@ -30,11 +31,12 @@ import numpy as np
 import pandas as pd
 
 from data_contracts.analyst_feedback import LABEL_TO_DECISION, validate_feedback
+from data_contracts.spec import load_spec
 from risk_app.atomic import atomic_write_text
 from risk_app.data.load import load_applications
 from risk_app.data.validate import validate_applications
 from risk_app.evaluate.baselines import fit_baseline, predict_default
-from risk_app.paths import DEFAULT_DATASET, PACKAGE_DIR
+from risk_app.paths import PACKAGE_DIR
 
 OUTPUT = PACKAGE_DIR / "datasets" / "analyst_feedback_sample.csv"
 SEED = 7
@@ -47,7 +49,12 @@ def make_feedback_sample(
     n_reviewed: int = N_REVIEWED, noise: float = ANALYST_NOISE, seed: int = SEED
 ) -> pd.DataFrame:
     """The synthetic feedback frame described in the module docstring (contract-validated)."""
-    valid = validate_applications(load_applications(DEFAULT_DATASET), str(DEFAULT_DATASET)).valid
+    spec = load_spec()  # the built-in default data set, as its spec declares it
+    source = spec.data_path
+    if source is None:
+        raise SystemExit(f"data set {spec.name!r} ships no data file to draw the sample from")
+    valid = validate_applications(load_applications(source, spec=spec), str(source), spec=spec).valid
+    named = [c for c in spec.feature_columns if spec.columns[c].type == "category"][:2]
     valid = valid.reset_index(drop=True)
     rng = np.random.default_rng(seed)
     reviewed_idx = np.sort(rng.choice(len(valid), size=n_reviewed, replace=False))
@@ -69,10 +76,8 @@ def make_feedback_sample(
             comments.append("Agrees with the model.")
         else:
             verb = "declined" if analyst_label[i] == 1 else "approved"
-            comments.append(
-                f"Override, {verb}: checking account '{row['status_of_existing_checking_account']}', "
-                f"credit history '{row['credit_history']}'."
-            )
+            values = ", ".join(f"{spec.label(c).lower()} '{row[c]}'" for c in named)
+            comments.append(f"Override, {verb}: {values}.")
     frame = pd.DataFrame(
         {
             "application_id": reviewed["application_id"].astype(str),

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_label  # noqa: E402
 from bench.markdown import replace_section  # noqa: E402
-from risk_app import paths  # noqa: E402
+from data_contracts.spec import load_spec  # noqa: E402
 
 BATCH, MAX_LENGTH, REPEATS = 64, 256, 3
 OLD_REV = "1330ab7"  # main before the chunked, streamed scoring path
@@ -101,7 +101,7 @@ def model_alone() -> list[str]:
 
     model, tokenizer = load_classifier("tiny-qwen2")
     model.eval()
-    texts = serialize_frame(load_applications(paths.DEFAULT_DATASET)).sample(frac=1, random_state=0).tolist()
+    texts = serialize_frame(load_applications(_bundled_file())).sample(frac=1, random_state=0).tolist()
 
     def best(fn) -> tuple[float, np.ndarray]:  # noqa: ANN001
         times, result = [], None
@@ -141,12 +141,20 @@ def train_model(home: Path, env: dict[str, str]) -> Path:
     return found[-1]
 
 
+def _bundled_file() -> Path:
+    """The built-in default data set's file, as its spec declares it."""
+    path = load_spec().data_path
+    if path is None:
+        raise SystemExit("the default data set ships no data file")
+    return path
+
+
 def make_file(rows: int, folder: Path) -> Path:
     """`rows` applications resampled from the German data, fresh ids, written in pieces."""
     path = folder / f"applications_{rows}.csv"
     if path.exists():
         return path
-    german = pd.read_csv(paths.DEFAULT_DATASET, dtype=str).drop(columns=["creditability"])
+    german = pd.read_csv(_bundled_file(), dtype=str).drop(columns=[load_spec().target.column])
     rng = np.random.default_rng(rows)
     tmp = path.with_suffix(".tmp")
     for start in range(0, rows, 100_000):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
+# Old name of the default data set's file: code reads `data_contracts.spec.load_spec().data_path`
+# (the spec declares its file); left for the callers not yet moved (rlhf's reward model, tests).
 DEFAULT_DATASET = PACKAGE_DIR / "datasets" / "german_credit" / "german_credit.csv"
 
 

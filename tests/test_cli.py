@@ -115,3 +115,19 @@ def test_score_with_no_champion_says_what_to_do(risk_app_home: Path) -> None:
     assert "--model challenger" in result.output
     back = runner.invoke(app, ["models", "rollback", "--reason", "first try"], terminal_width=400)
     assert back.exit_code == 2 and "nothing to roll back: 'german_credit' has no champion" in back.output
+
+
+def test_score_without_a_dataset_uses_the_deployments_default(
+    risk_app_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --dataset: the registered model of $RISK_APP_DATASET (else the registry's default)
+    scores, as in every other command; the help says so instead of naming one data set."""
+    from data_contracts.spec import DATASET_ENV, DEFAULT_DATASET
+
+    helped = runner.invoke(app, ["score", "--help"], env={"COLUMNS": "400"})
+    assert f"default: ${DATASET_ENV}, else {DEFAULT_DATASET}" in helped.output
+    pd.read_csv(load_spec("german_credit").data_path).head(3).to_csv(risk_app_home / "apps.csv", index=False)
+    monkeypatch.setenv(DATASET_ENV, "uci_credit_card")
+    result = runner.invoke(app, ["score", "-i", str(risk_app_home / "apps.csv")], terminal_width=400)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "no registered model named 'uci_credit_card'" in result.output

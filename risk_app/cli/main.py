@@ -18,7 +18,7 @@ import typer
 from pydantic import create_model
 from rich.table import Table
 
-from data_contracts.spec import default_dataset, load_spec
+from data_contracts.spec import DATASET_ENV, DEFAULT_DATASET, default_dataset, load_spec
 from risk_app import paths
 from risk_app.atomic import atomic_write_text
 from risk_app.cli.bases import bases_app
@@ -303,7 +303,11 @@ def score(
         Path | None, typer.Option("--output", "-o", help="Scores file (default: named after the batch).")
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="Data set (default german_credit); the model's own spec must match.")
+        str | None,
+        typer.Option(
+            help=f"Data set: a built-in name or a spec file (default: ${DATASET_ENV}, else "
+            f"{DEFAULT_DATASET}); its registered model scores, and the model's own spec must match."
+        ),
     ] = None,
     model: Annotated[
         str, typer.Option(help="Alias (champion/challenger), version or artifact folder.")
@@ -316,11 +320,13 @@ def score(
     # CLI start-up: scoring imports torch and mlflow; only `score` needs them.
     from risk_app.scoring.staged import score_and_record
 
+    # The registered model of the data set asked for, else of the deployment's default data set.
+    registered = load_spec(dataset or default_dataset()).name
     if not Path(model).expanduser().is_dir():  # a version or alias: the registry is read
-        reconcile_first(load_spec(dataset).name)
+        reconcile_first(registered)
     with console.status(f"scoring {input} with model {model}"):
         outcome = score_and_record(
-            input, output, model_ref=model, reasons=reasons, spec=dataset,
+            input, output, model_ref=model, model_name=registered, reasons=reasons, spec=dataset,
             overwrite=overwrite, fmt="csv" if csv else "parquet",
         )  # fmt: skip
     if outcome.n_quarantined:

@@ -22,8 +22,10 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QWEN2_PRETOKENIZE_REGEX
 
+from data_contracts.spec import load_spec
 from risk_app import paths
 from risk_app.atomic import atomic_dir, atomic_write_json
+from risk_app.errors import ConfigError
 
 TINY_NAME = "tiny-qwen2"
 # Bump when the recipe below changes, so old caches are rebuilt instead of reused.
@@ -63,9 +65,18 @@ def _tiny_config() -> Qwen2Config:
     )
 
 
+def _bundled_file() -> Path:
+    """The built-in default data set's file, as its spec declares it (never $RISK_APP_DATASET:
+    the tiny model's tokenizer must not depend on the deployment)."""
+    spec = load_spec()
+    if spec.data_path is None:
+        raise ConfigError(f"data set {spec.name!r} ships no data file to train the tiny tokenizer on")
+    return spec.data_path
+
+
 def _credit_corpus() -> Iterator[str]:
     """'Column name: value.' sentences, one text per application in the bundled dataset."""
-    frame = pd.read_csv(paths.DEFAULT_DATASET, dtype=str).fillna("unknown")
+    frame = pd.read_csv(_bundled_file(), dtype=str).fillna("unknown")
     columns = list(frame.columns)
     labels = {c: c.replace("_", " ").capitalize() for c in columns}
     for row in frame.itertuples(index=False):

@@ -248,4 +248,3 @@ class QuantumMethod(FineTuneMethod):
         if not state:
             raise ConfigError("method 'quantum': model has no head to save; was it prepared by this method?")
         return state
-
