@@ -1,10 +1,16 @@
-"""Asset checks: data contract, quarantine rate, fairness, promotion gate and scoring drift."""
+"""Asset checks: data contract, quarantine rate, fairness, promotion gate and scoring drift.
+
+The two blocking gates before training (contract, quarantine rate) yield their result and, when
+it fails, end the run with the check's sentence (`metadata.gate`); the warnings leave runs green.
+"""
+
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
 from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, load_spec
-from pipelines.metadata import table
+from pipelines.metadata import gate, table
 from pipelines.resources import RiskAppSettings
 from risk_app.data.validate import validate_applications
 from risk_app.outcomes.backtest import recorded_backtests
@@ -21,10 +27,12 @@ ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
     additional_ins={"dataset_spec": dg.AssetIn()},
     description="Valid rows re-pass the data set's contract.",
 )
-def contract_passes(valid_applications: pd.DataFrame, dataset_spec: DatasetSpec) -> dg.AssetCheckResult:
+def contract_passes(
+    valid_applications: pd.DataFrame, dataset_spec: DatasetSpec
+) -> Iterator[dg.AssetCheckResult]:
     again = validate_applications(valid_applications, source="valid_applications", spec=dataset_spec)
     passed = again.n_quarantined == 0
-    return dg.AssetCheckResult(
+    result = dg.AssetCheckResult(
         passed=passed,
         severity=ERROR,
         description=(
@@ -34,6 +42,7 @@ def contract_passes(valid_applications: pd.DataFrame, dataset_spec: DatasetSpec)
         ),
         metadata={"rows": again.n_in, "failures": again.n_quarantined},
     )
+    yield from gate(result)
 
 
 @dg.asset_check(
@@ -44,12 +53,12 @@ def contract_passes(valid_applications: pd.DataFrame, dataset_spec: DatasetSpec)
 )
 def quarantine_rate_below_threshold(
     valid_applications: pd.DataFrame, quarantined_applications: pd.DataFrame, settings: RiskAppSettings
-) -> dg.AssetCheckResult:
+) -> Iterator[dg.AssetCheckResult]:
     n_bad = quarantined_applications["row_number"].nunique() if len(quarantined_applications) else 0
     rate = n_bad / max(len(valid_applications) + n_bad, 1)
     passed = rate < settings.max_quarantine_rate
     verdict = "below" if passed else "at or above"
-    return dg.AssetCheckResult(
+    result = dg.AssetCheckResult(
         passed=passed,
         severity=ERROR,
         description=f"{n_bad} of {len(valid_applications) + n_bad} rows quarantined ({rate:.1%}), "
@@ -61,6 +70,7 @@ def quarantine_rate_below_threshold(
             "rows_quarantined": n_bad,
         },
     )
+    yield from gate(result)
 
 
 @dg.asset_check(

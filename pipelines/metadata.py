@@ -1,11 +1,20 @@
-"""Helpers that turn risk_app results into Dagster metadata: tables, images, user errors."""
+"""Helpers that turn risk_app results into Dagster metadata: tables, images, user errors.
+
+Expected failures (a bad file or config, a blocking gate, a drifted batch, an alias moved past
+the audit) end a step with `expected_failure`: a `dg.Failure` whose description is one
+sentence, so the run's failure reads that sentence first (never Dagster's generic "blocking
+asset check failed"). Dagster 1.13's event log still prints the stack of every failed step
+under it, `Failure` included (its UI leaves the stack out only for a user-code error with a
+cause); an expected outcome that needs no red run (a rejected challenger, nothing to roll back)
+is a warning check or an output sentence instead.
+"""
 
 from __future__ import annotations
 
 import base64
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +29,20 @@ from risk_app.run.render import model_rows, policy_sentence
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def expected_failure(sentence: str, metadata: Mapping[str, Any] | None = None) -> dg.Failure:
+    """The failure of an expected outcome: its sentence as the run's failure, no retries."""
+    return dg.Failure(description=sentence, metadata=dict(metadata or {}), allow_retries=False)
+
+
+def gate(result: dg.AssetCheckResult) -> Iterator[dg.AssetCheckResult]:
+    """A blocking check's verdict, and when it fails, the run's failure in the check's own
+    sentence (else Dagster fails the step with "1 blocking asset check failed with ERROR
+    severity: <asset>: <check>"). The check's evaluation is recorded first, as a plain one's."""
+    yield result
+    if not result.passed:
+        raise expected_failure(result.description or "a blocking check failed", result.metadata)
+
+
 def user_errors(fn: F) -> F:
     """Show a RiskAppError as one clear failure message instead of a raw traceback.
 
@@ -32,7 +55,7 @@ def user_errors(fn: F) -> F:
             try:
                 yield from fn(*args, **kwargs)
             except RiskAppError as exc:
-                raise dg.Failure(description=str(exc), allow_retries=False) from None
+                raise expected_failure(str(exc)) from None
 
         return generator  # type: ignore[return-value]
 
@@ -41,7 +64,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except RiskAppError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+            raise expected_failure(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 

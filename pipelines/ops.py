@@ -10,7 +10,7 @@ this; `champion_alias_watch` (sensors) flags such a move.
 import dagster as dg
 from pydantic import Field
 
-from pipelines.metadata import reconcile_first, user_errors
+from pipelines.metadata import expected_failure, reconcile_first, user_errors
 from risk_app.errors import NothingToRollBackError
 from risk_app.registry.alias_audit import record_unaudited_move
 from risk_app.registry.mlflow_registry import rollback_champion, set_champion
@@ -79,10 +79,9 @@ def record_unaudited_alias_move(context: dg.OpExecutionContext, config: Unaudite
         context.log.info(f"nothing to record: the audit log explains the champion of {config.model_name}")
         return
     # A red run is the point: an alias moved past the reason-and-audit process needs a person.
-    raise dg.Failure(
-        description=f"{state.sentence()}; recorded in the audit log as an unaudited move, so promote "
-        "or roll back through risk-app with a reason.",
-        allow_retries=False,
+    raise expected_failure(
+        f"{state.sentence()}; recorded in the audit log as an unaudited move, so promote "
+        "or roll back through risk-app with a reason."
     )
 
 

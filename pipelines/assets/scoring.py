@@ -26,7 +26,7 @@ import dagster as dg
 from pydantic import Field
 
 from data_contracts.spec import DatasetSpec
-from pipelines.metadata import reconcile_first, table, user_errors, validation_counts
+from pipelines.metadata import expected_failure, reconcile_first, table, user_errors, validation_counts
 from pipelines.resources import RiskAppSettings
 from risk_app import paths
 from risk_app.errors import ConfigError, RiskAppError
@@ -234,7 +234,7 @@ def scored_applications(
     yield rescored_result(result.outcome.record)
     if held:
         # The drift sentence as the run's failure, not Dagster's generic check-failed error.
-        raise dg.Failure(description=f"{result.drift.sentence} {held_sentence}.", allow_retries=False)
+        raise expected_failure(f"{result.drift.sentence} {held_sentence}.", {"batch_id": batch.batch_id})
 
 
 def rescored_result(record: BatchRecord) -> dg.AssetCheckResult:

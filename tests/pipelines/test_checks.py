@@ -46,6 +46,16 @@ def test_quarantine_rate_check_blocks_downstream(risk_app_home: Path, n_bad: int
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     # Blocking: a failed quarantine check stops the run before the data reaches training.
     assert ("training_examples" in materialized) is passes
+    # A refused file is an expected outcome: the run's failure is the check's own sentence, not
+    # Dagster's generic "1 blocking asset check failed with ERROR severity".
+    failures = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+    if passes:
+        assert result.success and not failures
+    else:
+        [message] = failures
+        sentence = checks["quarantine_rate_below_threshold"].description
+        assert sentence.startswith("10 of 100 rows quarantined (10.0%), at or above the limit of 5.0%")
+        assert message.strip() == f"dagster._core.definitions.events.Failure: {sentence}"
 
 
 def _registered(version: int, promote: bool, reason: str):  # noqa: ANN202
