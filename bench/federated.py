@@ -1,7 +1,8 @@
 """Federated vs pooled vs local-only: German credit cut into N non-IID lenders (issue 25).
 
     nice python bench/federated.py --method head --lenders 5 --partition-by purpose --seeds 5 \
-        --rounds 40 --local-epochs 1 --lr 0.03 --dp record --driver inprocess
+        --rounds 40 --local-epochs 10 --lr 0.3 --round-schedule cosine --no-class-weighting --pooled-lr 0.1 \
+        --dp record --dp-local-epochs 1 --dp-batch-size 32 --driver inprocess
 
 For each seed the data set is cut into N lenders (`risk_app.federated.partition`, the seed also
 moves the partition), every lender splits its own rows 70/15/15, and four kinds of model are
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -90,22 +92,23 @@ def noise_for_epsilon(target: float, rounds: int, delta: float) -> float:
 
 
 def record_noise_for_epsilon(target: float, rows: list[int], batch_size: int, epochs: int) -> float:
-    """The smallest DP-SGD noise multiplier (to 0.05) with which every lender spends <= target.
+    """The smallest DP-SGD noise multiplier (to 0.01, rounded up) with which every lender spends <= target.
 
-    Searched downward from 10: the accountant's series converge slowly for very small noise
-    (σ 0.3 over hundreds of subsampled steps did not finish in minutes), which is never near
-    the answer for ε of a few units."""
+    Bisection between 0.5 and 10 (ε falls as the noise grows): the accountant's series converge
+    slowly for very small noise, which is never near the answer for ε of a few units, and a
+    step-by-step search cost minutes of CPU."""
 
     def worst(sigma: float) -> float:
         privacy = RecordPrivacyConfig(enabled=True, noise_multiplier=sigma, delta=DELTA)
         return max(lender_epsilon(privacy, n, batch_size, epochs) for n in rows)
 
-    sigma = 10.0
-    if worst(sigma) > target:
-        raise SystemExit(f"even noise multiplier {sigma} spends more than ε {target}; train fewer epochs")
-    while sigma > 0.1 and worst(round(sigma - 0.05, 2)) <= target:
-        sigma = round(sigma - 0.05, 2)
-    return sigma
+    low, high = 0.5, 10.0
+    if worst(high) > target:
+        raise SystemExit(f"even noise multiplier {high} spends more than ε {target}; train fewer epochs")
+    while high - low > 0.01:
+        mid = (low + high) / 2
+        low, high = (low, mid) if worst(mid) <= target else (mid, high)
+    return math.ceil(high * 100) / 100 if worst(math.ceil(high * 100) / 100) <= target else high
 
 
 def auc(labels: np.ndarray, proba: np.ndarray) -> float:
@@ -306,7 +309,10 @@ def render(args: argparse.Namespace, runs: list[dict], label: str, bytes_05b: di
         f"{args.local_epochs} --lr {args.lr} --pooled-lr {args.pooled_lr or args.lr} --batch-size "
         f"{args.batch_size} --round-schedule "
         f"{args.round_schedule}{' --no-class-weighting' if args.no_class_weighting else ''} --dp {args.dp} "
-        f"--epsilon {args.epsilon} --clip {args.clip} --dp-batch-size {args.dp_batch_size or args.batch_size}"
+        f"--epsilon {args.epsilon} --clip {args.clip} --dp-batch-size "
+        f"{args.dp_batch_size or args.batch_size} --dp-lr {args.dp_lr or args.lr} "
+        f"--dp-rounds {args.dp_rounds or args.rounds} "
+        f"--dp-local-epochs {args.dp_local_epochs or args.local_epochs}"
     )
     lines = [
         f"## {label}",
@@ -352,7 +358,11 @@ def render(args: argparse.Namespace, runs: list[dict], label: str, bytes_05b: di
                 "- DP: record level, DP-SGD inside each lender (Opacus, Poisson sampling, per-example "
                 f"clipping {args.clip}), noise multiplier "
                 f"{statistics.median(r['noise_multiplier'] for r in runs)} "
-                f"(median over seeds), each lender's ε over all {args.rounds} rounds at δ = 1e-5 "
+                f"(median over seeds), learning rate {args.dp_lr or args.lr} ({args.round_schedule} over "
+                "rounds), "
+                f"batch {args.dp_batch_size or args.batch_size}, each lender's ε over all "
+                f"{args.dp_rounds or args.rounds} rounds × {args.dp_local_epochs or args.local_epochs} local "
+                "epoch(s) at δ = 1e-5 "
                 f"{min(each):.2f}–{max(each):.2f}, the largest per seed {', '.join(f'{e:.2f}' for e in eps)}."
             )
         else:
@@ -387,10 +397,12 @@ def build_configs(
     if args.dp == "none":
         return plain, None, None
     if args.dp == "record":
-        batch = args.dp_batch_size or args.batch_size
-        sigma = record_noise_for_epsilon(args.epsilon, rows, batch, args.rounds * args.local_epochs)
+        batch, rounds = args.dp_batch_size or args.batch_size, args.dp_rounds or args.rounds
+        epochs = args.dp_local_epochs or args.local_epochs
+        sigma = record_noise_for_epsilon(args.epsilon, rows, batch, rounds * epochs)
         privacy = {"record_privacy": {"enabled": True, "noise_multiplier": sigma, "max_grad_norm": args.clip}}
-        base = {**base, "train": train.model_copy(update={"batch_size": batch}).model_dump()}
+        dp_train = train.model_copy(update={"batch_size": batch, "learning_rate": args.dp_lr or args.lr})
+        base = {**base, "rounds": rounds, "local_epochs": epochs, "train": dp_train.model_dump()}
     else:
         sigma = noise_for_epsilon(args.epsilon, args.rounds, DELTA)
         privacy = {
@@ -423,6 +435,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument(
         "--dp-batch-size", type=int, default=None, help="Record DP's batch (default --batch-size)."
+    )
+    parser.add_argument(
+        "--dp-lr", type=float, default=None, help="Record DP's peak learning rate (default --lr)."
+    )
+    parser.add_argument(
+        "--dp-rounds", type=int, default=None,
+        help="Rounds of the DP consortium (default --rounds; fewer rounds spend ε on fewer steps).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dp-local-epochs", type=int, default=None, help="Record DP's local epochs (default --local-epochs)."
     )
     parser.add_argument("--round-schedule", choices=["constant", "cosine"], default="constant")
     parser.add_argument(
