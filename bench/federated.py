@@ -541,7 +541,7 @@ def write_doc(args: argparse.Namespace, runs: list[dict]) -> None:
     bytes_05b = lora_round_bytes_05b()
     label = (
         f"{machine_label('cpu')} / {args.base_model} {args.method} / {args.lenders} lenders by "
-        f"{args.partition_by} / DP {args.dp}"
+        f"{args.partition_by} / {args.local_epochs} local epoch(s) / DP {args.dp}"
     )
     body = render(args, runs, label, bytes_05b)
     print(body)
