@@ -669,9 +669,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             transformers.logging.set_verbosity_error()
             transformers.logging.disable_progress_bar()
     if not args.skip_llm:
-        from risk_app.finetune.registry import get_method  # registers the built-in methods on first use
+        from risk_app.finetune.registry import resolve_method  # registers the built-in methods on first use
 
-        get_method(args.method).parse_config(args.method_params)  # bad method/params fail before any work
+        resolve_method(args.method, args.method_params)  # bad method/params fail before any work
 
     from risk_app.data.load import load_applications
     from risk_app.data.validate import validate_applications

@@ -56,11 +56,12 @@ from bench.markdown import replace_section  # noqa: E402
 from data_contracts.spec import DatasetSpec, load_spec  # noqa: E402
 from risk_app import workflow  # noqa: E402
 from risk_app.finetune.config import TrainConfig  # noqa: E402
+from risk_app.finetune.objectives.base import ObjectiveInputs  # noqa: E402
 from risk_app.finetune.objectives.feedback import Feedback, describe  # noqa: E402
 from risk_app.finetune.objectives.rlhf import RlhfParams, cpu_copy, rlhf_after_sft  # noqa: E402
 from risk_app.finetune.objectives.supervised import supervised_fit  # noqa: E402
 from risk_app.finetune.predict import predict_proba  # noqa: E402
-from risk_app.finetune.registry import get_method  # noqa: E402
+from risk_app.finetune.registry import resolve_method  # noqa: E402
 from risk_app.finetune.run_setup import seed_everything  # noqa: E402
 from risk_app.finetune.types import TrainData  # noqa: E402
 from risk_app.models.tiny import ensure_tiny_qwen2  # noqa: E402
@@ -156,12 +157,14 @@ def run_one(dataset: str, seed: int, args: argparse.Namespace, hidden: list[str]
         val["text"].tolist(), val["default"].to_numpy(), dataset, hidden,
     )  # fmt: skip
 
-    policy = get_method("lora")
-    policy_cfg = policy.parse_config({"r": 4})
+    choice = resolve_method("rlhf", rlhf_cfg)
+    policy, policy_cfg = choice.method, choice.method_cfg
     seed_everything(seed)
     model, tokenizer = policy.load_base(train_cfg.base_model, policy_cfg, train_cfg)
     model = policy.prepare(model, policy_cfg, None)
-    sft = supervised_fit(policy, model, tokenizer, data, train_cfg, policy_cfg, None, progress=False)
+    sft = supervised_fit(
+        ObjectiveInputs(choice.as_parameter_method(), model, tokenizer, data, train_cfg, progress=False)
+    )
     sft_state = cpu_copy(policy.state_to_save(sft.model, policy_cfg))
 
     def scores(texts: pd.Series) -> np.ndarray:
@@ -195,7 +198,7 @@ def run_one(dataset: str, seed: int, args: argparse.Namespace, hidden: list[str]
         policy.load_state(
             sft.model, sft_state, policy_cfg
         )  # every kind of analyst starts from the same policy
-        result = rlhf_after_sft(get_method("rlhf"), sft, data, train_cfg, rlhf_cfg, feedback)
+        result = rlhf_after_sft(choice, sft, data, train_cfg, feedback)
         ppo = [r for r in result.history if "ppo_epoch" in r]
         p_val_r = predict_proba(result.model, tokenizer, val["text"].tolist(), 64, train_cfg.max_length)
         p_test_r = predict_proba(result.model, tokenizer, test["text"].tolist(), 64, train_cfg.max_length)

@@ -67,7 +67,7 @@ def _quiet() -> None:
 def methods() -> None:
     """List the registered fine-tuning methods and their parameters."""
     # CLI start-up: the method registry imports torch; only this command needs it.
-    from risk_app.finetune.registry import get_method, list_methods
+    from risk_app.finetune.registry import list_methods, method_config_class
 
     def one_per_line(config_cls: Any) -> str:
         return "\n".join(describe_fields(_single(config_cls, name)) for name in config_cls.model_fields)
@@ -77,7 +77,7 @@ def methods() -> None:
     out.add_column("description")
     out.add_column("parameters (name: type = default)")
     for name, description in list_methods():
-        out.add_row(name, description, one_per_line(get_method(name).Config))
+        out.add_row(name, description, one_per_line(method_config_class(name)))
     console.print(out)
 
 

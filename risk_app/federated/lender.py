@@ -8,7 +8,7 @@ split) and never lets them out. `Lender` is the Flower `NumPyClient`:
 * `get_properties` — the join: compare the consortium's terms with its own (`join.py`) and
   answer with its spec hash, its tensor signature and, if they differ, the sentence why;
 * `fit` — load the round's global trainable tensors into its prepared model, train
-  `local_epochs` with the product's trainer (`trainer.run_objective`: the method's own
+  `local_epochs` with the product's trainer (`objectives.base.run_objective`: the method's own
   objective, optimizer and hooks; FedProx adds its proximal term through the method's
   regularizer hook), return the trainable tensors, the number of training rows (FedAvg's
   weight) and three scalars (train loss, validation AUC, seconds);
@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -51,9 +51,9 @@ from risk_app.federated.proximal import WithProximalTerm
 from risk_app.federated.tensors import TensorTemplate
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.features import base_fingerprint
-from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.objectives.base import ObjectiveInputs, run_objective
 from risk_app.finetune.predict import predict_logits, softmax_default
-from risk_app.finetune.registry import get_method
+from risk_app.finetune.registry import MethodChoice, resolve_method
 from risk_app.finetune.run_setup import (
     resolve_device,
     seed_everything,
@@ -61,7 +61,7 @@ from risk_app.finetune.run_setup import (
     weighted_cross_entropy,
 )
 from risk_app.finetune.speed import apply_load_levers
-from risk_app.finetune.trainer import plan_run, run_objective
+from risk_app.finetune.trainer import plan_run
 from risk_app.finetune.types import TrainData
 from risk_app.workflow import ingest_and_validate, prepare_examples
 
@@ -130,8 +130,7 @@ def _lender_data(site_json: str) -> LenderData:
 
 @dataclass
 class PreparedModel:
-    method: FineTuneMethod
-    cfg: BaseModel
+    choice: MethodChoice
     model: Any
     tokenizer: Any
     template: TensorTemplate
@@ -145,21 +144,20 @@ def prepared_model(train: TrainConfig) -> PreparedModel:
     key = json.dumps([train.base_model, train.method, train.method_params, train.seed], sort_keys=True)
     if key not in _PREPARED:
         _PREPARED.clear()  # one model per process: a new consortium config replaces the old one
-        method = get_method(train.method)
-        cfg = method.parse_config(train.method_params)
+        choice = resolve_method(train.method, train.method_params)
+        method, cfg = choice.method, choice.method_cfg
         seed_everything(train.seed)  # the initial adapters / head: the same on every side
         model, tokenizer = method.load_base(train.base_model, cfg, train)
         model = apply_load_levers(model, train.speed, resolve_device(train.device))
         model = method.prepare(model, cfg, plan_run(1, train))
-        _PREPARED[key] = PreparedModel(method, cfg, model, tokenizer, TensorTemplate.of(method, model))
+        _PREPARED[key] = PreparedModel(choice, model, tokenizer, TensorTemplate.of(method, model))
     return _PREPARED[key]
 
 
 def check_federable(config: FederatedConfig) -> None:
     """Refuse method settings a consortium cannot train, each in one sentence."""
-    method = get_method(config.train.method)
-    cfg = method.parse_config(config.train.method_params)
-    objective = method.objective_for(cfg)
+    choice = resolve_method(config.train.method, config.train.method_params)
+    cfg, objective = choice.params, choice.objective
     if objective == "rlhf":
         raise ConfigError("method 'rlhf' learns from analyst feedback, which stays with each lender; "
                           "federate its policy method instead")  # fmt: skip
@@ -256,7 +254,9 @@ class Lender(NumPyClient):
         server_round = int(config.get(KEY_ROUND, 1))
         train_config = self.config.lender_train_config(server_round)
         mu = float(config.get("proximal_mu", 0.0))
-        method = WithProximalTerm(prepared.method, mu) if mu > 0 else prepared.method
+        choice = prepared.choice
+        if mu > 0:
+            choice = replace(choice, method=WithProximalTerm(choice.method, mu))
         with lender_home(self.site):
             seed_everything(train_config.seed)
             train_data = subsample_train(data.train, train_config.max_train_rows, train_config.seed)
@@ -267,10 +267,10 @@ class Lender(NumPyClient):
                 metrics = {"train_loss": loss, "val_auc": val_auc, "epsilon": epsilon,
                            "seconds": time.perf_counter() - started}  # fmt: skip
                 return prepared.template.arrays(prepared.model), len(train_data.train_texts), metrics
-            result = run_objective(
-                method, prepared.model, prepared.tokenizer, train_data, train_config, prepared.cfg, None,
-                progress=False,
-            )  # fmt: skip
+            inputs = ObjectiveInputs(
+                choice, prepared.model, prepared.tokenizer, train_data, train_config, progress=False
+            )
+            result = run_objective(inputs)
         last = result.history[-1]
         metrics = {
             "train_loss": float(last.get("train_loss", float("nan"))),

@@ -33,7 +33,7 @@ from risk_app.errors import RiskAppError
 from risk_app.federated.lender import LenderSite
 from risk_app.federated.server import ConsortiumOutcome
 from risk_app.federated.tensors import TensorTemplate
-from risk_app.finetune.registry import get_method
+from risk_app.finetune.registry import resolve_method
 from risk_app.finetune.run_setup import count_parameters, seed_everything
 from risk_app.finetune.types import TrainResult
 from risk_app.policy.credit import PolicyConfig
@@ -96,8 +96,8 @@ def federation_facts(outcome: ConsortiumOutcome) -> FederationFacts:
 def federated_model(outcome: ConsortiumOutcome) -> tuple[Any, Any, TensorTemplate]:
     """(model, tokenizer, template): the method's prepared base with the consortium's weights."""
     train = outcome.config.train
-    method = get_method(train.method)
-    cfg = method.parse_config(train.method_params)
+    choice = resolve_method(train.method, train.method_params)
+    method, cfg = choice.method, choice.method_cfg
     seed_everything(train.seed)
     model, tokenizer = method.load_base(train.base_model, cfg, train)
     model = method.prepare(model, cfg, None)

@@ -7,8 +7,9 @@ is a thin wrapper around the lender's own method: every hook is the method's, an
 regularizer is the method's own (if any) plus the proximal term. Flower's `FedProx` strategy
 sends `proximal_mu` in each round's fit config; a lender wraps its method with it.
 
-    method = WithProximalTerm(get_method("lora"), mu=0.01)
-    run_objective(method, model, tokenizer, data, config, cfg, None)
+    choice = resolve_method("lora")
+    choice = replace(choice, method=WithProximalTerm(choice.method, mu=0.01))
+    run_objective(ObjectiveInputs(choice, model, tokenizer, data, config))
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.metrics import choose_threshold, credit_metrics
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
-from risk_app.finetune.registry import get_method, list_methods
+from risk_app.finetune.registry import list_methods, method_config_class
 from risk_app.finetune.trainer import train_classifier
 
 
@@ -156,7 +156,7 @@ def compare_methods(
     rows = []
     root = paths.runs_dir() / f"compare-{time.strftime('%Y%m%dT%H%M%S')}"
     for variant in variants or default_variants():
-        get_method(variant.method)  # unknown names fail before any training
+        method_config_class(variant.method)  # unknown names fail before any training
         try:
             row = run_variant(variant, examples, base, root)
         except (RiskAppError, RuntimeError, ValueError) as exc:

@@ -45,10 +45,9 @@ from risk_app.data.text import tokenizer_counter
 from risk_app.errors import ModelNotFoundError, RiskAppError
 from risk_app.evaluate.calibration import Calibrator
 from risk_app.finetune.config import TrainConfig
-from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import cast_for_gpu_inference
 from risk_app.finetune.predict import predict_proba as predict_texts_proba
-from risk_app.finetune.registry import get_method
+from risk_app.finetune.registry import MethodChoice, resolve_method
 from risk_app.policy.credit import policy_id
 from risk_app.policy.grades import bands_from_bounds
 from risk_app.registry.base_model import PINS_KEY, BaseModelError, pin_base_model, verify_base_model
@@ -208,13 +207,13 @@ def save_risk_model(
     # Setup: validate everything before the folder is touched, so a bad call leaves nothing behind.
     if not 0.0 <= float(threshold) <= 1.0:
         raise RiskAppError(f"threshold {threshold} is not a probability in [0, 1]")
-    method = get_method(method_name)
-    cfg = method.parse_config(method_config)
+    choice = resolve_method(method_name, method_config)
+    cfg = choice.params
     train_cfg = (
         train_config if isinstance(train_config, TrainConfig) else TrainConfig.from_dict(dict(train_config))
     )
     # A packaging step that reads already-saved weights passes `state`; a live model passes `model`.
-    source = state if state is not None else method.state_to_save(model)
+    source = state if state is not None else choice.method.state_to_save(model)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in source.items()}
     extra_plain = _to_plain(dict(extra or {}))
     base_pins = pin_base_model(train_cfg.base_model, model)
@@ -247,9 +246,9 @@ class RiskModel:
     """A loaded artifact: P(default) for applications, plus the metadata it was saved with."""
 
     def __init__(
-        self, method: FineTuneMethod, model: Any, tokenizer: Any, metadata: dict[str, Any], path: Path
+        self, method: MethodChoice, model: Any, tokenizer: Any, metadata: dict[str, Any], path: Path
     ) -> None:
-        self.method = method
+        self.method = method  # the method name it was trained with, resolved (rlhf: its policy method)
         self.model = model
         self.tokenizer = tokenizer
         self.metadata = metadata
@@ -420,10 +419,11 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
     metadata = read_metadata(folder)
     model_cls = model_class(metadata)
     if not model_cls.loads_llm(metadata):  # a classical model alone (LightGBM): no LLM to load
-        return model_cls(get_method(metadata["method"]), None, None, metadata, folder)
+        choice = resolve_method(metadata["method"], metadata.get("method_config"))
+        return model_cls(choice, None, None, metadata, folder)
     weights = verify_weights(folder, metadata)
-    method = get_method(metadata["method"])
-    cfg = method.parse_config(metadata["method_config"])
+    choice = resolve_method(metadata["method"], metadata["method_config"])
+    method, cfg = choice.method, choice.method_cfg
     try:
         train_cfg = TrainConfig.from_artifact(metadata["train_config"])
     except ValidationError as exc:
@@ -454,4 +454,4 @@ def load_risk_model(folder: str | Path, device: str | torch.device | None = None
         model.to(device)
         model = cast_for_gpu_inference(model)
     model.eval()
-    return model_cls(method, model, tokenizer, metadata, folder)
+    return model_cls(choice, model, tokenizer, metadata, folder)

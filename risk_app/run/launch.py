@@ -132,7 +132,7 @@ def run_rank(run_dir: Path, *, resume: bool) -> None:
         raise RiskAppError(f"run {record.run_id} has no planned training config to launch")
     examples = pd.read_parquet(run_dir / stages.EXAMPLES_FILE)
     plan = TrainingPlan.of(config)  # this rank's edge: the config as the parent checked it, read back
-    facts = distributed.launch_facts(plan.method.name, plan.method_config)
+    facts = distributed.launch_facts(plan.choice.method.name, plan.choice.method_cfg)
     if not distributed.is_main_process():
         follow_training(examples, plan, run_dir, resume=resume)
         return
@@ -160,7 +160,7 @@ def follow_training(examples: pd.DataFrame, plan: TrainingPlan, run_dir: Path, *
     with resuming() if resume else nullcontext():
         train_classifier(
             train_texts, y_train, val_texts, y_val, plan.config, checkpoint_dir=run_dir / "checkpoints",
-            method=plan.method, method_config=plan.method_config, progress=False,
+            choice=plan.choice, progress=False,
         )  # fmt: skip
 
 

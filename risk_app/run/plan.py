@@ -9,7 +9,7 @@ again. A rank started by torchrun reads the config back from the run record, a n
 and so a new edge (`TrainingPlan.of`).
 
     plan = plan_training(TrainConfig(method="lora", method_params={"r": 8}), nproc=2)
-    plan.method_config.r, plan.method_params   # 8; every parameter after validation
+    plan.choice.params.r, plan.method_params   # 8; every parameter after validation
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from data_contracts.spec import DatasetSpec
 from risk_app.errors import ConfigError
 from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
-from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.objectives.feedback import load_feedback
-from risk_app.finetune.registry import get_method
+from risk_app.finetune.registry import MethodChoice, resolve_method
 
 MAX_NPROC = 64
 
@@ -36,15 +35,18 @@ class TrainingPlan:
     """What one fine-tuning run trains with, every part already checked."""
 
     config: TrainConfig
-    method: FineTuneMethod
-    method_config: BaseModel  # the method's own Config, parsed from config.method_params
+    choice: MethodChoice  # config.method resolved: its parameter method and objective, typed
     nproc: int = 1
 
     @classmethod
     def of(cls, config: TrainConfig, nproc: int = 1) -> TrainingPlan:
         """The plan of a config already checked once (read back from a run record)."""
-        method = get_method(config.method)
-        return cls(config, method, method.parse_config(config.method_params), nproc)
+        return cls(config, resolve_method(config.method, config.method_params), nproc)
+
+    @property
+    def method_config(self) -> BaseModel:
+        """The parameters of `config.method`, its own Config (rlhf's names its policy method)."""
+        return self.choice.params
 
     @property
     def method_params(self) -> dict[str, Any]:
@@ -53,7 +55,7 @@ class TrainingPlan:
 
     @property
     def objective(self) -> str:
-        return self.method.objective_for(self.method_config)
+        return self.choice.objective
 
 
 def plan_training(

@@ -27,7 +27,7 @@ from risk_app.data.text import TextColumnStats
 from risk_app.errors import RiskAppError
 from risk_app.evaluate.metric_table import Metrics
 from risk_app.finetune.config import TrainConfig
-from risk_app.finetune.registry import get_method
+from risk_app.finetune.registry import resolve_method
 from risk_app.finetune.types import TrainingNumbers
 from risk_app.hybrid.config import TABULAR_LABEL, HybridConfig, HybridFacts
 from risk_app.policy.credit import PolicyConfig, policy_id
@@ -118,7 +118,7 @@ class TrainingFacts(TrainingNumbers, _Section):
             config = data.get("config")
             method = config.method if isinstance(config, TrainConfig) else dict(config or {}).get("method")
             method = method or TrainConfig.model_fields["method"].default
-            data = {**data, "method_params": get_method(method).parse_config(data["method_params"])}
+            data = {**data, "method_params": resolve_method(method, data["method_params"]).params}
         return data
 
 

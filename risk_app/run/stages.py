@@ -34,8 +34,8 @@ from risk_app.evaluate.calibration import Calibrator
 from risk_app.evaluate.metrics import score_predictions
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import on_epoch_end
-from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.registry import MethodChoice
 from risk_app.finetune.resume import resuming
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainResult
@@ -128,11 +128,12 @@ def texts_and_labels(examples: pd.DataFrame, split: str) -> tuple[list[str], np.
     return part["text"].tolist(), part["default"].to_numpy(dtype=np.int64), part["application_id"].tolist()
 
 
-def _save_trained(result: TrainResult, method: FineTuneMethod, out_dir: Path) -> Path:
-    """The trained part of the model (the method's saved state) and the tokenizer, atomically."""
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in method.state_to_save(result.model).items()}
+def _save_trained(result: TrainResult, choice: MethodChoice, out_dir: Path) -> Path:
+    """The trained part of the model (the parameter method's saved state) and the tokenizer, atomically."""
+    saved = choice.method.state_to_save(result.model)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in saved.items()}
     with atomic_dir(out_dir) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method.name})
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": choice.name})
         result.tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
     return out_dir
 
@@ -188,8 +189,7 @@ def fine_tune(
             y_val,
             config,
             checkpoint_dir=run_dir / "checkpoints",
-            method=plan.method,
-            method_config=plan.method_config,
+            choice=plan.choice,
             progress=progress,
             dataset=run_dataset(record),
             exclude_fields=record.dataset.excluded_fields,
@@ -210,7 +210,7 @@ def record_training(
     here too, and the later stages treat it like any other."""
     config = plan.config
     run_dir = Path(record.run_dir)
-    trained_dir = _save_trained(result, plan.method, run_dir / TRAINED_DIR)
+    trained_dir = _save_trained(result, plan.choice, run_dir / TRAINED_DIR)
     _save_predictions(result, examples, config, run_dir / PREDICTIONS_FILE)
     lengths = _token_lengths(result.tokenizer, examples.loc[~examples["augmented"].astype(bool), "text"])
     facts = TrainingFacts(

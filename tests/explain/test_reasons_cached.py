@@ -20,7 +20,7 @@ from risk_app.data.serialize import serialize_frame
 from risk_app.explain import occlusion_cache, reasons
 from risk_app.explain.reasons import reason_codes
 from risk_app.finetune.methods.lora import LoraParams, apply_lora
-from risk_app.finetune.registry import get_method
+from risk_app.finetune.registry import resolve_method
 from risk_app.models.loader import load_classifier
 from risk_app.registry import artifact
 from risk_app.registry.artifact import RiskModel
@@ -50,7 +50,7 @@ def _risk_model(tmp_path: Path, lora: bool, cls: type[RiskModel] = RiskModel) ->
         "train_config": {"max_length": 256},
         "extra": {"calibration": {"kind": "platt", "slope": 1.3, "intercept": -0.4}},
     }
-    return cls(get_method("lora" if lora else "full"), model, tokenizer, metadata, tmp_path)
+    return cls(resolve_method("lora" if lora else "full"), model, tokenizer, metadata, tmp_path)
 
 
 def _count_texts(monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -10,8 +10,9 @@ import torch
 
 from risk_app.errors import ConfigError
 from risk_app.finetune.methods.freeze import FreezeMethod, trainable_parameter_names
+from risk_app.finetune.objectives.base import ObjectiveInputs
 from risk_app.finetune.objectives.supervised import supervised_fit
-from risk_app.finetune.registry import get_method
+from risk_app.finetune.registry import get_method, resolve_method
 from risk_app.models.loader import load_classifier
 from tests.finetune.test_method_suite import prepare_and_fit, suite_data, suite_train_config
 
@@ -99,7 +100,7 @@ def test_half_precision_base_trains(tiny_qwen2: Path, precision: str) -> None:
     method, model = _prepared({"n_trainable_layers": 1}, dtype=torch.bfloat16)
     _, tokenizer = load_classifier("tiny-qwen2")
     config = suite_train_config("freeze", "tiny-qwen2", epochs=1, precision=precision)
-    cfg = method.parse_config({"n_trainable_layers": 1})
-    result = supervised_fit(method, model, tokenizer, suite_data(), config, cfg, None, progress=False)
+    choice = resolve_method("freeze", {"n_trainable_layers": 1})
+    result = supervised_fit(ObjectiveInputs(choice, model, tokenizer, suite_data(), config, progress=False))
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
     assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16  # frozen: untouched

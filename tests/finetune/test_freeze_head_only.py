@@ -18,8 +18,9 @@ from risk_app import paths, workflow
 from risk_app.errors import ConfigError
 from risk_app.finetune import features
 from risk_app.finetune.config import TrainConfig
-from risk_app.finetune.registry import get_method
-from risk_app.finetune.trainer import OBJECTIVES, train_classifier
+from risk_app.finetune.objectives.base import OBJECTIVES
+from risk_app.finetune.registry import get_method, resolve_method
+from risk_app.finetune.trainer import train_classifier
 from risk_app.registry.artifact import load_risk_model
 from risk_app.run import stages
 from tests.finetune.test_method_suite import suite_data
@@ -39,9 +40,8 @@ def _config(**overrides: object) -> TrainConfig:
 
 
 def test_zero_layers_chooses_the_frozen_features_objective() -> None:
-    method = get_method("freeze")
-    assert method.objective_for(method.parse_config({"n_trainable_layers": 0})) == "frozen_features"
-    assert method.objective_for(method.parse_config({"n_trainable_layers": 1})) == "supervised"
+    assert resolve_method("freeze", {"n_trainable_layers": 0}).objective == "frozen_features"
+    assert resolve_method("freeze", {"n_trainable_layers": 1}).objective == "supervised"
     assert "frozen_features" in OBJECTIVES
 
 

@@ -9,8 +9,10 @@ file), on the tiny Qwen2 and a small learnable data set:
 3. a save/load round trip through `risk_app.registry.artifact` predicts the same;
 4. an unknown config key is rejected with the allowed keys listed.
 
-A method class may set `suite_params` (quick parameters for this CPU run) and
-`suite_skip_reason` (why it cannot run here, e.g. it needs CUDA).
+A method class (or an objective method's registry entry) may set `suite_params` (quick
+parameters for this CPU run); a method class may set `suite_skip_reason` (why it cannot run
+here, e.g. it needs CUDA). Each name runs as `registry.resolve_method` resolves it: `rlhf` is
+its policy method prepared and trained by the rlhf objective.
 
     pytest tests/finetune/test_method_suite.py -q
 """
@@ -25,15 +27,22 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from pydantic import BaseModel
 
 from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
-from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.objectives.base import ObjectiveInputs, run_objective
 from risk_app.finetune.predict import predict_proba
-from risk_app.finetune.registry import get_method, list_methods
+from risk_app.finetune.registry import (
+    MethodChoice,
+    get_method,
+    list_methods,
+    method_config_class,
+    objective_method,
+    resolve_method,
+    suite_params,
+)
 from risk_app.finetune.run_setup import seed_everything
-from risk_app.finetune.trainer import plan_run, run_objective
+from risk_app.finetune.trainer import plan_run
 from risk_app.finetune.types import TrainData, TrainResult
 from risk_app.registry.artifact import load_risk_model, save_risk_model
 
@@ -100,8 +109,6 @@ def suite_train_config(method_name: str, base_model: str, **overrides: Any) -> T
     return TrainConfig(**values)
 
 
-def method_params(method: FineTuneMethod) -> dict[str, Any]:
-    return dict(getattr(type(method), "suite_params", {}) or {})
 
 
 # ---- one training run per method, shared by the checks ----------------------------------------
@@ -109,8 +116,7 @@ def method_params(method: FineTuneMethod) -> dict[str, Any]:
 class PreparedRun:
     """A training run with the parameter snapshot taken between `prepare` and `fit`."""
 
-    method: FineTuneMethod
-    cfg: BaseModel
+    choice: MethodChoice
     config: TrainConfig
     data: TrainData
     before: dict[str, torch.Tensor]
@@ -122,26 +128,25 @@ def prepare_and_fit(
     method_name: str, params: dict[str, Any], config: TrainConfig, data: TrainData
 ) -> PreparedRun:
     """`train_classifier`'s steps, with a snapshot of every parameter after `prepare`."""
-    method = get_method(method_name)
-    cfg = method.parse_config(params)
+    choice = resolve_method(method_name, params)
+    method, cfg = choice.method, choice.method_cfg
     seed_everything(config.seed)
     model, tokenizer = method.load_base(config.base_model, cfg, config)
-    model = method.prepare(model, cfg, plan_run(len(data.train_texts), config))
+    model = method.prepare(model, cfg, choice.plan_for_method(plan_run(len(data.train_texts), config)))
     before = {name: param.detach().clone() for name, param in model.named_parameters()}
     trainable = {name for name, param in model.named_parameters() if param.requires_grad}
-    result = run_objective(method, model, tokenizer, data, config, cfg, None, progress=False)
-    return PreparedRun(method, cfg, config, data, before, trainable, result)
+    result = run_objective(ObjectiveInputs(choice, model, tokenizer, data, config, progress=False))
+    return PreparedRun(choice, config, data, before, trainable, result)
 
 
 @pytest.fixture(scope="module", params=METHOD_NAMES)
 def suite_run(request: pytest.FixtureRequest, _tiny_qwen2_build: Path) -> PreparedRun:
     name = request.param
-    method = get_method(name)
-    reason = getattr(type(method), "suite_skip_reason", None)
+    reason = None if objective_method(name) else get_method(name).suite_skip_reason
     if reason:
         pytest.skip(f"{name}: {reason}")
-    config = suite_train_config(name, str(_tiny_qwen2_build), method_params=method_params(method))
-    return prepare_and_fit(name, method_params(method), config, suite_data())
+    config = suite_train_config(name, str(_tiny_qwen2_build), method_params=suite_params(name))
+    return prepare_and_fit(name, suite_params(name), config, suite_data())
 
 
 # ---- the checks --------------------------------------------------------------------------
@@ -149,7 +154,7 @@ def test_training_loss_falls(suite_run: PreparedRun) -> None:
     losses = [record["train_loss"] for record in suite_run.result.history]
     assert len(losses) == suite_run.config.epochs
     assert all(np.isfinite(losses))
-    assert losses[-1] < losses[0], f"{suite_run.method.name}: train loss per epoch {losses}"
+    assert losses[-1] < losses[0], f"{suite_run.choice.name}: train loss per epoch {losses}"
 
 
 def test_only_intended_parameters_change(suite_run: PreparedRun) -> None:
@@ -181,7 +186,7 @@ def test_trainable_count_matches_prepared_parameters(suite_run: PreparedRun) -> 
 def test_method_object_keeps_no_state_of_the_run(suite_run: PreparedRun) -> None:
     # Everything of one run (step counts, optimizer choice, EWC's Fisher, trained names, the
     # policy method) is passed in or returned; the method object stays as the registry made it.
-    assert vars(suite_run.method) == {}
+    assert vars(suite_run.choice.method) == {}
 
 
 def test_artifact_round_trip_predicts_the_same(suite_run: PreparedRun, tmp_path: Path) -> None:
@@ -192,8 +197,8 @@ def test_artifact_round_trip_predicts_the_same(suite_run: PreparedRun, tmp_path:
     )
     folder = save_risk_model(
         tmp_path / "artifact",
-        method_name=suite_run.method.name,
-        method_config=suite_run.cfg,
+        method_name=suite_run.choice.name,
+        method_config=suite_run.choice.params,
         train_config=config,
         model=result.model,
         tokenizer=result.tokenizer,
@@ -207,24 +212,22 @@ def test_artifact_round_trip_predicts_the_same(suite_run: PreparedRun, tmp_path:
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     # The round trip must reproduce the *trained* model, not just any model: a freshly
     # prepared base predicts differently.
-    fresh = get_method(suite_run.method.name)
+    fresh = resolve_method(suite_run.choice.name, suite_run.choice.params)
     seed_everything(config.seed + 1)
-    base, tokenizer = fresh.load_base(config.base_model, suite_run.cfg, config)
-    untrained = predict_proba(
-        fresh.prepare(base, suite_run.cfg), tokenizer, texts, batch_size=8, max_length=config.max_length
-    )
+    base, tokenizer = fresh.method.load_base(config.base_model, fresh.method_cfg, config)
+    untrained_model = fresh.method.prepare(base, fresh.method_cfg)
+    untrained = predict_proba(untrained_model, tokenizer, texts, batch_size=8, max_length=config.max_length)
     assert not np.allclose(untrained, expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("method_name", METHOD_NAMES)
 def test_unknown_config_key_rejected_with_allowed_keys(method_name: str) -> None:
-    method = get_method(method_name)
     with pytest.raises(ConfigError) as info:
-        method.parse_config({"definitely_not_a_key": 1})
+        resolve_method(method_name, {"definitely_not_a_key": 1})
     message = str(info.value)
     assert "definitely_not_a_key" in message
     assert "Allowed keys:" in message
-    for field_name in method.Config.model_fields:
+    for field_name in method_config_class(method_name).model_fields:
         assert field_name in message
     # The suite's own quick parameters must be valid for the method.
-    method.parse_config(method_params(method))
+    resolve_method(method_name, suite_params(method_name))

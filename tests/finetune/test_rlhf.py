@@ -1,4 +1,4 @@
-"""The `rlhf` method and its objectives: reward modeling on analyst feedback and PPO.
+"""The `rlhf` objective over a parameter method, and its stages: reward modeling on analyst feedback and PPO.
 
 PPO pieces are checked as formulas; the reward model must learn to prefer the analyst's
 decision on its training pairs; PPO must move a policy towards what a reward table favours
@@ -18,7 +18,6 @@ import torch
 from risk_app.errors import ConfigError, DataFileError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.lora import LoraParams, apply_lora
-from risk_app.finetune.methods.rlhf import RlhfMethod
 from risk_app.finetune.objectives.ppo import (
     PPOParams,
     PPOSettings,
@@ -37,6 +36,7 @@ from risk_app.finetune.objectives.reward_model import (
 )
 from risk_app.finetune.objectives.rlhf import RlhfParams
 from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.registry import resolve_method
 from risk_app.finetune.run_setup import seed_everything
 from risk_app.finetune.trainer import train_classifier
 from risk_app.models.loader import load_classifier
@@ -165,20 +165,34 @@ def test_reward_model_learns_to_prefer_the_analysts_decision(tiny_qwen2: Path) -
     assert any("loss" in record for record in result.log_history)  # trl's own training log
 
 
-# ---- the method ----------------------------------------------------------------------------
+# ---- the method name -----------------------------------------------------------------------
+def _parse(params: dict) -> RlhfParams:
+    """`rlhf`'s parameters as the registry resolves them (what a run records and an artifact keeps)."""
+    choice = resolve_method("rlhf", params)
+    assert isinstance(choice.params, RlhfParams)
+    return choice.params
+
+
+def test_rlhf_resolves_to_its_policy_method_and_the_rlhf_objective() -> None:
+    # No method object of its own: the name stands for the policy method + the rlhf objective.
+    choice = resolve_method("rlhf", {"policy_method": "freeze", "sft_epochs": 2})
+    assert (choice.name, choice.method.name, choice.objective) == ("rlhf", "freeze", "rlhf")
+    assert choice.method_cfg.model_dump() == choice.params.policy_params  # type: ignore[attr-defined]
+    assert choice.policy_epochs == 2
+    plain = choice.as_parameter_method()
+    assert (plain.name, plain.method.name, plain.objective) == ("freeze", "freeze", "supervised")
+
+
 def test_config_nests_the_policy_reward_and_ppo_sections() -> None:
-    method = RlhfMethod()
-    cfg = method.parse_config(
-        {"policy_params": {"r": 4, "target_modules": ["q_proj"]}, "ppo": {"kl_coef": 0.05}}
-    )
+    cfg = _parse({"policy_params": {"r": 4, "target_modules": ["q_proj"]}, "ppo": {"kl_coef": 0.05}})
     assert isinstance(cfg, RlhfParams) and cfg.policy_method == "lora" and cfg.ppo.kl_coef == 0.05
     # The policy's parameters are checked by the policy method's own Config and stored in full.
     assert cfg.policy_params["r"] == 4 and cfg.policy_params["alpha"] == 16
     with pytest.raises(ConfigError, match=r"policy_method 'lora': method 'lora' parameters: 'r'"):
-        method.parse_config({"policy_params": {"r": 0}})
+        _parse({"policy_params": {"r": 0}})
     with pytest.raises(ConfigError, match=r"unknown key 'rank'\. Allowed keys: r: int"):
-        method.parse_config({"policy_params": {"rank": 4}})
-    freeze = method.parse_config({"policy_method": "freeze", "policy_params": {"n_trainable_layers": 1}})
+        _parse({"policy_params": {"rank": 4}})
+    freeze = _parse({"policy_method": "freeze", "policy_params": {"n_trainable_layers": 1}})
     assert freeze.policy_params == {"n_trainable_layers": 1, "modules": None, "head": "linear"}
     bad_sections = (
         {"ppo": {"clip_epsilon": 1.5}}, {"ppo": {"kl_coef": -1}}, {"ppo": {"learning_rate": 0}},
@@ -186,10 +200,10 @@ def test_config_nests_the_policy_reward_and_ppo_sections() -> None:
     )  # fmt: skip
     for bad in bad_sections:
         with pytest.raises(ConfigError, match="method 'rlhf' parameters"):
-            method.parse_config(bad)
+            _parse(bad)
     # A nested key is named with its section, and the allowed keys list the section's own.
     with pytest.raises(ConfigError, match=r"unknown key 'reward\.lr'.*reward\.learning_rate: float"):
-        method.parse_config({"reward": {"lr": 1e-3}})
+        _parse({"reward": {"lr": 1e-3}})
 
 
 def test_a_config_saved_in_the_old_flat_form_still_parses() -> None:
@@ -198,14 +212,14 @@ def test_a_config_saved_in_the_old_flat_form_still_parses() -> None:
         "lora": {"r": 4}, "sft_epochs": 2, "reward_adapter": "lora", "reward_max_length": 96,
         "ppo_epochs": 3, "ppo_lr": 1e-3, "kl_coef": 0.2, "clip_epsilon": 0.1, "ppo_batch_size": None,
     }  # fmt: skip
-    cfg = RlhfMethod().parse_config(old)
+    cfg = _parse(old)
     assert isinstance(cfg, RlhfParams)
     assert (cfg.policy_method, cfg.policy_params["r"], cfg.sft_epochs) == ("lora", 4, 2)
     assert (cfg.reward.adapter, cfg.reward.lora.r, cfg.reward.max_length) == ("lora", 4, 96)
     ppo = cfg.ppo
     assert (ppo.epochs, ppo.learning_rate, ppo.kl_coef, ppo.clip_epsilon) == (3, 1e-3, 0.2, 0.1)
     with pytest.raises(ConfigError, match="unknown key 'kl_coef'"):  # flat keys beside nested ones
-        RlhfMethod().parse_config({"ppo": {}, "kl_coef": 0.2})
+        _parse({"ppo": {}, "kl_coef": 0.2})
 
 
 @pytest.mark.parametrize(
@@ -217,7 +231,7 @@ def test_a_config_saved_in_the_old_flat_form_still_parses() -> None:
 )
 def test_policy_method_must_be_a_parameter_method(policy: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:
-        RlhfMethod().parse_config({"policy_method": policy})
+        _parse({"policy_method": policy})
     allowed = str(info.value).split("choose one of: ")[1].split(", ")
     assert "lora" in allowed and "freeze" in allowed and "rlhf" not in allowed
 
@@ -269,8 +283,8 @@ def test_rlhf_over_lora_records_every_stage_stays_near_the_reference_and_round_t
     )
 
     # Save/load like `lora`: load_base + prepare + load_state reproduces the predictions.
-    method = RlhfMethod()
-    cfg = method.parse_config(config.method_params)
+    choice = resolve_method("rlhf", config.method_params)
+    method, cfg = choice.method, choice.method_cfg
     state = {k: v.detach().cpu().clone() for k, v in method.state_to_save(result.model, cfg).items()}
     assert all("lora_" in k or ".score." in k for k in state)
     seed_everything(7)

@@ -27,11 +27,11 @@ from data_contracts.spec import load_spec
 from risk_app import workflow
 from risk_app.evaluate.baselines import fit_baseline, predict_default
 from risk_app.finetune.config import TrainConfig
-from risk_app.finetune.methods.rlhf import RlhfMethod
 from risk_app.finetune.objectives import rlhf as rlhf_objective
 from risk_app.finetune.objectives.ppo import advantages_for
 from risk_app.finetune.objectives.reward_model import centered_reward_table
 from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.registry import resolve_method
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainData
 
@@ -236,8 +236,8 @@ def test_a_harmful_ppo_stage_is_undone_and_says_so(
     assert "PPO discarded" in verdict.sentence() and f"{best_sft['val_auc']:.4f}" in verdict.sentence()
     # The kept model is the supervised one: its weights, its epoch, its validation numbers.
     assert (result.best_epoch, result.best_val_auc) == (best_sft["epoch"], best_sft["val_auc"])
-    method = RlhfMethod()
-    kept = method.state_to_save(result.model, method.parse_config(params))
+    choice = resolve_method("rlhf", params)
+    kept = choice.method.state_to_save(result.model, choice.method_cfg)
     sft_saved = load_file(tmp_path / "run" / "sft" / f"epoch-{best_sft['epoch']}" / "state.safetensors")
     ppo_saved = load_file(tmp_path / "run" / "ppo" / "state.safetensors")
     assert kept.keys() == sft_saved.keys()

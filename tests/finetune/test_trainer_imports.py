@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from risk_app.finetune.trainer import get_objective
+from risk_app.finetune.objectives.base import get_objective
 from risk_app.finetune.types import ObjectiveName
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,10 +26,10 @@ sys.modules["duckdb"] = None
 sys.modules["mlflow"] = None
 import risk_app.finetune.config, risk_app.finetune.features, risk_app.finetune.predict
 import risk_app.finetune.speed, risk_app.models.loader, bench.frozen_heads, bench.gpu.llm_text
-from risk_app.finetune.registry import get_method
-from risk_app.finetune.trainer import get_objective, train_classifier
-method = get_method("full")
-print(get_objective(method.objective_for(method.parse_config({}))).__name__)
+from risk_app.finetune.objectives.base import get_objective
+from risk_app.finetune.registry import resolve_method
+from risk_app.finetune.trainer import train_classifier
+print(get_objective(resolve_method("full").objective).__name__)
 """
 
 

@@ -21,8 +21,9 @@ method means one module in this folder plus its name in `registry.BUILTIN_METHOD
 
 The hooks below have working defaults, so a method overrides only what it changes: `qlora`
 overrides `load_base` and `make_optimizer` and reuses LoRA's `prepare`; `full` returns an EWC
-`regularizer`; `rlhf` sets `objective = "rlhf"` and hands every parameter hook to its policy
-method. Called by the trainer, in order: `parse_config`, `load_base`, `prepare(model, cfg,
+`regularizer`. A method chooses parameters only; *how* they train is an objective
+(`risk_app.finetune.objectives`: `rlhf` is one, over any of these methods, resolved by
+`registry.resolve_method`). Called by the trainer, in order: `parse_config`, `load_base`, `prepare(model, cfg,
 plan)`, then per run `regularizer(...)` once, `trainable_parameters`, `make_optimizer`,
 `on_optimizer_step` after each step, and `state_to_save` / `load_state` for checkpoints.
 """
@@ -74,16 +75,16 @@ class FineTuneMethod(ABC):
     # skip the suite where the method cannot run there (e.g. it needs CUDA). Not used at run time.
     suite_params: ClassVar[dict[str, Any]] = {}
     suite_skip_reason: ClassVar[str | None] = None
-    # The objective that trains the prepared parameters; only `rlhf` differs.
-    objective: ClassVar[ObjectiveName] = "supervised"
     # Whether the prepared model reads each application from its own tokens through the
     # `score` head, so several can share a packed row (`SpeedConfig.packing`): not when virtual
     # tokens are prepended (prompt tuning) or a head of its own pools the hidden states.
     supports_packing: ClassVar[bool] = True
 
     def objective_for(self, cfg: BaseModel) -> ObjectiveName:
-        """The objective for this config (`freeze` with no decoder layer trains on cached features)."""
-        return self.objective
+        """The objective that trains this method's parameters when the run names the method
+        itself: `supervised`, unless the config leaves nothing for it (`freeze` with no decoder
+        layer trains the head on cached features)."""
+        return "supervised"
 
     # ---- configuration -------------------------------------------------------------------
     def parse_config(self, params: Mapping[str, Any] | BaseModel | None) -> BaseModel:
@@ -148,7 +149,7 @@ class FineTuneMethod(ABC):
 
         Default: every trainable parameter plus the classification head. Buffers are skipped
         because `prepare` rebuilds them. `cfg` is the method's config, for methods whose saved
-        state depends on it (`rlhf` asks its policy method).
+        state depends on it.
         """
         state: dict[str, torch.Tensor] = {}
         for name, param in model.named_parameters():

@@ -141,7 +141,7 @@ class FreezeMethod(FineTuneMethod):
     def objective_for(self, cfg: BaseModel) -> ObjectiveName:
         """No decoder layer trains: train the head on cached features, not with the full loop."""
         assert isinstance(cfg, FreezeParams)
-        return "frozen_features" if cfg.n_trainable_layers == 0 else self.objective
+        return "frozen_features" if cfg.n_trainable_layers == 0 else "supervised"
 
     def prepare(self, model: Any, cfg: BaseModel, plan: RunPlan | None = None) -> Any:
         assert isinstance(cfg, FreezeParams)

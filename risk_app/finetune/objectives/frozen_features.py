@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.features import FeatureSettings, cached_features
 from risk_app.finetune.frozen_head import fit_logistic_head, train_score_head
-from risk_app.finetune.methods.base import HEAD_MODULE, FineTuneMethod
+from risk_app.finetune.methods.base import HEAD_MODULE
+from risk_app.finetune.objectives.base import ObjectiveInputs
 from risk_app.finetune.run_setup import count_parameters, peak_memory_mb, resolve_device
 from risk_app.finetune.types import TrainData, TrainResult
 
@@ -107,19 +106,11 @@ HeadFitter = Callable[
 HEAD_FITTERS: dict[str, HeadFitter] = {"linear": _fit_linear, "logistic": _fit_logistic}
 
 
-def frozen_features_fit(
-    method: FineTuneMethod,
-    model: Any,
-    tokenizer: Any,
-    data: TrainData,
-    config: TrainConfig,
-    cfg: BaseModel,
-    checkpoint_dir: str | Path | None,
-    *,
-    progress: bool = True,
-) -> TrainResult:
+def frozen_features_fit(inputs: ObjectiveInputs, /) -> TrainResult:
     """Pool the features once (cached), train the `score` head on them, keep the best epoch."""
     started = time.perf_counter()
+    model, tokenizer, data, config = inputs.model, inputs.tokenizer, inputs.data, inputs.config
+    cfg, progress = inputs.method_cfg, inputs.progress
     device = resolve_device(config.device)
     model.to(device)
     model.eval()
@@ -155,7 +146,7 @@ def frozen_features_fit(
         peak_memory_mb=peak_memory_mb(device),
         tokens_per_second=0.0,  # the base reads each text once, cached; no tokens flow per epoch
         device=str(device),
-        method_name=method.name,
+        method_name=inputs.method.name,
         method_config=cfg.model_dump(mode="json"),
         best_val_proba=val_proba,
         stopped_early=len(history) < config.epochs,

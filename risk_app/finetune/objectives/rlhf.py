@@ -55,6 +55,7 @@ from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended
 from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.objectives.base import ObjectiveInputs
 from risk_app.finetune.objectives.feedback import Feedback, FeedbackSource, load_feedback
 from risk_app.finetune.objectives.ppo import PPOParams, PPOSettings, run_ppo
 from risk_app.finetune.objectives.reward_model import (
@@ -71,9 +72,9 @@ from risk_app.finetune.objectives.rlhf_guard import (
 )
 from risk_app.finetune.objectives.supervised import supervised_fit
 from risk_app.finetune.predict import model_device, predict_proba
-from risk_app.finetune.registry import UnknownMethodError, get_method, list_methods
+from risk_app.finetune.registry import MethodChoice, ObjectiveMethod, register_objective_method
 from risk_app.finetune.run_setup import count_parameters, save_checkpoint
-from risk_app.finetune.types import PpoGuardVerdict, RunPlan, TrainData, TrainResult
+from risk_app.finetune.types import PpoGuardVerdict, TrainData, TrainResult
 from risk_app.overrides.pairs import PairDecisions
 
 # Keys of the flat config that artifacts saved before the reward / PPO settings were nested
@@ -180,37 +181,46 @@ class RlhfParams(BaseModel):
     def _nest_saved_flat_config(cls, values: Any) -> Any:
         return nest_saved_flat_config(values) if isinstance(values, dict) else values
 
-
-def policy_method_names() -> list[str]:
-    """Registered methods an objective can train: those whose own objective is supervised."""
-    return [name for name, _ in list_methods() if get_method(name).objective == "supervised"]
-
-
-def resolve_policy(cfg: RlhfParams) -> tuple[FineTuneMethod, BaseModel]:
-    """A fresh instance of the policy method and its validated config; clear errors otherwise."""
-    allowed = ", ".join(policy_method_names())
-    try:
-        policy = get_method(cfg.policy_method)
-    except UnknownMethodError:
-        raise ConfigError(
-            f"method 'rlhf': unknown policy_method {cfg.policy_method!r}; choose one of: {allowed}"
-        ) from None
-    if policy.objective != "supervised":
-        raise ConfigError(
-            f"method 'rlhf': policy_method {cfg.policy_method!r} is itself an objective, not a way of "
-            f"choosing parameters; choose one of: {allowed}"
-        )
-    try:
-        return policy, policy.parse_config(cfg.policy_params)
-    except ConfigError as exc:
-        raise ConfigError(f"method 'rlhf': policy_params for policy_method {policy.name!r}: {exc}") from exc
+    def policy_epochs(self) -> int | None:
+        """The epochs the policy method is prepared for: the SFT stage's (AdaLoRA's schedule ends there)."""
+        return self.sft_epochs
 
 
-def sft_plan(plan: RunPlan | None, cfg: RlhfParams) -> RunPlan | None:
-    """The plan the policy is prepared for: the SFT stage's epochs (AdaLoRA's schedule ends there)."""
-    if plan is None or cfg.sft_epochs is None:
-        return plan
-    return replace(plan, epochs=cfg.sft_epochs)
+# `rlhf` is a method name (`risk-app methods`, the launchpad, `--method rlhf`) that resolves to
+# this objective over its policy method (`registry.resolve_method`); no method object of its own.
+RLHF = register_objective_method(
+    ObjectiveMethod(
+        name="rlhf",
+        description=(
+            "Analyst-feedback objective over any parameter method (policy_method, default lora): "
+            "supervised fit, a reward model on feedback pairs (trl RewardTrainer), then clipped PPO "
+            "on the approve/decline policy with a KL penalty."
+        ),
+        Config=RlhfParams,
+        objective="rlhf",
+        suite_params={
+            # 2 SFT + 1 PPO epoch = one history record per suite epoch (3).
+            "sft_epochs": 2,
+            "policy_params": {"r": 4},
+            "feedback_source": "synthetic_demo",
+            "max_feedback_rows": 16,
+            "min_feedback_pairs": 16,
+            "reward": {"max_length": 96},
+            "ppo": {"epochs": 1, "updates_per_batch": 2},
+            # The suite checks PPO's mechanics, so PPO runs and is kept whatever its reward is
+            # worth (16 feedback rows on a tiny model rarely give the evidence gate anything).
+            "max_reward_p_value": 1.0,
+            "max_val_auc_drop": 1.0,
+        },
+    )
+)
+
+
+def rlhf_params(choice: MethodChoice) -> RlhfParams:
+    """The `rlhf` parameters of a method choice that resolved to this objective."""
+    if not isinstance(choice.params, RlhfParams):
+        raise ConfigError(f"method {choice.name!r} does not train with the 'rlhf' objective")
+    return choice.params
 
 
 # ---- the stages ----------------------------------------------------------------------------
@@ -321,39 +331,29 @@ def ppo_stage(
 
 
 # ---- the objective -------------------------------------------------------------------------
-def rlhf_fit(
-    method: FineTuneMethod,
-    model: Any,
-    tokenizer: Any,
-    data: TrainData,
-    train_cfg: TrainConfig,
-    cfg: BaseModel,
-    checkpoint_dir: str | Path | None,
-    *,
-    progress: bool = True,
-) -> TrainResult:
+def rlhf_fit(inputs: ObjectiveInputs, /) -> TrainResult:
     """SFT -> reward model -> (evidence gate) PPO -> (guard) on a model the policy method prepared;
     the kept state is PPO's, or the supervised one when the gate or the guard says so."""
-    assert isinstance(cfg, RlhfParams)
+    cfg = rlhf_params(inputs.choice)
     started = time.perf_counter()
-    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    policy, policy_cfg = resolve_policy(cfg)
+    data, train_cfg, run_dir = inputs.data, inputs.config, inputs.checkpoint_dir
     # Refuses before any training (and `run.plan` refused before the run started, where it knew the data set).
     feedback = load_feedback(cfg, data.dataset, train_cfg.seed, data.exclude_fields)
     sft_cfg = train_cfg.model_copy(update={"epochs": cfg.sft_epochs or train_cfg.epochs})
     sft = supervised_fit(
-        policy, model, tokenizer, data, sft_cfg, policy_cfg, run_dir / "sft" if run_dir else None,
-        progress=progress,
+        replace(
+            inputs, choice=inputs.choice.as_parameter_method(), config=sft_cfg,
+            checkpoint_dir=run_dir / "sft" if run_dir else None,
+        )
     )  # fmt: skip
-    return rlhf_after_sft(method, sft, data, train_cfg, cfg, feedback, run_dir, started=started)
+    return rlhf_after_sft(inputs.choice, sft, data, train_cfg, feedback, run_dir, started=started)
 
 
 def rlhf_after_sft(
-    method: FineTuneMethod,
+    choice: MethodChoice,
     sft: TrainResult,
     data: TrainData,
     train_cfg: TrainConfig,
-    cfg: RlhfParams,
     feedback: Feedback,
     run_dir: Path | None = None,
     *,
@@ -364,13 +364,13 @@ def rlhf_after_sft(
     or is undone. (`rlhf_fit` calls it after its SFT stage; a benchmark that compares several
     feedbacks from one supervised start calls it once per feedback, from a copy.)"""
     started = time.perf_counter() if started is None else started
-    policy, policy_cfg = resolve_policy(cfg)
+    cfg, policy, policy_cfg = rlhf_params(choice), choice.method, choice.method_cfg
     sft_state = cpu_copy(policy.state_to_save(sft.model, policy_cfg))
     rewards, reward_stats = reward_stage(cfg, train_cfg, data, model_device(sft.model), feedback.pairs)
     evidence = reward_stats["reward_rank_auc"], reward_stats["reward_rank_p_value"]
     if not has_evidence(evidence[1], cfg):
         verdict = verdict_without_ppo(sft, *evidence, cfg, feedback.description)
-        return rlhf_result(method, cfg, sft, [], sft.best_val_proba, verdict, time.perf_counter() - started)
+        return rlhf_result(choice, sft, [], sft.best_val_proba, verdict, time.perf_counter() - started)
     ppo = ppo_stage(
         policy, policy_cfg, sft.model, sft.tokenizer, data, train_cfg, cfg, rewards, len(sft.history)
     )
@@ -384,10 +384,10 @@ def rlhf_after_sft(
     if verdict.kept == "supervised":
         distributed.load_state(policy, sft.model, sft_state, policy_cfg)
         return rlhf_result(
-            method, cfg, sft, ppo.history, sft.best_val_proba, verdict, time.perf_counter() - started
+            choice, sft, ppo.history, sft.best_val_proba, verdict, time.perf_counter() - started
         )
     return rlhf_result(
-        method, cfg, sft, ppo.history, ppo.best_val_proba, verdict, time.perf_counter() - started,
+        choice, sft, ppo.history, ppo.best_val_proba, verdict, time.perf_counter() - started,
         ppo_best_epoch=ppo.best_epoch,
     )  # fmt: skip
 
@@ -398,8 +398,7 @@ def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def rlhf_result(
-    method: FineTuneMethod,
-    cfg: RlhfParams,
+    choice: MethodChoice,
     sft: TrainResult,
     ppo_history: list[dict[str, float]],
     val_proba: np.ndarray | None,
@@ -427,8 +426,8 @@ def rlhf_result(
         peak_memory_mb=sft.peak_memory_mb,
         tokens_per_second=sft.tokens_per_second,
         device=sft.device,
-        method_name=method.name,
-        method_config=cfg.model_dump(mode="json"),
+        method_name=choice.name,
+        method_config=choice.params.model_dump(mode="json"),
         best_val_proba=None if val_proba is None else np.asarray(val_proba),
         stopped_early=sft.stopped_early,
         trainable_parameter_names=list(sft.trainable_parameter_names),

@@ -1,6 +1,6 @@
 """The supervised objective: class-weighted cross-entropy, setup -> one epoch -> validate -> keep best.
 
-`supervised_fit(method, model, ...)` trains a model that `method.prepare` has prepared, as a
+`supervised_fit(inputs)` trains a model that `inputs.method.prepare` has prepared, as a
 plain torch loop read top to bottom like a torchtune recipe:
 
 * `setup_run` — model on its device, class-weighted loss (credit data is ~30 % bad, so an
@@ -18,7 +18,7 @@ Everything one run needs lives in a `SupervisedRun` made by `setup_run`; the met
 only asked for its hooks. The RLHF objective runs this same loop as its first stage.
 
     from risk_app.finetune.objectives.supervised import supervised_fit
-    result = supervised_fit(method, prepared_model, tokenizer, data, TrainConfig(epochs=2), cfg, None)
+    result = supervised_fit(ObjectiveInputs(choice, prepared_model, tokenizer, data, TrainConfig(epochs=2)))
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from risk_app.finetune import distributed
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.events import epoch_ended, steps_logged
 from risk_app.finetune.methods.base import FineTuneMethod
+from risk_app.finetune.objectives.base import ObjectiveInputs
 from risk_app.finetune.packing import head_tap, pack_batch, packed_logits
 from risk_app.finetune.predict import encode_texts, model_device, pad_batch, predict_logits, softmax_default
 from risk_app.finetune.resume import TRAINER_STATE, is_resuming, restore, trainer_state_bytes
@@ -321,20 +322,14 @@ def validate(run: SupervisedRun) -> tuple[np.ndarray, float, float]:
 
 
 # ---- the loop ----------------------------------------------------------------------------
-def supervised_fit(
-    method: FineTuneMethod,
-    model: Any,
-    tokenizer: Any,
-    data: TrainData,
-    config: TrainConfig,
-    cfg: BaseModel,
-    checkpoint_dir: str | Path | None,
-    *,
-    progress: bool = True,
-) -> TrainResult:
+def supervised_fit(inputs: ObjectiveInputs, /) -> TrainResult:
     """Train a prepared model on `data`; returns it with the best epoch's weights."""
     started = time.perf_counter()
-    run = setup_run(method, model, tokenizer, data, config, cfg)
+    method, model, cfg, config, checkpoint_dir = (
+        inputs.method, inputs.model, inputs.method_cfg, inputs.config, inputs.checkpoint_dir
+    )
+    progress = inputs.progress
+    run = setup_run(method, model, inputs.tokenizer, inputs.data, config, cfg)
     # Under torchrun: DDP (FSDP needs no wrapper), and each rank's share of the global batch's
     # loss; else as they are.
     run.forward = distributed.wrap_model(run.forward)
@@ -349,7 +344,7 @@ def supervised_fit(
         history.append(record)
         best.update(run, epoch, record["val_auc"], record.pop("_val_proba"))
         if checkpoint_dir is not None:
-            save_epoch_checkpoint(run, best, history, record, Path(checkpoint_dir) / f"epoch-{epoch}")
+            save_epoch_checkpoint(run, best, history, record, checkpoint_dir / f"epoch-{epoch}")
         epoch_ended(record)
         if progress:
             tqdm.write(
