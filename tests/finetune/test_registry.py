@@ -9,7 +9,15 @@ from risk_app.errors import ConfigError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.methods.base import FineTuneMethod
 from risk_app.finetune.methods.lora import LoraMethod
-from risk_app.finetune.registry import UnknownMethodError, get_method, list_methods, register, unregister
+from risk_app.finetune.registry import (
+    UnknownMethodError,
+    get_method,
+    list_methods,
+    objective_method,
+    register,
+    resolve_method,
+    unregister,
+)
 
 
 def _method_class(method_name: str) -> type[FineTuneMethod]:
@@ -85,3 +93,23 @@ def test_train_config_validation() -> None:
         TrainConfig.from_dict({"device": "tpu"})
     with pytest.raises(ConfigError, match="'precision'"):
         TrainConfig.from_dict({"precision": "int8"})
+
+
+def test_rlhf_is_an_objective_method_not_a_parameter_method() -> None:
+    # `rlhf` is listed and chosen like any method, but it resolves to its policy method and the
+    # rlhf objective; no method object of its own forwards the parameter hooks.
+    assert "rlhf" in dict(list_methods())
+    assert objective_method("rlhf") is not None and objective_method("lora") is None
+    with pytest.raises(UnknownMethodError, match="'rlhf' is an objective over a parameter method"):
+        get_method("rlhf")
+    choice = resolve_method("rlhf", {"policy_method": "full"})
+    assert (choice.name, choice.method.name, choice.objective) == ("rlhf", "full", "rlhf")
+    plain = resolve_method("lora", {"r": 4})
+    assert (plain.name, plain.method.name, plain.objective) == ("lora", "lora", "supervised")
+    assert plain.params is plain.method_cfg
+
+
+def test_a_parameter_method_cannot_take_an_objective_methods_name() -> None:
+    objective_method("rlhf")  # registered
+    with pytest.raises(ValueError, match="already registered by the objective method 'rlhf'"):
+        register(_method_class("rlhf"))
