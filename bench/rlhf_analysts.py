@@ -104,7 +104,8 @@ def settings(args: argparse.Namespace, gate: bool) -> tuple[TrainConfig, RlhfPar
         policy_method="lora", policy_params={"r": 4}, min_feedback_pairs=10,
         max_reward_p_value=0.05 if gate else 1.0,
         reward={"epochs": args.reward_epochs, "max_length": args.max_length},
-        ppo={"epochs": 2, "updates_per_batch": 4, "learning_rate": 1e-3},
+        ppo={"epochs": 2, "updates_per_batch": 4, "learning_rate": 1e-3,
+             **({"kl_coef": args.kl_coef} if args.kl_coef is not None else {})},
     )  # fmt: skip
     return train, rlhf
 
@@ -314,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sft-epochs", type=int, default=3)
     parser.add_argument("--reward-epochs", type=int, default=3)
     parser.add_argument("--override-rate", type=float, default=0.15)
+    parser.add_argument("--kl-coef", type=float, default=None, help="PPO's KL coefficient (default: rlhf's)")
     parser.add_argument("--no-doc", action="store_true", help="write the JSON only")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

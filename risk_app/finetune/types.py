@@ -133,7 +133,8 @@ class PpoGuardVerdict(BaseModel):
         if self.reason == "reward_without_evidence":
             return (
                 f"PPO not run: the reward model's preferences rank the validation applications' "
-                f"outcomes no better than chance ({evidence}, more than {self.max_reward_p_value:g}); "
+                f"outcomes no better than chance beyond what the supervised policy ranks ({evidence}, "
+                f"more than {self.max_reward_p_value:g}); "
                 f"the supervised policy (validation AUC {self.supervised_val_auc:.4f}, epoch "
                 f"{self.supervised_epoch}) is kept."
             )
@@ -146,7 +147,7 @@ class PpoGuardVerdict(BaseModel):
         return (
             f"PPO kept: validation AUC {self.ppo_val_auc:.4f} after PPO against "
             f"{self.supervised_val_auc:.4f} for the supervised policy it started from; its reward ranks "
-            f"the validation outcomes ({evidence})."
+            f"the validation outcomes beyond that policy ({evidence})."
         )
 
 

@@ -30,6 +30,7 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.objectives import rlhf as rlhf_objective
 from risk_app.finetune.objectives.ppo import advantages_for
 from risk_app.finetune.objectives.reward_model import centered_reward_table
+from risk_app.finetune.objectives.rlhf_guard import reward_evidence
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.registry import resolve_method
 from risk_app.finetune.trainer import train_classifier
@@ -76,6 +77,7 @@ class SmallRun:
     params: dict[str, Any]
     valid: pd.DataFrame  # the data set's validated applications
     train_ids: list[str]  # application ids of `data.train_texts`, in order
+    val_ids: list[str]  # application ids of `data.val_texts`, in order
     other_train_ids: list[str]  # the rest of the train split (the feedback comes from these)
 
 
@@ -115,8 +117,9 @@ def _small_run(dataset: str, seed: int, folder: Path) -> SmallRun:
         "ppo": {"epochs": 2, "updates_per_batch": 4, "learning_rate": 1e-3},
     }
     ids = [str(i) for i in train["application_id"]]
+    val_ids = [str(i) for i in val["application_id"]]
     others = [str(i) for i in train_all.drop(train.index)["application_id"]]
-    return SmallRun(data, params, valid, ids, others)
+    return SmallRun(data, params, valid, ids, val_ids, others)
 
 
 def _config(params: dict[str, Any], seed: int) -> TrainConfig:
@@ -169,15 +172,16 @@ def test_the_ppo_stage_does_not_lower_validation_auc(
         assert len(ppo) == 2 and verdict.kept == "ppo"
 
 
-def _analyst_scores(run: SmallRun, seed: int) -> np.ndarray:
-    """Reward scores (approve, decline) of analysts who see more than the language model: a
-    logistic regression on the tabular columns, fitted on the rest of the train split, plus the
-    prior that made the 2026-12 collapse (approving is worth 0.67 more everywhere)."""
+def _analyst_scores(run: SmallRun, seed: int, ids: list[str]) -> np.ndarray:
+    """Reward scores (approve, decline) of the applications `ids` by analysts who see more than
+    the language model: a logistic regression on the tabular columns, fitted on the rest of the
+    train split, plus the prior that made the 2026-12 collapse (approving is worth 0.67 more
+    everywhere)."""
     by_id = run.valid.set_index("application_id", drop=False)
     spec = run.params["applications_dataset"]
     analysts = fit_baseline("logistic", by_id.loc[run.other_train_ids], seed=seed, spec=spec)
-    pd_train = predict_default(analysts, by_id.loc[run.train_ids], spec=spec)
-    log_odds = np.log(pd_train / (1 - pd_train))
+    pd_seen = predict_default(analysts, by_id.loc[ids], spec=spec)
+    log_odds = np.log(pd_seen / (1 - pd_seen))
     return np.stack([0.67 - log_odds / 2, log_odds / 2], axis=1)
 
 
@@ -188,13 +192,28 @@ def test_ppo_on_an_informative_reward_does_not_lower_validation_auc(
 ) -> None:
     run = _small_run(dataset, seed, tmp_path)
 
-    def informative_reward(cfg: Any, train_cfg: Any, data: TrainData, device: Any, pairs: Any) -> Any:
-        return rlhf_objective.policy_reward(_analyst_scores(run, seed), data.train_labels, {})
+    def informative_reward(
+        cfg: Any, train_cfg: Any, data: TrainData, device: Any, pairs: Any, *, policy_val_pd: Any = None
+    ) -> Any:
+        # Judged as the product judges a reward: on validation, beyond the supervised policy.
+        assert policy_val_pd is not None and len(policy_val_pd) == len(data.val_texts)
+        held_out = (_analyst_scores(run, seed, run.val_ids), data.val_labels)
+        train_scores = _analyst_scores(run, seed, run.train_ids)
+        return rlhf_objective.policy_reward(
+            train_scores, data.train_labels, {}, held_out=held_out, policy_pd=policy_val_pd
+        )
 
     monkeypatch.setattr(rlhf_objective, "reward_stage", informative_reward)
-    result = _fit(run.data, _config(run.params, seed))
+    # On German credit the tabular analysts add clearly to the tiny policy's ranking of the 64
+    # validation applications and the gate (default p 0.05) lets PPO run. On UCI (about 14
+    # defaults among them) what they add is not significant on two of the three seeds, and the
+    # gate rightly stops PPO there; this test is of PPO on such a reward, so there it is opened.
+    gate = {"max_reward_p_value": 1.0} if dataset == "uci_credit_card" else {}
+    result = _fit(run.data, _config({**run.params, **gate}, seed))
     supervised_auc, ppo = _split_history(result)
-    assert ppo and ppo[0]["reward_rank_p_value"] < 0.05  # the gate let PPO run
+    assert ppo and ppo[0]["reward_rank_auc"] > 0.5  # the reward adds to the policy's ranking
+    if not gate:
+        assert ppo[0]["reward_rank_p_value"] < 0.05  # the gate let PPO run
     assert max(r["val_auc"] for r in ppo) >= supervised_auc - MAX_DROP, (
         f"{dataset} seed {seed}: supervised {supervised_auc:.4f} -> PPO {_aucs(ppo)}"
     )
@@ -206,7 +225,7 @@ def test_ppo_on_an_informative_reward_does_not_lower_validation_auc(
 
 # ---- the guard -------------------------------------------------------------------------------
 def _reversed_reward(
-    cfg: Any, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: pd.DataFrame
+    cfg: Any, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: pd.DataFrame, **_: Any
 ) -> tuple[np.ndarray, dict[str, float]]:
     """A reward that pays for approving the applicants who defaulted and declining the others,
     reported to the gate as if it ranked them perfectly (so PPO runs and the guard must act)."""
@@ -246,6 +265,32 @@ def test_a_harmful_ppo_stage_is_undone_and_says_so(
     assert any(not torch.equal(sft_saved[n], ppo_saved[n]) for n in sft_saved)
     proba = predict_proba(result.model, result.tokenizer, run.data.val_texts, 16, 64)
     np.testing.assert_allclose(result.best_val_proba, proba, atol=1e-5)
+
+
+def test_the_evidence_gate_asks_what_the_reward_adds_to_the_supervised_policy() -> None:
+    # A reward learnt from the whole book mostly copies the decisions that stood, i.e. the
+    # supervised model's own: it ranks validation outcomes as well as that model does whether
+    # the analysts knew anything or not, and PPO on it moves the policy by noise (issue 24:
+    # the old gate let it run on 6 of 10 seeds of uninformed analysts; test cost rose).
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = (rng.random(n) < 0.3).astype(int)
+    policy_log_odds = 1.2 * labels + rng.normal(size=n) - 1.0  # a policy that ranks the outcomes
+    policy_pd = 1 / (1 + np.exp(-policy_log_odds))
+    copy = 0.8 * policy_log_odds + 0.3 + 0.05 * rng.normal(size=n)  # a reward that copies it
+    copy_auc, copy_p = reward_evidence(copy, labels)
+    assert copy_auc > 0.75 and copy_p < 1e-6  # the margin alone looks like strong evidence
+    added_auc, added_p = reward_evidence(copy, labels, policy_pd)
+    assert added_p > 0.05 and abs(added_auc - 0.5) < 0.1  # it adds nothing: PPO does not run
+    # A reward that knows what the policy does not (analysts who saw the outcome's cause) passes.
+    knows = copy + 1.0 * labels + 0.5 * rng.normal(size=n)
+    _, knows_p = reward_evidence(knows, labels, policy_pd)
+    assert knows_p < 1e-6
+    # Through the objective's own statistics: the held-out test is taken beyond the policy.
+    scores = np.stack([-copy / 2, copy / 2], axis=1)
+    held_out = (scores, labels)
+    _, stats = rlhf_objective.policy_reward(scores, labels, {}, held_out=held_out, policy_pd=policy_pd)
+    assert stats["reward_rank_p_value"] == added_p
 
 
 def test_the_evidence_gate_judges_the_reward_on_applications_it_never_learnt_from() -> None:

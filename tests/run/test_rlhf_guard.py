@@ -24,7 +24,7 @@ from risk_app.run.render import mlflow_payload, training_notes
 
 
 def _reversed_reward(
-    cfg: Any, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: Any
+    cfg: Any, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: Any, **_: Any
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Pays for approving the applicants who defaulted and declining the others; reported to
     the evidence gate as a perfect ranker, so PPO runs and only the guard stands in its way."""

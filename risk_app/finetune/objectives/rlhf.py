@@ -225,11 +225,17 @@ def rlhf_params(choice: MethodChoice) -> RlhfParams:
 
 # ---- the stages ----------------------------------------------------------------------------
 def reward_stage(
-    cfg: RlhfParams, train_cfg: TrainConfig, data: TrainData, device: torch.device, pairs: pd.DataFrame
+    cfg: RlhfParams,
+    train_cfg: TrainConfig,
+    data: TrainData,
+    device: torch.device,
+    pairs: pd.DataFrame,
+    *,
+    policy_val_pd: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Train the reward model on the feedback pairs and score both decisions on every train
-    text (PPO's reward table) and every validation text (the evidence gate's test);
-    `policy_reward` of those scores."""
+    text (PPO's reward table) and every validation text (the evidence gate's test, beyond the
+    supervised policy's validation P(default) `policy_val_pd`); `policy_reward` of those scores."""
     reward = train_reward_model(
         pairs, cfg.reward.base_model or train_cfg.base_model, cfg.reward, seed=train_cfg.seed, device=device
     )
@@ -237,7 +243,9 @@ def reward_stage(
     held_out = score_decisions(reward.model, reward.tokenizer, data.val_texts, cfg.reward.max_length)
     # The reward model itself is dropped: only the policy is kept.
     stats = {"reward_pairs": float(len(pairs)), **reward.summary()}
-    return policy_reward(scores, data.train_labels, stats, held_out=(held_out, data.val_labels))
+    return policy_reward(
+        scores, data.train_labels, stats, held_out=(held_out, data.val_labels), policy_pd=policy_val_pd
+    )
 
 
 def policy_reward(
@@ -245,6 +253,7 @@ def policy_reward(
     labels: np.ndarray,
     stats: dict[str, float],
     held_out: tuple[np.ndarray, np.ndarray] | None = None,
+    policy_pd: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """(PPO's reward table (n, 2), `stats` + what the scores say) from reward scores (n, 2:
     approve, decline) of the train texts and their 0/1 outcomes.
@@ -259,11 +268,13 @@ def policy_reward(
     validation split — is where that test is taken when given. On the training applications
     it would be marked by its own answers: an override pair decided by an outcome carries that
     application's label, and the labeled book the policy trains on holds the same applications,
-    so a reward model that only memorised its pairs would pass.
+    so a reward model that only memorised its pairs would pass. `policy_pd`: the supervised
+    policy's P(default) on those same applications; the test is then of what the reward ranks
+    beyond that policy (`rlhf_guard.added_margin`).
     """
     margin = scores[:, 1] - scores[:, 0]
     test_scores, test_labels = held_out if held_out is not None else (scores, labels)
-    auc, p_value = reward_evidence(test_scores[:, 1] - test_scores[:, 0], test_labels)
+    auc, p_value = reward_evidence(test_scores[:, 1] - test_scores[:, 0], test_labels, policy_pd)
     stats = {
         **stats,
         "reward_margin_mean": float(margin.mean()),
@@ -366,7 +377,9 @@ def rlhf_after_sft(
     started = time.perf_counter() if started is None else started
     cfg, policy, policy_cfg = rlhf_params(choice), choice.method, choice.method_cfg
     sft_state = cpu_copy(policy.state_to_save(sft.model, policy_cfg))
-    rewards, reward_stats = reward_stage(cfg, train_cfg, data, model_device(sft.model), feedback.pairs)
+    rewards, reward_stats = reward_stage(
+        cfg, train_cfg, data, model_device(sft.model), feedback.pairs, policy_val_pd=sft.best_val_proba
+    )
     evidence = reward_stats["reward_rank_auc"], reward_stats["reward_rank_p_value"]
     if not has_evidence(evidence[1], cfg):
         verdict = verdict_without_ppo(sft, *evidence, cfg, feedback.description)

@@ -7,12 +7,18 @@ checks now stand around the PPO stage of `objectives.rlhf`:
 
 * **Evidence gate, before PPO.** The reward model's margin m(x) = r(x, decline) - r(x, approve)
   on each validation application must rank those applications' known outcomes better than
-  chance: one-sided Mann-Whitney test, p <= `max_reward_p_value` (default 0.05). A margin that
-  does not can only move the ranking at random, so PPO does not run. (The analysts are judged
-  by the outcomes, which is what a lender does with overrides.) Validation, not the training
-  applications: an override pair decided by an outcome carries its application's label, and
-  the labeled book the policy trains on holds those applications, so on them a reward model
-  that had only memorised its pairs would pass.
+  chance *beyond what the supervised policy already ranks*: the margin less its least-squares
+  fit on the supervised policy's log-odds (`added_margin`), one-sided Mann-Whitney test, p <=
+  `max_reward_p_value` (default 0.05). A margin that does not can only move the ranking at
+  random, so PPO does not run. (The analysts are judged by the outcomes, which is what a lender
+  does with overrides.) Validation, not the training applications: an override pair decided by
+  an outcome carries its application's label, and the labeled book the policy trains on holds
+  those applications, so on them a reward model that had only memorised its pairs would pass.
+  Beyond the policy, not the margin alone: a reward learnt from the whole book
+  (`ledger_decisions: book`) mostly copies the decisions that stood, i.e. the supervised model's
+  own, so it ranks validation outcomes about as well as that model does whether the analysts
+  knew anything or not (issue 24: the gate let PPO run on 6 of 10 seeds of *uninformed*
+  analysts, and test cost rose; docs/rlhf-goals.md).
 * **Validation guard, after PPO.** If PPO left validation AUC more than `max_val_auc_drop`
   (default 0.005) below the supervised policy it started from, the supervised weights are
   restored.
@@ -42,10 +48,26 @@ class GuardSettings(Protocol):
     max_reward_p_value: float
 
 
-def reward_evidence(margin: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+def added_margin(margin: np.ndarray, policy_pd: np.ndarray) -> np.ndarray:
+    """What the margin says beyond the policy: `margin` less its least-squares fit a + b *
+    logit(policy_pd) (the policy's P(default) on the same applications)."""
+    margin = np.asarray(margin, dtype=float)
+    p = np.clip(np.asarray(policy_pd, dtype=float), 1e-6, 1 - 1e-6)
+    design = np.stack([np.ones_like(p), np.log(p / (1 - p))], axis=1)
+    coef, *_ = np.linalg.lstsq(design, margin, rcond=None)
+    return margin - design @ coef
+
+
+def reward_evidence(
+    margin: np.ndarray, labels: np.ndarray, policy_pd: np.ndarray | None = None
+) -> tuple[float, float]:
     """(AUC, one-sided p) of the decline-minus-approve margin against 0/1 outcomes (1 = default):
-    does the reward prefer declining the applicants who defaulted more than chance would?"""
+    does the reward prefer declining the applicants who defaulted more than chance would? With
+    the supervised policy's P(default) on the same applications (`policy_pd`), of the margin
+    beyond what that policy ranks (`added_margin`)."""
     margin, labels = np.asarray(margin, dtype=float), np.asarray(labels, dtype=int)
+    if policy_pd is not None:
+        margin = added_margin(margin, policy_pd)
     auc = float(roc_auc_score(labels, margin))
     p_value = float(mannwhitneyu(margin[labels == 1], margin[labels == 0], alternative="greater").pvalue)
     return auc, p_value
