@@ -247,12 +247,14 @@ def summarise(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
 
 def render(goal: str, payload: dict[str, Any]) -> str:
     lines = [f"## Goal `{goal}` — {payload['machine']}", ""]
+    kl = payload["settings"].get("kl_coef")
+    kl = f" (kl_coef {kl:g})" if kl is not None else ""
     lines.append(
         f"{payload['date']}, `python bench/rlhf_analysts.py --goal {goal}`: tiny-qwen2 + LoRA r=4, "
         f"{payload['settings']['rows']} rows per seed, max_length {payload['settings']['max_length']}, "
         f"{payload['settings']['sft_epochs']} supervised epochs, reward model "
         f"{payload['settings']['reward_epochs']} "
-        f"epochs, PPO 2 epochs; override rate ≤ {payload['settings']['override_rate']:.0%}; "
+        f"epochs, PPO 2 epochs{kl}; override rate ≤ {payload['settings']['override_rate']:.0%}; "
         f"wall {payload['wall_seconds'] / 60:.1f} min. Results: `{payload['results_file']}`."
     )
     lines += [
@@ -276,7 +278,8 @@ def render(goal: str, payload: dict[str, Any]) -> str:
     lines += [
         "",
         "Per seed (supervised val AUC; per kind of analyst: pairs and overrides among them, the reward's "
-        f"rank AUC on validation, PPO stage → kept; test expected cost supervised / {' / '.join(kinds)}):",
+        "rank AUC on validation (the evidence gate's: beyond the supervised policy's log-odds since "
+        f"2026-12-07), PPO stage → kept; test expected cost supervised / {' / '.join(kinds)}):",
         "",
     ]
     for r in payload["runs"]:
