@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
@@ -102,6 +104,10 @@ class RiskAppSettings(dg.ConfigurableResource):
             guards=[GuardRule(metric="brier", max_worsening=self.brier_max_worsening)],
             max_p_value=self.promotion_max_p_value,
         )
+
+    def gate_margin(self) -> float | Literal["off"]:
+        """The benchmark gate's margin for `register_run` and `promote_run` alike ("off": no gate)."""
+        return "off" if self.benchmark_margin is None else self.benchmark_margin
 
     def drift_thresholds(self) -> BatchDriftThresholds:
         return BatchDriftThresholds(

@@ -131,7 +131,7 @@ def registered_model(
         packaged_model,
         model_name=name,
         rule=settings.promotion_rule(),
-        benchmark_margin="off" if settings.benchmark_margin is None else settings.benchmark_margin,
+        benchmark_margin=settings.gate_margin(),
     )
     return dg.Output(record, metadata=record_metadata(record, "registration"))
 
@@ -143,7 +143,8 @@ def champion_model(
 ) -> dg.Output[RunRecord]:
     """The version behind alias `champion`: the new version when the promotion rule says so,
     else the current champion stays, and the reason says why."""
-    record = promote_run(registered_model, settings.promotion_rule(), actor="dagster")
+    rule, margin = settings.promotion_rule(), settings.gate_margin()
+    record = promote_run(registered_model, rule, actor="dagster", benchmark_margin=margin)
     registration = record.need("registration")
     champion = champion_version(registration.model_name)
     sentence = champion_sentence(registration, champion)

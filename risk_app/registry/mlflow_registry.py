@@ -97,6 +97,7 @@ from risk_app.registry.promotion import (
     SameRowsEvidence,
     decide_against,
     decide_rechosen_policy,
+    gated,
 )
 from risk_app.registry.pyfunc_model import RiskModelPyfunc as RiskModelPyfunc
 from risk_app.registry.pyfunc_model import log_run_contents
@@ -251,11 +252,14 @@ def _decide_against_champion(
     version: str | int,
     rule: PromotionRule,
     same_rows: SameRowsEvidence | None = None,
+    gate: PromotionDecision | None = None,
 ) -> tuple[str, str | None, PromotionDecision]:
     """(version, champion version, verdict); the verdict's details name the champion it compared.
 
     On the same rows when `same_rows` re-scored this very champion, else on the recorded test
-    metrics of each version (`promotion.decide_against`; the verdict says which)."""
+    metrics of each version (`promotion.decide_against`; the verdict says which); a verdict
+    that would promote yields to `gate`'s refusal (the benchmark gate, `promotion.gated`). Every
+    verdict of this module, first or made again, is made here."""
     candidate = _get_version(client, name, version)
     target = str(candidate.version)
     champion = _alias_version(client, name, CHAMPION)
@@ -276,6 +280,7 @@ def _decide_against_champion(
             _version_metrics(client, candidate), champion_metrics, rule,
             champion_version=champion_version, same_rows=same_rows,
         )  # fmt: skip
+    decision = gated(decision, gate)
     details = {**decision.details, "champion_version": champion_version}
     return target, champion_version, decision.model_copy(update={"details": details})
 
@@ -321,10 +326,12 @@ def decide_and_record(
     *,
     extra: Mapping[str, Any] | None = None,
     same_rows: SameRowsEvidence | None = None,
+    gate: PromotionDecision | None = None,
 ) -> PromotionDecision:
-    """Decide against the champion and record it as a recommendation; caller holds the lock."""
+    """Decide against the champion (through `gate`) and record it as a recommendation; caller
+    holds the lock."""
     target, champion_version, decision = _decide_against_champion(
-        client, name, version, rule or PromotionRule(), same_rows
+        client, name, version, rule or PromotionRule(), same_rows, gate
     )
     if champion_version != target:
         client.set_registered_model_alias(name, CHALLENGER, target)
@@ -343,14 +350,17 @@ def record_decision(
     *,
     actor: str | None = None,
     same_rows: SameRowsEvidence | None = None,
+    gate: PromotionDecision | None = None,
 ) -> PromotionDecision:
     """Record a verdict without acting on it: tags, audit line, and alias `challenger`.
 
     For two-step promotion (a blocking check between verdict and `set_champion`, as in the
     Dagster training job): the version waits as challenger until someone or something promotes it.
     Under the registry lock: when the champion moved since `decision` was made (its
-    `details["champion_version"]`), the verdict is made again against the champion of now, and
-    that is the one recorded and returned.
+    `details["champion_version"]`), the verdict is made again against the champion of now, on
+    the same path as the first (`same_rows` when it scored that champion, else the recorded
+    metrics) and through the same `gate`, and that is the one recorded and returned. A verdict
+    that promotes is recorded through `gate` too.
     """
     client = _client()
     with registry_lock(name):
@@ -361,8 +371,9 @@ def record_decision(
         if made_against != champion_version:
             return decide_and_record(
                 client, name, target, rule, actor,
-                extra={"stale_decision_against": made_against}, same_rows=same_rows,
+                extra={"stale_decision_against": made_against}, same_rows=same_rows, gate=gate,
             )  # fmt: skip
+        decision = gated(decision, gate)
         if champion_version != target:
             client.set_registered_model_alias(name, CHALLENGER, target)
         _record_verdict(
@@ -378,11 +389,13 @@ def promote_if_better(
     *,
     actor: str | None = None,
     same_rows: SameRowsEvidence | None = None,
+    gate: PromotionDecision | None = None,
 ) -> PromotionDecision:
     """Compare `version` with the current champion; set `champion` if it wins, else `challenger`.
 
     On the same rows when `same_rows` re-scored the current champion on the challenger's test
-    rows, else on each version's recorded test metrics (the reason says which). Read, decision
+    rows, else on each version's recorded test metrics (the reason says which); a win yields to
+    `gate`'s refusal (the benchmark gate: `promotion.gated`). Read, decision
     and alias move happen under one registry lock, so the champion compared is the champion
     replaced. The decision and its reason go onto the version's tags
     (`promotion_decision`, `promotion_reason`) and into the audit log.
@@ -390,7 +403,9 @@ def promote_if_better(
     rule = rule or PromotionRule()
     client = _client()
     with registry_lock(name):
-        target, champion_version, decision = _decide_against_champion(client, name, version, rule, same_rows)
+        target, champion_version, decision = _decide_against_champion(
+            client, name, version, rule, same_rows, gate
+        )
         intent = _record_verdict(
             client, name, target, champion_version, decision, rule, actor, promoted_word="promoted"
         )

@@ -343,6 +343,18 @@ def decide_on_same_rows(evidence: SameRowsEvidence, rule: PromotionRule | None =
     return PromotionDecision(promote=True, reason=reason, details=details)
 
 
+def gated(decision: PromotionDecision, gate: PromotionDecision | None) -> PromotionDecision:
+    """`decision`, unless it promotes and `gate` refuses: then the gate's refusal.
+
+    A gate is a refusal that does not depend on the champion (the benchmark gate:
+    `run.benchmark_gate`), so every verdict against a champion, first or made again because the
+    champion moved, passes through it; the champion verdict it overrode stays in the details."""
+    if gate is None or gate.promote or not decision.promote:
+        return decision
+    overridden = {"reason": decision.reason, **decision.details}
+    return gate.model_copy(update={"details": {**gate.details, "champion_verdict": overridden}})
+
+
 def decide_against(
     challenger_metrics: Mapping[str, Any],
     champion_metrics: Mapping[str, Any] | None,

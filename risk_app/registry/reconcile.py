@@ -208,6 +208,7 @@ def register_and_decide(
     actor: str | None = None,
     mlflow_run_id: str = "",
     same_rows: SameRowsEvidence | None = None,
+    gate: PromotionDecision | None = None,
 ) -> Registration:
     """Register `artifact_dir` once per (`run_key`, `artifact_key`) and record its verdict; idempotent.
 
@@ -215,7 +216,10 @@ def register_and_decide(
     carries it out, deciding again under the lock against the champion of that moment.
     `mlflow_run_id`: the MLflow run that logged training, which then holds the model too.
     `same_rows`: the champion re-scored on this version's test rows; the verdict is made on
-    those rows when it is the champion of now (`promotion.decide_against`).
+    those rows when it is the champion of now (`promotion.decide_against`). `gate`: a refusal
+    that does not depend on the champion (the benchmark gate), which a winning verdict yields to
+    (`promotion.gated`); a retry whose version was only recommended (decided by a kill's
+    reconciliation, which has no gate) is decided again through it.
     """
     if not run_key.strip():
         raise reg.ConfigError("register_and_decide: run_key (the training run id) is required")
@@ -226,11 +230,13 @@ def register_and_decide(
         existing = [mv for mv in same_run if (mv.tags or {}).get(ARTIFACT_KEY_TAG, "") == artifact_key]
         if existing:
             mv = existing[0]
-            if (mv.tags or {}).get("promotion_decision") in DECIDED:
+            recorded = (mv.tags or {}).get("promotion_decision")
+            gate_refuses = gate is not None and not gate.promote
+            if recorded in DECIDED and not (recorded == "recommended" and gate_refuses):
                 decision = _recorded_decision(mv)
             else:
                 decision = reg.decide_and_record(
-                    client, model_name, str(mv.version), rule, actor, same_rows=same_rows
+                    client, model_name, str(mv.version), rule, actor, same_rows=same_rows, gate=gate
                 )
             earlier = (mv.tags or {}).get(RECHOSEN_TAG)
             return Registration(
@@ -254,7 +260,9 @@ def register_and_decide(
                 model_name, info.version,
                 description=f"policy re-chosen from version {rechosen_from}, same weights",
             )  # fmt: skip
-        decision = reg.decide_and_record(client, model_name, info.version, rule, actor, same_rows=same_rows)
+        decision = reg.decide_and_record(
+            client, model_name, info.version, rule, actor, same_rows=same_rows, gate=gate
+        )
     return Registration(
         model_name, info.version, info.run_id, decision, reused=False, rechosen_from=rechosen_from
     )

@@ -7,7 +7,9 @@ promotion rule's verdict against the current champion of the same registered mod
 `promote_run` carries out a positive verdict, deciding again under the registry lock. Both
 decide on the same rows when the run's evaluation re-scored that champion on its test rows
 (`run.same_rows`: a paired test of the rule's metric), and on each version's recorded test
-metrics only when it did not (the verdict says so). The CLI (`risk-app run`) and the Dagster
+metrics only when it did not (the verdict says so), and both pass every verdict that would
+promote through the benchmark gate (`run.benchmark_gate`), including a verdict made again
+because the champion moved (`promotion.gated`). The CLI (`risk-app run`) and the Dagster
 assets `registered_model` / `champion_model` both call these two functions.
 
 A credit policy chosen again on a trained run (the Dagster `credit_policy` asset re-materialized
@@ -23,12 +25,23 @@ from pathlib import Path
 from typing import Literal
 
 from risk_app.registry import mlflow_registry
-from risk_app.registry.promotion import PromotionRule
+from risk_app.registry.promotion import PromotionDecision, PromotionRule
 from risk_app.registry.reconcile import register_and_decide
 from risk_app.run.benchmark_gate import benchmark_verdict, configured_margin
 from risk_app.run.record import RegistrationFacts, RunRecord
 from risk_app.run.render import mlflow_payload, mlflow_run_name
 from risk_app.run.same_rows import same_rows_evidence
+
+
+def _benchmark_gate(
+    record: RunRecord, rule: PromotionRule, benchmark_margin: float | Literal["off"] | None
+) -> PromotionDecision | None:
+    """The benchmark gate's refusal of this run, or None (None: the configured margin, "off": no gate)."""
+    if benchmark_margin is None:
+        margin = configured_margin()
+    else:
+        margin = None if benchmark_margin == "off" else float(benchmark_margin)
+    return benchmark_verdict(record, rule, margin)
 
 
 def register_run(
@@ -45,6 +58,7 @@ def register_run(
     artifact, evaluation = record.need("artifact"), record.need("evaluation")
     rule_used = rule or PromotionRule()
     same_rows = same_rows_evidence(record, model_name, rule_used)
+    gate = _benchmark_gate(record, rule_used, benchmark_margin)
     payload = mlflow_payload(record)
     reports = [Path(p) for p in evaluation.plots.values()]
     if evaluation.lift_table:
@@ -65,20 +79,12 @@ def register_run(
         extra_artifacts=[p for p in reports if p.exists()] + [Path(artifact.path) / "MODEL_CARD.md"],
         rule=rule,
         same_rows=same_rows,
+        # Decided and recorded under the registry lock with the champion comparison, so the
+        # champion cannot move between the two (tags, audit line, alias `challenger`).
+        gate=gate,
     )
-    decision = info.decision
-    if benchmark_margin is None:
-        margin = configured_margin()
-    else:
-        margin = None if benchmark_margin == "off" else float(benchmark_margin)
-    gate = benchmark_verdict(record, rule_used, margin) if decision.promote else None
-    if gate is not None:
-        # Recorded like any verdict (tags, audit line, alias `challenger`), so the UI says why.
-        decision = mlflow_registry.record_decision(
-            model_name, info.version, gate, rule, actor="benchmark gate", same_rows=same_rows
-        )
     facts = RegistrationFacts(
-        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=decision,
+        model_name=model_name, version=int(info.version), mlflow_run_id=info.run_id, decision=info.decision,
         rechosen_from=int(info.rechosen_from) if info.rechosen_from else None,
     )  # fmt: skip
     updated = record.model_copy(update={"registration": facts})
@@ -86,15 +92,25 @@ def register_run(
     return updated
 
 
-def promote_run(record: RunRecord, rule: PromotionRule | None = None, actor: str = "risk-app") -> RunRecord:
+def promote_run(
+    record: RunRecord,
+    rule: PromotionRule | None = None,
+    actor: str = "risk-app",
+    *,
+    benchmark_margin: float | Literal["off"] | None = None,
+) -> RunRecord:
     """Carry out a positive verdict: decide again under the registry lock against the champion
-    of this moment (another run may have been promoted since), and move the alias if it wins."""
+    of this moment (another run may have been promoted since), on the same path as
+    `register_run` (same rows, benchmark gate: pass the same `benchmark_margin`), and move the
+    alias if it wins."""
     registration = record.need("registration")
     if not registration.decision.promote:
         return record
-    same_rows = same_rows_evidence(record, registration.model_name, rule or PromotionRule())
+    rule_used = rule or PromotionRule()
+    same_rows = same_rows_evidence(record, registration.model_name, rule_used)
+    gate = _benchmark_gate(record, rule_used, benchmark_margin)
     decision = mlflow_registry.promote_if_better(
-        registration.model_name, registration.version, rule, actor=actor, same_rows=same_rows
+        registration.model_name, registration.version, rule, actor=actor, same_rows=same_rows, gate=gate
     )
     changes = {"decision": decision, "promoted": decision.promote}
     updated = record.model_copy(update={"registration": registration.model_copy(update=changes)})

@@ -9,11 +9,13 @@ from pydantic import ValidationError
 from risk_app.evaluate.paired import PairedComparison
 from risk_app.registry.promotion import (
     GuardRule,
+    PromotionDecision,
     PromotionRule,
     SameRowsEvidence,
     decide,
     decide_against,
     decide_rechosen_policy,
+    gated,
 )
 
 CHAMPION = {"roc_auc": 0.780, "brier": 0.170, "f1": 0.60}
@@ -153,3 +155,13 @@ def test_the_recorded_metrics_decide_only_without_matching_same_rows_and_the_ver
         )
     first = decide_against({"roc_auc": 0.5}, None, champion_version=None, same_rows=None)
     assert first.promote and first.reason == "no current champion"
+
+
+def test_a_gate_refusal_overrides_only_a_verdict_that_promotes() -> None:
+    wins = decide({"roc_auc": 0.80, "brier": 0.2}, {"roc_auc": 0.70, "brier": 0.2})
+    loses = decide({"roc_auc": 0.60, "brier": 0.2}, {"roc_auc": 0.70, "brier": 0.2})
+    gate = PromotionDecision(promote=False, reason="trails the benchmark", details={"shortfall": 0.1})
+    held = gated(wins, gate)
+    assert not held.promote and held.reason == "trails the benchmark"
+    assert held.details["shortfall"] == 0.1 and held.details["champion_verdict"]["reason"] == wins.reason
+    assert gated(loses, gate) == loses and gated(wins, None) == wins

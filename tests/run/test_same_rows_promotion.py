@@ -16,11 +16,14 @@ import pandas as pd
 import pytest
 
 from risk_app.evaluate.metrics import score_predictions
+from risk_app.registry import mlflow_registry
 from risk_app.registry.audit import read_audit_log
 from risk_app.registry.promotion import PromotionRule
+from risk_app.run.benchmark_gate import benchmark_verdict
 from risk_app.run.evaluate import CHAMPION_ROW
 from risk_app.run.record import ChampionRowFacts, RunRecord
 from risk_app.run.register import champion_version, promote_run, register_run
+from risk_app.run.same_rows import same_rows_evidence
 from tests.evaluate.test_model_card import make_record
 from tests.scoring.doubles import save_double_artifact
 
@@ -129,3 +132,87 @@ def test_a_gain_the_paired_test_cannot_tell_from_noise_is_held_back_when_the_rul
     assert not done.promoted and done.decision.details["improvement"] > 0
     assert done.decision.reason.startswith("challenger's gain is not significant on the same rows")
     assert done.decision.details["comparison"]["p_value"] > 0.05
+
+
+# ------------------------------------------------------------- the benchmark gate on every verdict
+
+
+def _trailing_the_benchmark(home: Path, run_id: str) -> RunRecord:
+    """A challenger better than champion version 1 on the same rows (AUC 0.86 vs 0.62) that
+    trails a LightGBM benchmark of the same run (1.00) by far more than the 0.02 margin."""
+    record = _record(home, run_id, _scores(1.5, 2), champion=_scores(0.5, 3))
+    evaluation = record.need("evaluation")
+    baselines = {**evaluation.baselines, "lightgbm": score_predictions(Y, _scores(12.0, 9), 0.5)}
+    return record.model_copy(update={"evaluation": evaluation.model_copy(update={"baselines": baselines})})
+
+
+def _move_the_champion(home: Path) -> str:
+    """Another run becomes champion meanwhile: a weak version 3, made champion by hand."""
+    other = register_run(_record(home, "run-3", _scores(0.5, 5)), model_name=NAME, benchmark_margin="off")
+    version = str(other.need("registration").version)
+    mlflow_registry.set_champion(NAME, version, "another analyst's choice", actor="analyst")
+    return version
+
+
+def test_a_verdict_made_again_because_the_champion_moved_still_passes_the_benchmark_gate(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    """The verdict was made against version 1 (better: recommended, no gate yet); the champion
+    moves to version 3 before it is recorded: the verdict made again must keep the gate."""
+    challenger = _trailing_the_benchmark(risk_app_home, "run-2")
+    rule = PromotionRule()
+    first = register_run(challenger, model_name=NAME, rule=rule, benchmark_margin="off").need("registration")
+    assert first.decision.promote and first.decision.details["champion_version"] == "1"
+    moved_to = _move_the_champion(risk_app_home)
+    gate = benchmark_verdict(challenger, rule, margin=0.02)
+    assert gate is not None and not gate.promote
+
+    decision = mlflow_registry.record_decision(
+        NAME, first.version, first.decision, rule, actor="benchmark gate",
+        same_rows=same_rows_evidence(challenger, NAME, rule), gate=gate,
+    )  # fmt: skip
+    assert not decision.promote and decision.reason == gate.reason
+    assert decision.details["champion_version"] == moved_to
+    # The verdict against version 3 (on the recorded AUCs: the rows re-scored version 1) would
+    # have promoted it; the gate overrode it, and the details keep both.
+    overridden = decision.details["champion_verdict"]
+    assert overridden["reason"].startswith("challenger is better: roc_auc")
+    assert "the same-rows evaluation scored champion version 1" in overridden["reason"]
+    line = [r for r in read_audit_log() if r["to_version"] == str(first.version)][-1]
+    assert line["action"] == "reject" and line["reason"] == gate.reason
+    assert line["stale_decision_against"] == "1"
+    assert champion_version(NAME) == int(moved_to)
+
+
+def test_promotion_after_the_champion_moved_passes_the_benchmark_gate(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    challenger = _trailing_the_benchmark(risk_app_home, "run-2")
+    registered = register_run(challenger, model_name=NAME, benchmark_margin="off")
+    assert registered.need("registration").decision.promote
+    moved_to = _move_the_champion(risk_app_home)
+    done = promote_run(registered, benchmark_margin=0.02).need("registration")
+    assert not done.promoted and "trails the classical benchmark lightgbm" in done.decision.reason
+    assert done.decision.details["champion_version"] == moved_to
+    assert champion_version(NAME) == int(moved_to)
+
+
+def test_registration_records_one_verdict_through_the_gate(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    """The champion comparison and the gate are one verdict under one lock: one audit line,
+    naming the champion it was made against, so no champion move can come between them."""
+    challenger = _trailing_the_benchmark(risk_app_home, "run-2")
+    done = _register_with_gate(challenger).need("registration")
+    assert not done.promoted and champion_version(NAME) == 1
+    assert done.decision.reason.startswith("challenger roc_auc") and "trails the classical benchmark" in (
+        done.decision.reason
+    )
+    assert done.decision.details["champion_version"] == "1"
+    assert done.decision.details["champion_verdict"]["basis"] == "same_rows"
+    lines = [r for r in read_audit_log() if r["to_version"] == str(done.version)]
+    assert [r["action"] for r in lines] == ["reject"]
+
+
+def _register_with_gate(record: RunRecord) -> RunRecord:
+    return promote_run(register_run(record, model_name=NAME, benchmark_margin=0.02))
