@@ -126,6 +126,16 @@ def default_dataset() -> str:
     return os.environ.get(DATASET_ENV) or DEFAULT_DATASET
 
 
+def deployment_spec(name_or_path: str | Path | DatasetSpec | None = None) -> DatasetSpec:
+    """The spec of the data set named, else of the deployment's default (`default_dataset`).
+
+    For everything a user runs without naming a data set (scoring from the CLI or the library);
+    `load_spec(None)` stays the built-in default, which code that must not depend on the
+    deployment (the tiny tokenizer's corpus) reads."""
+    named = name_or_path is not None and not (isinstance(name_or_path, str) and not name_or_path)
+    return load_spec(name_or_path if named else default_dataset())
+
+
 def load_spec(name_or_path: str | Path | DatasetSpec | None = None) -> DatasetSpec:
     """The spec for a built-in name ("german_credit"), a spec file path, or the default (None).
 
@@ -157,6 +167,7 @@ __all__ = [
     "ProtectedSpec",
     "SpecError",
     "SynonymGroup",
+    "deployment_spec",
     "TargetSpec",
     "Unit",
     "builtin_spec_path",

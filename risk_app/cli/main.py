@@ -18,7 +18,7 @@ import typer
 from pydantic import create_model
 from rich.table import Table
 
-from data_contracts.spec import DATASET_ENV, DEFAULT_DATASET, default_dataset, load_spec
+from data_contracts.spec import DATASET_ENV, DEFAULT_DATASET, default_dataset, deployment_spec
 from risk_app import paths
 from risk_app.atomic import atomic_write_text
 from risk_app.cli.bases import bases_app
@@ -180,7 +180,7 @@ def train(
     from risk_app.policy.credit import PolicyConfig
     from risk_app.workflow import TrainingSource
 
-    spec = load_spec(dataset or default_dataset())
+    spec = deployment_spec(dataset)
     config = parse_config(
         TrainConfig,
         {
@@ -321,7 +321,7 @@ def score(
     from risk_app.scoring.staged import score_and_record
 
     # The registered model of the data set asked for, else of the deployment's default data set.
-    registered = load_spec(dataset or default_dataset()).name
+    registered = deployment_spec(dataset).name
     if not Path(model).expanduser().is_dir():  # a version or alias: the registry is read
         reconcile_first(registered)
     with console.status(f"scoring {input} with model {model}"):
@@ -360,7 +360,7 @@ def compare_methods_command(
     from risk_app.finetune import compare
     from risk_app.finetune.config import TrainConfig
 
-    spec = load_spec(dataset or default_dataset())
+    spec = deployment_spec(dataset)
     values = {"epochs": epochs, "seed": seed, **given(base_model=base_model), **parse_params(setting, None)}
     base = parse_config(TrainConfig, values)
     variants = compare.select_variants(methods_)

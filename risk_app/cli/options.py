@@ -2,12 +2,12 @@
 training through Dagster) and the data-set option of every command.
 
 An option left out means "the library's default": the data set is `$RISK_APP_DATASET`, else
-the built-in default (`data_contracts.spec.default_dataset`), and the training settings are
+the built-in default (`data_contracts.spec.deployment_spec`), and the training settings are
 `TrainConfig`'s defaults (`risk_app.finetune.defaults`, which the help shows), so the CLI never
 states a default of its own that could drift.
 
     def train(dataset: DatasetOption = None, method: MethodOption = None, ...) -> None:
-        spec = load_spec(dataset or default_dataset())
+        spec = deployment_spec(dataset)
 """
 
 from __future__ import annotations

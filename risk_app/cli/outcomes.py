@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from data_contracts.spec import default_dataset, load_spec
+from data_contracts.spec import default_dataset, deployment_spec
 from risk_app.cli.options import DatasetOption
 from risk_app.errors import RiskAppError
 
@@ -72,7 +72,7 @@ def book(dataset: DatasetOption = None) -> None:
     from risk_app.outcomes.book import book_counts, labeled_book, vintage_counts
 
     try:
-        spec = load_spec(dataset or default_dataset())
+        spec = deployment_spec(dataset)
         frame = labeled_book(spec)
     except RiskAppError as exc:
         raise _fail(exc) from None
@@ -102,7 +102,7 @@ def backtest(
     from risk_app.outcomes.report import champion_card_with_backtest
 
     try:
-        spec = load_spec(dataset or default_dataset())
+        spec = deployment_spec(dataset)
         frame = labeled_book(spec)
         chosen = [vintage] if vintage else sorted(vintage_outcome_counts(spec))
         if not chosen:

@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from data_contracts.spec import load_spec
+from data_contracts.spec import deployment_spec, load_spec
 from risk_app import paths
 from risk_app.atomic import atomic_write_json
 from risk_app.data.load import check_data_file, iter_applications
@@ -413,9 +413,11 @@ def score_and_record(
     `output_path` defaults to `batch_output_path(input_path, batch id, model version)`;
     quarantined rows go to `<output stem>.quarantine.parquet` beside it. The model is
     `risk_model`, or `model_ref` resolved in `model_name` (default: the registered model named
-    after `spec`, as in Dagster); the file must pass the model's own spec (a different `spec`
-    named explicitly is refused). The file is validated `chunk_rows` rows at a time (None:
-    whole) into a stage of this call's own under `<home>/scoring_stage/`, removed at the end.
+    after `spec`, as in Dagster; no `spec`: after the deployment's default data set,
+    `data_contracts.spec.deployment_spec`, as the CLI resolves it); the file must pass the
+    model's own spec (a different `spec` named explicitly is refused). The file is validated
+    `chunk_rows` rows at a time (None: whole) into a stage of this call's own under
+    `<home>/scoring_stage/`, removed at the end.
     """
     # A bad file is refused before hashing it or loading the (slow) model.
     source = check_data_file(input_path)
@@ -424,7 +426,7 @@ def score_and_record(
         explicit = output_target(source, batch_id, output_path, fmt)
         if explicit.exists() and not overwrite:
             raise _exists_error(explicit)  # refused before loading the (slow) model
-    asked = load_spec(spec)
+    asked = deployment_spec(spec)
     model = risk_model or load_model(model_ref, model_name=model_name or asked.name)
     target = output_target(source, batch_id, output_path, fmt, model)
     if target.exists() and not overwrite:
