@@ -348,11 +348,16 @@ def gated(decision: PromotionDecision, gate: PromotionDecision | None) -> Promot
 
     A gate is a refusal that does not depend on the champion (the benchmark gate:
     `run.benchmark_gate`), so every verdict against a champion, first or made again because the
-    champion moved, passes through it; the champion verdict it overrode stays in the details."""
+    champion moved, passes through it. The champion verdict it overrode stays in the details and,
+    when there was a champion to compare with, in the reason, so an analyst deciding on a manual
+    promotion reads both: "<gate's sentence>; against the champion alone: <verdict>"."""
     if gate is None or gate.promote or not decision.promote:
         return decision
     overridden = {"reason": decision.reason, **decision.details}
-    return gate.model_copy(update={"details": {**gate.details, "champion_verdict": overridden}})
+    compared = "champion" in decision.details  # not "no current champion"
+    reason = f"{gate.reason}; against the champion alone: {decision.reason}" if compared else gate.reason
+    details = {**gate.details, "champion_verdict": overridden}
+    return gate.model_copy(update={"reason": reason, "details": details})
 
 
 def decide_against(

@@ -162,6 +162,9 @@ def test_a_gate_refusal_overrides_only_a_verdict_that_promotes() -> None:
     loses = decide({"roc_auc": 0.60, "brier": 0.2}, {"roc_auc": 0.70, "brier": 0.2})
     gate = PromotionDecision(promote=False, reason="trails the benchmark", details={"shortfall": 0.1})
     held = gated(wins, gate)
-    assert not held.promote and held.reason == "trails the benchmark"
+    assert not held.promote
+    assert held.reason == f"trails the benchmark; against the champion alone: {wins.reason}"
     assert held.details["shortfall"] == 0.1 and held.details["champion_verdict"]["reason"] == wins.reason
     assert gated(loses, gate) == loses and gated(wins, None) == wins
+    # A first version (no champion to compare with) reads the gate's sentence alone.
+    assert gated(decide({"roc_auc": 0.8}, None), gate).reason == "trails the benchmark"

@@ -171,7 +171,7 @@ def test_a_verdict_made_again_because_the_champion_moved_still_passes_the_benchm
         NAME, first.version, first.decision, rule, actor="benchmark gate",
         same_rows=same_rows_evidence(challenger, NAME, rule), gate=gate,
     )  # fmt: skip
-    assert not decision.promote and decision.reason == gate.reason
+    assert not decision.promote and decision.reason.startswith(gate.reason)
     assert decision.details["champion_version"] == moved_to
     # The verdict against version 3 (on the recorded AUCs: the rows re-scored version 1) would
     # have promoted it; the gate overrode it, and the details keep both.
@@ -179,7 +179,8 @@ def test_a_verdict_made_again_because_the_champion_moved_still_passes_the_benchm
     assert overridden["reason"].startswith("challenger is better: roc_auc")
     assert "the same-rows evaluation scored champion version 1" in overridden["reason"]
     line = [r for r in read_audit_log() if r["to_version"] == str(first.version)][-1]
-    assert line["action"] == "reject" and line["reason"] == gate.reason
+    assert line["action"] == "reject" and line["reason"] == decision.reason
+    assert "; against the champion alone: challenger is better: roc_auc" in decision.reason
     assert line["stale_decision_against"] == "1"
     assert champion_version(NAME) == int(moved_to)
 
@@ -210,6 +211,10 @@ def test_registration_records_one_verdict_through_the_gate(
     )
     assert done.decision.details["champion_version"] == "1"
     assert done.decision.details["champion_verdict"]["basis"] == "same_rows"
+    # Both sentences: the analyst who may promote it by hand sees that it beats the champion.
+    assert "; against the champion alone: challenger is better on the same rows: on the challenger's 300" in (
+        done.decision.reason
+    )
     lines = [r for r in read_audit_log() if r["to_version"] == str(done.version)]
     assert [r["action"] for r in lines] == ["reject"]
 
