@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.definitions import defs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]  # ray: one Ray cluster at a time (tests/conftest.py)
 
 
 def test_launchpad_refuses_unknown_keys() -> None:
