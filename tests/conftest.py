@@ -70,7 +70,9 @@ def _worker_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 
 
 @pytest.fixture(autouse=True)
-def _one_ray_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _one_ray_cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     # Flower's Simulation Engine starts a local Ray cluster; two at once (one per xdist worker)
     # would compete for /tmp/ray, ports and the machine's memory.
     if request.node.get_closest_marker("ray") is None or not os.environ.get("PYTEST_XDIST_WORKER"):
