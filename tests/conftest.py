@@ -7,7 +7,9 @@ writes the developer's `var/` (warehouse, MLflow, models) or another test's stat
 on one worker, so module fixtures are made once). A worker gets its own DAGSTER_HOME; what
 every worker would build the same (the migrated MLflow database, the tiny base model) is built
 once for the run, under a lock, in the folder the workers share; tests marked `ray` (Flower's
-Simulation Engine) take a run-wide lock, so two Ray clusters never run at once.
+Simulation Engine) take a run-wide lock, so two Ray clusters never run at once. Files with a
+test marked `slow` are collected first (`--no-loadscope-reorder` keeps that order), so the
+workers take the long files early and end together on short ones.
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ def _run_lock(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[P
             yield folder
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Longest first: a long file taken last would run alone on one worker while the other idles
+    # (the end-to-end files have one or two tests, so xdist's own order, most tests first, put
+    # them last). Stable: the rest keep their order.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture(scope="session", autouse=True)
