@@ -38,9 +38,9 @@ from data_contracts.spec_text import ESTIMATED_TOKENS
 from risk_app import paths
 from risk_app.augment.config import AugmentConfig
 from risk_app.augment.pipeline import augment_training_examples
-from risk_app.data.examples import PreparationConfig, prepare_training_examples
+from risk_app.data.ingest import ingest_and_validate as ingest_and_validate
+from risk_app.data.ingest import prepare_examples as prepare_examples
 from risk_app.data.load import load_applications
-from risk_app.data.split import SplitKind
 from risk_app.data.validate import ValidationResult, validate_applications
 from risk_app.errors import ConfigError, RiskAppError
 from risk_app.finetune.config import TrainConfig
@@ -116,41 +116,12 @@ def read_training_applications(source: TrainingSource, spec: Any = None) -> Trai
     return TrainingApplications(load_applications(path, spec=spec), path)
 
 
-def ingest_and_validate(
-    path: str | Path, require_target: bool | None = True, spec: Any = None
-) -> ValidationResult:
-    """Load a CSV/Parquet file and split it into contract-valid rows and quarantined rows.
-
-    `require_target=None` decides from the file: a file that holds the target column is checked
-    as training data (labels required, and the positive label must occur), else as scoring data.
-    """
-    frame = load_applications(path, spec=spec)
-    if require_target is None:
-        require_target = load_spec(spec).target.column in frame.columns
-    return validate_applications(frame, source=str(path), require_target=require_target, spec=spec)
-
-
 def validate_for_training(
     source: TrainingSource, spec: Any = None
 ) -> tuple[TrainingApplications, ValidationResult]:
     """Read the applications `source` names and validate them as training data."""
     read = read_training_applications(source, spec)
     return read, validate_applications(read.frame, source=read.source, spec=spec)
-
-
-def prepare_examples(
-    valid: pd.DataFrame,
-    seed: int = 42,
-    exclude_fields: Sequence[str] = (),
-    spec: Any = None,
-    *,
-    split: SplitKind = "random",
-    test_on: Literal["latest_vintage", "fractions"] = "latest_vintage",
-) -> pd.DataFrame:
-    """Serialize each valid application to text and assign its split: stratified 70/15/15 at
-    random, or out of time (`risk_app.data.examples.PreparationConfig`)."""
-    config = PreparationConfig(seed=seed, exclude_fields=list(exclude_fields), split=split, test_on=test_on)
-    return prepare_training_examples(valid, config, spec=spec)
 
 
 def augment_examples(

@@ -43,6 +43,7 @@ from sklearn.metrics import roc_auc_score
 
 from data_contracts.spec import DatasetSpec, load_spec
 from risk_app.atomic import atomic_write_text
+from risk_app.data.ingest import ingest_and_validate, prepare_examples
 from risk_app.errors import ConfigError
 from risk_app.federated.config import FederatedConfig
 from risk_app.federated.dpsgd import dp_fit_head, lender_epsilon
@@ -63,7 +64,6 @@ from risk_app.finetune.run_setup import (
 from risk_app.finetune.speed import apply_load_levers
 from risk_app.finetune.trainer import plan_run
 from risk_app.finetune.types import TrainData
-from risk_app.workflow import ingest_and_validate, prepare_examples
 
 SITE_FILE = "lender.json"
 # Fit/evaluate config keys the server sends (besides Flower's own `proximal_mu`).

@@ -107,12 +107,8 @@ def test_synonyms_change_texts_and_map_back_exactly(run_augment, examples_df: pd
     for sid, text in zip(rows["source_application_id"], rows["text"], strict=True):
         assert canonicalize_synonyms(text) == sources[sid]
     # Several different words were swapped across the set, not one fixed substitution.
-    swapped = {
-        w
-        for text in rows["text"]
-        for w in tokenize_exact(text)
-        if w in default_lexicon().alternative_to_canonical
-    }
+    alternatives = default_lexicon().alternative_to_canonical  # once: not per word (25,000 words)
+    swapped = {w for text in rows["text"] for w in tokenize_exact(text) if w in alternatives}
     assert len(swapped) >= 15
 
 

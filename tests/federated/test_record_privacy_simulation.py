@@ -12,7 +12,7 @@ from risk_app.federated.simulation import run_sites
 from tests.federated.conftest import quick_config
 from tests.federated.test_record_privacy import HEAD_TRAIN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]  # ray: one Ray cluster at a time (tests/conftest.py)
 
 
 def test_each_lender_reports_its_own_epsilon_and_the_consortium_the_largest(

@@ -21,7 +21,7 @@ from risk_app.federated.server import RoundReport
 from risk_app.federated.simulation import run_sites
 from tests.federated.conftest import quick_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]  # ray: one Ray cluster at a time (tests/conftest.py)
 
 # One Ray actor runs every virtual lender in turn. Each actor process imports torch, transformers
 # and risk_app before its first lender (about 10 CPU-seconds); the lenders here train 32 rows for

@@ -46,6 +46,8 @@ from risk_app.finetune.trainer import plan_run
 from risk_app.finetune.types import TrainData, TrainResult
 from risk_app.registry.artifact import load_risk_model, save_risk_model
 
+pytestmark = pytest.mark.slow  # slow: scheduled first (tests/conftest.py)
+
 METHOD_NAMES = [name for name, _ in list_methods()]
 
 # ---- a small, learnable data set -----------------------------------------------------------

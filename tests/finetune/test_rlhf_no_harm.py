@@ -36,6 +36,8 @@ from risk_app.finetune.registry import resolve_method
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainData
 
+pytestmark = pytest.mark.slow  # slow: scheduled first (tests/conftest.py)
+
 MAX_DROP = 0.005
 N_TRAIN, N_VAL, N_FEEDBACK = 64, 64, 48
 

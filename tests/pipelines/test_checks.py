@@ -78,6 +78,7 @@ def test_promotion_check_passes_only_a_winning_challenger() -> None:
     assert "0.70" in verdict.description
 
 
+@pytest.mark.slow  # slow: scheduled first (tests/conftest.py)
 def test_drift_check_speaks_plainly_and_fails_only_on_real_drift() -> None:
     from types import SimpleNamespace
 

@@ -17,6 +17,7 @@ def test_launchpad_refuses_unknown_keys() -> None:
         job.execute_in_process(run_config=config, instance=dg.DagsterInstance.ephemeral())
 
 
+@pytest.mark.ray  # one Ray cluster at a time (tests/conftest.py)
 def test_federated_training_job_reports_each_round(tiny_qwen2) -> None:
     train = {"method": "lora", "max_length": 48, "batch_size": 16, "device": "cpu"}
     config = {"ops": {"train_consortium": {"config": {

@@ -23,7 +23,8 @@ from risk_app.storage.locks import file_lock
 from tests.reliability.conftest import KILLED, child_env, run_child, start_child
 
 NAME = reg.DEFAULT_MODEL_NAME
-pytestmark = pytest.mark.usefixtures("mlflow_store")
+# slow: scheduled first (tests/conftest.py)
+pytestmark = [pytest.mark.usefixtures("mlflow_store"), pytest.mark.slow]
 
 
 def _artifact(home: Path, version: str, seed: int = 0) -> Path:

@@ -18,6 +18,8 @@ from risk_app.storage.warehouse import query
 from tests.reliability.conftest import KILLED, applications, run_child, start_child
 from tests.storage.rows import scored_rows_per_batch
 
+pytestmark = pytest.mark.slow  # slow: scheduled first (tests/conftest.py)
+
 SCORE_IN_CHILD = """
 from tests.scoring.doubles import load_double_artifact
 from risk_app.scoring.staged import score_and_record

@@ -24,7 +24,8 @@ from risk_app.registry import mlflow_registry as reg
 from risk_app.run.record import RunRecord
 from tests.reliability.conftest import KILLED, run_child
 
-pytestmark = pytest.mark.usefixtures("mlflow_store")
+# slow: scheduled first (tests/conftest.py)
+pytestmark = [pytest.mark.usefixtures("mlflow_store"), pytest.mark.slow]
 runner = CliRunner()
 
 TRAIN_IN_CHILD = """

@@ -106,6 +106,7 @@ def test_policy_config_rejects_unknown_keys_and_bad_values() -> None:
         TrainConfig.model_validate({"calibration": "platt"})
 
 
+@pytest.mark.slow  # slow: scheduled first (tests/conftest.py)
 def test_a_killed_run_resumes_to_the_same_model(small_file: Path, tiny_qwen2: Path) -> None:
     from risk_app.finetune.events import on_epoch_end
 
