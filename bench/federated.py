@@ -62,15 +62,18 @@ from bench.machine import machine_label
 from bench.markdown import replace_section
 from data_contracts.spec import load_spec
 from risk_app.federated.config import FederatedConfig, Partition, RecordPrivacyConfig
-from risk_app.federated.dpsgd import lender_epsilon
+from risk_app.federated.dpsgd import STATISTICS_RELEASES, lender_epsilon
 from risk_app.federated.lender import Lender, LenderData, LenderSite, check_federable, prepared_model
+from risk_app.federated.moments import uses_standardised_head
 from risk_app.federated.partition import describe_partition, partition_applications
 from risk_app.federated.privacy import epsilon_spent
 from risk_app.federated.product import federated_model
 from risk_app.federated.simulation import run_sites, write_lender_sites
-from risk_app.federated.strategy import ConsortiumClientManager, build_strategy
+from risk_app.federated.statistics_rounds import consortium_standardisation
+from risk_app.federated.strategy import ConsortiumClientManager, ConsortiumGuard, build_strategy
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
+from risk_app.finetune.standardised_head import standardised_head
 from risk_app.finetune.trainer import train_classifier
 from risk_app.finetune.types import TrainData
 from risk_app.workflow import ingest_and_validate
@@ -80,6 +83,8 @@ DELTA = 1e-5
 METHODS: dict[str, dict[str, Any]] = {
     "lora": {"method": "lora"},
     "head": {"method": "freeze", "method_params": {"n_trainable_layers": 0, "head": "linear"}},
+    # The same head on standardised features, with a bias (consortium statistics rounds first).
+    "head-std": {"method": "freeze", "method_params": {"n_trainable_layers": 0, "head": "standardised"}},
 }
 
 
@@ -91,7 +96,9 @@ def noise_for_epsilon(target: float, rounds: int, delta: float) -> float:
     return round(sigma, 2)
 
 
-def record_noise_for_epsilon(target: float, rows: list[int], batch_size: int, epochs: int) -> float:
+def record_noise_for_epsilon(
+    target: float, rows: list[int], batch_size: int, epochs: int, statistics_releases: int = 0
+) -> float:
     """The smallest DP-SGD noise multiplier (to 0.01, rounded up) with which every lender spends <= target.
 
     Bisection between 0.5 and 10 (ε falls as the noise grows): the accountant's series converge
@@ -100,7 +107,7 @@ def record_noise_for_epsilon(target: float, rows: list[int], batch_size: int, ep
 
     def worst(sigma: float) -> float:
         privacy = RecordPrivacyConfig(enabled=True, noise_multiplier=sigma, delta=DELTA)
-        return max(lender_epsilon(privacy, n, batch_size, epochs) for n in rows)
+        return max(lender_epsilon(privacy, n, batch_size, epochs, statistics_releases) for n in rows)
 
     low, high = 0.5, 10.0
     if worst(high) > target:
@@ -186,7 +193,24 @@ def run_in_process(sites: list[LenderSite], config: FederatedConfig) -> tuple[li
         clients.register(_Node(str(k)))
         clients.admit(str(k), site.name)
         lenders[str(k)] = Lender(site, config)
-    guard = build_strategy(config, template, arrays, clients, len(sites))
+    extra = None
+    if uses_standardised_head(config):
+
+        def run_round(statistics: ConsortiumGuard, server_round: int) -> list[np.ndarray] | None:
+            initial = statistics.initialize_parameters(clients)
+            assert initial is not None
+            asked = statistics.configure_fit(server_round, initial, clients)
+            answers = []
+            for proxy, ins in asked:
+                out, n, metrics = lenders[proxy.cid].fit(parameters_to_ndarrays(ins.parameters), ins.config)
+                answers.append((proxy, FitRes(Status(Code.OK, ""), ndarrays_to_parameters(out), n, metrics)))
+            params, _ = statistics.aggregate_fit(server_round, answers, [])
+            return None if params is None else parameters_to_ndarrays(params)
+
+        head = standardised_head(prepared.model)
+        assert head is not None
+        extra = consortium_standardisation(run_round, config, int(head.mean.shape[0]), clients).instructions()
+    guard = build_strategy(config, template, arrays, clients, len(sites), extra)
     spent: dict[str, float] = {}
     for server_round in range(1, config.rounds + 1):
         instructions = guard.configure_fit(server_round, ndarrays_to_parameters(arrays), clients)
@@ -198,6 +222,8 @@ def run_in_process(sites: list[LenderSite], config: FederatedConfig) -> tuple[li
         if params is not None:
             arrays = parameters_to_ndarrays(params)
         spent.update(guard.log.record_epsilon)
+    if extra is not None:  # the bench scores the global model here: the consortium's statistics go in
+        lenders["0"].take_standardisation(prepared, extra)
     return arrays, spent
 
 
@@ -399,7 +425,8 @@ def build_configs(
     if args.dp == "record":
         batch, rounds = args.dp_batch_size or args.batch_size, args.dp_rounds or args.rounds
         epochs = args.dp_local_epochs or args.local_epochs
-        sigma = record_noise_for_epsilon(args.epsilon, rows, batch, rounds * epochs)
+        releases = STATISTICS_RELEASES if args.method == "head-std" else 0
+        sigma = record_noise_for_epsilon(args.epsilon, rows, batch, rounds * epochs, releases)
         privacy = {"record_privacy": {"enabled": True, "noise_multiplier": sigma, "max_grad_norm": args.clip}}
         dp_train = train.model_copy(update={"batch_size": batch, "learning_rate": args.dp_lr or args.lr})
         base = {**base, "rounds": rounds, "local_epochs": epochs, "train": dp_train.model_dump()}

@@ -97,6 +97,24 @@ class RecordPrivacyConfig(BaseModel):
     max_epsilon: float | None = Field(
         default=None, gt=0, description="A lender whose planned rounds would spend more ε refuses at join."
     )
+    statistics_noise_multiplier: float = Field(
+        default=4.0,
+        gt=0,
+        description="Standardised head: noise of each statistics release (the feature mean, the spread) in "
+        "units of its sensitivity; both releases count in the lender's ε.",
+    )
+    statistics_clip_mean: float = Field(
+        default=8.0,
+        gt=0,
+        description="Standardised head: L2 bound on one row's features in the mean's release (tiny-qwen2's "
+        "final RMSNorm puts every row at norm 7.99).",
+    )
+    statistics_clip_spread: float = Field(
+        default=1.5,
+        gt=0,
+        description="Standardised head: L2 bound on one row's deviation from the mean in the spread's "
+        "release.",
+    )
 
 
 class FederatedConfig(BaseModel):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import math
 import secrets
+import warnings
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,11 @@ from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.features import cached_features
 from risk_app.finetune.methods.base import HEAD_MODULE
 from risk_app.finetune.objectives.frozen_features import feature_settings
+from risk_app.finetune.standardised_head import standardised_head
 from risk_app.finetune.types import TrainData
+
+# The standardised head's statistics rounds: the mean's and the spread's Gaussian releases (moments.py).
+STATISTICS_RELEASES = 2
 
 
 def steps_per_epoch(rows: int, batch_size: int) -> int:
@@ -57,10 +62,25 @@ def steps_per_epoch(rows: int, batch_size: int) -> int:
     return max(1, math.ceil(rows / batch_size))
 
 
-def lender_epsilon(privacy: RecordPrivacyConfig, rows: int, batch_size: int, epochs: int) -> float:
-    """ε at `privacy.delta` of `epochs` DP-SGD epochs over `rows` rows (Opacus' RDP accountant)."""
+def lender_epsilon(
+    privacy: RecordPrivacyConfig, rows: int, batch_size: int, epochs: int, statistics_releases: int = 0
+) -> float:
+    """ε at `privacy.delta` of `epochs` DP-SGD epochs over `rows` rows, composed with the lender's
+    `statistics_releases` Gaussian statistics releases (`moments.lender_moment`; the standardised
+    head's two), by Opacus' RDP accountant."""
     per_epoch = steps_per_epoch(rows, batch_size)
-    return epsilon_spent(privacy.noise_multiplier, 1.0 / per_epoch, epochs * per_epoch, privacy.delta)
+    if statistics_releases == 0:
+        return epsilon_spent(privacy.noise_multiplier, 1.0 / per_epoch, epochs * per_epoch, privacy.delta)
+    from opacus.accountants import RDPAccountant  # heavy optional import: only when DP is on
+
+    accountant = RDPAccountant()
+    accountant.history = [
+        (privacy.statistics_noise_multiplier, 1.0, statistics_releases),
+        (privacy.noise_multiplier, 1.0 / per_epoch, epochs * per_epoch),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # opacus warns about the optimal order near the grid edge
+        return float(accountant.get_epsilon(privacy.delta))
 
 
 def head_features(prepared: Any, train: TrainConfig, texts: list[str]) -> np.ndarray:
@@ -120,7 +140,13 @@ def dp_fit_head(
     """(train loss, validation AUC, ε so far) of one round of DP-SGD on the prepared model's head."""
     x_train = head_features(prepared, train, data.train_texts)
     score = getattr(prepared.model, HEAD_MODULE)
-    loss = dp_train_head(score, x_train, data.train_labels, train=train, privacy=privacy)
+    standardised = standardised_head(prepared.model)
+    if standardised is None:
+        loss = dp_train_head(score, x_train, data.train_labels, train=train, privacy=privacy)
+    else:  # the biased linear map trains on the consortium's standardised features
+        with torch.no_grad():
+            z_train = standardised.standardise(torch.tensor(x_train, dtype=torch.float32)).numpy()
+        loss = dp_train_head(standardised.linear, z_train, data.train_labels, train=train, privacy=privacy)
     x_val = head_features(prepared, train, data.val_texts)
     param = next(score.parameters())
     with torch.no_grad():
@@ -128,5 +154,8 @@ def dp_fit_head(
     margin = (logits[:, 1] - logits[:, 0]).numpy()
     two_labels = len(np.unique(data.val_labels)) == 2
     val_auc = float(roc_auc_score(data.val_labels, margin)) if two_labels else math.nan
-    epsilon = lender_epsilon(privacy, len(data.train_texts), train.batch_size, server_round * train.epochs)
+    releases = 0 if standardised is None else STATISTICS_RELEASES
+    epsilon = lender_epsilon(
+        privacy, len(data.train_texts), train.batch_size, server_round * train.epochs, releases
+    )
     return loss, val_auc, epsilon

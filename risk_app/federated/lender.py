@@ -46,8 +46,17 @@ from risk_app.atomic import atomic_write_text
 from risk_app.data.ingest import ingest_and_validate, prepare_examples
 from risk_app.errors import ConfigError
 from risk_app.federated.config import FederatedConfig
-from risk_app.federated.dpsgd import dp_fit_head, lender_epsilon
+from risk_app.federated.dpsgd import dp_fit_head, head_features, lender_epsilon
 from risk_app.federated.join import KEY_LENDER, KEY_REFUSAL, KEY_SPEC_HASH, KEY_TEMPLATE, terms_difference
+from risk_app.federated.moments import (
+    KEY_MEAN,
+    KEY_PHASE,
+    PHASE_SPREAD,
+    ConsortiumStandardisation,
+    decode_vector,
+    lender_moment,
+    statistics_releases,
+)
 from risk_app.federated.proximal import WithProximalTerm
 from risk_app.federated.tensors import TensorTemplate
 from risk_app.finetune.config import TrainConfig
@@ -62,6 +71,7 @@ from risk_app.finetune.run_setup import (
     weighted_cross_entropy,
 )
 from risk_app.finetune.speed import apply_load_levers
+from risk_app.finetune.standardised_head import set_standardisation, standardised_head
 from risk_app.finetune.trainer import plan_run
 from risk_app.finetune.types import TrainData
 
@@ -161,7 +171,7 @@ def check_federable(config: FederatedConfig) -> None:
     if objective == "rlhf":
         raise ConfigError("method 'rlhf' learns from analyst feedback, which stays with each lender; "
                           "federate its policy method instead")  # fmt: skip
-    linear_head = objective == "frozen_features" and getattr(cfg, "head", "") == "linear"
+    linear_head = objective == "frozen_features" and getattr(cfg, "head", "") in ("linear", "standardised")
     if config.record_privacy.enabled and not linear_head:
         raise ConfigError(
             "record-level DP-SGD (record_privacy) trains the linear head on frozen features only: use "
@@ -169,10 +179,16 @@ def check_federable(config: FederatedConfig) -> None:
             "per-example clipping)"
         )
     if objective == "frozen_features":
-        if getattr(cfg, "head", "linear") != "linear":
+        if getattr(cfg, "head", "linear") == "logistic":
             raise ConfigError(
-                "a head on frozen features federates only as head='linear': the logistic head is refitted "
-                "from scratch each round, so averaging it would ignore the global model"
+                "a head on frozen features federates only as head 'linear' or 'standardised': the "
+                "logistic head is refitted from scratch each round, so averaging it would ignore the "
+                "global model"
+            )
+        if getattr(cfg, "head", "") == "standardised" and config.privacy.enabled:
+            raise ConfigError(
+                "the standardised head's statistics rounds are not covered by lender-level DP (privacy); "
+                "use record_privacy, whose ε counts them, or head 'linear'"
             )
         if config.strategy == "fedprox" and config.proximal_mu > 0:
             raise ConfigError(
@@ -235,7 +251,9 @@ class Lender(NumPyClient):
         rows = len(self._data().train.train_texts)
         if cfg.train.max_train_rows is not None:
             rows = min(rows, cfg.train.max_train_rows)
-        planned = lender_epsilon(privacy, rows, cfg.train.batch_size, cfg.rounds * cfg.local_epochs)
+        planned = lender_epsilon(
+            privacy, rows, cfg.train.batch_size, cfg.rounds * cfg.local_epochs, statistics_releases(cfg)
+        )
         if planned <= privacy.max_epsilon:
             return None
         return (
@@ -247,10 +265,35 @@ class Lender(NumPyClient):
         prepared = self._model()
         return prepared.template.arrays(prepared.model)
 
+    def _statistics(self, phase: str, config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict]:
+        """A statistics round (moments.py): this lender's feature mean or spread, and its row count."""
+        data, prepared, train = self._data(), self._model(), self.config.train
+        rows = subsample_train(data.train, train.max_train_rows, train.seed)
+        mean = decode_vector(config[KEY_MEAN], "mean") if phase == PHASE_SPREAD else None
+        privacy = self.config.record_privacy if self.config.record_privacy.enabled else None
+        with lender_home(self.site):
+            features = head_features(prepared, train, rows.train_texts)
+        return [lender_moment(features, phase, mean, privacy)], len(rows.train_texts), {}
+
+    def take_standardisation(self, prepared: PreparedModel, config: dict[str, Any]) -> None:
+        """The standardised head takes the consortium's mean and scale from the instruction."""
+        head = standardised_head(prepared.model)
+        if head is None:
+            return
+        standardisation = ConsortiumStandardisation.from_instructions(config)
+        if standardisation is None:
+            raise ConfigError(
+                "the standardised head needs the consortium's feature statistics in each instruction"
+            )
+        set_standardisation(head, standardisation.mean, standardisation.scale, fixed=True)
+
     def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict]:
+        if KEY_PHASE in config:
+            return self._statistics(str(config[KEY_PHASE]), config)
         started = time.perf_counter()
         data, prepared = self._data(), self._model()
         prepared.template.load(prepared.model, parameters)
+        self.take_standardisation(prepared, config)
         server_round = int(config.get(KEY_ROUND, 1))
         train_config = self.config.lender_train_config(server_round)
         mu = float(config.get("proximal_mu", 0.0))
@@ -282,6 +325,7 @@ class Lender(NumPyClient):
     def evaluate(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[float, int, dict]:
         data, prepared = self._data(), self._model()
         prepared.template.load(prepared.model, parameters)
+        self.take_standardisation(prepared, config)
         split = str(config.get(KEY_SPLIT, "validation"))
         texts, labels = (
             (data.test_texts, data.test_labels)

@@ -31,10 +31,12 @@ from safetensors.numpy import load_file
 from data_contracts.spec import load_spec
 from risk_app.errors import RiskAppError
 from risk_app.federated.lender import LenderSite
+from risk_app.federated.moments import ConsortiumStandardisation
 from risk_app.federated.server import ConsortiumOutcome
 from risk_app.federated.tensors import TensorTemplate
 from risk_app.finetune.registry import resolve_method
 from risk_app.finetune.run_setup import count_parameters, seed_everything
+from risk_app.finetune.standardised_head import set_standardisation, standardised_head
 from risk_app.finetune.types import TrainResult
 from risk_app.policy.credit import PolicyConfig
 from risk_app.run.evaluate import DEFAULT_BASELINES, evaluate_run
@@ -109,6 +111,14 @@ def federated_model(outcome: ConsortiumOutcome) -> tuple[Any, Any, TensorTemplat
         )
     tensors = load_file(outcome.weights_file)
     template.load(model, [tensors[name] for name in template.names], outcome.weights_file)
+    standardisation = ConsortiumStandardisation.from_json(outcome.standardisation)
+    head = standardised_head(model)
+    if head is not None:  # the consortium's statistics go into the model, so the artifact carries them
+        if standardisation is None:
+            raise RiskAppError(
+                f"{outcome.weights_file}: a standardised head without the consortium's statistics"
+            )
+        set_standardisation(head, standardisation.mean, standardisation.scale, fixed=True)
     return model.eval(), tokenizer, template
 
 

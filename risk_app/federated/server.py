@@ -41,6 +41,7 @@ from flwr.common import (
     ConfigRecord,
     EvaluateIns,
     GetPropertiesIns,
+    Scalar,
     log,
     ndarrays_to_parameters,
     parameters_to_ndarrays,
@@ -62,7 +63,9 @@ from risk_app.errors import ConfigError
 from risk_app.federated.config import FederatedConfig
 from risk_app.federated.join import KEY_LENDER, KEY_REFUSAL, KEY_SPEC_HASH, KEY_TEMPLATE, ConsortiumTerms
 from risk_app.federated.lender import KEY_ROUND, KEY_SPLIT, check_federable, prepared_model
+from risk_app.federated.moments import ConsortiumStandardisation, uses_standardised_head
 from risk_app.federated.privacy import check_privacy_budget, epsilon_spent
+from risk_app.federated.statistics_rounds import consortium_standardisation
 from risk_app.federated.strategy import (
     ConsortiumClientManager,
     ConsortiumGuard,
@@ -71,6 +74,7 @@ from risk_app.federated.strategy import (
 )
 from risk_app.federated.tensors import TensorTemplate
 from risk_app.finetune.features import base_fingerprint
+from risk_app.finetune.standardised_head import standardised_head
 
 CHECKPOINT = "checkpoint"
 WEIGHTS_FILE = "global.safetensors"
@@ -118,6 +122,9 @@ class ConsortiumOutcome(BaseModel):
     test_auc: dict[str, float]
     test_rows: dict[str, int]
     weights_file: str
+    standardisation: dict[str, list[float]] | None = Field(
+        default=None, description="The standardised head's consortium mean and scale (statistics rounds)"
+    )
 
 
 @dataclass
@@ -145,20 +152,23 @@ def save_checkpoint(
     arrays: list[np.ndarray],
     fingerprint: str,
     reports: list[RoundReport],
+    standardisation: ConsortiumStandardisation | None = None,
 ) -> None:
     """Global weights + completed round + reports, written as one folder swap (whole or absent)."""
     with atomic_dir(state_dir / CHECKPOINT) as tmp:
         save_file({n: np.ascontiguousarray(a) for n, a in zip(template.names, arrays, strict=True)},
                   str(tmp / WEIGHTS_FILE))  # fmt: skip
         state = {"fingerprint": fingerprint, "completed_round": reports[-1].server_round if reports else 0,
-                 "rounds": [r.model_dump(mode="json") for r in reports]}  # fmt: skip
+                 "rounds": [r.model_dump(mode="json") for r in reports],
+                 "standardisation": standardisation.to_json() if standardisation else None}  # fmt: skip
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
 
 
 def load_checkpoint(
     state_dir: Path, template: TensorTemplate, fingerprint: str
-) -> tuple[list[np.ndarray], list[RoundReport]] | None:
-    """(weights, reports) of the last completed round, or None for a fresh start."""
+) -> tuple[list[np.ndarray], list[RoundReport], ConsortiumStandardisation | None] | None:
+    """(weights, reports, the standardised head's statistics) of the last completed round, or None
+    for a fresh start."""
     folder = state_dir / CHECKPOINT
     if not (folder / STATE_FILE).is_file():
         return None
@@ -171,7 +181,8 @@ def load_checkpoint(
     tensors = load_file(str(folder / WEIGHTS_FILE))
     arrays = [tensors[name] for name in template.names]
     template.check_update(arrays, f"{folder / WEIGHTS_FILE}")
-    return arrays, [RoundReport.model_validate(r) for r in state["rounds"]]
+    standardisation = ConsortiumStandardisation.from_json(state.get("standardisation"))
+    return arrays, [RoundReport.model_validate(r) for r in state["rounds"]], standardisation
 
 
 # ---- join ---------------------------------------------------------------------------------
@@ -248,10 +259,11 @@ def _round_report(guard: ConsortiumGuard, started: float, epsilon: float | None,
 
 
 def final_evaluation(
-    grid: Grid, clients: ConsortiumClientManager, arrays: list[np.ndarray], timeout: float | None
-) -> tuple[dict[str, float], dict[str, int]]:
+    grid: Grid, clients: ConsortiumClientManager, arrays: list[np.ndarray], timeout: float | None,
+    extra: dict[str, Scalar] | None = None,
+) -> tuple[dict[str, float], dict[str, int]]:  # fmt: skip
     """Each admitted, connected lender's AUC of the final model on its own test split."""
-    ins = EvaluateIns(ndarrays_to_parameters(arrays), {KEY_ROUND: 0, KEY_SPLIT: "test"})
+    ins = EvaluateIns(ndarrays_to_parameters(arrays), {KEY_ROUND: 0, KEY_SPLIT: "test", **(extra or {})})
     content = compat.evaluateins_to_recorddict(ins, True)
     targets = [p for cid, p in clients.clients.items() if cid in clients.admitted]
     messages = [
@@ -279,7 +291,7 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
     terms = ConsortiumTerms.build(plan.spec, cfg.train, template, base_fingerprint(cfg.train.base_model))
     fingerprint = config_fingerprint(cfg, plan.spec)
     resumed = load_checkpoint(plan.state_dir, template, fingerprint)
-    arrays, reports = resumed if resumed else (template.arrays(prepared.model), [])
+    arrays, reports, standardisation = resumed if resumed else (template.arrays(prepared.model), [], None)
 
     clients = ConsortiumClientManager(cfg.seed)
     thread, stop, registered = start_update_client_manager_thread(grid, clients)
@@ -291,14 +303,6 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
         per_round = lenders_per_round(cfg, n_admitted)
         sample_rate = per_round / max(n_admitted, 1)
         check_privacy_budget(cfg, sample_rate)
-        guard = build_strategy(cfg, template, arrays, clients, n_admitted)
-        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.rounds), strategy=guard,
-                               client_manager=clients)  # fmt: skip
-        legacy.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
-            ndarrays_to_parameters(arrays), True
-        )
-        round_cfg = ConfigRecord({Key.START_TIME: time.perf_counter(), Key.CURRENT_ROUND: 0})
-        legacy.state.config_records[MAIN_CONFIGS_RECORD] = round_cfg
         sa = cfg.secure_aggregation
         fit_workflow: Callable[[Grid, Any], None] = (
             SecAggPlusWorkflow(
@@ -310,6 +314,21 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
             if sa.enabled
             else default_fit_workflow
         )
+        if standardisation is None and uses_standardised_head(cfg):
+            head = standardised_head(prepared.model)
+            assert head is not None  # freeze.prepare installs it for head 'standardised'
+            standardisation = consortium_standardisation(
+                _workflow_round(grid, context, clients, fit_workflow), cfg, int(head.mean.shape[0]), clients
+            )
+        extra = standardisation.instructions() if standardisation else None
+        guard = build_strategy(cfg, template, arrays, clients, n_admitted, extra)
+        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.rounds), strategy=guard,
+                               client_manager=clients)  # fmt: skip
+        legacy.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(
+            ndarrays_to_parameters(arrays), True
+        )
+        round_cfg = ConfigRecord({Key.START_TIME: time.perf_counter(), Key.CURRENT_ROUND: 0})
+        legacy.state.config_records[MAIN_CONFIGS_RECORD] = round_cfg
         releases = sum(1 for r in reports if r.status == "aggregated")
         start = reports[-1].server_round + 1 if reports else 1
         if resumed:
@@ -332,10 +351,10 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
                 compat.arrayrecord_to_parameters(legacy.state.array_records[MAIN_PARAMS_RECORD], True)
             )
             arrays = [a.astype(np.float32) for a in arrays]
-            save_checkpoint(plan.state_dir, template, arrays, fingerprint, reports)
+            save_checkpoint(plan.state_dir, template, arrays, fingerprint, reports, standardisation)
             if plan.on_round is not None:
                 plan.on_round(reports[-1])
-        test_auc, test_rows = final_evaluation(grid, clients, arrays, cfg.round_timeout_seconds)
+        test_auc, test_rows = final_evaluation(grid, clients, arrays, cfg.round_timeout_seconds, extra)
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -353,10 +372,37 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
         record_epsilon=spent,
         test_auc=test_auc, test_rows=test_rows,
         weights_file=str(plan.state_dir / CHECKPOINT / WEIGHTS_FILE),
+        standardisation=standardisation.to_json() if standardisation else None,
     )  # fmt: skip
     if plan.outcome_file is not None:
         atomic_write_text(plan.outcome_file, outcome.model_dump_json(indent=1))
     return outcome
+
+
+def _workflow_round(
+    grid: Grid, context: Context, clients: ConsortiumClientManager, fit_workflow: Callable[[Grid, Any], None]
+) -> Callable[[ConsortiumGuard, int], list[np.ndarray] | None]:
+    """A statistics round run by Flower's fit workflow (SecAgg+ when on) with its own strategy; the
+    aggregate, or None if the round was skipped. Runs before the training rounds set the context's
+    parameters (the legacy contexts share the context's state)."""
+
+    def run(guard: ConsortiumGuard, server_round: int) -> list[np.ndarray] | None:
+        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1), strategy=guard,
+                               client_manager=clients)  # fmt: skip
+        initial = guard.initialize_parameters(clients)
+        assert initial is not None
+        legacy.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(initial, True)
+        legacy.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord(
+            {Key.START_TIME: time.perf_counter(), Key.CURRENT_ROUND: server_round}
+        )
+        fit_workflow(grid, legacy)
+        if not guard.log.aggregated:
+            return None
+        return parameters_to_ndarrays(
+            compat.arrayrecord_to_parameters(legacy.state.array_records[MAIN_PARAMS_RECORD], True)
+        )
+
+    return run
 
 
 def _count(value: float) -> int | float:

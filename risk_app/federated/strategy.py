@@ -108,15 +108,20 @@ class ConsortiumClientManager(SimpleClientManager):
         return [self.clients[cid] for cid in sorted(picked)]
 
 
-def fit_config(config: FederatedConfig):  # noqa: ANN201 - Flower's on_fit_config_fn type
+def fit_config(config: FederatedConfig, extra: dict[str, Scalar] | None = None):  # noqa: ANN201 - Flower's type
+    """Each round's fit instruction; `extra` (the standardised head's statistics) goes in every one."""
+
     def make(server_round: int) -> dict[str, Scalar]:
-        return {KEY_ROUND: server_round, "local_epochs": config.local_epochs}
+        return {KEY_ROUND: server_round, "local_epochs": config.local_epochs, **(extra or {})}
 
     return make
 
 
-def evaluate_config(server_round: int) -> dict[str, Scalar]:
-    return {KEY_ROUND: server_round, KEY_SPLIT: "validation"}
+def evaluate_config(extra: dict[str, Scalar] | None = None):  # noqa: ANN201 - Flower's on_evaluate_config_fn
+    def make(server_round: int) -> dict[str, Scalar]:
+        return {KEY_ROUND: server_round, KEY_SPLIT: "validation", **(extra or {})}
+
+    return make
 
 
 class ConsortiumGuard(Strategy):
@@ -249,16 +254,18 @@ def build_strategy(
     initial_arrays: list[Any],
     clients: ConsortiumClientManager,
     n_lenders: int,
+    extra: dict[str, Scalar] | None = None,
 ) -> ConsortiumGuard:
-    """Flower's FedAvg / FedProx (+ DP wrapper) inside the consortium's guard."""
+    """Flower's FedAvg / FedProx (+ DP wrapper) inside the consortium's guard; `extra` goes into every
+    fit and evaluate instruction (the standardised head's consortium statistics)."""
     common: dict[str, Any] = {
         "fraction_fit": config.fraction_fit,
         "fraction_evaluate": config.fraction_fit,
         "min_fit_clients": config.min_lenders,
         "min_evaluate_clients": config.min_lenders,
         "min_available_clients": config.min_lenders,
-        "on_fit_config_fn": fit_config(config),
-        "on_evaluate_config_fn": evaluate_config,
+        "on_fit_config_fn": fit_config(config, extra),
+        "on_evaluate_config_fn": evaluate_config(extra),
         "accept_failures": True,
         "initial_parameters": ndarrays_to_parameters(initial_arrays),
         "fit_metrics_aggregation_fn": _mean_metrics,

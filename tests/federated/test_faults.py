@@ -73,7 +73,7 @@ def test_the_join_names_each_other_difference_in_one_sentence() -> None:
 def test_a_resumed_server_trusts_only_its_own_checkpoint(tmp_path) -> None:
     report = RoundReport(server_round=3, status="aggregated")
     save_checkpoint(tmp_path, TEMPLATE, _arrays(0.5), "config-a", [report])
-    arrays, reports = load_checkpoint(tmp_path, TEMPLATE, "config-a")
+    arrays, reports, _ = load_checkpoint(tmp_path, TEMPLATE, "config-a")
     assert [r.server_round for r in reports] == [3] and all((a == 0.5).all() for a in arrays)
     assert load_checkpoint(tmp_path / "empty", TEMPLATE, "config-a") is None  # a fresh start
     with pytest.raises(ConfigError, match="holds a consortium run with another config or spec"):

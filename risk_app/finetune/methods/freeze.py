@@ -31,12 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from risk_app.errors import ConfigError
 from risk_app.finetune.methods.base import HEAD_MODULE, FineTuneMethod, is_head_parameter
 from risk_app.finetune.registry import register
+from risk_app.finetune.standardised_head import STANDARDISATION_PARAMETERS, install_standardised_score
 from risk_app.finetune.types import ObjectiveName, RunPlan
 
 # Sub-modules of a Qwen2 / Llama / Mistral decoder layer.
 LayerModule = Literal["mlp", "self_attn", "input_layernorm", "post_attention_layernorm"]
 # How the head is fitted on frozen features (n_trainable_layers=0); see objectives/frozen_features.py.
-FrozenHeadKind = Literal["linear", "logistic"]
+FrozenHeadKind = Literal["linear", "logistic", "standardised"]
 ALLOWED_MODULES: tuple[str, ...] = LayerModule.__args__
 
 
@@ -64,8 +65,10 @@ class FreezeParams(BaseModel):
     head: FrozenHeadKind = Field(
         default="linear",
         description="With n_trainable_layers=0: linear (the score layer trained with the run's learning "
-        "rate and epochs) or logistic (L2 logistic regression on standardised features, strength "
-        "chosen by validation AUC, folded into the score layer, which then gets a bias).",
+        "rate and epochs), standardised (the same training, on features standardised by the training "
+        "rows' mean and scale, or a consortium's, through a score layer with a bias; mean and scale "
+        "are stored in the model) or logistic (L2 logistic regression on standardised features, "
+        "strength chosen by validation AUC, folded into the score layer, which then gets a bias).",
     )
 
     @field_validator("modules")
@@ -172,8 +175,11 @@ class FreezeMethod(FineTuneMethod):
                 param.requires_grad_(True)
         if cfg.head == "logistic":
             _give_head_a_bias(model)
+        elif cfg.head == "standardised" and cfg.n_trainable_layers == 0:
+            install_standardised_score(model)
         for name, param in model.named_parameters():
-            if is_head_parameter(name):
+            # The standardisation's mean and scale are head parameters (saved with it) that never train.
+            if is_head_parameter(name) and name.rsplit(".", 1)[-1] not in STANDARDISATION_PARAMETERS:
                 param.requires_grad_(True)
         # LLaMA-Factory upcasts what trains to fp32: master weights for a half-precision base.
         for param in model.parameters():

@@ -34,6 +34,11 @@ from risk_app.finetune.frozen_head import fit_logistic_head, train_score_head
 from risk_app.finetune.methods.base import HEAD_MODULE
 from risk_app.finetune.objectives.base import ObjectiveInputs
 from risk_app.finetune.run_setup import count_parameters, peak_memory_mb, resolve_device
+from risk_app.finetune.standardised_head import (
+    StandardisedScore,
+    feature_standardisation,
+    set_standardisation,
+)
 from risk_app.finetune.types import TrainData, TrainResult
 
 # The cache's template id: the texts' own hash is in the key, so one namespace serves every
@@ -64,6 +69,18 @@ def _fit_linear(
         batch_size=config.batch_size, class_weighting=config.class_weighting,
         patience=config.patience, seed=config.seed, on_epoch=epoch_ended,
     )  # fmt: skip
+
+
+def _fit_standardised(
+    head: torch.nn.Module, x_train: np.ndarray, x_val: np.ndarray, data: TrainData, config: TrainConfig
+) -> list[dict[str, float]]:
+    """`_fit_linear` through the standardised head (see finetune/standardised_head.py); its mean and
+    scale come from these training rows unless a consortium fixed them."""
+    if not isinstance(head, StandardisedScore):
+        raise TypeError("head 'standardised' needs the StandardisedScore layer that freeze.prepare installs")
+    if not head.fixed:
+        set_standardisation(head, *feature_standardisation(x_train))
+    return _fit_linear(head, x_train, x_val, data, config)
 
 
 def _fit_logistic(
@@ -103,7 +120,11 @@ HeadFitter = Callable[
     [torch.nn.Module, np.ndarray, np.ndarray, TrainData, TrainConfig], list[dict[str, float]]
 ]
 # How the head is fitted on the cached features (`freeze`'s `head` parameter), by name.
-HEAD_FITTERS: dict[str, HeadFitter] = {"linear": _fit_linear, "logistic": _fit_logistic}
+HEAD_FITTERS: dict[str, HeadFitter] = {
+    "linear": _fit_linear,
+    "logistic": _fit_logistic,
+    "standardised": _fit_standardised,
+}
 
 
 def frozen_features_fit(inputs: ObjectiveInputs, /) -> TrainResult:
