@@ -8,7 +8,9 @@ For each seed the data set is cut into N lenders (`risk_app.federated.partition`
 moves the partition), every lender splits its own rows 70/15/15, and four kinds of model are
 trained with the product's trainer and method (`--method lora`: tiny-qwen2 + LoRA; `--method
 head`: the linear `score` head on the base's frozen, cached features, `freeze` with
-n_trainable_layers 0):
+n_trainable_layers 0; `--method head-std`: the same head with a bias on standardised features,
+`head: standardised`, the consortium's mean and scale from two Flower statistics rounds first,
+the pooled and local-only models' from their own training rows):
 
 * **federated** — the consortium (FedAvg, R rounds, E local epochs), only the trainable tensors
   travelling; `--driver simulation` runs it in Flower's Simulation Engine (Ray), `--driver

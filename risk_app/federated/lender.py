@@ -175,8 +175,8 @@ def check_federable(config: FederatedConfig) -> None:
     if config.record_privacy.enabled and not linear_head:
         raise ConfigError(
             "record-level DP-SGD (record_privacy) trains the linear head on frozen features only: use "
-            "method freeze with n_trainable_layers 0 and head 'linear' (the supervised loop has no "
-            "per-example clipping)"
+            "method freeze with n_trainable_layers 0 and head 'linear' or 'standardised' (the supervised "
+            "loop has no per-example clipping)"
         )
     if objective == "frozen_features":
         if getattr(cfg, "head", "linear") == "logistic":
