@@ -318,7 +318,16 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
             head = standardised_head(prepared.model)
             assert head is not None  # freeze.prepare installs it for head 'standardised'
             standardisation = consortium_standardisation(
-                _workflow_round(grid, context, clients, fit_workflow), cfg, int(head.mean.shape[0]), clients
+                _workflow_round(
+                    grid,
+                    context,
+                    clients,
+                    fit_workflow,
+                    lambda: join_pending(grid, clients, terms, plan.join_timeout),
+                ),
+                cfg,
+                int(head.mean.shape[0]),
+                clients,
             )
         extra = standardisation.instructions() if standardisation else None
         guard = build_strategy(cfg, template, arrays, clients, n_admitted, extra)
@@ -380,13 +389,19 @@ def run_consortium(grid: Grid, context: Context, plan: ServerPlan) -> Consortium
 
 
 def _workflow_round(
-    grid: Grid, context: Context, clients: ConsortiumClientManager, fit_workflow: Callable[[Grid, Any], None]
+    grid: Grid,
+    context: Context,
+    clients: ConsortiumClientManager,
+    fit_workflow: Callable[[Grid, Any], None],
+    join_late: Callable[[], None],
 ) -> Callable[[ConsortiumGuard, int], list[np.ndarray] | None]:
     """A statistics round run by Flower's fit workflow (SecAgg+ when on) with its own strategy; the
-    aggregate, or None if the round was skipped. Runs before the training rounds set the context's
-    parameters (the legacy contexts share the context's state)."""
+    aggregate, or None if the round was skipped. Lenders that connected late join first, as before
+    every training round. Runs before the training rounds set the context's parameters (the
+    legacy contexts share the context's state)."""
 
     def run(guard: ConsortiumGuard, server_round: int) -> list[np.ndarray] | None:
+        join_late()
         legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1), strategy=guard,
                                client_manager=clients)  # fmt: skip
         initial = guard.initialize_parameters(clients)
