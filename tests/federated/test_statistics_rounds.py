@@ -136,9 +136,10 @@ def test_secure_aggregation_statistics_reach_the_packaged_model(tiny_qwen2, make
     assert outcome.completed_rounds == 1 and outcome.standardisation is not None
     lenders = [Lender(site, config) for site in sites]
     pooled = _pooled_features(lenders)
-    # SecAgg+ quantizes each value in [-8, 8] to 2^22 levels: a few 1e-6 off.
-    np.testing.assert_allclose(outcome.standardisation["mean"], pooled.mean(0), atol=2e-5)
-    np.testing.assert_allclose(outcome.standardisation["scale"], pooled.std(0), rtol=0.02)
+    # SecAgg+ quantizes each weighted value (rows / max_weight 1000 times the value, in [-8, 8]) to
+    # 2^22 levels: about 1e-4 on a mean, a percent on a variance of ~0.006.
+    np.testing.assert_allclose(outcome.standardisation["mean"], pooled.mean(0), atol=3e-4)
+    np.testing.assert_allclose(outcome.standardisation["scale"], pooled.std(0), rtol=0.03)
     model, _, _ = federated_model(outcome)
     head = standardised_head(model)
     assert head is not None
