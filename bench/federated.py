@@ -3,6 +3,9 @@
     nice python bench/federated.py --method head --lenders 5 --partition-by purpose --seeds 5 \
         --rounds 40 --local-epochs 10 --lr 0.3 --round-schedule cosine --no-class-weighting --pooled-lr 0.1 \
         --dp record --dp-local-epochs 1 --dp-batch-size 32 --driver inprocess
+    nice python bench/federated.py --method head-std --lenders 5 --partition-by purpose --seeds 5 \
+        --rounds 40 --local-epochs 1 --lr 0.03 --round-schedule cosine --no-class-weighting --pooled-lr 0.01 \
+        --dp record --dp-local-epochs 1 --dp-batch-size 32 --dp-lr 0.03 --driver inprocess
 
 For each seed the data set is cut into N lenders (`risk_app.federated.partition`, the seed also
 moves the partition), every lender splits its own rows 70/15/15, and four kinds of model are
