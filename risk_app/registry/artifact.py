@@ -7,6 +7,9 @@
       weights.safetensors   only what the method trained (`method.state_to_save`): for LoRA the
                             adapters and the head, a few hundred KB, not the base model
       tokenizer/            the tokenizer as trained (pad token included)
+      fit_rows.parquet      the application ids it was fitted on (`application_id`, `split`:
+                            train or validation), described under "fit_rows" in risk_model.json,
+                            so a later run re-scoring it as champion leaves those rows out
 
 `load_risk_model(folder)` verifies the base model's files against their pins (a changed base
 is refused, naming the file; see `base_model.py`), rebuilds the base model with the method's
@@ -58,6 +61,9 @@ WEIGHTS_FILE = "weights.safetensors"
 TOKENIZER_DIR = "tokenizer"
 SPEC_FILE = "dataset_spec.yaml"
 REFERENCE_FILE = "reference_features.parquet"
+FIT_ROWS_FILE = "fit_rows.parquet"
+FIT_ROWS_KEY = "fit_rows"
+FIT_SPLITS = ("train", "validation")
 LABELS = {"0": "good", "1": "bad"}
 
 
@@ -143,6 +149,58 @@ def _weights_metadata(weights_path: Path, state: Mapping[str, torch.Tensor]) -> 
     }
 
 
+def fit_rows_frame(examples: pd.DataFrame) -> pd.DataFrame:
+    """The applications a model was fitted on, from a run's examples: one row per original
+    application of the train and validation splits (`application_id`, `split`); an augmented
+    copy counts as its source application."""
+    part = examples.loc[examples["split"].isin(FIT_SPLITS), ["source_application_id", "split"]]
+    rows = part.rename(columns={"source_application_id": "application_id"}).astype(str)
+    return (
+        rows.drop_duplicates("application_id").sort_values(["split", "application_id"]).reset_index(drop=True)
+    )
+
+
+def _write_fit_rows(folder: Path, fit_rows: pd.DataFrame) -> dict[str, Any]:
+    """`fit_rows.parquet` in `folder`, and its description for risk_model.json."""
+    missing = {"application_id", "split"} - set(fit_rows.columns)
+    if missing:
+        raise RiskAppError(f"fit_rows lacks the column(s) {sorted(missing)}")
+    rows = fit_rows[["application_id", "split"]].astype(str)
+    unknown = sorted(set(rows["split"]) - set(FIT_SPLITS))
+    if unknown:
+        raise RiskAppError(f"fit_rows names the split(s) {unknown}; a model is fitted on {list(FIT_SPLITS)}")
+    rows.to_parquet(folder / FIT_ROWS_FILE, index=False)
+    return {
+        "file": FIT_ROWS_FILE,
+        "sha256": sha256_file(folder / FIT_ROWS_FILE),
+        "rows": {split: int((rows["split"] == split).sum()) for split in FIT_SPLITS},
+        "description": "application ids the model was trained (split train) or validated "
+        "(split validation) on; a champion re-scored on another run's test rows leaves these out",
+    }
+
+
+def read_fit_rows(folder: str | Path) -> pd.DataFrame | None:
+    """The application ids an artifact was fitted on (`application_id`, `split`), or None for an
+    artifact saved before models recorded them (the overlap with any rows is then unknown)."""
+    folder = Path(folder)
+    path = folder / FIT_ROWS_FILE
+    meta_path = folder / METADATA_FILE
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise CorruptArtifactError(f"{meta_path}: unreadable ({exc})") from exc
+    described = metadata.get(FIT_ROWS_KEY) if isinstance(metadata, dict) else None
+    if not described and not path.is_file():
+        return None
+    if not path.is_file():
+        raise CorruptArtifactError(f"{path}: described in {METADATA_FILE} but missing")
+    expected = (described or {}).get("sha256")
+    if expected and sha256_file(path) != expected:
+        raise CorruptArtifactError(f"{path}: checksum mismatch; the file was modified after saving")
+    rows = pd.read_parquet(path, columns=["application_id", "split"])
+    return rows.astype(str)
+
+
 def _artifact_metadata(
     *,
     method_name: str,
@@ -155,6 +213,7 @@ def _artifact_metadata(
     contract_version: str,
     weights: dict[str, Any],
     extra_plain: dict[str, Any],
+    fit_rows: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of risk_model.json: what the model is, what made it, and how to rebuild it."""
     return {
@@ -175,6 +234,7 @@ def _artifact_metadata(
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "labels": LABELS,
         "weights": weights,
+        FIT_ROWS_KEY: fit_rows,
         "extra": extra_plain,
     }
 
@@ -194,6 +254,7 @@ def save_risk_model(
     extra: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, str | bytes] | None = None,
     state: Mapping[str, torch.Tensor] | None = None,
+    fit_rows: pd.DataFrame | None = None,
 ) -> Path:
     """Write the artifact folder atomically and return its path.
 
@@ -203,6 +264,10 @@ def save_risk_model(
     `extra` is stored as-is under "extra"; its keys `exclude_fields` and `field_order` are
     how applications were serialized for training and are reused at prediction, and
     `version` (if given) becomes the model's version string.
+
+    `fit_rows` (`application_id`, `split`: train or validation; `fit_rows_frame`) are the
+    applications the model was fitted on, written as `fit_rows.parquet` and described under
+    "fit_rows" (None there when not given: the overlap with any later rows is unknown).
     """
     # Setup: validate everything before the folder is touched, so a bad call leaves nothing behind.
     if not 0.0 <= float(threshold) <= 1.0:
@@ -224,6 +289,7 @@ def save_risk_model(
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method_name})
         tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
         _write_extra_files(tmp, extra_files)
+        fit_rows_meta = _write_fit_rows(tmp, fit_rows) if fit_rows is not None else None
         # Result: risk_model.json, which describes (and checksums) everything written above.
         metadata = _artifact_metadata(
             method_name=method_name,
@@ -236,6 +302,7 @@ def save_risk_model(
             contract_version=contract_version,
             weights=_weights_metadata(tmp / WEIGHTS_FILE, state),
             extra_plain=extra_plain,
+            fit_rows=fit_rows_meta,
         )
         atomic_write_json(tmp / METADATA_FILE, metadata)
     return out

@@ -10,7 +10,10 @@ its verdict with the numbers, so the audit log says *why* a model was or wasn't 
 Like for like first: `decide_against` decides on the same rows whenever the challenger's
 evaluation re-scored the current champion on its test rows (`SameRowsEvidence`, with a paired
 test from `evaluate.paired`), and falls back to each version's recorded test metrics (each on
-its own split) only when no such evaluation exists, saying so in the verdict.
+its own split) only when no such evaluation exists, saying so in the verdict. The same rows are
+the challenger's test rows the champion was never fitted on (trained or validated: its
+artifact's fit rows); when too few remain to decide on, the evidence says why (`fallback`) and
+the verdict falls back to the recorded metrics, naming that reason.
 
     rule = PromotionRule(metric="roc_auc", min_margin=0.005,
                          guards=[GuardRule(metric="brier", max_worsening=0.01)])
@@ -128,9 +131,32 @@ class SameRowsEvidence(BaseModel):
 
     champion_version: str = Field(description="The champion version that was re-scored on the rows.")
     rows: str = Field(description='The rows in words: "the challenger\'s 150 test rows (45 defaults)".')
-    challenger: dict[str, float] = Field(description="The challenger's metrics on the rows.")
-    champion: dict[str, float] = Field(description="The champion's metrics on the same rows.")
-    comparison: PairedComparison = Field(description="Paired test of the rule's metric on the rows.")
+    challenger: dict[str, float] = Field(
+        default_factory=dict, description="The challenger's metrics on the rows."
+    )
+    champion: dict[str, float] = Field(
+        default_factory=dict, description="The champion's metrics on the same rows."
+    )
+    comparison: PairedComparison | None = Field(
+        default=None, description="Paired test of the rule's metric on the rows (None with `fallback`)."
+    )
+    compared: int | None = Field(default=None, description="How many rows were compared.")
+    excluded: dict[str, int] | None = Field(
+        default=None,
+        description="Test rows left out because the champion was fitted on them, by split (train, "
+        "validation); None when its artifact does not record its fit rows (overlap unknown).",
+    )
+    fallback: str | None = Field(
+        default=None,
+        description="Why the rows left cannot decide (too few, one class only): the verdict is then "
+        "made on the recorded metrics, naming this reason.",
+    )
+
+    @model_validator(mode="after")
+    def _compared_or_fallback(self) -> SameRowsEvidence:
+        if self.comparison is None and self.fallback is None:
+            raise ValueError("same-rows evidence needs a paired comparison or the reason it has none")
+        return self
 
 
 def _number(metrics: Mapping[str, Any], key: str) -> float | None:
@@ -308,6 +334,8 @@ def decide_on_same_rows(evidence: SameRowsEvidence, rule: PromotionRule | None =
     (and, with `rule.max_p_value`, significantly) and every guard holds on those rows."""
     rule = rule or PromotionRule()
     c = evidence.comparison
+    if c is None:
+        raise ValueError(f"no comparison on the same rows: {evidence.fallback}")
     label, fmt = metric_spec(rule.metric).label, lambda v: format_metric(rule.metric, v)
     compared = (
         f"on {evidence.rows} the challenger's {label} is {fmt(c.challenger)} and champion version "
@@ -318,6 +346,7 @@ def decide_on_same_rows(evidence: SameRowsEvidence, rule: PromotionRule | None =
         "metric": rule.metric, "basis": "same_rows", "rows": evidence.rows,
         "challenger": c.challenger, "champion": c.champion, "improvement": c.improvement,
         "min_margin": rule.min_margin, "max_p_value": rule.max_p_value, "comparison": c.model_dump(),
+        "rows_compared": evidence.compared, "excluded_fit_rows": evidence.excluded,
     }  # fmt: skip
     if c.improvement <= rule.min_margin:
         verdict = (
@@ -381,8 +410,11 @@ def decide_against(
             f"the same-rows evaluation scored champion version {same_rows.champion_version}, "
             f"but the champion is now version {champion_version}"
         )
-    elif same_rows.comparison.metric != rule.metric:
-        why = f"the same-rows evaluation compared {same_rows.comparison.metric}, not {rule.metric}"
+    elif same_rows.fallback is not None:
+        why = same_rows.fallback
+    elif same_rows.comparison is None or same_rows.comparison.metric != rule.metric:
+        compared = same_rows.comparison.metric if same_rows.comparison is not None else "nothing"
+        why = f"the same-rows evaluation compared {compared}, not {rule.metric}"
     else:
         return decide_on_same_rows(same_rows, rule)
     recorded = decide(challenger_metrics, champion_metrics, rule)

@@ -8,7 +8,12 @@ the data set's registered model has a champion, it is re-scored on the same test
 own cut-off and shown as the row `champion`, so a challenger trained on the newest loans is
 compared like for like; both models' scores on those rows are kept
 (`report/champion_same_rows.parquet`, `EvaluationFacts.champion_same_rows`) for the paired
-comparison promotion decides on (`risk_app.run.same_rows`).
+comparison promotion decides on (`risk_app.run.same_rows`). Test rows the champion was trained
+or validated on (its artifact's `fit_rows.parquet`: a different split of an overlapping book)
+would favour it, so they are left out: the row `champion` is both models' comparison on the rest,
+and when fewer than `MIN_SAME_ROWS` rows (or one class only) remain there is no such row and
+promotion decides on the recorded metrics, saying why. An older champion without fit rows is
+compared on all rows, its overlap with them unknown (the note says so).
 
 On a data set with free-text columns the classical models that read the text too
 (`logistic_tfidf`, `lightgbm_tfidf`, `lightgbm_embeddings`; evaluate/text_baselines.py) are
@@ -36,7 +41,7 @@ from risk_app.evaluate.report import build_evaluation_report
 from risk_app.evaluate.text_baselines import CLASSICAL_BASELINES, TEXT_BASELINE_NAMES, score_text_baselines
 from risk_app.hybrid.config import LLM_ROW
 from risk_app.hybrid.stage import llm_alone_on_test
-from risk_app.registry.artifact import load_risk_model
+from risk_app.registry.artifact import load_risk_model, read_fit_rows
 from risk_app.registry.mlflow_resolve import resolve_model
 from risk_app.run.dataset import structured_splits
 from risk_app.run.record import ChampionRowFacts, EvaluationFacts, RunRecord
@@ -47,6 +52,12 @@ DEFAULT_BASELINES = CLASSICAL_BASELINES
 # The row of `EvaluationFacts.baselines` holding the champion re-scored on the same test rows.
 CHAMPION_ROW = "champion"
 SAME_ROWS_FILE = "champion_same_rows.parquet"
+# Fewer compared rows than this (after leaving out those the champion was fitted on) decide nothing.
+MIN_SAME_ROWS = 30
+# Column of SAME_ROWS_FILE: the split the champion was fitted on the row in ("train",
+# "validation"), "" when it never saw the row, "unknown" when its artifact does not say.
+FITTED_ON = "champion_fitted_on"
+UNKNOWN = "unknown"
 
 
 def _baseline_metrics(
@@ -75,12 +86,49 @@ def _baseline_metrics(
 
 
 class ChampionOnTest(NamedTuple):
-    """The champion re-scored on this run's test rows."""
+    """The champion re-scored on this run's test rows: scores on all of them (test order), which
+    of them it was fitted on, and its metrics on the others (None when they cannot decide)."""
 
     metrics: Any
     scores: np.ndarray
     version: str
     threshold: float
+    fitted_on: np.ndarray  # per test row: "train", "validation", "" (never seen) or UNKNOWN
+    fallback: str | None
+
+    @property
+    def compared(self) -> np.ndarray:
+        """Mask of the test rows the comparison uses: those the champion was not fitted on."""
+        return np.isin(self.fitted_on, ["", UNKNOWN])
+
+    def excluded(self, split: str) -> int:
+        return int(np.sum(self.fitted_on == split))
+
+
+def _fitted_on(folder: Path, test_ids: list[str]) -> np.ndarray:
+    """Per test row, the split the champion in `folder` was fitted on it in ("" if none), or
+    UNKNOWN throughout for an artifact that does not record its fit rows."""
+    fit = read_fit_rows(folder)
+    if fit is None:
+        return np.full(len(test_ids), UNKNOWN, dtype=object)
+    split_of = dict(zip(fit["application_id"], fit["split"], strict=True))
+    return np.array([split_of.get(i, "") for i in test_ids], dtype=object)
+
+
+def _why_no_comparison(y: np.ndarray, total: int, version: str, fitted_on: np.ndarray) -> str | None:
+    """Why the rows the champion was not fitted on cannot decide, or None when they can."""
+    n, defaults = len(y), int(np.sum(y))
+    if n >= MIN_SAME_ROWS and 0 < defaults < n:
+        return None
+    left_out = total - n
+    trained, validated = int(np.sum(fitted_on == "train")), int(np.sum(fitted_on == "validation"))
+    what = (
+        f"only {n} of the challenger's {total} test rows are rows champion version {version} was never "
+        f"trained or validated on ({left_out} left out: it trained on {trained} and validated on {validated})"
+    )
+    if n < MIN_SAME_ROWS:
+        return f"{what}, fewer than the {MIN_SAME_ROWS} a same-rows comparison needs"
+    return f"{what}, and they hold {'no defaults' if defaults == 0 else 'no good loans'}"
 
 
 def _champion_on_test(
@@ -98,28 +146,59 @@ def _champion_on_test(
         order = pd.Index(frames["test"]["application_id"].astype(str)).get_indexer(test_ids)
         test = frames["test"].iloc[order].reset_index(drop=True)
         p = np.asarray(champion.predict_proba(test), dtype=float)
+        fitted_on = _fitted_on(Path(resolved.local_artifact_dir), test_ids)
     except (RiskAppError, KeyError, ValueError):
         # A champion that cannot score these rows (e.g. an older spec version lacking a column)
         # leaves the comparison to the promotion rule; it must not fail the evaluation.
         return None
-    metrics = score_predictions(test["default"].to_numpy(np.int64), p, champion.threshold)
-    return ChampionOnTest(metrics, p, str(resolved.version), float(champion.threshold))
+    version, threshold = str(resolved.version), float(champion.threshold)
+    y = test["default"].to_numpy(np.int64)
+    kept = np.isin(fitted_on, ["", UNKNOWN])
+    fallback = _why_no_comparison(y[kept], len(y), version, fitted_on)
+    metrics = score_predictions(y[kept], p[kept], threshold) if fallback is None else None
+    return ChampionOnTest(metrics, p, version, threshold, fitted_on, fallback)
+
+
+def champion_note(champion: ChampionOnTest, y_test: np.ndarray) -> str | None:
+    """What the row `champion` is measured on, when that is not simply all test rows."""
+    if champion.fallback is not None:
+        return f"no same-rows comparison: {champion.fallback}; promotion decides on the recorded metrics"
+    kept = champion.compared
+    if np.all(champion.fitted_on == UNKNOWN):
+        return (
+            f"version {champion.version} on all {len(kept)} test rows; whether it trained or validated "
+            "on any of them is unknown (its artifact records no fit rows)"
+        )
+    left_out = int(np.sum(~kept))
+    if left_out == 0:
+        return None
+    return (
+        f"version {champion.version} and this model compared on the {int(np.sum(kept))} of {len(kept)} "
+        f"test rows ({int(np.sum(y_test[kept]))} defaults) it was never fitted on; {left_out} left out: it "
+        f"trained on {champion.excluded('train')} and validated on {champion.excluded('validation')}"
+    )
 
 
 def _keep_same_rows(
     out_dir: Path, model_name: str, champion: ChampionOnTest, test_ids: list[str], y_test: np.ndarray,
     p_test: np.ndarray,
 ) -> ChampionRowFacts:  # fmt: skip
-    """Both models' scores on the test rows, written for promotion's paired comparison."""
+    """Both models' scores on all test rows, and which of them the champion was fitted on,
+    written for promotion's paired comparison (on the rows it was not fitted on)."""
     frame = pd.DataFrame(
-        {"application_id": test_ids, "default": y_test, "challenger": p_test, "champion": champion.scores}
-    )
+        {"application_id": test_ids, "default": y_test, "challenger": p_test, "champion": champion.scores,
+         FITTED_ON: champion.fitted_on.astype(str)}
+    )  # fmt: skip
     path = out_dir / SAME_ROWS_FILE
     with atomic_file(path) as tmp:
         frame.to_parquet(tmp, index=False)
+    kept = champion.compared
     return ChampionRowFacts(
         model_name=model_name, version=champion.version, threshold=champion.threshold, scores_path=str(path),
-        rows=len(frame), defaults=int(np.sum(y_test)),
+        rows=len(frame), defaults=int(np.sum(y_test)), compared=int(np.sum(kept)),
+        compared_defaults=int(np.sum(y_test[kept])), excluded_train=champion.excluded("train"),
+        excluded_validation=champion.excluded("validation"),
+        overlap_known=not np.any(champion.fitted_on == UNKNOWN), fallback=champion.fallback,
     )  # fmt: skip
 
 
@@ -145,7 +224,16 @@ def evaluate_run(
     registered = champion_model or spec.name
     champion = _champion_on_test(frames, test_ids, registered)
     if champion is not None:
-        baseline_metrics[CHAMPION_ROW], baseline_scores[CHAMPION_ROW] = champion.metrics, champion.scores
+        # The row `champion` is what promotion decides on: the rows it was not fitted on, or
+        # none at all when those cannot decide. The charts draw every model on all test rows,
+        # so they show the champion only when no row was left out.
+        if champion.metrics is not None:
+            baseline_metrics[CHAMPION_ROW] = champion.metrics
+        if champion.metrics is not None and bool(np.all(champion.compared)):
+            baseline_scores[CHAMPION_ROW] = champion.scores
+        note = champion_note(champion, y_test)
+        if note is not None:
+            notes[CHAMPION_ROW] = note
     report = build_evaluation_report(
         y_test,
         p_test,

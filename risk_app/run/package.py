@@ -5,7 +5,9 @@ The artifact folder (`risk_app.registry.artifact` format) is written atomically 
 (`<method>-<weights sha>-p<policy id>`); its manifest and its MODEL_CARD.md are both rendered
 from the run record, so the two cannot disagree. Scoring reads the calibration, the fields left
 out of the text and the reference scores for drift from the manifest's `extra` section, which
-is `manifest_extra`.
+is `manifest_extra`. The artifact records the applications it was fitted on (train and
+validation, `fit_rows.parquet`, read from the run's examples), so a later run that re-scores it
+as champion on its own test rows leaves those rows out (`run.evaluate`).
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 from data_contracts.spec import load_spec
 from risk_app.evaluate.model_card import render_model_card
 from risk_app.hybrid.stage import artifact_parts
-from risk_app.registry.artifact import SPEC_FILE, code_version, library_versions, save_risk_model, sha256_file
+from risk_app.registry.artifact import (
+    SPEC_FILE,
+    code_version,
+    fit_rows_frame,
+    library_versions,
+    save_risk_model,
+    sha256_file,
+)
 from risk_app.run.record import ArtifactFacts, RunRecord
-from risk_app.run.stages import REFERENCE_FILE, TOKENIZER_DIR, WEIGHTS_FILE, calibrated_scores
+from risk_app.run.stages import EXAMPLES_FILE, REFERENCE_FILE, TOKENIZER_DIR, WEIGHTS_FILE, calibrated_scores
 
 
 def manifest_extra(record: RunRecord) -> dict[str, Any]:
@@ -99,6 +109,9 @@ def package_run(record: RunRecord, spec: Any = None) -> RunRecord:
             "MODEL_CARD.md": render_model_card(packaged),
             REFERENCE_FILE: (Path(record.run_dir) / REFERENCE_FILE).read_bytes(),
         },
+        fit_rows=fit_rows_frame(
+            pd.read_parquet(Path(record.run_dir) / EXAMPLES_FILE, columns=["source_application_id", "split"])
+        ),
     )
     packaged.save()
     return packaged

@@ -163,6 +163,26 @@ class ChampionRowFacts(_Section):
     )
     rows: int = Field(description="Test rows both models scored.")
     defaults: int = Field(description="Defaults among them.")
+    compared: int | None = Field(
+        default=None,
+        description="Test rows the comparison uses: those the champion was not fitted on (None in "
+        "records made before fitted rows were left out: all rows).",
+    )
+    compared_defaults: int | None = Field(default=None, description="Defaults among the compared rows.")
+    excluded_train: int = Field(default=0, description="Test rows left out: the champion trained on them.")
+    excluded_validation: int = Field(
+        default=0, description="Test rows left out: the champion was validated on them."
+    )
+    overlap_known: bool = Field(
+        default=False,
+        description="Whether the champion's artifact records the rows it was fitted on; when not "
+        "(an older artifact), all rows are compared and the overlap is unknown.",
+    )
+    fallback: str | None = Field(
+        default=None,
+        description="Why the rows left cannot decide (too few, or one class only): promotion then "
+        "decides on the recorded metrics and says this.",
+    )
 
 
 class EvaluationFacts(_Section):
