@@ -160,8 +160,9 @@ def fit_rows_frame(examples: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _write_fit_rows(folder: Path, fit_rows: pd.DataFrame) -> dict[str, Any]:
-    """`fit_rows.parquet` in `folder`, and its description for risk_model.json."""
+def write_fit_rows(folder: Path, fit_rows: pd.DataFrame) -> dict[str, Any]:
+    """Write `fit_rows.parquet` into `folder` (an artifact being saved); return its description
+    for risk_model.json."""
     missing = {"application_id", "split"} - set(fit_rows.columns)
     if missing:
         raise RiskAppError(f"fit_rows lacks the column(s) {sorted(missing)}")
@@ -289,7 +290,7 @@ def save_risk_model(
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"method": method_name})
         tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
         _write_extra_files(tmp, extra_files)
-        fit_rows_meta = _write_fit_rows(tmp, fit_rows) if fit_rows is not None else None
+        fit_rows_meta = write_fit_rows(tmp, fit_rows) if fit_rows is not None else None
         # Result: risk_model.json, which describes (and checksums) everything written above.
         metadata = _artifact_metadata(
             method_name=method_name,

@@ -20,7 +20,7 @@ from risk_app.registry import mlflow_registry
 from risk_app.registry.audit import read_audit_log
 from risk_app.registry.promotion import PromotionRule
 from risk_app.run.benchmark_gate import benchmark_verdict
-from risk_app.run.evaluate import CHAMPION_ROW
+from risk_app.run.evaluate import CHAMPION_ROW, FITTED_ON
 from risk_app.run.record import ChampionRowFacts, RunRecord
 from risk_app.run.register import champion_version, promote_run, register_run
 from risk_app.run.same_rows import same_rows_evidence
@@ -39,23 +39,40 @@ def _scores(strength: float, seed: int) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(strength * (Y - 0.5) + NOISE + jitter)))
 
 
-def _record(home: Path, run_id: str, mine: np.ndarray, champion: np.ndarray | None = None) -> RunRecord:
+def _record(
+    home: Path, run_id: str, mine: np.ndarray, champion: np.ndarray | None = None,
+    fitted_on: np.ndarray | None = None, fallback: str | None = None,
+) -> RunRecord:  # fmt: skip
     """A finished run whose test scores are `mine`, with the champion (version 1) re-scored on
-    the same rows as `champion`, or no champion row at all."""
+    the same rows as `champion`, or no champion row at all. `fitted_on` (per row: "train",
+    "validation", "" or "unknown"), as the evaluation writes it, says which rows the champion
+    was fitted on; the row `champion` is then its metrics on the others, as in the evaluation."""
     base = make_record()
     run_dir = home / run_id
     folder = save_double_artifact(run_dir / "artifact", version=f"double-{run_id}", n_train=99)
     (folder / "MODEL_CARD.md").write_text("# card\n")
     baselines, facts = {}, None
     if champion is not None:
-        baselines[CHAMPION_ROW] = score_predictions(Y, champion, 0.5)
+        kept = np.ones(len(Y), bool) if fitted_on is None else np.isin(fitted_on, ["", "unknown"])
+        if fallback is None:
+            baselines[CHAMPION_ROW] = score_predictions(Y[kept], champion[kept], 0.5)
         path = run_dir / "champion_same_rows.parquet"
         ids = [f"a{i}" for i in range(len(Y))]
         frame = {"application_id": ids, "default": Y, "challenger": mine, "champion": champion}
+        if fitted_on is not None:
+            frame[FITTED_ON] = fitted_on
         pd.DataFrame(frame).to_parquet(path, index=False)
+        counts = {}
+        if fitted_on is not None:
+            counts = {
+                "compared": int(kept.sum()), "compared_defaults": int(Y[kept].sum()),
+                "excluded_train": int((fitted_on == "train").sum()),
+                "excluded_validation": int((fitted_on == "validation").sum()),
+                "overlap_known": not (fitted_on == "unknown").any(), "fallback": fallback,
+            }  # fmt: skip
         facts = ChampionRowFacts(
             model_name=NAME, version="1", threshold=0.5, scores_path=str(path), rows=len(Y),
-            defaults=int(Y.sum()),
+            defaults=int(Y.sum()), **counts,
         )  # fmt: skip
     evaluation = base.need("evaluation").model_copy(
         update={"test": score_predictions(Y, mine, 0.5), "baselines": baselines, "champion_same_rows": facts}
@@ -132,6 +149,89 @@ def test_a_gain_the_paired_test_cannot_tell_from_noise_is_held_back_when_the_rul
     assert not done.promoted and done.decision.details["improvement"] > 0
     assert done.decision.reason.startswith("challenger's gain is not significant on the same rows")
     assert done.decision.details["comparison"]["p_value"] > 0.05
+
+
+# ------------------------------------------------- rows the champion was fitted on are left out
+
+
+def _memorised(fitted_on: np.ndarray) -> np.ndarray:
+    """A champion that ranks the rows it was fitted on almost perfectly and the others weakly."""
+    seen = np.isin(fitted_on, ["train", "validation"])
+    return np.where(seen, _scores(12.0, 3), _scores(0.5, 3))
+
+
+FITTED = np.array(["train"] * 100 + ["validation"] * 60 + [""] * 140, dtype=object)
+
+
+def test_test_rows_the_champion_was_fitted_on_are_left_out_and_the_verdict_counts_them(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    """Version 1 trained on 100 and validated on 60 of the challenger's 300 test rows: on all
+    rows it would win (it saw them); on the 140 it never saw, the challenger is better."""
+    from sklearn.metrics import roc_auc_score
+
+    mine, theirs = _scores(1.5, 2), _memorised(FITTED)
+    assert roc_auc_score(Y, theirs) > roc_auc_score(Y, mine)  # all rows favour the champion
+    kept = FITTED == ""
+    challenger = _record(risk_app_home, "run-2", mine, champion=theirs, fitted_on=FITTED)
+    evidence = same_rows_evidence(challenger, NAME, PromotionRule())
+    assert evidence is not None and evidence.compared == 140
+    assert evidence.excluded == {"train": 100, "validation": 60}
+    assert evidence.comparison is not None
+    assert evidence.comparison.champion == pytest.approx(roc_auc_score(Y[kept], theirs[kept]))
+    assert evidence.comparison.challenger == pytest.approx(roc_auc_score(Y[kept], mine[kept]))
+    # The table's row `champion` is what the verdict compares.
+    assert evidence.champion["roc_auc"] == pytest.approx(evidence.comparison.champion)
+    assert evidence.challenger["roc_auc"] == pytest.approx(evidence.comparison.challenger)
+
+    done = _register(challenger).need("registration")
+    assert done.promoted and champion_version(NAME) == 2
+    defaults = int(Y[kept].sum())
+    assert done.decision.reason.startswith(
+        "challenger is better on the same rows: on the 140 of the challenger's 300 test rows that "
+        f"champion version 1 never trained or validated on ({defaults} defaults; 160 left out: it "
+        "trained on 100 and validated on 60) the challenger's AUC is"
+    )
+    assert done.decision.details["rows_compared"] == 140
+    assert done.decision.details["excluded_fit_rows"] == {"train": 100, "validation": 60}
+
+
+def test_too_few_rows_the_champion_never_saw_fall_back_to_the_recorded_metrics_saying_why(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    fitted = np.array(["train"] * 200 + ["validation"] * 80 + [""] * 20, dtype=object)
+    why = (
+        "only 20 of the challenger's 300 test rows are rows champion version 1 was never trained or "
+        "validated on (280 left out: it trained on 200 and validated on 80), fewer than the 30 a "
+        "same-rows comparison needs"
+    )
+    challenger = _record(
+        risk_app_home, "run-2", _scores(3.0, 2), champion=_memorised(fitted), fitted_on=fitted, fallback=why
+    )
+    assert CHAMPION_ROW not in challenger.need("evaluation").baselines  # no row the verdict does not use
+    evidence = same_rows_evidence(challenger, NAME, PromotionRule())
+    assert evidence is not None and evidence.fallback == why and evidence.comparison is None
+    done = _register(challenger).need("registration")
+    assert done.decision.details["basis"] == "recorded"
+    assert "by the recorded test roc_auc of each version, each measured on its own test split" in (
+        done.decision.reason
+    )
+    assert f"({why})" in done.decision.reason
+
+
+def test_a_champion_without_fit_rows_is_compared_on_all_rows_and_the_overlap_is_called_unknown(
+    risk_app_home: Path, champion_with_a_high_recorded_auc: RunRecord
+) -> None:
+    unknown = np.array(["unknown"] * len(Y), dtype=object)
+    challenger = _record(risk_app_home, "run-2", _scores(3.0, 2), champion=_scores(0.5, 3), fitted_on=unknown)
+    evidence = same_rows_evidence(challenger, NAME, PromotionRule())
+    assert evidence is not None and evidence.compared == 300 and evidence.excluded is None
+    done = _register(challenger).need("registration")
+    assert done.decision.reason.startswith(
+        f"challenger is better on the same rows: on the challenger's 300 test rows ({int(Y.sum())} defaults; "
+        "whether champion version 1 trained or validated on any of them is unknown: its artifact "
+        "records no fit rows)"
+    )
 
 
 # ------------------------------------------------------------- the benchmark gate on every verdict
