@@ -17,7 +17,13 @@ from risk_app.errors import ModelNotFoundError
 from risk_app.finetune.config import TrainConfig
 from risk_app.finetune.predict import predict_proba
 from risk_app.finetune.trainer import train_classifier
-from risk_app.registry.artifact import CorruptArtifactError, load_risk_model, save_risk_model
+from risk_app.registry.artifact import (
+    CorruptArtifactError,
+    fit_rows_frame,
+    load_risk_model,
+    read_fit_rows,
+    save_risk_model,
+)
 
 EXCLUDE = ["personal_status_and_sex", "foreign_worker"]
 
@@ -81,6 +87,38 @@ def test_metadata_describes_the_model(trained) -> None:  # noqa: ANN001
     assert meta["extra"]["exclude_fields"] == EXCLUDE
     assert meta["metrics"]["history"][0]["epoch"] == 1
     assert (folder / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_the_artifact_records_the_applications_it_was_fitted_on(trained, tmp_path: Path) -> None:  # noqa: ANN001
+    result, folder, _, _ = trained
+    assert read_fit_rows(folder) is None  # saved without them: the overlap with any rows is unknown
+    assert json.loads((folder / "risk_model.json").read_text())["fit_rows"] is None
+    examples = pd.DataFrame(
+        {
+            "application_id": ["a1", "a2", "a2~aug1", "a3", "a4"],
+            "source_application_id": ["a1", "a2", "a2", "a3", "a4"],
+            "split": ["train", "train", "train", "validation", "test"],
+        }
+    )
+    rows = fit_rows_frame(examples)  # an augmented copy counts as its source; test rows are not fit rows
+    assert rows.to_dict("records") == [
+        {"application_id": "a1", "split": "train"},
+        {"application_id": "a2", "split": "train"},
+        {"application_id": "a3", "split": "validation"},
+    ]
+    saved = save_risk_model(
+        tmp_path / "with_fit_rows", method_name=result.method_name, method_config=result.method_config,
+        train_config=TrainConfig(epochs=1, max_length=128, method_params={"r": 4}), model=result.model,
+        tokenizer=result.tokenizer, threshold=0.42, metrics={}, data_hash="sha256:abc123",
+        contract_version="1.0.0", fit_rows=rows,
+    )  # fmt: skip
+    described = json.loads((saved / "risk_model.json").read_text())["fit_rows"]
+    assert described["file"] == "fit_rows.parquet" and described["rows"] == {"train": 2, "validation": 1}
+    pd.testing.assert_frame_equal(read_fit_rows(saved), rows)
+    tampered = rows.iloc[:1]
+    tampered.to_parquet(saved / "fit_rows.parquet", index=False)
+    with pytest.raises(CorruptArtifactError, match="fit_rows.parquet: checksum mismatch"):
+        read_fit_rows(saved)
 
 
 def test_weights_hold_adapters_and_head_not_the_base(trained, tiny_qwen2: Path) -> None:  # noqa: ANN001
