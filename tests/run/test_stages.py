@@ -12,7 +12,7 @@ from risk_app.errors import ConfigError, RiskAppError
 from risk_app.evaluate.metric_table import rounded_metric
 from risk_app.finetune.config import TrainConfig
 from risk_app.policy.credit import PolicyConfig
-from risk_app.registry.artifact import load_risk_model
+from risk_app.registry.artifact import load_risk_model, read_fit_rows
 from risk_app.run import stages
 from risk_app.run.evaluate import evaluate_run
 from risk_app.run.record import RunRecord
@@ -48,6 +48,13 @@ def test_saved_model_reproduces_the_recorded_test_metrics(small_file: Path, tiny
     assert "PD calibration (fitted on validation):** platt" in card
     assert record.need("artifact").version in card
     assert "Fields left out of the text:** none" in card and "epochs=1" in card
+    # The artifact names the applications it was trained and validated on, and no test row.
+    fit = read_fit_rows(record.need("artifact").path)
+    assert fit is not None and model.metadata["fit_rows"]["rows"]["train"] == (fit["split"] == "train").sum()
+    for split in ("train", "validation"):
+        expected = set(examples.loc[examples["split"] == split, "source_application_id"].astype(str))
+        assert set(fit.loc[fit["split"] == split, "application_id"]) == expected
+    assert not set(fit["application_id"]) & set(test["application_id"].astype(str))
 
 
 def test_record_is_saved_after_each_stage_and_reloads(small_file: Path, tiny_qwen2: Path) -> None:
