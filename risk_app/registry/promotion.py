@@ -245,6 +245,18 @@ def _check_guard(
     return result, violation
 
 
+def _guard_violations(
+    rule: PromotionRule,
+    challenger_metrics: Mapping[str, Any],
+    champion_metrics: Mapping[str, Any],
+    details: dict[str, Any],
+) -> list[str]:
+    """Check every guard of `rule`, record each result in `details["guards"]`, return the violations."""
+    results = [_check_guard(guard, challenger_metrics, champion_metrics) for guard in rule.guards]
+    details["guards"] = [result for result, _ in results]
+    return [violation for _, violation in results if violation is not None]
+
+
 def decide(
     challenger_metrics: Mapping[str, Any],
     champion_metrics: Mapping[str, Any] | None,
@@ -266,14 +278,7 @@ def decide(
     if refusal is not None:
         return refusal
 
-    guard_results: list[dict[str, Any]] = []
-    violations: list[str] = []
-    for guard in rule.guards:
-        result, violation = _check_guard(guard, challenger_metrics, champion_metrics)
-        guard_results.append(result)
-        if violation is not None:
-            violations.append(violation)
-    details["guards"] = guard_results
+    violations = _guard_violations(rule, challenger_metrics, champion_metrics, details)
 
     if violations:
         return PromotionDecision(
@@ -319,9 +324,7 @@ def decide_rechosen_policy(
     if gain < -_SAME:
         reason = f"{what}, but {rule.metric} falls {theirs:.4f} -> {mine:.4f}; the champion stays"
         return PromotionDecision(promote=False, reason=reason, details=details)
-    results = [_check_guard(guard, challenger_metrics, champion_metrics) for guard in rule.guards]
-    details["guards"] = [result for result, _ in results]
-    violations = [violation for _, violation in results if violation is not None]
+    violations = _guard_violations(rule, challenger_metrics, champion_metrics, details)
     if violations:
         reason = f"{what}, but guard violated: {'; '.join(violations)}; the champion stays"
         return PromotionDecision(promote=False, reason=reason, details=details)
@@ -362,9 +365,7 @@ def decide_on_same_rows(evidence: SameRowsEvidence, rule: PromotionRule | None =
             f"p = {rule.max_p_value:.3f}; the champion stays"
         )
         return PromotionDecision(promote=False, reason=reason, details=details)
-    results = [_check_guard(guard, evidence.challenger, evidence.champion) for guard in rule.guards]
-    details["guards"] = [result for result, _ in results]
-    violations = [violation for _, violation in results if violation is not None]
+    violations = _guard_violations(rule, evidence.challenger, evidence.champion, details)
     if violations:
         reason = f"guard violated on the same rows: {'; '.join(violations)}, although {compared}"
         return PromotionDecision(promote=False, reason=reason, details=details)
