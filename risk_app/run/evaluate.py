@@ -11,7 +11,7 @@ compared like for like; both models' scores on those rows are kept
 comparison promotion decides on (`risk_app.run.same_rows`). Test rows the champion was trained
 or validated on (its artifact's `fit_rows.parquet`: a different split of an overlapping book)
 would favour it, so they are left out: the row `champion` is both models' comparison on the rest,
-and when fewer than `MIN_SAME_ROWS` rows (or one class only) remain there is no such row and
+and when rows were left out and fewer than `MIN_SAME_ROWS` remain (or one class only) there is no such row and
 promotion decides on the recorded metrics, saying why. An older champion without fit rows is
 compared on all rows, its overlap with them unknown (the note says so).
 
@@ -116,9 +116,13 @@ def _fitted_on(folder: Path, test_ids: list[str]) -> np.ndarray:
 
 
 def _why_no_comparison(y: np.ndarray, total: int, version: str, fitted_on: np.ndarray) -> str | None:
-    """Why the rows the champion was not fitted on cannot decide, or None when they can."""
+    """Why the rows the champion was not fitted on cannot decide, or None when they can.
+
+    The `MIN_SAME_ROWS` floor applies only when rows were left out: a small test split the
+    champion never saw is still the fairest comparison there is (the recorded metrics come from
+    other, equally small splits), so it decides as before."""
     n, defaults = len(y), int(np.sum(y))
-    if n >= MIN_SAME_ROWS and 0 < defaults < n:
+    if (n == total or n >= MIN_SAME_ROWS) and 0 < defaults < n:
         return None
     left_out = total - n
     trained, validated = int(np.sum(fitted_on == "train")), int(np.sum(fitted_on == "validation"))

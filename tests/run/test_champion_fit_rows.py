@@ -101,3 +101,18 @@ def test_an_artifact_without_fit_rows_is_compared_on_all_rows_overlap_unknown(
     assert "whether it trained or validated on any of them is unknown" in (champion_note(champion, y) or "")
     facts = _keep_same_rows(tmp_path, "german_credit", champion, ids, y, np.zeros(len(y)))
     assert not facts.overlap_known and facts.compared == 150
+
+
+def test_a_small_test_split_the_champion_never_saw_is_still_compared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_rows: pd.DataFrame
+) -> None:
+    # The 30-row floor is for rows left out: 21 test rows none of which the champion saw are the
+    # fairest comparison there is (the recorded metrics come from other small splits), as before.
+    small = test_rows.iloc[:21].reset_index(drop=True)
+    assert 0 < small["default"].sum() < len(small)
+    ids = small["application_id"].astype(str).tolist()
+    _champion(tmp_path, monkeypatch, _fit_rows([f"other-{i}" for i in range(40)], trained=30, validated=10))
+    champion = _champion_on_test({"test": small}, ids, "german_credit")
+    assert champion is not None and champion.fallback is None and champion.compared.all()
+    y = small["default"].to_numpy(np.int64)
+    assert champion.metrics.roc_auc == pytest.approx(roc_auc_score(y, champion.scores))
