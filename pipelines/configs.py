@@ -143,6 +143,13 @@ def _problem(error: Any) -> str:
     return f"{field}: {message} (got {error['input']!r})" if field else message
 
 
+# What an empty `dataset` means on a launchpad that does not remember the last run's data set.
+DATASET_HELP = (
+    "The data set's spec: a built-in name or a spec file path; empty: $RISK_APP_DATASET, "
+    f"else {DEFAULT_DATASET}."
+)
+
+
 class DatasetConfig(dg.Config):
     dataset: str = Field(
         default="",
@@ -167,8 +174,7 @@ class RlhfRetrainingConfig(dg.Config):
 
     dataset: str = Field(
         default="",
-        description="The data set's spec: a built-in name or a spec file path; empty: $RISK_APP_DATASET, "
-        f"else {DEFAULT_DATASET}.",
+        description=DATASET_HELP,
     )
     window_months: int = Field(
         default=0, ge=0, description="Train on the book's last N vintages with outcomes (0: all)."

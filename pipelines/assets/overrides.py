@@ -12,8 +12,9 @@ outcome of overridden approvals against the model's PD.
 import dagster as dg
 from pydantic import Field
 
-from data_contracts.spec import DEFAULT_DATASET, DatasetSpec, default_dataset, load_spec
+from data_contracts.spec import DatasetSpec, default_dataset, load_spec
 from pipelines.assets.landed import file_report_result, landed_file
+from pipelines.configs import DATASET_HELP
 from pipelines.metadata import table, user_errors
 from pipelines.resources import RiskAppSettings
 from risk_app.landing import find_landing_file
@@ -27,8 +28,7 @@ OVERRIDE_GROUP = "overrides"
 class OverrideFileConfig(dg.Config):
     dataset: str = Field(
         default="",
-        description="The data set's spec: a built-in name or a spec file path; empty: "
-        f"$RISK_APP_DATASET, else {DEFAULT_DATASET}.",
+        description=DATASET_HELP,
     )
     input_path: str = Field(
         default="", description="Override file; empty: the file in landing_overrides/ named by the partition."
@@ -66,8 +66,7 @@ def overrides(
 class OverrideMonitoringConfig(dg.Config):
     dataset: str = Field(
         default="",
-        description="The data set's spec: a built-in name or a spec file path; empty: "
-        f"$RISK_APP_DATASET, else {DEFAULT_DATASET}.",
+        description=DATASET_HELP,
     )
 
 
